@@ -1,0 +1,50 @@
+# berth: `make demo` and `make test` on a fresh Debian 12 machine, as root.
+
+CARGO ?= cargo
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+BIN := $(CARGO_TARGET_DIR)/release
+
+# What the tests and the demo need from Debian. The peers (podman, docker,
+# containerd, runc, crun, skopeo, the registry) are for interop tests and
+# benchmarks.
+DEPS_BUILD := busybox-static libseccomp-dev pkg-config gcc make tar
+DEPS_TEST := $(DEPS_BUILD) runc crun podman docker.io containerd skopeo umoci hyperfine tmux iproute2 procps
+
+.PHONY: all build release deps-build deps-test test demo bench clean fmt lint
+
+all: build
+
+deps-build:
+	@scripts/apt-ensure $(DEPS_BUILD)
+
+deps-test:
+	@scripts/apt-ensure $(DEPS_TEST)
+
+build: deps-build
+	$(CARGO) build --workspace
+
+release: deps-build
+	$(CARGO) build --release --workspace
+
+test: deps-test
+	$(CARGO) build --workspace --all-targets
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --no-fail-fast --profile ci; \
+	else \
+	  $(CARGO) test --workspace --no-fail-fast; \
+	fi
+
+demo: release
+	BIN=$(BIN) scripts/demo
+
+bench: release deps-test
+	BIN=$(BIN) bench/run $(if $(QUICK),--quick,)
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,262 @@
+//! The metadata both backends share: which keys exist, their kind and
+//! parent, and the numeric id naming their directory. SQLite gives the
+//! atomic multi-row updates (commit renames a key; remove checks children)
+//! that a directory of files would not.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{io_err, Info, Kind, Result, SnapshotError};
+
+pub(crate) struct Meta {
+    conn: Mutex<Connection>,
+    pub(crate) dirs: PathBuf,
+}
+
+/// A row of the snapshots table.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub id: i64,
+    pub key: String,
+    pub parent: Option<String>,
+    pub kind: Kind,
+    pub created: chrono::DateTime<chrono::Utc>,
+}
+
+impl Meta {
+    pub(crate) fn open(root: &Path) -> Result<Meta> {
+        let dirs = root.join("snapshots");
+        std::fs::create_dir_all(&dirs).map_err(io_err(format!("creating {}", dirs.display())))?;
+        let conn = Connection::open(root.join("metadata.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // AUTOINCREMENT: an id is never reused, so a directory left by a
+        // crash can never be mistaken for a later snapshot's.
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS snapshots (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                key TEXT NOT NULL UNIQUE,
+                parent TEXT REFERENCES snapshots(key),
+                kind TEXT NOT NULL,
+                created TEXT NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);",
+        )?;
+        Ok(Meta {
+            conn: Mutex::new(conn),
+            dirs,
+        })
+    }
+
+    pub(crate) fn dir(&self, id: i64) -> PathBuf {
+        self.dirs.join(id.to_string())
+    }
+
+    pub(crate) fn info(&self, row: &Row) -> Info {
+        Info {
+            key: row.key.clone(),
+            parent: row.parent.clone(),
+            kind: row.kind,
+            created: row.created,
+            dir: self.dir(row.id),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Result<Row> {
+        get(&self.lock(), key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))
+    }
+
+    /// The parent chain of `key`, nearest first (excluding `key`).
+    pub(crate) fn parents(&self, row: &Row) -> Result<Vec<Row>> {
+        let conn = self.lock();
+        let mut out = Vec::new();
+        let mut next = row.parent.clone();
+        while let Some(p) = next {
+            let r = get(&conn, &p)?.ok_or_else(|| SnapshotError::NotFound(p.clone()))?;
+            next = r.parent.clone();
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Records a new snapshot and runs `make` to create its directory
+    /// inside the same transaction: either both happen or neither.
+    pub(crate) fn create(
+        &self,
+        key: &str,
+        parent: Option<&str>,
+        kind: Kind,
+        make: impl FnOnce(&Path, Option<&Row>) -> Result<()>,
+    ) -> Result<Row> {
+        if key.is_empty() {
+            return Err(SnapshotError::InvalidArgument {
+                key: key.into(),
+                reason: "empty key".into(),
+            });
+        }
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if get(&tx, key)?.is_some() {
+            return Err(SnapshotError::AlreadyExists(key.to_string()));
+        }
+        let parent_row = match parent {
+            Some(p) => {
+                let r = get(&tx, p)?.ok_or_else(|| SnapshotError::NotFound(p.to_string()))?;
+                if r.kind != Kind::Committed {
+                    return Err(SnapshotError::InvalidArgument {
+                        key: key.into(),
+                        reason: format!("parent {p:?} is not committed"),
+                    });
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let created = chrono::Utc::now();
+        tx.execute(
+            "INSERT INTO snapshots (key, parent, kind, created) VALUES (?1, ?2, ?3, ?4)",
+            params![key, parent, kind.as_str(), created.to_rfc3339()],
+        )?;
+        let id = tx.last_insert_rowid();
+        let dir = self.dirs.join(id.to_string());
+        if let Err(e) = make(&dir, parent_row.as_ref()) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        if let Err(e) = tx.commit() {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.into());
+        }
+        Ok(Row {
+            id,
+            key: key.into(),
+            parent: parent.map(str::to_string),
+            kind,
+            created,
+        })
+    }
+
+    pub(crate) fn commit(&self, name: &str, key: &str) -> Result<Row> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row = get(&tx, key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
+        if row.kind != Kind::Active {
+            return Err(SnapshotError::InvalidArgument {
+                key: key.into(),
+                reason: format!(
+                    "only an active snapshot can be committed, this is {}",
+                    row.kind.as_str()
+                ),
+            });
+        }
+        if get(&tx, name)?.is_some() {
+            return Err(SnapshotError::AlreadyExists(name.to_string()));
+        }
+        tx.execute(
+            "UPDATE snapshots SET key = ?1, kind = 'committed' WHERE id = ?2",
+            params![name, row.id],
+        )?;
+        tx.commit()?;
+        Ok(Row {
+            key: name.into(),
+            kind: Kind::Committed,
+            ..row
+        })
+    }
+
+    /// Forgets `key`, refusing if it has children. The directory is moved
+    /// aside inside the transaction and deleted after it, so a crash leaves
+    /// at worst a `rm-*` directory, never a row without its directory.
+    pub(crate) fn remove(&self, key: &str) -> Result<()> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row = get(&tx, key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
+        let children: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM snapshots WHERE parent = ?1",
+            [key],
+            |r| r.get(0),
+        )?;
+        if children > 0 {
+            return Err(SnapshotError::Conflict {
+                key: key.into(),
+                reason: format!("{children} snapshot(s) still have it as parent"),
+            });
+        }
+        tx.execute("DELETE FROM snapshots WHERE id = ?1", [row.id])?;
+        let dir = self.dir(row.id);
+        let trash = self.dirs.join(format!("rm-{}", row.id));
+        match std::fs::rename(&dir, &trash) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(format!("removing {}", dir.display()))(e)),
+        }
+        if let Err(e) = tx.commit() {
+            let _ = std::fs::rename(&trash, &dir);
+            return Err(e.into());
+        }
+        std::fs::remove_dir_all(&trash)
+            .or_else(ignore_missing)
+            .map_err(io_err(format!("removing {}", trash.display())))
+    }
+
+    /// Deletes directories a crash left behind in `remove`.
+    pub(crate) fn sweep(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dirs) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("rm-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    pub(crate) fn list(&self) -> Result<Vec<Row>> {
+        let conn = self.lock();
+        let mut stmt =
+            conn.prepare("SELECT id, key, parent, kind, created FROM snapshots ORDER BY id")?;
+        let rows = stmt
+            .query_map([], row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let created: String = r.get(4)?;
+    Ok(Row {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        parent: r.get(2)?,
+        kind: Kind::parse(&r.get::<_, String>(3)?),
+        created: chrono::DateTime::parse_from_rfc3339(&created)
+            .map(|t| t.to_utc())
+            .unwrap_or_default(),
+    })
+}
+
+fn get(conn: &Connection, key: &str) -> Result<Option<Row>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, key, parent, kind, created FROM snapshots WHERE key = ?1",
+            [key],
+            row,
+        )
+        .optional()?)
+}

@@ -1,0 +1,157 @@
+//! Snapshots: the filesystems containers run on, built from layers.
+//!
+//! # The lifecycle
+//!
+//! A snapshotter holds a tree of snapshots. Each is *committed* (read-only,
+//! named, may be a parent), *active* (writable, keyed, has a parent or
+//! none) or a *view* (read-only, keyed, for looking at a parent).
+//!
+//! Unpacking an image, layer by layer, is:
+//!
+//! 1. `prepare(key, parent)` an active snapshot on top of the previous
+//!    layer's committed snapshot (none for the first layer). It returns the
+//!    [`Mount`]s that present the snapshot: the caller decides where, and
+//!    whether, to mount them ([`crate::layer::apply_to_mounts`] applies a
+//!    layer straight into them without mounting at all).
+//! 2. Apply the layer into it.
+//! 3. `commit(name, key)` it under the layer's *chain id*, the digest that
+//!    names a layer together with everything below it. The key is gone; the
+//!    name is now a parent anyone can build on. Every image holding the same
+//!    layers at the same depth shares this one snapshot.
+//!
+//! A container is `prepare(container_id, top_chain_id)`: an active
+//! snapshot whose writes land in its own upper directory and never touch a
+//! committed parent. `view` is the read-only sibling of `prepare`, for
+//! `export`, `diff` or a build step that only reads.
+//!
+//! `remove(key)` deletes an active snapshot or view, or a committed one that
+//! no other snapshot has as parent (that is a `Conflict`). `stat` and `list`
+//! tell what is there. Keys and names share one namespace.
+//!
+//! Two backends pass the same conformance tests: [`overlay`] (a committed
+//! layer is a directory used as an overlay lowerdir) and [`native`] (every
+//! snapshot a full copy, for filesystems without overlay).
+
+mod meta;
+mod mount;
+pub mod native;
+pub mod overlay;
+
+#[cfg(test)]
+mod testsuite;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use mount::{mount_all, unmount, Mount};
+
+use crate::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot {0:?} not found")]
+    NotFound(String),
+    #[error("snapshot {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("snapshot {key:?}: {reason}")]
+    InvalidArgument { key: String, reason: String },
+    #[error("snapshot {key:?}: {reason}")]
+    Conflict { key: String, reason: String },
+    #[error("snapshot metadata: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+}
+
+impl SnapshotError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SnapshotError::NotFound(_) => ErrorKind::NotFound,
+            SnapshotError::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            SnapshotError::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            SnapshotError::Conflict { .. } => ErrorKind::Conflict,
+            SnapshotError::Db(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                ErrorKind::Unavailable
+            }
+            SnapshotError::Db(_) => ErrorKind::Internal,
+            SnapshotError::Io { source, .. } => ErrorKind::of_io(source),
+        }
+    }
+}
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SnapshotError {
+    let context = context.into();
+    move |source| SnapshotError::Io { context, source }
+}
+
+pub type Result<T> = std::result::Result<T, SnapshotError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Active,
+    View,
+    Committed,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Active => "active",
+            Kind::View => "view",
+            Kind::Committed => "committed",
+        }
+    }
+
+    fn parse(s: &str) -> Kind {
+        match s {
+            "active" => Kind::Active,
+            "view" => Kind::View,
+            _ => Kind::Committed,
+        }
+    }
+}
+
+/// What a snapshotter records about a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// The key (active, view) or name (committed).
+    pub key: String,
+    pub parent: Option<String>,
+    pub kind: Kind,
+    pub created: chrono::DateTime<chrono::Utc>,
+    /// Where the snapshot's own files live, for size accounting and
+    /// `diff`; mount the [`Mount`]s to see the whole tree.
+    pub dir: PathBuf,
+}
+
+/// The snapshot lifecycle; see the module documentation for the story.
+pub trait Snapshotter: Send + Sync {
+    /// The backend's name (`overlay`, `native`), as `docker info` shows it.
+    fn name(&self) -> &'static str;
+
+    /// Facts about `key`, or `NotFound`.
+    fn stat(&self, key: &str) -> Result<Info>;
+
+    /// The mounts of an active snapshot or view, again: for a container
+    /// being restarted.
+    fn mounts(&self, key: &str) -> Result<Vec<Mount>>;
+
+    /// Creates an active (writable) snapshot `key` on top of the committed
+    /// snapshot `parent` (or empty) and returns the mounts that show it.
+    fn prepare(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>>;
+
+    /// Like `prepare` but read-only; nothing can be committed from it.
+    fn view(&self, key: &str, parent: Option<&str>) -> Result<Vec<Mount>>;
+
+    /// Turns the active snapshot `key` into the committed snapshot `name`.
+    /// Unmount it first: a committed snapshot must not change again.
+    fn commit(&self, name: &str, key: &str) -> Result<()>;
+
+    /// Deletes a snapshot with no children.
+    fn remove(&self, key: &str) -> Result<()>;
+
+    /// Every snapshot, parents before children.
+    fn list(&self) -> Result<Vec<Info>>;
+}

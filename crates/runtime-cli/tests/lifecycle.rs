@@ -1,0 +1,214 @@
+//! The OCI lifecycle through the `berth-runtime` binary: states,
+//! transitions, errors for operations in the wrong state, exit codes.
+
+mod common;
+use common::*;
+
+#[test]
+fn run_returns_the_process_exit_code() {
+    if !require_root("run_returns_the_process_exit_code") {
+        return;
+    }
+    let rt = Rt::new();
+    let b = bundle(&["sh", "-c", "echo out; echo err >&2; exit 7"]);
+    let o = rt.run(b.path());
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "out\n");
+    assert!(stderr(&o).contains("err"));
+    // run deletes what it made
+    assert_eq!(rt.ok(&["list", "-q"]), "");
+}
+
+#[test]
+fn create_start_kill_delete_follow_the_spec_states() {
+    if !require_root("create_start_kill_delete_follow_the_spec_states") {
+        return;
+    }
+    let rt = Rt::new();
+    let b = bundle(&["sleep", "100"]);
+    let id = unique_id("life");
+    let pidfile = tmp_path("pid");
+    rt.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(rt.status(&id), "created");
+    let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap(), pid.to_string());
+    assert_eq!(
+        state["bundle"].as_str().unwrap(),
+        std::fs::canonicalize(b.path()).unwrap().to_str().unwrap()
+    );
+    // Before start the process is still our init, not sleep.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_ne!(comm.trim(), "sleep");
+
+    // Wrong-state operations are errors that change nothing.
+    let o = rt.out(&["pause", &id]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("created"),
+        "{}",
+        stderr(&o)
+    );
+
+    rt.ok(&["start", &id]);
+    assert_eq!(rt.status(&id), "running");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "sleep");
+    let o = rt.out(&["start", &id]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("running"),
+        "{}",
+        stderr(&o)
+    );
+    let o = rt.out(&["delete", &id]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    let listed = rt.ok(&["list", "--format", "json"]);
+    assert!(listed.contains(&id) && listed.contains("running"));
+
+    rt.ok(&["kill", &id, "KILL"]);
+    rt.wait_status(&id, "stopped");
+    let o = rt.out(&["kill", &id, "TERM"]);
+    assert!(!o.status.success(), "kill of a stopped container must fail");
+    rt.ok(&["delete", &id]);
+    let o = rt.out(&["state", &id]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("does not exist"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_file(pidfile);
+}
+
+#[test]
+fn delete_of_a_created_container_kills_its_init() {
+    if !require_root("delete_of_a_created_container_kills_its_init") {
+        return;
+    }
+    let rt = Rt::new();
+    let b = bundle(&["true"]);
+    let id = unique_id("created");
+    rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    rt.ok(&["delete", &id]);
+    // The init is gone or a zombie waiting for its parent.
+    let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(st.is_empty() || st.contains(") Z"), "{st}");
+}
+
+#[test]
+fn duplicate_ids_and_bad_ids_are_refused() {
+    if !require_root("duplicate_ids_and_bad_ids_are_refused") {
+        return;
+    }
+    let rt = Rt::new();
+    let b = bundle(&["sleep", "30"]);
+    let id = unique_id("dup");
+    rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let o = rt.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("already exists"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        rt.status(&id),
+        "created",
+        "the failed create must not disturb the first"
+    );
+    let o = rt.out(&["create", "--bundle", b.path().to_str().unwrap(), "../evil"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("invalid container id"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn malformed_config_is_one_clear_error() {
+    let rt = Rt::new();
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("config.json"),
+        "{\"ociVersion\": \"1.0.2\", \"process\": ",
+    )
+    .unwrap();
+    let o = rt.out(&["create", "--bundle", d.path().to_str().unwrap(), "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("config.json") && e.contains("invalid config"),
+        "{e}"
+    );
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    let o = rt.out(&["create", "--bundle", "/nonexistent-bundle", "x"]);
+    assert!(!o.status.success() && stderr(&o).contains("/nonexistent-bundle"));
+}
+
+#[test]
+fn missing_command_fails_at_create() {
+    if !require_root("missing_command_fails_at_create") {
+        return;
+    }
+    let rt = Rt::new();
+    let b = bundle(&["no-such-command"]);
+    let id = unique_id("nocmd");
+    let o = rt.out(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("executable file not found"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing is left behind: no state, no cgroup.
+    assert_eq!(rt.ok(&["list", "-q"]), "");
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/berth/{id}")).exists());
+}
+
+#[test]
+fn spec_and_features() {
+    let d = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(BIN)
+        .args(["spec", "--bundle"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(spec["process"]["terminal"], true);
+    assert_eq!(spec["root"]["path"], "rootfs");
+    let o = std::process::Command::new(BIN)
+        .args(["spec", "--bundle"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "spec must not overwrite config.json");
+    let o = std::process::Command::new(BIN)
+        .arg("features")
+        .output()
+        .unwrap();
+    let f: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(f["ociVersionMax"], "1.3.0");
+    assert!(f["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n == "user"));
+    let o = std::process::Command::new(BIN)
+        .args(["--systemd-cgroup", "list"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("not supported"));
+}

@@ -1,0 +1,989 @@
+//! The lifecycle the OCI runtime spec defines (create, start, state, kill,
+//! delete) plus runc's extras (run, exec, ps, list, pause, resume, update,
+//! events), on containers kept under one state root.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
+use rustix::fs::{Mode, OFlags};
+use rustix::process::{Pid, Signal};
+
+use crate::cgroups;
+use crate::channel::{self, Channel, Msg};
+use crate::config::{self, Bundle};
+use crate::error::{errno, io_err, Error, Result};
+use crate::hooks;
+use crate::init::{self, InitArgs, StartWait};
+use crate::namespaces;
+use crate::state::{self, Record, Status};
+
+/// A runtime: the directory where containers' state lives.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub root: PathBuf,
+}
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Default, Clone)]
+pub struct CreateOptions {
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+}
+
+/// Options of `exec`.
+#[derive(Debug, Default, Clone)]
+pub struct ExecOptions {
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub detach: bool,
+}
+
+/// How a foreground process ended, as a shell reports it.
+pub fn exit_code(status: rustix::process::WaitStatus) -> i32 {
+    if let Some(c) = status.exit_status() {
+        c
+    } else if let Some(s) = status.terminating_signal() {
+        128 + s
+    } else {
+        255
+    }
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime { root: root.into() }
+    }
+
+    fn ensure_root(&self) -> Result<()> {
+        fs::create_dir_all(&self.root)
+            .map_err(io_err(format!("creating {}", self.root.display())))?;
+        let _ = fs::set_permissions(&self.root, fs::Permissions::from_mode(0o700));
+        Ok(())
+    }
+
+    pub fn load(&self, id: &str) -> Result<Record> {
+        config::validate_id(id)?;
+        Record::load(&self.root, id)
+    }
+
+    /// `create`: sets the container up and leaves its init waiting for
+    /// `start`. Returns the init's pid.
+    pub fn create(&self, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<i32> {
+        let (pid, _ch) = self.create_inner(id, bundle, opts, false)?;
+        Ok(pid)
+    }
+
+    /// `run`: create, start, and wait; returns the process's exit code.
+    /// Signals sent to the caller are forwarded to the container.
+    pub fn run(&self, id: &str, bundle: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
+        // Block the signals we forward before the clone, so none is lost
+        // between the start and the wait; the init unblocks them for itself.
+        let forwarded = [
+            libc_sig::SIGHUP,
+            libc_sig::SIGINT,
+            libc_sig::SIGQUIT,
+            libc_sig::SIGTERM,
+            libc_sig::SIGUSR1,
+            libc_sig::SIGUSR2,
+            libc_sig::SIGWINCH,
+            libc_sig::SIGCHLD,
+        ];
+        if !detach {
+            berth_sys::signal::block(&forwarded).map_err(io_err("blocking signals"))?;
+        }
+        let (pid, ch) = self.create_inner(id, bundle, opts, true)?;
+        let ch = ch.ok_or_else(|| Error::Init("no channel to the init".into()))?;
+        if let Err(e) = self.start_via_channel(id, &ch) {
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
+        if detach {
+            return Ok(0);
+        }
+        let sfd = berth_sys::signal::signalfd(&forwarded).map_err(io_err("signalfd"))?;
+        let code = loop {
+            if let Some((_, st)) = rustix::process::waitpid(
+                Some(Pid::from_raw(pid).ok_or_else(|| Error::Init("bad pid".into()))?),
+                rustix::process::WaitOptions::NOHANG,
+            )
+            .map_err(errno("waiting for the container"))?
+            {
+                break exit_code(st);
+            }
+            let sig = berth_sys::signal::read_signal(&sfd).map_err(io_err("reading signals"))?;
+            if sig != libc_sig::SIGCHLD {
+                if let Some(p) = Pid::from_raw(pid) {
+                    let _ = rustix::process::kill_process(
+                        p,
+                        Signal::from_named_raw(sig).unwrap_or(Signal::TERM),
+                    );
+                }
+            }
+        };
+        if let Err(e) = self.delete(id, true) {
+            tracing::warn!(id, error = %e, "deleting after run");
+        }
+        Ok(code)
+    }
+
+    fn create_inner(
+        &self,
+        id: &str,
+        bundle_dir: &Path,
+        opts: &CreateOptions,
+        foreground: bool,
+    ) -> Result<(i32, Option<Channel>)> {
+        config::validate_id(id)?;
+        let bundle = Bundle::load(bundle_dir)?;
+        if opts.no_new_keyring {
+            tracing::debug!("no_new_keyring: the session keyring is inherited");
+        }
+        self.ensure_root()?;
+        let dir = state::dir(&self.root, id);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(id.to_string()))
+            }
+            Err(e) => return Err(io_err(format!("creating {}", dir.display()))(e)),
+        }
+        let mut cg: Option<cgroups::Manager> = None;
+        let res = self.spawn_init(id, &bundle, opts, foreground, &dir, &mut cg);
+        match res {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                if let Some(cg) = cg {
+                    let _ = cg.kill_all(Signal::KILL);
+                    if let Err(ce) = destroy_cgroup(&cg) {
+                        tracing::warn!(id, error = %ce, "removing the cgroup after a failed create");
+                    }
+                }
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    fn spawn_init(
+        &self,
+        id: &str,
+        bundle: &Bundle,
+        opts: &CreateOptions,
+        foreground: bool,
+        dir: &Path,
+        cg_out: &mut Option<cgroups::Manager>,
+    ) -> Result<(i32, Option<Channel>)> {
+        let spec = &bundle.spec;
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| Error::InvalidConfig("linux is missing".into()))?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::InvalidConfig("process is missing".into()))?;
+        let plan = namespaces::plan(linux)?;
+        let cg = cgroups::Manager::new(linux.cgroups_path().as_deref(), id)?;
+        cg.create()?;
+        *cg_out = Some(cg.clone());
+        cg.apply(&effective_resources(linux))?;
+        let console = if process.terminal().unwrap_or(false) {
+            let path = opts.console_socket.as_ref().ok_or_else(|| {
+                Error::InvalidConfig(
+                    "process.terminal is true: --console-socket is required".into(),
+                )
+            })?;
+            let s = UnixStream::connect(path).map_err(io_err(format!(
+                "connecting to console socket {}",
+                path.display()
+            )))?;
+            Some(OwnedFd::from(s))
+        } else {
+            None
+        };
+        let start = if foreground {
+            StartWait::Channel
+        } else {
+            let fifo = dir.join(state::EXEC_FIFO);
+            rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, Mode::from_raw_mode(0o622))
+                .map_err(errno("creating the exec fifo"))?;
+            // mkfifo honours the umask; any user the process runs as must be
+            // able to open it for writing.
+            let _ = fs::set_permissions(&fifo, fs::Permissions::from_mode(0o622));
+            let fd = rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .map_err(errno("opening the exec fifo"))?;
+            StartWait::Fifo(fd)
+        };
+        for (t, fd) in &plan.parent_join {
+            namespaces::join(*t, fd)?;
+        }
+        if plan.new_time {
+            namespaces::unshare_time(linux)?;
+        }
+        let (parent_ch, child_ch) = channel::pair()?;
+        let cgroup_paths = cgroup_mount_paths(&cg);
+        let v2fd = cg.v2_dir_fd()?;
+        let forked = berth_sys::process::fork_with_flags(
+            plan.clone_flags,
+            false,
+            v2fd.as_ref().map(|f| f.as_fd()),
+        )
+        .map_err(io_err("cloning the container's init"))?;
+        let pid = match forked {
+            berth_sys::process::Forked::Child => {
+                drop(parent_ch);
+                init::run(InitArgs {
+                    spec,
+                    process,
+                    rootfs: &bundle.rootfs,
+                    bundle: &bundle.path,
+                    channel: &child_ch,
+                    console,
+                    start,
+                    plan: &plan,
+                    no_pivot: opts.no_pivot,
+                    preserve_fds: opts.preserve_fds,
+                    cgroup_paths,
+                    exec: false,
+                })
+            }
+            berth_sys::process::Forked::Parent { pid, .. } => pid,
+        };
+        drop(child_ch);
+        drop(console);
+        drop(start);
+        let result = self.finish_create(
+            id,
+            bundle,
+            opts,
+            &plan,
+            &cg,
+            pid,
+            &parent_ch,
+            v2fd.is_some(),
+        );
+        if let Err(e) = result {
+            if let Some(p) = Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(p, Signal::KILL);
+                let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+            }
+            return Err(e);
+        }
+        Ok((pid, if foreground { Some(parent_ch) } else { None }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_create(
+        &self,
+        id: &str,
+        bundle: &Bundle,
+        opts: &CreateOptions,
+        plan: &namespaces::Plan,
+        cg: &cgroups::Manager,
+        pid: i32,
+        ch: &Channel,
+        in_cgroup: bool,
+    ) -> Result<()> {
+        let spec = &bundle.spec;
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| Error::InvalidConfig("linux is missing".into()))?;
+        if plan.clone_flags & namespaces::CLONE_NEWUSER != 0 {
+            write_id_map(
+                pid,
+                "uid_map",
+                linux.uid_mappings().as_deref().unwrap_or(&[]),
+            )?;
+            write_id_map(
+                pid,
+                "gid_map",
+                linux.gid_mappings().as_deref().unwrap_or(&[]),
+            )?;
+        }
+        if !in_cgroup {
+            cg.add_process(pid)?;
+        }
+        if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+            fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                .map_err(io_err(format!("setting oom_score_adj {adj}")))?;
+        }
+        let rec = Record {
+            id: id.to_string(),
+            pid,
+            pid_start: state::start_time(pid).unwrap_or(0),
+            bundle: bundle.path.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: now_rfc3339(),
+            owner: String::new(),
+            cgroup: cg.clone(),
+            config: spec.clone(),
+            annotations: spec.annotations().clone().unwrap_or_default(),
+        };
+        let creating = serde_json::to_string(&rec.oci_state(Status::Creating)).unwrap_or_default();
+        ch.send(&Msg::Go {
+            state: creating.clone(),
+        })?;
+        loop {
+            match ch.recv()? {
+                Some((Msg::RunHooks, _)) => {
+                    #[allow(deprecated)]
+                    let hs = spec.hooks().clone().unwrap_or_default();
+                    #[allow(deprecated)]
+                    if let Some(h) = hs.prestart() {
+                        hooks::run_all(h, &creating, "prestart")?;
+                    }
+                    if let Some(h) = hs.create_runtime() {
+                        hooks::run_all(h, &creating, "createRuntime")?;
+                    }
+                    ch.send(&Msg::HooksDone)?;
+                }
+                Some((Msg::SeccompListener, Some(fd))) => {
+                    let Some(sc) = linux.seccomp() else { continue };
+                    let Some(path) = sc.listener_path() else {
+                        return Err(Error::InvalidConfig(
+                            "seccomp uses SCMP_ACT_NOTIFY but listenerPath is not set".into(),
+                        ));
+                    };
+                    let st = crate::seccomp::process_state_json(
+                        &typed_state(&rec, Status::Creating),
+                        pid,
+                        sc.listener_metadata().as_deref(),
+                    )?;
+                    crate::seccomp::send_listener(path, fd.as_fd(), AsRef::<[u8]>::as_ref(&st))?;
+                }
+                Some((Msg::Ready, _)) => break,
+                Some((Msg::Error { msg }, _)) => return Err(Error::Init(msg)),
+                Some((m, _)) => {
+                    return Err(Error::Init(format!("unexpected message from init: {m:?}")))
+                }
+                None => return Err(Error::Init("container init exited during setup".into())),
+            }
+        }
+        rec.save(&self.root)?;
+        if let Some(pf) = &opts.pid_file {
+            write_atomic(pf, pid.to_string().as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn start_via_channel(&self, id: &str, ch: &Channel) -> Result<()> {
+        ch.send(&Msg::Start)?;
+        // The channel closes on a successful exec (close-on-exec); an error
+        // arrives as a message.
+        match ch.recv()? {
+            None => {}
+            Some((Msg::Error { msg }, _)) => return Err(Error::Init(msg)),
+            Some((m, _)) => {
+                return Err(Error::Init(format!("unexpected message from init: {m:?}")))
+            }
+        }
+        self.poststart(id)
+    }
+
+    fn poststart(&self, id: &str) -> Result<()> {
+        let rec = self.load(id)?;
+        if let Some(h) = rec
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().clone())
+        {
+            let st = serde_json::to_string(&rec.oci_state(Status::Running)).unwrap_or_default();
+            if let Err(e) = hooks::run_all(&h, &st, "poststart") {
+                // The spec: a failing poststart hook is logged; the container runs on.
+                tracing::warn!(id, error = %e, "poststart hook failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// `start`: lets a created container's process exec.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let rec = self.load(id)?;
+        let st = rec.status(&self.root);
+        if st != Status::Created {
+            return Err(Error::WrongState {
+                id: id.into(),
+                state: st.to_string(),
+                op: "start",
+            });
+        }
+        let fifo = state::dir(&self.root, id).join(state::EXEC_FIFO);
+        let f = rustix::fs::open(
+            &fifo,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno("opening the exec fifo"))?;
+        let pidfd = Pid::from_raw(rec.pid).and_then(|p| {
+            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+        });
+        let mut buf = [0u8; 1];
+        loop {
+            match rustix::io::read(&f, &mut buf) {
+                Ok(1) => break,
+                Ok(_) | Err(rustix::io::Errno::AGAIN) => {}
+                Err(e) => return Err(errno("reading the exec fifo")(e)),
+            }
+            let mut fds = vec![rustix::event::PollFd::new(&f, rustix::event::PollFlags::IN)];
+            if let Some(p) = &pidfd {
+                fds.push(rustix::event::PollFd::new(p, rustix::event::PollFlags::IN));
+            }
+            let ts = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            };
+            let _ = rustix::event::poll(&mut fds, Some(&ts));
+            if !state::process_alive(rec.pid, rec.pid_start) {
+                return Err(Error::Init(format!(
+                    "container {id}'s init exited before start"
+                )));
+            }
+        }
+        let _ = fs::remove_file(&fifo);
+        self.poststart(id)
+    }
+
+    /// `state`: the spec's state of a container.
+    pub fn state(&self, id: &str) -> Result<serde_json::Value> {
+        let rec = self.load(id)?;
+        Ok(rec.oci_state(rec.status(&self.root)))
+    }
+
+    pub fn status(&self, id: &str) -> Result<Status> {
+        let rec = self.load(id)?;
+        Ok(rec.status(&self.root))
+    }
+
+    /// `kill`: a signal to the init, or with `all` to every process.
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
+        let rec = self.load(id)?;
+        let st = rec.status(&self.root);
+        if st == Status::Stopped {
+            if all {
+                // Leftover processes of a container whose init is gone.
+                let _ = rec
+                    .cgroup
+                    .kill_all(Signal::from_named_raw(sig).unwrap_or(Signal::KILL));
+                return Ok(());
+            }
+            return Err(Error::WrongState {
+                id: id.into(),
+                state: st.to_string(),
+                op: "kill",
+            });
+        }
+        let signal =
+            Signal::from_named_raw(sig).ok_or_else(|| Error::BadSignal(sig.to_string()))?;
+        if all {
+            rec.cgroup.kill_all(signal)?;
+            return Ok(());
+        }
+        let p = Pid::from_raw(rec.pid).ok_or_else(|| Error::NotFound(id.into()))?;
+        // A pidfd pins the process: checked then signalled, never a recycled pid.
+        let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+            .map_err(errno(format!("opening pid {}", rec.pid)))?;
+        if !state::process_alive(rec.pid, rec.pid_start) {
+            return Err(Error::WrongState {
+                id: id.into(),
+                state: "stopped".into(),
+                op: "kill",
+            });
+        }
+        rustix::process::pidfd_send_signal(&pidfd, signal)
+            .map_err(errno(format!("signalling {}", rec.pid)))?;
+        if st == Status::Paused && sig == 9 {
+            let _ = rec.cgroup.thaw();
+        }
+        Ok(())
+    }
+
+    /// `delete`: removes a stopped container (or, with `force`, any).
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let rec = match self.load(id) {
+            Ok(r) => r,
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let st = rec.status(&self.root);
+        match st {
+            Status::Stopped => {}
+            Status::Created => kill_and_wait(&rec)?,
+            _ if force => kill_and_wait(&rec)?,
+            _ => {
+                return Err(Error::WrongState {
+                    id: id.into(),
+                    state: st.to_string(),
+                    op: "delete (use --force)",
+                })
+            }
+        }
+        let mut errors = Vec::new();
+        if let Err(e) = destroy_cgroup(&rec.cgroup) {
+            errors.push(e.to_string());
+        }
+        if let Some(h) = rec
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().clone())
+        {
+            let stj = serde_json::to_string(&rec.oci_state(Status::Stopped)).unwrap_or_default();
+            if let Err(e) = hooks::run_all(&h, &stj, "poststop") {
+                tracing::warn!(id, error = %e, "poststop hook failed");
+            }
+        }
+        if let Err(e) = fs::remove_dir_all(state::dir(&self.root, id)) {
+            errors.push(format!("removing state: {e}"));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Io {
+                what: format!("deleting {id}"),
+                source: std::io::Error::other(errors.join("; ")),
+            })
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        for id in state::list_ids(&self.root)? {
+            if let Ok(rec) = Record::load(&self.root, &id) {
+                out.push(rec.oci_state(rec.status(&self.root)));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let rec = self.load(id)?;
+        Ok(rec.cgroup.pids()?)
+    }
+
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let rec = self.load(id)?;
+        let st = rec.status(&self.root);
+        if st != Status::Running {
+            return Err(Error::WrongState {
+                id: id.into(),
+                state: st.to_string(),
+                op: "pause",
+            });
+        }
+        Ok(rec.cgroup.freeze()?)
+    }
+
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let rec = self.load(id)?;
+        let st = rec.status(&self.root);
+        if st != Status::Paused {
+            return Err(Error::WrongState {
+                id: id.into(),
+                state: st.to_string(),
+                op: "resume",
+            });
+        }
+        Ok(rec.cgroup.thaw()?)
+    }
+
+    /// `update`: new limits applied live and kept in the record.
+    pub fn update(&self, id: &str, res: &LinuxResources) -> Result<()> {
+        let mut rec = self.load(id)?;
+        let st = rec.status(&self.root);
+        if st == Status::Stopped {
+            return Err(Error::WrongState {
+                id: id.into(),
+                state: st.to_string(),
+                op: "update",
+            });
+        }
+        rec.cgroup.apply(res)?;
+        let mut linux = rec.config.linux().clone().unwrap_or_default();
+        linux.set_resources(Some(merge_resources(
+            linux.resources().clone().unwrap_or_default(),
+            res,
+        )));
+        rec.config.set_linux(Some(linux));
+        rec.save(&self.root)
+    }
+
+    pub fn stats(&self, id: &str) -> Result<cgroups::Stats> {
+        let rec = self.load(id)?;
+        Ok(rec.cgroup.stats()?)
+    }
+
+    pub fn oom_kills(&self, id: &str) -> Result<u64> {
+        let rec = self.load(id)?;
+        Ok(rec.cgroup.oom_kill_count()?)
+    }
+
+    /// `exec`: a new process in a running container. Returns its exit code,
+    /// or 0 at once when `detach`.
+    pub fn exec(&self, id: &str, process: &Process, opts: &ExecOptions) -> Result<i32> {
+        let rec = self.load(id)?;
+        let st = rec.status(&self.root);
+        if !matches!(st, Status::Running | Status::Created) {
+            return Err(Error::WrongState {
+                id: id.into(),
+                state: st.to_string(),
+                op: "exec",
+            });
+        }
+        let linux = rec.config.linux().clone().unwrap_or_default();
+        // Join every namespace the init has that differs from ours.
+        let mut plan = namespaces::Plan::default();
+        let mut joins = Vec::new();
+        for ns in linux.namespaces().iter().flatten() {
+            let name = ns_proc_name(ns.typ());
+            let theirs = format!("/proc/{}/ns/{name}", rec.pid);
+            if fs::read_link(&theirs).ok() == fs::read_link(format!("/proc/self/ns/{name}")).ok() {
+                continue;
+            }
+            let f = fs::File::open(&theirs).map_err(io_err(format!("opening {theirs}")))?;
+            joins.push((ns.typ(), OwnedFd::from(f)));
+        }
+        joins.sort_by_key(|(t, _)| exec_rank(*t));
+        for (t, fd) in joins {
+            if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+                namespaces::join(t, &fd)?;
+            } else {
+                plan.join.push((t, fd));
+            }
+        }
+        let console = if process.terminal().unwrap_or(false) {
+            let path = opts
+                .console_socket
+                .as_ref()
+                .ok_or_else(|| Error::InvalidConfig("--tty needs --console-socket".into()))?;
+            let s = UnixStream::connect(path).map_err(io_err(format!(
+                "connecting to console socket {}",
+                path.display()
+            )))?;
+            Some(OwnedFd::from(s))
+        } else {
+            None
+        };
+        // The runtime's own image must not be reachable from the container
+        // through /proc/PID/exe while we join it (runc CVE-2019-5736).
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+            .map_err(errno("prctl dumpable"))?;
+        let mut spec = rec.config.clone();
+        spec.set_process(Some(process.clone()));
+        let (parent_ch, child_ch) = channel::pair()?;
+        let forked = berth_sys::process::fork_with_flags(0, false, None)
+            .map_err(io_err("forking the exec process"))?;
+        let pid = match forked {
+            berth_sys::process::Forked::Child => {
+                drop(parent_ch);
+                init::run(InitArgs {
+                    spec: &spec,
+                    process,
+                    rootfs: &rec.rootfs,
+                    bundle: &rec.bundle,
+                    channel: &child_ch,
+                    console,
+                    start: StartWait::Channel,
+                    plan: &plan,
+                    no_pivot: false,
+                    preserve_fds: opts.preserve_fds,
+                    cgroup_paths: Vec::new(),
+                    exec: true,
+                })
+            }
+            berth_sys::process::Forked::Parent { pid, .. } => pid,
+        };
+        drop(child_ch);
+        drop(console);
+        let p = Pid::from_raw(pid).ok_or_else(|| Error::Init("bad pid".into()))?;
+        let setup = (|| -> Result<()> {
+            rec.cgroup.add_process(pid)?;
+            parent_ch.send(&Msg::Go {
+                state: serde_json::to_string(&rec.oci_state(st)).unwrap_or_default(),
+            })?;
+            loop {
+                match parent_ch.recv()? {
+                    None => return Ok(()),
+                    Some((Msg::SeccompListener, Some(fd))) => {
+                        if let Some(path) = linux
+                            .seccomp()
+                            .as_ref()
+                            .and_then(|s| s.listener_path().clone())
+                        {
+                            let meta = linux
+                                .seccomp()
+                                .as_ref()
+                                .and_then(|s| s.listener_metadata().clone());
+                            let stj = crate::seccomp::process_state_json(
+                                &typed_state(&rec, st),
+                                pid,
+                                meta.as_deref(),
+                            )?;
+                            crate::seccomp::send_listener(
+                                &path,
+                                fd.as_fd(),
+                                AsRef::<[u8]>::as_ref(&stj),
+                            )?;
+                        }
+                    }
+                    Some((Msg::Error { msg }, _)) => return Err(Error::Init(msg)),
+                    Some((m, _)) => {
+                        return Err(Error::Init(format!("unexpected message from exec: {m:?}")))
+                    }
+                }
+            }
+        })();
+        if let Err(e) = setup {
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+            return Err(e);
+        }
+        if let Some(pf) = &opts.pid_file {
+            write_atomic(pf, pid.to_string().as_bytes())?;
+        }
+        if opts.detach {
+            return Ok(0);
+        }
+        let forwarded = [
+            libc_sig::SIGHUP,
+            libc_sig::SIGINT,
+            libc_sig::SIGQUIT,
+            libc_sig::SIGTERM,
+            libc_sig::SIGUSR1,
+            libc_sig::SIGUSR2,
+            libc_sig::SIGWINCH,
+        ];
+        let _ = forwarded;
+        let (_, status) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
+            .map_err(errno("waiting for the exec process"))?
+            .ok_or_else(|| Error::Init("exec process vanished".into()))?;
+        Ok(exit_code(status))
+    }
+}
+
+/// Signal numbers we forward, without a libc dependency in this crate.
+mod libc_sig {
+    pub const SIGHUP: i32 = 1;
+    pub const SIGINT: i32 = 2;
+    pub const SIGQUIT: i32 = 3;
+    pub const SIGUSR1: i32 = 10;
+    pub const SIGUSR2: i32 = 12;
+    pub const SIGTERM: i32 = 15;
+    pub const SIGCHLD: i32 = 17;
+    pub const SIGWINCH: i32 = 28;
+}
+
+/// The state as oci-spec's type (which has no "paused": that reads as running).
+fn typed_state(rec: &Record, st: Status) -> oci_spec::runtime::State {
+    let st = if st == Status::Paused {
+        Status::Running
+    } else {
+        st
+    };
+    serde_json::from_value(rec.oci_state(st)).unwrap_or_default()
+}
+
+fn ns_proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+fn exec_rank(t: LinuxNamespaceType) -> u8 {
+    match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Pid => 1,
+        LinuxNamespaceType::Time => 2,
+        LinuxNamespaceType::Ipc => 3,
+        LinuxNamespaceType::Uts => 4,
+        LinuxNamespaceType::Network => 5,
+        LinuxNamespaceType::Cgroup => 6,
+        LinuxNamespaceType::Mount => 7,
+    }
+}
+
+fn kill_and_wait(rec: &Record) -> Result<()> {
+    let _ = rec.cgroup.thaw();
+    if let Err(e) = rec.cgroup.kill_all(Signal::KILL) {
+        tracing::debug!(error = %e, "kill_all");
+    }
+    if let Some(p) = Pid::from_raw(rec.pid) {
+        if state::process_alive(rec.pid, rec.pid_start) {
+            let _ = rustix::process::kill_process(p, Signal::KILL);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state::process_alive(rec.pid, rec.pid_start) {
+        // Reap it if it is ours (run, tests); otherwise its parent will.
+        if let Some(p) = Pid::from_raw(rec.pid) {
+            let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG);
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Io {
+                what: format!("killing {}", rec.id),
+                source: std::io::Error::other("the init did not die within 10s"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+fn destroy_cgroup(cg: &cgroups::Manager) -> std::result::Result<(), cgroups::Error> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match cg.destroy() {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(error = %e, "cgroup busy, retrying");
+                let _ = cg.kill_all(Signal::KILL);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The host directories of the container's cgroup, by mount name under
+/// /sys/fs/cgroup ("" for the cgroup2 hierarchy): what a container without
+/// its own cgroup namespace gets bound at /sys/fs/cgroup.
+fn cgroup_mount_paths(cg: &cgroups::Manager) -> Vec<(String, PathBuf)> {
+    let rel = cg
+        .path()
+        .strip_prefix("/")
+        .unwrap_or(cg.path())
+        .to_path_buf();
+    let info = crate::init::mounts::host_cgroups();
+    let mut v: Vec<(String, PathBuf)> = info
+        .v1
+        .iter()
+        .map(|(name, _)| {
+            (
+                name.clone(),
+                Path::new("/sys/fs/cgroup").join(name).join(&rel),
+            )
+        })
+        .collect();
+    if info.unified {
+        v.push((String::new(), Path::new("/sys/fs/cgroup").join(&rel)));
+    } else if Path::new("/sys/fs/cgroup/unified").exists() {
+        v.push((
+            String::new(),
+            Path::new("/sys/fs/cgroup/unified").join(&rel),
+        ));
+    }
+    v
+}
+
+fn write_id_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
+    let body: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    fs::write(format!("/proc/{pid}/{file}"), body).map_err(io_err(format!("writing {file}")))
+}
+
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp-berth");
+    fs::write(&tmp, data).map_err(io_err(format!("writing {}", tmp.display())))?;
+    fs::rename(&tmp, path).map_err(io_err(format!("writing {}", path.display())))
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// The config's limits, with the device rules every container needs
+/// appended after the config's own (runc does the same): the default
+/// device nodes and the config's devices stay usable under a deny-all rule,
+/// and mknod of any node is allowed (the kernel still needs CAP_MKNOD).
+fn effective_resources(linux: &oci_spec::runtime::Linux) -> LinuxResources {
+    let mut r = linux.resources().clone().unwrap_or_default();
+    let Some(mut rules) = r.devices().clone() else {
+        return r;
+    };
+    let rule = |typ: &str,
+                major: Option<i64>,
+                minor: Option<i64>,
+                access: &str|
+     -> oci_spec::runtime::LinuxDeviceCgroup {
+        serde_json::from_value(serde_json::json!({"allow": true, "type": typ, "major": major, "minor": minor, "access": access}))
+            .unwrap_or_default()
+    };
+    rules.push(rule("c", None, None, "m"));
+    rules.push(rule("b", None, None, "m"));
+    for (maj, min) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (10, 200),
+    ] {
+        rules.push(rule("c", Some(maj), Some(min), "rwm"));
+    }
+    rules.push(rule("c", Some(136), None, "rwm"));
+    for d in linux.devices().iter().flatten() {
+        rules.push(oci_spec::runtime::LinuxDeviceCgroup::from(d));
+    }
+    r.set_devices(Some(rules));
+    r
+}
+
+/// `update` changes only what it names; the rest of the limits stay.
+fn merge_resources(mut old: LinuxResources, new: &LinuxResources) -> LinuxResources {
+    if new.memory().is_some() {
+        old.set_memory(*new.memory());
+    }
+    if new.cpu().is_some() {
+        old.set_cpu(new.cpu().clone());
+    }
+    if new.pids().is_some() {
+        old.set_pids(*new.pids());
+    }
+    if new.block_io().is_some() {
+        old.set_block_io(new.block_io().clone());
+    }
+    if new.hugepage_limits().is_some() {
+        old.set_hugepage_limits(new.hugepage_limits().clone());
+    }
+    if new.unified().is_some() {
+        old.set_unified(new.unified().clone());
+    }
+    old
+}
+
+/// The default spec `berth-runtime spec` writes: runc's, with a terminal.
+pub fn default_spec(rootless: bool) -> Spec {
+    let mut spec = Spec::default();
+    if let Some(mut p) = spec.process().clone() {
+        p.set_terminal(Some(true));
+        spec.set_process(Some(p));
+    }
+    if rootless {
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        spec.set_linux(Some(oci_spec::runtime::Linux::rootless(uid, gid)));
+    }
+    spec
+}

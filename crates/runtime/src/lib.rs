@@ -1,0 +1,26 @@
+//! The OCI runtime: an OCI bundle (a rootfs and `config.json`) becomes an
+//! isolated process. Namespaces, rootfs and mounts, devices, cgroups v1 and
+//! v2, seccomp, capabilities, rlimits, console, hooks and the runtime state
+//! all live here.
+//!
+//! It knows nothing of images, networks or container names: callers (the
+//! `berth-runtime` binary, the monitor) hand it a bundle and an id.
+#![forbid(unsafe_code)]
+
+pub mod cgroups;
+mod channel;
+pub mod cloned;
+pub mod config;
+mod container;
+pub mod error;
+pub mod features;
+mod hooks;
+mod init;
+pub mod namespaces;
+pub mod seccomp;
+pub mod signal;
+pub mod state;
+
+pub use container::{default_spec, exit_code, CreateOptions, ExecOptions, Runtime};
+pub use error::{Error, ErrorKind, Result};
+pub use state::Status;

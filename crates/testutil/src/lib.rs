@@ -1,0 +1,180 @@
+//! Test helpers shared by every crate's tests: root rootfs and OCI bundles
+//! made from the host's busybox-static, with no network, and the rule that
+//! root-only tests fail instead of skipping under `BERTH_REQUIRE_ROOT=1`.
+//!
+//! This crate is a dev-dependency only; nothing in it ships.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use oci_spec::runtime::Spec;
+
+/// Where Debian's busybox-static puts its binary.
+pub const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
+
+/// The host's static busybox, or a panic that says which package to install.
+pub fn busybox() -> PathBuf {
+    for c in BUSYBOX_CANDIDATES {
+        let p = Path::new(c);
+        if p.exists() {
+            return p.to_path_buf();
+        }
+    }
+    panic!("busybox-static is not installed (apt-get install busybox-static)");
+}
+
+/// True when the current process is root. Root-only tests call
+/// [`require_root`] instead, which knows about `BERTH_REQUIRE_ROOT`.
+pub fn is_root() -> bool {
+    rustix_free_geteuid() == 0
+}
+
+fn rustix_free_geteuid() -> u32 {
+    // /proc/self/status avoids a libc dependency for one number.
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// Gate for tests that need root, namespaces, mounts or cgroups. Returns
+/// false (the test should return early) when they cannot run here, unless
+/// `BERTH_REQUIRE_ROOT=1`, in which case the test fails: in CI a root test
+/// that cannot run must not count as a pass.
+pub fn require_root(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if std::env::var("BERTH_REQUIRE_ROOT").as_deref() == Ok("1") {
+        panic!("{test}: needs root and BERTH_REQUIRE_ROOT=1 is set");
+    }
+    eprintln!("{test}: skipped, needs root");
+    false
+}
+
+/// Lays out a minimal root filesystem in `root`: busybox with every applet
+/// linked, the usual top-level directories, and /etc/passwd and /etc/group
+/// with root, nobody and a plain user (1000).
+pub fn make_rootfs(root: &Path) -> io::Result<()> {
+    for d in [
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home/user",
+        "var",
+        "run",
+    ] {
+        fs::create_dir_all(root.join(d))?;
+    }
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777))?;
+    let bb = root.join("bin/busybox");
+    fs::copy(busybox(), &bb)?;
+    fs::set_permissions(&bb, fs::Permissions::from_mode(0o755))?;
+    let out = Command::new(busybox()).arg("--list-full").output()?;
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let applet = applet.trim();
+        if applet.is_empty() || applet == "bin/busybox" {
+            continue;
+        }
+        let link = root.join(applet);
+        if link.exists() || link.symlink_metadata().is_ok() {
+            continue;
+        }
+        if let Some(parent) = link.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        symlink("/bin/busybox", &link)?;
+    }
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )?;
+    fs::write(
+        root.join("etc/group"),
+        "root:x:0:\nuser:x:1000:\nextra:x:2000:user\nnogroup:x:65534:\n",
+    )?;
+    Ok(())
+}
+
+/// An OCI bundle in a temporary directory: `rootfs/` from [`make_rootfs`]
+/// and a `config.json` from the spec's defaults, with `args` as the process.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    pub fn new(args: &[&str]) -> io::Result<Bundle> {
+        let dir = tempfile::Builder::new().prefix("berth-bundle-").tempdir()?;
+        make_rootfs(&dir.path().join("rootfs"))?;
+        let mut spec = Spec::default();
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
+        process.set_terminal(Some(false));
+        spec.set_process(Some(process));
+        let mut root = spec.root().clone().unwrap_or_default();
+        root.set_path(PathBuf::from("rootfs"));
+        root.set_readonly(Some(false));
+        spec.set_root(Some(root));
+        let b = Bundle { dir, spec };
+        b.save()?;
+        Ok(b)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Writes `self.spec` to config.json; call after changing the spec.
+    pub fn save(&self) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(&self.spec).map_err(io::Error::other)?;
+        fs::write(self.dir.path().join("config.json"), json)
+    }
+}
+
+/// A rootfs tarball (uncompressed) of [`make_rootfs`], for image import tests.
+pub fn rootfs_tar(out: &Path) -> io::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    make_rootfs(tmp.path())?;
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(tmp.path())
+        .arg("--numeric-owner")
+        .arg("-cf")
+        .arg(out)
+        .arg(".")
+        .status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!("tar failed: {status}")));
+    }
+    Ok(())
+}
+
+/// A unique short name for a test's containers, so parallel tests never
+/// collide in a shared runtime root.
+pub fn unique_id(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,1 @@
+//! Cross-binary tests live in `tests/tests/`.
