@@ -178,3 +178,58 @@ pub fn unique_id(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// An OCI image layout archive (`oci-archive`, what `ctr images import`,
+/// `podman load` and `skopeo` read) holding one image: the busybox rootfs
+/// as a single uncompressed layer, tagged `reference` (e.g.
+/// `docker.io/library/bbtest:latest`), running `cmd` by default.
+pub fn oci_archive(out: &Path, reference: &str, cmd: &[&str]) -> io::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let layer_path = tmp.path().join("layer.tar");
+    rootfs_tar(&layer_path)?;
+    let layer = fs::read(&layer_path)?;
+    let layer_digest = sha256_hex(&layer);
+    let config = serde_json::json!({
+        "architecture": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
+        "os": "linux",
+        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
+    });
+    let config = serde_json::to_vec(&config).map_err(io::Error::other)?;
+    let config_digest = sha256_hex(&config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": format!("sha256:{config_digest}"), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": format!("sha256:{layer_digest}"), "size": layer.len()}],
+    });
+    let manifest = serde_json::to_vec(&manifest).map_err(io::Error::other)?;
+    let manifest_digest = sha256_hex(&manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{manifest_digest}"),
+            "size": manifest.len(),
+            "annotations": {"io.containerd.image.name": reference, "org.opencontainers.image.ref.name": reference.rsplit(':').next().unwrap_or("latest")},
+        }],
+    });
+    let dir = tmp.path().join("layout");
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs)?;
+    fs::write(blobs.join(&layer_digest), &layer)?;
+    fs::write(blobs.join(&config_digest), &config)?;
+    fs::write(blobs.join(&manifest_digest), &manifest)?;
+    fs::write(dir.join("index.json"), serde_json::to_vec(&index).map_err(io::Error::other)?)?;
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let status = Command::new("tar").arg("-C").arg(&dir).arg("-cf").arg(out).arg(".").status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!("tar failed: {status}")));
+    }
+    Ok(())
+}
