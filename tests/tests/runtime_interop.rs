@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_testutil::{require_root, rootfs_tar, oci_archive};
+use berth_testutil::{oci_archive, require_root, rootfs_tar};
 
 /// The berth-runtime binary built beside this test (`cargo build
 /// --workspace` puts both in the same profile directory).
@@ -14,14 +14,22 @@ fn berth_runtime() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let p = dir.join("berth-runtime");
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        p.display()
+    );
     p
 }
 
 /// A peer tool that `make test` installs; missing is a failure under
 /// BERTH_REQUIRE_ROOT (CI), a skip elsewhere.
 fn have(tool: &str) -> bool {
-    let ok = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok && std::env::var("BERTH_REQUIRE_ROOT").as_deref() == Ok("1") {
         panic!("{tool} is not installed (make test installs it)");
     }
@@ -29,7 +37,12 @@ fn have(tool: &str) -> bool {
 }
 
 fn out_str(o: &Output) -> String {
-    format!("status {}\nstdout: {}\nstderr: {}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -39,7 +52,10 @@ fn run(cmd: &mut Command) -> Output {
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
-        assert!(Instant::now() < deadline, "{what} did not come up within {secs}s");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not come up within {secs}s"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -47,7 +63,11 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 /// Unmounts everything below `dir` (deepest first), then removes it.
 fn teardown_dir(dir: &Path) {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut mps: Vec<&str> = mi.lines().filter_map(|l| l.split_whitespace().nth(4)).filter(|m| m.starts_with(dir.to_str().unwrap())).collect();
+    let mut mps: Vec<&str> = mi
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|m| m.starts_with(dir.to_str().unwrap()))
+        .collect();
     mps.sort_by_key(|m| std::cmp::Reverse(m.len()));
     for m in mps {
         let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
@@ -62,7 +82,10 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&self.child), rustix::process::Signal::TERM);
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Signal::TERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -110,10 +133,27 @@ fn podman_runs_containers_with_berth_runtime() {
     let guard = scopeguard(&dir);
     let o = podman(&["import", tar.to_str().unwrap(), "localhost/bbtest:latest"]);
     assert!(o.status.success(), "import: {}", out_str(&o));
-    let o = podman(&["run", "--rm", "--network", "none", "localhost/bbtest", "echo", "ok"]);
+    let o = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/bbtest",
+        "echo",
+        "ok",
+    ]);
     assert!(o.status.success(), "run: {}", out_str(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok");
-    let o = podman(&["run", "--rm", "--network", "none", "localhost/bbtest", "sh", "-c", "exit 3"]);
+    let o = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "localhost/bbtest",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", out_str(&o));
     let _ = podman(&["rm", "-af"]);
     let _ = podman(&["rmi", "-af"]);
@@ -148,40 +188,99 @@ fn docker_runs_execs_and_stops_with_berth_runtime() {
         .arg(dir.join("docker.pid"))
         .arg("-H")
         .arg(format!("unix://{}", sock.display()))
-        .args(["--bridge=none", "--iptables=false", "--ip6tables=false", "--add-runtime"])
+        .args([
+            "--bridge=none",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--add-runtime",
+        ])
         .arg(format!("berth={}", berth_runtime().display()))
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
         .unwrap();
-    let _d = Daemon { child, dir: dir.clone() };
-    let docker = |args: &[&str]| -> Output { run(Command::new("docker").arg("-H").arg(format!("unix://{}", sock.display())).args(args)) };
+    let _d = Daemon {
+        child,
+        dir: dir.clone(),
+    };
+    let docker = |args: &[&str]| -> Output {
+        run(Command::new("docker")
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .args(args))
+    };
     wait_until("dockerd", 60, || docker(&["info"]).status.success());
     let tar = dir.join("rootfs.tar");
     rootfs_tar(&tar).unwrap();
     let o = docker(&["import", tar.to_str().unwrap(), "bbtest:latest"]);
     assert!(o.status.success(), "import: {}", out_str(&o));
-    let o = docker(&["run", "--runtime", "berth", "--rm", "--network", "none", "bbtest", "echo", "ok"]);
-    assert!(o.status.success(), "run: {}\n{}", out_str(&o), std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default());
+    let o = docker(&[
+        "run",
+        "--runtime",
+        "berth",
+        "--rm",
+        "--network",
+        "none",
+        "bbtest",
+        "echo",
+        "ok",
+    ]);
+    assert!(
+        o.status.success(),
+        "run: {}\n{}",
+        out_str(&o),
+        std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok");
-    let o = docker(&["run", "-d", "--runtime", "berth", "--network", "none", "--name", "sleeper", "bbtest", "sleep", "300"]);
+    let o = docker(&[
+        "run",
+        "-d",
+        "--runtime",
+        "berth",
+        "--network",
+        "none",
+        "--name",
+        "sleeper",
+        "bbtest",
+        "sleep",
+        "300",
+    ]);
     assert!(o.status.success(), "run -d: {}", out_str(&o));
-    let o = docker(&["exec", "sleeper", "sh", "-c", "echo exec-ok; cat /proc/1/comm"]);
+    let o = docker(&[
+        "exec",
+        "sleeper",
+        "sh",
+        "-c",
+        "echo exec-ok; cat /proc/1/comm",
+    ]);
     assert!(o.status.success(), "exec: {}", out_str(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "exec-ok\nsleep\n");
     let t0 = Instant::now();
     let o = docker(&["stop", "-t", "2", "sleeper"]);
     assert!(o.status.success(), "stop: {}", out_str(&o));
     assert!(t0.elapsed() < Duration::from_secs(30));
-    let o = docker(&["inspect", "-f", "{{.State.Status}} {{.HostConfig.Runtime}}", "sleeper"]);
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "exited berth", "{}", out_str(&o));
+    let o = docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.HostConfig.Runtime}}",
+        "sleeper",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "exited berth",
+        "{}",
+        out_str(&o)
+    );
     let _ = docker(&["rm", "-f", "sleeper"]);
 }
 
 #[test]
 fn containerd_ctr_runs_with_berth_runtime() {
-    if !require_root("containerd_ctr_runs_with_berth_runtime") || !have("containerd") || !have("ctr") {
+    if !require_root("containerd_ctr_runs_with_berth_runtime")
+        || !have("containerd")
+        || !have("ctr")
+    {
         return;
     }
     let dir = PathBuf::from(format!("/tmp/bc{}", std::process::id()));
@@ -207,16 +306,39 @@ fn containerd_ctr_runs_with_berth_runtime() {
         .stderr(log)
         .spawn()
         .unwrap();
-    let _d = Daemon { child, dir: dir.clone() };
-    let ctr = |args: &[&str]| -> Output { run(Command::new("ctr").arg("--address").arg(&addr).args(["--namespace", "berthtest"]).args(args)) };
+    let _d = Daemon {
+        child,
+        dir: dir.clone(),
+    };
+    let ctr = |args: &[&str]| -> Output {
+        run(Command::new("ctr")
+            .arg("--address")
+            .arg(&addr)
+            .args(["--namespace", "berthtest"])
+            .args(args))
+    };
     wait_until("containerd", 30, || ctr(&["version"]).status.success());
     let archive = dir.join("image.tar");
     oci_archive(&archive, "docker.io/library/bbtest:latest", &["sh"]).unwrap();
     let o = ctr(&["images", "import", archive.to_str().unwrap()]);
     assert!(o.status.success(), "import: {}", out_str(&o));
     let rt = berth_runtime();
-    let o = ctr(&["run", "--rm", "--runc-binary", rt.to_str().unwrap(), "docker.io/library/bbtest:latest", "c1", "echo", "ok"]);
-    assert!(o.status.success(), "run: {}\n{}", out_str(&o), std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default());
+    let o = ctr(&[
+        "run",
+        "--rm",
+        "--runc-binary",
+        rt.to_str().unwrap(),
+        "docker.io/library/bbtest:latest",
+        "c1",
+        "echo",
+        "ok",
+    ]);
+    assert!(
+        o.status.success(),
+        "run: {}\n{}",
+        out_str(&o),
+        std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok");
     let _ = ctr(&["images", "rm", "docker.io/library/bbtest:latest"]);
 }

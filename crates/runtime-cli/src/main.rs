@@ -169,11 +169,7 @@ struct ExecArgs {
 }
 
 fn main() -> ExitCode {
-    if let Err(e) = berth_runtime::cloned::ensure_cloned(|args| {
-        args.iter()
-            .skip(1)
-            .any(|a| a == "create" || a == "run" || a == "exec")
-    }) {
+    if let Err(e) = berth_runtime::cloned::ensure_cloned(berth_runtime::cloned::needs_sealed_copy) {
         eprintln!("berth-runtime: {e:#}");
         return ExitCode::from(1);
     }

@@ -35,12 +35,7 @@ fn mount_through_symlink_stays_in_rootfs() {
     let o = rt.run(b.path());
     assert!(o.status.success(), "{}", stderr(&o));
     // Inside, both names show the (empty) tmpfs; the host dir was untouched.
-    assert_eq!(
-        stdout(&o).trim(),
-        "/evil:\n\n/rel:",
-        "{}",
-        stdout(&o)
-    );
+    assert_eq!(stdout(&o).trim(), "/evil:\n\n/rel:", "{}", stdout(&o));
     assert_eq!(
         std::fs::read_to_string(host.path().join("precious")).unwrap(),
         "host data"
@@ -120,7 +115,7 @@ fn preserve_fds_passes_extra_descriptors() {
 
 /// CVE-2019-5736: while the runtime's code runs inside the container (the
 /// init waiting for `start` is exactly that), /proc/PID/exe must not lead
-/// to the host's binary, or the container could write through it.
+/// a container process to the host's binary, or it could write through it.
 #[test]
 fn runtime_binary_cannot_be_reached_through_proc_exe() {
     if !require_root("runtime_binary_cannot_be_reached_through_proc_exe") {
@@ -128,29 +123,41 @@ fn runtime_binary_cannot_be_reached_through_proc_exe() {
     }
     let rt = Rt::new();
     let b = bundle(&["sleep", "100"]);
+    // The trap for `exec`: running /evil makes the kernel execute
+    // /proc/self/exe, the runtime itself, inside the container.
+    std::fs::write(b.rootfs().join("evil"), "#!/proc/self/exe\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(b.rootfs().join("evil"))
+        .status()
+        .unwrap();
     let id = unique_id("cve5736");
     rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
-    let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id])).unwrap();
-    let pid = state["pid"].as_i64().unwrap();
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert!(
-        exe.to_string_lossy().contains("memfd:berth-runtime"),
-        "init runs from {}",
-        exe.display()
-    );
-    // Even root cannot open it for writing: the copy is sealed.
-    let w = std::fs::OpenOptions::new()
-        .write(true)
-        .open(format!("/proc/{pid}/exe"));
-    assert!(w.is_err(), "the runtime image of the init is writable");
-    // And the same from inside the container, through another process.
     let before = std::fs::read(BIN).unwrap();
+    // The init (the runtime's image, waiting for start) is PID 1 here.
     let o = rt.out(&[
         "exec",
         &id,
         "sh",
         "-c",
-        "echo pwned > /proc/1/exe && echo WROTE",
+        "cat /proc/1/exe > /dev/null && echo READ; echo pwned > /proc/1/exe && echo WROTE",
+    ]);
+    assert!(
+        !stdout(&o).contains("READ") && !stdout(&o).contains("WROTE"),
+        "{}",
+        stdout(&o)
+    );
+    rt.ok(&["start", &id]);
+    // `exec` runs from a sealed copy: what /evil reaches is that copy.
+    for _ in 0..3 {
+        let _ = rt.out(&["exec", &id, "/evil"]);
+    }
+    let o = rt.out(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "for p in /proc/[0-9]*; do echo pwned > $p/exe 2>/dev/null && echo WROTE; done; true",
     ]);
     assert!(!stdout(&o).contains("WROTE"), "{}", stdout(&o));
     assert!(
@@ -158,4 +165,41 @@ fn runtime_binary_cannot_be_reached_through_proc_exe() {
         "the host binary changed"
     );
     rt.ok(&["delete", "--force", &id]);
+}
+
+/// Which invocations re-execute from a sealed copy.
+#[test]
+fn sealed_copy_is_used_where_the_container_may_hold_processes() {
+    use std::ffi::OsString;
+    let d = tempfile::tempdir().unwrap();
+    let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+    let own = r#"{"linux":{"namespaces":[{"type":"pid"},{"type":"mount"}]}}"#;
+    std::fs::write(d.path().join("config.json"), own).unwrap();
+    let b = d.path().to_str().unwrap();
+    let f = berth_runtime::cloned::needs_sealed_copy;
+    assert!(!f(&args(&[
+        "berth-runtime",
+        "--root",
+        "/x",
+        "run",
+        "--bundle",
+        b,
+        "id"
+    ])));
+    assert!(!f(&args(&[
+        "berth-runtime",
+        "create",
+        &format!("--bundle={b}"),
+        "id"
+    ])));
+    assert!(f(&args(&["berth-runtime", "exec", "id", "true"])));
+    assert!(!f(&args(&["berth-runtime", "state", "id"])));
+    std::fs::write(
+        d.path().join("config.json"),
+        r#"{"linux":{"namespaces":[{"type":"pid","path":"/proc/1/ns/pid"}]}}"#,
+    )
+    .unwrap();
+    assert!(f(&args(&["berth-runtime", "run", "-b", b, "id"])));
+    std::fs::write(d.path().join("config.json"), "garbage").unwrap();
+    assert!(f(&args(&["berth-runtime", "run", "-b", b, "id"])));
 }

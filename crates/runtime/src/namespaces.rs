@@ -201,4 +201,3 @@ mod tests {
         assert!(e.contains("/nonexistent/ns"), "{e}");
     }
 }
-

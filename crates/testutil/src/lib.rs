@@ -225,9 +225,18 @@ pub fn oci_archive(out: &Path, reference: &str, cmd: &[&str]) -> io::Result<()> 
     fs::write(blobs.join(&layer_digest), &layer)?;
     fs::write(blobs.join(&config_digest), &config)?;
     fs::write(blobs.join(&manifest_digest), &manifest)?;
-    fs::write(dir.join("index.json"), serde_json::to_vec(&index).map_err(io::Error::other)?)?;
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&index).map_err(io::Error::other)?,
+    )?;
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    let status = Command::new("tar").arg("-C").arg(&dir).arg("-cf").arg(out).arg(".").status()?;
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(out)
+        .arg(".")
+        .status()?;
     if !status.success() {
         return Err(io::Error::other(format!("tar failed: {status}")));
     }

@@ -69,6 +69,11 @@ pub(crate) fn run(args: InitArgs<'_>) -> ! {
 
 /// Everything up to exec; returns only an error.
 fn setup(a: &InitArgs<'_>) -> std::result::Result<Error, Error> {
+    // Until exec this process is the runtime's image: nothing in the
+    // container may open it through /proc/PID/exe (runc CVE-2019-5736).
+    // Exec resets this for the user's process.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(errno("prctl dumpable"))?;
     berth_sys::signal::reset_all().map_err(crate::error::io_err("resetting signals"))?;
     let state = match a.channel.recv()? {
         Some((Msg::Go { state }, _)) => state,

@@ -257,8 +257,12 @@ pub fn switch_user(p: &Process, caps: &CapMasks, last: u32) -> Result<()> {
         .map_err(errno("clearing ambient capabilities"))?;
     for n in 0..=last {
         if caps.ambient & (1 << n) != 0 {
-            rustix::thread::configure_capability_in_ambient_set(cap_from(n), true)
-                .map_err(errno(format!("raising ambient {}", CAP_NAMES[n as usize])))?;
+            // An ambient capability needs to be permitted and inheritable;
+            // configs (runc's own `spec`) often list it without the latter.
+            // runc skips those with a warning, and so do we.
+            if let Err(e) = rustix::thread::configure_capability_in_ambient_set(cap_from(n), true) {
+                tracing::debug!(cap = CAP_NAMES[n as usize], error = %e, "ambient capability not raised");
+            }
         }
     }
     if let Some(mask) = u.umask() {
