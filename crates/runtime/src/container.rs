@@ -445,8 +445,14 @@ impl Runtime {
             };
             let _ = rustix::event::poll(&mut fds, Some(&ts));
             if !state::process_alive(rec.pid, rec.pid_start) {
+                // It may have written its byte, exec'd and exited between our
+                // read and this check (a quick `exit 3`): the byte decides.
+                if let Ok(1) = rustix::io::read(&f, &mut buf) {
+                    break;
+                }
                 return Err(Error::Init(format!(
-                    "container {id}'s init exited before start"
+                    "container {id}'s init (pid {}) exited before start",
+                    rec.pid
                 )));
             }
         }

@@ -1,0 +1,135 @@
+//! Docker's output formats: aligned tables, "2 minutes ago", "4.26MB".
+
+use chrono::{DateTime, Utc};
+
+/// Columns padded to the widest cell plus three spaces, as docker's
+/// tabwriter does; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let head: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+    for r in std::iter::once(&head).chain(rows) {
+        let last = r.len().saturating_sub(1);
+        for (i, c) in r.iter().enumerate() {
+            out.push_str(c);
+            if i < last {
+                out.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// docker's `units.HumanDuration`.
+pub fn human_duration(d: chrono::Duration) -> String {
+    let secs = d.num_seconds();
+    let mins = d.num_minutes();
+    let hours = (d.num_seconds() as f64 / 3600.0 + 0.5) as i64;
+    if secs < 1 {
+        "Less than a second".into()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if mins == 1 {
+        "About a minute".into()
+    } else if mins < 60 {
+        format!("{mins} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", hours / 24 / 365)
+    }
+}
+
+pub fn ago(t: DateTime<Utc>) -> String {
+    format!("{} ago", human_duration(Utc::now() - t))
+}
+
+/// docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, three
+/// significant digits.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    let s = if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", UNITS[u])
+}
+
+/// docker ps's COMMAND: quoted, cut to 20 characters with an ellipsis.
+pub fn command(args: &[String]) -> String {
+    let s = args.join(" ");
+    let s = if s.chars().count() > 20 {
+        format!("{}…", s.chars().take(19).collect::<String>())
+    } else {
+        s
+    };
+    format!("\"{s}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1_240), "1.24kB");
+        assert_eq!(human_size(4_261_000), "4.26MB");
+        assert_eq!(human_size(12_300_000), "12.3MB");
+        assert_eq!(human_size(2_000_000_000), "2GB");
+    }
+
+    #[test]
+    fn durations_like_docker() {
+        let s = |n| human_duration(chrono::Duration::seconds(n));
+        assert_eq!(s(0), "Less than a second");
+        assert_eq!(s(1), "1 second");
+        assert_eq!(s(45), "45 seconds");
+        assert_eq!(s(70), "About a minute");
+        assert_eq!(s(600), "10 minutes");
+        assert_eq!(s(3600), "About an hour");
+        assert_eq!(s(5 * 3600), "5 hours");
+        assert_eq!(s(3 * 86400), "3 days");
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()]]);
+        assert_eq!(t, "A     LONGER\nxyz   1\n");
+        assert_eq!(
+            command(&["sh".into(), "-c".into(), "echo hello world again".into()]),
+            "\"sh -c echo hello wo…\""
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! `berth`: docker's command line over the engine. It parses flags into
+//! the engine's option structs, prints docker's tables and maps error kinds
+//! to docker's exit codes; it does no work of its own and never enters a
+//! container (exec goes through `berth-monitor`).
+#![forbid(unsafe_code)]
+
+mod containers;
+mod format;
+mod images;
+mod unsupported;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_engine::{Engine, ErrorKind, Paths};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Containers in milliseconds, docker's way, without a daemon"
+)]
+struct Cli {
+    /// Where persistent state lives (database, images, logs).
+    #[arg(long, global = true, default_value = "/var/lib/berth")]
+    root: PathBuf,
+    /// Where state that dies with the machine lives (mounts, runtime, sockets).
+    #[arg(long, global = true, default_value = "/run/berth")]
+    runroot: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create and start a container from an image.
+    #[command(disable_help_flag = true)]
+    Run(containers::RunArgs),
+    /// Create a container without starting it.
+    #[command(disable_help_flag = true)]
+    Create(containers::RunArgs),
+    /// Start stopped or created containers.
+    Start(containers::StartArgs),
+    /// Stop running containers (SIGTERM, then SIGKILL after the timeout).
+    Stop(containers::StopArgs),
+    /// Send a signal to running containers.
+    Kill(containers::KillArgs),
+    /// Remove containers.
+    Rm(containers::RmArgs),
+    /// List containers.
+    Ps(containers::PsArgs),
+    /// Show a container's output.
+    Logs(containers::LogsArgs),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(containers::WaitArgs),
+    /// Run a command in a running container.
+    Exec(containers::ExecArgs),
+    /// Show containers' details as JSON.
+    Inspect(containers::InspectArgs),
+    /// Make an image from a root filesystem tarball (`-` for stdin).
+    Import(images::ImportArgs),
+    /// List images.
+    Images(images::ImagesArgs),
+    /// Remove images.
+    Rmi(images::RmiArgs),
+}
+
+/// Which of docker's exit-code conventions a command follows.
+#[derive(Clone, Copy, PartialEq)]
+enum Codes {
+    /// run, create, start, exec: 125 for the engine, 126/127 for the command.
+    Container,
+    /// Everything else: 1.
+    Plain,
+}
+
+/// An error that already knows its exit code.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+fn exit_code(e: &anyhow::Error, codes: Codes) -> u8 {
+    if let Some(Exit(c)) = e.downcast_ref::<Exit>() {
+        return *c;
+    }
+    let kind = e.downcast_ref::<berth_engine::Error>().map(|e| e.kind());
+    match (codes, kind) {
+        (Codes::Container, Some(ErrorKind::CommandNotFound)) => 127,
+        (Codes::Container, Some(ErrorKind::CannotInvoke)) => 126,
+        (Codes::Container, _) => 125,
+        (Codes::Plain, _) => 1,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                // Docker exits 125 on a flag it does not know.
+                _ => ExitCode::from(125),
+            };
+        }
+    };
+    let engine = Engine::new(Paths::new(cli.root, cli.runroot));
+    let (codes, result) = match cli.cmd {
+        Cmd::Run(a) => (Codes::Container, containers::run(&engine, a)),
+        Cmd::Create(a) => (Codes::Container, containers::create(&engine, a)),
+        Cmd::Start(a) => (Codes::Container, containers::start(&engine, a)),
+        Cmd::Stop(a) => (Codes::Plain, containers::stop(&engine, a)),
+        Cmd::Kill(a) => (Codes::Plain, containers::kill(&engine, a)),
+        Cmd::Rm(a) => (Codes::Plain, containers::rm(&engine, a)),
+        Cmd::Ps(a) => (Codes::Plain, containers::ps(&engine, a)),
+        Cmd::Logs(a) => (Codes::Plain, containers::logs(&engine, a)),
+        Cmd::Wait(a) => (Codes::Plain, containers::wait(&engine, a)),
+        Cmd::Exec(a) => (Codes::Container, containers::exec(&engine, a)),
+        Cmd::Inspect(a) => (Codes::Plain, containers::inspect(&engine, a)),
+        Cmd::Import(a) => (Codes::Plain, images::import(&engine, a)),
+        Cmd::Images(a) => (Codes::Plain, images::images(&engine, a)),
+        Cmd::Rmi(a) => (Codes::Plain, images::rmi(&engine, a)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if e.downcast_ref::<Exit>().is_none() {
+                eprintln!("berth: {e:#}");
+            }
+            ExitCode::from(exit_code(&e, codes))
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! A private berth for one test: its own --root and --runroot, an
+//! imported busybox image, and a guard that removes every container, mount
+//! and directory it made.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub struct Berth {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+}
+
+pub fn bin() -> PathBuf {
+    let b = PathBuf::from(env!("CARGO_BIN_EXE_berth"));
+    let m = b.with_file_name("berth-monitor");
+    assert!(
+        m.exists(),
+        "{} is missing: build it first (cargo build -p berth-monitor, or cargo test --workspace)",
+        m.display()
+    );
+    b
+}
+
+impl Berth {
+    pub fn new() -> Berth {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-cli-test-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().join("root");
+        let runroot = dir.path().join("run");
+        Berth { dir, root, runroot }
+    }
+
+    /// A new berth with busybox imported as `bb`.
+    pub fn with_image() -> Berth {
+        let b = Berth::new();
+        let tar = b.dir.path().join("rootfs.tar");
+        berth_testutil::rootfs_tar(&tar).unwrap();
+        let out = b.ok(&["import", tar.to_str().unwrap(), "bb"]);
+        assert!(out.starts_with("sha256:"), "{out}");
+        b
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.runroot)
+            .args(args);
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "berth {args:?}: {:?}\nstdout: {}\nstderr: {}",
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Mount points under this test's directories still mounted.
+    pub fn mounts(&self) -> Vec<String> {
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let dir = self.dir.path().to_str().unwrap().to_string();
+        mi.lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&dir))
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        if let Ok(o) = self.cmd(&["ps", "-aq", "--no-trunc"]).output() {
+            for id in String::from_utf8_lossy(&o.stdout).lines() {
+                let _ = self.cmd(&["rm", "-f", id]).output();
+                // The cgroup by path, in case rm failed half way.
+                for cg in cgroup_dirs(id) {
+                    let _ = std::fs::remove_dir(cg);
+                }
+            }
+        }
+        for m in self.mounts().iter().rev() {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
+    }
+}
+
+/// Every cgroup directory of container `id` on this host.
+pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for e in rd.flatten() {
+            for p in [
+                e.path().join("berth").join(id),
+                Path::new("/sys/fs/cgroup/berth").join(id),
+            ] {
+                if p.exists() {
+                    v.push(p);
+                }
+            }
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}

@@ -1,0 +1,205 @@
+//! A detached container's life through the CLI: ps, logs, exec, stop,
+//! wait, kill, inspect, rm; names; and that removal leaves no mount,
+//! cgroup, snapshot or row behind.
+
+mod common;
+
+use common::Berth;
+
+#[test]
+fn detached_container_lifecycle() {
+    if !berth_testutil::require_root("detached_container_lifecycle") {
+        return;
+    }
+    let b = Berth::with_image();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "bb",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exec sleep 100",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let ps = b.ok(&["ps"]);
+    assert!(ps.starts_with("CONTAINER ID   IMAGE   COMMAND"), "{ps}");
+    let row = ps.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with(&id[..12]) && row.contains("Up ") && row.ends_with("web"),
+        "{ps}"
+    );
+    assert_eq!(b.ok(&["ps", "-q"]).trim(), &id[..12]);
+
+    // The same name again is refused.
+    let o = b.run(&["run", "-d", "--name", "web", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("\"web\" is already in use"));
+
+    // Logs come back by stream, and the file is docker's json-file.
+    let o = b.run(&["logs", "web"]);
+    for _ in 0..50 {
+        if !o.stdout.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = b.run(&["logs", "web"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    let log = std::fs::read_to_string(
+        b.root
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log")),
+    )
+    .unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(first["log"], "out\n");
+    assert_eq!(first["stream"], "stdout");
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+
+    // exec: in the container's namespaces, with its env plus ours.
+    let out = b.ok(&[
+        "exec",
+        "-e",
+        "X=42",
+        "-w",
+        "/tmp",
+        "web",
+        "sh",
+        "-c",
+        "echo $X $HOSTNAME; pwd; ps -o pid,comm",
+    ]);
+    assert!(
+        out.starts_with(&format!("42 {}\n/tmp\n", &id[..12])),
+        "{out}"
+    );
+    assert!(out.contains("1 sleep"), "{out}");
+    assert_eq!(
+        b.ok(&["exec", "-u", "1000:1000", "web", "id", "-u"]).trim(),
+        "1000"
+    );
+    assert_eq!(
+        b.run(&["exec", "web", "sh", "-c", "exit 5"]).status.code(),
+        Some(5)
+    );
+    assert_eq!(b.run(&["exec", "web", "nosuch"]).status.code(), Some(127));
+
+    let inspect: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", "web"])).unwrap();
+    assert_eq!(inspect[0]["Id"], id.as_str());
+    assert_eq!(inspect[0]["Name"], "/web");
+    assert_eq!(inspect[0]["State"]["Status"], "running");
+    assert!(inspect[0]["State"]["Pid"].as_i64().unwrap() > 0);
+
+    // A running container is not removed without -f.
+    assert_eq!(b.run(&["rm", "web"]).status.code(), Some(1));
+    // sleep as PID 1 ignores SIGTERM: stop falls back to SIGKILL.
+    let t = std::time::Instant::now();
+    assert_eq!(b.ok(&["stop", "-t", "1", "web"]).trim(), "web");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(b.ok(&["wait", "web"]).trim(), "137");
+    let ps = b.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+    assert_eq!(b.ok(&["ps", "-q"]), "");
+    assert!(
+        b.mounts().is_empty(),
+        "rootfs still mounted after exit: {:?}",
+        b.mounts()
+    );
+    assert!(
+        common::cgroup_dirs(&id).is_empty(),
+        "cgroup left: {:?}",
+        common::cgroup_dirs(&id)
+    );
+
+    // It can be started again, and its log grows.
+    b.ok(&["start", "web"]);
+    assert_eq!(b.ok(&["kill", "-s", "TERM", "web"]).trim(), "web");
+    b.ok(&["kill", "web"]);
+    assert_eq!(b.ok(&["wait", "web"]).trim(), "137");
+    assert_eq!(b.ok(&["logs", "web"]).matches("out").count(), 2);
+
+    b.ok(&["rm", "web"]);
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    assert!(!b.root.join("containers").join(&id).exists());
+    assert!(!b.runroot.join("containers").join(&id).exists());
+    assert_eq!(b.run(&["inspect", "web"]).status.code(), Some(1));
+}
+
+#[test]
+fn rm_force_kills_and_removes() {
+    if !berth_testutil::require_root("rm_force_kills_and_removes") {
+        return;
+    }
+    let b = Berth::with_image();
+    let id = b
+        .ok(&["run", "-d", "bb", "sleep", "100"])
+        .trim()
+        .to_string();
+    let name = b
+        .ok(&["ps", "--no-trunc"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(name.contains('_'), "generated name {name:?}");
+    b.ok(&["rm", "-f", &name]);
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+    assert!(common::cgroup_dirs(&id).is_empty());
+}
+
+#[test]
+fn logs_follow_ends_when_the_container_does() {
+    if !berth_testutil::require_root("logs_follow_ends_when_the_container_does") {
+        return;
+    }
+    let b = Berth::with_image();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "bb",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo line$i; sleep 0.2; done",
+        ])
+        .trim()
+        .to_string();
+    let out = b.ok(&["logs", "-f", &id]);
+    assert_eq!(out, "line1\nline2\nline3\n");
+    b.ok(&["rm", &id]);
+}
+
+#[test]
+fn create_then_start() {
+    if !berth_testutil::require_root("create_then_start") {
+        return;
+    }
+    let b = Berth::with_image();
+    let id = b
+        .ok(&[
+            "create",
+            "--name",
+            "later",
+            "bb",
+            "sh",
+            "-c",
+            "echo started",
+        ])
+        .trim()
+        .to_string();
+    assert!(b.ok(&["ps", "-a"]).contains("Created"));
+    b.ok(&["start", "later"]);
+    assert_eq!(b.ok(&["wait", "later"]).trim(), "0");
+    assert_eq!(b.ok(&["logs", &id]), "started\n");
+    b.ok(&["rm", "later"]);
+}

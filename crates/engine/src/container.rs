@@ -1,0 +1,420 @@
+//! The container lifecycle: create, start, stop, kill, remove, wait, exec,
+//! and the monitor's records of start and exit. Each operation reads the
+//! row, acts through the runtime or the monitor, and writes the row back.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use berth_runtime::Runtime;
+
+use crate::db::{Container, Db, State};
+use crate::error::{io_err, Error, Result};
+use crate::images;
+use crate::monitor;
+use crate::names;
+use crate::options::{ExecOptions, RunOptions};
+use crate::paths::Paths;
+use crate::spec;
+use crate::user;
+
+/// The engine: everything under one `--root` and `--runroot`.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub paths: Paths,
+}
+
+impl Engine {
+    pub fn new(paths: Paths) -> Engine {
+        Engine { paths }
+    }
+
+    pub fn db(&self) -> Result<Db> {
+        Db::open(&self.paths.db())
+    }
+
+    pub fn runtime(&self) -> Runtime {
+        Runtime::new(self.paths.runtime_root())
+    }
+
+    pub fn find(&self, key: &str) -> Result<Container> {
+        self.db()?.find(key)
+    }
+
+    pub fn list(&self) -> Result<Vec<Container>> {
+        self.db()?.list()
+    }
+
+    /// `create`: the row, and the container's writable snapshot on top of
+    /// its image. Nothing runs yet.
+    pub fn create(&self, opts: &RunOptions) -> Result<Container> {
+        let store = images::open(&self.paths)?;
+        let image = images::find(&store, &opts.image)?;
+        let image_cfg = images::config(&store, &image)?;
+        let id = names::new_id()?;
+        let name = opts.name.as_deref().map(names::validate).transpose()?;
+        let host = rustix::system::uname()
+            .nodename()
+            .to_string_lossy()
+            .into_owned();
+        let config = spec::container_config(&image_cfg, opts, &id, &host)?;
+        let mut c = Container {
+            id: id.clone(),
+            name: name.clone().unwrap_or_default(),
+            image: opts.image.clone(),
+            image_id: image.id.to_string(),
+            config,
+            spec: String::new(),
+            created: chrono::Utc::now(),
+            state: State::Created,
+            pid: 0,
+            exit_code: None,
+            started: None,
+            finished: None,
+            error: None,
+        };
+        let db = self.db()?;
+        db.insert(&mut c, name.is_none())?;
+        let made = (|| {
+            fs::create_dir_all(self.paths.container_dir(&id)).map_err(io_err(format!(
+                "creating {}",
+                self.paths.container_dir(&id).display()
+            )))?;
+            images::prepare_rootfs(&store, &image, &id)
+        })();
+        if let Err(e) = made {
+            let _ = images::remove_rootfs(&store, &id);
+            let _ = fs::remove_dir_all(self.paths.container_dir(&id));
+            let _ = db.delete(&id);
+            return Err(e);
+        }
+        Ok(c)
+    }
+
+    /// `start`: mounts the root, writes the bundle and hands the container
+    /// to a new monitor; returns once it runs. With `attach` its output is
+    /// also copied to our stdout and stderr.
+    pub fn start(&self, key: &str, attach: bool) -> Result<monitor::Handle> {
+        let db = self.db()?;
+        let c = db.find(key)?;
+        if matches!(c.state, State::Running | State::Removing) {
+            return Err(Error::WrongState {
+                id: c.id,
+                state: c.state.to_string(),
+                op: "start",
+            });
+        }
+        let store = images::open(&self.paths)?;
+        let mounts = images::rootfs_mounts(&store, &c.id)?;
+        let rootfs = self.paths.rootfs(&c.id);
+        fs::create_dir_all(&rootfs).map_err(io_err(format!("creating {}", rootfs.display())))?;
+        // A root left mounted by a crashed monitor would be stacked on.
+        unmount(&rootfs)?;
+        berth_image::snapshot::mount_all(&mounts, &rootfs).map_err(|e| Error::Image(e.into()))?;
+        let started = (|| {
+            let u = user::resolve_in_root(&rootfs, &c.config.user)?;
+            let s = spec::build(&c.id, &c.config, &rootfs, &u, spec::host_nofile_hard())?;
+            let json = serde_json::to_string_pretty(&s)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            write_atomic(
+                &self.paths.bundle(&c.id).join("config.json"),
+                json.as_bytes(),
+            )?;
+            fs::create_dir_all(self.paths.container_dir(&c.id))
+                .map_err(io_err("creating the container directory"))?;
+            db.set_spec(&c.id, &json)?;
+            monitor::spawn(&self.paths, &c.id, attach)
+        })();
+        if started.is_err() {
+            // The monitor cleans up after a failed create itself; this covers
+            // failures before it ran. A second unmount is harmless.
+            let _ = unmount(&rootfs);
+        }
+        started
+    }
+
+    /// `stop`: the stop signal, then SIGKILL after `timeout`.
+    pub fn stop(&self, key: &str, timeout: Duration) -> Result<Container> {
+        let c = self.find(key)?;
+        if c.state != State::Running {
+            return Ok(c);
+        }
+        let rt = self.runtime();
+        if let Err(e) = rt.kill(&c.id, 15, false) {
+            tracing::debug!(id = c.id, error = %e, "SIGTERM");
+        }
+        if self.wait_exit(&c.id, Some(timeout))?.is_none() {
+            if let Err(e) = rt.kill(&c.id, 9, true) {
+                tracing::debug!(id = c.id, error = %e, "SIGKILL");
+            }
+            self.wait_exit(&c.id, None)?;
+        }
+        Ok(c)
+    }
+
+    /// `kill`: a signal (name or number) to a running container's init.
+    pub fn kill(&self, key: &str, signal: &str) -> Result<Container> {
+        let sig = berth_runtime::signal::parse(signal)?;
+        let c = self.find(key)?;
+        if c.state != State::Running {
+            return Err(Error::WrongState {
+                id: c.id,
+                state: c.state.to_string(),
+                op: "kill (it is not running)",
+            });
+        }
+        self.runtime().kill(&c.id, sig, false)?;
+        Ok(c)
+    }
+
+    /// Blocks until the container is not running; its exit code if known.
+    /// `Ok(None)` when `timeout` passed first.
+    pub fn wait_exit(&self, id: &str, timeout: Option<Duration>) -> Result<Option<i32>> {
+        if let Some(code) = monitor::wait_socket(&self.paths, id, timeout)? {
+            return Ok(Some(code));
+        }
+        match self.find(id) {
+            Ok(c) if c.state == State::Running => Ok(None),
+            Ok(c) => Ok(Some(c.exit_code.unwrap_or(0))),
+            // Removed by its own `--rm` while we waited.
+            Err(Error::NoSuchContainer(_)) => Ok(Some(0)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `wait`: blocks until the container stops; its exit code.
+    pub fn wait(&self, key: &str) -> Result<i32> {
+        let c = self.find(key)?;
+        loop {
+            if let Some(code) = self.wait_exit(&c.id, None)? {
+                return Ok(code);
+            }
+            // The monitor is gone but the row says running: it died. The
+            // runtime knows whether the container did.
+            if !self.runtime_running(&c.id) {
+                return Ok(self
+                    .find(&c.id)
+                    .ok()
+                    .and_then(|c| c.exit_code)
+                    .unwrap_or(255));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn runtime_running(&self, id: &str) -> bool {
+        matches!(
+            self.runtime().status(id),
+            Ok(berth_runtime::Status::Running
+                | berth_runtime::Status::Paused
+                | berth_runtime::Status::Created)
+        )
+    }
+
+    /// `rm`: removes a stopped container; with `force`, kills it first.
+    pub fn remove(&self, key: &str, force: bool) -> Result<Container> {
+        let c = self.find(key)?;
+        if c.state == State::Running {
+            if !force {
+                return Err(Error::WrongState {
+                    id: c.id,
+                    state: "running".into(),
+                    op: "remove (stop it first or use -f)",
+                });
+            }
+            if let Err(e) = self.runtime().kill(&c.id, 9, true) {
+                tracing::debug!(id = c.id, error = %e, "SIGKILL");
+            }
+            self.wait_exit(&c.id, None)?;
+        }
+        let db = self.db()?;
+        // Whoever moves the row to `removing` does the teardown: the
+        // monitor of a `--rm` container may be racing us.
+        match db.transition(&c.id, &[State::Created, State::Exited], State::Removing) {
+            Ok(true) => {}
+            Ok(false) => return Ok(c),
+            Err(Error::NoSuchContainer(_)) => return Ok(c),
+            Err(e) => return Err(e),
+        }
+        self.teardown(&db, &c.id)?;
+        Ok(c)
+    }
+
+    /// Removes everything of a stopped container: runtime state, mounts,
+    /// snapshot, files, row. Keeps going past failures, reporting all.
+    pub fn teardown(&self, db: &Db, id: &str) -> Result<()> {
+        let mut errors = Vec::new();
+        match self.runtime().delete(id, true) {
+            Ok(()) => {}
+            Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+        if let Err(e) = unmount(&self.paths.rootfs(id)) {
+            errors.push(e.to_string());
+        }
+        match images::open(&self.paths).and_then(|s| images::remove_rootfs(&s, id)) {
+            Ok(()) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+        for dir in [self.paths.bundle(id), self.paths.container_dir(id)] {
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => errors.push(format!("removing {}: {e}", dir.display())),
+            }
+        }
+        if errors.is_empty() {
+            db.delete(id)
+        } else {
+            Err(Error::Teardown {
+                id: id.to_string(),
+                errors,
+            })
+        }
+    }
+
+    /// The monitor's record of a started container.
+    pub fn record_started(&self, id: &str, pid: i32) -> Result<()> {
+        self.db()?.set_running(id, pid, chrono::Utc::now())
+    }
+
+    /// The monitor's record of a start that failed: the row stays (docker
+    /// keeps a container whose command was not found) unless `--rm`.
+    pub fn record_start_failed(&self, id: &str, code: i32, msg: &str) -> Result<()> {
+        let db = self.db()?;
+        let _ = unmount(&self.paths.rootfs(id));
+        db.set_start_failed(id, code, msg)?;
+        self.remove_if_auto(&db, id)
+    }
+
+    /// The monitor's record of an exit: runtime state and mounts go, the
+    /// code and time are kept, and a `--rm` container is removed.
+    pub fn record_exit(&self, id: &str, code: i32) -> Result<()> {
+        let mut errors = Vec::new();
+        match self.runtime().delete(id, true) {
+            Ok(()) => {}
+            Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+        if let Err(e) = unmount(&self.paths.rootfs(id)) {
+            errors.push(e.to_string());
+        }
+        let db = self.db()?;
+        db.set_exited(id, code, chrono::Utc::now())?;
+        if let Err(e) = self.remove_if_auto(&db, id) {
+            errors.push(e.to_string());
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Teardown {
+                id: id.to_string(),
+                errors,
+            })
+        }
+    }
+
+    fn remove_if_auto(&self, db: &Db, id: &str) -> Result<()> {
+        let c = db.find(id)?;
+        if c.config.auto_remove
+            && db.transition(id, &[State::Created, State::Exited], State::Removing)?
+        {
+            self.teardown(db, id)?;
+        }
+        Ok(())
+    }
+
+    /// `exec`: runs `opts.cmd` in a running container through the monitor
+    /// binary (which may enter containers; this process must not), with our
+    /// stdout and stderr. Returns its exit code.
+    pub fn exec(&self, key: &str, opts: &ExecOptions, stdin: bool) -> Result<i32> {
+        let c = self.find(key)?;
+        if c.state != State::Running {
+            return Err(Error::WrongState {
+                id: c.id,
+                state: c.state.to_string(),
+                op: "exec (it is not running)",
+            });
+        }
+        if opts.cmd.is_empty() {
+            return Err(Error::InvalidArgument("exec needs a command".into()));
+        }
+        let s: oci_spec::runtime::Spec = serde_json::from_str(&c.spec)
+            .map_err(|e| Error::InvalidArgument(format!("container {}: bad spec: {e}", c.id)))?;
+        let mut p = s.process().clone().unwrap_or_default();
+        p.set_args(Some(opts.cmd.clone()));
+        let mut env = p.env().clone().unwrap_or_default();
+        for e in &opts.env {
+            spec::set_env(&mut env, e);
+        }
+        if let Some(u) = &opts.user {
+            let u = user::resolve_in_root(&self.paths.rootfs(&c.id), u)?;
+            p.set_user(user_of(&u));
+            if !opts.env.iter().any(|e| e.starts_with("HOME=")) {
+                spec::set_env(&mut env, &format!("HOME={}", u.home));
+            }
+        }
+        p.set_env(Some(env));
+        if let Some(w) = &opts.workdir {
+            if !w.starts_with('/') {
+                return Err(Error::InvalidArgument(format!(
+                    "the working directory {w:?} is invalid: it needs to be an absolute path"
+                )));
+            }
+            p.set_cwd(w.into());
+        }
+        let file = self
+            .paths
+            .bundle(&c.id)
+            .join(format!("exec-{}.json", &names::new_id()?[..16]));
+        let json = serde_json::to_vec(&p).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        write_atomic(&file, &json)?;
+        let mut cmd = monitor::command(&self.paths)?;
+        cmd.arg("exec").arg(&c.id).arg(&file);
+        if !stdin {
+            cmd.stdin(std::process::Stdio::null());
+        }
+        let status = cmd
+            .status()
+            .map_err(io_err(format!("running {}", monitor::BINARY)));
+        let _ = fs::remove_file(&file);
+        let status = status?;
+        Ok(status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        }))
+    }
+}
+
+fn user_of(u: &user::User) -> oci_spec::runtime::User {
+    let mut x = oci_spec::runtime::User::default();
+    x.set_uid(u.uid);
+    x.set_gid(u.gid);
+    x.set_additional_gids(Some(u.additional_gids.clone()));
+    x
+}
+
+/// Unmounts a container's root; not being mounted is fine.
+pub fn unmount(path: &Path) -> Result<()> {
+    use rustix::io::Errno;
+    use rustix::mount::UnmountFlags;
+    let r = match rustix::mount::unmount(path, UnmountFlags::NOFOLLOW) {
+        Err(Errno::BUSY) => {
+            rustix::mount::unmount(path, UnmountFlags::DETACH | UnmountFlags::NOFOLLOW)
+        }
+        r => r,
+    };
+    match r {
+        Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(io_err(format!("unmounting {}", path.display()))(e.into())),
+    }
+}
+
+/// Writes a file so a reader sees the old or the new content, never half.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    }
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, data).map_err(io_err(format!("writing {}", tmp.display())))?;
+    fs::rename(&tmp, path).map_err(io_err(format!("writing {}", path.display())))
+}

@@ -1,0 +1,484 @@
+//! The containers table of the state database (`<root>/berth.db`, SQLite in
+//! WAL mode so many CLIs and monitors read and write at once). A row is
+//! the truth about a container's identity and its last known state; the
+//! kernel (through the runtime) is the truth about whether it still runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::names;
+
+/// The lifecycle states docker shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Created,
+    Running,
+    Exited,
+    /// Being torn down (`rm`, or `--rm` after exit).
+    Removing,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Created => "created",
+            State::Running => "running",
+            State::Exited => "exited",
+            State::Removing => "removing",
+        }
+    }
+
+    fn parse(s: &str) -> State {
+        match s {
+            "created" => State::Created,
+            "running" => State::Running,
+            "removing" => State::Removing,
+            _ => State::Exited,
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the user asked for, kept to answer `inspect` and to rebuild the
+/// spec; docker's field names where docker has them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    pub hostname: String,
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub network_mode: String,
+    pub auto_remove: bool,
+}
+
+/// One container's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    /// The image as the user named it.
+    pub image: String,
+    /// The image's id (`sha256:…`).
+    pub image_id: String,
+    pub config: ContainerConfig,
+    /// The OCI runtime spec, as JSON.
+    pub spec: String,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub state: State,
+    pub pid: i32,
+    pub exit_code: Option<i32>,
+    pub started: Option<chrono::DateTime<chrono::Utc>>,
+    pub finished: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why the last start failed, if it did.
+    pub error: Option<String>,
+}
+
+pub struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+const COLUMNS: &str = "id, name, image, image_id, config, spec, created, state, pid, exit_code, started, finished, error";
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(crate::error::io_err(format!("creating {}", dir.display())))?;
+        }
+        let db_err = |source| Error::Db {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(db_err)?;
+        // busy_timeout first: even switching to WAL takes a lock.
+        conn.busy_timeout(Duration::from_secs(30)).map_err(db_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_err)?;
+        // In WAL mode NORMAL loses no committed transaction on a process
+        // crash, only on power loss, and saves an fsync per write on the
+        // path every `run` takes.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_err)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS containers (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                image TEXT NOT NULL,
+                image_id TEXT NOT NULL,
+                config TEXT NOT NULL,
+                spec TEXT NOT NULL,
+                created TEXT NOT NULL,
+                state TEXT NOT NULL,
+                pid INTEGER NOT NULL DEFAULT 0,
+                exit_code INTEGER,
+                started TEXT,
+                finished TEXT,
+                error TEXT
+            );",
+        )
+        .map_err(db_err)?;
+        Ok(Db {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |source| Error::Db {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Inserts `c`. With `generate_name` the name is generated (and
+    /// regenerated while taken); otherwise a taken name is `NameInUse`.
+    /// The UNIQUE constraint decides races between concurrent creates.
+    pub fn insert(&self, c: &mut Container, generate_name: bool) -> Result<()> {
+        let config =
+            serde_json::to_string(&c.config).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        for attempt in 0..64 {
+            if generate_name {
+                c.name = names::generate(attempt / 8)?;
+            }
+            let r = self.conn.execute(
+                &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                params![
+                    c.id,
+                    c.name,
+                    c.image,
+                    c.image_id,
+                    config,
+                    c.spec,
+                    ts(&c.created),
+                    c.state.as_str(),
+                    c.pid,
+                    c.exit_code,
+                    c.started.as_ref().map(ts),
+                    c.finished.as_ref().map(ts),
+                    c.error,
+                ],
+            );
+            match r {
+                Ok(_) => return Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, Some(msg)))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation
+                        && msg.contains("containers.name") =>
+                {
+                    if !generate_name {
+                        return Err(Error::NameInUse(c.name.clone()));
+                    }
+                }
+                Err(e) => return Err(self.err()(e)),
+            }
+        }
+        Err(Error::Monitor {
+            id: c.id.clone(),
+            reason: "could not generate a free name".into(),
+        })
+    }
+
+    /// Finds a container by full id, exact name, or unique id prefix, as
+    /// docker does (in that order).
+    pub fn find(&self, key: &str) -> Result<Container> {
+        let name = key.strip_prefix('/').unwrap_or(key);
+        let exact = self
+            .conn
+            .query_row(&format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?2 ORDER BY id = ?1 DESC LIMIT 1"), params![key, name], from_row)
+            .optional()
+            .map_err(self.err())?;
+        if let Some(c) = exact {
+            return c;
+        }
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::NoSuchContainer(key.to_string()));
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM containers WHERE id >= ?1 AND id < ?2 LIMIT 2"
+            ))
+            .map_err(self.err())?;
+        let upper = format!("{key}g");
+        let rows: Vec<Result<Container>> = stmt
+            .query_map(params![key, upper], from_row)
+            .map_err(self.err())?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(self.err())?;
+        match rows.len() {
+            0 => Err(Error::NoSuchContainer(key.to_string())),
+            1 => rows
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| Err(Error::NoSuchContainer(key.to_string()))),
+            _ => Err(Error::InvalidArgument(format!(
+                "container id prefix {key} is ambiguous: give more digits"
+            ))),
+        }
+    }
+
+    /// Every container, newest first (as `ps` lists them).
+    pub fn list(&self) -> Result<Vec<Container>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM containers ORDER BY created DESC, id"
+            ))
+            .map_err(self.err())?;
+        let rows = stmt.query_map([], from_row).map_err(self.err())?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.map_err(self.err())??);
+        }
+        Ok(out)
+    }
+
+    pub fn set_running(
+        &self,
+        id: &str,
+        pid: i32,
+        started: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE containers SET state = 'running', pid = ?2, started = ?3, exit_code = NULL, finished = NULL, error = NULL WHERE id = ?1",
+            params![id, pid, ts(&started)],
+        )
+    }
+
+    pub fn set_exited(
+        &self,
+        id: &str,
+        code: i32,
+        finished: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE containers SET state = 'exited', pid = 0, exit_code = ?2, finished = ?3 WHERE id = ?1",
+            params![id, code, ts(&finished)],
+        )
+    }
+
+    /// A start that failed: the container stays startable, with the reason.
+    pub fn set_start_failed(&self, id: &str, code: i32, error: &str) -> Result<()> {
+        let now = chrono::Utc::now();
+        self.update(
+            id,
+            "UPDATE containers SET state = CASE WHEN started IS NULL THEN 'created' ELSE 'exited' END, pid = 0, exit_code = ?2, finished = ?3, error = ?4 WHERE id = ?1",
+            params![id, code, ts(&now), error],
+        )
+    }
+
+    pub fn set_spec(&self, id: &str, spec: &str) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE containers SET spec = ?2 WHERE id = ?1",
+            params![id, spec],
+        )
+    }
+
+    pub fn set_state(&self, id: &str, state: State) -> Result<()> {
+        self.update(
+            id,
+            "UPDATE containers SET state = ?2 WHERE id = ?1",
+            params![id, state.as_str()],
+        )
+    }
+
+    /// Moves to `to` only from one of `from`; false when the state was
+    /// another (someone else got there first).
+    pub fn transition(&self, id: &str, from: &[State], to: State) -> Result<bool> {
+        let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let n = self
+            .conn
+            .execute(
+                &format!(
+                    "UPDATE containers SET state = ?2 WHERE id = ?1 AND state IN ({})",
+                    list.join(",")
+                ),
+                params![id, to.as_str()],
+            )
+            .map_err(self.err())?;
+        Ok(n == 1)
+    }
+
+    pub fn delete(&self, id: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM containers WHERE id = ?1", params![id])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    fn update(&self, id: &str, sql: &str, p: impl rusqlite::Params) -> Result<()> {
+        let n = self.conn.execute(sql, p).map_err(self.err())?;
+        if n == 0 {
+            return Err(Error::NoSuchContainer(id.to_string()));
+        }
+        Ok(())
+    }
+}
+
+fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn parse_ts(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            Error::InvalidArgument(format!("bad timestamp {s:?} in the state database: {e}"))
+        })
+}
+
+/// A row, with its JSON and timestamps parsed (an inner error when they
+/// are malformed, so one bad row names itself).
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Container>> {
+    let config: String = r.get(4)?;
+    let created: String = r.get(6)?;
+    let started: Option<String> = r.get(10)?;
+    let finished: Option<String> = r.get(11)?;
+    let state: String = r.get(7)?;
+    let id: String = r.get(0)?;
+    let build = || -> Result<Container> {
+        Ok(Container {
+            id: id.clone(),
+            name: r.get(1).map_err(db_field)?,
+            image: r.get(2).map_err(db_field)?,
+            image_id: r.get(3).map_err(db_field)?,
+            config: serde_json::from_str(&config).map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "container {id}: bad config in the state database: {e}"
+                ))
+            })?,
+            spec: r.get(5).map_err(db_field)?,
+            created: parse_ts(&created)?,
+            state: State::parse(&state),
+            pid: r.get(8).map_err(db_field)?,
+            exit_code: r.get(9).map_err(db_field)?,
+            started: started.as_deref().map(parse_ts).transpose()?,
+            finished: finished.as_deref().map(parse_ts).transpose()?,
+            error: r.get(12).map_err(db_field)?,
+        })
+    };
+    Ok(build())
+}
+
+fn db_field(source: rusqlite::Error) -> Error {
+    Error::Db {
+        path: "berth.db".into(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample(id: &str, name: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            image: "busybox".into(),
+            image_id: "sha256:00".into(),
+            config: ContainerConfig {
+                cmd: vec!["true".into()],
+                ..Default::default()
+            },
+            spec: "{}".into(),
+            created: chrono::Utc::now(),
+            state: State::Created,
+            pid: 0,
+            exit_code: None,
+            started: None,
+            finished: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn insert_find_update_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("berth.db")).unwrap();
+        let id = "ab".repeat(32);
+        let mut c = sample(&id, "web");
+        db.insert(&mut c, false).unwrap();
+        assert_eq!(db.find("web").unwrap(), c);
+        assert_eq!(db.find(&id).unwrap().name, "web");
+        assert_eq!(db.find("abab").unwrap().id, id);
+        assert!(matches!(db.find("cd"), Err(Error::NoSuchContainer(_))));
+        let now = chrono::Utc::now();
+        db.set_running(&id, 42, now).unwrap();
+        let r = db.find("web").unwrap();
+        assert_eq!((r.state, r.pid, r.started), (State::Running, 42, Some(now)));
+        db.set_exited(&id, 3, now).unwrap();
+        let r = db.find("web").unwrap();
+        assert_eq!((r.state, r.exit_code, r.pid), (State::Exited, Some(3), 0));
+        assert!(db
+            .transition(&id, &[State::Exited], State::Removing)
+            .unwrap());
+        assert!(!db
+            .transition(&id, &[State::Exited], State::Removing)
+            .unwrap());
+        db.delete(&id).unwrap();
+        assert!(db.find("web").is_err());
+    }
+
+    #[test]
+    fn names_are_unique_and_prefixes_unambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("berth.db")).unwrap();
+        db.insert(&mut sample(&format!("aa{}", "0".repeat(62)), "web"), false)
+            .unwrap();
+        let e = db
+            .insert(&mut sample(&format!("ab{}", "0".repeat(62)), "web"), false)
+            .unwrap_err();
+        assert!(matches!(e, Error::NameInUse(_)), "{e}");
+        let mut g = sample(&format!("ab{}", "0".repeat(62)), "");
+        db.insert(&mut g, true).unwrap();
+        assert!(g.name.contains('_'));
+        assert!(matches!(db.find("a"), Err(Error::InvalidArgument(_))));
+        assert_eq!(db.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn concurrent_writers_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        Db::open(&path).unwrap();
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let db = Db::open(&path).unwrap();
+                    for _ in 0..10 {
+                        let mut c = sample(&names::new_id().unwrap(), "");
+                        db.insert(&mut c, true).unwrap();
+                    }
+                    t
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let all = Db::open(&path).unwrap().list().unwrap();
+        assert_eq!(all.len(), 40);
+        let mut names: Vec<_> = all.iter().map(|c| c.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), 40);
+    }
+}

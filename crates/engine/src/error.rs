@@ -1,0 +1,154 @@
+//! The engine's error: each variant names the thing at fault in one line;
+//! [`ErrorKind`] is what the edges (`cli` exit codes, `api` statuses) see.
+
+use std::io;
+
+/// The broad classes of failure, shared with the lower crates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    InvalidArgument,
+    /// The container is not in a state that allows the operation.
+    Conflict,
+    Unavailable,
+    Internal,
+    /// The container's command exists but cannot be run (docker's 126).
+    CannotInvoke,
+    /// The container's command does not exist (docker's 127).
+    CommandNotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    #[error("container name {0:?} is already in use")]
+    NameInUse(String),
+    #[error("invalid container name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit")]
+    InvalidName(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{flag} is not supported yet")]
+    NotSupported { flag: String },
+    #[error("container {id} is {state}: cannot {op}")]
+    WrongState {
+        id: String,
+        state: String,
+        op: &'static str,
+    },
+    #[error("{0}")]
+    CommandNotFound(String),
+    #[error("{0}")]
+    CannotInvoke(String),
+    /// The container's init failed for another reason (a mount, seccomp...).
+    #[error("starting the container: {0}")]
+    StartFailed(String),
+    #[error("state database {path}: {source}")]
+    Db {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("monitor of container {id}: {reason}")]
+    Monitor { id: String, reason: String },
+    #[error(transparent)]
+    Runtime(#[from] berth_runtime::Error),
+    #[error(transparent)]
+    Image(#[from] berth_image::store::StoreError),
+    /// Teardown keeps going past a failure and reports all of them.
+    #[error("removing {id}: {}", .errors.join("; "))]
+    Teardown { id: String, errors: Vec<String> },
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NoSuchContainer(_) | Error::NoSuchImage(_) => ErrorKind::NotFound,
+            Error::NameInUse(_) => ErrorKind::AlreadyExists,
+            Error::InvalidName(_) | Error::InvalidArgument(_) | Error::NotSupported { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            Error::WrongState { .. } => ErrorKind::Conflict,
+            Error::CommandNotFound(_) => ErrorKind::CommandNotFound,
+            Error::CannotInvoke(_) => ErrorKind::CannotInvoke,
+            Error::Db {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } if e.code == rusqlite::ErrorCode::DatabaseBusy => ErrorKind::Unavailable,
+            Error::Runtime(e) => runtime_kind(e),
+            Error::Image(e) => image_kind(e.kind()),
+            Error::Db { .. }
+            | Error::Io { .. }
+            | Error::Monitor { .. }
+            | Error::StartFailed(_)
+            | Error::Teardown { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// Classifies a failure to start the container's process the way
+    /// docker's exit codes do: a missing command is 127, one that cannot be
+    /// executed 126. The runtime reports both as text from the init.
+    pub fn from_start_failure(msg: String) -> Error {
+        if msg.contains("not found") || msg.contains("no such file") {
+            Error::CommandNotFound(msg)
+        } else if msg.contains("permission denied") {
+            Error::CannotInvoke(msg)
+        } else {
+            Error::StartFailed(msg)
+        }
+    }
+}
+
+fn runtime_kind(e: &berth_runtime::Error) -> ErrorKind {
+    use berth_runtime::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => ErrorKind::NotFound,
+        K::AlreadyExists => ErrorKind::AlreadyExists,
+        K::InvalidArgument => ErrorKind::InvalidArgument,
+        K::Conflict => ErrorKind::Conflict,
+        K::Unavailable => ErrorKind::Unavailable,
+        K::Internal => ErrorKind::Internal,
+    }
+}
+
+fn image_kind(k: berth_image::ErrorKind) -> ErrorKind {
+    use berth_image::ErrorKind as K;
+    match k {
+        K::NotFound => ErrorKind::NotFound,
+        K::AlreadyExists => ErrorKind::AlreadyExists,
+        K::InvalidArgument => ErrorKind::InvalidArgument,
+        K::Conflict => ErrorKind::Conflict,
+        K::Unavailable => ErrorKind::Unavailable,
+        K::Internal => ErrorKind::Internal,
+    }
+}
+
+/// Wraps an io error with what was being done.
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_failures_map_to_docker_codes() {
+        let e = Error::from_start_failure(
+            "container init failed: exec: \"nope\": executable file not found in $PATH".into(),
+        );
+        assert_eq!(e.kind(), ErrorKind::CommandNotFound);
+        let e =
+            Error::from_start_failure("exec \"/etc\": is a directory: permission denied".into());
+        assert_eq!(e.kind(), ErrorKind::CannotInvoke);
+        let e = Error::from_start_failure("mounting /proc: EPERM".into());
+        assert_eq!(e.kind(), ErrorKind::Internal);
+    }
+}

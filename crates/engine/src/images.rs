@@ -1,0 +1,130 @@
+//! The engine's view of the image store: open it under `--root`, find an
+//! image and its config, prepare and remove containers' root snapshots.
+//! The image crate does the work; this module only wires it to our paths.
+
+use std::io::Read;
+
+use berth_image::snapshot::overlay::OverlaySnapshotter;
+use berth_image::snapshot::Mount;
+use berth_image::store::{Image, ImportOptions, Store, StoreError};
+use berth_image::Reference;
+
+use crate::error::{Error, Result};
+use crate::options::ImageConfig;
+use crate::paths::Paths;
+
+pub use berth_image::store::Image as StoredImage;
+
+pub fn open(paths: &Paths) -> Result<Store> {
+    let snap = OverlaySnapshotter::open(&paths.root.join("snapshots"))
+        .map_err(|e| Error::Image(StoreError::from(e)))?;
+    Ok(Store::open(paths.image_root(), Box::new(snap))?)
+}
+
+/// `import`: a rootfs tarball becomes a one-layer image, tagged when a
+/// reference is given.
+pub fn import(
+    store: &Store,
+    input: impl Read,
+    reference: Option<&str>,
+    source: &str,
+) -> Result<Image> {
+    let reference = reference
+        .map(Reference::parse)
+        .transpose()
+        .map_err(|e| Error::Image(e.into()))?;
+    let opts = ImportOptions {
+        reference,
+        source: source.to_string(),
+        ..Default::default()
+    };
+    Ok(store.import(input, &opts)?)
+}
+
+/// Finds an image by reference, id or id prefix.
+pub fn find(store: &Store, name: &str) -> Result<Image> {
+    store.image(name).map_err(|e| match e {
+        StoreError::NotFound(_) => Error::NoSuchImage(name.to_string()),
+        e => Error::Image(e),
+    })
+}
+
+/// The parts of the image's config a container starts from.
+pub fn config(store: &Store, image: &Image) -> Result<ImageConfig> {
+    let v = store.config(image)?;
+    Ok(image_config(&v))
+}
+
+/// Reads `config` of an OCI image configuration, tolerating missing fields
+/// (an imported tarball has none).
+pub fn image_config(v: &serde_json::Value) -> ImageConfig {
+    let c = &v["config"];
+    let list = |k: &str| -> Vec<String> {
+        c[k].as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    ImageConfig {
+        env: list("Env"),
+        cmd: list("Cmd"),
+        entrypoint: list("Entrypoint"),
+        working_dir: s("WorkingDir"),
+        user: s("User"),
+    }
+}
+
+/// A writable snapshot for container `id` on top of the image.
+pub fn prepare_rootfs(store: &Store, image: &Image, id: &str) -> Result<Vec<Mount>> {
+    Ok(store.rootfs(image, id)?)
+}
+
+/// The mounts of container `id`'s existing snapshot.
+pub fn rootfs_mounts(store: &Store, id: &str) -> Result<Vec<Mount>> {
+    store
+        .snapshotter()
+        .mounts(id)
+        .map_err(|e| Error::Image(e.into()))
+}
+
+pub fn remove_rootfs(store: &Store, id: &str) -> Result<()> {
+    match store.snapshotter().remove(id) {
+        Ok(()) => Ok(()),
+        Err(berth_image::snapshot::SnapshotError::NotFound(_)) => Ok(()),
+        Err(e) => Err(Error::Image(e.into())),
+    }
+}
+
+/// Where container `id`'s own changes live (the overlay upper directory).
+pub fn rootfs_dir(store: &Store, id: &str) -> Result<std::path::PathBuf> {
+    Ok(store
+        .snapshotter()
+        .stat(id)
+        .map_err(|e| Error::Image(e.into()))?
+        .dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_config_fields() {
+        let v = serde_json::json!({"config": {"Env": ["A=1"], "Cmd": ["sh"], "WorkingDir": "/w", "User": "1"}});
+        let c = image_config(&v);
+        assert_eq!(
+            (c.env, c.cmd, c.working_dir, c.user),
+            (
+                vec!["A=1".to_string()],
+                vec!["sh".to_string()],
+                "/w".to_string(),
+                "1".to_string()
+            )
+        );
+        assert_eq!(image_config(&serde_json::json!({})), ImageConfig::default());
+    }
+}

@@ -1,0 +1,29 @@
+//! Containers, the state database and the lifecycle; builds the OCI spec
+//! from image config, options and Docker's default security profile.
+//!
+//! It decides; it does not run containers itself: `berth-monitor` (one per
+//! container) holds the container's process through the runtime library,
+//! and this crate talks to it. It must not print, parse flags or exit: the
+//! binaries do that with the [`ErrorKind`] of its errors.
+#![forbid(unsafe_code)]
+
+mod container;
+pub mod db;
+pub mod error;
+pub mod images;
+pub mod logs;
+pub mod monitor;
+pub mod names;
+pub mod options;
+pub mod paths;
+pub mod protocol;
+pub mod spec;
+pub mod user;
+mod view;
+
+pub use container::{unmount, Engine};
+pub use db::{Container, ContainerConfig, State};
+pub use error::{Error, ErrorKind, Result};
+pub use options::{ExecOptions, ImageConfig, Network, RunOptions};
+pub use paths::Paths;
+pub use view::inspect_json;

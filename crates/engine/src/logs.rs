@@ -1,0 +1,167 @@
+//! Docker's json-file log format: one JSON object per line of output,
+//! `{"log":"…\n","stream":"stdout","time":"RFC 3339, nanoseconds"}`. The
+//! monitor writes it; `logs` reads it back.
+
+use std::io::{self, BufRead, Write};
+
+use serde::{Deserialize, Serialize};
+
+/// Docker splits longer lines into several records.
+const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub log: String,
+    pub stream: Stream,
+    pub time: String,
+}
+
+/// Turns a stream's bytes into records, holding a partial line until its
+/// newline (or the end of the stream) arrives.
+#[derive(Debug, Default)]
+pub struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Feeds `data`; writes a record for each complete line to `out`.
+    pub fn feed(&mut self, data: &[u8], stream: Stream, out: &mut impl Write) -> io::Result<()> {
+        self.pending.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(nl) = self.pending[start..].iter().position(|&b| b == b'\n') {
+            let end = start + nl + 1;
+            write_record(&self.pending[start..end], stream, out)?;
+            start = end;
+        }
+        while self.pending.len() - start >= MAX_LINE {
+            write_record(&self.pending[start..start + MAX_LINE], stream, out)?;
+            start += MAX_LINE;
+        }
+        self.pending.drain(..start);
+        Ok(())
+    }
+
+    /// The stream ended: a last line without a newline is written as is.
+    pub fn finish(&mut self, stream: Stream, out: &mut impl Write) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            write_record(&self.pending, stream, out)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+fn write_record(line: &[u8], stream: Stream, out: &mut impl Write) -> io::Result<()> {
+    let rec = Record {
+        log: String::from_utf8_lossy(line).into_owned(),
+        stream,
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+    };
+    let mut buf = serde_json::to_vec(&rec).map_err(io::Error::other)?;
+    buf.push(b'\n');
+    // One write per record: a concurrent reader never sees half of one
+    // unless it reads mid-write, and then it waits for the newline.
+    out.write_all(&buf)
+}
+
+/// Copies every complete record of `input` to `stdout`/`stderr` by stream,
+/// optionally with its timestamp. Returns how many bytes were consumed (a
+/// trailing partial record is left for the next call, for `--follow`).
+pub fn copy_records(
+    input: &mut impl BufRead,
+    stdout: &mut impl Write,
+    stderr: &mut impl Write,
+    timestamps: bool,
+) -> io::Result<u64> {
+    let mut used = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = input.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            return Ok(used);
+        }
+        used += n as u64;
+        let rec: Record = match serde_json::from_slice(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("malformed log record: {e}"),
+                ))
+            }
+        };
+        let out: &mut dyn Write = match rec.stream {
+            Stream::Stdout => stdout,
+            Stream::Stderr => stderr,
+        };
+        if timestamps {
+            write!(out, "{} ", rec.time)?;
+        }
+        out.write_all(rec.log.as_bytes())?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(out: &[u8]) -> Vec<Record> {
+        out.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn lines_are_split_and_partials_held() {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        s.feed(b"hello\nwor", Stream::Stdout, &mut out).unwrap();
+        s.feed(b"ld\n\"q\"\tx", Stream::Stdout, &mut out).unwrap();
+        s.finish(Stream::Stdout, &mut out).unwrap();
+        let r = records(&out);
+        let logs: Vec<&str> = r.iter().map(|r| r.log.as_str()).collect();
+        assert_eq!(logs, ["hello\n", "world\n", "\"q\"\tx"]);
+        assert!(r
+            .iter()
+            .all(|r| r.stream == Stream::Stdout && r.time.ends_with('Z')));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .starts_with(r#"{"log":"hello\n","stream":"stdout","time":""#));
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_16k() {
+        let mut s = LineSplitter::default();
+        let mut out = Vec::new();
+        s.feed(&vec![b'a'; MAX_LINE * 2 + 5], Stream::Stderr, &mut out)
+            .unwrap();
+        s.finish(Stream::Stderr, &mut out).unwrap();
+        let r = records(&out);
+        assert_eq!(
+            r.iter().map(|r| r.log.len()).collect::<Vec<_>>(),
+            [MAX_LINE, MAX_LINE, 5]
+        );
+    }
+
+    #[test]
+    fn records_round_trip_by_stream() {
+        let mut log = Vec::new();
+        let mut s = LineSplitter::default();
+        s.feed(b"out\n", Stream::Stdout, &mut log).unwrap();
+        s.feed(b"err\n", Stream::Stderr, &mut log).unwrap();
+        log.extend_from_slice(b"{\"log\":\"partial");
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let used = copy_records(&mut &log[..], &mut o, &mut e, false).unwrap();
+        assert_eq!((o.as_slice(), e.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
+        assert_eq!(used as usize, log.len() - b"{\"log\":\"partial".len());
+    }
+}

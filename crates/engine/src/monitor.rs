@@ -1,0 +1,164 @@
+//! Starting `berth-monitor` and hearing from it: the engine's half of the
+//! protocol. The monitor is found next to the running binary (`berth` and
+//! `berth-monitor` ship together), or at `$BERTH_MONITOR`.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::error::{io_err, Error, Result};
+use crate::paths::Paths;
+use crate::protocol::{Event, Reader};
+
+pub const BINARY: &str = "berth-monitor";
+
+pub fn binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_MONITOR") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(io_err("finding the berth binary"))?;
+    let p = exe.with_file_name(BINARY);
+    if p.exists() {
+        return Ok(p);
+    }
+    Err(Error::Monitor {
+        id: String::new(),
+        reason: format!(
+            "{} not found (build it: cargo build -p berth-monitor)",
+            p.display()
+        ),
+    })
+}
+
+/// A base command for the monitor with the global flags.
+pub fn command(paths: &Paths) -> Result<Command> {
+    let mut cmd = Command::new(binary()?);
+    cmd.arg("--root")
+        .arg(&paths.root)
+        .arg("--runroot")
+        .arg(&paths.runroot);
+    Ok(cmd)
+}
+
+/// A running container's monitor, as its starter sees it.
+pub struct Handle {
+    pub id: String,
+    pub pid: i32,
+    events: Reader<File>,
+}
+
+impl Handle {
+    /// Blocks until the container exited (and with `--rm` was removed);
+    /// returns its exit code.
+    pub fn wait(mut self) -> Result<i32> {
+        match self.events.next_event()? {
+            Event::Exited(code) => Ok(code),
+            other => Err(Error::Monitor {
+                id: self.id,
+                reason: format!("unexpected report {other:?}"),
+            }),
+        }
+    }
+}
+
+/// Spawns the monitor for container `id` and waits for it to report the
+/// start. With `attach` the monitor copies the container's output to this
+/// process's stdout and stderr too.
+pub fn spawn(paths: &Paths, id: &str, attach: bool) -> Result<Handle> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| io_err("creating a pipe")(e.into()))?;
+    let mut cmd = command(paths)?;
+    cmd.arg("start").arg(id);
+    // The status pipe rides on the monitor's stdin: only 0, 1 and 2 pass
+    // through exec without unsafe code on either side.
+    cmd.stdin(Stdio::from(w));
+    if attach {
+        cmd.arg("--attach");
+    } else {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(paths.monitor_log(id))
+            .map_err(io_err(format!(
+                "opening {}",
+                paths.monitor_log(id).display()
+            )))?;
+        cmd.stdout(Stdio::null()).stderr(Stdio::from(log));
+    }
+    let mut child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
+    // Our copy of the write end must go, or a dead monitor never reads as EOF.
+    drop(cmd);
+    // The monitor forks into its own session at once; this reaps the parent half.
+    let status = child
+        .wait()
+        .map_err(io_err(format!("waiting for {BINARY}")))?;
+    let mut events = Reader::new(File::from(r), id);
+    let first = events.next_event();
+    if !status.success() && first.is_err() {
+        return Err(Error::Monitor {
+            id: id.into(),
+            reason: format!("exited with {status} before starting the container"),
+        });
+    }
+    match first? {
+        Event::Started(pid) => Ok(Handle {
+            id: id.to_string(),
+            pid,
+            events,
+        }),
+        Event::Failed(127, msg) => Err(Error::CommandNotFound(msg)),
+        Event::Failed(126, msg) => Err(Error::CannotInvoke(msg)),
+        Event::Failed(_, msg) => Err(Error::Monitor {
+            id: id.to_string(),
+            reason: msg,
+        }),
+        Event::Exited(c) => Err(Error::Monitor {
+            id: id.to_string(),
+            reason: format!("reported an exit ({c}) before a start"),
+        }),
+    }
+}
+
+/// A short name for the monitor's socket: its real path, under a long
+/// `--runroot` and a 64-digit id, passes the 108 bytes a socket address
+/// holds. The returned fd (the bundle directory) must outlive the use.
+pub fn socket_addr(paths: &Paths, id: &str) -> Result<(OwnedFd, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    let dir = paths.bundle(id);
+    let fd = rustix::fs::open(
+        &dir,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| io_err(format!("opening {}", dir.display()))(e.into()))?;
+    let name = paths.monitor_socket(id);
+    let name = name.file_name().unwrap_or_default();
+    let short = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())).join(name);
+    Ok((fd, short))
+}
+
+/// Waits for the exit of a container whose monitor listens at its socket.
+/// `Ok(None)`: no monitor there (the container is not running), or the
+/// timeout passed.
+pub fn wait_socket(paths: &Paths, id: &str, timeout: Option<Duration>) -> Result<Option<i32>> {
+    let Ok((_dir, addr)) = socket_addr(paths, id) else {
+        return Ok(None);
+    };
+    let s = match UnixStream::connect(addr) {
+        Ok(s) => s,
+        Err(_) => return Ok(None),
+    };
+    s.set_read_timeout(timeout)
+        .map_err(io_err("setting a socket timeout"))?;
+    let mut r = Reader::new(s, id);
+    match r.next_event() {
+        Ok(Event::Exited(code)) => Ok(Some(code)),
+        Ok(_) => Ok(None),
+        // A timeout, or the monitor closed without a word: the caller
+        // looks at the database.
+        Err(_) => Ok(None),
+    }
+}

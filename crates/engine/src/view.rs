@@ -1,0 +1,134 @@
+//! Reading containers back: `logs` (with `--follow`) and `inspect` in
+//! docker's JSON shape (the common subset).
+
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::container::Engine;
+use crate::db::{Container, State};
+use crate::error::{io_err, Result};
+use crate::logs;
+use crate::spec;
+
+impl Engine {
+    /// `logs`: the container's output so far; with `follow`, until it exits.
+    pub fn logs(
+        &self,
+        key: &str,
+        follow: bool,
+        timestamps: bool,
+        out: &mut impl Write,
+        err: &mut impl Write,
+    ) -> Result<()> {
+        let c = self.find(key)?;
+        let path = self.paths.log_file(&c.id);
+        let mut f = match File::open(&path) {
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(format!("opening {}", path.display()))(e)),
+        };
+        let mut offset = 0u64;
+        let mut copy = |f: &mut Option<File>, offset: &mut u64| -> Result<()> {
+            if f.is_none() {
+                *f = File::open(&path).ok();
+            }
+            let Some(file) = f else { return Ok(()) };
+            file.seek(SeekFrom::Start(*offset))
+                .map_err(io_err("reading the log"))?;
+            *offset += logs::copy_records(&mut BufReader::new(&*file), out, err, timestamps)
+                .map_err(io_err(format!("reading {}", path.display())))?;
+            out.flush().map_err(io_err("writing"))?;
+            err.flush().map_err(io_err("writing"))
+        };
+        copy(&mut f, &mut offset)?;
+        if !follow || c.state != State::Running {
+            return Ok(());
+        }
+        // The monitor's socket closes (after a last report) when the
+        // container exits; until then, new records are copied as they come.
+        let sock = crate::monitor::socket_addr(&self.paths, &c.id)
+            .ok()
+            .and_then(|(_dir, a)| UnixStream::connect(a).ok());
+        if let Some(s) = &sock {
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .map_err(io_err("setting a socket timeout"))?;
+        }
+        loop {
+            let done = match &sock {
+                Some(s) => {
+                    let mut b = [0u8; 64];
+                    match std::io::Read::read(&mut &*s, &mut b) {
+                        Ok(_) => true,
+                        Err(e) => !matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ),
+                    }
+                }
+                None => true,
+            };
+            copy(&mut f, &mut offset)?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// `inspect`: docker's JSON for one container.
+    pub fn inspect(&self, key: &str) -> Result<Value> {
+        let c = self.find(key)?;
+        Ok(inspect_json(
+            &c,
+            &self.paths.log_file(&c.id).display().to_string(),
+            &self.paths.rootfs(&c.id).display().to_string(),
+        ))
+    }
+}
+
+fn ts(t: &Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+}
+
+pub fn inspect_json(c: &Container, log_path: &str, rootfs: &str) -> Value {
+    let args = spec::args(&c.config);
+    let running = c.state == State::Running;
+    json!({
+        "Id": c.id,
+        "Created": c.created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "Path": args.first().cloned().unwrap_or_default(),
+        "Args": args.get(1..).unwrap_or_default(),
+        "State": {
+            "Status": c.state.as_str(),
+            "Running": running,
+            "Paused": false,
+            "Restarting": false,
+            "OOMKilled": false,
+            "Dead": false,
+            "Pid": c.pid,
+            "ExitCode": c.exit_code.unwrap_or(0),
+            "Error": c.error.clone().unwrap_or_default(),
+            "StartedAt": ts(&c.started),
+            "FinishedAt": ts(&c.finished),
+        },
+        "Image": c.image_id,
+        "Name": format!("/{}", c.name),
+        "LogPath": log_path,
+        "Driver": "overlay",
+        "HostConfig": {"NetworkMode": c.config.network_mode, "AutoRemove": c.config.auto_remove, "LogConfig": {"Type": "json-file"}},
+        "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": rootfs}},
+        "Config": {
+            "Hostname": c.config.hostname,
+            "User": c.config.user,
+            "Env": c.config.env,
+            "Cmd": c.config.cmd,
+            "Entrypoint": if c.config.entrypoint.is_empty() { Value::Null } else { json!(c.config.entrypoint) },
+            "WorkingDir": c.config.working_dir,
+            "Image": c.image,
+        },
+    })
+}
