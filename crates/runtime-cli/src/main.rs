@@ -499,13 +499,14 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<i32> {
     }
     let mut ooms = rt.oom_kills(id).unwrap_or(0);
     loop {
-        if rt.status(id)? == berth_runtime::Status::Stopped {
-            return Ok(0);
-        }
+        // OOM kills first: the kill may be what stopped the container.
         let now = rt.oom_kills(id).unwrap_or(ooms);
         if now > ooms {
             emit("oom", serde_json::Value::Null);
             ooms = now;
+        }
+        if rt.status(id)? == berth_runtime::Status::Stopped {
+            return Ok(0);
         }
         emit("stats", serde_json::to_value(rt.stats(id)?)?);
         std::thread::sleep(every);

@@ -97,11 +97,35 @@ impl Runtime {
             libc_sig::SIGWINCH,
             libc_sig::SIGCHLD,
         ];
+        config::validate_id(id)?;
+        let loaded = Bundle::load(bundle)?;
+        // runc's `run` with a terminal and no console socket: the pty is
+        // ours, proxied to our own stdin and stdout.
+        let wants_tty = loaded
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        let mut proxy = None;
+        let mut opts = opts.clone();
+        if wants_tty && opts.console_socket.is_none() && !detach {
+            let p = crate::console_proxy::Proxy::listen()?;
+            opts.console_socket = Some(p.path().to_path_buf());
+            proxy = Some(p);
+        }
         if !detach {
             berth_sys::signal::block(&forwarded).map_err(io_err("blocking signals"))?;
         }
-        let (pid, ch) = self.create_inner(id, bundle, opts, true)?;
+        let (pid, ch) = self.create_loaded(id, &loaded, &opts, true)?;
         let ch = ch.ok_or_else(|| Error::Init("no channel to the init".into()))?;
+        let mut proxy = match proxy.map(|p| p.accept()).transpose() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = self.delete(id, true);
+                return Err(e);
+            }
+        };
         if let Err(e) = self.start_via_channel(id, &ch) {
             let _ = self.delete(id, true);
             return Err(e);
@@ -110,6 +134,14 @@ impl Runtime {
             return Ok(0);
         }
         let sfd = berth_sys::signal::signalfd(&forwarded).map_err(io_err("signalfd"))?;
+        if let Some(p) = proxy.as_mut() {
+            let code = p.pump(pid, &sfd)?;
+            drop(proxy);
+            if let Err(e) = self.delete(id, true) {
+                tracing::warn!(id, error = %e, "deleting after run");
+            }
+            return Ok(code);
+        }
         let code = loop {
             if let Some((_, st)) = rustix::process::waitpid(
                 Some(Pid::from_raw(pid).ok_or_else(|| Error::Init("bad pid".into()))?),
@@ -144,6 +176,16 @@ impl Runtime {
     ) -> Result<(i32, Option<Channel>)> {
         config::validate_id(id)?;
         let bundle = Bundle::load(bundle_dir)?;
+        self.create_loaded(id, &bundle, opts, foreground)
+    }
+
+    fn create_loaded(
+        &self,
+        id: &str,
+        bundle: &Bundle,
+        opts: &CreateOptions,
+        foreground: bool,
+    ) -> Result<(i32, Option<Channel>)> {
         if opts.no_new_keyring {
             tracing::debug!("no_new_keyring: the session keyring is inherited");
         }
@@ -157,7 +199,7 @@ impl Runtime {
             Err(e) => return Err(io_err(format!("creating {}", dir.display()))(e)),
         }
         let mut cg: Option<cgroups::Manager> = None;
-        let res = self.spawn_init(id, &bundle, opts, foreground, &dir, &mut cg);
+        let res = self.spawn_init(id, bundle, opts, foreground, &dir, &mut cg);
         match res {
             Ok(r) => Ok(r),
             Err(e) => {

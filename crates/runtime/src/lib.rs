@@ -11,6 +11,7 @@ pub mod cgroups;
 mod channel;
 pub mod cloned;
 pub mod config;
+mod console_proxy;
 mod container;
 pub mod error;
 pub mod features;

@@ -106,12 +106,8 @@ fn setup(a: &InitArgs<'_>) -> std::result::Result<Error, Error> {
         Mode::empty(),
     )
     .map_err(errno("opening /proc"))?;
-    if !a.exec {
-        if !a.plan.has(LinuxNamespaceType::Mount) {
-            return Err(Error::InvalidConfig("a mount namespace is required".into()));
-        }
-        setup_root(a, new_user, &state)?;
-    }
+    // The hostname first: createContainer hooks run in the container's
+    // namespaces and see it.
     if !a.exec {
         if let Some(h) = a.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
             rustix::system::sethostname(h.as_bytes())
@@ -121,6 +117,12 @@ fn setup(a: &InitArgs<'_>) -> std::result::Result<Error, Error> {
             rustix::system::setdomainname(d.as_bytes())
                 .map_err(errno(format!("setting domainname {d}")))?;
         }
+    }
+    if !a.exec {
+        if !a.plan.has(LinuxNamespaceType::Mount) {
+            return Err(Error::InvalidConfig("a mount namespace is required".into()));
+        }
+        setup_root(a, new_user, &state)?;
     }
     if p.terminal().unwrap_or(false) {
         let sock = a.console.as_ref().ok_or_else(|| {
