@@ -439,3 +439,185 @@ fn interactive_run_proxies_a_terminal() {
     let _ = std::fs::remove_file(&rc);
     assert_eq!(code.trim(), "5");
 }
+
+#[test]
+fn recursive_read_only_bind_and_overlay_mounts() {
+    if !require_root("recursive_read_only_bind_and_overlay_mounts") {
+        return;
+    }
+    let rt = Rt::new();
+    // A host tree with a submount: plain "ro" would leave the submount
+    // writable; "rro" covers it too.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir(host.path().join("sub")).unwrap();
+    rustix::mount::mount(
+        "tmpfs",
+        host.path().join("sub").as_path(),
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .unwrap();
+    let layers = tempfile::tempdir().unwrap();
+    for d in ["lower", "upper", "work"] {
+        std::fs::create_dir(layers.path().join(d)).unwrap();
+    }
+    std::fs::write(layers.path().join("lower/from-lower"), "low\n").unwrap();
+    let mut b = bundle(&[
+        "sh",
+        "-c",
+        "touch /data/x 2>/dev/null && echo top-writable; touch /data/sub/x 2>/dev/null && echo sub-writable; \
+         cat /ov/from-lower; echo new > /ov/from-upper && echo ov-written",
+    ]);
+    let mut mounts = b.spec.mounts().clone().unwrap();
+    mounts.push(serde_json::from_value(serde_json::json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "rro"]})).unwrap());
+    let ov = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        layers.path().join("lower").display(),
+        layers.path().join("upper").display(),
+        layers.path().join("work").display()
+    );
+    mounts.push(serde_json::from_value(serde_json::json!({"destination": "/ov", "type": "overlay", "source": "overlay", "options": [ov]})).unwrap());
+    b.spec.set_mounts(Some(mounts));
+    b.save().unwrap();
+    let o = rt.run(b.path());
+    let _ = rustix::mount::unmount(
+        host.path().join("sub").as_path(),
+        rustix::mount::UnmountFlags::DETACH,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        !out.contains("top-writable") && !out.contains("sub-writable"),
+        "{out}"
+    );
+    assert!(out.contains("low\n") && out.contains("ov-written"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(layers.path().join("upper/from-upper")).unwrap(),
+        "new\n"
+    );
+}
+
+#[test]
+fn time_namespace_offsets_domainname_umask_oom_score() {
+    if !require_root("time_namespace_offsets_domainname_umask_oom_score") {
+        return;
+    }
+    let rt = Rt::new();
+    let mut b = bundle(&["sh", "-c", "cut -d. -f1 /proc/uptime; cat /proc/sys/kernel/domainname; umask; cat /proc/self/oom_score_adj"]);
+    let mut linux = b.spec.linux().clone().unwrap();
+    let mut ns = linux.namespaces().clone().unwrap();
+    ns.push(serde_json::from_str(r#"{"type":"time"}"#).unwrap());
+    linux.set_namespaces(Some(ns));
+    linux.set_time_offsets(Some(
+        [(
+            "boottime".to_string(),
+            serde_json::from_str(r#"{"secs":86400000}"#).unwrap(),
+        )]
+        .into(),
+    ));
+    b.spec.set_linux(Some(linux));
+    b.spec.set_domainname(Some("example.test".into()));
+    let mut p = b.spec.process().clone().unwrap();
+    p.user_mut().set_umask(Some(0o027));
+    p.set_oom_score_adj(Some(123));
+    b.spec.set_process(Some(p));
+    b.save().unwrap();
+    let o = rt.run(b.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let uptime: u64 = lines[0].parse().unwrap();
+    assert!(
+        uptime >= 86_400_000,
+        "boottime offset of 1000 days not seen: {out}"
+    );
+    assert_eq!(&lines[1..], &["example.test", "0027", "123"], "{out}");
+}
+
+#[test]
+fn apparmor_and_selinux_requests_fail_clearly() {
+    let rt = Rt::new();
+    let mut b = bundle(&["true"]);
+    let mut p = b.spec.process().clone().unwrap();
+    p.set_apparmor_profile(Some("docker-default".into()));
+    b.spec.set_process(Some(p));
+    b.save().unwrap();
+    let o = rt.out(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &unique_id("aa"),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("AppArmor"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn exec_detached_and_with_a_tty() {
+    if !require_root("exec_detached_and_with_a_tty") {
+        return;
+    }
+    let rt = Rt::new();
+    let b = bundle(&["sleep", "100"]);
+    let id = unique_id("exectty");
+    rt.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    let pidfile = tmp_path("exec.pid");
+    rt.ok(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "sleep 1; touch /tmp/detached-done",
+    ]);
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().parse().unwrap();
+    assert!(pid > 0);
+    let t0 = std::time::Instant::now();
+    while !b.rootfs().join("tmp/detached-done").exists() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "detached exec never finished"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let sock = tmp_path("exec-console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let reader = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let (_, master) = recv_fd(&stream);
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::fs::File::from(master), &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let o = rt.out(&[
+        "exec",
+        "--tty",
+        "--console-socket",
+        sock.to_str().unwrap(),
+        &id,
+        "sh",
+        "-c",
+        "tty; [ -t 1 ] && echo is-a-tty",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = reader.join().unwrap().replace('\r', "");
+    assert!(
+        out.contains("/dev/pts/") && out.contains("is-a-tty"),
+        "{out}"
+    );
+    rt.ok(&["delete", "--force", &id]);
+    let _ = std::fs::remove_file(pidfile);
+    let _ = std::fs::remove_file(sock);
+}

@@ -15,7 +15,10 @@ pub fn features() -> Value {
             "loud", "mand", "noatime", "nodev", "nodiratime", "noexec", "noiversion", "nolazytime", "nomand",
             "norelatime", "nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount",
             "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent", "slave",
-            "strictatime", "suid", "symfollow", "sync", "unbindable"
+            "strictatime", "suid", "symfollow", "sync", "unbindable",
+            "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "ratime",
+            "rrelatime", "rnorelatime", "rstrictatime", "rnostrictatime", "rnodiratime", "rdiratime",
+            "rnosymfollow", "rsymfollow"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],

@@ -9,6 +9,7 @@
 //! threaded.
 
 pub mod bpf;
+pub mod mount;
 pub mod process;
 pub mod seccomp;
 pub mod signal;

@@ -27,6 +27,10 @@ pub struct Options {
     pub propagation: Vec<MountPropagationFlags>,
     pub data: Vec<String>,
     pub remount: bool,
+    /// Attributes for the whole mount tree (the `r`-prefixed options),
+    /// applied with mount_setattr after the mount.
+    pub rec_set: u64,
+    pub rec_clear: u64,
 }
 
 pub fn parse_options(opts: &[String]) -> Result<Options> {
@@ -38,6 +42,8 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
         propagation: Vec::new(),
         data: Vec::new(),
         remount: false,
+        rec_set: 0,
+        rec_clear: 0,
     };
     for opt in opts {
         let (set, clear) = match opt.as_str() {
@@ -110,9 +116,31 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
             | "rnoatime" | "ratime" | "rrelatime" | "rnorelatime" | "rstrictatime"
             | "rnostrictatime" | "rnosymfollow" | "rsymfollow" | "rnodiratime"
             | "rdiratime") => {
-                return Err(Error::Unsupported(format!(
-                    "the recursive mount option {r:?}"
-                )));
+                use berth_sys::mount::*;
+                let (set, clear) = match r {
+                    "rro" => (MOUNT_ATTR_RDONLY, 0),
+                    "rrw" => (0, MOUNT_ATTR_RDONLY),
+                    "rnosuid" => (MOUNT_ATTR_NOSUID, 0),
+                    "rsuid" => (0, MOUNT_ATTR_NOSUID),
+                    "rnodev" => (MOUNT_ATTR_NODEV, 0),
+                    "rdev" => (0, MOUNT_ATTR_NODEV),
+                    "rnoexec" => (MOUNT_ATTR_NOEXEC, 0),
+                    "rexec" => (0, MOUNT_ATTR_NOEXEC),
+                    "rnodiratime" => (MOUNT_ATTR_NODIRATIME, 0),
+                    "rdiratime" => (0, MOUNT_ATTR_NODIRATIME),
+                    "rnosymfollow" => (MOUNT_ATTR_NOSYMFOLLOW, 0),
+                    "rsymfollow" => (0, MOUNT_ATTR_NOSYMFOLLOW),
+                    "rnoatime" => (MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME),
+                    "rstrictatime" => (MOUNT_ATTR_STRICTATIME, MOUNT_ATTR__ATIME),
+                    // relatime is the atime field's zero value.
+                    "rrelatime" => (0, MOUNT_ATTR__ATIME),
+                    // "ratime", "rnorelatime", "rnostrictatime": back to the
+                    // default, which is relatime.
+                    _ => (0, MOUNT_ATTR__ATIME),
+                };
+                o.rec_set = (o.rec_set & !clear) | set;
+                o.rec_clear = (o.rec_clear & !set) | clear;
+                continue;
             }
             i @ ("idmap" | "ridmap") => {
                 return Err(Error::Unsupported(format!(
@@ -269,6 +297,7 @@ pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
         for p in &opts.propagation {
             mount_change(tp.as_str(), *p).map_err(what)?;
         }
+        apply_recursive(&target, &opts).map_err(what)?;
         return Ok(());
     }
     let target = mkdir_all(ctx.root, dest, 0o755)?;
@@ -361,13 +390,27 @@ pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
             .map_err(what)?;
         }
     }
-    if !opts.propagation.is_empty() {
+    if !opts.propagation.is_empty() || opts.rec_set != 0 || opts.rec_clear != 0 {
         let t2 = open_in_root(ctx.root, dest, OFlags::PATH).map_err(what)?;
         for p in &opts.propagation {
             mount_change(fd_path(&t2).as_str(), *p).map_err(what)?;
         }
+        apply_recursive(&t2, &opts).map_err(what)?;
     }
     Ok(())
+}
+
+/// The `r`-prefixed options: one mount_setattr over the whole tree.
+fn apply_recursive(target: &OwnedFd, opts: &Options) -> std::result::Result<(), Errno> {
+    if opts.rec_set == 0 && opts.rec_clear == 0 {
+        return Ok(());
+    }
+    berth_sys::mount::setattr_recursive(target.as_fd(), opts.rec_set, opts.rec_clear)
+        .map_err(|e| Errno::from_raw_os_error(e.raw_os_error().unwrap_or(libc_eio())))
+}
+
+fn libc_eio() -> i32 {
+    5
 }
 
 fn cstr(s: &str) -> Option<std::ffi::CString> {
@@ -672,6 +715,19 @@ mod tests {
         let o = p(&["bind", "shared"]);
         assert!(o.bind && !o.recursive);
         assert_eq!(o.propagation, vec![MountPropagationFlags::SHARED]);
+    }
+
+    #[test]
+    fn recursive_options_become_mount_attributes() {
+        use berth_sys::mount::*;
+        let o = p(&["rbind", "rro", "rnosuid", "rnoatime"]);
+        assert_eq!(
+            o.rec_set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(o.rec_clear, MOUNT_ATTR__ATIME);
+        let o = p(&["rro", "rrw"]);
+        assert_eq!((o.rec_set, o.rec_clear), (0, MOUNT_ATTR_RDONLY));
     }
 
     #[test]
