@@ -11,7 +11,7 @@ use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, Digester};
-use crate::fsutil::{fsync_dir, unique_name};
+use crate::fsutil::{fsync_dir, sweep_dead, unique_name};
 use crate::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +142,23 @@ impl FsContentStore {
         for d in [&blobs, &ingest] {
             fs::create_dir_all(d).map_err(io_err(format!("creating {}", d.display())))?;
         }
+        // Ingests of writers killed mid-write: never visible, only disk.
+        sweep_dead(&ingest, INGEST_PREFIX);
         Ok(FsContentStore { blobs, ingest })
+    }
+
+    /// A scratch file beside the ingests (same filesystem, swept the same
+    /// way after a crash), deleted when the guard drops: for data that is
+    /// staged but never becomes a blob, like a layer being recompressed.
+    pub fn temp_file(&self) -> Result<TempFile> {
+        let path = self.ingest.join(unique_name(INGEST_PREFIX));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err(format!("creating {}", path.display())))?;
+        Ok(TempFile { file, path })
     }
 
     /// Where a blob lives (or would live).
@@ -180,9 +196,23 @@ impl Provider for FsContentStore {
     }
 }
 
+const INGEST_PREFIX: &str = "ingest-";
+
+/// A scratch file removed on drop; see [`FsContentStore::temp_file`].
+pub struct TempFile {
+    pub file: File,
+    path: PathBuf,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 impl Ingester for FsContentStore {
     fn writer(&self) -> Result<Box<dyn ContentWriter>> {
-        let path = self.ingest.join(unique_name("ingest-"));
+        let path = self.ingest.join(unique_name(INGEST_PREFIX));
         let file = File::options()
             .write(true)
             .create_new(true)

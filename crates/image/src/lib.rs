@@ -7,6 +7,7 @@
 //! records: a container is only ever a snapshot key here.
 #![forbid(unsafe_code)]
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod layer;

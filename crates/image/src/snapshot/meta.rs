@@ -10,6 +10,8 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{io_err, Info, Kind, Result, SnapshotError};
 
+pub(crate) const STAGE_PREFIX: &str = "stage-";
+
 pub(crate) struct Meta {
     conn: Mutex<Connection>,
     pub(crate) dirs: PathBuf,
@@ -127,6 +129,14 @@ impl Meta {
         )?;
         let id = tx.last_insert_rowid();
         let dir = self.dirs.join(id.to_string());
+        // A crash between `make` and the commit below leaves a directory
+        // whose row was rolled back, so its id comes round again: what is
+        // there is stale, and must not leak into the new snapshot.
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => tracing::debug!(dir = %dir.display(), "removed a stale snapshot directory"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(format!("removing stale {}", dir.display()))(e)),
+        }
         if let Err(e) = make(&dir, parent_row.as_ref()) {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
@@ -207,8 +217,10 @@ impl Meta {
             .map_err(io_err(format!("removing {}", trash.display())))
     }
 
-    /// Deletes directories a crash left behind in `remove`.
+    /// Deletes directories a crash left behind in `remove`, and staged
+    /// layers of writers that died.
     pub(crate) fn sweep(&self) {
+        crate::fsutil::sweep_dead(&self.dirs, STAGE_PREFIX);
         let Ok(entries) = std::fs::read_dir(&self.dirs) else {
             return;
         };

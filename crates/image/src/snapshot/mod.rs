@@ -28,6 +28,15 @@
 //! no other snapshot has as parent (that is a `Conflict`). `stat` and `list`
 //! tell what is there. Keys and names share one namespace.
 //!
+//! # Unpacking layers side by side
+//!
+//! Where a layer's directory holds only that layer's changes (overlay),
+//! the layers of an image do not need their parents to be unpacked: each
+//! can be applied into a [`Staged`] directory from [`Snapshotter::stage`]
+//! at the same time as the others, and then adopted in order with
+//! [`Snapshotter::commit_staged`] (a rename). Backends that copy the parent
+//! (native) return `None` from `stage` and are unpacked one by one.
+//!
 //! Two backends pass the same conformance tests: [`overlay`] (a committed
 //! layer is a directory used as an overlay lowerdir) and [`native`] (every
 //! snapshot a full copy, for filesystems without overlay).
@@ -41,7 +50,7 @@ pub mod overlay;
 mod testsuite;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use mount::{mount_all, unmount, Mount};
 
@@ -154,4 +163,68 @@ pub trait Snapshotter: Send + Sync {
 
     /// Every snapshot, parents before children.
     fn list(&self) -> Result<Vec<Info>>;
+
+    /// A fresh directory to unpack one layer into before its parent
+    /// exists, or `None` when this backend cannot adopt one (see the
+    /// module documentation).
+    fn stage(&self) -> Result<Option<Staged>> {
+        Ok(None)
+    }
+
+    /// Adopts `staged` as the committed snapshot `name` on `parent`.
+    fn commit_staged(&self, name: &str, _parent: Option<&str>, _staged: Staged) -> Result<()> {
+        Err(SnapshotError::InvalidArgument {
+            key: name.into(),
+            reason: format!("the {} snapshotter cannot adopt staged layers", self.name()),
+        })
+    }
+
+    /// The directory holding only the changes made in the active snapshot
+    /// `key` (overlay's upper directory): what `commit` turns into a layer
+    /// at a cost proportional to the change. Backends without one say so.
+    fn upper(&self, key: &str) -> Result<PathBuf> {
+        Err(SnapshotError::InvalidArgument {
+            key: key.into(),
+            reason: format!(
+                "the {} snapshotter keeps no separate changes to commit",
+                self.name()
+            ),
+        })
+    }
+}
+
+/// A directory filled with one layer apart from any snapshot. Dropped
+/// without being adopted, it is deleted; a crash leaves it to the sweep at
+/// the next open (its name carries the writer's pid).
+#[derive(Debug)]
+pub struct Staged {
+    path: PathBuf,
+    adopted: bool,
+}
+
+impl Staged {
+    pub(crate) fn new(path: PathBuf) -> Staged {
+        Staged {
+            path,
+            adopted: false,
+        }
+    }
+
+    /// Where to unpack the layer.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn adopt(mut self) -> PathBuf {
+        self.adopted = true;
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.adopted {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }

@@ -6,8 +6,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::meta::{Meta, Row};
-use super::{io_err, Info, Kind, Mount, Result, SnapshotError, Snapshotter};
+use super::meta::{Meta, Row, STAGE_PREFIX};
+use super::{io_err, Info, Kind, Mount, Result, SnapshotError, Snapshotter, Staged};
 
 pub struct OverlaySnapshotter {
     meta: Meta,
@@ -120,6 +120,41 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn remove(&self, key: &str) -> Result<()> {
         self.meta.remove(key)
+    }
+
+    fn stage(&self) -> Result<Option<Staged>> {
+        // Beside the snapshot directories: adoption is a rename.
+        let path = self
+            .meta
+            .dirs
+            .join(crate::fsutil::unique_name(STAGE_PREFIX));
+        fs::create_dir(&path).map_err(io_err(format!("creating {}", path.display())))?;
+        Ok(Some(Staged::new(path)))
+    }
+
+    fn commit_staged(&self, name: &str, parent: Option<&str>, staged: Staged) -> Result<()> {
+        let mut staged = Some(staged);
+        self.meta.create(name, parent, Kind::Committed, |dir, _| {
+            fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+            let from = staged.take().expect("make runs once").adopt();
+            let to = dir.join("fs");
+            fs::rename(&from, &to).map_err(|e| {
+                let _ = fs::remove_dir_all(&from);
+                io_err(format!("moving {} to {}", from.display(), to.display()))(e)
+            })
+        })?;
+        Ok(())
+    }
+
+    fn upper(&self, key: &str) -> Result<PathBuf> {
+        let row = self.meta.get(key)?;
+        if row.kind != Kind::Active {
+            return Err(SnapshotError::InvalidArgument {
+                key: key.into(),
+                reason: "only an active snapshot has changes of its own".into(),
+            });
+        }
+        Ok(self.fs_dir(row.id))
     }
 
     fn list(&self) -> Result<Vec<Info>> {

@@ -7,6 +7,12 @@
 //! no record pointing at nothing (at worst unreferenced blobs for gc).
 
 mod changes;
+mod check;
+mod commit;
+mod gc;
+mod lease;
+mod register;
+mod unpack;
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -16,6 +22,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::{json, Map, Value};
 
 pub use changes::{apply_change, ChangeError};
+pub use check::{CheckReport, DfReport, ImageUsage};
+pub use commit::CommitOptions;
+pub use gc::{GcReport, Removed};
+pub use lease::Lease;
 
 use crate::content::{
     self, ContentError, ContentWriter, FsContentStore, Ingester, Manager, Provider,
@@ -49,6 +59,18 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error("image {id}: corrupt record: {reason}")]
     Corrupt { id: String, reason: String },
+    /// A manifest or config that cannot describe an image.
+    #[error("invalid image: {0}")]
+    Invalid(String),
+    /// A layer whose content is not what the image config promises.
+    #[error("layer {blob}: content has diff id {actual}, the image config expects {expected}")]
+    LayerMismatch {
+        blob: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 }
@@ -69,6 +91,8 @@ impl StoreError {
                 ErrorKind::Unavailable
             }
             StoreError::Db(_) | StoreError::Corrupt { .. } => ErrorKind::Internal,
+            StoreError::Invalid(_) | StoreError::LayerMismatch { .. } => ErrorKind::InvalidArgument,
+            StoreError::Conflict(_) => ErrorKind::Conflict,
             StoreError::Io { source, .. } => ErrorKind::of_io(source),
         }
     }
@@ -172,7 +196,29 @@ impl Store {
                 reference TEXT PRIMARY KEY,
                 image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
             );
-            CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);",
+            CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+            -- Every blob an image needs (manifest, config, layer blobs as its
+            -- manifest names them): what gc keeps and save reads.
+            CREATE TABLE IF NOT EXISTS image_blobs (
+                image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+                digest TEXT NOT NULL,
+                PRIMARY KEY (image_id, digest)
+            );
+            CREATE INDEX IF NOT EXISTS image_blobs_digest ON image_blobs(digest);
+            -- In-flight work: what a lease names, gc keeps while its
+            -- process (pid + start time) lives.
+            CREATE TABLE IF NOT EXISTS leases (
+                id TEXT PRIMARY KEY,
+                pid INTEGER NOT NULL,
+                pid_start INTEGER,
+                created TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS lease_resources (
+                lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+                kind TEXT NOT NULL,
+                key TEXT NOT NULL,
+                PRIMARY KEY (lease_id, kind, key)
+            );",
         )?;
         Ok(Store {
             db: Mutex::new(conn),
@@ -294,7 +340,8 @@ impl Store {
             top_chain_id: Some(chain_id),
             tags: opts.reference.iter().cloned().collect(),
         };
-        self.record(&[layer], &image)?;
+        let blobs = [layer.blob.clone()];
+        self.record(&[layer], &image, &blobs)?;
         // Recorded: nothing is to be undone any more.
         undo.clear();
         Ok(image)
@@ -320,7 +367,7 @@ impl Store {
 
     /// Records layers, the image and its tags in one transaction. A tag
     /// that named another image moves to this one, as `docker tag` does.
-    fn record(&self, layers: &[Layer], image: &Image) -> Result<()> {
+    fn record(&self, layers: &[Layer], image: &Image, blobs: &[Digest]) -> Result<()> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for l in layers {
@@ -347,6 +394,12 @@ impl Store {
                 image.top_chain_id.as_ref().map(Digest::as_str)
             ],
         )?;
+        for d in [&image.id, &image.manifest].into_iter().chain(blobs) {
+            tx.execute(
+                "INSERT OR IGNORE INTO image_blobs (image_id, digest) VALUES (?1, ?2)",
+                params![image.id.as_str(), d.as_str()],
+            )?;
+        }
         for t in &image.tags {
             tx.execute(
                 "INSERT INTO tags (reference, image_id) VALUES (?1, ?2)
@@ -563,7 +616,7 @@ impl<'a> Undo<'a> {
 }
 
 /// Copies everything read through it into `out`.
-struct Tee<R, W> {
+pub(crate) struct Tee<R, W> {
     inner: R,
     out: W,
 }
@@ -577,7 +630,7 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
 }
 
 /// GOARCH names, which image configs use.
-fn go_arch() -> &'static str {
+pub(crate) fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -590,5 +643,7 @@ fn go_arch() -> &'static str {
     }
 }
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

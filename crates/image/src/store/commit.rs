@@ -1,0 +1,141 @@
+//! `docker commit`: a container's changes become a new layer and image.
+//!
+//! The container's upper directory already is its change set, so the cost
+//! is the size of the change, never of the image: one walk of the upper
+//! directory (overlay whiteouts become OCI ones), gzip into the content
+//! store, and that one new layer unpacked as the next snapshot. The parent
+//! layers are shared as they are.
+
+use serde_json::{json, Map, Value};
+
+use super::{apply_change, Image, Result, Store, StoreError};
+use crate::content::{ContentWriter, Ingester};
+use crate::layer::{diff, Compression, DiffOptions, LayerError};
+use crate::reference::Reference;
+
+/// What `docker commit` takes besides the container.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub reference: Option<Reference>,
+    /// `-a`
+    pub author: Option<String>,
+    /// `-m`: the history comment.
+    pub message: Option<String>,
+    /// `-c`: instructions applied to the config, in order.
+    pub changes: Vec<String>,
+    /// What the history entry says made the layer (docker leaves the
+    /// container's command here); empty if `None`.
+    pub created_by: Option<String>,
+}
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+impl Store {
+    /// Commits the changes of the active snapshot `container_key`, which
+    /// was prepared from `image` (see [`Store::rootfs`]), as a new image.
+    /// Pause or stop the container first for a consistent layer.
+    pub fn commit(
+        &self,
+        image: &Image,
+        container_key: &str,
+        opts: &CommitOptions,
+    ) -> Result<Image> {
+        let _span =
+            tracing::info_span!("commit", container = container_key, image = %image.id).entered();
+        let parent_cfg = self.config(image)?;
+        let mut inner = match &parent_cfg["config"] {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        };
+        // Bad instructions fail before anything is written.
+        for c in &opts.changes {
+            apply_change(&mut inner, c)?;
+        }
+        let upper = self.snapshotter.upper(container_key)?;
+        let parent_man: Value =
+            serde_json::from_slice(&crate::content::read_blob(&self.content, &image.manifest)?)
+                .map_err(|e| StoreError::Corrupt {
+                    id: image.id.to_string(),
+                    reason: format!("manifest: {e}"),
+                })?;
+
+        let lease = self.lease()?;
+        let result = (|| {
+            let writer = self.content.writer()?;
+            let mut gz = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
+            let applied = diff(&upper, &mut gz, &DiffOptions::default())?;
+            let writer: Box<dyn ContentWriter> = gz.finish().map_err(|source| LayerError::Io {
+                context: "compressing layer".into(),
+                source,
+            })?;
+            lease.add_blob(&writer.status().digest)?;
+            let blob = writer.commit(None, None)?;
+
+            let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+            let mut cfg = parent_cfg.clone();
+            cfg["created"] = json!(now);
+            cfg["config"] = Value::Object(inner.clone());
+            if let Some(a) = &opts.author {
+                cfg["author"] = json!(a);
+            }
+            let mut entry =
+                json!({"created": now, "created_by": opts.created_by.clone().unwrap_or_default()});
+            if let Some(a) = &opts.author {
+                entry["author"] = json!(a);
+            }
+            if let Some(m) = &opts.message {
+                entry["comment"] = json!(m);
+            }
+            push(&mut cfg, "history", entry);
+            push(
+                &mut cfg["rootfs"],
+                "diff_ids",
+                json!(applied.diff_id.as_str()),
+            );
+            let config = serde_json::to_vec(&cfg).expect("json values serialize");
+
+            let mut man = parent_man.clone();
+            let docker = man["mediaType"].as_str() == Some(DOCKER_MANIFEST);
+            let layer_type = if docker {
+                DOCKER_LAYER_GZIP
+            } else {
+                Compression::Gzip.media_type()
+            };
+            push(
+                &mut man,
+                "layers",
+                json!({"mediaType": layer_type, "digest": blob.digest.as_str(), "size": blob.size}),
+            );
+            man["config"] = json!({
+                "mediaType": if docker { DOCKER_CONFIG } else { super::MEDIA_TYPE_CONFIG },
+                "digest": crate::Digest::of(&config).as_str(),
+                "size": config.len(),
+            });
+            let manifest = serde_json::to_vec(&man).expect("json values serialize");
+            let tags: Vec<Reference> = opts.reference.iter().cloned().collect();
+            self.register_in(&lease, &manifest, &config, &tags)
+        })();
+        match result {
+            Ok(img) => {
+                lease.release()?;
+                Ok(img)
+            }
+            Err(e) => {
+                if let Err(undo) = lease.collect() {
+                    tracing::warn!(error = %undo, "could not take back a failed commit");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Appends to the list `obj[key]`, making it if absent.
+fn push(obj: &mut Value, key: &str, v: Value) {
+    match obj.get_mut(key).and_then(Value::as_array_mut) {
+        Some(list) => list.push(v),
+        None => obj[key] = json!([v]),
+    }
+}
