@@ -621,3 +621,54 @@ fn exec_detached_and_with_a_tty() {
     let _ = std::fs::remove_file(pidfile);
     let _ = std::fs::remove_file(sock);
 }
+
+/// An idmapped bind: files the host owns as 1234 appear as root inside,
+/// and what root writes inside lands on the host as 1234.
+#[test]
+fn idmapped_bind_mount() {
+    if !require_root("idmapped_bind_mount") {
+        return;
+    }
+    let rt = Rt::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "x").unwrap();
+    rustix::fs::chown(
+        host.path().join("f").as_path(),
+        Some(rustix::fs::Uid::from_raw(1234)),
+        Some(rustix::fs::Gid::from_raw(1234)),
+    )
+    .unwrap();
+    rustix::fs::chown(
+        host.path(),
+        Some(rustix::fs::Uid::from_raw(1234)),
+        Some(rustix::fs::Gid::from_raw(1234)),
+    )
+    .unwrap();
+    let mut b = bundle(&[
+        "sh",
+        "-c",
+        "stat -c '%u %g' /data/f; echo y > /data/g && echo wrote",
+    ]);
+    let mut mounts = b.spec.mounts().clone().unwrap();
+    mounts.push(
+        serde_json::from_value(serde_json::json!({
+            "destination": "/data", "type": "bind", "source": host.path(), "options": ["bind", "idmap"],
+            // The kernel's reading: on-disk ids are the user namespace's
+            // "inside" (containerID), shown ids its "outside" (hostID).
+            "uidMappings": [{"containerID": 1234, "hostID": 0, "size": 1}],
+            "gidMappings": [{"containerID": 1234, "hostID": 0, "size": 1}],
+        }))
+        .unwrap(),
+    );
+    b.spec.set_mounts(Some(mounts));
+    b.save().unwrap();
+    let o = rt.run(b.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "0 0\nwrote\n");
+    let st = rustix::fs::stat(host.path().join("g").as_path()).unwrap();
+    assert_eq!(
+        (st.st_uid, st.st_gid),
+        (1234, 1234),
+        "the write kept the mapping"
+    );
+}

@@ -18,7 +18,7 @@ pub fn features() -> Value {
             "strictatime", "suid", "symfollow", "sync", "unbindable",
             "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev", "rnoexec", "rexec", "rnoatime", "ratime",
             "rrelatime", "rnorelatime", "rstrictatime", "rnostrictatime", "rnodiratime", "rdiratime",
-            "rnosymfollow", "rsymfollow"
+            "rnosymfollow", "rsymfollow", "idmap", "ridmap"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
@@ -43,7 +43,7 @@ pub fn features() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": { "org.opencontainers.runc.version": concat!("berth-runtime ", env!("CARGO_PKG_VERSION")) }
     })

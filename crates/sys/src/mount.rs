@@ -14,6 +14,8 @@ pub const MOUNT_ATTR_NOATIME: u64 = 0x0000_0010;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x0000_0020;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x0000_0080;
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+/// Shows the mount's files through the id mappings of a user namespace.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
 const AT_EMPTY_PATH: u32 = 0x1000;
 const AT_RECURSIVE: u32 = 0x8000;
@@ -29,12 +31,25 @@ struct MountAttr {
 /// Sets and clears mount attributes on the mount at `fd` and every mount
 /// below it.
 pub fn setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result<()> {
+    setattr(fd, set, clear, None, true)
+}
+
+/// mount_setattr on the mount (tree, with `recursive`) at `fd`; `userns`
+/// goes with MOUNT_ATTR_IDMAP.
+pub fn setattr(
+    fd: BorrowedFd<'_>,
+    set: u64,
+    clear: u64,
+    userns: Option<BorrowedFd<'_>>,
+    recursive: bool,
+) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clear,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd: userns.map(|u| u.as_raw_fd() as u64).unwrap_or(0),
     };
+    let flags = AT_EMPTY_PATH | if recursive { AT_RECURSIVE } else { 0 };
     // SAFETY: the path is a valid empty C string, `attr` lives across the
     // call and its size is passed; the kernel only reads it.
     let r = unsafe {
@@ -42,7 +57,7 @@ pub fn setattr_recursive(fd: BorrowedFd<'_>, set: u64, clear: u64) -> io::Result
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             c"".as_ptr(),
-            AT_EMPTY_PATH | AT_RECURSIVE,
+            flags,
             std::ptr::addr_of!(attr),
             std::mem::size_of::<MountAttr>(),
         )

@@ -9,6 +9,7 @@
 
 mod console;
 pub(crate) mod devices;
+mod idmap;
 pub(crate) mod mounts;
 pub(crate) mod paths;
 pub(crate) mod user;

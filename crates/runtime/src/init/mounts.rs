@@ -31,6 +31,8 @@ pub struct Options {
     /// applied with mount_setattr after the mount.
     pub rec_set: u64,
     pub rec_clear: u64,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true)).
+    pub idmap: Option<bool>,
 }
 
 pub fn parse_options(opts: &[String]) -> Result<Options> {
@@ -44,6 +46,7 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
         remount: false,
         rec_set: 0,
         rec_clear: 0,
+        idmap: None,
     };
     for opt in opts {
         let (set, clear) = match opt.as_str() {
@@ -142,10 +145,13 @@ pub fn parse_options(opts: &[String]) -> Result<Options> {
                 o.rec_clear = (o.rec_clear & !set) | clear;
                 continue;
             }
-            i @ ("idmap" | "ridmap") => {
-                return Err(Error::Unsupported(format!(
-                    "the mount option {i:?} (idmapped mounts)"
-                )))
+            "idmap" => {
+                o.idmap = Some(false);
+                continue;
+            }
+            "ridmap" => {
+                o.idmap = Some(true);
+                continue;
             }
             "tmpcopyup" => return Err(Error::Unsupported("the mount option \"tmpcopyup\"".into())),
             data => {
@@ -283,7 +289,20 @@ pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
             .unwrap_or(false);
         let target = ensure_target(ctx.root, dest, is_dir)?;
         let tp = fd_path(&target);
-        if opts.recursive {
+        let mapped = m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty());
+        if opts.idmap.is_some() || mapped {
+            let uids = m.uid_mappings().clone().unwrap_or_default();
+            let gids = m.gid_mappings().clone().unwrap_or_default();
+            if uids.is_empty() || gids.is_empty() {
+                return Err(Error::InvalidConfig(format!(
+                    "idmapped mount {} needs uidMappings and gidMappings",
+                    dest.display()
+                )));
+            }
+            let userns = super::idmap::userns_with(&uids, &gids)?;
+            let recursive = opts.idmap.unwrap_or(opts.recursive);
+            super::idmap::mount_idmapped(&fd_path(&srcfd), &target, &userns, recursive)?;
+        } else if opts.recursive {
             mount_bind_recursive(fd_path(&srcfd).as_str(), tp.as_str()).map_err(what)?;
         } else {
             mount_bind(fd_path(&srcfd).as_str(), tp.as_str()).map_err(what)?;
@@ -299,6 +318,12 @@ pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
         }
         apply_recursive(&target, &opts).map_err(what)?;
         return Ok(());
+    }
+    if opts.idmap.is_some() {
+        return Err(Error::Unsupported(format!(
+            "idmap on a {typ} mount ({}): only bind mounts can be idmapped",
+            dest.display()
+        )));
     }
     let target = mkdir_all(ctx.root, dest, 0o755)?;
     let tp = fd_path(&target);
@@ -731,10 +756,20 @@ mod tests {
     }
 
     #[test]
+    fn idmap_options() {
+        assert_eq!(p(&["bind", "idmap"]).idmap, Some(false));
+        assert_eq!(p(&["rbind", "ridmap"]).idmap, Some(true));
+        assert_eq!(p(&["bind"]).idmap, None);
+    }
+
+    #[test]
     fn unsupported_options_say_so() {
-        let e = parse_options(&["idmap".to_string()])
+        let e = parse_options(&["tmpcopyup".to_string()])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("idmap") && e.contains("not supported"), "{e}");
+        assert!(
+            e.contains("tmpcopyup") && e.contains("not supported"),
+            "{e}"
+        );
     }
 }
