@@ -672,3 +672,50 @@ fn idmapped_bind_mount() {
         "the write kept the mapping"
     );
 }
+
+/// SCMP_ACT_NOTIFY: the listener reaches the agent at listenerPath with the
+/// container process state; once the agent closes it, the notified call
+/// fails with ENOSYS.
+#[test]
+fn seccomp_notify_reaches_the_agent() {
+    if !require_root("seccomp_notify_reaches_the_agent") {
+        return;
+    }
+    let rt = Rt::new();
+    let sock = tmp_path("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let agent = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let (state, fd) = recv_fd(&stream);
+        drop(fd);
+        state
+    });
+    let mut b = bundle(&["sh", "-c", "mkdir /tmp/d; echo rc=$?"]);
+    let mut linux = b.spec.linux().clone().unwrap();
+    linux.set_seccomp(Some(
+        serde_json::from_value(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "listenerMetadata": "meta-42",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap(),
+    ));
+    b.spec.set_linux(Some(linux));
+    b.save().unwrap();
+    let o = rt.run(b.path());
+    let state = agent.join().unwrap();
+    let _ = std::fs::remove_file(&sock);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "rc=1\n");
+    assert!(
+        stderr(&o).contains("Function not implemented"),
+        "{}",
+        stderr(&o)
+    );
+    let v: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(v["fds"], serde_json::json!(["seccompFd"]));
+    assert_eq!(v["metadata"], "meta-42");
+    assert!(v["pid"].as_i64().unwrap() > 0);
+    assert_eq!(v["state"]["status"], "creating");
+}
