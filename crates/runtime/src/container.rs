@@ -271,6 +271,7 @@ impl Runtime {
         if plan.new_time {
             namespaces::unshare_time(linux)?;
         }
+        let filter = self.seccomp_filter(linux.seccomp().as_ref())?;
         let (parent_ch, child_ch) = channel::pair()?;
         let cgroup_paths = cgroup_mount_paths(&cg);
         let v2fd = cg.v2_dir_fd()?;
@@ -296,6 +297,7 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     cgroup_paths,
                     exec: false,
+                    filter: filter.as_ref(),
                 })
             }
             berth_sys::process::Forked::Parent { pid, .. } => pid,
@@ -447,6 +449,16 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+
+    /// The config's filter, from the compiled-filter cache in our root.
+    fn seccomp_filter(
+        &self,
+        spec: Option<&oci_spec::runtime::LinuxSeccomp>,
+    ) -> Result<Option<crate::seccomp::Filter>> {
+        spec.map(|s| crate::seccomp::compile_cached(s, &self.root.join(".seccomp")))
+            .transpose()
+            .map_err(Error::from)
     }
 
     /// `start`: lets a created container's process exec.
@@ -726,6 +738,7 @@ impl Runtime {
         // through /proc/PID/exe while we join it (runc CVE-2019-5736).
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
             .map_err(errno("prctl dumpable"))?;
+        let filter = self.seccomp_filter(linux.seccomp().as_ref())?;
         let mut spec = rec.config.clone();
         spec.set_process(Some(process.clone()));
         let (parent_ch, child_ch) = channel::pair()?;
@@ -747,6 +760,7 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     cgroup_paths: Vec::new(),
                     exec: true,
+                    filter: filter.as_ref(),
                 })
             }
             berth_sys::process::Forked::Parent { pid, .. } => pid,

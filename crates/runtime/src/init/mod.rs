@@ -49,6 +49,8 @@ pub(crate) struct InitArgs<'a> {
     pub cgroup_paths: Vec<(String, PathBuf)>,
     /// Joining a running container (`exec`) instead of making one.
     pub exec: bool,
+    /// The seccomp filter, compiled (or taken from the cache) by the parent.
+    pub filter: Option<&'a crate::seccomp::Filter>,
 }
 
 /// Runs the init; never returns.
@@ -169,23 +171,17 @@ fn setup(a: &InitArgs<'_>) -> std::result::Result<Error, Error> {
             .map_err(crate::error::io_err("setting oom_score_adj"))?;
     }
     let caps = user::masks(p.capabilities().as_ref(), last_cap)?;
-    let filter = a
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-        .map(crate::seccomp::compile)
-        .transpose()?;
+    let filter = a.filter;
     let nnp = p.no_new_privileges().unwrap_or(false);
     if !nnp {
         // Without no_new_privs only CAP_SYS_ADMIN may load a filter: load it
         // while we still hold it.
-        load_seccomp(a, filter.as_ref())?;
+        load_seccomp(a, filter)?;
     }
     user::switch_user(p, &caps, last_cap)?;
     if nnp {
         rustix::thread::set_no_new_privs(true).map_err(errno("setting no_new_privs"))?;
-        load_seccomp(a, filter.as_ref())?;
+        load_seccomp(a, filter)?;
     }
     berth_sys::process::cloexec_from(3 + a.preserve_fds)
         .map_err(crate::error::io_err("closing inherited descriptors"))?;

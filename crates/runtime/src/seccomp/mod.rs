@@ -25,6 +25,8 @@
 //! passes it to the agent at `listenerPath`, so that no syscall the
 //! container's init still makes after the load waits on a notification.
 
+mod cache;
+pub use cache::compile_cached;
 mod default_profile;
 #[cfg(test)]
 mod tests;
