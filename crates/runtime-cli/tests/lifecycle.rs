@@ -212,3 +212,84 @@ fn spec_and_features() {
         .unwrap();
     assert!(!o.status.success() && stderr(&o).contains("not supported"));
 }
+
+#[test]
+fn exec_from_a_process_file_with_an_added_capability() {
+    if !require_root("exec_from_a_process_file_with_an_added_capability") {
+        return;
+    }
+    let rt = Rt::new();
+    let b = bundle(&["sleep", "100"]);
+    let id = unique_id("execproc");
+    rt.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    let proc_json = tmp_path("process.json");
+    std::fs::write(
+        &proc_json,
+        r#"{"args":["sh","-c","echo $GREETING; pwd; grep CapEff /proc/self/status"],"cwd":"/etc","env":["GREETING=from-file","PATH=/bin"],"user":{"uid":0,"gid":0},
+            "capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}"#,
+    )
+    .unwrap();
+    let out = rt.ok(&["exec", "--process", proc_json.to_str().unwrap(), &id]);
+    assert_eq!(out, "from-file\n/etc\nCapEff:\t0000000000000020\n");
+    // --cap adds to the config's sets: CAP_KILL (5) + CAP_NET_RAW (13).
+    let out = rt.ok(&[
+        "exec",
+        "--process",
+        proc_json.to_str().unwrap(),
+        "--cap",
+        "CAP_NET_RAW",
+        &id,
+    ]);
+    assert!(out.ends_with("CapEff:\t0000000000002020\n"), "{out}");
+    let o = rt.out(&["exec", "--cap", "CAP_BOGUS", &id, "true"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("CAP_BOGUS"),
+        "{}",
+        stderr(&o)
+    );
+    rt.ok(&["delete", "--force", &id]);
+    let _ = std::fs::remove_file(proc_json);
+}
+
+#[test]
+fn rootless_spec_and_json_error_log() {
+    let d = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(BIN)
+        .args(["spec", "--rootless", "--bundle"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
+    let ns = spec["linux"]["namespaces"].as_array().unwrap();
+    assert!(ns.iter().any(|n| n["type"] == "user") && !ns.iter().any(|n| n["type"] == "network"));
+    assert_eq!(spec["linux"]["uidMappings"][0]["size"], 1);
+    // containerd reads the runtime's last error from --log in logrus' JSON.
+    let log = d.path().join("log.json");
+    let rt = Rt::new();
+    let o = rt
+        .cmd()
+        .args([
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "state",
+            "nope",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let line = std::fs::read_to_string(&log).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"].as_str().unwrap().contains("nope"), "{v}");
+    assert!(v["time"].as_str().is_some());
+}
