@@ -1,0 +1,645 @@
+//! The engine's entry point: [`Net`] creates and removes networks, attaches
+//! containers to them, publishes ports, and prunes what a crash left.
+//!
+//! Hot path (`attach` + `publish`, per container): one SQLite transaction
+//! for the lease, one rtnetlink request creating the veth pair with its
+//! peer already inside the container's namespace, named, addressed by MAC
+//! and up; then, in a helper thread inside the namespace, an address and a
+//! default route (four requests: lookup, address, up, route); and one nftables batch for the ports.
+//! No subprocess, no sleep, no polling.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, EEXIST};
+use crate::nft::{self, Firewall};
+use crate::ports::PortMapping;
+use crate::rtnl::Rtnl;
+use crate::store::{NetworkConfig, Store};
+use crate::subnet::Ipv4Net;
+use crate::{netns, sysctl};
+
+/// Prefix of every host-side veth berth makes; prune deletes only these.
+pub const VETH_PREFIX: &str = "bv";
+
+/// Where berth keeps its state and which defaults it uses.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// SQLite database for networks and leases (may be the engine's own).
+    pub db: PathBuf,
+    /// Runtime directory; namespaces go to `<runroot>/netns/<id>`.
+    pub runroot: PathBuf,
+    /// nftables table (family ip) berth owns.
+    pub table: String,
+    /// The default network's name, bridge and subnet.
+    pub default_name: String,
+    pub default_bridge: String,
+    pub default_subnet: Ipv4Net,
+    /// User networks without `--subnet` get the first free /24 here.
+    pub pool: Ipv4Net,
+}
+
+impl NetConfig {
+    /// Defaults for a root and runroot. 10.87.0.0/16 is chosen because no
+    /// common neighbour uses it by default: docker takes 172.17.0.0/16 and
+    /// pools in 172.18-31/16 and 192.168/16; podman 10.88.0.0/16 and user
+    /// pools from 10.89.0.0 upwards; CRI-O's bridge 10.85.0.0/16;
+    /// Kubernetes services 10.96.0.0/12 and flannel 10.244.0.0/16. The
+    /// default bridge takes 10.87.0.0/24, user networks the /24s after it.
+    /// Both are configurable (berth.toml) for hosts whose LAN uses them.
+    pub fn new(db: impl Into<PathBuf>, runroot: impl Into<PathBuf>) -> NetConfig {
+        NetConfig {
+            db: db.into(),
+            runroot: runroot.into(),
+            table: "berth".into(),
+            default_name: "bridge".into(),
+            default_bridge: "berth0".into(),
+            default_subnet: "10.87.0.0/24".parse().expect("valid"),
+            pool: "10.87.0.0/16".parse().expect("valid"),
+        }
+    }
+}
+
+/// `network create`'s options (docker's flags).
+#[derive(Debug, Clone, Default)]
+pub struct NetworkOptions {
+    pub name: String,
+    /// `-o com.docker.network.bridge.name=`; default `berth-<id prefix>`.
+    pub bridge: Option<String>,
+    pub subnet: Option<Ipv4Net>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Ipv4Net>,
+    pub internal: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Per-attachment options (`--ip`, `--mac-address`).
+#[derive(Debug, Clone)]
+pub struct AttachOptions {
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Option<[u8; 6]>,
+    /// The interface name inside the container: eth0, eth1, ...
+    pub iface: String,
+    /// Add the default route through this network's gateway (only one
+    /// of a container's networks should).
+    pub default_route: bool,
+}
+
+impl Default for AttachOptions {
+    fn default() -> Self {
+        AttachOptions {
+            ip: None,
+            mac: None,
+            iface: "eth0".into(),
+            default_route: true,
+        }
+    }
+}
+
+/// What a container got on a network; the engine stores it for inspect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub network: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: [u8; 6],
+    pub iface: String,
+    pub host_veth: String,
+}
+
+/// Published ports of one container, as handed back by [`Net::publish`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortHandle {
+    pub container: String,
+    pub ip: Ipv4Addr,
+    pub ports: Vec<PortMapping>,
+}
+
+/// What [`Net::prune`] removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PruneReport {
+    pub leases: Vec<(String, Ipv4Addr, String)>,
+    pub links: Vec<String>,
+    pub rule_tags: Vec<String>,
+    pub namespaces: Vec<PathBuf>,
+}
+
+pub struct Net {
+    cfg: NetConfig,
+}
+
+impl Net {
+    pub fn new(cfg: NetConfig) -> Net {
+        Net { cfg }
+    }
+
+    pub fn config(&self) -> &NetConfig {
+        &self.cfg
+    }
+
+    fn store(&self) -> Result<Store> {
+        if let Some(dir) = self.cfg.db.parent() {
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        }
+        Store::open(&self.cfg.db)
+    }
+
+    fn firewall(&self) -> Result<Firewall> {
+        Firewall::open(&self.cfg.table)
+    }
+
+    /// Creates a network: its record, bridge, address and rules. The
+    /// record goes first, so a failure after it leaves a network that
+    /// [`Net::setup`] repairs and `remove` deletes.
+    pub fn create_network(&self, opts: &NetworkOptions) -> Result<NetworkConfig> {
+        validate_name(&opts.name)?;
+        let mut store = self.store()?;
+        // Name first: docker reports a taken name before anything else.
+        if store.network(&opts.name).is_ok() {
+            return Err(Error::AlreadyExists(format!("network {}", opts.name)));
+        }
+        let id = random_id()?;
+        let bridge = opts
+            .bridge
+            .clone()
+            .unwrap_or_else(|| format!("berth-{}", &id[..9]));
+        validate_ifname(&bridge)?;
+        let cfg = match opts.subnet {
+            Some(subnet) => {
+                let cfg = self.config_for(opts, &id, &bridge, subnet)?;
+                store.insert_network(&cfg)?;
+                cfg
+            }
+            None => self.insert_with_free_subnet(&mut store, opts, &id, &bridge)?,
+        };
+        self.setup_with(&store, &cfg)?;
+        Ok(cfg)
+    }
+
+    fn config_for(
+        &self,
+        opts: &NetworkOptions,
+        id: &str,
+        bridge: &str,
+        subnet: Ipv4Net,
+    ) -> Result<NetworkConfig> {
+        if subnet.prefix() > 30 {
+            return Err(Error::Invalid(format!("subnet {subnet} is too small")));
+        }
+        let gateway = opts.gateway.unwrap_or_else(|| subnet.first_host());
+        if !subnet.contains(gateway) || gateway == subnet.network() || gateway == subnet.broadcast()
+        {
+            return Err(Error::Invalid(format!(
+                "gateway {gateway} is not a host address of {subnet}"
+            )));
+        }
+        if let Some(r) = opts.ip_range {
+            if !subnet.contains_net(&r) {
+                return Err(Error::Invalid(format!(
+                    "ip-range {r} is not inside subnet {subnet}"
+                )));
+            }
+        }
+        Ok(NetworkConfig {
+            name: opts.name.clone(),
+            id: id.to_string(),
+            bridge: bridge.to_string(),
+            subnet,
+            gateway,
+            ip_range: opts.ip_range,
+            internal: opts.internal,
+            dns: true,
+            labels: opts.labels.clone(),
+        })
+    }
+
+    /// Tries the pool's /24s in order; the overlap check is inside the
+    /// store's write transaction, so concurrent creates never share one.
+    fn insert_with_free_subnet(
+        &self,
+        store: &mut Store,
+        opts: &NetworkOptions,
+        id: &str,
+        bridge: &str,
+    ) -> Result<NetworkConfig> {
+        let pool = self.cfg.pool;
+        let base = u32::from(pool.network());
+        let count = 1u32 << (24u8.saturating_sub(pool.prefix()));
+        for i in 0..count {
+            let subnet = Ipv4Net::new(Ipv4Addr::from(base + (i << 8)), 24)?;
+            if subnet.overlaps(&self.cfg.default_subnet)
+                || store.networks()?.iter().any(|n| n.subnet.overlaps(&subnet))
+            {
+                continue;
+            }
+            let cfg = self.config_for(opts, id, bridge, subnet)?;
+            match store.insert_network(&cfg) {
+                Err(Error::Conflict(m)) if m.contains("overlaps") => continue,
+                other => return other.map(|_| cfg),
+            }
+        }
+        Err(Error::Exhausted(format!("subnet pool {pool}")))
+    }
+
+    /// The default network (docker's `bridge`), made on first use.
+    pub fn ensure_default(&self) -> Result<NetworkConfig> {
+        let mut store = self.store()?;
+        match store.network(&self.cfg.default_name) {
+            Ok(cfg) => return Ok(cfg),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let opts = NetworkOptions {
+            name: self.cfg.default_name.clone(),
+            bridge: Some(self.cfg.default_bridge.clone()),
+            subnet: Some(self.cfg.default_subnet),
+            ..Default::default()
+        };
+        let mut cfg = self.config_for(
+            &opts,
+            &random_id()?,
+            &self.cfg.default_bridge,
+            self.cfg.default_subnet,
+        )?;
+        // docker's default bridge has no embedded DNS.
+        cfg.dns = false;
+        match store.insert_network(&cfg) {
+            Ok(()) => {}
+            Err(Error::AlreadyExists(_)) => return store.network(&cfg.name),
+            Err(e) => return Err(e),
+        }
+        self.setup_with(&store, &cfg)?;
+        Ok(cfg)
+    }
+
+    pub fn network(&self, name: &str) -> Result<NetworkConfig> {
+        self.store()?.network(name)
+    }
+
+    pub fn networks(&self) -> Result<Vec<NetworkConfig>> {
+        self.store()?.networks()
+    }
+
+    /// Makes the kernel state of network `name` match its record: bridge,
+    /// gateway address, up, sysctls, firewall rules. Idempotent; run it
+    /// after a reboot or when a bridge was deleted behind berth's back.
+    pub fn setup(&self, name: &str) -> Result<()> {
+        let store = self.store()?;
+        let cfg = store.network(name)?;
+        self.setup_with(&store, &cfg)
+    }
+
+    fn setup_with(&self, store: &Store, cfg: &NetworkConfig) -> Result<()> {
+        let mut rt = Rtnl::open()?;
+        match rt.add_bridge(&cfg.bridge) {
+            Err(e) if e.raw_os_error() == Some(EEXIST) => {}
+            other => other?,
+        }
+        let idx = rt
+            .link_index(&cfg.bridge)?
+            .ok_or_else(|| Error::NotFound(format!("bridge {}", cfg.bridge)))?;
+        match rt.add_addr(idx, cfg.gateway, cfg.subnet.prefix()) {
+            Err(e) if e.raw_os_error() == Some(EEXIST) => {}
+            other => other?,
+        }
+        rt.set_up(&cfg.bridge)?;
+        sysctl::route_localnet(&cfg.bridge)?;
+        if !cfg.internal {
+            sysctl::ip_forward()?;
+        }
+        let mut fw = self.firewall()?;
+        let tag = format!("n={}", cfg.name);
+        if !fw.rules()?.iter().any(|r| r.has_tag(&tag)) {
+            let others = store.networks()?;
+            fw.add_network(cfg, &others)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a network with no containers: rules, bridge, record.
+    pub fn remove_network(&self, name: &str) -> Result<()> {
+        let mut store = self.store()?;
+        let cfg = store.network(name)?;
+        if !store.leases(Some(name))?.is_empty() {
+            return Err(Error::Conflict(format!(
+                "network {name} has active endpoints"
+            )));
+        }
+        let mut errors = Vec::new();
+        if let Err(e) = self.firewall().and_then(|mut fw| fw.remove_network(name)) {
+            errors.push(e);
+        }
+        if let Err(e) = Rtnl::open().and_then(|mut rt| rt.del_link(&cfg.bridge)) {
+            errors.push(e);
+        }
+        if let Err(e) = store.delete_network(name) {
+            errors.push(e);
+        }
+        Error::collect(errors)
+    }
+
+    /// Connects `container` (whose namespace is at `netns_path`) to
+    /// `network`. On failure nothing is left: no veth, no lease.
+    pub fn attach(
+        &self,
+        network: &str,
+        container: &str,
+        netns_path: &Path,
+        opts: &AttachOptions,
+    ) -> Result<Attachment> {
+        validate_container(container)?;
+        validate_ifname(&opts.iface)?;
+        let mut store = self.store()?;
+        let cfg = store.network(network)?;
+        let ip = store.allocate(&cfg, container, opts.ip)?;
+        let host_veth = host_veth_name(network, container);
+        let att = Attachment {
+            network: network.to_string(),
+            ip,
+            prefix: cfg.subnet.prefix(),
+            gateway: cfg.gateway,
+            mac: opts.mac.unwrap_or_else(|| mac_for(ip)),
+            iface: opts.iface.clone(),
+            host_veth,
+        };
+        match self.plumb(&store, &cfg, netns_path, &att, opts.default_route) {
+            Ok(()) => Ok(att),
+            Err(e) => {
+                if let Ok(mut rt) = Rtnl::open() {
+                    let _ = rt.del_link(&att.host_veth);
+                }
+                let _ = store.release(network, container);
+                Err(e)
+            }
+        }
+    }
+
+    fn plumb(
+        &self,
+        store: &Store,
+        cfg: &NetworkConfig,
+        netns_path: &Path,
+        att: &Attachment,
+        default_route: bool,
+    ) -> Result<()> {
+        let mut rt = Rtnl::open()?;
+        let master = match rt.link_index(&cfg.bridge)? {
+            Some(i) => i,
+            None => {
+                // Bridge gone (reboot, or deleted by hand): rebuild it.
+                self.setup_with(store, cfg)?;
+                rt.link_index(&cfg.bridge)?
+                    .ok_or_else(|| Error::NotFound(format!("bridge {}", cfg.bridge)))?
+            }
+        };
+        let ns = fs::File::open(netns_path)
+            .map_err(|e| Error::io(format!("open {}", netns_path.display()), e))?;
+        let add =
+            |rt: &mut Rtnl| rt.add_veth(&att.host_veth, master, &att.iface, ns.as_fd(), att.mac);
+        match add(&mut rt) {
+            // A veth with our (deterministic) name: a crash's leftover if
+            // it hangs off this network's bridge; anything else is not ours
+            // to delete.
+            Err(e) if e.raw_os_error() == Some(EEXIST) => {
+                let stale = rt
+                    .link(&att.host_veth)?
+                    .is_some_and(|l| l.master == Some(master));
+                if !stale {
+                    return Err(Error::Conflict(format!(
+                        "interface {} exists and is not a port of {}",
+                        att.host_veth, cfg.bridge
+                    )));
+                }
+                rt.del_link(&att.host_veth)?;
+                add(&mut rt)?;
+            }
+            other => other?,
+        }
+        netns::run_in(netns_path, || {
+            let mut rt = Rtnl::open()?;
+            let idx = rt
+                .link_index(&att.iface)?
+                .ok_or_else(|| Error::NotFound(format!("{} in the container", att.iface)))?;
+            rt.add_addr(idx, att.ip, att.prefix)?;
+            rt.set_up(&att.iface)?;
+            if default_route {
+                rt.add_default_route(idx, att.gateway)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Disconnects `container` from `network`: deletes its veth (the peer
+    /// goes with it) and returns its address. Repeatable.
+    pub fn detach(&self, network: &str, container: &str) -> Result<()> {
+        let mut errors = Vec::new();
+        if let Err(e) =
+            Rtnl::open().and_then(|mut rt| rt.del_link(&host_veth_name(network, container)))
+        {
+            errors.push(e);
+        }
+        if let Err(e) = self.store().and_then(|mut s| s.release(network, container)) {
+            errors.push(e);
+        }
+        Error::collect(errors)
+    }
+
+    /// Publishes `ports` of `container` (at `ip`) on the host.
+    pub fn publish(
+        &self,
+        container: &str,
+        ip: Ipv4Addr,
+        ports: &[PortMapping],
+    ) -> Result<PortHandle> {
+        validate_container(container)?;
+        self.firewall()?.publish(container, ip, ports)?;
+        Ok(PortHandle {
+            container: container.to_string(),
+            ip,
+            ports: ports.to_vec(),
+        })
+    }
+
+    /// Removes every port published for the handle's container.
+    pub fn unpublish(&self, handle: &PortHandle) -> Result<()> {
+        self.unpublish_container(&handle.container)
+    }
+
+    pub fn unpublish_container(&self, container: &str) -> Result<()> {
+        self.firewall()?.unpublish(container)
+    }
+
+    /// Removes what containers that no longer exist left behind: leases,
+    /// their veths, published-port rules, namespaces under the runroot,
+    /// and stray `bv*` veths no lease accounts for on this store's bridges
+    /// (another root's veths are left alone). `is_live` says whether a
+    /// container id still exists. Keeps going past failures.
+    pub fn prune(&self, is_live: &dyn Fn(&str) -> bool) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        let mut errors = Vec::new();
+        let mut store = self.store()?;
+        let mut keep_links = HashSet::new();
+        for l in store.leases(None)? {
+            if is_live(&l.container) {
+                keep_links.insert(host_veth_name(&l.network, &l.container));
+                continue;
+            }
+            match store.release(&l.network, &l.container) {
+                Ok(_) => report.leases.push((l.network, l.ip, l.container)),
+                Err(e) => errors.push(e),
+            }
+        }
+        let bridges: HashSet<String> = store.networks()?.into_iter().map(|n| n.bridge).collect();
+        match Rtnl::open().and_then(|mut rt| {
+            let links = rt.links()?;
+            let ours: HashSet<u32> = links
+                .iter()
+                .filter(|l| bridges.contains(&l.name))
+                .map(|l| l.index)
+                .collect();
+            let mut gone = Vec::new();
+            for link in links {
+                if is_ours_veth(&link.name)
+                    && link.master.is_some_and(|m| ours.contains(&m))
+                    && !keep_links.contains(&link.name)
+                    && rt.del_link(&link.name)?
+                {
+                    gone.push(link.name);
+                }
+            }
+            Ok(gone)
+        }) {
+            Ok(gone) => report.links = gone,
+            Err(e) => errors.push(e),
+        }
+        match self.firewall().and_then(|mut fw| {
+            let doomed: Vec<_> = fw
+                .rules()?
+                .into_iter()
+                .filter(|r| {
+                    r.comment.as_deref().is_some_and(|c| {
+                        c.split(' ')
+                            .any(|t| t.strip_prefix("c=").is_some_and(|id| !is_live(id)))
+                    })
+                })
+                .collect();
+            fw.delete_rules(&doomed)?;
+            Ok(doomed
+                .into_iter()
+                .filter_map(|r| r.comment)
+                .collect::<Vec<_>>())
+        }) {
+            Ok(tags) => report.rule_tags = tags,
+            Err(e) => errors.push(e),
+        }
+        let dir = self.cfg.runroot.join("netns");
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !is_live(&name) {
+                    match netns::remove(&e.path()) {
+                        Ok(()) => report.namespaces.push(e.path()),
+                        Err(err) => errors.push(err),
+                    }
+                }
+            }
+        }
+        Error::collect(errors).map(|()| report)
+    }
+}
+
+/// The host end's name: `bv` + 12 hex digits of a hash of network and
+/// container, so it is deterministic (detach and prune can recompute it)
+/// and fits IFNAMSIZ.
+pub fn host_veth_name(network: &str, container: &str) -> String {
+    // FNV-1a, 64 bit: stable across Rust versions, unlike DefaultHasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in network.bytes().chain([0]).chain(container.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{VETH_PREFIX}{:012x}", h & 0xffff_ffff_ffff)
+}
+
+fn is_ours_veth(name: &str) -> bool {
+    name.len() == 14
+        && name.starts_with(VETH_PREFIX)
+        && name[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// docker's scheme: 02:42 and the IPv4 address, locally administered and
+/// unique on the bridge as long as the address is.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid network name {name:?}: [a-zA-Z0-9][a-zA-Z0-9_.-]* wanted"
+        )))
+    }
+}
+
+fn validate_container(id: &str) -> Result<()> {
+    if nft::valid_tag_value(id) && !id.contains('/') {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("invalid container id {id:?}")))
+    }
+}
+
+fn validate_ifname(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) {
+        return Err(Error::Invalid(format!("invalid interface name {name:?}")));
+    }
+    Ok(())
+}
+
+fn random_id() -> Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| Error::io("read /dev/urandom", e))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_are_stable_and_ours() {
+        let a = host_veth_name("bridge", "abc");
+        assert_eq!(a, host_veth_name("bridge", "abc"));
+        assert_ne!(a, host_veth_name("other", "abc"));
+        assert!(a.len() <= 15 && is_ours_veth(&a));
+        assert!(!is_ours_veth("veth1234") && !is_ours_veth("docker0"));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_name("my-net_1.x").is_ok());
+        assert!(validate_name("-x").is_err() && validate_name("a b").is_err());
+        assert!(validate_container("abc def").is_err());
+    }
+}

@@ -1,0 +1,31 @@
+//! The few per-interface and global IPv4 sysctls networking needs, written
+//! through /proc/sys (a file write, not a subprocess).
+
+use std::fs;
+
+use crate::error::{Error, Result};
+
+fn set(path: &str, value: &str) -> Result<()> {
+    // Read first: skipping a write that changes nothing keeps us from
+    // needing a writable /proc/sys when the host is already configured.
+    if fs::read_to_string(path).is_ok_and(|v| v.trim() == value) {
+        return Ok(());
+    }
+    fs::write(path, value).map_err(|e| Error::io(format!("write {path}"), e))
+}
+
+/// Lets packets with a 127.0.0.0/8 source leave on `iface`, so a port
+/// published on 127.0.0.1 can be DNATed to a container (docker sets the
+/// same on docker0).
+pub fn route_localnet(iface: &str) -> Result<()> {
+    set(
+        &format!("/proc/sys/net/ipv4/conf/{iface}/route_localnet"),
+        "1",
+    )
+}
+
+/// Turns on IPv4 forwarding, which containers reaching anything beyond
+/// their bridge need (docker and podman set it too).
+pub fn ip_forward() -> Result<()> {
+    set("/proc/sys/net/ipv4/ip_forward", "1")
+}
