@@ -405,3 +405,43 @@ fn pause_resume_update_and_stats() {
     assert_eq!(ev["data"]["memory"]["usage"]["limit"], 64 << 20, "{ev}");
     rt.ok(&["delete", "--force", &id]);
 }
+
+#[test]
+fn device_rules_of_the_config_are_not_widened() {
+    if !require_root("device_rules_of_the_config_are_not_widened") {
+        return;
+    }
+    let rt = Rt::new();
+    // /dev/kvm (this host has it) created by linux.devices, granted
+    // read-only by a rule: opening it for writing must fail.
+    assert!(
+        std::path::Path::new("/dev/kvm").exists(),
+        "the test needs /dev/kvm"
+    );
+    let mut b = bundle(&[
+        "sh",
+        "-c",
+        "(exec 3>/dev/kvm) 2>/dev/null && echo wrote; (exec 3</dev/kvm) && echo opened",
+    ]);
+    let mut linux = b.spec.linux().clone().unwrap();
+    linux.set_devices(Some(vec![serde_json::from_str(
+        r#"{"path":"/dev/kvm","type":"c","major":10,"minor":232,"fileMode":438}"#,
+    )
+    .unwrap()]));
+    let mut res = linux.resources().clone().unwrap_or_default();
+    res.set_devices(Some(
+        serde_json::from_str(r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":232,"access":"r"}]"#).unwrap(),
+    ));
+    linux.set_resources(Some(res));
+    b.spec.set_linux(Some(linux));
+    b.save().unwrap();
+    let o = rt.run(b.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("wrote"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("opened"),
+        "read access granted: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+}

@@ -974,8 +974,8 @@ fn now_rfc3339() -> String {
 
 /// The config's limits, with the device rules every container needs
 /// appended after the config's own (runc does the same): the default
-/// device nodes and the config's devices stay usable under a deny-all rule,
-/// and mknod of any node is allowed (the kernel still needs CAP_MKNOD).
+/// device nodes stay usable under a deny-all rule, and mknod of any node is
+/// allowed (the kernel still needs CAP_MKNOD).
 fn effective_resources(linux: &oci_spec::runtime::Linux) -> LinuxResources {
     let mut r = linux.resources().clone().unwrap_or_default();
     let Some(mut rules) = r.devices().clone() else {
@@ -1005,9 +1005,9 @@ fn effective_resources(linux: &oci_spec::runtime::Linux) -> LinuxResources {
         rules.push(rule("c", Some(maj), Some(min), "rwm"));
     }
     rules.push(rule("c", Some(136), None, "rwm"));
-    for d in linux.devices().iter().flatten() {
-        rules.push(oci_spec::runtime::LinuxDeviceCgroup::from(d));
-    }
+    // linux.devices only creates nodes: their access is the config's
+    // resources.devices rules' to grant (docker's --device PATH:r relies
+    // on that), so nothing is added for them here.
     r.set_devices(Some(rules));
     r
 }
