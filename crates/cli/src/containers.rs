@@ -8,6 +8,7 @@ use berth_engine::{Engine, ExecOptions, Network, RunOptions, State};
 use clap::Args;
 
 use crate::format;
+use crate::runflags::HostFlags;
 use crate::unsupported::Unsupported;
 use crate::Exit;
 
@@ -39,6 +40,10 @@ pub struct RunArgs {
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
     #[command(flatten)]
+    host: HostFlags,
+    #[command(flatten)]
+    pull: crate::registry::PullFlags,
+    #[command(flatten)]
     unsupported: Unsupported,
     /// IMAGE [COMMAND [ARG...]]
     #[arg(
@@ -55,9 +60,12 @@ impl RunArgs {
         if let Some(flag) = self.unsupported.first() {
             return Err(berth_engine::Error::NotSupported { flag }.into());
         }
-        let env = self
+        let network = Network::parse(&self.network)?;
+        let parsed = self.host.parse(network == Network::Host)?;
+        let env = parsed
             .env
             .iter()
+            .chain(&self.env)
             .filter_map(|e| {
                 if e.contains('=') {
                     Some(e.clone())
@@ -76,20 +84,29 @@ impl RunArgs {
             entrypoint: self.entrypoint.clone(),
             cmd: self.args[1..].to_vec(),
             hostname: self.hostname.clone(),
-            network: Network::parse(&self.network)?,
+            network,
             auto_remove: self.rm,
+            domainname: parsed.domainname,
+            labels: parsed.labels,
+            stop_signal: parsed.stop_signal,
+            stop_timeout: parsed.stop_timeout,
+            host: parsed.host,
+            volumes_from: parsed.volumes_from,
         })
     }
 }
 
 pub fn create(engine: &Engine, a: RunArgs) -> Result<u8> {
-    let c = engine.create(&a.options()?)?;
+    let opts = a.options()?;
+    crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
+    let c = engine.create(&opts)?;
     println!("{}", c.id);
     Ok(0)
 }
 
 pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
     let opts = a.options()?;
+    crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
     let started = engine.start(&c.id, !a.detach);
     let handle = match started {
@@ -98,7 +115,7 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
             // The monitor removes a `--rm` container whose start it saw fail;
             // a failure before the monitor ran leaves it to us.
             if opts.auto_remove {
-                let _ = engine.remove(&c.id, true);
+                let _ = engine.remove(&c.id, true, true);
             }
             return Err(e.into());
         }
@@ -147,15 +164,16 @@ pub fn start(engine: &Engine, a: StartArgs) -> Result<u8> {
 #[derive(Args)]
 pub struct StopArgs {
     /// Seconds to wait before SIGKILL.
-    #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
-    time: u64,
+    /// (default: the container's --stop-timeout, or 10)
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    time: Option<u64>,
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
 pub fn stop(engine: &Engine, a: StopArgs) -> Result<u8> {
     each(&a.containers, |c| {
-        engine.stop(c, Duration::from_secs(a.time))?;
+        engine.stop(c, a.time.map(Duration::from_secs))?;
         println!("{c}");
         Ok(())
     })
@@ -190,7 +208,7 @@ pub struct RmArgs {
 
 pub fn rm(engine: &Engine, a: RmArgs) -> Result<u8> {
     each(&a.containers, |c| {
-        engine.remove(c, a.force)?;
+        engine.remove(c, a.force, a.volumes)?;
         println!("{c}");
         Ok(())
     })

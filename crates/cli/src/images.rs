@@ -1,116 +1,736 @@
-//! The image commands this slice needs: import, images, rmi.
+//! The image commands: `images`/`image ls`, `image inspect`, `history`,
+//! `tag`, `rmi`/`image rm`, `image prune`, `system df`, `system check`;
+//! and the command enum that gathers every image and registry verb
+//! (the others live in `archive`, `containerfs` and `registry`).
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
+use berth_engine::image_ops::{self, HistoryEntry};
 use berth_engine::{images as store, Engine};
-use clap::Args;
+use berth_image::store::Removed;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
 
-use crate::format;
+use crate::template::Format;
+use crate::{archive, containerfs, format, registry, Exit};
 
-#[derive(Args)]
-pub struct ImportArgs {
-    /// A tar (gzip and zstd too) of a root filesystem, or - for stdin.
-    file: PathBuf,
-    /// REPOSITORY[:TAG] to give the image.
-    reference: Option<String>,
-    #[arg(short, long = "change")]
-    change: Vec<String>,
-    #[arg(short, long)]
-    message: Option<String>,
+/// The image and registry verbs, flattened into `berth`'s own commands.
+#[derive(Subcommand)]
+pub enum ImageCmd {
+    /// Make an image from a root filesystem tarball (`-` for stdin).
+    Import(archive::ImportArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Remove images.
+    Rmi(RmiArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Save images to a tar archive (stdout unless -o).
+    Save(archive::SaveArgs),
+    /// Load images from a tar archive (stdin unless -i).
+    Load(archive::LoadArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(containerfs::ExportArgs),
+    /// Create a new image from a container's changes.
+    Commit(containerfs::CommitArgs),
+    /// Inspect changes to files on a container's filesystem.
+    Diff(containerfs::DiffArgs),
+    /// Download an image from a registry.
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry.
+    Push(registry::PushArgs),
+    /// Log in to a registry.
+    Login(registry::LoginArgs),
+    /// Log out from a registry.
+    Logout(registry::LogoutArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageSub),
+    /// Manage berth: disk usage, store consistency.
+    #[command(subcommand)]
+    System(SystemSub),
 }
 
-pub fn import(engine: &Engine, a: ImportArgs) -> Result<u8> {
-    if !a.change.is_empty() || a.message.is_some() {
-        anyhow::bail!(berth_engine::Error::NotSupported {
-            flag: "import --change/--message".into()
-        });
+#[derive(Subcommand)]
+pub enum ImageSub {
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Show images' details as JSON.
+    Inspect(InspectArgs),
+    History(HistoryArgs),
+    Tag(TagArgs),
+    /// Remove images.
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
+    Import(archive::ImportArgs),
+    Save(archive::SaveArgs),
+    Load(archive::LoadArgs),
+    Pull(registry::PullArgs),
+    Push(registry::PushArgs),
+}
+
+#[derive(Subcommand)]
+pub enum SystemSub {
+    /// Show disk usage.
+    Df(DfArgs),
+    /// Verify the image store (exit 1 if it has problems).
+    Check(CheckArgs),
+}
+
+/// Runs one image command; every one follows docker's plain exit codes,
+/// so its error can be flattened to one line without losing the code.
+pub fn run(engine: &Engine, cmd: ImageCmd) -> Result<u8> {
+    dispatch(engine, cmd).map_err(|e| {
+        if e.is::<Exit>() {
+            e
+        } else {
+            anyhow::Error::msg(one_line(&e))
+        }
+    })
+}
+
+/// The error's chain as one line, each cause once: several of the lower
+/// crates' errors already repeat their source in their own message.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for c in e.chain() {
+        let s = c.to_string();
+        if msg.contains(&s) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&s);
     }
-    let s = store::open(&engine.paths)?;
-    let source = a.file.display().to_string();
-    let image = if source == "-" {
-        store::import(&s, std::io::stdin().lock(), a.reference.as_deref(), &source)?
-    } else {
-        let f = std::fs::File::open(&a.file)
-            .with_context(|| format!("opening {}", a.file.display()))?;
-        store::import(
-            &s,
-            std::io::BufReader::new(f),
-            a.reference.as_deref(),
-            &source,
-        )?
-    };
-    println!("{}", image.id);
+    msg
+}
+
+fn dispatch(engine: &Engine, cmd: ImageCmd) -> Result<u8> {
+    match cmd {
+        ImageCmd::Import(a) => archive::import(engine, a),
+        ImageCmd::Images(a) | ImageCmd::Image(ImageSub::Ls(a)) => images(engine, a),
+        ImageCmd::Rmi(a) | ImageCmd::Image(ImageSub::Rm(a)) => rmi(engine, a),
+        ImageCmd::History(a) | ImageCmd::Image(ImageSub::History(a)) => history(engine, a),
+        ImageCmd::Tag(a) | ImageCmd::Image(ImageSub::Tag(a)) => tag(engine, a),
+        ImageCmd::Save(a) | ImageCmd::Image(ImageSub::Save(a)) => archive::save(engine, a),
+        ImageCmd::Load(a) | ImageCmd::Image(ImageSub::Load(a)) => archive::load(engine, a),
+        ImageCmd::Image(ImageSub::Import(a)) => archive::import(engine, a),
+        ImageCmd::Export(a) => containerfs::export(engine, a),
+        ImageCmd::Commit(a) => containerfs::commit(engine, a),
+        ImageCmd::Diff(a) => containerfs::diff(engine, a),
+        ImageCmd::Pull(a) | ImageCmd::Image(ImageSub::Pull(a)) => registry::pull(engine, a),
+        ImageCmd::Push(a) | ImageCmd::Image(ImageSub::Push(a)) => registry::push(engine, a),
+        ImageCmd::Login(a) => registry::login(a),
+        ImageCmd::Logout(a) => registry::logout(a),
+        ImageCmd::Image(ImageSub::Inspect(a)) => inspect(engine, a),
+        ImageCmd::Image(ImageSub::Prune(a)) => prune(engine, a),
+        ImageCmd::System(SystemSub::Df(a)) => df(engine, a),
+        ImageCmd::System(SystemSub::Check(a)) => check(engine, a),
+    }
+}
+
+fn short_id(id: &berth_image::Digest) -> String {
+    id.hex()[..12].to_string()
+}
+
+/// Prints `berth: ERR` for each failed item and goes on, as docker does
+/// for multi-argument commands; exit 1 if any failed.
+fn each(items: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<u8> {
+    let mut failed = false;
+    for i in items {
+        if let Err(e) = f(i) {
+            eprintln!("berth: {e:#}");
+            failed = true;
+        }
+    }
+    if failed {
+        return Err(Exit(1).into());
+    }
     Ok(0)
 }
 
 #[derive(Args)]
 pub struct ImagesArgs {
+    /// Show all images (berth keeps no intermediate images: same as default).
+    #[arg(short, long)]
+    all: bool,
+    /// Only show image ids.
     #[arg(short, long)]
     quiet: bool,
+    /// Show digests.
+    #[arg(long)]
+    digests: bool,
+    /// Don't truncate output.
     #[arg(long)]
     no_trunc: bool,
+    /// dangling=true|false, reference=PATTERN, label=KEY[=VALUE].
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// table, json, or a Go template.
+    #[arg(long)]
+    format: Option<String>,
+    /// Only images of this repository (a pattern, like reference=).
+    repository: Option<String>,
 }
 
+/// docker's `images --filter`.
+#[derive(Default)]
+struct Filters {
+    dangling: Option<bool>,
+    references: Vec<String>,
+    labels: Vec<(String, Option<String>)>,
+}
+
+impl Filters {
+    fn parse(args: &[String]) -> Result<Filters> {
+        let mut f = Filters::default();
+        for a in args {
+            let Some((k, v)) = a.split_once('=') else {
+                bail!("bad format of filter (expected name=value): {a}");
+            };
+            match k {
+                "dangling" => {
+                    f.dangling = Some(match v.to_ascii_lowercase().as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => bail!("invalid filter 'dangling={v}'"),
+                    })
+                }
+                "reference" => f.references.push(v.to_string()),
+                "label" => f.labels.push(match v.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (v.to_string(), None),
+                }),
+                _ => bail!("invalid filter '{k}'"),
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// Go's `path.Match` for `*`, `?` and literal characters: `*` does not
+/// cross `/`, as docker's reference filter.
+fn glob(pattern: &str, s: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = s.chars().collect();
+    fn m(p: &[char], t: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('*') => (0..=t.len())
+                .take_while(|&i| i == 0 || t[i - 1] != '/')
+                .any(|i| m(&p[1..], &t[i..])),
+            Some('?') => !t.is_empty() && t[0] != '/' && m(&p[1..], &t[1..]),
+            Some(c) => t.first() == Some(c) && m(&p[1..], &t[1..]),
+        }
+    }
+    m(&p, &t)
+}
+
+/// One `images` row: docker's fields for `--format`.
+fn image_row(
+    i: &store::StoredImage,
+    tag: Option<&berth_image::Reference>,
+    a: &ImagesArgs,
+) -> Value {
+    let id = if a.no_trunc {
+        i.id.to_string()
+    } else {
+        short_id(&i.id)
+    };
+    let size = format::human_size(i.size);
+    json!({
+        "Containers": "N/A",
+        "CreatedAt": i.created.format("%Y-%m-%d %H:%M:%S %z UTC").to_string(),
+        "CreatedSince": format::ago(i.created),
+        "Digest": if tag.is_some() { i.manifest.to_string() } else { "<none>".into() },
+        "ID": id,
+        "Repository": tag.map_or("<none>".into(), |t| t.familiar_name()),
+        "SharedSize": "N/A",
+        "Size": size,
+        "Tag": tag.and_then(|t| t.tag()).unwrap_or("<none>"),
+        "UniqueSize": "N/A",
+        "VirtualSize": size,
+    })
+}
+
+const IMAGE_HEADERS: &[(&str, &str)] = &[
+    ("ID", "IMAGE ID"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("Digest", "DIGEST"),
+    ("CreatedSince", "CREATED"),
+    ("CreatedAt", "CREATED AT"),
+    ("Size", "SIZE"),
+    ("Containers", "CONTAINERS"),
+    ("SharedSize", "SHARED SIZE"),
+    ("UniqueSize", "UNIQUE SIZE"),
+    ("VirtualSize", "VIRTUAL SIZE"),
+];
+
 pub fn images(engine: &Engine, a: ImagesArgs) -> Result<u8> {
+    let mut filters = Filters::parse(&a.filter)?;
+    if let Some(r) = &a.repository {
+        filters.references.push(r.clone());
+    }
     let s = store::open(&engine.paths)?;
     let list = s.images().map_err(berth_engine::Error::from)?;
-    let mut out = std::io::stdout().lock();
-    let id = |i: &store::StoredImage| {
-        if a.no_trunc {
-            i.id.to_string()
-        } else {
-            i.id.hex()[..12].to_string()
-        }
-    };
-    if a.quiet {
-        for i in &list {
-            writeln!(out, "{}", id(i))?;
-        }
-        return Ok(0);
-    }
     let mut rows = Vec::new();
+    let mut seen = HashSet::new();
     for i in &list {
-        let size = format::human_size(i.size);
-        let created = format::ago(i.created);
-        if i.tags.is_empty() {
-            rows.push(vec![
-                "<none>".into(),
-                "<none>".into(),
-                id(i),
-                created.clone(),
-                size.clone(),
-            ]);
+        if filters.dangling.is_some_and(|d| d != i.tags.is_empty()) {
+            continue;
         }
-        for t in &i.tags {
-            rows.push(vec![
-                t.familiar_name(),
-                t.tag().unwrap_or("<none>").to_string(),
-                id(i),
-                created.clone(),
-                size.clone(),
-            ]);
+        if !filters.labels.is_empty() {
+            let cfg = s.config(i).map_err(berth_engine::Error::from)?;
+            let labels = &cfg["config"]["Labels"];
+            let ok = filters.labels.iter().all(|(k, v)| match (&labels[k], v) {
+                (Value::String(have), Some(want)) => have == want,
+                (Value::String(_), None) => true,
+                _ => false,
+            });
+            if !ok {
+                continue;
+            }
+        }
+        let tags: Vec<Option<&berth_image::Reference>> = if i.tags.is_empty() {
+            vec![None]
+        } else {
+            i.tags.iter().map(Some).collect()
+        };
+        for t in tags {
+            if !filters.references.is_empty() {
+                let Some(t) = t else { continue };
+                let full = format!("{}:{}", t.familiar_name(), t.tag().unwrap_or(""));
+                if !filters
+                    .references
+                    .iter()
+                    .any(|p| glob(p, &t.familiar_name()) || glob(p, &full))
+                {
+                    continue;
+                }
+            }
+            if a.quiet {
+                // -q lists each image once, however many tags it has.
+                if seen.insert(i.id.clone()) {
+                    rows.push(image_row(i, t, &a));
+                }
+            } else {
+                rows.push(image_row(i, t, &a));
+            }
         }
     }
+    let default = if a.quiet {
+        "{{.ID}}"
+    } else if a.digests {
+        "{{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    let fmt = match (a.quiet, a.format.as_deref()) {
+        (true, None) => Format::parse(Some(default), default)?,
+        (_, f) => Format::parse(f, default)?,
+    };
     write!(
-        out,
+        std::io::stdout().lock(),
         "{}",
-        format::table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows)
+        fmt.render(&rows, IMAGE_HEADERS)?
     )?;
     Ok(0)
 }
 
 #[derive(Args)]
-pub struct RmiArgs {
+pub struct InspectArgs {
+    /// A Go template instead of JSON.
     #[arg(short, long)]
-    force: bool,
+    format: Option<String>,
     #[arg(required = true)]
     images: Vec<String>,
 }
 
-pub fn rmi(_engine: &Engine, _a: RmiArgs) -> Result<u8> {
-    anyhow::bail!(berth_engine::Error::NotSupported {
-        flag: "rmi (the image store cannot remove images yet)".into()
+pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
+    let s = store::open(&engine.paths)?;
+    let mut found = Vec::new();
+    let mut failed = false;
+    for name in &a.images {
+        match store::find(&s, name).and_then(|i| image_ops::inspect(&s, &i)) {
+            Ok(v) => found.push(v),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    match a.format.as_deref() {
+        None | Some("json") => writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?,
+        Some(f) => {
+            let t = crate::template::Template::parse(&f.replace("\\t", "\t").replace("\\n", "\n"))?;
+            for v in &found {
+                writeln!(out, "{}", t.render(&serde_json::to_value(v)?)?)?;
+            }
+        }
+    }
+    if failed {
+        return Err(Exit(1).into());
+    }
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    /// Sizes and dates in human-readable form.
+    #[arg(short = 'H', long, default_value = "true", action = clap::ArgAction::Set)]
+    human: bool,
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image ids.
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long)]
+    format: Option<String>,
+    image: String,
+}
+
+pub fn history(engine: &Engine, a: HistoryArgs) -> Result<u8> {
+    let s = store::open(&engine.paths)?;
+    let image = store::find(&s, &a.image)?;
+    let entries = image_ops::history(&s, &image)?;
+    let row = |h: &HistoryEntry| {
+        let id = match &h.id {
+            Some(d) if a.no_trunc => d.to_string(),
+            Some(d) => short_id(d),
+            None => "<missing>".into(),
+        };
+        let mut by = h.created_by.replace('\t', " ");
+        if !a.no_trunc && by.chars().count() > 45 {
+            by = format!("{}…", by.chars().take(44).collect::<String>());
+        }
+        let created_at = h.created.map_or(String::new(), |t| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        });
+        json!({
+            "ID": id,
+            "CreatedSince": match h.created {
+                Some(t) if a.human => format::ago(t),
+                _ => created_at.clone(),
+            },
+            "CreatedAt": created_at,
+            "CreatedBy": by,
+            "Size": if a.human { format::human_size(h.size) } else { h.size.to_string() },
+            "Comment": h.comment,
+        })
+    };
+    let rows: Vec<Value> = entries.iter().map(row).collect();
+    let default = "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}";
+    let fmt = if a.quiet {
+        Format::parse(Some("{{.ID}}"), default)?
+    } else {
+        Format::parse(a.format.as_deref(), default)?
+    };
+    let headers = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ];
+    write!(std::io::stdout().lock(), "{}", fmt.render(&rows, &headers)?)?;
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct TagArgs {
+    source: String,
+    target: String,
+}
+
+pub fn tag(engine: &Engine, a: TagArgs) -> Result<u8> {
+    let s = store::open(&engine.paths)?;
+    image_ops::tag(&s, &a.source, &a.target)?;
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct RmiArgs {
+    /// Remove even if containers use it or several references name it.
+    #[arg(short, long)]
+    force: bool,
+    /// Accepted for docker's sake: berth keeps no untagged parents.
+    #[arg(long)]
+    no_prune: bool,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+fn print_removed(out: &mut impl Write, removed: &[Removed], lower: bool) -> Result<()> {
+    for r in removed {
+        match (r, lower) {
+            (Removed::Untagged(t), false) => writeln!(out, "Untagged: {}", t.familiar())?,
+            (Removed::Deleted(d), false) => writeln!(out, "Deleted: {d}")?,
+            (Removed::Untagged(t), true) => writeln!(out, "untagged: {}", t.familiar())?,
+            (Removed::Deleted(d), true) => writeln!(out, "deleted: {d}")?,
+        }
+    }
+    Ok(())
+}
+
+pub fn rmi(engine: &Engine, a: RmiArgs) -> Result<u8> {
+    let s = store::open(&engine.paths)?;
+    each(&a.images, |name| {
+        let removed = image_ops::remove(engine, &s, name, a.force)?;
+        print_removed(&mut std::io::stdout().lock(), &removed, false)
     })
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Remove all images no container uses, not just dangling ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    force: bool,
+    #[arg(long)]
+    filter: Vec<String>,
+}
+
+/// docker's y/N prompt; anything but y or yes (or end of input) is no.
+fn confirm(warning: &str) -> Result<bool> {
+    let mut out = std::io::stdout().lock();
+    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+    out.flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        // No answer at all: end the prompt's line before leaving.
+        writeln!(out)?;
+    }
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
+pub fn prune(engine: &Engine, a: PruneArgs) -> Result<u8> {
+    if !a.filter.is_empty() {
+        bail!(berth_engine::Error::NotSupported {
+            flag: "image prune --filter".into()
+        });
+    }
+    let warning = if a.all {
+        "WARNING! This will remove all images without at least one container associated to them."
+    } else {
+        "WARNING! This will remove all dangling images."
+    };
+    if !a.force && !confirm(warning)? {
+        return Ok(0);
+    }
+    let s = store::open(&engine.paths)?;
+    let (removed, bytes) = image_ops::prune(engine, &s, a.all)?;
+    let mut out = std::io::stdout().lock();
+    if !removed.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        print_removed(&mut out, &removed, true)?;
+        writeln!(out)?;
+    }
+    writeln!(out, "Total reclaimed space: {}", format::human_size(bytes))?;
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct DfArgs {
+    /// Show detailed information on space usage.
+    #[arg(short, long)]
+    verbose: bool,
+    #[arg(long)]
+    format: Option<String>,
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    format!("{}%", (part * 100).checked_div(whole).unwrap_or(0))
+}
+
+pub fn df(engine: &Engine, a: DfArgs) -> Result<u8> {
+    let s = store::open(&engine.paths)?;
+    let d = image_ops::df(engine, &s)?;
+    let active_images = d.image_containers.iter().filter(|(_, n)| *n > 0).count();
+    let ctr_size: u64 = d.containers.iter().map(|c| c.size).sum();
+    let ctr_reclaim: u64 = d
+        .containers
+        .iter()
+        .filter(|c| c.container.state != berth_engine::State::Running)
+        .map(|c| c.size)
+        .sum();
+    let running = d
+        .containers
+        .iter()
+        .filter(|c| c.container.state == berth_engine::State::Running)
+        .count();
+    let mut out = std::io::stdout().lock();
+    if !a.verbose {
+        let rows = vec![
+            json!({"Type": "Images", "TotalCount": d.images.images.len().to_string(), "Active": active_images.to_string(),
+                   "Size": format::human_size(d.images.layers_size),
+                   "Reclaimable": format!("{} ({})", format::human_size(d.images.reclaimable), percent(d.images.reclaimable, d.images.layers_size))}),
+            json!({"Type": "Containers", "TotalCount": d.containers.len().to_string(), "Active": running.to_string(),
+                   "Size": format::human_size(ctr_size),
+                   "Reclaimable": format!("{} ({})", format::human_size(ctr_reclaim), percent(ctr_reclaim, ctr_size))}),
+            json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+            json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        ];
+        let default = "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
+        let fmt = Format::parse(a.format.as_deref(), default)?;
+        let headers = [
+            ("Type", "TYPE"),
+            ("TotalCount", "TOTAL"),
+            ("Active", "ACTIVE"),
+            ("Size", "SIZE"),
+            ("Reclaimable", "RECLAIMABLE"),
+        ];
+        write!(out, "{}", fmt.render(&rows, &headers)?)?;
+        return Ok(0);
+    }
+    if a.format.is_some() {
+        bail!(berth_engine::Error::NotSupported {
+            flag: "system df -v --format".into()
+        });
+    }
+    let list = s.images().map_err(berth_engine::Error::from)?;
+    let mut lines = vec![
+        "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS"
+            .to_string(),
+    ];
+    for u in &d.images.images {
+        let n = d
+            .image_containers
+            .iter()
+            .find(|(id, _)| *id == u.id)
+            .map_or(0, |(_, n)| *n);
+        let created = list
+            .iter()
+            .find(|i| i.id == u.id)
+            .map_or(String::new(), |i| format::ago(i.created));
+        let tags: Vec<(String, String)> = if u.tags.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            u.tags
+                .iter()
+                .map(|t| (t.familiar_name(), t.tag().unwrap_or("<none>").to_string()))
+                .collect()
+        };
+        for (repo, tag) in tags {
+            lines.push(format!(
+                "{repo}\t{tag}\t{}\t{created}\t{}\t{}\t{}\t{n}",
+                short_id(&u.id),
+                format::human_size(u.size),
+                format::human_size(u.shared_size),
+                format::human_size(u.unique_size)
+            ));
+        }
+    }
+    writeln!(out, "Images space usage:\n")?;
+    write!(out, "{}", crate::template::tabwrite(&lines))?;
+    let mut lines = vec![
+        "CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES".to_string(),
+    ];
+    for c in &d.containers {
+        let ct = &c.container;
+        lines.push(format!(
+            "{}\t{}\t{}\t0\t{}\t{}\t{}\t{}",
+            &ct.id[..12],
+            ct.image,
+            format::command(&berth_engine::spec::args(&ct.config)),
+            format::human_size(c.size),
+            format::ago(ct.created),
+            ct.state,
+            ct.name
+        ));
+    }
+    writeln!(out, "\nContainers space usage:\n")?;
+    write!(out, "{}", crate::template::tabwrite(&lines))?;
+    writeln!(out, "\nLocal Volumes space usage:\n")?;
+    write!(
+        out,
+        "{}",
+        crate::template::tabwrite(&["VOLUME NAME\tLINKS\tSIZE".to_string()])
+    )?;
+    writeln!(out, "\nBuild cache usage: 0B\n")?;
+    write!(
+        out,
+        "{}",
+        crate::template::tabwrite(&[
+            "CACHE ID\tCACHE TYPE\tSIZE\tCREATED\tLAST USED\tUSAGE\tSHARED".to_string()
+        ])
+    )?;
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Also list garbage that gc would take back.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+pub fn check(engine: &Engine, a: CheckArgs) -> Result<u8> {
+    let s = store::open(&engine.paths)?;
+    let r = image_ops::check(&s)?;
+    let mut out = std::io::stdout().lock();
+    for p in &r.problems {
+        writeln!(out, "{p}")?;
+    }
+    if a.verbose {
+        for b in &r.unreferenced_blobs {
+            writeln!(out, "unreferenced blob {b} (gc will remove it)")?;
+        }
+        for k in &r.unreferenced_snapshots {
+            writeln!(out, "unreferenced snapshot {k:?} (gc will remove it)")?;
+        }
+    }
+    if !r.is_consistent() {
+        eprintln!("berth: the image store has {} problem(s)", r.problems.len());
+        return Err(Exit(1).into());
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_patterns() {
+        assert!(glob("bb", "bb"));
+        assert!(glob("b*", "bb"));
+        assert!(!glob("b*", "b/b"));
+        assert!(glob("*/app:*", "org/app:1.0"));
+        assert!(glob("b?", "bb"));
+        assert!(!glob("bb", "bbb"));
+    }
+
+    #[test]
+    fn filters_parse() {
+        let f = Filters::parse(&[
+            "dangling=true".into(),
+            "label=a=b".into(),
+            "label=c".into(),
+            "reference=x*".into(),
+        ])
+        .unwrap();
+        assert_eq!(f.dangling, Some(true));
+        assert_eq!(
+            f.labels,
+            vec![("a".into(), Some("b".into())), ("c".into(), None)]
+        );
+        assert!(Filters::parse(&["since=x".into()]).is_err());
+        assert!(Filters::parse(&["nonsense".into()]).is_err());
+    }
 }

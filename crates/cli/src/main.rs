@@ -4,10 +4,17 @@
 //! container (exec goes through `berth-monitor`).
 #![forbid(unsafe_code)]
 
+mod archive;
+mod containerfs;
 mod containers;
 mod format;
 mod images;
+mod progress;
+mod registry;
+mod runflags;
+mod template;
 mod unsupported;
+mod volumes;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,12 +65,12 @@ enum Cmd {
     Exec(containers::ExecArgs),
     /// Show containers' details as JSON.
     Inspect(containers::InspectArgs),
-    /// Make an image from a root filesystem tarball (`-` for stdin).
-    Import(images::ImportArgs),
-    /// List images.
-    Images(images::ImagesArgs),
-    /// Remove images.
-    Rmi(images::RmiArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volumes::VolumeCmd),
+    /// Image and registry commands (images.rs gathers them).
+    #[command(flatten)]
+    Image(images::ImageCmd),
 }
 
 /// Which of docker's exit-code conventions a command follows.
@@ -127,9 +134,8 @@ fn main() -> ExitCode {
         Cmd::Wait(a) => (Codes::Plain, containers::wait(&engine, a)),
         Cmd::Exec(a) => (Codes::Container, containers::exec(&engine, a)),
         Cmd::Inspect(a) => (Codes::Plain, containers::inspect(&engine, a)),
-        Cmd::Import(a) => (Codes::Plain, images::import(&engine, a)),
-        Cmd::Images(a) => (Codes::Plain, images::images(&engine, a)),
-        Cmd::Rmi(a) => (Codes::Plain, images::rmi(&engine, a)),
+        Cmd::Volume(a) => (Codes::Plain, volumes::run(&engine, a)),
+        Cmd::Image(c) => (Codes::Plain, images::run(&engine, c)),
     };
     match result {
         Ok(code) => ExitCode::from(code),

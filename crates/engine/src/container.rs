@@ -10,11 +10,13 @@ use berth_runtime::Runtime;
 
 use crate::db::{Container, Db, State};
 use crate::error::{io_err, Error, Result};
+use crate::hostconfig::{self, HostConfig};
 use crate::images;
 use crate::monitor;
 use crate::names;
 use crate::options::{ExecOptions, RunOptions};
 use crate::paths::Paths;
+use crate::security;
 use crate::spec;
 use crate::user;
 
@@ -57,7 +59,23 @@ impl Engine {
             .nodename()
             .to_string_lossy()
             .into_owned();
-        let config = spec::container_config(&image_cfg, opts, &id, &host)?;
+        let mut opts = opts.clone();
+        opts.host = prepare_host(&opts.host, opts.network)?;
+        for from in &opts.volumes_from {
+            let (key, mode) = match from.rsplit_once(':') {
+                Some((k, m @ ("ro" | "rw"))) => (k, Some(m == "ro")),
+                _ => (from.as_str(), None),
+            };
+            for mut m in self.find(key)?.config.host_config.mounts {
+                if !opts.host.mounts.iter().any(|x| x.target == m.target) {
+                    m.read_only = mode.unwrap_or(m.read_only);
+                    opts.host.mounts.push(m);
+                }
+            }
+        }
+        let config = spec::container_config(&image_cfg, &opts, &id, &host)?;
+        let mut config = config;
+        self.prepare_mounts(&mut config.host_config.mounts, &image_cfg.volumes)?;
         let mut c = Container {
             id: id.clone(),
             name: name.clone().unwrap_or_default(),
@@ -74,7 +92,10 @@ impl Engine {
             error: None,
         };
         let db = self.db()?;
-        db.insert(&mut c, name.is_none())?;
+        if let Err(e) = db.insert(&mut c, name.is_none()) {
+            let _ = self.remove_anonymous(&c.config.host_config.mounts);
+            return Err(e);
+        }
         let made = (|| {
             fs::create_dir_all(self.paths.container_dir(&id)).map_err(io_err(format!(
                 "creating {}",
@@ -83,6 +104,7 @@ impl Engine {
             images::prepare_rootfs(&store, &image, &id)
         })();
         if let Err(e) = made {
+            let _ = self.remove_anonymous(&c.config.host_config.mounts);
             let _ = images::remove_rootfs(&store, &id);
             let _ = fs::remove_dir_all(self.paths.container_dir(&id));
             let _ = db.delete(&id);
@@ -112,8 +134,16 @@ impl Engine {
         unmount(&rootfs)?;
         berth_image::snapshot::mount_all(&mounts, &rootfs).map_err(|e| Error::Image(e.into()))?;
         let started = (|| {
-            let u = user::resolve_in_root(&rootfs, &c.config.user)?;
-            let s = spec::build(&c.id, &c.config, &rootfs, &u, spec::host_nofile_hard())?;
+            let mut u = user::resolve_in_root(&rootfs, &c.config.user)?;
+            for g in user::groups_in_root(&rootfs, &c.config.host_config.group_add)? {
+                if g != u.gid && !u.additional_gids.contains(&g) {
+                    u.additional_gids.push(g);
+                }
+            }
+            self.copy_up(&rootfs, &c.config.host_config.mounts)?;
+            let mut info = host_info(&c.config)?;
+            info.volumes = self.paths.root.join("volumes");
+            let s = spec::build(&c.id, &c.config, &rootfs, &u, &info)?;
             let json = serde_json::to_string_pretty(&s)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             write_atomic(
@@ -133,17 +163,26 @@ impl Engine {
         started
     }
 
-    /// `stop`: the stop signal, then SIGKILL after `timeout`.
-    pub fn stop(&self, key: &str, timeout: Duration) -> Result<Container> {
+    /// `stop`: the container's stop signal (`--stop-signal`, the image's
+    /// STOPSIGNAL, or SIGTERM), then SIGKILL after `timeout` (default: its
+    /// `--stop-timeout`, or 10 seconds).
+    pub fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<Container> {
         let c = self.find(key)?;
         if c.state != State::Running {
             return Ok(c);
         }
+        let sig = match c.config.stop_signal.as_str() {
+            "" => 15,
+            s => berth_runtime::signal::parse(s)?,
+        };
+        let timeout = timeout.unwrap_or_else(|| {
+            Duration::from_secs(c.config.stop_timeout.map_or(10, |t| t.max(0) as u64))
+        });
         let rt = self.runtime();
-        if let Err(e) = rt.kill(&c.id, 15, false) {
-            tracing::debug!(id = c.id, error = %e, "SIGTERM");
+        if let Err(e) = rt.kill(&c.id, sig, false) {
+            tracing::debug!(id = c.id, error = %e, "stop signal");
         }
-        if self.wait_exit(&c.id, Some(timeout))?.is_none() {
+        if timeout.is_zero() || self.wait_exit(&c.id, Some(timeout))?.is_none() {
             if let Err(e) = rt.kill(&c.id, 9, true) {
                 tracing::debug!(id = c.id, error = %e, "SIGKILL");
             }
@@ -212,7 +251,8 @@ impl Engine {
     }
 
     /// `rm`: removes a stopped container; with `force`, kills it first.
-    pub fn remove(&self, key: &str, force: bool) -> Result<Container> {
+    /// With `volumes` its anonymous volumes go too (`rm -v`).
+    pub fn remove(&self, key: &str, force: bool, volumes: bool) -> Result<Container> {
         let c = self.find(key)?;
         if c.state == State::Running {
             if !force {
@@ -237,6 +277,12 @@ impl Engine {
             Err(e) => return Err(e),
         }
         self.teardown(&db, &c.id)?;
+        if volumes {
+            let errors = self.remove_anonymous(&c.config.host_config.mounts);
+            if !errors.is_empty() {
+                return Err(Error::Teardown { id: c.id, errors });
+            }
+        }
         Ok(c)
     }
 
@@ -320,6 +366,14 @@ impl Engine {
             && db.transition(id, &[State::Created, State::Exited], State::Removing)?
         {
             self.teardown(db, id)?;
+            // docker: --rm also removes the container's anonymous volumes.
+            let errors = self.remove_anonymous(&c.config.host_config.mounts);
+            if !errors.is_empty() {
+                return Err(Error::Teardown {
+                    id: id.to_string(),
+                    errors,
+                });
+            }
         }
         Ok(())
     }
@@ -383,6 +437,73 @@ impl Engine {
             128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
         }))
     }
+}
+
+/// Completes the options that need the host: capability names checked,
+/// `--security-opt` applied (a seccomp profile is read now, as docker
+/// does), limits checked against what the host allows.
+fn prepare_host(h: &HostConfig, network: crate::options::Network) -> Result<HostConfig> {
+    use crate::hostconfig::SecurityOpt;
+    let mut h = h.clone();
+    for (list, flag) in [
+        (&mut h.cap_add, "--cap-add"),
+        (&mut h.cap_drop, "--cap-drop"),
+    ] {
+        *list = list
+            .iter()
+            .map(|c| security::normalize_cap(flag, c))
+            .collect::<Result<_>>()?;
+    }
+    for o in h.security_opt.clone() {
+        match hostconfig::parse_security_opt(&o)? {
+            SecurityOpt::SeccompUnconfined => h.seccomp = Some("unconfined".into()),
+            SecurityOpt::SeccompFile(f) => {
+                let json = fs::read_to_string(&f).map_err(|e| {
+                    Error::InvalidArgument(format!("--security-opt seccomp={f}: {e}"))
+                })?;
+                // A profile that cannot compile fails now, not at start.
+                security::seccomp_from_profile(&json, &security::host_caps()).map_err(|e| {
+                    Error::InvalidArgument(format!("--security-opt seccomp={f}: {e}"))
+                })?;
+                h.seccomp = Some(json);
+            }
+            SecurityOpt::NoNewPrivileges(b) => h.no_new_privileges = b,
+        }
+    }
+    for k in h.sysctls.keys() {
+        hostconfig::parse_sysctl(&format!("{k}="), network == crate::options::Network::Host)?;
+    }
+    for d in &h.devices {
+        security::stat_device(&d.path_on_host, &d.path_in_container)?;
+    }
+    hostconfig::check_host(&h, &hostconfig::HostLimits::probe())?;
+    Ok(h)
+}
+
+/// What the spec needs from the host at start.
+fn host_info(cfg: &crate::db::ContainerConfig) -> Result<spec::HostInfo> {
+    let h = &cfg.host_config;
+    let mut devices = Vec::new();
+    if h.privileged {
+        devices = security::host_devices();
+    }
+    for d in &h.devices {
+        let dev = security::stat_device(&d.path_on_host, &d.path_in_container)?;
+        devices.retain(|x| x.path != dev.path);
+        devices.push(dev);
+    }
+    let init = if h.init {
+        Some(crate::monitor::init_binary()?)
+    } else {
+        None
+    };
+    Ok(spec::HostInfo {
+        nofile_hard: spec::host_nofile_hard(),
+        all_caps: security::host_caps(),
+        devices,
+        init,
+        volumes: std::path::PathBuf::new(),
+    })
 }
 
 fn user_of(u: &user::User) -> oci_spec::runtime::User {

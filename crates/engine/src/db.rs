@@ -62,6 +62,18 @@ pub struct ContainerConfig {
     pub user: String,
     pub network_mode: String,
     pub auto_remove: bool,
+    // Added after the first rows were written: old rows read as defaults.
+    #[serde(default)]
+    pub domainname: String,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The signal `stop` sends; empty is SIGTERM.
+    #[serde(default)]
+    pub stop_signal: String,
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
+    #[serde(default)]
+    pub host_config: crate::hostconfig::HostConfig,
 }
 
 /// One container's row.
@@ -128,6 +140,12 @@ impl Db {
                 started TEXT,
                 finished TEXT,
                 error TEXT
+            );
+            CREATE TABLE IF NOT EXISTS volumes (
+                name TEXT PRIMARY KEY,
+                created TEXT NOT NULL,
+                labels TEXT NOT NULL,
+                anonymous INTEGER NOT NULL
             );",
         )
         .map_err(db_err)?;
@@ -137,7 +155,12 @@ impl Db {
         })
     }
 
-    fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    /// For the other tables' modules (volumes).
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
         move |source| Error::Db {
             path: self.path.display().to_string(),
             source,
@@ -331,11 +354,11 @@ impl Db {
     }
 }
 
-fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn parse_ts(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn parse_ts(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| {

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     Conflict,
     Unavailable,
     Internal,
+    /// A registry refused our credentials (or we had none).
+    Unauthorized,
     /// The container's command exists but cannot be run (docker's 126).
     CannotInvoke,
     /// The container's command does not exist (docker's 127).
@@ -25,6 +27,8 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    #[error("no such volume: {0}")]
+    NoSuchVolume(String),
     #[error("container name {0:?} is already in use")]
     NameInUse(String),
     #[error("invalid container name {0:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit")]
@@ -59,6 +63,10 @@ pub enum Error {
     Runtime(#[from] berth_runtime::Error),
     #[error(transparent)]
     Image(#[from] berth_image::store::StoreError),
+    #[error(transparent)]
+    Archive(#[from] berth_image::archive::ArchiveError),
+    #[error(transparent)]
+    Registry(#[from] berth_registry::RegistryError),
     /// Teardown keeps going past a failure and reports all of them.
     #[error("removing {id}: {}", .errors.join("; "))]
     Teardown { id: String, errors: Vec<String> },
@@ -67,7 +75,9 @@ pub enum Error {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoSuchContainer(_) | Error::NoSuchImage(_) => ErrorKind::NotFound,
+            Error::NoSuchContainer(_) | Error::NoSuchImage(_) | Error::NoSuchVolume(_) => {
+                ErrorKind::NotFound
+            }
             Error::NameInUse(_) => ErrorKind::AlreadyExists,
             Error::InvalidName(_) | Error::InvalidArgument(_) | Error::NotSupported { .. } => {
                 ErrorKind::InvalidArgument
@@ -81,6 +91,8 @@ impl Error {
             } if e.code == rusqlite::ErrorCode::DatabaseBusy => ErrorKind::Unavailable,
             Error::Runtime(e) => runtime_kind(e),
             Error::Image(e) => image_kind(e.kind()),
+            Error::Archive(e) => image_kind(e.kind()),
+            Error::Registry(e) => registry_kind(e.kind()),
             Error::Db { .. }
             | Error::Io { .. }
             | Error::Monitor { .. }
@@ -122,6 +134,19 @@ fn image_kind(k: berth_image::ErrorKind) -> ErrorKind {
         K::AlreadyExists => ErrorKind::AlreadyExists,
         K::InvalidArgument => ErrorKind::InvalidArgument,
         K::Conflict => ErrorKind::Conflict,
+        K::Unavailable => ErrorKind::Unavailable,
+        K::Internal => ErrorKind::Internal,
+    }
+}
+
+fn registry_kind(k: berth_registry::ErrorKind) -> ErrorKind {
+    use berth_registry::ErrorKind as K;
+    match k {
+        K::NotFound => ErrorKind::NotFound,
+        K::AlreadyExists => ErrorKind::AlreadyExists,
+        K::InvalidArgument => ErrorKind::InvalidArgument,
+        K::Conflict => ErrorKind::Conflict,
+        K::Unauthorized => ErrorKind::Unauthorized,
         K::Unavailable => ErrorKind::Unavailable,
         K::Internal => ErrorKind::Internal,
     }

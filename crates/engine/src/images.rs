@@ -75,6 +75,19 @@ pub fn image_config(v: &serde_json::Value) -> ImageConfig {
         entrypoint: list("Entrypoint"),
         working_dir: s("WorkingDir"),
         user: s("User"),
+        labels: c["Labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        stop_signal: s("StopSignal"),
+        volumes: c["Volumes"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
     }
 }
 

@@ -10,6 +10,9 @@
 mod container;
 pub mod db;
 pub mod error;
+pub mod hostconfig;
+mod hostspec;
+pub mod image_ops;
 pub mod images;
 pub mod logs;
 pub mod monitor;
@@ -17,13 +20,17 @@ pub mod names;
 pub mod options;
 pub mod paths;
 pub mod protocol;
+pub mod pull;
+pub mod security;
 pub mod spec;
 pub mod user;
 mod view;
+pub mod volumes;
 
 pub use container::{unmount, Engine};
 pub use db::{Container, ContainerConfig, State};
 pub use error::{Error, ErrorKind, Result};
+pub use hostconfig::HostConfig;
 pub use options::{ExecOptions, ImageConfig, Network, RunOptions};
 pub use paths::Paths;
 pub use view::inspect_json;

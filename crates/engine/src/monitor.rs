@@ -33,6 +33,25 @@ pub fn binary() -> Result<PathBuf> {
     })
 }
 
+pub const INIT_BINARY: &str = "berth-init";
+
+/// berth-init, the static `--init` of containers: next to the running
+/// binary (the monitor's build puts it there), or at `$BERTH_INIT`.
+pub fn init_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("BERTH_INIT") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(io_err("finding the berth binary"))?;
+    let p = exe.with_file_name(INIT_BINARY);
+    if p.exists() {
+        return Ok(p);
+    }
+    Err(Error::InvalidArgument(format!(
+        "--init: {} not found (build it: cargo build -p berth-monitor)",
+        p.display()
+    )))
+}
+
 /// A base command for the monitor with the global flags.
 pub fn command(paths: &Paths) -> Result<Command> {
     let mut cmd = Command::new(binary()?);

@@ -1,6 +1,10 @@
 //! What the user asks for, as plain data: the CLI (and later the API)
 //! parses flags into these; the engine decides what they mean.
 
+use std::collections::BTreeMap;
+
+use crate::hostconfig::HostConfig;
+
 /// `--network`: only the modes that need no network driver exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
@@ -48,6 +52,17 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     pub network: Network,
     pub auto_remove: bool,
+    pub domainname: Option<String>,
+    /// `-l` and `--label-file`, over the image's labels.
+    pub labels: BTreeMap<String, String>,
+    /// `--stop-signal`, over the image's STOPSIGNAL.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds.
+    pub stop_timeout: Option<i64>,
+    /// Resources and security; `security_opt` is parsed at create.
+    pub host: HostConfig,
+    /// `--volumes-from CONTAINER[:ro|rw]`.
+    pub volumes_from: Vec<String>,
 }
 
 /// The parts of an image's config a container starts from.
@@ -58,6 +73,10 @@ pub struct ImageConfig {
     pub entrypoint: Vec<String>,
     pub working_dir: String,
     pub user: String,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: String,
+    /// VOLUME: each becomes an anonymous volume.
+    pub volumes: Vec<String>,
 }
 
 /// `berth exec`.

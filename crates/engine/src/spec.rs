@@ -131,6 +131,26 @@ pub fn container_config(
     for e in image.env.iter().chain(&opts.env) {
         set_env(&mut env, e);
     }
+    let mut labels = image.labels.clone();
+    labels.extend(opts.labels.clone());
+    let domainname = opts.domainname.clone().unwrap_or_default();
+    if domainname.len() > 255 || domainname.contains(['/', ' ', '\0']) {
+        return Err(Error::InvalidArgument(format!(
+            "invalid value {domainname:?} for --domainname"
+        )));
+    }
+    let stop_signal = opts
+        .stop_signal
+        .clone()
+        .unwrap_or_else(|| image.stop_signal.clone());
+    if !stop_signal.is_empty() {
+        berth_runtime::signal::parse(&stop_signal).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "invalid value {stop_signal:?} for --stop-signal: unknown signal"
+            ))
+        })?;
+    }
+    crate::hostconfig::validate(&opts.host)?;
     Ok(ContainerConfig {
         hostname,
         env,
@@ -140,6 +160,11 @@ pub fn container_config(
         user: opts.user.clone().unwrap_or_else(|| image.user.clone()),
         network_mode: opts.network.as_str().into(),
         auto_remove: opts.auto_remove,
+        domainname,
+        labels,
+        stop_signal,
+        stop_timeout: opts.stop_timeout,
+        host_config: opts.host.clone(),
     })
 }
 
@@ -161,19 +186,19 @@ pub fn args(cfg: &ContainerConfig) -> Vec<String> {
 }
 
 /// The full OCI spec for container `id` whose root is mounted at `rootfs`.
-/// `nofile_hard` is the host's hard open-files limit.
 pub fn build(
     id: &str,
     cfg: &ContainerConfig,
     rootfs: &Path,
     user: &User,
-    nofile_hard: u64,
+    host: &HostInfo,
 ) -> Result<Spec> {
-    let caps: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
-    let seccomp = berth_runtime::seccomp::docker_default(&caps);
+    let h = &cfg.host_config;
+    let all = &host.all_caps;
+    let caps = crate::security::capabilities(&h.cap_add, &h.cap_drop, h.privileged, all);
     // Under a host limit lower than docker's, the container gets the host's
     // (raising a hard limit needs CAP_SYS_RESOURCE in the host: it would fail).
-    let nofile = NOFILE_WANTED.min(nofile_hard);
+    let nofile = NOFILE_WANTED.min(host.nofile_hard);
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -188,7 +213,7 @@ pub fn build(
     if user.uid != 0 && !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", user.home));
     }
-    let v = json!({
+    let mut v = json!({
         "ociVersion": "1.2.0",
         "process": {
             "terminal": false,
@@ -217,13 +242,41 @@ pub fn build(
             "cgroupsPath": format!("/berth/{id}"),
             // Deny every device; the runtime appends the standard nodes.
             "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "seccomp": seccomp,
             "maskedPaths": MASKED_PATHS,
             "readonlyPaths": READONLY_PATHS
         }
     });
+    crate::hostspec::apply(&mut v, cfg, &caps, host)?;
     serde_json::from_value(v)
         .map_err(|e| Error::InvalidArgument(format!("building the spec of {id}: {e}")))
+}
+
+/// What `build` needs from the host, probed once per start.
+#[derive(Debug, Clone)]
+pub struct HostInfo {
+    /// The host's hard limit of open files.
+    pub nofile_hard: u64,
+    /// Every capability the container could hold (our bounding set).
+    pub all_caps: Vec<String>,
+    /// The nodes of `--device`, and all of the host's for `--privileged`.
+    pub devices: Vec<crate::security::HostDevice>,
+    /// The host path of berth-init, for `--init`.
+    pub init: Option<std::path::PathBuf>,
+    /// `<root>/volumes`: a volume's data is `<name>/_data` there.
+    pub volumes: std::path::PathBuf,
+}
+
+impl HostInfo {
+    /// A host with these limits and nothing else, for tests.
+    pub fn with_nofile(nofile_hard: u64) -> HostInfo {
+        HostInfo {
+            nofile_hard,
+            all_caps: crate::security::caps_of_mask(u64::MAX),
+            devices: vec![],
+            init: None,
+            volumes: "/var/lib/berth/volumes".into(),
+        }
+    }
 }
 
 /// The host's hard limit of open files.
@@ -245,6 +298,7 @@ mod tests {
             entrypoint: vec![],
             working_dir: "/srv".into(),
             user: "".into(),
+            ..Default::default()
         }
     }
 
@@ -339,7 +393,14 @@ mod tests {
         };
         let c = container_config(&image(), &o, ID, "myhost").unwrap();
         assert_eq!(c.hostname, "myhost");
-        let s = build(ID, &c, Path::new("/r"), &User::root(), 4096).unwrap();
+        let s = build(
+            ID,
+            &c,
+            Path::new("/r"),
+            &User::root(),
+            &HostInfo::with_nofile(4096),
+        )
+        .unwrap();
         let ns: Vec<_> = s
             .linux()
             .as_ref()
@@ -357,7 +418,14 @@ mod tests {
     #[test]
     fn docker_default_profile() {
         let c = container_config(&image(), &opts(), ID, "h").unwrap();
-        let s = build(ID, &c, Path::new("/run/x/rootfs"), &User::root(), 20000).unwrap();
+        let s = build(
+            ID,
+            &c,
+            Path::new("/run/x/rootfs"),
+            &User::root(),
+            &HostInfo::with_nofile(20000),
+        )
+        .unwrap();
         berth_runtime::config::validate(&s).unwrap();
         let p = s.process().as_ref().unwrap();
         let caps = p.capabilities().as_ref().unwrap();
@@ -370,7 +438,14 @@ mod tests {
             (20000, 20000),
             "clamped under the host's hard limit"
         );
-        let s2 = build(ID, &c, Path::new("/r"), &User::root(), u64::MAX).unwrap();
+        let s2 = build(
+            ID,
+            &c,
+            Path::new("/r"),
+            &User::root(),
+            &HostInfo::with_nofile(u64::MAX),
+        )
+        .unwrap();
         assert_eq!(
             s2.process().as_ref().unwrap().rlimits().as_ref().unwrap()[0].hard(),
             NOFILE_WANTED
@@ -441,7 +516,7 @@ mod tests {
             additional_gids: vec![2000],
             home: "/home/user".into(),
         };
-        let s = build(ID, &c, Path::new("/r"), &u, 1024).unwrap();
+        let s = build(ID, &c, Path::new("/r"), &u, &HostInfo::with_nofile(1024)).unwrap();
         let p = s.process().as_ref().unwrap();
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 1000));
         assert_eq!(p.user().additional_gids().as_deref(), Some(&[2000][..]));

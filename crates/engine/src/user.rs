@@ -128,6 +128,30 @@ pub fn resolve_in_root(rootfs: &Path, spec: &str) -> Result<User> {
     resolve(spec, &passwd, &group)
 }
 
+/// `--group-add`: group names (from the root's /etc/group) or ids.
+pub fn groups_in_root(rootfs: &Path, names: &[String]) -> Result<Vec<u32>> {
+    if names.is_empty() {
+        return Ok(vec![]);
+    }
+    let group = read_in_root(rootfs, "etc/group")?;
+    names
+        .iter()
+        .map(|n| {
+            group
+                .lines()
+                .filter_map(parse_group)
+                .find(|(name, _, _)| name == n)
+                .map(|(_, id, _)| id)
+                .or_else(|| n.parse().ok())
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "--group-add {n}: no such group in the container's /etc/group"
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// A small file inside the root, or "" when it does not exist.
 fn read_in_root(rootfs: &Path, rel: &str) -> Result<String> {
     let what = || format!("reading /{rel} in {}", rootfs.display());

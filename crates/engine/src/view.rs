@@ -96,6 +96,14 @@ fn ts(t: &Option<chrono::DateTime<chrono::Utc>>) -> String {
 
 pub fn inspect_json(c: &Container, log_path: &str, rootfs: &str) -> Value {
     let args = spec::args(&c.config);
+    let mut host = serde_json::to_value(&c.config.host_config).unwrap_or_else(|_| json!({}));
+    if let Some(h) = host.as_object_mut() {
+        // The profile's JSON is for the spec, not for reading.
+        h.remove("Seccomp");
+        h.insert("NetworkMode".into(), json!(c.config.network_mode));
+        h.insert("AutoRemove".into(), json!(c.config.auto_remove));
+        h.insert("LogConfig".into(), json!({"Type": "json-file"}));
+    }
     let running = c.state == State::Running;
     json!({
         "Id": c.id,
@@ -119,7 +127,17 @@ pub fn inspect_json(c: &Container, log_path: &str, rootfs: &str) -> Value {
         "Name": format!("/{}", c.name),
         "LogPath": log_path,
         "Driver": "overlay",
-        "HostConfig": {"NetworkMode": c.config.network_mode, "AutoRemove": c.config.auto_remove, "LogConfig": {"Type": "json-file"}},
+        "HostConfig": host,
+        "Mounts": c.config.host_config.mounts.iter().map(|m| json!({
+            "Type": m.kind,
+            "Name": if m.kind == "volume" { json!(m.source) } else { Value::Null },
+            "Source": m.source,
+            "Destination": m.target,
+            "Driver": if m.kind == "volume" { "local" } else { "" },
+            "Mode": if m.read_only { "ro" } else { "" },
+            "RW": !m.read_only,
+            "Propagation": m.propagation,
+        })).collect::<Vec<_>>(),
         "GraphDriver": {"Name": "overlay", "Data": {"MergedDir": rootfs}},
         "Config": {
             "Hostname": c.config.hostname,
@@ -129,6 +147,10 @@ pub fn inspect_json(c: &Container, log_path: &str, rootfs: &str) -> Value {
             "Entrypoint": if c.config.entrypoint.is_empty() { Value::Null } else { json!(c.config.entrypoint) },
             "WorkingDir": c.config.working_dir,
             "Image": c.image,
+            "Domainname": c.config.domainname,
+            "Labels": c.config.labels,
+            "StopSignal": c.config.stop_signal,
+            "StopTimeout": c.config.stop_timeout,
         },
     })
 }

@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod progress;
 mod pull;
 mod push;
+mod tags;
 mod tls;
 
 pub use auth::Scope;

@@ -1,0 +1,151 @@
+//! A container's filesystem as data: `export` (all of it as a tar),
+//! `commit` (its changes as a new image) and `diff` (its changes listed).
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use berth_engine::image_ops;
+use berth_engine::{images as store, Engine};
+use berth_image::store::CommitOptions;
+use clap::Args;
+
+use crate::progress;
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Write to a file instead of stdout.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    container: String,
+}
+
+pub fn export(engine: &Engine, a: ExportArgs) -> Result<u8> {
+    if a.output.is_none() && std::io::stdout().is_terminal() {
+        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    let s = store::open(&engine.paths)?;
+    // Found before any output file exists.
+    engine.find(&a.container)?;
+    let bar = progress::bytes_bar("Exporting", None, false);
+    match &a.output {
+        Some(path) => {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("creating a file in {}", dir.display()))?;
+            let w = BufWriter::new(tmp.reopen()?);
+            match &bar {
+                Some(b) => image_ops::export(engine, &s, &a.container, b.wrap_write(w))?,
+                None => image_ops::export(engine, &s, &a.container, w)?,
+            }
+            // NamedTempFile makes 0600; an archive is as readable as any
+            // file the user would have made (docker: 0644 under umask 022).
+            std::fs::set_permissions(
+                tmp.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            let w = BufWriter::new(std::io::stdout().lock());
+            match &bar {
+                Some(b) => image_ops::export(engine, &s, &a.container, b.wrap_write(w))?,
+                None => image_ops::export(engine, &s, &a.container, w)?,
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct CommitArgs {
+    /// Author (e.g. "Jane Doe <jane@example.com>").
+    #[arg(short, long)]
+    author: Option<String>,
+    /// Apply a Dockerfile instruction to the image's config.
+    #[arg(short, long = "change")]
+    change: Vec<String>,
+    /// Commit message.
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Pause the container during commit.
+    #[arg(short, long, default_value = "true", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pause: bool,
+    container: String,
+    /// REPOSITORY[:TAG]
+    reference: Option<String>,
+}
+
+/// What docker's commit accepts in `--change`: no instruction that would
+/// need a build.
+const COMMIT_CHANGES: &[&str] = &[
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "LABEL",
+    "ONBUILD",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+    "STOPSIGNAL",
+];
+
+pub fn commit(engine: &Engine, a: CommitArgs) -> Result<u8> {
+    for c in &a.change {
+        let instr = c
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if !COMMIT_CHANGES.contains(&instr.as_str()) {
+            bail!(berth_engine::Error::InvalidArgument(format!(
+                "{instr} is not a valid change command"
+            )));
+        }
+    }
+    let reference = a
+        .reference
+        .as_deref()
+        .map(berth_image::Reference::parse)
+        .transpose()
+        .map_err(|e| berth_engine::Error::Image(e.into()))?;
+    let opts = CommitOptions {
+        reference,
+        author: a.author,
+        message: a.message,
+        changes: a.change,
+        created_by: None,
+    };
+    let s = store::open(&engine.paths)?;
+    let spin = progress::spinner("Committing", false);
+    let image = image_ops::commit(engine, &s, &a.container, &opts, a.pause)?;
+    if let Some(b) = spin {
+        b.finish_and_clear();
+    }
+    println!("{}", image.id);
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct DiffArgs {
+    container: String,
+}
+
+pub fn diff(engine: &Engine, a: DiffArgs) -> Result<u8> {
+    let s = store::open(&engine.paths)?;
+    let changes = image_ops::diff(engine, &s, &a.container)?;
+    let mut out = std::io::stdout().lock();
+    for c in changes {
+        writeln!(out, "{} {}", c.kind.letter(), c.path)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,280 @@
+//! Progress as docker shows it. On a terminal: one bar per layer for pull
+//! and push ("a3ed95caeb02: Downloading [=====>   ] 1.2MB/3.4MB") and a
+//! byte bar for load, save and import. Not on a terminal: pull and push
+//! print one plain line per change of a layer's state, never per byte;
+//! the others print nothing. `-q` prints nothing either way.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use berth_image::Digest;
+use berth_registry::Event;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Which stream progress goes to: docker's pull and push use stdout;
+/// `run` pulling a missing image uses stderr, keeping stdout the
+/// container's.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn is_terminal(self) -> bool {
+        match self {
+            Stream::Stdout => std::io::stdout().is_terminal(),
+            Stream::Stderr => std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn line(self, s: &str) {
+        // A closed pipe must not turn a finished pull into a failure.
+        let _ = match self {
+            Stream::Stdout => writeln!(std::io::stdout().lock(), "{s}"),
+            Stream::Stderr => writeln!(std::io::stderr().lock(), "{s}"),
+        };
+    }
+
+    fn target(self) -> ProgressDrawTarget {
+        match self {
+            Stream::Stdout => ProgressDrawTarget::stdout(),
+            Stream::Stderr => ProgressDrawTarget::stderr(),
+        }
+    }
+}
+
+/// Whether layers go up or down: it picks docker's words.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Pull,
+    Push,
+}
+
+enum Mode {
+    Quiet,
+    /// The last state printed per layer, so each change prints once.
+    Plain(Mutex<HashMap<Digest, &'static str>>),
+    Bars {
+        multi: MultiProgress,
+        bars: Mutex<HashMap<Digest, ProgressBar>>,
+    },
+}
+
+/// Renders a pull's or push's [`Event`]s.
+pub struct Transfer {
+    mode: Mode,
+    /// Blobs docker does not show (an image's config on push).
+    hidden: Mutex<std::collections::HashSet<Digest>>,
+    stream: Stream,
+    direction: Direction,
+}
+
+fn short(d: &Digest) -> &str {
+    &d.hex()[..12.min(d.hex().len())]
+}
+
+impl Transfer {
+    pub fn new(quiet: bool, stream: Stream, direction: Direction) -> Transfer {
+        let mode = if quiet {
+            Mode::Quiet
+        } else if stream.is_terminal() {
+            Mode::Bars {
+                multi: MultiProgress::with_draw_target(stream.target()),
+                bars: Mutex::new(HashMap::new()),
+            }
+        } else {
+            Mode::Plain(Mutex::new(HashMap::new()))
+        };
+        Transfer {
+            mode,
+            hidden: Mutex::default(),
+            stream,
+            direction,
+        }
+    }
+
+    /// Leaves `blob` out of the display.
+    pub fn hide(&self, blob: Digest) {
+        self.hidden
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(blob);
+    }
+
+    /// The progress sink to hand to the registry client.
+    pub fn sink(&self) -> impl Fn(Event) + Send + Sync + '_ {
+        move |e| self.event(e)
+    }
+
+    fn event(&self, e: Event) {
+        let pull = self.direction == Direction::Pull;
+        let (layer, state, bytes): (Vec<Digest>, &'static str, Option<(u64, u64)>) = match e {
+            Event::Resolving { .. } => return,
+            Event::Resolved { layers, .. } => (
+                layers.into_iter().map(|(d, _)| d).collect(),
+                if pull {
+                    "Pulling fs layer"
+                } else {
+                    "Preparing"
+                },
+                None,
+            ),
+            Event::Waiting { layer } => (vec![layer], "Waiting", None),
+            Event::Downloading { layer, done, total } => {
+                (vec![layer], "Downloading", Some((done, total)))
+            }
+            Event::Uploading { layer, done, total } => {
+                (vec![layer], "Pushing", Some((done, total)))
+            }
+            Event::Verifying { layer } => (vec![layer], "Verifying Checksum", None),
+            Event::Extracting { layer } => (vec![layer], "Extracting", None),
+            Event::Done { layer } => (
+                vec![layer],
+                if pull { "Pull complete" } else { "Pushed" },
+                None,
+            ),
+            Event::Exists { layer } => (
+                vec![layer],
+                if pull {
+                    "Already exists"
+                } else {
+                    "Layer already exists"
+                },
+                None,
+            ),
+            Event::Retrying { layer, .. } => (vec![layer], "Retrying", None),
+        };
+        let layer: Vec<Digest> = {
+            let hidden = self.hidden.lock().unwrap_or_else(|p| p.into_inner());
+            layer.into_iter().filter(|l| !hidden.contains(l)).collect()
+        };
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Plain(last) => {
+                let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                for l in layer {
+                    // Bytes flowing are not a change worth a line; docker's
+                    // "Download complete" is the step from bytes to unpacking.
+                    let shown = match state {
+                        "Downloading" | "Pushing" => continue,
+                        "Extracting" if last.get(&l) != Some(&"Already exists") => {
+                            "Download complete"
+                        }
+                        "Extracting" => continue,
+                        s => s,
+                    };
+                    if !last.contains_key(&l) && !pull && shown != "Preparing" {
+                        self.stream.line(&format!("{}: Preparing", short(&l)));
+                    }
+                    if last.get(&l) == Some(&shown) {
+                        continue;
+                    }
+                    // A layer already there stays "Already exists".
+                    if last.get(&l) == Some(&"Already exists") {
+                        continue;
+                    }
+                    self.stream.line(&format!("{}: {shown}", short(&l)));
+                    last.insert(l, shown);
+                }
+            }
+            Mode::Bars { multi, bars } => {
+                let mut bars = bars.lock().unwrap_or_else(|p| p.into_inner());
+                for l in layer {
+                    let bar = bars.entry(l.clone()).or_insert_with(|| {
+                        let b = multi.add(ProgressBar::new(0));
+                        b.set_style(plain_style());
+                        b.set_prefix(short(&l).to_string());
+                        b
+                    });
+                    match bytes {
+                        Some((done, total)) => {
+                            if bar.length() != Some(total) {
+                                bar.set_style(bytes_style());
+                                bar.set_length(total);
+                            }
+                            bar.set_position(done);
+                        }
+                        None => bar.set_style(plain_style()),
+                    }
+                    bar.set_message(state);
+                    if matches!(
+                        state,
+                        "Pull complete" | "Pushed" | "Already exists" | "Layer already exists"
+                    ) {
+                        bar.finish();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Leaves the bars drawn as they ended.
+    pub fn finish(&self) {
+        if let Mode::Bars { bars, .. } = &self.mode {
+            for b in bars.lock().unwrap_or_else(|p| p.into_inner()).values() {
+                if !b.is_finished() {
+                    b.abandon();
+                }
+            }
+        }
+    }
+
+    /// A status line ("Digest: ...") unless quiet.
+    pub fn line(&self, s: &str) {
+        if !matches!(self.mode, Mode::Quiet) {
+            if let Mode::Bars { multi, .. } = &self.mode {
+                let _ = multi.println(s);
+            } else {
+                self.stream.line(s);
+            }
+        }
+    }
+}
+
+fn plain_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix}: {msg}").expect("static template")
+}
+
+fn bytes_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix}: {msg} [{bar:50}] {bytes}/{total_bytes}")
+        .expect("static template")
+        .progress_chars("=> ")
+}
+
+/// A byte bar on stderr for a stream of known or unknown length, or
+/// `None` when stderr is not a terminal or `quiet`: load, save, import
+/// and export draw nothing then.
+pub fn bytes_bar(label: &str, total: Option<u64>, quiet: bool) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = match total {
+        Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template("{msg} [{bar:50}] {bytes}/{total_bytes}")
+                .expect("static template")
+                .progress_chars("=> "),
+        ),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec})")
+                .expect("static template"),
+        ),
+    };
+    bar.set_message(label.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(bar)
+}
+
+/// A spinner on stderr for work with no byte count (commit), or `None`.
+pub fn spinner(label: &str, quiet: bool) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
+    bar.set_message(label.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(bar)
+}

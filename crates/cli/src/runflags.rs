@@ -1,0 +1,221 @@
+//! `run`/`create` flags for resources, security and metadata, parsed into
+//! the engine's [`HostConfig`] and labels. Values are checked by the
+//! engine's parsers, whose errors name the flag.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use berth_engine::hostconfig::{self as hc, HostConfig};
+use clap::Args;
+
+#[derive(Args, Debug, Default)]
+pub struct HostFlags {
+    /// Memory limit (e.g. 512m, 1g).
+    #[arg(short = 'm', long)]
+    memory: Option<String>,
+    /// Memory plus swap limit; -1 for unlimited swap.
+    #[arg(long)]
+    memory_swap: Option<String>,
+    /// Memory soft limit.
+    #[arg(long)]
+    memory_reservation: Option<String>,
+    /// Number of CPUs (e.g. 1.5).
+    #[arg(long)]
+    cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
+    /// Process limit (-1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// name=soft[:hard], e.g. nofile=1024:2048.
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// Add Linux capabilities (or ALL).
+    #[arg(long)]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities (or ALL).
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    /// All capabilities, all host devices, no seccomp, no masked paths.
+    #[arg(long)]
+    privileged: bool,
+    /// seccomp=FILE|unconfined, no-new-privileges[=true|false].
+    #[arg(long)]
+    security_opt: Vec<String>,
+    /// Mount the container's root read-only.
+    #[arg(long)]
+    read_only: bool,
+    /// Size of /dev/shm.
+    #[arg(long)]
+    shm_size: Option<String>,
+    /// Namespaced kernel parameters (name=value).
+    #[arg(long)]
+    sysctl: Vec<String>,
+    /// HOST[:CONTAINER[:PERMS]]
+    #[arg(long)]
+    device: Vec<String>,
+    /// Do not let the OOM killer kill the container.
+    #[arg(long)]
+    oom_kill_disable: bool,
+    /// -1000 to 1000.
+    #[arg(long, allow_hyphen_values = true)]
+    oom_score_adj: Option<String>,
+    /// Signal that `stop` sends.
+    #[arg(long)]
+    stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL.
+    #[arg(long, allow_hyphen_values = true)]
+    stop_timeout: Option<i64>,
+    /// Additional groups to join.
+    #[arg(long)]
+    group_add: Vec<String>,
+    #[arg(long)]
+    domainname: Option<String>,
+    /// Set metadata (key=value).
+    #[arg(short = 'l', long)]
+    label: Vec<String>,
+    /// Read labels from a file of key=value lines.
+    #[arg(long)]
+    label_file: Vec<String>,
+    /// Read environment variables from a file of K=V lines.
+    #[arg(long)]
+    env_file: Vec<String>,
+    /// PATH[:OPTIONS], a tmpfs mount.
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Run berth-init as PID 1: it forwards signals and reaps zombies.
+    #[arg(long)]
+    init: bool,
+    /// [HOST-DIR|NAME:]CONTAINER-DIR[:ro|rw,PROPAGATION,nocopy]
+    #[arg(short = 'v', long)]
+    volume: Vec<String>,
+    /// type=bind|volume|tmpfs,source=…,target=…[,readonly]…
+    #[arg(long)]
+    mount: Vec<String>,
+    /// Mount the volumes of another container (CONTAINER[:ro|rw]).
+    #[arg(long)]
+    volumes_from: Vec<String>,
+}
+
+/// What the flags set besides the host config.
+pub struct Parsed {
+    pub host: HostConfig,
+    pub labels: BTreeMap<String, String>,
+    /// `--env-file` entries, before `-e` (which overrides them).
+    pub env: Vec<String>,
+    pub stop_signal: Option<String>,
+    pub stop_timeout: Option<i64>,
+    pub domainname: Option<String>,
+    pub volumes_from: Vec<String>,
+}
+
+impl HostFlags {
+    pub fn parse(&self, host_network: bool) -> Result<Parsed> {
+        let bytes = |flag: &str, v: &Option<String>| -> Result<i64> {
+            Ok(v.as_deref()
+                .map(|s| hc::parse_bytes(flag, s))
+                .transpose()?
+                .unwrap_or(0))
+        };
+        let mut h = HostConfig {
+            memory: bytes("--memory", &self.memory)?,
+            memory_swap: self
+                .memory_swap
+                .as_deref()
+                .map(hc::parse_swap)
+                .transpose()?
+                .unwrap_or(0),
+            memory_reservation: bytes("--memory-reservation", &self.memory_reservation)?,
+            nano_cpus: self
+                .cpus
+                .as_deref()
+                .map(hc::parse_cpus)
+                .transpose()?
+                .unwrap_or(0),
+            cpu_shares: self.cpu_shares.unwrap_or(0),
+            cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
+            pids_limit: self.pids_limit,
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            privileged: self.privileged,
+            security_opt: self.security_opt.clone(),
+            readonly_rootfs: self.read_only,
+            shm_size: bytes("--shm-size", &self.shm_size)?,
+            oom_kill_disable: self.oom_kill_disable,
+            oom_score_adj: self
+                .oom_score_adj
+                .as_deref()
+                .map(hc::parse_oom_score_adj)
+                .transpose()?
+                .unwrap_or(0),
+            group_add: self.group_add.clone(),
+            init: self.init,
+            ..Default::default()
+        };
+        if !h.cpuset_cpus.is_empty() {
+            hc::parse_cpuset("--cpuset-cpus", &h.cpuset_cpus)?;
+        }
+        for u in &self.ulimit {
+            let u = hc::parse_ulimit(u)?;
+            h.ulimits.retain(|x| x.name != u.name);
+            h.ulimits.push(u);
+        }
+        for s in &self.sysctl {
+            let (k, v) = hc::parse_sysctl(s, host_network)?;
+            h.sysctls.insert(k, v);
+        }
+        for d in &self.device {
+            h.devices.push(hc::parse_device(d)?);
+        }
+        for t in &self.tmpfs {
+            let (p, o) = hc::parse_tmpfs(t)?;
+            h.tmpfs.insert(p, o);
+        }
+        for v in &self.volume {
+            h.mounts.push(berth_engine::volumes::parse_volume_flag(v)?);
+        }
+        for m in &self.mount {
+            h.mounts.push(berth_engine::volumes::parse_mount_flag(m)?);
+        }
+        let mut labels = BTreeMap::new();
+        for f in &self.label_file {
+            for line in read_lines(f, "--label-file")? {
+                let (k, v) = hc::parse_label(&line)?;
+                labels.insert(k, v);
+            }
+        }
+        for l in &self.label {
+            let (k, v) = hc::parse_label(l)?;
+            labels.insert(k, v);
+        }
+        let mut env = Vec::new();
+        for f in &self.env_file {
+            env.extend(read_lines(f, "--env-file")?);
+        }
+        Ok(Parsed {
+            host: h,
+            labels,
+            env,
+            stop_signal: self.stop_signal.clone(),
+            stop_timeout: self.stop_timeout,
+            domainname: self.domainname.clone(),
+            volumes_from: self.volumes_from.clone(),
+        })
+    }
+}
+
+/// The non-empty, non-comment lines of a `--env-file`/`--label-file`.
+fn read_lines(path: &str, flag: &str) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| berth_engine::Error::InvalidArgument(format!("{flag} {path}: {e}")))?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim_start())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .collect())
+}

@@ -1,0 +1,144 @@
+//! `berth volume create/ls/inspect/rm/prune`, with docker's output.
+
+use std::io::Write;
+
+use anyhow::Result;
+use berth_engine::Engine;
+use clap::{Args, Subcommand};
+
+use crate::format;
+
+#[derive(Subcommand)]
+pub enum VolumeCmd {
+    /// Create a volume.
+    Create(CreateArgs),
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show volumes' details as JSON.
+    Inspect(NamesArgs),
+    /// Remove volumes.
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Remove unused volumes.
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Set metadata (key=value).
+    #[arg(short = 'l', long)]
+    label: Vec<String>,
+    /// Only the local driver exists.
+    #[arg(short = 'd', long, default_value = "local")]
+    driver: String,
+    name: Option<String>,
+}
+
+#[derive(Args)]
+pub struct LsArgs {
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct NamesArgs {
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Remove even if a container uses it.
+    #[arg(short, long)]
+    force: bool,
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// All unused volumes, not only anonymous ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not ask for confirmation (berth never asks).
+    #[arg(short, long)]
+    force: bool,
+}
+
+pub fn run(engine: &Engine, cmd: VolumeCmd) -> Result<u8> {
+    match cmd {
+        VolumeCmd::Create(a) => {
+            if a.driver != "local" {
+                anyhow::bail!(berth_engine::Error::NotSupported {
+                    flag: format!("--driver {}", a.driver)
+                });
+            }
+            let mut labels = std::collections::BTreeMap::new();
+            for l in &a.label {
+                let (k, v) = berth_engine::hostconfig::parse_label(l)?;
+                labels.insert(k, v);
+            }
+            let v = engine.volume_create(a.name.as_deref(), &labels, false)?;
+            println!("{}", v.name);
+            Ok(0)
+        }
+        VolumeCmd::Ls(a) => {
+            let list = engine.volumes()?;
+            let mut out = std::io::stdout().lock();
+            if a.quiet {
+                for v in &list {
+                    writeln!(out, "{}", v.name)?;
+                }
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|v| vec!["local".to_string(), v.name.clone()])
+                    .collect();
+                write!(out, "{}", format::table(&["DRIVER", "VOLUME NAME"], &rows))?;
+            }
+            Ok(0)
+        }
+        VolumeCmd::Inspect(a) => {
+            let mut all = Vec::new();
+            let mut failed = false;
+            for n in &a.names {
+                match engine.volume_inspect(n) {
+                    Ok(v) => all.push(v),
+                    Err(e) => {
+                        eprintln!("berth: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            Ok(u8::from(failed))
+        }
+        VolumeCmd::Rm(a) => {
+            let mut failed = false;
+            for n in &a.names {
+                match engine.volume_remove(n, a.force) {
+                    Ok(()) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("berth: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(u8::from(failed))
+        }
+        VolumeCmd::Prune(a) => {
+            let _ = a.force;
+            let removed = engine.volume_prune(a.all)?;
+            if !removed.is_empty() {
+                println!("Deleted Volumes:");
+                for n in &removed {
+                    println!("{n}");
+                }
+                println!();
+            }
+            println!("Total reclaimed space: 0B");
+            Ok(0)
+        }
+    }
+}

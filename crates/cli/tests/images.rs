@@ -1,0 +1,498 @@
+//! The image commands through the CLI: listing with filters and formats,
+//! inspect, history, tag, rmi and prune (refusing images in use), system
+//! df and check, save/load in both formats (and a corrupt archive that
+//! leaves the store as it was), import with changes, and a container's
+//! filesystem through diff, commit and export.
+
+mod common;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use common::Berth;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a failure with exit code `code` and one line on stderr
+/// containing `needle`.
+fn fails(o: &std::process::Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
+}
+
+#[test]
+fn images_list_filter_format_inspect_history_tag() {
+    if !berth_testutil::require_root("images_list_filter_format_inspect_history_tag") {
+        return;
+    }
+    let b = Berth::with_image();
+    let id = b.ok(&["images", "-q", "--no-trunc"]).trim().to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    b.ok(&["tag", "bb", "bb:two"]);
+    b.ok(&["image", "tag", "bb", "example.com/org/app:1.0"]);
+
+    let ls = b.ok(&["images"]);
+    // docker's columns: each as wide as its widest cell plus 3, at least 10.
+    let head = ls.lines().next().unwrap();
+    assert!(head.starts_with("REPOSITORY            "), "{ls}");
+    let row = ls.lines().find(|l| l.starts_with("bb ")).unwrap();
+    for (h, cell) in [("TAG", "latest"), ("IMAGE ID", &id[7..19]), ("SIZE", "")] {
+        if !cell.is_empty() {
+            assert_eq!(head.find(h), row.find(cell), "{h} aligned: {ls}");
+        }
+    }
+    assert!(head.contains("TAG       IMAGE ID       CREATED"), "{ls}");
+    assert_eq!(ls.lines().count(), 4, "{ls}");
+    assert!(ls.contains("example.com/org/app   1.0"), "{ls}");
+    // -q lists the image once however many tags it has.
+    assert_eq!(b.ok(&["images", "-q"]).trim(), &id[7..19]);
+    assert_eq!(b.ok(&["image", "ls", "-q"]).trim(), &id[7..19]);
+
+    let f = b.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]);
+    let mut got: Vec<&str> = f.lines().collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            format!("bb:latest {}", &id[7..19]),
+            format!("bb:two {}", &id[7..19]),
+            format!("example.com/org/app:1.0 {}", &id[7..19]),
+        ]
+    );
+    let t = b.ok(&[
+        "images",
+        "--format",
+        "table {{.Repository}}\t{{.Tag}}",
+        "bb",
+    ]);
+    assert_eq!(
+        t,
+        "REPOSITORY   TAG\nbb           latest\nbb           two\n"
+    );
+    let j = b.ok(&[
+        "images",
+        "--format",
+        "json",
+        "--filter",
+        "reference=*/org/*",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(j.trim()).unwrap();
+    assert_eq!(v["Repository"], "example.com/org/app");
+    assert_eq!(v["Tag"], "1.0");
+    assert!(b.ok(&["images", "--digests"]).contains("DIGEST"));
+    assert_eq!(b.ok(&["images", "-q", "--filter", "dangling=true"]), "");
+    assert_eq!(b.ok(&["images", "-q", "--filter", "label=nope"]), "");
+    let o = b.run(&["images", "--filter", "bogus=1"]);
+    fails(&o, 1, "invalid filter");
+
+    // A label given at import is found by the label filter.
+    let tar = b.dir.path().join("rootfs.tar");
+    b.ok(&[
+        "import",
+        "-c",
+        "LABEL tier=web",
+        "-c",
+        "CMD [\"sh\"]",
+        "-m",
+        "hello",
+        tar.to_str().unwrap(),
+        "labelled",
+    ]);
+    assert_eq!(
+        b.ok(&[
+            "images",
+            "--filter",
+            "label=tier=web",
+            "--format",
+            "{{.Repository}}"
+        ]),
+        "labelled\n"
+    );
+    assert_eq!(b.ok(&["images", "-q", "--filter", "label=tier=db"]), "");
+
+    // inspect: docker's shape.
+    let out = b.ok(&["image", "inspect", "labelled"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let i = &v[0];
+    assert!(i["Id"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(i["RepoTags"], serde_json::json!(["labelled:latest"]));
+    assert!(i["RepoDigests"].is_array());
+    assert_eq!(i["Config"]["Labels"]["tier"], "web");
+    assert_eq!(i["Config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(i["Comment"], "hello");
+    assert_eq!(i["Os"], "linux");
+    assert!(i["Architecture"].is_string() && i["Created"].is_string());
+    assert_eq!(i["RootFS"]["Type"], "layers");
+    assert_eq!(i["RootFS"]["Layers"].as_array().unwrap().len(), 1);
+    assert!(i["Size"].as_u64().unwrap() > 0);
+    assert!(out.trim_start().starts_with("[\n  {\n    \"Id\""), "{out}");
+    assert_eq!(
+        b.ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Os}} {{json .RepoTags}}",
+            "labelled"
+        ]),
+        "linux [\"labelled:latest\"]\n"
+    );
+    let o = b.run(&["image", "inspect", "nope"]);
+    fails(&o, 1, "no such image: nope");
+
+    let h = b.ok(&["history", "labelled"]);
+    let mut lines = h.lines();
+    let head = lines.next().unwrap();
+    assert!(head.starts_with("IMAGE          CREATED"), "{h}");
+    assert!(
+        head.contains("CREATED BY") && head.ends_with("COMMENT"),
+        "{h}"
+    );
+    let row = lines.next().unwrap();
+    assert!(row.ends_with("hello"), "{h}");
+    assert_eq!(
+        b.ok(&["history", "-q", "labelled"]).lines().count(),
+        1,
+        "{h}"
+    );
+
+    let o = b.run(&["tag", "nope", "x"]);
+    fails(&o, 1, "no such image: nope");
+    let o = b.run(&["tag", "bb", "Bad:Ref"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[test]
+fn ambiguous_short_ids_are_refused() {
+    if !berth_testutil::require_root("ambiguous_short_ids_are_refused") {
+        return;
+    }
+    let b = Berth::with_image();
+    let tar = b.dir.path().join("rootfs.tar");
+    // 17 images have at least two ids sharing a first hex digit.
+    for n in 0..16 {
+        b.ok(&[
+            "import",
+            "-c",
+            &format!("LABEL n={n}"),
+            tar.to_str().unwrap(),
+            &format!("img{n}"),
+        ]);
+    }
+    let ids = b.ok(&["images", "-q"]);
+    let mut firsts: Vec<char> = ids.lines().map(|l| l.chars().next().unwrap()).collect();
+    firsts.sort();
+    let dup = firsts.windows(2).find(|w| w[0] == w[1]).unwrap()[0];
+    let o = b.run(&["image", "inspect", &dup.to_string()]);
+    fails(&o, 1, "matches more than one image");
+    let o = b.run(&["rmi", &dup.to_string()]);
+    fails(&o, 1, "matches more than one image");
+    assert_eq!(b.ok(&["images", "-q"]), ids, "the store is unchanged");
+}
+
+#[test]
+fn rmi_and_prune_respect_containers() {
+    if !berth_testutil::require_root("rmi_and_prune_respect_containers") {
+        return;
+    }
+    let b = Berth::with_image();
+    b.ok(&["tag", "bb", "bb:two"]);
+    // Removing one of two tags only untags.
+    assert_eq!(b.ok(&["rmi", "bb:two"]), "Untagged: bb:two\n");
+    b.ok(&["create", "--name", "user", "bb", "true"]);
+    let before = b.ok(&["images"]);
+
+    let o = b.run(&["rmi", "bb"]);
+    fails(&o, 1, "being used by a container");
+    assert_eq!(b.ok(&["images"]), before, "the store is unchanged");
+    let o = b.run(&["rmi", "nope"]);
+    fails(&o, 1, "no such image: nope");
+
+    // prune -a keeps what a container uses.
+    let out = b.ok(&["image", "prune", "-a", "-f"]);
+    assert_eq!(out, "Total reclaimed space: 0B\n");
+    assert_eq!(b.ok(&["images"]), before);
+
+    // Without -f, prune asks; "n" (or no answer) keeps everything.
+    let mut c = b.cmd(&["image", "prune"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Are you sure you want to continue? [y/N]"));
+
+    let id = b.ok(&["images", "-q", "--no-trunc"]).trim().to_string();
+    let out = b.ok(&["rmi", "-f", "bb"]);
+    assert_eq!(out, format!("Untagged: bb:latest\nDeleted: {id}\n"));
+    assert_eq!(b.ok(&["images", "-q"]), "");
+    // The container's own layers survive: it still starts.
+    b.ok(&["start", "user"]);
+    assert_eq!(b.ok(&["wait", "user"]).trim(), "0");
+    let check = b.run(&["system", "check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+
+    // A dangling image goes with a plain prune.
+    let tar = b.dir.path().join("rootfs.tar");
+    let dangling = b.ok(&["import", tar.to_str().unwrap()]).trim().to_string();
+    assert_eq!(
+        b.ok(&["images", "-q", "--no-trunc", "--filter", "dangling=true"])
+            .trim(),
+        dangling
+    );
+    let out = b.ok(&["image", "prune", "-f"]);
+    assert!(
+        out.starts_with(&format!(
+            "Deleted Images:\ndeleted: {dangling}\n\nTotal reclaimed space: "
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn system_df_and_check() {
+    if !berth_testutil::require_root("system_df_and_check") {
+        return;
+    }
+    let b = Berth::with_image();
+    b.ok(&["create", "bb", "true"]);
+    let df = b.ok(&["system", "df"]);
+    let lines: Vec<&str> = df.lines().collect();
+    assert!(
+        lines[0].starts_with("TYPE            TOTAL     ACTIVE    SIZE      RECLAIMABLE"),
+        "{df}"
+    );
+    assert!(lines[1].starts_with("Images          1         1"), "{df}");
+    assert!(lines[2].starts_with("Containers      1         0"), "{df}");
+    let v = b.ok(&["system", "df", "-v"]);
+    assert!(v.starts_with("Images space usage:\n\nREPOSITORY"), "{v}");
+    assert!(v.contains("SHARED SIZE   UNIQUE SIZE   CONTAINERS"), "{v}");
+    assert!(v.contains("Containers space usage:"), "{v}");
+    let o = b.run(&["system", "check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+
+    // A blob whose bytes no longer match its name is a problem: exit 1.
+    let blobs = b.root.join("content/blobs/sha256");
+    let blob = std::fs::read_dir(&blobs)
+        .unwrap_or_else(|e| panic!("{}: {e}", blobs.display()))
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::metadata(p).unwrap().len() > 1000)
+        .unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    let o = b.run(&["system", "check"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("holds content with digest"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+#[test]
+fn save_and_load_round_trip_and_corrupt_archives() {
+    if !berth_testutil::require_root("save_and_load_round_trip_and_corrupt_archives") {
+        return;
+    }
+    let b = Berth::with_image();
+    let tar = b.dir.path().join("rootfs.tar");
+    b.ok(&[
+        "import",
+        "-c",
+        "CMD [\"echo\", \"two\"]",
+        tar.to_str().unwrap(),
+        "second:v2",
+    ]);
+    let archive = b.dir.path().join("out.tar");
+    assert_eq!(
+        b.ok(&["save", "-o", archive.to_str().unwrap(), "bb", "second:v2"]),
+        ""
+    );
+    let o = b.run(&[
+        "save",
+        "-o",
+        b.dir.path().join("x.tar").to_str().unwrap(),
+        "nope",
+    ]);
+    fails(&o, 1, "no such image: nope");
+    assert!(
+        !b.dir.path().join("x.tar").exists(),
+        "no file for a failed save"
+    );
+
+    // A fresh store loads it from a file...
+    let other = Berth::new();
+    let out = other.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["Loaded image: bb:latest", "Loaded image: second:v2"]
+    );
+    assert_eq!(other.ok(&["run", "--rm", "second:v2"]), "two\n");
+
+    // ...and an OCI archive with zstd layers from stdin.
+    let oci = b.dir.path().join("oci.tar");
+    let o = b
+        .cmd(&["save", "--format", "oci", "--compression", "zstd", "bb"])
+        .stdout(std::fs::File::create(&oci).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&oci)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("index.json") && !listing.contains("manifest.json"),
+        "{listing}"
+    );
+    let third = Berth::new();
+    let o = third
+        .cmd(&["load", "-q"])
+        .stdin(std::fs::File::open(&oci).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Loaded image: bb:latest\n"
+    );
+
+    // Corrupt archives: one line, exit 1, nothing recorded, store sound.
+    let bytes = std::fs::read(&archive).unwrap();
+    let truncated = b.dir.path().join("truncated.tar");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = b.dir.path().join("garbage.tar");
+    std::fs::write(
+        &garbage,
+        b"this is not a tar archive at all, not even close",
+    )
+    .unwrap();
+    for bad in [&truncated, &garbage] {
+        let fresh = Berth::new();
+        let o = fresh.run(&["load", "-i", bad.to_str().unwrap()]);
+        fails(&o, 1, "archive");
+        assert_eq!(fresh.ok(&["images", "-q"]), "");
+        let check = fresh.run(&["system", "check"]);
+        assert!(check.status.success(), "{}", stderr(&check));
+    }
+}
+
+#[test]
+fn diff_commit_and_export_a_container() {
+    if !berth_testutil::require_root("diff_commit_and_export_a_container") {
+        return;
+    }
+    let b = Berth::with_image();
+    b.ok(&[
+        "run",
+        "--name",
+        "work",
+        "bb",
+        "sh",
+        "-c",
+        "echo new > /new.txt && mkdir -p /etc/app && echo c > /etc/app/conf && rm /bin/true",
+    ]);
+    let diff = b.ok(&["diff", "work"]);
+    assert_eq!(
+        diff, "C /bin\nD /bin/true\nC /etc\nA /etc/app\nA /etc/app/conf\nA /new.txt\n",
+        "{diff}"
+    );
+
+    let id = b
+        .ok(&[
+            "commit",
+            "-m",
+            "my change",
+            "-a",
+            "Jane <j@example.com>",
+            "-c",
+            "CMD [\"cat\", \"/new.txt\"]",
+            "-c",
+            "ENV MODE=prod",
+            "work",
+            "committed:1",
+        ])
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(b.ok(&["run", "--rm", "committed:1"]), "new\n");
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "committed:1",
+            "sh",
+            "-c",
+            "echo $MODE; ls /bin/true || echo gone"
+        ]),
+        "prod\ngone\n"
+    );
+    let i: serde_json::Value =
+        serde_json::from_str(&b.ok(&["image", "inspect", "committed:1"])).unwrap();
+    assert_eq!(i[0]["Author"], "Jane <j@example.com>");
+    assert_eq!(i[0]["RootFS"]["Layers"].as_array().unwrap().len(), 2);
+    let h = b.ok(&["history", "committed:1"]);
+    assert_eq!(h.lines().count(), 3, "{h}");
+    assert!(h.lines().nth(1).unwrap().ends_with("my change"), "{h}");
+    let o = b.run(&["commit", "-c", "RUN true", "work"]);
+    fails(&o, 1, "not a valid change command");
+    let o = b.run(&["commit", "nope"]);
+    fails(&o, 1, "no such container: nope");
+
+    // export: the whole filesystem, from a stopped container's snapshot
+    // and from a running one's mounted root.
+    let out = b.dir.path().join("fs.tar");
+    b.ok(&["export", "-o", out.to_str().unwrap(), "work"]);
+    let list = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    for want in ["new.txt", "etc/app/conf", "bin/sh"] {
+        assert!(
+            list.lines().any(|l| l.trim_start_matches("./") == want),
+            "{want} in {list}"
+        );
+    }
+    assert!(!list.lines().any(|l| l.ends_with("bin/true")), "{list}");
+    assert!(b.mounts().is_empty(), "export unmounts: {:?}", b.mounts());
+
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "bb",
+        "sh",
+        "-c",
+        "echo hi > /live; exec sleep 100",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = b.cmd(&["export", "live"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut t = tar::Archive::new(&o.stdout[..]);
+    let names: Vec<String> = t
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.trim_start_matches("./") == "live"),
+        "{names:?}"
+    );
+    // commit --pause of a running container resumes it.
+    b.ok(&["commit", "live", "snap"]);
+    assert!(b.ok(&["ps"]).contains("live"), "still running after commit");
+}

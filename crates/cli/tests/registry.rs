@@ -1,0 +1,339 @@
+//! pull, push, login and logout through the CLI against Debian's
+//! distribution registry (`docker-registry serve`) on a loopback port,
+//! which berth speaks plain HTTP to as docker does. Credentials go to a
+//! docker config.json under a temporary `DOCKER_CONFIG`.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Berth;
+
+const REGISTRY: &str = "/usr/bin/docker-registry";
+
+/// `docker-registry serve` with its storage in a temporary directory;
+/// killed when dropped.
+struct Registry {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+}
+
+impl Registry {
+    /// `htpasswd`: a file for basic auth; none is an open registry.
+    fn start(htpasswd: Option<&Path>) -> Registry {
+        assert!(
+            Path::new(REGISTRY).exists(),
+            "{REGISTRY} is missing: apt-get install docker-registry"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("berth-cli-registry-")
+            .tempdir()
+            .unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some(h) = htpasswd {
+            yaml += &format!(
+                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                h.display()
+            );
+        }
+        let config = dir.path().join("config.yml");
+        std::fs::write(&config, yaml).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(REGISTRY)
+            .arg("serve")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut r = Registry { dir, port, child };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                panic!("registry exited ({status}): {}", r.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registry did not start: {}",
+                r.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs berth with `DOCKER_CONFIG` set and `input` on stdin.
+fn with_config(b: &Berth, docker_config: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut c = b.cmd(args);
+    c.env("DOCKER_CONFIG", docker_config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn push_rmi_pull_run_round_trip() {
+    if !berth_testutil::require_root("push_rmi_pull_run_round_trip") {
+        return;
+    }
+    let reg = Registry::start(None);
+    let b = Berth::with_image();
+    let tar = b.dir.path().join("rootfs.tar");
+    let name = format!("{}/test/app:v1", reg.host());
+    b.ok(&[
+        "import",
+        "-c",
+        "CMD [\"echo\", \"from the registry\"]",
+        tar.to_str().unwrap(),
+        &name,
+    ]);
+    let id = b
+        .ok(&["images", "-q", "--no-trunc", &name])
+        .trim()
+        .to_string();
+
+    let out = b.ok(&["push", &name]);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        format!("The push refers to repository [{}/test/app]", reg.host())
+    );
+    assert!(out.contains(": Pushed\n"), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("v1: digest: sha256:") && last.contains(" size: "),
+        "{out}"
+    );
+    let digest = last.split_whitespace().nth(2).unwrap().to_string();
+    // Pushing again moves nothing; -q prints only the reference.
+    assert_eq!(b.ok(&["push", "-q", &name]), format!("{name}\n"));
+
+    let rmi = b.ok(&["rmi", &name]);
+    assert_eq!(rmi, format!("Untagged: {name}\nDeleted: {id}\n"));
+    // bb shares the layer: without it the pull must fetch the layer.
+    b.ok(&["rmi", "bb"]);
+    assert_eq!(b.ok(&["images", "-q"]), "");
+
+    let out = b.ok(&["pull", &name]);
+    assert!(out.starts_with("v1: Pulling from test/app\n"), "{out}");
+    assert!(out.contains(": Pull complete\n"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}\n")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}\n")),
+        "{out}"
+    );
+    assert!(out.ends_with(&format!("\n{name}\n")), "{out}");
+    assert_eq!(b.ok(&["images", "-q", "--no-trunc", &name]).trim(), id);
+    assert_eq!(b.ok(&["pull", "-q", &name]), format!("{name}\n"));
+    let again = b.ok(&["pull", &name]);
+    assert!(again.contains("Status: Image is up to date for"), "{again}");
+    let i: serde_json::Value = serde_json::from_str(&b.ok(&["image", "inspect", &name])).unwrap();
+    assert_eq!(
+        i[0]["RepoDigests"],
+        serde_json::json!([format!("{}/test/app@{digest}", reg.host())])
+    );
+    assert_eq!(b.ok(&["run", "--rm", &name]), "from the registry\n");
+
+    // run in a store that lacks the image pulls it (notice on stderr,
+    // the container's output alone on stdout); --pull never does not.
+    let fresh = Berth::new();
+    let o = fresh.run(&["run", "--pull", "never", "--rm", &name]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        text(&o.stderr).contains("no such image"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = fresh.run(&["run", "--rm", &name]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "from the registry\n");
+    assert!(
+        text(&o.stderr).starts_with(&format!("Unable to find image '{name}' locally\n")),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = fresh.run(&["create", "--pull", "always", &name]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).trim().len(), 64);
+
+    // Errors name the cause, exit 1 (125 for run).
+    let o = b.run(&["pull", &format!("{}/test/missing:v1", reg.host())]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("manifest unknown"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(text(&o.stderr).lines().count(), 1);
+    let o = b.run(&["run", "--rm", &format!("{}/test/missing:v1", reg.host())]);
+    assert_eq!(o.status.code(), Some(125));
+    let o = b.run(&["push", &format!("{}/test/notlocal:v1", reg.host())]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("no such image"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // --all-tags both ways: every local tag up, every remote tag down.
+    let v2 = format!("{}/test/app:v2", reg.host());
+    b.ok(&["tag", &name, &v2]);
+    let repo = format!("{}/test/app", reg.host());
+    let out = b.ok(&["push", "--all-tags", &repo]);
+    assert!(
+        out.contains("v1: digest: ") && out.contains("v2: digest: "),
+        "{out}"
+    );
+    // The config blob is not a layer: docker does not list it.
+    assert!(!out.contains(&id[7..19]), "{out}");
+    let all = Berth::new();
+    let out = all.ok(&["pull", "--all-tags", &repo]);
+    assert!(out.ends_with(&format!("\n{repo}\n")), "{out}");
+    let mut tags: Vec<String> = all
+        .ok(&["images", "--format", "{{.Tag}}"])
+        .lines()
+        .map(String::from)
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["v1", "v2"]);
+    let o = all.run(&["pull", "--all-tags", &name]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("--all-tags"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let check = b.run(&["system", "check"]);
+    assert!(check.status.success(), "{}", text(&check.stdout));
+}
+
+#[test]
+fn login_checks_the_password_and_logout_forgets() {
+    if !berth_testutil::require_root("login_checks_the_password_and_logout_forgets") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let htpasswd = tmp.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("alice:{}\n", bcrypt::hash("s3cret", 4).unwrap()),
+    )
+    .unwrap();
+    let reg = Registry::start(Some(&htpasswd));
+    let host = reg.host();
+    let b = Berth::with_image();
+    let config_dir: PathBuf = tmp.path().join("docker");
+    let config = config_dir.join("config.json");
+    let name = format!("{host}/private/bb:1");
+    b.ok(&["tag", "bb", &name]);
+
+    // Anonymous push is refused, in one line naming the registry.
+    let o = with_config(&b, &config_dir, &["push", &name], b"");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("unauthorized") && err.contains(&host), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A wrong password: one clear line, exit 1, nothing stored.
+    let o = with_config(
+        &b,
+        &config_dir,
+        &["login", "-u", "alice", "--password-stdin", &host],
+        b"wrong\n",
+    );
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("unauthorized") && err.contains(&host), "{err}");
+    assert!(
+        !err.contains("wrong"),
+        "the password is never echoed: {err}"
+    );
+    assert!(!config.exists());
+
+    // Not on a terminal and no --password-stdin: refused, never prompted.
+    let o = with_config(
+        &b,
+        &config_dir,
+        &["login", "-u", "alice", &host],
+        b"s3cret\n",
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("non TTY"), "{}", text(&o.stderr));
+    let o = with_config(&b, &config_dir, &["login", "-p", "s3cret", &host], b"");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(!text(&o.stderr).contains("s3cret"));
+
+    let o = with_config(
+        &b,
+        &config_dir,
+        &["login", "-u", "alice", "--password-stdin", &host],
+        b"s3cret\n",
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "Login Succeeded\n");
+    assert!(!text(&o.stdout).contains("s3cret") && !text(&o.stderr).contains("s3cret"));
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert!(written["auths"][&host]["auth"].is_string(), "{written}");
+
+    let o = with_config(&b, &config_dir, &["push", "-q", &name], b"");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = with_config(&b, &config_dir, &["rmi", &name], b"");
+    assert!(o.status.success());
+    let o = with_config(&b, &config_dir, &["pull", "-q", &name], b"");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let o = with_config(&b, &config_dir, &["logout", &host], b"");
+    assert_eq!(
+        text(&o.stdout),
+        format!("Removing login credentials for {host}\n")
+    );
+    let o = with_config(&b, &config_dir, &["logout", &host], b"");
+    assert_eq!(text(&o.stdout), format!("Not logged in to {host}\n"));
+    let o = with_config(&b, &config_dir, &["pull", &name], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("unauthorized"),
+        "{}",
+        text(&o.stderr)
+    );
+}
