@@ -293,3 +293,45 @@ fn rootless_spec_and_json_error_log() {
     assert!(v["msg"].as_str().unwrap().contains("nope"), "{v}");
     assert!(v["time"].as_str().is_some());
 }
+
+/// A foreground exec passes the signals it gets on to its process.
+#[test]
+fn exec_forwards_signals() {
+    if !require_root("exec_forwards_signals") {
+        return;
+    }
+    let rt = Rt::new();
+    let b = bundle(&["sleep", "100"]);
+    let id = unique_id("execsig");
+    rt.ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &id,
+    ]);
+    let mut child = rt
+        .cmd()
+        .args([
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 9' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "got-term\n");
+    assert_eq!(status.code(), Some(9));
+    rt.ok(&["delete", "--force", &id]);
+}

@@ -87,16 +87,7 @@ impl Runtime {
     pub fn run(&self, id: &str, bundle: &Path, opts: &CreateOptions, detach: bool) -> Result<i32> {
         // Block the signals we forward before the clone, so none is lost
         // between the start and the wait; the init unblocks them for itself.
-        let forwarded = [
-            libc_sig::SIGHUP,
-            libc_sig::SIGINT,
-            libc_sig::SIGQUIT,
-            libc_sig::SIGTERM,
-            libc_sig::SIGUSR1,
-            libc_sig::SIGUSR2,
-            libc_sig::SIGWINCH,
-            libc_sig::SIGCHLD,
-        ];
+        let forwarded = FORWARDED;
         config::validate_id(id)?;
         let loaded = Bundle::load(bundle)?;
         // runc's `run` with a terminal and no console socket: the pty is
@@ -114,9 +105,12 @@ impl Runtime {
             opts.console_socket = Some(p.path().to_path_buf());
             proxy = Some(p);
         }
-        if !detach {
+        let _unblock = if !detach {
             berth_sys::signal::block(&forwarded).map_err(io_err("blocking signals"))?;
-        }
+            Some(UnblockOnDrop)
+        } else {
+            None
+        };
         let (pid, ch) = self.create_loaded(id, &loaded, &opts, true)?;
         let ch = ch.ok_or_else(|| Error::Init("no channel to the init".into()))?;
         let mut proxy = match proxy.map(|p| p.accept()).transpose() {
@@ -142,25 +136,7 @@ impl Runtime {
             }
             return Ok(code);
         }
-        let code = loop {
-            if let Some((_, st)) = rustix::process::waitpid(
-                Some(Pid::from_raw(pid).ok_or_else(|| Error::Init("bad pid".into()))?),
-                rustix::process::WaitOptions::NOHANG,
-            )
-            .map_err(errno("waiting for the container"))?
-            {
-                break exit_code(st);
-            }
-            let sig = berth_sys::signal::read_signal(&sfd).map_err(io_err("reading signals"))?;
-            if sig != libc_sig::SIGCHLD {
-                if let Some(p) = Pid::from_raw(pid) {
-                    let _ = rustix::process::kill_process(
-                        p,
-                        Signal::from_named_raw(sig).unwrap_or(Signal::TERM),
-                    );
-                }
-            }
-        };
+        let code = wait_forwarding(pid, &sfd)?;
         if let Err(e) = self.delete(id, true) {
             tracing::warn!(id, error = %e, "deleting after run");
         }
@@ -739,6 +715,11 @@ impl Runtime {
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
             .map_err(errno("prctl dumpable"))?;
         let filter = self.seccomp_filter(linux.seccomp().as_ref())?;
+        // Blocked before the fork, so none is lost before the wait; the
+        // child unblocks them for itself.
+        if !opts.detach {
+            berth_sys::signal::block(&FORWARDED).map_err(io_err("blocking signals"))?;
+        }
         let mut spec = rec.config.clone();
         spec.set_process(Some(process.clone()));
         let (parent_ch, child_ch) = channel::pair()?;
@@ -808,6 +789,9 @@ impl Runtime {
         if let Err(e) = setup {
             let _ = rustix::process::kill_process(p, Signal::KILL);
             let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+            if !opts.detach {
+                let _ = berth_sys::signal::unblock(&FORWARDED);
+            }
             return Err(e);
         }
         if let Some(pf) = &opts.pid_file {
@@ -816,20 +800,53 @@ impl Runtime {
         if opts.detach {
             return Ok(0);
         }
-        let forwarded = [
-            libc_sig::SIGHUP,
-            libc_sig::SIGINT,
-            libc_sig::SIGQUIT,
-            libc_sig::SIGTERM,
-            libc_sig::SIGUSR1,
-            libc_sig::SIGUSR2,
-            libc_sig::SIGWINCH,
-        ];
-        let _ = forwarded;
-        let (_, status) = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty())
-            .map_err(errno("waiting for the exec process"))?
-            .ok_or_else(|| Error::Init("exec process vanished".into()))?;
-        Ok(exit_code(status))
+        let sfd = berth_sys::signal::signalfd(&FORWARDED).map_err(io_err("signalfd"))?;
+        let code = wait_forwarding(pid, &sfd);
+        let _ = berth_sys::signal::unblock(&FORWARDED);
+        code
+    }
+}
+
+/// The signals a foreground `run` or `exec` passes on to its process
+/// (SIGCHLD only wakes the wait).
+const FORWARDED: [i32; 8] = [
+    libc_sig::SIGHUP,
+    libc_sig::SIGINT,
+    libc_sig::SIGQUIT,
+    libc_sig::SIGTERM,
+    libc_sig::SIGUSR1,
+    libc_sig::SIGUSR2,
+    libc_sig::SIGWINCH,
+    libc_sig::SIGCHLD,
+];
+
+/// Restores the signal mask `run` changed, however it returns: library
+/// callers (the monitor) go on after it.
+struct UnblockOnDrop;
+
+impl Drop for UnblockOnDrop {
+    fn drop(&mut self) {
+        let _ = berth_sys::signal::unblock(&FORWARDED);
+    }
+}
+
+/// Waits for `pid` (our child), passing on every signal read from `sfd`.
+fn wait_forwarding(pid: i32, sfd: &OwnedFd) -> Result<i32> {
+    let p = Pid::from_raw(pid).ok_or_else(|| Error::Init("bad pid".into()))?;
+    loop {
+        if let Some((_, st)) =
+            rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG)
+                .map_err(errno("waiting for the container's process"))?
+        {
+            return Ok(exit_code(st));
+        }
+        let sig = berth_sys::signal::read_signal(sfd).map_err(io_err("reading signals"))?;
+        if sig != libc_sig::SIGCHLD {
+            let _ = rustix::process::kill_process(
+                p,
+                Signal::from_named_raw(sig).unwrap_or(Signal::TERM),
+            );
+        }
     }
 }
 

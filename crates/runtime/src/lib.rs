@@ -24,4 +24,5 @@ pub mod state;
 
 pub use container::{default_spec, exit_code, CreateOptions, ExecOptions, Runtime};
 pub use error::{Error, ErrorKind, Result};
+pub use init::user::CAP_NAMES;
 pub use state::Status;

@@ -29,6 +29,17 @@ pub fn block(signals: &[i32]) -> io::Result<()> {
     Ok(())
 }
 
+/// Unblocks `signals` for the calling thread.
+pub fn unblock(signals: &[i32]) -> io::Result<()> {
+    let set = sigset(signals);
+    // SAFETY: `set` is initialised; the old mask is not wanted (null).
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    Ok(())
+}
+
 /// Unblocks every signal and resets every catchable disposition to the
 /// default: what a process must do before exec so the container's process
 /// starts clean.
