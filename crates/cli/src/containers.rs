@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use berth_engine::{Engine, ExecOptions, Network, RunOptions, State};
 use clap::Args;
 
+use crate::attach;
 use crate::format;
 use crate::runflags::HostFlags;
 use crate::unsupported::Unsupported;
@@ -34,11 +35,15 @@ pub struct RunArgs {
     entrypoint: Option<String>,
     #[arg(short = 'h', long)]
     hostname: Option<String>,
-    /// none or host (other modes come with networking).
-    #[arg(long, alias = "net", default_value = "none")]
-    network: String,
+    #[command(flatten)]
+    net: crate::network::NetFlags,
     #[arg(long, action = clap::ArgAction::Help)]
     help: Option<bool>,
+    #[command(flatten)]
+    stdio: StdioFlags,
+    /// no, on-failure[:N], always or unless-stopped.
+    #[arg(long, default_value = "no")]
+    restart: String,
     #[command(flatten)]
     host: HostFlags,
     #[command(flatten)]
@@ -60,7 +65,7 @@ impl RunArgs {
         if let Some(flag) = self.unsupported.first() {
             return Err(berth_engine::Error::NotSupported { flag }.into());
         }
-        let network = Network::parse(&self.network)?;
+        let network = self.net.network()?;
         let parsed = self.host.parse(network == Network::Host)?;
         let env = parsed
             .env
@@ -85,13 +90,21 @@ impl RunArgs {
             cmd: self.args[1..].to_vec(),
             hostname: self.hostname.clone(),
             network,
+            net: self.net.options(),
             auto_remove: self.rm,
             domainname: parsed.domainname,
             labels: parsed.labels,
             stop_signal: parsed.stop_signal,
             stop_timeout: parsed.stop_timeout,
-            host: parsed.host,
+            host: berth_engine::HostConfig {
+                restart_policy: berth_engine::restart::RestartPolicy::parse(&self.restart)?,
+                ..parsed.host
+            },
             volumes_from: parsed.volumes_from,
+            tty: self.stdio.tty,
+            open_stdin: self.stdio.interactive,
+            // docker's StdinOnce: an attached `-i` owns the container's stdin.
+            stdin_once: self.stdio.interactive && !self.detach,
         })
     }
 }
@@ -106,9 +119,16 @@ pub fn create(engine: &Engine, a: RunArgs) -> Result<u8> {
 
 pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
     let opts = a.options()?;
+    let keys = a.stdio.check()?;
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
-    let started = engine.start(&c.id, !a.detach);
+    let (ours, attach) = if a.detach {
+        (None, None)
+    } else {
+        let (ours, theirs) = attach::pair()?;
+        (Some(ours), Some(attach_to(theirs, a.stdio.tty)))
+    };
+    let started = engine.start(&c.id, attach);
     let handle = match started {
         Ok(h) => h,
         Err(e) => {
@@ -120,37 +140,116 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
             return Err(e.into());
         }
     };
-    if a.detach {
+    let Some(sock) = ours else {
         println!("{}", c.id);
         return Ok(0);
+    };
+    let session = attach::Session {
+        engine,
+        id: c.id.clone(),
+        sock,
+        tty: a.stdio.tty,
+        stdin: a.stdio.interactive,
+        detach_keys: keys,
+        sig_proxy: a.stdio.sig_proxy,
+    };
+    finish(session.run()?, || handle.wait())
+}
+
+/// The stream handed to the monitor at start, with our terminal's size.
+fn attach_to(theirs: std::os::fd::OwnedFd, tty: bool) -> berth_engine::attach::AttachTo {
+    berth_engine::attach::AttachTo {
+        stream: theirs,
+        console_size: if tty { attach::terminal_size() } else { None },
     }
-    let code = handle.wait()?;
-    Err(Exit(code.clamp(0, 255) as u8).into())
+}
+
+/// The exit code of an attached command: the container's, 0 on a detach.
+fn finish(
+    outcome: attach::Outcome,
+    wait: impl FnOnce() -> berth_engine::Result<i32>,
+) -> Result<u8> {
+    let code = match outcome {
+        attach::Outcome::Exited(code) => code,
+        attach::Outcome::Detached => return Ok(0),
+        attach::Outcome::Closed => wait()?,
+    };
+    if code == 0 {
+        Ok(0)
+    } else {
+        Err(Exit(code.clamp(0, 255) as u8).into())
+    }
+}
+
+/// `-i`, `-t`, `--detach-keys`, `--sig-proxy` of `run` and `create`.
+#[derive(Args)]
+pub struct StdioFlags {
+    /// Keep stdin open and forward ours to it.
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the container a pseudo-terminal.
+    #[arg(short, long)]
+    tty: bool,
+    /// The keys that detach from the container (ctrl-p,ctrl-q).
+    #[arg(long, default_value = attach::DEFAULT_DETACH_KEYS)]
+    detach_keys: String,
+    /// Forward the signals we receive to the container (without -t).
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    sig_proxy: bool,
+}
+
+impl StdioFlags {
+    /// The detach keys; refuses `-it` without a terminal, as docker does.
+    fn check(&self) -> Result<Vec<u8>> {
+        if self.tty && self.interactive && !attach::stdin_is_terminal() {
+            bail!(berth_engine::Error::InvalidArgument(
+                "the input device is not a TTY".into()
+            ));
+        }
+        Ok(berth_engine::stream::parse_detach_keys(&self.detach_keys)?)
+    }
 }
 
 #[derive(Args)]
 pub struct StartArgs {
+    /// Attach to the container's output (and forward signals).
     #[arg(short, long)]
     attach: bool,
+    /// Attach to the container's stdin too.
     #[arg(short, long)]
     interactive: bool,
+    /// The keys that detach from the container (ctrl-p,ctrl-q).
+    #[arg(long, default_value = attach::DEFAULT_DETACH_KEYS)]
+    detach_keys: String,
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
 pub fn start(engine: &Engine, a: StartArgs) -> Result<u8> {
     if a.attach || a.interactive {
-        bail!(berth_engine::Error::NotSupported {
-            flag: if a.attach {
-                "start --attach"
-            } else {
-                "start --interactive"
-            }
-            .into()
-        });
+        let [key] = &a.containers[..] else {
+            bail!(berth_engine::Error::InvalidArgument(
+                "you cannot start and attach multiple containers at once".into()
+            ));
+        };
+        let keys = berth_engine::stream::parse_detach_keys(&a.detach_keys)?;
+        let c = engine.find(key)?;
+        let (ours, theirs) = attach::pair()?;
+        let handle = engine.start(&c.id, Some(attach_to(theirs, c.config.tty)))?;
+        let session = attach::Session {
+            engine,
+            id: c.id.clone(),
+            sock: ours,
+            tty: c.config.tty,
+            stdin: a.interactive && c.config.open_stdin,
+            detach_keys: keys,
+            sig_proxy: true,
+        };
+        return finish(session.run()?, || handle.wait());
     }
     each(&a.containers, |c| {
-        match engine.start(c, false) {
+        match engine.start(c, None) {
             Ok(_) => {}
             // docker: starting a running container is not an error.
             Err(berth_engine::Error::WrongState { state, .. }) if state == "running" => {}
@@ -239,6 +338,12 @@ pub struct PsArgs {
     quiet: bool,
     #[arg(long)]
     no_trunc: bool,
+    /// status=, name=, label=, ancestor=, exited=
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// A Go template (`table ...` for columns), or json.
+    #[arg(long)]
+    format: Option<String>,
 }
 
 fn status(c: &berth_engine::Container) -> String {
@@ -257,10 +362,13 @@ fn status(c: &berth_engine::Container) -> String {
 }
 
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
+    let filters = crate::pslist::Filters::parse(&a.filter)?;
+    let all = a.all || filters.wants_stopped();
     let list: Vec<_> = engine
         .list()?
         .into_iter()
-        .filter(|c| a.all || c.state == State::Running)
+        .filter(|c| all || c.state == State::Running)
+        .filter(|c| filters.matches(c, crate::pslist::docker_state(engine, c)))
         .collect();
     let id = |c: &berth_engine::Container| {
         if a.no_trunc {
@@ -276,6 +384,25 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
         }
         return Ok(0);
     }
+    let shown_status = |c: &berth_engine::Container| {
+        if c.state == State::Running && engine.is_paused(&c.id) {
+            format!("{} (Paused)", status(c))
+        } else {
+            status(c)
+        }
+    };
+    if let Some(f) = &a.format {
+        let rows: Vec<_> = list
+            .iter()
+            .map(|c| {
+                let st = crate::pslist::docker_state(engine, c);
+                crate::pslist::row(c, st, &shown_status(c), a.no_trunc)
+            })
+            .collect();
+        let f = crate::template::Format::parse(Some(f), "")?;
+        write!(out, "{}", f.render(&rows, &crate::pslist::HEADERS)?)?;
+        return Ok(0);
+    }
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|c| {
@@ -284,8 +411,8 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
                 c.image.clone(),
                 format::command(&berth_engine::spec::args(&c.config)),
                 format::ago(c.created),
-                status(c),
-                String::new(),
+                shown_status(c),
+                crate::network::ps_ports(engine, c),
                 c.name.clone(),
             ]
         })
@@ -358,6 +485,9 @@ pub struct ExecArgs {
     detach: bool,
     #[arg(long)]
     privileged: bool,
+    /// The keys that detach from the process (ctrl-p,ctrl-q).
+    #[arg(long, default_value = attach::DEFAULT_DETACH_KEYS)]
+    detach_keys: String,
     /// CONTAINER COMMAND [ARG...]
     #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND")]
     args: Vec<String>,
@@ -365,7 +495,6 @@ pub struct ExecArgs {
 
 pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
     for (set, flag) in [
-        (a.tty, "exec --tty"),
         (a.detach, "exec --detach"),
         (a.privileged, "exec --privileged"),
     ] {
@@ -378,7 +507,11 @@ pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
         env: a.env,
         workdir: a.workdir,
         user: a.user,
+        tty: a.tty,
     };
+    if a.tty {
+        return exec_tty(engine, &a.args[0], &opts, a.interactive, &a.detach_keys);
+    }
     let code = engine.exec(&a.args[0], &opts, a.interactive)?;
     if code == 0 {
         Ok(0)
@@ -389,11 +522,19 @@ pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
 
 #[derive(Args)]
 pub struct InspectArgs {
+    /// A Go template over each container's JSON.
+    #[arg(short, long)]
+    format: Option<String>,
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
 pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
+    let template = a
+        .format
+        .as_deref()
+        .map(|f| crate::template::Template::parse(&f.replace("\\n", "\n").replace("\\t", "\t")))
+        .transpose()?;
     let mut all = Vec::new();
     let mut failed = false;
     for c in &a.containers {
@@ -405,10 +546,91 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&all)?);
+    match &template {
+        Some(t) => {
+            for v in &all {
+                println!("{}", t.render(v)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&all)?),
+    }
     if failed {
         Err(Exit(1).into())
     } else {
         Ok(0)
     }
+}
+
+/// `exec -t`: the process's pty is served by a `berth-monitor exec`
+/// child over an attach stream, as a container's is by its monitor.
+fn exec_tty(
+    engine: &Engine,
+    key: &str,
+    opts: &ExecOptions,
+    stdin: bool,
+    detach_keys: &str,
+) -> Result<u8> {
+    let keys = berth_engine::stream::parse_detach_keys(detach_keys)?;
+    if stdin && !attach::stdin_is_terminal() {
+        bail!(berth_engine::Error::InvalidArgument(
+            "the input device is not a TTY".into()
+        ));
+    }
+    let id = engine.find(key)?.id;
+    let (mut child, sock, file) = engine.exec_attached(key, opts)?;
+    let session = attach::Session {
+        engine,
+        id,
+        sock,
+        tty: true,
+        stdin,
+        detach_keys: keys,
+        sig_proxy: false,
+    };
+    let outcome = session.run();
+    let _ = std::fs::remove_file(&file);
+    let outcome = outcome?;
+    if outcome == attach::Outcome::Detached {
+        // The helper serves the process on until it exits, unwatched.
+        return Ok(0);
+    }
+    finish(outcome, || {
+        let st = child.wait().map_err(|e| berth_engine::Error::Io {
+            what: "waiting for the exec".into(),
+            source: e,
+        })?;
+        Ok(st.code().unwrap_or(255))
+    })
+}
+
+#[derive(Args)]
+pub struct AttachArgs {
+    /// Do not attach stdin.
+    #[arg(long)]
+    no_stdin: bool,
+    /// The keys that detach from the container (ctrl-p,ctrl-q).
+    #[arg(long, default_value = attach::DEFAULT_DETACH_KEYS)]
+    detach_keys: String,
+    /// Forward the signals we receive to the container (without a tty).
+    #[arg(long, default_value_t = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    sig_proxy: bool,
+    container: String,
+}
+
+/// `attach`: our terminal to a running container's stdio.
+pub fn attach(engine: &Engine, a: AttachArgs) -> Result<u8> {
+    let keys = berth_engine::stream::parse_detach_keys(&a.detach_keys)?;
+    let c = engine.find(&a.container)?;
+    let (id, sock) = engine.attach(&c.id)?;
+    let session = attach::Session {
+        engine,
+        id: id.clone(),
+        sock,
+        tty: c.config.tty,
+        stdin: !a.no_stdin && c.config.open_stdin,
+        detach_keys: keys,
+        sig_proxy: a.sig_proxy,
+    };
+    finish(session.run()?, || engine.wait(&id))
 }

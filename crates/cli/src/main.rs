@@ -5,11 +5,15 @@
 #![forbid(unsafe_code)]
 
 mod archive;
+mod attach;
 mod containerfs;
 mod containers;
 mod format;
 mod images;
+mod manage;
+mod network;
 mod progress;
+mod pslist;
 mod registry;
 mod runflags;
 mod template;
@@ -63,8 +67,32 @@ enum Cmd {
     Wait(containers::WaitArgs),
     /// Run a command in a running container.
     Exec(containers::ExecArgs),
+    /// Attach our terminal to a running container.
+    Attach(containers::AttachArgs),
+    /// Restart containers.
+    Restart(manage::RestartArgs),
+    /// Freeze every process of containers.
+    Pause(manage::PauseArgs),
+    /// Thaw paused containers.
+    Unpause(manage::PauseArgs),
+    /// Show a container's processes.
+    Top(manage::TopArgs),
+    /// Show containers' resource usage.
+    Stats(manage::StatsArgs),
+    /// Rename a container.
+    Rename(manage::RenameArgs),
+    /// Change containers' limits and restart policy.
+    Update(manage::UpdateArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(manage::ContainerCmd),
     /// Show containers' details as JSON.
     Inspect(containers::InspectArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
+    /// List a container's published ports.
+    Port(network::PortArgs),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volumes::VolumeCmd),
@@ -133,7 +161,18 @@ fn main() -> ExitCode {
         Cmd::Logs(a) => (Codes::Plain, containers::logs(&engine, a)),
         Cmd::Wait(a) => (Codes::Plain, containers::wait(&engine, a)),
         Cmd::Exec(a) => (Codes::Container, containers::exec(&engine, a)),
+        Cmd::Attach(a) => (Codes::Container, containers::attach(&engine, a)),
+        Cmd::Restart(a) => (Codes::Plain, manage::restart(&engine, a)),
+        Cmd::Pause(a) => (Codes::Plain, manage::pause(&engine, a)),
+        Cmd::Unpause(a) => (Codes::Plain, manage::unpause(&engine, a)),
+        Cmd::Top(a) => (Codes::Plain, manage::top(&engine, a)),
+        Cmd::Stats(a) => (Codes::Plain, manage::stats(&engine, a)),
+        Cmd::Rename(a) => (Codes::Plain, manage::rename(&engine, a)),
+        Cmd::Update(a) => (Codes::Plain, manage::update(&engine, a)),
+        Cmd::Container(c) => (Codes::Plain, manage::container(&engine, c)),
         Cmd::Inspect(a) => (Codes::Plain, containers::inspect(&engine, a)),
+        Cmd::Network(a) => (Codes::Plain, network::run(&engine, a)),
+        Cmd::Port(a) => (Codes::Plain, network::port(&engine, a)),
         Cmd::Volume(a) => (Codes::Plain, volumes::run(&engine, a)),
         Cmd::Image(c) => (Codes::Plain, images::run(&engine, c)),
     };

@@ -42,16 +42,10 @@ macro_rules! unsupported_flags {
 
 unsupported_flags! {
     switches {
-        interactive: "interactive", short = 'i';
-        tty: "tty", short = 't';
-        publish_all: "publish-all", short = 'P';
-        sig_proxy: "sig-proxy";
         no_healthcheck: "no-healthcheck";
     }
     values {
         attach: "attach", short = 'a';
-        publish: "publish", short = 'p';
-        restart: "restart";
         pid: "pid";
         ipc: "ipc";
         uts: "uts";
@@ -60,8 +54,5 @@ unsupported_flags! {
         health_cmd: "health-cmd";
         log_driver: "log-driver";
         log_opt: "log-opt";
-        detach_keys: "detach-keys";
-        add_host: "add-host";
-        dns: "dns";
     }
 }

@@ -77,16 +77,16 @@ fn unsupported_flags_fail_clearly() {
     let b = Berth::with_image();
     for (args, want) in [
         (
-            &["run", "-t", "bb", "true"][..],
-            "--tty is not supported yet",
+            &["run", "--userns", "host", "bb", "true"][..],
+            "--userns is not supported yet",
         ),
         (
-            &["run", "-p", "80:80", "bb", "true"][..],
-            "--publish is not supported yet",
+            &["run", "--network", "host", "-p", "80:80", "bb", "true"][..],
+            "--publish cannot be used with --network host",
         ),
         (
-            &["run", "--network", "bridge", "bb", "true"][..],
-            "networking issue",
+            &["run", "--network", "nosuchnet", "bb", "true"][..],
+            "network nosuchnet not found",
         ),
     ] {
         let o = b.run(args);
@@ -152,7 +152,15 @@ fn network_none_has_only_loopback_and_host_sees_the_host() {
         return;
     }
     let b = Berth::with_image();
-    let none = b.ok(&["run", "--rm", "bb", "ls", "/sys/class/net"]);
+    let none = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "ls",
+        "/sys/class/net",
+    ]);
     assert_eq!(none.trim(), "lo");
     let host = b.ok(&[
         "run",

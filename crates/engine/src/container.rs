@@ -60,7 +60,7 @@ impl Engine {
             .to_string_lossy()
             .into_owned();
         let mut opts = opts.clone();
-        opts.host = prepare_host(&opts.host, opts.network)?;
+        opts.host = prepare_host(&opts.host, &opts.network)?;
         for from in &opts.volumes_from {
             let (key, mode) = match from.rsplit_once(':') {
                 Some((k, m @ ("ro" | "rw"))) => (k, Some(m == "ro")),
@@ -75,6 +75,7 @@ impl Engine {
         }
         let config = spec::container_config(&image_cfg, &opts, &id, &host)?;
         let mut config = config;
+        crate::network::prepare(self, &opts, &image_cfg, &mut config)?;
         self.prepare_mounts(&mut config.host_config.mounts, &image_cfg.volumes)?;
         let mut c = Container {
             id: id.clone(),
@@ -114,9 +115,13 @@ impl Engine {
     }
 
     /// `start`: mounts the root, writes the bundle and hands the container
-    /// to a new monitor; returns once it runs. With `attach` its output is
-    /// also copied to our stdout and stderr.
-    pub fn start(&self, key: &str, attach: bool) -> Result<monitor::Handle> {
+    /// to a new monitor; returns once it runs. With `attach` the monitor
+    /// serves the container's stdio on that stream from the first byte.
+    pub fn start(
+        &self,
+        key: &str,
+        attach: Option<crate::attach::AttachTo>,
+    ) -> Result<monitor::Handle> {
         let db = self.db()?;
         let c = db.find(key)?;
         if matches!(c.state, State::Running | State::Removing) {
@@ -126,6 +131,20 @@ impl Engine {
                 op: "start",
             });
         }
+        crate::restart::reset(&db, &c.id)?;
+        let console_size = attach.as_ref().and_then(|a| a.console_size);
+        self.prepare(&db, &c, console_size)?;
+        let started = monitor::spawn(&self.paths, &c.id, attach.map(|a| a.stream));
+        if started.is_err() {
+            let _ = unmount(&self.paths.rootfs(&c.id));
+            let _ = crate::network::release(self, &c.id);
+        }
+        started
+    }
+
+    /// Mounts the container's root and writes its bundle: what a start
+    /// needs before the monitor runs (the monitor's restarts need it too).
+    pub fn prepare(&self, db: &Db, c: &Container, console_size: Option<(u16, u16)>) -> Result<()> {
         let store = images::open(&self.paths)?;
         let mounts = images::rootfs_mounts(&store, &c.id)?;
         let rootfs = self.paths.rootfs(&c.id);
@@ -133,7 +152,7 @@ impl Engine {
         // A root left mounted by a crashed monitor would be stacked on.
         unmount(&rootfs)?;
         berth_image::snapshot::mount_all(&mounts, &rootfs).map_err(|e| Error::Image(e.into()))?;
-        let started = (|| {
+        let prepared = (|| {
             let mut u = user::resolve_in_root(&rootfs, &c.config.user)?;
             for g in user::groups_in_root(&rootfs, &c.config.host_config.group_add)? {
                 if g != u.gid && !u.additional_gids.contains(&g) {
@@ -143,7 +162,13 @@ impl Engine {
             self.copy_up(&rootfs, &c.config.host_config.mounts)?;
             let mut info = host_info(&c.config)?;
             info.volumes = self.paths.root.join("volumes");
-            let s = spec::build(&c.id, &c.config, &rootfs, &u, &info)?;
+            let mut s = spec::build(&c.id, &c.config, &rootfs, &u, &info)?;
+            if let Some(sandbox) = crate::network::setup(self, c)? {
+                crate::network::apply(&mut s, &sandbox)?;
+            }
+            if let Some(size) = console_size {
+                crate::attach::set_console_size(&mut s, size);
+            }
             let json = serde_json::to_string_pretty(&s)
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?;
             write_atomic(
@@ -152,15 +177,14 @@ impl Engine {
             )?;
             fs::create_dir_all(self.paths.container_dir(&c.id))
                 .map_err(io_err("creating the container directory"))?;
-            db.set_spec(&c.id, &json)?;
-            monitor::spawn(&self.paths, &c.id, attach)
+            db.set_spec(&c.id, &json)
         })();
-        if started.is_err() {
-            // The monitor cleans up after a failed create itself; this covers
-            // failures before it ran. A second unmount is harmless.
+        if prepared.is_err() {
+            // Nothing stays mounted for a start that never happened.
             let _ = unmount(&rootfs);
+            let _ = crate::network::release(self, &c.id);
         }
-        started
+        prepared
     }
 
     /// `stop`: the container's stop signal (`--stop-signal`, the image's
@@ -168,7 +192,16 @@ impl Engine {
     /// `--stop-timeout`, or 10 seconds).
     pub fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<Container> {
         let c = self.find(key)?;
+        // Before the state check: a container between two restarts is
+        // exited, and must stay so.
+        crate::restart::mark_stopped(&self.db()?, &c.id)?;
         if c.state != State::Running {
+            if c.state == State::Exited && !c.config.host_config.restart_policy.is_none() {
+                // Between two runs of a policy: its monitor sees the mark
+                // (before its next start, or just after and kills it) and
+                // ends; wait for that so `stop` returns with it stopped.
+                monitor::wait_socket(&self.paths, &c.id, Some(Duration::from_secs(10)))?;
+            }
             return Ok(c);
         }
         let sig = match c.config.stop_signal.as_str() {
@@ -298,6 +331,10 @@ impl Engine {
         if let Err(e) = unmount(&self.paths.rootfs(id)) {
             errors.push(e.to_string());
         }
+        // Before the bundle goes: the network's record of itself is there.
+        if let Err(e) = crate::network::release(self, id) {
+            errors.push(e.to_string());
+        }
         match images::open(&self.paths).and_then(|s| images::remove_rootfs(&s, id)) {
             Ok(()) => {}
             Err(e) => errors.push(e.to_string()),
@@ -310,6 +347,7 @@ impl Engine {
             }
         }
         if errors.is_empty() {
+            let _ = crate::restart::forget(db, id);
             db.delete(id)
         } else {
             Err(Error::Teardown {
@@ -329,6 +367,9 @@ impl Engine {
     pub fn record_start_failed(&self, id: &str, code: i32, msg: &str) -> Result<()> {
         let db = self.db()?;
         let _ = unmount(&self.paths.rootfs(id));
+        if let Err(e) = crate::network::release(self, id) {
+            tracing::warn!(id, error = %e, "releasing the network of a failed start");
+        }
         db.set_start_failed(id, code, msg)?;
         self.remove_if_auto(&db, id)
     }
@@ -343,6 +384,10 @@ impl Engine {
             Err(e) => errors.push(e.to_string()),
         }
         if let Err(e) = unmount(&self.paths.rootfs(id)) {
+            errors.push(e.to_string());
+        }
+        // docker frees the address and ports at exit, not at rm.
+        if let Err(e) = crate::network::release(self, id) {
             errors.push(e.to_string());
         }
         let db = self.db()?;
@@ -382,6 +427,53 @@ impl Engine {
     /// binary (which may enter containers; this process must not), with our
     /// stdout and stderr. Returns its exit code.
     pub fn exec(&self, key: &str, opts: &ExecOptions, stdin: bool) -> Result<i32> {
+        let (c, file) = self.exec_file(key, opts)?;
+        let mut cmd = monitor::command(&self.paths)?;
+        cmd.arg("exec").arg(&c.id).arg(&file);
+        if !stdin {
+            cmd.stdin(std::process::Stdio::null());
+        }
+        let status = cmd
+            .status()
+            .map_err(io_err(format!("running {}", monitor::BINARY)));
+        let _ = fs::remove_file(&file);
+        let status = status?;
+        Ok(status.code().unwrap_or_else(|| {
+            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+        }))
+    }
+
+    /// `exec -t`: starts the process with a pty served by a `berth-monitor
+    /// exec --stream` child on the returned attach stream. The caller
+    /// reaps the child and removes the process file when done.
+    pub fn exec_attached(
+        &self,
+        key: &str,
+        opts: &ExecOptions,
+    ) -> Result<(
+        std::process::Child,
+        std::os::unix::net::UnixStream,
+        std::path::PathBuf,
+    )> {
+        let (c, file) = self.exec_file(key, opts)?;
+        let (ours, theirs) =
+            std::os::unix::net::UnixStream::pair().map_err(io_err("creating a socket pair"))?;
+        let mut cmd = monitor::command(&self.paths)?;
+        cmd.arg("exec").arg(&c.id).arg(&file).arg("--stream");
+        cmd.stdin(std::os::fd::OwnedFd::from(theirs));
+        let child = cmd.spawn();
+        drop(cmd);
+        match child {
+            Ok(child) => Ok((child, ours, file)),
+            Err(e) => {
+                let _ = fs::remove_file(&file);
+                Err(io_err(format!("running {}", monitor::BINARY))(e))
+            }
+        }
+    }
+
+    /// The process of an exec, written where the monitor reads it.
+    fn exec_file(&self, key: &str, opts: &ExecOptions) -> Result<(Container, std::path::PathBuf)> {
         let c = self.find(key)?;
         if c.state != State::Running {
             return Err(Error::WrongState {
@@ -397,7 +489,11 @@ impl Engine {
             .map_err(|e| Error::InvalidArgument(format!("container {}: bad spec: {e}", c.id)))?;
         let mut p = s.process().clone().unwrap_or_default();
         p.set_args(Some(opts.cmd.clone()));
+        p.set_terminal(Some(opts.tty));
         let mut env = p.env().clone().unwrap_or_default();
+        if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
         for e in &opts.env {
             spec::set_env(&mut env, e);
         }
@@ -423,26 +519,14 @@ impl Engine {
             .join(format!("exec-{}.json", &names::new_id()?[..16]));
         let json = serde_json::to_vec(&p).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         write_atomic(&file, &json)?;
-        let mut cmd = monitor::command(&self.paths)?;
-        cmd.arg("exec").arg(&c.id).arg(&file);
-        if !stdin {
-            cmd.stdin(std::process::Stdio::null());
-        }
-        let status = cmd
-            .status()
-            .map_err(io_err(format!("running {}", monitor::BINARY)));
-        let _ = fs::remove_file(&file);
-        let status = status?;
-        Ok(status.code().unwrap_or_else(|| {
-            128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-        }))
+        Ok((c, file))
     }
 }
 
 /// Completes the options that need the host: capability names checked,
 /// `--security-opt` applied (a seccomp profile is read now, as docker
 /// does), limits checked against what the host allows.
-fn prepare_host(h: &HostConfig, network: crate::options::Network) -> Result<HostConfig> {
+fn prepare_host(h: &HostConfig, network: &crate::options::Network) -> Result<HostConfig> {
     use crate::hostconfig::SecurityOpt;
     let mut h = h.clone();
     for (list, flag) in [
@@ -471,7 +555,7 @@ fn prepare_host(h: &HostConfig, network: crate::options::Network) -> Result<Host
         }
     }
     for k in h.sysctls.keys() {
-        hostconfig::parse_sysctl(&format!("{k}="), network == crate::options::Network::Host)?;
+        hostconfig::parse_sysctl(&format!("{k}="), *network == crate::options::Network::Host)?;
     }
     for d in &h.devices {
         security::stat_device(&d.path_on_host, &d.path_in_container)?;

@@ -74,6 +74,18 @@ pub struct ContainerConfig {
     pub stop_timeout: Option<i64>,
     #[serde(default)]
     pub host_config: crate::hostconfig::HostConfig,
+    /// `-t`: the process gets a pty that the monitor holds.
+    #[serde(default)]
+    pub tty: bool,
+    /// `-i`: the monitor keeps a pipe (or the pty) open to its stdin.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// Close the process's stdin when the first attached client's ends.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// Networks, ports, DNS and extra hosts (see `network`).
+    #[serde(default, rename = "Networking")]
+    pub net: crate::network::NetSettings,
 }
 
 /// One container's row.

@@ -37,6 +37,10 @@ pub enum Error {
     InvalidArgument(String),
     #[error("{flag} is not supported yet")]
     NotSupported { flag: String },
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    #[error(transparent)]
+    Net(#[from] berth_net::Error),
     #[error("container {id} is {state}: cannot {op}")]
     WrongState {
         id: String,
@@ -93,6 +97,8 @@ impl Error {
             Error::Image(e) => image_kind(e.kind()),
             Error::Archive(e) => image_kind(e.kind()),
             Error::Registry(e) => registry_kind(e.kind()),
+            Error::NoSuchNetwork(_) => ErrorKind::NotFound,
+            Error::Net(e) => net_kind(e.kind()),
             Error::Db { .. }
             | Error::Io { .. }
             | Error::Monitor { .. }
@@ -129,6 +135,18 @@ fn runtime_kind(e: &berth_runtime::Error) -> ErrorKind {
 
 fn image_kind(k: berth_image::ErrorKind) -> ErrorKind {
     use berth_image::ErrorKind as K;
+    match k {
+        K::NotFound => ErrorKind::NotFound,
+        K::AlreadyExists => ErrorKind::AlreadyExists,
+        K::InvalidArgument => ErrorKind::InvalidArgument,
+        K::Conflict => ErrorKind::Conflict,
+        K::Unavailable => ErrorKind::Unavailable,
+        K::Internal => ErrorKind::Internal,
+    }
+}
+
+fn net_kind(k: berth_net::ErrorKind) -> ErrorKind {
+    use berth_net::ErrorKind as K;
     match k {
         K::NotFound => ErrorKind::NotFound,
         K::AlreadyExists => ErrorKind::AlreadyExists,

@@ -47,6 +47,8 @@ pub struct HostConfig {
     /// `-v`, `--mount`, the image's VOLUMEs and `--volumes-from`, resolved
     /// at create (anonymous volumes named).
     pub mounts: Vec<MountSpec>,
+    /// `--restart`, applied by the monitor.
+    pub restart_policy: crate::restart::RestartPolicy,
 }
 
 /// One mount of a container, docker's `Mounts` entry.

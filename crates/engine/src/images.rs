@@ -88,6 +88,10 @@ pub fn image_config(v: &serde_json::Value) -> ImageConfig {
             .as_object()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default(),
+        exposed_ports: c["ExposedPorts"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default(),
     }
 }
 

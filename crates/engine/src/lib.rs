@@ -7,6 +7,7 @@
 //! binaries do that with the [`ErrorKind`] of its errors.
 #![forbid(unsafe_code)]
 
+pub mod attach;
 mod container;
 pub mod db;
 pub mod error;
@@ -14,15 +15,19 @@ pub mod hostconfig;
 mod hostspec;
 pub mod image_ops;
 pub mod images;
+pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod network;
 pub mod options;
 pub mod paths;
 pub mod protocol;
 pub mod pull;
+pub mod restart;
 pub mod security;
 pub mod spec;
+pub mod stream;
 pub mod user;
 mod view;
 pub mod volumes;

@@ -84,9 +84,9 @@ impl Handle {
 }
 
 /// Spawns the monitor for container `id` and waits for it to report the
-/// start. With `attach` the monitor copies the container's output to this
-/// process's stdout and stderr too.
-pub fn spawn(paths: &Paths, id: &str, attach: bool) -> Result<Handle> {
+/// start. With `attach` (a socket) the monitor serves the container's
+/// stdio on it as [`crate::stream`] frames.
+pub fn spawn(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Handle> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| io_err("creating a pipe")(e.into()))?;
     let mut cmd = command(paths)?;
@@ -94,18 +94,20 @@ pub fn spawn(paths: &Paths, id: &str, attach: bool) -> Result<Handle> {
     // The status pipe rides on the monitor's stdin: only 0, 1 and 2 pass
     // through exec without unsafe code on either side.
     cmd.stdin(Stdio::from(w));
-    if attach {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.monitor_log(id))
+        .map_err(io_err(format!(
+            "opening {}",
+            paths.monitor_log(id).display()
+        )))?;
+    cmd.stderr(Stdio::from(log));
+    if let Some(s) = attach {
         cmd.arg("--attach");
+        cmd.stdout(Stdio::from(s));
     } else {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(paths.monitor_log(id))
-            .map_err(io_err(format!(
-                "opening {}",
-                paths.monitor_log(id).display()
-            )))?;
-        cmd.stdout(Stdio::null()).stderr(Stdio::from(log));
+        cmd.stdout(Stdio::null());
     }
     let mut child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
     // Our copy of the write end must go, or a dead monitor never reads as EOF.

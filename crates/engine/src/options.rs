@@ -5,34 +5,58 @@ use std::collections::BTreeMap;
 
 use crate::hostconfig::HostConfig;
 
-/// `--network`: only the modes that need no network driver exist yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// `--network`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
     /// A private network namespace holding only loopback.
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// A namespace of its own on these networks (`bridge` is the default
+    /// one); the first gets eth0 and the default route.
+    Networks(Vec<crate::network::Endpoint>),
+    /// The network namespace of another container (`container:NAME`).
+    Container(String),
 }
 
 impl Network {
-    /// Parses `--network`; any other mode is the networking issue's.
+    /// Parses one `--network` value; a name is a network's (checked at
+    /// create).
     pub fn parse(s: &str) -> crate::Result<Network> {
         match s {
             "none" => Ok(Network::None),
             "host" => Ok(Network::Host),
-            other => Err(crate::Error::NotSupported {
-                flag: format!(
-                    "--network {other} (only none and host work until the networking issue lands)"
-                ),
-            }),
+            "" => Err(crate::Error::InvalidArgument("empty --network".into())),
+            // docker's API calls the default network "default" too.
+            "default" => Ok(Network::on(crate::network::DEFAULT_NETWORK)),
+            other => match other.strip_prefix("container:") {
+                Some("") => Err(crate::Error::InvalidArgument(
+                    "--network container: needs a container".into(),
+                )),
+                Some(c) => Ok(Network::Container(c.to_string())),
+                None => Ok(Network::on(other)),
+            },
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    /// On one network, with no options.
+    pub fn on(name: &str) -> Network {
+        Network::Networks(vec![crate::network::Endpoint {
+            network: name.to_string(),
+            ..Default::default()
+        }])
+    }
+
+    /// docker's HostConfig.NetworkMode.
+    pub fn mode(&self) -> String {
         match self {
-            Network::None => "none",
-            Network::Host => "host",
+            Network::None => "none".into(),
+            Network::Host => "host".into(),
+            Network::Networks(eps) => eps
+                .first()
+                .map_or_else(|| "none".into(), |e| e.network.clone()),
+            Network::Container(c) => format!("container:{c}"),
         }
     }
 }
@@ -51,6 +75,8 @@ pub struct RunOptions {
     pub cmd: Vec<String>,
     pub hostname: Option<String>,
     pub network: Network,
+    /// `-p`, `-P`, `--expose`, `--dns*`, `--add-host`.
+    pub net: crate::network::NetOptions,
     pub auto_remove: bool,
     pub domainname: Option<String>,
     /// `-l` and `--label-file`, over the image's labels.
@@ -63,6 +89,10 @@ pub struct RunOptions {
     pub host: HostConfig,
     /// `--volumes-from CONTAINER[:ro|rw]`.
     pub volumes_from: Vec<String>,
+    /// `-t`, `-i`, and docker's StdinOnce (`-i` while attached).
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
 }
 
 /// The parts of an image's config a container starts from.
@@ -77,6 +107,8 @@ pub struct ImageConfig {
     pub stop_signal: String,
     /// VOLUME: each becomes an anonymous volume.
     pub volumes: Vec<String>,
+    /// EXPOSE (`80/tcp`): what `-P` publishes.
+    pub exposed_ports: Vec<String>,
 }
 
 /// `berth exec`.
@@ -86,4 +118,6 @@ pub struct ExecOptions {
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
+    /// `exec -t`: a pty, served through `berth-monitor exec --stream`.
+    pub tty: bool,
 }

@@ -107,10 +107,10 @@ pub fn container_config(
             "the working directory {working_dir:?} is invalid: it needs to be an absolute path"
         )));
     }
-    let hostname = match (&opts.hostname, opts.network) {
+    let hostname = match (&opts.hostname, &opts.network) {
         (Some(h), _) => h.clone(),
         (None, Network::Host) => host_hostname.to_string(),
-        (None, Network::None) => id.chars().take(12).collect(),
+        (None, _) => id.chars().take(12).collect(),
     };
     if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['/', ' ', '\0']) {
         return Err(Error::InvalidArgument(format!(
@@ -130,6 +130,10 @@ pub fn container_config(
     ];
     for e in image.env.iter().chain(&opts.env) {
         set_env(&mut env, e);
+    }
+    // docker: a container with a tty gets TERM unless the user set one.
+    if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
     }
     let mut labels = image.labels.clone();
     labels.extend(opts.labels.clone());
@@ -151,6 +155,11 @@ pub fn container_config(
         })?;
     }
     crate::hostconfig::validate(&opts.host)?;
+    if opts.auto_remove && !opts.host.restart_policy.is_none() {
+        return Err(Error::InvalidArgument(
+            "conflicting options: cannot specify both --restart and --rm".into(),
+        ));
+    }
     Ok(ContainerConfig {
         hostname,
         env,
@@ -158,13 +167,18 @@ pub fn container_config(
         entrypoint,
         working_dir,
         user: opts.user.clone().unwrap_or_else(|| image.user.clone()),
-        network_mode: opts.network.as_str().into(),
+        network_mode: opts.network.mode(),
         auto_remove: opts.auto_remove,
         domainname,
         labels,
         stop_signal,
         stop_timeout: opts.stop_timeout,
         host_config: opts.host.clone(),
+        tty: opts.tty,
+        open_stdin: opts.open_stdin,
+        stdin_once: opts.stdin_once,
+        // Filled by network::prepare, which needs the engine.
+        net: Default::default(),
     })
 }
 
@@ -206,7 +220,9 @@ pub fn build(
         json!({"type": "mount"}),
         json!({"type": "cgroup"}),
     ];
-    if cfg.network_mode == "none" {
+    // Every mode but host gets a namespace; for a network or another
+    // container's, the engine then points it at that one's path.
+    if cfg.network_mode != "host" {
         namespaces.push(json!({"type": "network"}));
     }
     let mut env = cfg.env.clone();
@@ -216,7 +232,7 @@ pub fn build(
     let mut v = json!({
         "ociVersion": "1.2.0",
         "process": {
-            "terminal": false,
+            "terminal": cfg.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
             "args": args(cfg),
             "env": env,

@@ -81,11 +81,14 @@ impl Engine {
     /// `inspect`: docker's JSON for one container.
     pub fn inspect(&self, key: &str) -> Result<Value> {
         let c = self.find(key)?;
-        Ok(inspect_json(
+        let mut v = inspect_json(
             &c,
             &self.paths.log_file(&c.id).display().to_string(),
             &self.paths.rootfs(&c.id).display().to_string(),
-        ))
+        );
+        self.inspect_network(&c, &mut v);
+        self.inspect_lifecycle(&c, &mut v);
+        Ok(v)
     }
 }
 

@@ -9,7 +9,10 @@
 //! this process, which must not have other threads. No async runtime.
 #![forbid(unsafe_code)]
 
+mod clients;
+mod console;
 mod exec;
+mod output;
 mod supervise;
 
 use std::path::PathBuf;
@@ -18,11 +21,18 @@ use std::process::ExitCode;
 use berth_engine::{Engine, Paths};
 
 const USAGE: &str =
-    "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] | exec ID PROCESS_JSON)";
+    "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] | exec ID PROCESS_JSON [--stream])";
 
 enum Cmd {
-    Start { id: String, attach: bool },
-    Exec { id: String, process: PathBuf },
+    Start {
+        id: String,
+        attach: bool,
+    },
+    Exec {
+        id: String,
+        process: PathBuf,
+        stream: bool,
+    },
 }
 
 fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
@@ -53,6 +63,12 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
         ["exec", id, process] => Cmd::Exec {
             id: id.to_string(),
             process: PathBuf::from(process),
+            stream: false,
+        },
+        ["exec", id, process, "--stream"] => Cmd::Exec {
+            id: id.to_string(),
+            process: PathBuf::from(process),
+            stream: true,
         },
         _ => return Err(USAGE.into()),
     };
@@ -81,7 +97,11 @@ fn main() -> ExitCode {
     let engine = Engine::new(paths);
     let code = match cmd {
         Cmd::Start { id, attach } => supervise::start(&engine, &id, attach),
-        Cmd::Exec { id, process } => exec::run(&engine, &id, &process),
+        Cmd::Exec {
+            id,
+            process,
+            stream,
+        } => exec::run(&engine, &id, &process, stream),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
@@ -122,7 +142,7 @@ mod tests {
         ]))
         .unwrap();
         assert!(
-            matches!(c, Cmd::Exec { id, process } if id == "abc" && process == std::path::Path::new("/p.json"))
+            matches!(c, Cmd::Exec { id, process, stream: false } if id == "abc" && process == std::path::Path::new("/p.json"))
         );
         assert!(parse(&s(&["start", "abc"])).is_err());
         assert!(parse(&s(&["--root", "/r", "--runroot", "/rr", "stop", "abc"])).is_err());

@@ -1,64 +1,21 @@
 //! `berth-monitor start`: detach, create and start the container with our
-//! pipes as its stdout and stderr, then copy its output to the json-file
-//! log until it exits, and record the exit.
+//! pipes (or a pty) as its stdio, then copy its output to the json-file
+//! log and to attached clients until it exits, and record the exit.
 
 use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind as IoKind, Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::time::Instant;
 
-use berth_engine::logs::{LineSplitter, Stream};
 use berth_engine::protocol;
-use berth_engine::{Engine, Error, ErrorKind};
+use berth_engine::{ContainerConfig, Engine, Error, ErrorKind};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{Pid, WaitOptions};
 
-/// One of the container's output streams.
-struct Output {
-    pipe: Option<File>,
-    stream: Stream,
-    lines: LineSplitter,
-    /// The starter's terminal or pipe, for `run` without `-d`.
-    attach: Option<File>,
-}
-
-impl Output {
-    /// Reads what is there; false at end of stream.
-    fn pump(&mut self, log: &mut File, buf: &mut [u8]) -> bool {
-        let Some(p) = self.pipe.as_mut() else {
-            return false;
-        };
-        match p.read(buf) {
-            Ok(0) => {
-                self.close(log);
-                false
-            }
-            Ok(n) => {
-                if let Err(e) = self.lines.feed(&buf[..n], self.stream, log) {
-                    eprintln!("berth-monitor: writing the log: {e}");
-                }
-                if let Some(a) = self.attach.as_mut() {
-                    // The starter went away: keep logging, stop copying.
-                    if a.write_all(&buf[..n]).is_err() {
-                        self.attach = None;
-                    }
-                }
-                true
-            }
-            Err(e) if e.kind() == IoKind::Interrupted => true,
-            Err(e) if e.kind() == IoKind::WouldBlock => false,
-            Err(_) => {
-                self.close(log);
-                false
-            }
-        }
-    }
-
-    fn close(&mut self, log: &mut File) {
-        self.pipe = None;
-        let _ = self.lines.finish(self.stream, log);
-    }
-}
+use crate::clients::{Clients, Input};
+use crate::console;
+use crate::output::Stdio;
 
 fn dup(fd: impl AsFd) -> std::io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
@@ -74,6 +31,15 @@ pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
             return 125;
         }
     };
+    // With --attach our stdout is the starter's end of a socket pair.
+    let attached = if attach {
+        match dup(std::io::stdout()) {
+            Ok(fd) => Some(UnixStream::from(fd)),
+            Err(e) => return report_failure(status, 125, &format!("no attach stream: {e}")),
+        }
+    } else {
+        None
+    };
     // Our own session, so the starter's terminal signals (ctrl-c) reach
     // the starter and not us, then a fork so the starter's wait returns
     // at once and we are nobody's child but init's.
@@ -83,7 +49,7 @@ pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
         Ok(berth_sys::process::Forked::Child) => {}
         Err(e) => return report_failure(status, 125, &format!("forking the monitor: {e}")),
     }
-    match supervise(engine, id, attach, &status) {
+    match supervise(engine, id, attached, &status) {
         Ok(code) => {
             let _ = (&status).write_all(protocol::exited(code).as_bytes());
             0
@@ -107,38 +73,27 @@ fn start_code(e: &Error) -> i32 {
     }
 }
 
+type Failure = (i32, String);
+
+fn fail(what: &str, e: &dyn std::fmt::Display) -> Failure {
+    (125, format!("{what}: {e}"))
+}
+
 fn supervise(
     engine: &Engine,
     id: &str,
-    attach: bool,
+    attach: Option<UnixStream>,
     mut status: &File,
-) -> Result<i32, (i32, String)> {
+) -> Result<i32, Failure> {
     let paths = &engine.paths;
-    let fail = |what: &str, e: &dyn std::fmt::Display| (125, format!("{what}: {e}"));
-    let mlog = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(paths.monitor_log(id))
-        .map_err(|e| fail("opening the monitor log", &e))?;
-    let attached = if attach {
-        Some((
-            File::from(dup(std::io::stdout()).map_err(|e| fail("dup", &e))?),
-            File::from(dup(std::io::stderr()).map_err(|e| fail("dup", &e))?),
-        ))
-    } else {
-        None
-    };
-    let pipe = || {
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| fail("creating a pipe", &e))
-    };
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
-    let devnull = File::options()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| fail("opening /dev/null", &e))?;
+    let mut cfg = engine
+        .find(id)
+        .map_err(|e| fail("reading the container", &e))?
+        .config;
+    let mut clients = Clients::default();
+    if let Some(s) = attach {
+        clients.add_attached(s);
+    }
     let log_path = paths.log_file(id);
     let mut log = OpenOptions::new()
         .create(true)
@@ -155,124 +110,237 @@ fn supervise(
         .set_nonblocking(true)
         .map_err(|e| fail("socket", &e))?;
 
+    let mut backoff = berth_engine::restart::Backoff::default();
+    let mut first = true;
+    loop {
+        let (pid, mut stdio) = match create(engine, id, &cfg) {
+            Ok(x) => x,
+            Err((code, msg)) => {
+                if let Err(re) = engine.record_start_failed(id, code, &msg) {
+                    eprintln!("berth-monitor: recording the failed start of {id}: {re}");
+                }
+                let _ = std::fs::remove_file(&sock_path);
+                if first {
+                    return Err((code, msg));
+                }
+                // A restart that failed: the policy ends here, as docker's
+                // does when the start itself fails.
+                eprintln!("berth-monitor: restarting {id}: {msg}");
+                clients.exited(code);
+                return Ok(code);
+            }
+        };
+        if let Err(e) = engine.record_started(id, pid) {
+            eprintln!("berth-monitor: recording the start of {id}: {e}");
+        }
+        if first {
+            let _ = status.write_all(protocol::started(pid).as_bytes());
+            first = false;
+        } else if engine.stopped_by_user(id) {
+            // `stop` came while we were restarting it: it saw the container
+            // exited and waits on our socket for this run to end.
+            let _ = engine.runtime().kill(id, 9, true);
+        }
+        let began = Instant::now();
+        let code = watch(
+            pid,
+            &mut stdio,
+            &mut log,
+            Some(&listener),
+            &mut clients,
+            &cfg,
+        )?;
+        drop(stdio);
+        clients.accept(&listener);
+        if let Err(e) = engine.record_exit(id, code) {
+            eprintln!("berth-monitor: recording the exit of {id}: {e}");
+        }
+        // Clients hear of the exit only once it is recorded: `stop` then
+        // `rm` must find the row exited.
+        clients.exited(code);
+        if !engine.should_restart(id, code) {
+            let _ = std::fs::remove_file(&sock_path);
+            return Ok(code);
+        }
+        std::thread::sleep(backoff.next(began.elapsed()));
+        match engine.prepare_restart(id) {
+            Ok(Some(c)) => cfg = c.config,
+            Ok(None) => {
+                let _ = std::fs::remove_file(&sock_path);
+                return Ok(code);
+            }
+            Err(e) => {
+                eprintln!("berth-monitor: preparing the restart of {id}: {e}");
+                let _ = std::fs::remove_file(&sock_path);
+                return Ok(code);
+            }
+        }
+    }
+}
+
+/// Creates and starts the container with its stdio: pipes, plus a stdin
+/// pipe with `-i`, or with `-t` a pty whose master the runtime's init
+/// sends to our console socket.
+fn create(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<(i32, Stdio), Failure> {
+    let paths = &engine.paths;
+    let mlog = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(paths.monitor_log(id))
+        .map_err(|e| fail("opening the monitor log", &e))?;
+    let devnull = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| fail("opening /dev/null", &e))?;
+    let pipe = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| fail("creating a pipe", &e))
+    };
+    let mut opts = berth_runtime::CreateOptions::default();
+    let mut console_listener = None;
+    let (dir, _) = berth_engine::monitor::socket_addr(paths, id).map_err(|e| fail("bundle", &e))?;
+    // The runtime connects from this process, so the short /proc/self/fd
+    // path (a long --runroot would overflow a socket address) is valid.
+    let console_addr = std::path::PathBuf::from(format!(
+        "/proc/self/fd/{}/console.sock",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    ));
+    let (stdio, child_in, child_out, child_err): (Stdio, OwnedFd, OwnedFd, OwnedFd);
+    if cfg.tty {
+        let l = console::listen(&console_addr).map_err(|e| fail("console socket", &e))?;
+        console_listener = Some(l);
+        opts.console_socket = Some(console_addr.clone());
+        stdio = Stdio::default();
+        child_in = dup(&devnull).map_err(|e| fail("dup", &e))?;
+        child_out = dup(&devnull).map_err(|e| fail("dup", &e))?;
+        child_err = dup(&devnull).map_err(|e| fail("dup", &e))?;
+    } else {
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let mut s = Stdio::pipes(out_r, err_r);
+        if cfg.open_stdin {
+            let (in_r, in_w) = pipe()?;
+            s.stdin = Some(File::from(in_w));
+            child_in = in_r;
+        } else {
+            child_in = dup(&devnull).map_err(|e| fail("dup", &e))?;
+        }
+        stdio = s;
+        child_out = out_w;
+        child_err = err_w;
+    }
     // The runtime gives the container our fds 0, 1 and 2: point them at
-    // /dev/null and the pipes for the create, then take them back so that
-    // we hold no write end (the pipes then end when the container does).
-    let set_stdio = |i: &File, o: &dyn AsFd, e: &dyn AsFd| -> std::io::Result<()> {
+    // the child's ends for the create, then take them back so that we
+    // hold no write end (the pipes then end when the container does).
+    let set_stdio = |i: &dyn AsFd, o: &dyn AsFd, e: &dyn AsFd| -> std::io::Result<()> {
         rustix::stdio::dup2_stdin(i)?;
         rustix::stdio::dup2_stdout(o)?;
         rustix::stdio::dup2_stderr(e)?;
         Ok(())
     };
-    set_stdio(&devnull, &out_w, &err_w).map_err(|e| fail("redirecting stdio", &e))?;
-    drop((out_w, err_w));
+    set_stdio(&child_in, &child_out, &child_err).map_err(|e| fail("redirecting stdio", &e))?;
+    drop((child_in, child_out, child_err));
     let rt = engine.runtime();
     let bundle = paths.bundle(id);
-    let created = rt
-        .create(id, &bundle, &berth_runtime::CreateOptions::default())
-        .and_then(|pid| rt.start(id).map(|()| pid));
+    let created = rt.create(id, &bundle, &opts);
     set_stdio(&devnull, &devnull, &mlog).map_err(|e| fail("restoring stdio", &e))?;
-    let pid = match created {
-        Ok(pid) => pid,
-        Err(e) => {
-            let _ = rt.delete(id, true);
-            let e = match e {
-                berth_runtime::Error::Init(msg) => Error::from_start_failure(msg),
-                e => Error::from(e),
-            };
-            let code = start_code(&e);
-            let msg = e.to_string();
-            if let Err(re) = engine.record_start_failed(id, code, &msg) {
-                eprintln!("berth-monitor: recording the failed start of {id}: {re}");
-            }
-            let _ = std::fs::remove_file(&sock_path);
-            return Err((code, msg));
+    let mut stdio = stdio;
+    let result = created.map_err(failure).and_then(|pid| {
+        if let Some(l) = &console_listener {
+            let master = console::receive(l).map_err(|e| fail("receiving the pty", &e))?;
+            stdio = Stdio::pty(File::from(master)).map_err(|e| fail("pty", &e))?;
         }
-    };
-    if let Err(e) = engine.record_started(id, pid) {
-        eprintln!("berth-monitor: recording the start of {id}: {e}");
+        rt.start(id).map_err(failure)?;
+        Ok(pid)
+    });
+    drop(console_listener);
+    let _ = std::fs::remove_file(bundle.join("console.sock"));
+    match result {
+        Ok(pid) => Ok((pid, stdio)),
+        Err(f) => {
+            let _ = rt.delete(id, true);
+            Err(f)
+        }
     }
-    let _ = status.write_all(protocol::started(pid).as_bytes());
-
-    let (ao, ae) = attached.map_or((None, None), |(o, e)| (Some(o), Some(e)));
-    let mut outs = [
-        Output {
-            pipe: Some(File::from(out_r)),
-            stream: Stream::Stdout,
-            lines: LineSplitter::default(),
-            attach: ao,
-        },
-        Output {
-            pipe: Some(File::from(err_r)),
-            stream: Stream::Stderr,
-            lines: LineSplitter::default(),
-            attach: ae,
-        },
-    ];
-    let (code, mut waiters) = watch(pid, &mut outs, &mut log, &listener)?;
-    waiters.extend(accept_all(&listener));
-    drop(outs);
-    drop(log);
-    if let Err(e) = engine.record_exit(id, code) {
-        eprintln!("berth-monitor: recording the exit of {id}: {e}");
-    }
-    // Waiters hear of the exit only once it is recorded: `stop` then `rm`
-    // must find the row exited.
-    for mut w in waiters {
-        let _ = w.write_all(protocol::exited(code).as_bytes());
-    }
-    let _ = std::fs::remove_file(&sock_path);
-    Ok(code)
 }
 
-/// Copies output and collects waiters until the init exits; reaps it and
-/// returns its code and the waiters.
-fn watch(
+fn failure(e: berth_runtime::Error) -> Failure {
+    let e = match e {
+        berth_runtime::Error::Init(msg) => Error::from_start_failure(msg),
+        e => Error::from(e),
+    };
+    (start_code(&e), e.to_string())
+}
+
+/// Copies output, serves clients and collects waiters until the init
+/// exits; reaps it and returns its code.
+pub fn watch(
     pid: i32,
-    outs: &mut [Output; 2],
+    stdio: &mut Stdio,
     log: &mut File,
-    listener: &UnixListener,
-) -> Result<(i32, Vec<UnixStream>), (i32, String)> {
+    listener: Option<&UnixListener>,
+    clients: &mut Clients,
+    cfg: &ContainerConfig,
+) -> Result<i32, Failure> {
     let p = Pid::from_raw(pid).ok_or((125, format!("bad pid {pid}")))?;
     let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
         .map_err(|e| (125, format!("pidfd_open {pid}: {e}")))?;
-    let mut waiters: Vec<UnixStream> = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let (exited, ready_out, ready_err, ready_sock) = {
-            let mut fds = vec![
-                PollFd::new(&pidfd, PollFlags::IN),
-                PollFd::new(listener, PollFlags::IN),
-            ];
-            let idx: Vec<usize> = outs
+        let (exited, ready_sock, ready_outs, ready_clients) = {
+            let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+            if let Some(l) = listener {
+                fds.push(PollFd::new(l, PollFlags::IN));
+            }
+            let first_out = fds.len();
+            let outs: Vec<usize> = stdio
+                .outs
                 .iter()
                 .enumerate()
                 .filter_map(|(i, o)| {
-                    o.pipe.as_ref().map(|f| {
+                    o.file().map(|f| {
                         fds.push(PollFd::new(f, PollFlags::IN));
                         i
                     })
                 })
                 .collect();
+            let first_client = fds.len();
+            for s in clients.sockets() {
+                fds.push(PollFd::new(s, PollFlags::IN));
+            }
             match poll(&mut fds, None) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err((125, format!("poll: {e}"))),
             }
             let ready = |k: usize| !fds[k].revents().is_empty();
-            let mut r = [false; 2];
-            for (k, i) in idx.iter().enumerate() {
-                r[*i] = ready(k + 2);
-            }
-            (ready(0), r[0], r[1], ready(1))
+            let ready_outs: Vec<usize> = outs
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| ready(k + first_out))
+                .map(|(_, i)| *i)
+                .collect();
+            let ready_clients: Vec<usize> = (0..clients.len())
+                .filter(|i| ready(first_client + i))
+                .collect();
+            (
+                ready(0),
+                listener.is_some() && ready(1),
+                ready_outs,
+                ready_clients,
+            )
         };
-        if ready_out {
-            outs[0].pump(log, &mut buf);
+        for i in ready_outs {
+            stdio.outs[i].pump(log, &mut buf, clients);
         }
-        if ready_err {
-            outs[1].pump(log, &mut buf);
+        for i in ready_clients {
+            for input in clients.read(i) {
+                apply(stdio, input, cfg);
+            }
         }
-        if ready_sock {
-            waiters.extend(accept_all(listener));
+        clients.sweep();
+        if let Some(l) = listener.filter(|_| ready_sock) {
+            clients.accept(l);
         }
         if exited {
             break;
@@ -283,22 +351,31 @@ fn watch(
         Ok(None) => 255,
         Err(e) => return Err((125, format!("waiting for {pid}: {e}"))),
     };
-    // What the container wrote before it died is still in the pipes; its
-    // other processes died with it (pid namespace), so the drain ends.
-    for o in outs.iter_mut() {
-        if let Some(p) = &o.pipe {
-            let _ = rustix::fs::fcntl_setfl(p, rustix::fs::OFlags::NONBLOCK);
-        }
-        while o.pump(log, &mut buf) {}
-        o.close(log);
-    }
-    Ok((code, waiters))
+    stdio.drain(log, &mut buf, clients);
+    Ok(code)
 }
 
-fn accept_all(listener: &UnixListener) -> Vec<UnixStream> {
-    let mut v = Vec::new();
-    while let Ok((s, _)) = listener.accept() {
-        v.push(s);
+/// An attached client's request.
+fn apply(stdio: &mut Stdio, input: Input, cfg: &ContainerConfig) {
+    match input {
+        Input::Stdin(data) => {
+            if let Some(s) = stdio.stdin.as_mut() {
+                if s.write_all(&data).is_err() {
+                    stdio.stdin = None;
+                }
+            }
+        }
+        // docker's StdinOnce: the first client's end of input is the
+        // container's (a pty has no end of input to pass on).
+        Input::StdinEof => {
+            if cfg.stdin_once && !cfg.tty {
+                stdio.stdin = None;
+            }
+        }
+        Input::Resize(rows, cols) => {
+            if let Some(m) = &stdio.master {
+                console::resize(m, rows, cols);
+            }
+        }
     }
-    v
 }

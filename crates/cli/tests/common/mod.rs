@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod netslot;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -11,6 +13,8 @@ pub struct Berth {
     pub dir: tempfile::TempDir,
     pub root: PathBuf,
     pub runroot: PathBuf,
+    /// This test's own default bridge, subnets and nftables table.
+    pub net: netslot::Slot,
 }
 
 pub fn bin() -> PathBuf {
@@ -32,7 +36,13 @@ impl Berth {
             .unwrap();
         let root = dir.path().join("root");
         let runroot = dir.path().join("run");
-        Berth { dir, root, runroot }
+        let net = netslot::Slot::acquire(dir.path());
+        Berth {
+            dir,
+            root,
+            runroot,
+            net,
+        }
     }
 
     /// A new berth with busybox imported as `bb`.
@@ -52,6 +62,7 @@ impl Berth {
             .arg("--runroot")
             .arg(&self.runroot)
             .args(args);
+        c.env("BERTH_CONFIG", &self.net.config);
         c.stdin(Stdio::null());
         c
     }
@@ -96,6 +107,8 @@ impl Drop for Berth {
                 }
             }
         }
+        // The test's user networks (the slot removes its default one).
+        let _ = self.cmd(&["network", "prune", "-f"]).output();
         for m in self.mounts().iter().rev() {
             let _ = Command::new("umount").arg("-l").arg(m).status();
         }

@@ -1,0 +1,313 @@
+//! Container commands past start and stop: restart, pause, unpause, top,
+//! stats, rename, update, container prune.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use berth_engine::hostconfig as hc;
+use berth_engine::restart::RestartPolicy;
+use berth_engine::{Engine, State};
+use clap::{Args, Subcommand};
+
+use crate::format;
+use crate::Exit;
+
+/// Runs `f` on each argument, reporting failures and going on, as docker
+/// does; prints each argument that worked.
+fn each(items: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<u8> {
+    let mut failed = false;
+    for i in items {
+        match f(i) {
+            Ok(()) => println!("{i}"),
+            Err(e) => {
+                eprintln!("berth: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(Exit(1).into())
+    } else {
+        Ok(0)
+    }
+}
+
+#[derive(Args)]
+pub struct RestartArgs {
+    /// Seconds to wait before SIGKILL.
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    time: Option<u64>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn restart(engine: &Engine, a: RestartArgs) -> Result<u8> {
+    each(&a.containers, |c| {
+        engine.restart(c, a.time.map(Duration::from_secs))?;
+        Ok(())
+    })
+}
+
+#[derive(Args)]
+pub struct PauseArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn pause(engine: &Engine, a: PauseArgs) -> Result<u8> {
+    each(&a.containers, |c| Ok(engine.pause(c).map(|_| ())?))
+}
+
+pub fn unpause(engine: &Engine, a: PauseArgs) -> Result<u8> {
+    each(&a.containers, |c| Ok(engine.unpause(c).map(|_| ())?))
+}
+
+#[derive(Args)]
+pub struct TopArgs {
+    container: String,
+    /// Options for ps (default -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    ps_options: Vec<String>,
+}
+
+pub fn top(engine: &Engine, a: TopArgs) -> Result<u8> {
+    let (header, rows) = engine.top(&a.container, &a.ps_options)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{header}")?;
+    for r in rows {
+        writeln!(out, "{r}")?;
+    }
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct StatsArgs {
+    /// Print one table and exit.
+    #[arg(long)]
+    no_stream: bool,
+    /// Show all containers (default: running ones).
+    #[arg(short, long)]
+    all: bool,
+    #[arg(long)]
+    no_trunc: bool,
+    containers: Vec<String>,
+}
+
+const STATS_HEADER: [&str; 8] = [
+    "CONTAINER ID",
+    "NAME",
+    "CPU %",
+    "MEM USAGE / LIMIT",
+    "MEM %",
+    "NET I/O",
+    "BLOCK I/O",
+    "PIDS",
+];
+
+/// docker's `units.BytesSize`: binary units, Go's `%.4g` ("1.5MiB").
+fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    // Four significant digits, trailing zeros dropped, as %g does.
+    let int_digits = if v < 1.0 {
+        1
+    } else {
+        (v.log10().floor() as usize) + 1
+    };
+    let s = format!("{v:.*}", 4usize.saturating_sub(int_digits));
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", UNITS[u])
+}
+
+/// One row per container from two readings `wall` apart.
+fn stats_rows(engine: &Engine, a: &StatsArgs, wall: Duration) -> Result<Vec<Vec<String>>> {
+    let keys: Vec<String> = if a.containers.is_empty() {
+        engine
+            .list()?
+            .into_iter()
+            .filter(|c| a.all || c.state == State::Running)
+            .map(|c| c.id)
+            .collect()
+    } else {
+        a.containers.clone()
+    };
+    let first: Vec<_> = keys.iter().map(|k| engine.sample(k).ok()).collect();
+    let t0 = Instant::now();
+    std::thread::sleep(wall);
+    let mut rows = Vec::new();
+    for (k, before) in keys.iter().zip(first) {
+        let (c, s) = match engine.sample(k) {
+            Ok(x) => x,
+            // Not running: docker shows a row of zeros.
+            Err(_) => {
+                let c = engine.find(k)?;
+                (c, Default::default())
+            }
+        };
+        let elapsed = t0.elapsed().as_nanos().max(1) as f64;
+        let cpu = before.map_or(0.0, |(_, b)| {
+            s.cpu_ns.saturating_sub(b.cpu_ns) as f64 / elapsed * 100.0
+        });
+        let mem_pct = if s.mem_limit > 0 {
+            s.mem_usage as f64 / s.mem_limit as f64 * 100.0
+        } else {
+            0.0
+        };
+        rows.push(vec![
+            if a.no_trunc {
+                c.id.clone()
+            } else {
+                c.id[..12].to_string()
+            },
+            c.name.clone(),
+            format!("{cpu:.2}%"),
+            format!(
+                "{} / {}",
+                binary_size(s.mem_usage),
+                binary_size(s.mem_limit)
+            ),
+            format!("{mem_pct:.2}%"),
+            format!(
+                "{} / {}",
+                format::human_size(s.net_rx),
+                format::human_size(s.net_tx)
+            ),
+            format!(
+                "{} / {}",
+                format::human_size(s.blk_read),
+                format::human_size(s.blk_write)
+            ),
+            s.pids.to_string(),
+        ]);
+    }
+    Ok(rows)
+}
+
+pub fn stats(engine: &Engine, a: StatsArgs) -> Result<u8> {
+    if a.no_stream {
+        let rows = stats_rows(engine, &a, Duration::from_millis(500))?;
+        print!("{}", format::table(&STATS_HEADER, &rows));
+        return Ok(0);
+    }
+    // Live: the table redrawn every second until interrupted (ctrl-c
+    // ends the process with the default SIGINT action).
+    loop {
+        let rows = stats_rows(engine, &a, Duration::from_secs(1))?;
+        let mut out = std::io::stdout().lock();
+        write!(out, "\x1b[2J\x1b[H{}", format::table(&STATS_HEADER, &rows))?;
+        out.flush()?;
+    }
+}
+
+#[derive(Args)]
+pub struct RenameArgs {
+    container: String,
+    new_name: String,
+}
+
+pub fn rename(engine: &Engine, a: RenameArgs) -> Result<u8> {
+    engine.rename(&a.container, &a.new_name)?;
+    Ok(0)
+}
+
+#[derive(Args)]
+pub struct UpdateArgs {
+    /// Memory limit (e.g. 512m).
+    #[arg(short = 'm', long)]
+    memory: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Process limit (-1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// no, on-failure[:N], always, unless-stopped.
+    #[arg(long)]
+    restart: Option<String>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn update(engine: &Engine, a: UpdateArgs) -> Result<u8> {
+    let u = berth_engine::lifecycle::Update {
+        memory: a
+            .memory
+            .as_deref()
+            .map(|m| hc::parse_bytes("--memory", m))
+            .transpose()?,
+        nano_cpus: a.cpus.as_deref().map(hc::parse_cpus).transpose()?,
+        pids_limit: a.pids_limit,
+        restart: a.restart.as_deref().map(RestartPolicy::parse).transpose()?,
+    };
+    if u.memory.is_none() && u.nano_cpus.is_none() && u.pids_limit.is_none() && u.restart.is_none()
+    {
+        bail!(berth_engine::Error::InvalidArgument(
+            "update needs at least one of -m, --cpus, --pids-limit, --restart".into()
+        ));
+    }
+    each(&a.containers, |c| Ok(engine.update(c, &u).map(|_| ())?))
+}
+
+#[derive(Subcommand)]
+pub enum ContainerCmd {
+    /// Remove all stopped containers.
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    force: bool,
+}
+
+pub fn container(engine: &Engine, c: ContainerCmd) -> Result<u8> {
+    match c {
+        ContainerCmd::Prune(a) => {
+            if !a.force {
+                print!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+                std::io::stdout().flush()?;
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                if !matches!(line.trim(), "y" | "Y" | "yes") {
+                    return Ok(0);
+                }
+            }
+            let gone = engine.prune()?;
+            let mut out = std::io::stdout().lock();
+            if !gone.is_empty() {
+                writeln!(out, "Deleted Containers:")?;
+                for id in &gone {
+                    writeln!(out, "{id}")?;
+                }
+                writeln!(out)?;
+            }
+            writeln!(out, "Total reclaimed space: 0B")?;
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_in_binary_units() {
+        assert_eq!(binary_size(0), "0B");
+        assert_eq!(binary_size(1536 * 1024), "1.5MiB");
+        assert_eq!(binary_size(512 << 20), "512MiB");
+        assert_eq!(binary_size(7_800_000_000), "7.264GiB");
+        assert_eq!(binary_size(1000), "1000B");
+    }
+}

@@ -1,0 +1,410 @@
+//! The networking flags of `run`/`create`, and the `network` and `port`
+//! commands: flags into the engine's options, docker's tables out.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+
+use anyhow::{bail, Result};
+use berth_engine::network::{Endpoint, NetOptions};
+use berth_engine::{Engine, Network};
+use clap::{Args, Subcommand};
+
+use crate::format;
+
+/// `run`/`create`'s network flags.
+#[derive(Args, Debug, Default)]
+pub struct NetFlags {
+    /// bridge (the default), host, none, container:NAME, or a network's
+    /// name; repeat to join several networks.
+    #[arg(long, alias = "net")]
+    network: Vec<String>,
+    /// IPv4 address on the (first) network.
+    #[arg(long)]
+    ip: Option<Ipv4Addr>,
+    /// Another name for the container on the (first) network.
+    #[arg(long, alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// Container MAC address (e.g. 02:42:0a:57:00:05).
+    #[arg(long)]
+    mac_address: Option<String>,
+    /// [IP:][HOST_PORT:]CONTAINER_PORT[/PROTO], ports as ranges too.
+    #[arg(short = 'p', long)]
+    publish: Vec<String>,
+    /// Publish every exposed port on a random host port.
+    #[arg(short = 'P', long)]
+    publish_all: bool,
+    /// Expose a port or a range (PORT[-PORT][/PROTO]).
+    #[arg(long)]
+    expose: Vec<String>,
+    /// A custom host-to-IP mapping (HOST:IP, IP may be host-gateway).
+    #[arg(long)]
+    add_host: Vec<String>,
+    /// A DNS server for the container.
+    #[arg(long)]
+    dns: Vec<String>,
+    /// A DNS search domain.
+    #[arg(long)]
+    dns_search: Vec<String>,
+    /// A resolv.conf option (ndots:2...).
+    #[arg(long, alias = "dns-opt")]
+    dns_option: Vec<String>,
+}
+
+impl NetFlags {
+    /// `--network` with the per-endpoint flags applied to its first
+    /// network, as docker's short flags are.
+    pub fn network(&self) -> Result<Network> {
+        let modes = if self.network.is_empty() {
+            vec![Network::on(berth_engine::network::DEFAULT_NETWORK)]
+        } else {
+            self.network
+                .iter()
+                .map(|n| Network::parse(n))
+                .collect::<berth_engine::Result<Vec<_>>>()?
+        };
+        let mut eps: Vec<Endpoint> = Vec::new();
+        let mut single = None;
+        for m in modes {
+            match m {
+                Network::Networks(e) => eps.extend(e),
+                other => single = Some(other),
+            }
+        }
+        let endpoint_flag = [
+            (self.ip.is_some(), "--ip"),
+            (!self.network_alias.is_empty(), "--network-alias"),
+            (self.mac_address.is_some(), "--mac-address"),
+        ]
+        .into_iter()
+        .find_map(|(set, f)| set.then_some(f));
+        if let Some(mode) = single {
+            if !eps.is_empty() || self.network.len() > 1 {
+                bail!(berth_engine::Error::InvalidArgument(format!(
+                    "--network {} cannot be combined with other networks",
+                    mode.mode()
+                )));
+            }
+            if let Some(f) = endpoint_flag {
+                bail!(berth_engine::Error::InvalidArgument(format!(
+                    "{f} needs a network (not --network {})",
+                    mode.mode()
+                )));
+            }
+            return Ok(mode);
+        }
+        if let Some(first) = eps.first_mut() {
+            first.ip = self.ip;
+            first.aliases = self.network_alias.clone();
+            first.mac = self.mac_address.clone();
+        }
+        Ok(Network::Networks(eps))
+    }
+
+    pub fn options(&self) -> NetOptions {
+        NetOptions {
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            expose: self.expose.clone(),
+            dns: self.dns.clone(),
+            dns_search: self.dns_search.clone(),
+            dns_options: self.dns_option.clone(),
+            add_hosts: self.add_host.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum NetworkCmd {
+    /// Create a network.
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(LsArgs),
+    /// Show networks' details as JSON.
+    Inspect(InspectArgs),
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm(RmArgs),
+    /// Remove unused networks and what crashed containers left behind.
+    Prune(PruneArgs),
+    /// Connect a container to a network.
+    Connect(ConnectArgs),
+    /// Disconnect a container from a network.
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Only bridge exists.
+    #[arg(short, long, default_value = "bridge")]
+    driver: String,
+    /// CIDR, e.g. 10.87.5.0/24.
+    #[arg(long)]
+    subnet: Option<String>,
+    #[arg(long)]
+    gateway: Option<Ipv4Addr>,
+    /// Allocate container addresses from this sub-range.
+    #[arg(long)]
+    ip_range: Option<String>,
+    /// No access to or from outside the network.
+    #[arg(long)]
+    internal: bool,
+    /// key=value
+    #[arg(long)]
+    label: Vec<String>,
+    /// Driver options: com.docker.network.bridge.name=NAME.
+    #[arg(short = 'o', long = "opt")]
+    opt: Vec<String>,
+    name: String,
+}
+
+#[derive(Args)]
+pub struct LsArgs {
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long)]
+    no_trunc: bool,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    networks: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    #[arg(required = true)]
+    networks: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Do not ask (berth never asks; accepted for docker's scripts).
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Args)]
+pub struct ConnectArgs {
+    #[arg(long)]
+    ip: Option<Ipv4Addr>,
+    #[arg(long)]
+    alias: Vec<String>,
+    network: String,
+    container: String,
+}
+
+#[derive(Args)]
+pub struct DisconnectArgs {
+    /// Disconnect even if the container is not running (always allowed).
+    #[arg(short, long)]
+    force: bool,
+    network: String,
+    container: String,
+}
+
+pub fn run(engine: &Engine, cmd: NetworkCmd) -> Result<u8> {
+    match cmd {
+        NetworkCmd::Create(a) => create(engine, a),
+        NetworkCmd::Ls(a) => ls(engine, a),
+        NetworkCmd::Inspect(a) => {
+            let mut all = Vec::new();
+            let mut failed = false;
+            for n in &a.networks {
+                match engine.network_inspect(n) {
+                    Ok(v) => all.push(v),
+                    Err(e) => {
+                        eprintln!("berth: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&all)?);
+            Ok(if failed { 1 } else { 0 })
+        }
+        NetworkCmd::Rm(a) => {
+            let mut failed = false;
+            for n in &a.networks {
+                match engine.network_remove(n) {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("berth: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed { 1 } else { 0 })
+        }
+        NetworkCmd::Prune(_) => {
+            let r = engine.network_prune()?;
+            if !r.networks.is_empty() {
+                println!("Deleted Networks:");
+                for n in &r.networks {
+                    println!("{n}");
+                }
+            }
+            Ok(0)
+        }
+        NetworkCmd::Connect(a) => {
+            let ep = Endpoint {
+                network: a.network.clone(),
+                ip: a.ip,
+                aliases: a.alias,
+                mac: None,
+            };
+            engine.network_connect(&a.network, &a.container, ep)?;
+            Ok(0)
+        }
+        NetworkCmd::Disconnect(a) => {
+            engine.network_disconnect(&a.network, &a.container)?;
+            Ok(0)
+        }
+    }
+}
+
+fn create(engine: &Engine, a: CreateArgs) -> Result<u8> {
+    if a.driver != "bridge" {
+        bail!(berth_engine::Error::NotSupported {
+            flag: format!("--driver {} (only bridge)", a.driver)
+        });
+    }
+    let invalid = |m: String| berth_engine::Error::InvalidArgument(m);
+    let net = |s: &str, flag: &str| {
+        s.parse::<berth_engine::network::Ipv4Net>()
+            .map_err(|e| invalid(format!("{flag} {s}: {e}")))
+    };
+    let mut opts = berth_engine::network::NetworkOptions {
+        name: a.name.clone(),
+        subnet: a
+            .subnet
+            .as_deref()
+            .map(|s| net(s, "--subnet"))
+            .transpose()?,
+        gateway: a.gateway,
+        ip_range: a
+            .ip_range
+            .as_deref()
+            .map(|s| net(s, "--ip-range"))
+            .transpose()?,
+        internal: a.internal,
+        ..Default::default()
+    };
+    if opts.subnet.is_none() && (opts.gateway.is_some() || opts.ip_range.is_some()) {
+        bail!(invalid("--gateway and --ip-range need --subnet".into()));
+    }
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        opts.labels.insert(k.to_string(), v.to_string());
+    }
+    for o in &a.opt {
+        match o.split_once('=') {
+            Some(("com.docker.network.bridge.name", v)) => opts.bridge = Some(v.to_string()),
+            _ => bail!(berth_engine::Error::NotSupported {
+                flag: format!("network create -o {o}")
+            }),
+        }
+    }
+    let n = engine.network_create(&opts)?;
+    println!("{}", n.id);
+    Ok(0)
+}
+
+fn ls(engine: &Engine, a: LsArgs) -> Result<u8> {
+    let nets = engine.networks()?;
+    let mut out = std::io::stdout().lock();
+    let id = |s: &str| {
+        if a.no_trunc {
+            s.to_string()
+        } else {
+            s[..12.min(s.len())].to_string()
+        }
+    };
+    if a.quiet {
+        for n in &nets {
+            writeln!(out, "{}", id(&n.id))?;
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = nets
+        .iter()
+        .map(|n| vec![id(&n.id), n.name.clone(), "bridge".into(), "local".into()])
+        .collect();
+    write!(
+        out,
+        "{}",
+        format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
+    )?;
+    Ok(0)
+}
+
+/// `ps`'s PORTS column: `127.0.0.1:8080->80/tcp, 9090/tcp`.
+pub fn ps_ports(engine: &Engine, c: &berth_engine::Container) -> String {
+    let published = if c.state == berth_engine::State::Running {
+        engine.ports(&c.id).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut out: Vec<String> = published
+        .iter()
+        .map(|m| {
+            let ip = m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            format!("{ip}:{}->{}/{}", m.host_port, m.container_port, m.proto)
+        })
+        .collect();
+    for p in &c.config.net.exposed_ports {
+        let shown = published
+            .iter()
+            .any(|m| format!("{}/{}", m.container_port, m.proto) == *p);
+        if !shown {
+            out.push(p.clone());
+        }
+    }
+    out.join(", ")
+}
+
+#[derive(Args)]
+pub struct PortArgs {
+    container: String,
+    /// PORT[/PROTO]: only this one.
+    port: Option<String>,
+}
+
+/// `port`: `80/tcp -> 0.0.0.0:8080`, or with a port just the addresses.
+pub fn port(engine: &Engine, a: PortArgs) -> Result<u8> {
+    let ports = engine.ports(&a.container)?;
+    let filter = a
+        .port
+        .as_deref()
+        .map(|p| {
+            let (n, proto) = p.split_once('/').unwrap_or((p, "tcp"));
+            n.parse::<u16>()
+                .map(|n| (n, proto.to_ascii_lowercase()))
+                .map_err(|_| berth_engine::Error::InvalidArgument(format!("invalid port {p:?}")))
+        })
+        .transpose()?;
+    let mut out = std::io::stdout().lock();
+    let mut any = false;
+    for m in &ports {
+        match &filter {
+            Some((n, proto)) => {
+                if m.container_port == *n && m.proto.to_string() == *proto {
+                    let ip = m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    writeln!(out, "{ip}:{}", m.host_port)?;
+                    any = true;
+                }
+            }
+            None => {
+                writeln!(out, "{m}")?;
+                any = true;
+            }
+        }
+    }
+    if let (Some(p), false) = (&a.port, any) {
+        bail!(berth_engine::Error::InvalidArgument(format!(
+            "no public port '{p}' published for {}",
+            a.container
+        )));
+    }
+    Ok(0)
+}

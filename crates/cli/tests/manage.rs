@@ -1,0 +1,333 @@
+//! restart, pause/unpause, top, stats, rename, update, container prune and
+//! `--restart` policies end to end, as root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Berth;
+use serde_json::Value;
+
+fn inspect(b: &Berth, name: &str) -> Value {
+    let v: Value = serde_json::from_str(&b.ok(&["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+/// Polls `inspect` until `f` holds.
+fn wait_until(b: &Berth, name: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = inspect(b, name);
+        if f(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "waiting for {what}: {v:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn pause_top_stats_rename_update_restart_prune() {
+    if !berth_testutil::require_root("pause_top_stats_rename_update_restart_prune") {
+        return;
+    }
+    let b = Berth::with_image();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "m1",
+            "bb",
+            "sh",
+            "-c",
+            "echo started; sleep 1000; true",
+        ])
+        .trim()
+        .to_string();
+
+    b.ok(&["pause", "m1"]);
+    let v = inspect(&b, "m1");
+    assert_eq!(v["State"]["Paused"], true);
+    assert_eq!(v["State"]["Status"], "paused");
+    assert!(b.ok(&["ps"]).contains("(Paused)"));
+    let o = b.run(&["pause", "m1"]);
+    assert_eq!(o.status.code(), Some(1), "pausing twice");
+    b.ok(&["unpause", "m1"]);
+    assert_eq!(inspect(&b, "m1")["State"]["Paused"], false);
+
+    let top = b.ok(&["top", "m1"]);
+    let mut lines = top.lines();
+    assert!(lines.next().unwrap().contains("PID"), "{top}");
+    let rows: Vec<&str> = lines.collect();
+    assert!(rows.iter().any(|r| r.ends_with("sleep 1000")), "{top}");
+    assert!(rows.len() >= 2, "sh and sleep: {top}");
+    let top = b.ok(&["top", "m1", "-o", "pid,comm"]);
+    assert!(
+        top.lines().any(|l| l.trim_end().ends_with("sleep")),
+        "{top}"
+    );
+
+    let stats = b.ok(&["stats", "--no-stream", "m1"]);
+    let mut lines = stats.lines();
+    let head = lines.next().unwrap();
+    let cols: Vec<&str> = head
+        .split("  ")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        ],
+        "{stats}"
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with(&id[..12]) && row.contains(" m1 "),
+        "{stats}"
+    );
+    assert!(row.contains("iB / "), "{stats}");
+    assert_eq!(
+        row.split_whitespace().last(),
+        Some("2"),
+        "two processes: {stats}"
+    );
+    // Live: the table is redrawn until the command is interrupted.
+    let mut live = b.cmd(&["stats", "m1"]);
+    live.stdout(std::process::Stdio::piped());
+    let mut child = live.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(2600));
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(out.matches("CONTAINER ID").count() >= 2, "{out}");
+
+    b.ok(&["rename", "m1", "m2"]);
+    assert_eq!(inspect(&b, "m2")["Name"], "/m2");
+    assert_eq!(b.run(&["inspect", "m1"]).status.code(), Some(1));
+    b.ok(&["run", "-d", "--name", "other", "bb", "true"]);
+    let o = b.run(&["rename", "m2", "other"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already in use"));
+
+    b.ok(&[
+        "update",
+        "-m",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "20",
+        "m2",
+    ]);
+    let cg = common::cgroup_dirs(&id);
+    let read = |f: &str| {
+        cg.iter()
+            .find_map(|d| std::fs::read_to_string(d.join(f)).ok())
+            .unwrap_or_default()
+    };
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        assert_eq!(read("memory.max").trim(), "67108864");
+        assert_eq!(read("cpu.max").trim(), "50000 100000");
+        assert_eq!(read("pids.max").trim(), "20");
+    }
+    let v = inspect(&b, "m2");
+    assert_eq!(v["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(v["HostConfig"]["NanoCpus"], 500_000_000);
+
+    let before = v["State"]["StartedAt"].clone();
+    b.ok(&["restart", "-t", "1", "m2"]);
+    let v = inspect(&b, "m2");
+    assert_eq!(v["State"]["Status"], "running");
+    assert_ne!(v["State"]["StartedAt"], before);
+    // The new limits outlive the restart.
+    assert_eq!(v["HostConfig"]["Memory"], 64 << 20);
+    let logs = wait_until(&b, "m2", "second start", |_| {
+        b.ok(&["logs", "m2"]).matches("started").count() == 2
+    });
+    drop(logs);
+
+    b.ok(&["stop", "-t", "1", "m2"]);
+    let out = b.ok(&["container", "prune", "-f"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(out.contains(&id), "{out}");
+    assert!(out.ends_with("Total reclaimed space: 0B\n"), "{out}");
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn restart_policies_with_backoff_and_stop() {
+    if !berth_testutil::require_root("restart_policies_with_backoff_and_stop") {
+        return;
+    }
+    let b = Berth::with_image();
+    let t0 = Instant::now();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "of",
+        "--restart",
+        "on-failure:3",
+        "bb",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let v = wait_until(&b, "of", "three restarts", |v| {
+        v["RestartCount"] == 3 && v["State"]["Status"] == "exited"
+    });
+    // 100, 200 and 400 ms between the four runs.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(v["State"]["ExitCode"], 3);
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["MaximumRetryCount"], 3);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(inspect(&b, "of")["RestartCount"], 3, "no fourth restart");
+
+    // on-failure does not restart a success.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ok",
+        "--restart",
+        "on-failure",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(b.ok(&["wait", "ok"]).trim(), "0");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(inspect(&b, "ok")["RestartCount"], 0);
+
+    // always restarts a success too, until `stop`.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "al",
+        "--restart",
+        "always",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    wait_until(&b, "al", "two restarts", |v| {
+        v["RestartCount"].as_i64() >= Some(2)
+    });
+    b.ok(&["stop", "-t", "1", "al"]);
+    let v = inspect(&b, "al");
+    assert_eq!(v["State"]["Status"], "exited");
+    let n = v["RestartCount"].clone();
+    std::thread::sleep(Duration::from_secs(1));
+    let v = inspect(&b, "al");
+    assert_eq!(v["State"]["Status"], "exited", "stop disables the policy");
+    assert_eq!(v["RestartCount"], n);
+    // A start by the user applies the policy again, counted afresh.
+    b.ok(&["start", "al"]);
+    assert_eq!(inspect(&b, "al")["RestartCount"], 0);
+    b.ok(&["stop", "-t", "1", "al"]);
+
+    // update --restart reaches a running container's next exit.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up",
+        "bb",
+        "sh",
+        "-c",
+        "sleep 0.7; exit 1",
+    ]);
+    b.ok(&["update", "--restart", "on-failure:1", "up"]);
+    wait_until(&b, "up", "the updated policy", |v| {
+        v["RestartCount"] == 1 && v["State"]["Status"] == "exited"
+    });
+
+    let o = b.run(&["run", "--rm", "--restart", "always", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--restart and --rm"));
+    let o = b.run(&["run", "--restart", "sometimes", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+}
+
+#[test]
+fn ps_filters_and_formats_inspect_format() {
+    if !berth_testutil::require_root("ps_filters_and_formats_inspect_format") {
+        return;
+    }
+    let b = Berth::with_image();
+    b.ok(&[
+        "run", "-d", "--name", "web1", "-l", "tier=web", "bb", "sleep", "100",
+    ]);
+    b.ok(&[
+        "run", "-d", "--name", "db1", "-l", "tier=db", "bb", "sh", "-c", "exit 3",
+    ]);
+    b.ok(&["run", "-d", "--name", "ok1", "bb", "true"]);
+    b.ok(&["wait", "db1"]);
+    b.ok(&["wait", "ok1"]);
+    let names = |args: &[&str]| {
+        let mut v = vec!["ps", "--format", "{{.Names}}"];
+        v.extend(args);
+        let mut n: Vec<String> = b.ok(&v).lines().map(String::from).collect();
+        n.sort();
+        n.join(" ")
+    };
+    assert_eq!(names(&[]), "web1");
+    assert_eq!(names(&["-a"]), "db1 ok1 web1");
+    assert_eq!(names(&["-f", "status=exited"]), "db1 ok1");
+    assert_eq!(names(&["-f", "exited=3"]), "db1");
+    assert_eq!(names(&["-a", "-f", "label=tier"]), "db1 web1");
+    assert_eq!(names(&["-a", "--filter", "label=tier=web"]), "web1");
+    assert_eq!(
+        names(&["-a", "-f", "name=1", "-f", "status=running"]),
+        "web1"
+    );
+    assert_eq!(names(&["-a", "-f", "ancestor=bb", "-f", "exited=0"]), "ok1");
+    assert_eq!(b.run(&["ps", "-f", "colour=red"]).status.code(), Some(1));
+
+    let t = b.ok(&[
+        "ps",
+        "-a",
+        "-f",
+        "name=web1",
+        "--format",
+        "table {{.Names}}\\t{{.State}}\\t{{.Labels}}",
+    ]);
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(
+        lines[0].starts_with("NAMES") && lines[0].contains("STATE"),
+        "{t}"
+    );
+    assert!(
+        lines[1].starts_with("web1") && lines[1].contains("running"),
+        "{t}"
+    );
+    assert!(lines[1].ends_with("tier=web"), "{t}");
+
+    let out = b.ok(&[
+        "inspect",
+        "--format",
+        "{{.Name}} {{.State.ExitCode}} {{json .Config.Labels}}",
+        "db1",
+        "web1",
+    ]);
+    assert_eq!(
+        out,
+        "/db1 3 {\"tier\":\"db\"}\n/web1 0 {\"tier\":\"web\"}\n"
+    );
+}

@@ -1,0 +1,520 @@
+//! Networking end to end, as root: the default bridge, published ports,
+//! user networks, `container:` sharing, connect/disconnect, inspect, and
+//! that nothing is left behind. Each test has its own bridges, subnets
+//! and nftables table (common::netslot); traffic goes only to loopback
+//! and to the test's own containers.
+
+mod common;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::Berth;
+
+fn root(test: &str) -> bool {
+    berth_testutil::require_root(test)
+}
+
+/// A port free on the host now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What a connection to 127.0.0.1:`port` reads, retrying while the
+/// container's listener comes up.
+fn read_from(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = TcpStream::connect_timeout(
+            &format!("127.0.0.1:{port}").parse().unwrap(),
+            Duration::from_secs(2),
+        ) {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing answered on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn inspect(b: &Berth, what: &[&str]) -> serde_json::Value {
+    let out = b.ok(what);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+/// The namespaces under the test's runroot still there.
+fn namespaces(b: &Berth) -> Vec<String> {
+    std::fs::read_dir(b.runroot.join("netns"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Veths and port rules of the test's slot, once the kernel has had a
+/// moment: a namespace's veths die in its asynchronous cleanup.
+fn leftovers(b: &Berth) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let l = b.net.leftovers();
+        if l.is_empty() || Instant::now() > deadline {
+            return l;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A user network on the slot's subnet `k` with the slot's bridge name.
+fn network(b: &Berth, name: &str, k: u32, extra: &[&str]) {
+    let subnet = b.net.subnet(k);
+    let bridge = format!("com.docker.network.bridge.name={}", b.net.bridge(k));
+    let mut args = vec!["network", "create", "--subnet", &subnet, "-o", &bridge];
+    args.extend_from_slice(extra);
+    args.push(name);
+    b.ok(&args);
+}
+
+#[test]
+fn default_bridge_gives_an_address_a_route_and_files() {
+    if !root("default_bridge_gives_an_address_a_route_and_files") {
+        return;
+    }
+    let b = Berth::with_image();
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--add-host",
+        "db:192.0.2.7",
+        "--add-host",
+        "gw:host-gateway",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "ndots:2",
+        "bb",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; ip route; echo ---; cat /etc/hosts; echo ---; \
+         cat /etc/resolv.conf; echo ---; hostname; cat /etc/hostname",
+    ]);
+    let parts: Vec<&str> = out.split("---\n").collect();
+    let ip = b.net.ip(0, 2);
+    assert!(parts[0].contains(&format!("inet {ip}/24")), "{out}");
+    assert!(
+        parts[0].contains(&format!("default via {}", b.net.ip(0, 1))),
+        "{out}"
+    );
+    let hosts = parts[1];
+    assert!(hosts.starts_with("127.0.0.1\tlocalhost\n"), "{hosts}");
+    assert!(hosts.contains("192.0.2.7\tdb\n"), "{hosts}");
+    assert!(
+        hosts.contains(&format!("{}\tgw\n", b.net.ip(0, 1))),
+        "{hosts}"
+    );
+    let hostname = parts[3].lines().next().unwrap();
+    assert!(
+        hosts.contains(&format!("{ip}\t{hostname}")),
+        "own line: {hosts}"
+    );
+    assert_eq!(
+        parts[2],
+        "nameserver 192.0.2.53\nsearch example.test\noptions ndots:2\n"
+    );
+    assert_eq!(parts[3], format!("{hostname}\n{hostname}\n"));
+    // --rm gave everything back.
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    assert!(namespaces(&b).is_empty(), "{:?}", namespaces(&b));
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+    // The address is free again: the next container gets it too.
+    let again = b.ok(&[
+        "run", "--rm", "bb", "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
+    assert!(again.contains(&format!("inet {ip}/24")), "{again}");
+}
+
+#[test]
+fn published_ports_answer_on_loopback() {
+    if !root("published_ports_answer_on_loopback") {
+        return;
+    }
+    let b = Berth::with_image();
+    let (p1, p2) = (free_port(), free_port());
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &format!("127.0.0.1:{p1}:8080"),
+            "-p",
+            &format!("{p2}:8080"),
+            "--expose",
+            "9090",
+            "-P",
+            "bb",
+            "sh",
+            "-c",
+            "nc -ll -p 9090 -e echo nine & exec nc -ll -p 8080 -e echo hello",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(read_from(p1), "hello\n");
+    assert_eq!(read_from(p2), "hello\n");
+    let ports = b.ok(&["port", &id]);
+    assert!(
+        ports.contains(&format!("8080/tcp -> 127.0.0.1:{p1}\n")),
+        "{ports}"
+    );
+    assert!(
+        ports.contains(&format!("8080/tcp -> 0.0.0.0:{p2}\n")),
+        "{ports}"
+    );
+    let ps = b.ok(&["ps"]);
+    assert!(
+        ps.contains(&format!("127.0.0.1:{p1}->8080/tcp, 0.0.0.0:{p2}->8080/tcp")),
+        "{ps}"
+    );
+    // -P published the exposed 9090 on a port the host chose.
+    let nine = b.ok(&["port", &id, "9090"]);
+    let p3: u16 = nine.trim().rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(read_from(p3), "nine\n");
+    let v = inspect(&b, &["inspect", &id]);
+    let bound = &v["NetworkSettings"]["Ports"]["8080/tcp"];
+    assert_eq!(bound[0]["HostIp"], "127.0.0.1", "{v}");
+    assert_eq!(bound[0]["HostPort"], p1.to_string(), "{v}");
+    assert_eq!(
+        v["HostConfig"]["PortBindings"]["8080/tcp"][1]["HostPort"],
+        p2.to_string()
+    );
+    assert!(v["Config"]["ExposedPorts"]["9090/tcp"].is_object(), "{v}");
+    b.ok(&["rm", "-f", &id]);
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+    assert!(
+        TcpStream::connect_timeout(
+            &format!("127.0.0.1:{p1}").parse().unwrap(),
+            Duration::from_millis(500)
+        )
+        .is_err(),
+        "the port still answers after rm"
+    );
+    // A port range maps one to one.
+    let (r0, o) = loop {
+        let r0 = free_port();
+        if (1..3).all(|i| TcpListener::bind(("127.0.0.1", r0 + i)).is_ok()) {
+            break (r0, r0 + 2);
+        }
+    };
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "-p",
+            &format!("127.0.0.1:{r0}-{o}:7000-7002"),
+            "bb",
+            "nc",
+            "-ll",
+            "-p",
+            "7001",
+            "-e",
+            "echo",
+            "range",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(read_from(r0 + 1), "range\n");
+    b.ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn user_network_containers_reach_each_other_by_ip_and_name() {
+    if !root("user_network_containers_reach_each_other_by_ip_and_name") {
+        return;
+    }
+    let b = Berth::with_image();
+    network(&b, "front", 1, &["--label", "tier=web"]);
+    let a = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "alpha",
+            "--network",
+            "front",
+            "--network-alias",
+            "web",
+            "--ip",
+            &b.net.ip(1, 50),
+            "--mac-address",
+            "02:42:0a:57:aa:01",
+            "-h",
+            "alpha-host",
+            "bb",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "beta",
+        "--network",
+        "front",
+        "bb",
+        "sh",
+        "-c",
+        &format!(
+            "ping -c1 -W2 {} >/dev/null && echo by-ip; ping -c1 -W2 alpha >/dev/null && echo by-name; \
+             ping -c1 -W2 web >/dev/null && echo by-alias; ping -c1 -W2 alpha-host >/dev/null && echo by-hostname",
+            b.net.ip(1, 50)
+        ),
+    ]);
+    assert_eq!(out, "by-ip\nby-name\nby-alias\nby-hostname\n");
+    // A container started later is announced in alpha's /etc/hosts.
+    let g = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "gamma",
+            "--network",
+            "front",
+            "bb",
+            "sleep",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let seen = b.ok(&[
+        "exec",
+        &a,
+        "sh",
+        "-c",
+        "ping -c1 -W2 gamma >/dev/null && echo ok",
+    ]);
+    assert_eq!(seen, "ok\n");
+    let mac = b.ok(&["exec", &a, "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac, "02:42:0a:57:aa:01\n");
+    let n = inspect(&b, &["network", "inspect", "front"]);
+    assert_eq!(n["IPAM"]["Config"][0]["Subnet"], b.net.subnet(1));
+    assert_eq!(n["Labels"]["tier"], "web");
+    assert_eq!(n["Containers"][&a]["Name"], "alpha");
+    assert_eq!(
+        n["Containers"][&a]["IPv4Address"],
+        format!("{}/24", b.net.ip(1, 50))
+    );
+    // gamma's exit takes its line out of alpha's hosts.
+    b.ok(&["rm", "-f", &g]);
+    let hosts = b.ok(&["exec", &a, "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("gamma"), "{hosts}");
+    let o = b.run(&["network", "rm", "front"]);
+    assert_eq!(o.status.code(), Some(1), "in use, refused");
+    b.ok(&["rm", "-f", &a]);
+    assert_eq!(b.ok(&["network", "rm", "front"]), "front\n");
+    let ls = b.ok(&["network", "ls"]);
+    assert!(!ls.contains("front") && ls.contains("bridge"), "{ls}");
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+}
+
+#[test]
+fn containers_on_two_networks_are_isolated() {
+    if !root("containers_on_two_networks_are_isolated") {
+        return;
+    }
+    let b = Berth::with_image();
+    network(&b, "red", 1, &[]);
+    network(&b, "blue", 2, &["--internal"]);
+    let a = b
+        .ok(&["run", "-d", "--network", "red", "bb", "sleep", "60"])
+        .trim()
+        .to_string();
+    let red_ip = b.net.ip(1, 2);
+    let same = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "red",
+        "bb",
+        "ping",
+        "-c1",
+        "-W2",
+        &red_ip,
+    ]);
+    assert!(same.status.success(), "same network must reach");
+    let other = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "blue",
+        "bb",
+        "ping",
+        "-c1",
+        "-W2",
+        &red_ip,
+    ]);
+    assert_eq!(other.status.code(), Some(1), "blue reached red");
+    // The default bridge is isolated from both too.
+    let def = b.run(&["run", "--rm", "bb", "ping", "-c1", "-W2", &red_ip]);
+    assert_eq!(def.status.code(), Some(1), "bridge reached red");
+    b.ok(&["rm", "-f", &a]);
+    let pruned = b.ok(&["network", "prune", "-f"]);
+    assert!(
+        pruned.contains("red") && pruned.contains("blue"),
+        "{pruned}"
+    );
+}
+
+#[test]
+fn network_container_shares_the_stack() {
+    if !root("network_container_shares_the_stack") {
+        return;
+    }
+    let b = Berth::with_image();
+    let x = b
+        .ok(&[
+            "run", "-d", "--name", "xs", "bb", "nc", "-ll", "-p", "9000", "-e", "echo", "shared",
+        ])
+        .trim()
+        .to_string();
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:xs",
+        "bb",
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0; hostname; for i in 1 2 3 4 5 6 7 8 9 10; do nc 127.0.0.1 9000 </dev/null && break; sleep 0.2; done",
+    ]);
+    assert!(
+        out.contains(&format!("inet {}/24", b.net.ip(0, 2))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}\n", &x[..12])),
+        "x's hostname: {out}"
+    );
+    assert!(out.ends_with("shared\n"), "{out}");
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:xs",
+        "-p",
+        "80",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125));
+    b.ok(&["stop", "-t", "0", &x]);
+    let o = b.run(&["run", "--rm", "--network", "container:xs", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125), "x is not running");
+    b.ok(&["rm", &x]);
+}
+
+#[test]
+fn connect_and_disconnect_a_running_container() {
+    if !root("connect_and_disconnect_a_running_container") {
+        return;
+    }
+    let b = Berth::with_image();
+    network(&b, "extra", 1, &[]);
+    let a = b.ok(&["run", "-d", "bb", "sleep", "60"]).trim().to_string();
+    let ip = b.net.ip(1, 9);
+    b.ok(&[
+        "network", "connect", "--ip", &ip, "--alias", "late", "extra", &a,
+    ]);
+    let addr = b.ok(&["exec", &a, "ip", "-4", "-o", "addr", "show", "eth1"]);
+    assert!(addr.contains(&format!("inet {ip}/24")), "{addr}");
+    let v = inspect(&b, &["inspect", &a]);
+    assert_eq!(v["NetworkSettings"]["Networks"]["extra"]["IPAddress"], ip);
+    assert_eq!(
+        v["NetworkSettings"]["Networks"]["extra"]["Aliases"][0],
+        "late"
+    );
+    assert_eq!(
+        v["NetworkSettings"]["IPAddress"],
+        b.net.ip(0, 2),
+        "the default network's address stays on top"
+    );
+    let peer = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "extra",
+        "bb",
+        "ping",
+        "-c1",
+        "-W2",
+        "late",
+    ]);
+    assert!(peer.status.success(), "the alias resolves on the network");
+    b.ok(&["network", "disconnect", "extra", &a]);
+    let gone = b.run(&["exec", &a, "ip", "link", "show", "eth1"]);
+    assert!(!gone.status.success(), "eth1 is still there");
+    let v = inspect(&b, &["inspect", &a]);
+    assert!(v["NetworkSettings"]["Networks"]["extra"].is_null(), "{v}");
+    let n = inspect(&b, &["network", "inspect", "extra"]);
+    assert_eq!(n["Containers"], serde_json::json!({}));
+    b.ok(&["rm", "-f", &a]);
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+}
+
+#[test]
+fn no_leftovers_after_a_loop_of_run_rm() {
+    if !root("no_leftovers_after_a_loop_of_run_rm") {
+        return;
+    }
+    let b = Berth::with_image();
+    network(&b, "loop", 1, &[]);
+    for i in 0..15 {
+        let net = if i % 2 == 0 { "bridge" } else { "loop" };
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "-p",
+            "127.0.0.1::80",
+            "bb",
+            "true",
+        ]);
+    }
+    // A start that fails (no such command) gives its network back too.
+    let o = b.run(&["run", "--rm", "-p", "127.0.0.1::80", "bb", "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127));
+    // So does a stopped container, at exit rather than at rm.
+    let id = b.ok(&["run", "-d", "bb", "sleep", "60"]).trim().to_string();
+    b.ok(&["stop", "-t", "0", &id]);
+    assert_eq!(b.ok(&["ps", "-q"]), "");
+    assert!(namespaces(&b).is_empty(), "{:?}", namespaces(&b));
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+    let n = inspect(&b, &["network", "inspect", "bridge"]);
+    assert_eq!(n["Containers"], serde_json::json!({}), "leases left: {n}");
+    let v = inspect(&b, &["inspect", &id]);
+    assert_eq!(v["NetworkSettings"]["IPAddress"], "");
+    assert_eq!(v["HostConfig"]["NetworkMode"], "bridge");
+    // It starts again with its network.
+    b.ok(&["start", &id]);
+    let addr = b.ok(&["exec", &id, "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(addr.contains(&b.net.subnet(0)[..8]), "{addr}");
+    b.ok(&["rm", "-f", &id]);
+    assert!(namespaces(&b).is_empty() && leftovers(&b).is_empty());
+}

@@ -1,0 +1,418 @@
+//! The rest of a container's life: restart, pause and unpause, top, stats,
+//! rename, update, prune, and the monitor's restart policy decisions.
+
+use std::time::Duration;
+
+use rusqlite::params;
+use serde_json::json;
+
+use crate::container::Engine;
+use crate::db::{Container, State};
+use crate::error::{Error, Result};
+use crate::restart::{self, RestartPolicy};
+
+/// One reading of a container's cgroup, in docker's terms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sample {
+    /// CPU time used, nanoseconds, since the container started.
+    pub cpu_ns: u64,
+    /// Memory in use without the page cache, as docker shows it.
+    pub mem_usage: u64,
+    /// The memory limit, or the host's memory without one.
+    pub mem_limit: u64,
+    pub net_rx: u64,
+    pub net_tx: u64,
+    pub blk_read: u64,
+    pub blk_write: u64,
+    pub pids: u64,
+}
+
+/// `update`: what changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids_limit: Option<i64>,
+    pub restart: Option<RestartPolicy>,
+}
+
+impl Engine {
+    fn running(&self, key: &str, op: &'static str) -> Result<Container> {
+        let c = self.find(key)?;
+        if c.state != State::Running {
+            return Err(Error::WrongState {
+                id: c.id,
+                state: c.state.to_string(),
+                op,
+            });
+        }
+        Ok(c)
+    }
+
+    /// `restart`: stop (if running), then start again.
+    pub fn restart(&self, key: &str, timeout: Option<Duration>) -> Result<Container> {
+        let c = self.stop(key, timeout)?;
+        self.start(&c.id, None)?;
+        Ok(c)
+    }
+
+    /// `pause`: freezes every process of the container (cgroup freezer).
+    pub fn pause(&self, key: &str) -> Result<Container> {
+        let c = self.running(key, "pause (it is not running)")?;
+        if self.is_paused(&c.id) {
+            return Err(Error::WrongState {
+                id: c.id,
+                state: "paused".into(),
+                op: "pause (it is already paused)",
+            });
+        }
+        self.runtime().pause(&c.id)?;
+        Ok(c)
+    }
+
+    pub fn unpause(&self, key: &str) -> Result<Container> {
+        let c = self.running(key, "unpause (it is not running)")?;
+        if !self.is_paused(&c.id) {
+            return Err(Error::WrongState {
+                id: c.id,
+                state: "running".into(),
+                op: "unpause (it is not paused)",
+            });
+        }
+        self.runtime().resume(&c.id)?;
+        Ok(c)
+    }
+
+    /// Paused is the freezer's state, not the row's: the runtime knows it.
+    pub fn is_paused(&self, id: &str) -> bool {
+        matches!(self.runtime().status(id), Ok(berth_runtime::Status::Paused))
+    }
+
+    /// What `inspect` learns beyond the row: the freezer's state and the
+    /// restart count.
+    pub(crate) fn inspect_lifecycle(&self, c: &Container, v: &mut serde_json::Value) {
+        if c.state == State::Running && self.is_paused(&c.id) {
+            v["State"]["Paused"] = json!(true);
+            v["State"]["Status"] = json!("paused");
+        }
+        v["RestartCount"] = json!(self.restart_count(&c.id));
+    }
+
+    /// RestartCount, for `inspect`.
+    pub fn restart_count(&self, id: &str) -> i64 {
+        self.db()
+            .and_then(|db| restart::get(&db, id))
+            .map_or(0, |r| r.count)
+    }
+
+    /// `top`: the host's `ps` with `ps_args` (default `-ef`), limited to
+    /// the container's processes. Returns the header and the rows.
+    pub fn top(&self, key: &str, ps_args: &[String]) -> Result<(String, Vec<String>)> {
+        let c = self.running(key, "top (it is not running)")?;
+        let pids = self.runtime().pids(&c.id)?;
+        let args: Vec<String> = if ps_args.is_empty() {
+            vec!["-ef".into()]
+        } else {
+            ps_args.to_vec()
+        };
+        let out = std::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .map_err(crate::error::io_err("running ps"))?;
+        if !out.status.success() {
+            return Err(Error::InvalidArgument(format!(
+                "ps {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        filter_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+    }
+
+    /// One cgroup reading for `stats`.
+    pub fn sample(&self, key: &str) -> Result<(Container, Sample)> {
+        let c = self.running(key, "stats (it is not running)")?;
+        let st = self.runtime().stats(&c.id)?;
+        let cache = st
+            .memory
+            .raw
+            .get("inactive_file")
+            .or_else(|| st.memory.raw.get("total_inactive_file"))
+            .copied()
+            .unwrap_or(0);
+        let limit = match st.memory.usage.limit {
+            0 | u64::MAX => host_memory(),
+            l => l.min(host_memory().max(1)),
+        };
+        let (mut r, mut w) = (0, 0);
+        for e in &st.blkio.io_service_bytes_recursive {
+            match e.op.to_ascii_lowercase().as_str() {
+                "read" => r += e.value,
+                "write" => w += e.value,
+                _ => {}
+            }
+        }
+        let (rx, tx) = net_io(c.pid);
+        Ok((
+            c,
+            Sample {
+                cpu_ns: st.cpu.usage.total,
+                mem_usage: st.memory.usage.usage.saturating_sub(cache),
+                mem_limit: limit,
+                net_rx: rx,
+                net_tx: tx,
+                blk_read: r,
+                blk_write: w,
+                pids: st.pids.current,
+            },
+        ))
+    }
+
+    /// `rename`.
+    pub fn rename(&self, key: &str, new: &str) -> Result<Container> {
+        let c = self.find(key)?;
+        let new = crate::names::validate(new)?;
+        let db = self.db()?;
+        match db.conn().execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![c.id, new],
+        ) {
+            Ok(_) => Ok(c),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::NameInUse(new))
+            }
+            Err(e) => Err(db.err()(e)),
+        }
+    }
+
+    /// `update`: new limits, live on a running container and kept for
+    /// its next starts; a new restart policy applies at the next exit.
+    pub fn update(&self, key: &str, u: &Update) -> Result<Container> {
+        let mut c = self.find(key)?;
+        let h = &mut c.config.host_config;
+        if let Some(m) = u.memory {
+            h.memory = m;
+            if h.memory_swap > 0 && h.memory_swap < m {
+                h.memory_swap = 0;
+            }
+        }
+        if let Some(n) = u.nano_cpus {
+            h.nano_cpus = n;
+        }
+        if let Some(p) = u.pids_limit {
+            h.pids_limit = Some(p);
+        }
+        if let Some(r) = &u.restart {
+            if !r.is_none() && c.config.auto_remove {
+                return Err(Error::InvalidArgument(
+                    "conflicting options: a restart policy and --rm".into(),
+                ));
+            }
+            h.restart_policy = r.clone();
+        }
+        crate::hostconfig::validate(h)?;
+        if c.state == State::Running
+            && (u.memory.is_some() || u.nano_cpus.is_some() || u.pids_limit.is_some())
+        {
+            self.runtime().update(&c.id, &resources(u, h)?)?;
+        }
+        let json =
+            serde_json::to_string(&c.config).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let db = self.db()?;
+        db.conn()
+            .execute(
+                "UPDATE containers SET config = ?2 WHERE id = ?1",
+                params![c.id, json],
+            )
+            .map_err(db.err())?;
+        Ok(c)
+    }
+
+    /// `container prune`: removes every stopped container; their ids.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for c in self.list()? {
+            if matches!(c.state, State::Exited | State::Created) {
+                match self.remove(&c.id, false, false) {
+                    Ok(_) => gone.push(c.id),
+                    // Started or removed by someone else meanwhile.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            crate::ErrorKind::Conflict | crate::ErrorKind::NotFound
+                        ) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(gone)
+    }
+
+    /// The monitor, after an exit: whether the policy restarts `id`.
+    pub fn should_restart(&self, id: &str, code: i32) -> bool {
+        let Ok(db) = self.db() else { return false };
+        let Ok(c) = db.find(id) else { return false };
+        if c.state != State::Exited {
+            return false;
+        }
+        let r = restart::get(&db, id).unwrap_or_default();
+        c.config
+            .host_config
+            .restart_policy
+            .should_restart(code, r.count, r.stopped_by_user)
+    }
+
+    /// Whether `stop` was asked since the last start by the user.
+    pub fn stopped_by_user(&self, id: &str) -> bool {
+        self.db()
+            .and_then(|db| restart::get(&db, id))
+            .is_ok_and(|r| r.stopped_by_user)
+    }
+
+    /// The monitor, before a restart: counts it and prepares the bundle.
+    /// `Ok(None)` when the container was stopped or removed meanwhile.
+    pub fn prepare_restart(&self, id: &str) -> Result<Option<Container>> {
+        let db = self.db()?;
+        let c = match db.find(id) {
+            Ok(c) if c.state == State::Exited => c,
+            Ok(_) | Err(Error::NoSuchContainer(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if restart::get(&db, id)?.stopped_by_user {
+            return Ok(None);
+        }
+        restart::count_one(&db, id)?;
+        self.prepare(&db, &c, None)?;
+        Ok(Some(c))
+    }
+}
+
+/// The runtime's resources for an update: docker's 100 ms CPU period.
+fn resources(u: &Update, h: &crate::HostConfig) -> Result<oci_spec::runtime::LinuxResources> {
+    let mut v = json!({});
+    if u.memory.is_some() {
+        let limit = if h.memory > 0 { h.memory } else { -1 };
+        let swap = match (h.memory, h.memory_swap) {
+            (m, 0) if m > 0 => m * 2,
+            (_, s) if s != 0 => s,
+            _ => -1,
+        };
+        v["memory"] = json!({"limit": limit, "swap": swap});
+    }
+    if u.nano_cpus.is_some() {
+        let quota = if h.nano_cpus > 0 {
+            h.nano_cpus / 10_000
+        } else {
+            -1
+        };
+        v["cpu"] = json!({"period": 100_000u64, "quota": quota});
+    }
+    if let Some(p) = u.pids_limit {
+        v["pids"] = json!({"limit": if p <= 0 { -1 } else { p }});
+    }
+    serde_json::from_value(v).map_err(|e| Error::InvalidArgument(format!("update: {e}")))
+}
+
+/// The rows of `ps` output whose PID column is one of `pids`.
+fn filter_ps(out: &str, pids: &[i32]) -> Result<(String, Vec<String>)> {
+    let mut lines = out.lines();
+    let header = lines.next().unwrap_or_default().to_string();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| Error::InvalidArgument("ps output has no PID column".into()))?;
+    let rows = lines
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(col)
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|p| pids.contains(&p))
+        })
+        .map(String::from)
+        .collect();
+    Ok((header, rows))
+}
+
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map_or(0, |k| k * 1024)
+}
+
+/// Bytes received and sent on the container's interfaces but loopback,
+/// from its network namespace's /proc/net/dev.
+fn net_io(pid: i32) -> (u64, u64) {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
+        return (0, 0);
+    };
+    parse_net_dev(&s)
+}
+
+fn parse_net_dev(s: &str) -> (u64, u64) {
+    let (mut rx, mut tx) = (0, 0);
+    for l in s.lines().skip(2) {
+        let Some((name, rest)) = l.split_once(':') else {
+            continue;
+        };
+        if name.trim() == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        if f.len() >= 9 {
+            rx += f[0];
+            tx += f[8];
+        }
+    }
+    (rx, tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_rows_are_filtered_by_pid() {
+        let out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 init\nroot 42 1 0 10:00 ? 00:00:00 sleep 100\n";
+        let (h, rows) = filter_ps(out, &[42]).unwrap();
+        assert!(h.starts_with("UID PID"));
+        assert_eq!(rows, ["root 42 1 0 10:00 ? 00:00:00 sleep 100"]);
+        assert!(filter_ps("A B\n", &[1]).is_err());
+    }
+
+    #[test]
+    fn net_dev_skips_loopback() {
+        let s = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes\n    lo: 100 1 0 0 0 0 0 0 100 1 0 0 0 0 0 0\n  eth0: 2000 3 0 0 0 0 0 0 500 2 0 0 0 0 0 0\n";
+        assert_eq!(parse_net_dev(s), (2000, 500));
+    }
+
+    #[test]
+    fn update_resources_use_dockers_period() {
+        let h = crate::HostConfig {
+            nano_cpus: 500_000_000,
+            memory: 64 << 20,
+            ..Default::default()
+        };
+        let u = Update {
+            memory: Some(64 << 20),
+            nano_cpus: Some(500_000_000),
+            pids_limit: Some(20),
+            restart: None,
+        };
+        let r = resources(&u, &h).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["cpu"]["quota"], 50_000);
+        assert_eq!(v["memory"]["limit"], 64 << 20);
+        assert_eq!(v["pids"]["limit"], 20);
+    }
+}

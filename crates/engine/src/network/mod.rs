@@ -1,0 +1,511 @@
+//! Containers on networks: the engine's side of the `net` crate. It turns
+//! `--network` and friends into a container's [`NetSettings`] at create,
+//! gives the container a namespace, addresses, ports and files at start
+//! ([`sandbox`]), takes them back at exit, and answers the `network`
+//! commands, `port` and inspect's NetworkSettings.
+//!
+//! Kernel work is the net crate's (netlink only); this module decides
+//! which container gets what and keeps the records.
+
+mod sandbox;
+mod settings;
+
+use std::net::Ipv4Addr;
+
+use berth_net::Net;
+use serde_json::{json, Map, Value};
+
+/// The net crate's types that cross the engine's interface.
+pub use berth_net::{Ipv4Net, NetworkConfig, NetworkOptions, PortMapping};
+pub use sandbox::NetState;
+pub(crate) use sandbox::{apply, release, setup};
+pub use settings::{
+    config_file, expand_exposed, format_mac, net_config, parse_mac, Endpoint, NetOptions,
+    NetSettings, DEFAULT_NETWORK,
+};
+
+use crate::container::Engine;
+use crate::db::{Container, ContainerConfig, State};
+use crate::error::{Error, Result};
+use crate::options::{ImageConfig, Network, RunOptions};
+
+/// Fills `cfg.net` and `cfg.network_mode` from the options at create:
+/// flags are checked now, and `container:NAME` becomes the target's id.
+pub(crate) fn prepare(
+    engine: &Engine,
+    opts: &RunOptions,
+    image: &ImageConfig,
+    cfg: &mut ContainerConfig,
+) -> Result<()> {
+    let refuse = |mode: &str| -> Result<()> {
+        match settings::first_flag(&opts.net) {
+            Some(flag) => Err(Error::InvalidArgument(format!(
+                "{flag} cannot be used with --network {mode}"
+            ))),
+            None => Ok(()),
+        }
+    };
+    match &opts.network {
+        Network::None => refuse("none"),
+        Network::Host => refuse("host"),
+        Network::Container(target) => {
+            refuse("container:")?;
+            if opts.hostname.is_some() {
+                return Err(Error::InvalidArgument(
+                    "--hostname cannot be used with --network container: (the other container's is used)".into(),
+                ));
+            }
+            let t = engine.find(target)?;
+            cfg.network_mode = format!("container:{}", t.id);
+            cfg.hostname = t.config.hostname;
+            Ok(())
+        }
+        Network::Networks(eps) => {
+            cfg.net = settings::settings(eps, &opts.net, &image.exposed_ports)?;
+            let net = engine.net()?;
+            for ep in eps.iter().filter(|e| e.network != DEFAULT_NETWORK) {
+                // docker refuses an unknown network at create.
+                let n = find_network(&net, &ep.network)?;
+                if n.name != ep.network {
+                    cfg.net
+                        .endpoints
+                        .iter_mut()
+                        .filter(|e| e.network == ep.network)
+                        .for_each(|e| e.network = n.name.clone());
+                }
+            }
+            cfg.network_mode = cfg
+                .net
+                .endpoints
+                .first()
+                .map_or_else(|| "none".to_string(), |e| e.network.clone());
+            Ok(())
+        }
+    }
+}
+
+/// A network by name, else by unique id prefix (docker's lookup).
+fn find_network(net: &Net, key: &str) -> Result<NetworkConfig> {
+    match net.network(key) {
+        Ok(n) => return Ok(n),
+        Err(e) if e.kind() != berth_net::ErrorKind::NotFound => return Err(Error::Net(e)),
+        Err(_) => {}
+    }
+    let all = net.networks().map_err(Error::Net)?;
+    let mut hits = all
+        .into_iter()
+        .filter(|n| !key.is_empty() && n.id.starts_with(key));
+    match (hits.next(), hits.next()) {
+        (Some(n), None) => Ok(n),
+        (Some(_), Some(_)) => Err(Error::InvalidArgument(format!(
+            "network id prefix {key:?} is ambiguous"
+        ))),
+        _ => Err(Error::NoSuchNetwork(key.to_string())),
+    }
+}
+
+/// What `network prune` removed.
+#[derive(Debug, Default)]
+pub struct NetworkPrune {
+    pub networks: Vec<String>,
+    /// Leftovers of containers that are gone: leases, veths, rules,
+    /// namespaces.
+    pub leftovers: berth_net::PruneReport,
+}
+
+impl Engine {
+    /// The net crate for this engine's root, runroot and berth.toml.
+    pub fn net(&self) -> Result<Net> {
+        Ok(Net::new(net_config(&self.paths)?))
+    }
+
+    /// `network create`.
+    pub fn network_create(&self, opts: &NetworkOptions) -> Result<NetworkConfig> {
+        if opts.name == DEFAULT_NETWORK || opts.name == "host" || opts.name == "none" {
+            return Err(Error::InvalidArgument(format!(
+                "{} is a pre-defined network and cannot be created",
+                opts.name
+            )));
+        }
+        self.net()?.create_network(opts).map_err(Error::Net)
+    }
+
+    /// `network ls`: every network, the default one made if need be.
+    pub fn networks(&self) -> Result<Vec<NetworkConfig>> {
+        let net = self.net()?;
+        net.ensure_default().map_err(Error::Net)?;
+        net.networks().map_err(Error::Net)
+    }
+
+    pub fn network(&self, key: &str) -> Result<NetworkConfig> {
+        let net = self.net()?;
+        if key == DEFAULT_NETWORK {
+            return net.ensure_default().map_err(Error::Net);
+        }
+        find_network(&net, key)
+    }
+
+    /// `network rm`: refused while containers are attached (docker's
+    /// "has active endpoints") and for the default network.
+    pub fn network_remove(&self, key: &str) -> Result<String> {
+        let net = self.net()?;
+        let n = find_network(&net, key)?;
+        if n.name == DEFAULT_NETWORK {
+            return Err(Error::InvalidArgument(format!(
+                "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
+            )));
+        }
+        // Stopped containers that name the network hold no lease, but
+        // would fail to start without it: docker refuses as well.
+        if let Some(c) = self
+            .list()?
+            .into_iter()
+            .find(|c| c.config.net.endpoints.iter().any(|e| e.network == n.name))
+        {
+            return Err(Error::WrongState {
+                id: n.name,
+                state: format!("in use by container {}", c.name),
+                op: "remove network",
+            });
+        }
+        net.remove_network(&n.name).map_err(Error::Net)?;
+        Ok(n.name)
+    }
+
+    /// `network prune`: first what crashed containers left (leases,
+    /// veths, rules, namespaces), then every user network no container
+    /// names.
+    pub fn network_prune(&self) -> Result<NetworkPrune> {
+        let net = self.net()?;
+        let containers = self.list()?;
+        let live = |id: &str| {
+            containers
+                .iter()
+                .any(|c| c.id == id && c.state != State::Exited)
+        };
+        let leftovers = net.prune(&live).map_err(Error::Net)?;
+        let mut removed = Vec::new();
+        for n in net.networks().map_err(Error::Net)? {
+            let used = containers
+                .iter()
+                .any(|c| c.config.net.endpoints.iter().any(|e| e.network == n.name));
+            if n.name == DEFAULT_NETWORK || used {
+                continue;
+            }
+            match net.remove_network(&n.name) {
+                Ok(()) => removed.push(n.name),
+                Err(e) if e.kind() == berth_net::ErrorKind::Conflict => {}
+                Err(e) => return Err(Error::Net(e)),
+            }
+        }
+        Ok(NetworkPrune {
+            networks: removed,
+            leftovers,
+        })
+    }
+
+    /// `network inspect`: docker's shape, with the attached containers.
+    pub fn network_inspect(&self, key: &str) -> Result<Value> {
+        let n = self.network(key)?;
+        let net = self.net()?;
+        let leases = berth_net::store::Store::open(&net.config().db)
+            .and_then(|s| s.leases(Some(&n.name)))
+            .map_err(Error::Net)?;
+        let db = self.db()?;
+        let mut containers = Map::new();
+        for l in leases {
+            let name = db.find(&l.container).map(|c| c.name).unwrap_or_default();
+            let mac = sandbox::read_state(self, &l.container)
+                .and_then(|s| {
+                    s.joined
+                        .into_iter()
+                        .find(|j| j.attachment.network == n.name)
+                })
+                .map(|j| format_mac(&j.attachment.mac))
+                .unwrap_or_default();
+            containers.insert(
+                l.container.clone(),
+                json!({
+                    "Name": name,
+                    "MacAddress": mac,
+                    "IPv4Address": format!("{}/{}", l.ip, n.subnet.prefix()),
+                    "IPv6Address": "",
+                }),
+            );
+        }
+        let mut ipam = json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()});
+        if let Some(r) = n.ip_range {
+            ipam["IPRange"] = json!(r.to_string());
+        }
+        Ok(json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Scope": "local",
+            "Driver": "bridge",
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": [ipam]},
+            "Internal": n.internal,
+            "Attachable": false,
+            "Ingress": false,
+            "Containers": containers,
+            "Options": {"com.docker.network.bridge.name": n.bridge},
+            "Labels": n.labels,
+        }))
+    }
+
+    /// `network connect`: on a running container the new interface
+    /// (eth1, eth2...) appears at once; either way the container keeps
+    /// the network for its next starts.
+    pub fn network_connect(&self, network: &str, key: &str, ep: Endpoint) -> Result<()> {
+        let c = self.find(key)?;
+        let n = self.network(network)?;
+        let mode = c.config.network_mode.as_str();
+        if mode == "host" || mode == "none" || mode.starts_with("container:") {
+            return Err(Error::InvalidArgument(format!(
+                "container {} uses --network {mode}: it cannot join other networks",
+                c.name
+            )));
+        }
+        if let Some(m) = &ep.mac {
+            parse_mac(m)?;
+        }
+        if c.config.net.endpoints.iter().any(|e| e.network == n.name) {
+            return Err(Error::InvalidArgument(format!(
+                "container {} is already connected to network {}",
+                c.name, n.name
+            )));
+        }
+        let ep = Endpoint {
+            network: n.name.clone(),
+            ..ep
+        };
+        if c.state == State::Running {
+            let mut state = sandbox::read_state(self, &c.id).ok_or_else(|| Error::WrongState {
+                id: c.id.clone(),
+                state: "running without a network namespace".into(),
+                op: "connect",
+            })?;
+            let used: Vec<&str> = state
+                .joined
+                .iter()
+                .map(|j| j.attachment.iface.as_str())
+                .collect();
+            let iface = (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|i| !used.contains(&i.as_str()))
+                .expect("a free name");
+            let opts = berth_net::AttachOptions {
+                ip: ep.ip,
+                mac: ep.mac.as_deref().map(parse_mac).transpose()?,
+                iface,
+                default_route: state.joined.is_empty(),
+            };
+            let net = self.net()?;
+            let a = net
+                .attach(&n.name, &c.id, &state.netns, &opts)
+                .map_err(Error::Net)?;
+            let j = sandbox::Joined {
+                attachment: a,
+                aliases: ep.aliases.clone(),
+                network_id: n.id.clone(),
+            };
+            sandbox::announce(self, &c, &j)?;
+            state.joined.push(j);
+            sandbox::write_state(self, &c.id, &state)?;
+        }
+        let mut cfg = c.config.clone();
+        cfg.net.endpoints.push(ep);
+        self.save_config(&c.id, &cfg)
+    }
+
+    /// `network disconnect`.
+    pub fn network_disconnect(&self, network: &str, key: &str) -> Result<()> {
+        let c = self.find(key)?;
+        let n = self.network(network)?;
+        if !c.config.net.endpoints.iter().any(|e| e.network == n.name) {
+            return Err(Error::InvalidArgument(format!(
+                "container {} is not connected to network {}",
+                c.name, n.name
+            )));
+        }
+        if let Some(mut state) = sandbox::read_state(self, &c.id) {
+            if let Some(pos) = state
+                .joined
+                .iter()
+                .position(|j| j.attachment.network == n.name)
+            {
+                let j = state.joined.remove(pos);
+                sandbox::retract(self, &c.id, &n.name, j.attachment.ip);
+                self.net()?.detach(&n.name, &c.id).map_err(Error::Net)?;
+                sandbox::write_state(self, &c.id, &state)?;
+            }
+        }
+        let mut cfg = c.config.clone();
+        cfg.net.endpoints.retain(|e| e.network != n.name);
+        self.save_config(&c.id, &cfg)
+    }
+
+    fn save_config(&self, id: &str, cfg: &ContainerConfig) -> Result<()> {
+        let db = self.db()?;
+        let json = serde_json::to_string(cfg).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        db.conn()
+            .execute(
+                "UPDATE containers SET config = ?1 WHERE id = ?2",
+                rusqlite::params![json, id],
+            )
+            .map_err(db.err())?;
+        Ok(())
+    }
+
+    /// `port`: the published ports of a running container.
+    pub fn ports(&self, key: &str) -> Result<Vec<PortMapping>> {
+        let c = self.find(key)?;
+        Ok(sandbox::read_state(self, &c.id)
+            .map(|s| s.ports)
+            .unwrap_or_default())
+    }
+
+    /// Adds the network parts of docker's inspect to `v`: NetworkSettings,
+    /// HostConfig's port bindings and DNS, Config's exposed ports.
+    pub(crate) fn inspect_network(&self, c: &Container, v: &mut Value) {
+        let n = &c.config.net;
+        let mut bindings = Map::new();
+        for p in &n.port_bindings {
+            let Ok(spec) = berth_net::PortSpec::parse(p) else {
+                continue;
+            };
+            let (c0, c1) = spec.container_ports;
+            for (i, port) in (c0..=c1).enumerate() {
+                let host_port = match spec.host_ports {
+                    Some((h0, h1)) if c0 == c1 && h0 != h1 => format!("{h0}-{h1}"),
+                    Some((h0, _)) => (h0 as usize + i).to_string(),
+                    None => String::new(),
+                };
+                let b = json!({"HostIp": spec.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                               "HostPort": host_port});
+                let key = format!("{port}/{}", spec.proto);
+                match bindings.get_mut(&key).and_then(Value::as_array_mut) {
+                    Some(list) => list.push(b),
+                    None => {
+                        bindings.insert(key, json!([b]));
+                    }
+                }
+            }
+        }
+        if let Some(h) = v["HostConfig"].as_object_mut() {
+            h.insert("PortBindings".into(), Value::Object(bindings));
+            h.insert("PublishAllPorts".into(), json!(n.publish_all_ports));
+            h.insert("Dns".into(), json!(n.dns));
+            h.insert("DnsSearch".into(), json!(n.dns_search));
+            h.insert("DnsOptions".into(), json!(n.dns_options));
+            h.insert("ExtraHosts".into(), json!(n.extra_hosts));
+        }
+        if let Some(cfg) = v["Config"].as_object_mut() {
+            let exposed: Map<String, Value> = n
+                .exposed_ports
+                .iter()
+                .map(|p| (p.clone(), json!({})))
+                .collect();
+            cfg.insert("ExposedPorts".into(), Value::Object(exposed));
+        }
+        v["NetworkSettings"] = self.network_settings(c);
+    }
+
+    /// inspect's NetworkSettings, in docker's shape: per-network
+    /// endpoints, and the deprecated top-level address fields filled for
+    /// the default network only, as docker does.
+    pub fn network_settings(&self, c: &Container) -> Value {
+        let state = if c.state == State::Running {
+            sandbox::read_state(self, &c.id)
+        } else {
+            None
+        };
+        let state = state.unwrap_or_default();
+        let mut ports = Map::new();
+        for p in &c.config.net.exposed_ports {
+            ports.insert(p.clone(), Value::Null);
+        }
+        for m in &state.ports {
+            let key = format!("{}/{}", m.container_port, m.proto);
+            let binding = json!({
+                "HostIp": m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+                "HostPort": m.host_port.to_string(),
+            });
+            match ports.get_mut(&key).and_then(Value::as_array_mut) {
+                Some(list) => list.push(binding),
+                None => {
+                    ports.insert(key, json!([binding]));
+                }
+            }
+        }
+        let mut networks = Map::new();
+        for ep in &c.config.net.endpoints {
+            let j = state
+                .joined
+                .iter()
+                .find(|j| j.attachment.network == ep.network);
+            let a = j.map(|j| &j.attachment);
+            networks.insert(
+                ep.network.clone(),
+                json!({
+                    "IPAMConfig": ep.ip.map(|ip| json!({"IPv4Address": ip.to_string()})),
+                    "Links": null,
+                    "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
+                    "MacAddress": a.map(|a| format_mac(&a.mac)).unwrap_or_default(),
+                    "NetworkID": j.map(|j| j.network_id.clone()).unwrap_or_default(),
+                    "EndpointID": a.map(|a| a.host_veth.clone()).unwrap_or_default(),
+                    "Gateway": a.map(|a| a.gateway.to_string()).unwrap_or_default(),
+                    "IPAddress": a.map(|a| a.ip.to_string()).unwrap_or_default(),
+                    "IPPrefixLen": a.map_or(0, |a| a.prefix),
+                    "IPv6Gateway": "",
+                    "GlobalIPv6Address": "",
+                    "GlobalIPv6PrefixLen": 0,
+                    "DNSNames": if ep.network == DEFAULT_NETWORK { Value::Null } else {
+                        let mut names = vec![c.name.clone(), c.id[..12.min(c.id.len())].to_string()];
+                        names.extend(ep.aliases.iter().cloned());
+                        json!(names)
+                    },
+                }),
+            );
+        }
+        if c.config.network_mode == "host" || c.config.network_mode == "none" {
+            networks.insert(
+                c.config.network_mode.clone(),
+                json!({"IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+                       "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+                       "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                       "GlobalIPv6PrefixLen": 0, "DNSNames": null}),
+            );
+        }
+        let default = state
+            .joined
+            .iter()
+            .find(|j| j.attachment.network == DEFAULT_NETWORK)
+            .map(|j| &j.attachment);
+        let sandbox_key = if state.netns.as_os_str().is_empty() {
+            String::new()
+        } else {
+            state.netns.display().to_string()
+        };
+        json!({
+            "Bridge": "",
+            "SandboxID": if sandbox_key.is_empty() { "" } else { &c.id },
+            "SandboxKey": sandbox_key,
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports,
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": default.map(|a| a.host_veth.clone()).unwrap_or_default(),
+            "Gateway": default.map(|a| a.gateway.to_string()).unwrap_or_default(),
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": default.map(|a| a.ip.to_string()).unwrap_or_default(),
+            "IPPrefixLen": default.map_or(0, |a| a.prefix),
+            "IPv6Gateway": "",
+            "MacAddress": default.map(|a| format_mac(&a.mac)).unwrap_or_default(),
+            "Networks": networks,
+        })
+    }
+}

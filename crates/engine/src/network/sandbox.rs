@@ -1,0 +1,476 @@
+//! A started container's network: its namespace, attachments, published
+//! ports and the /etc/hosts, /etc/hostname and /etc/resolv.conf it sees
+//! (docker's "sandbox"). Made by [`setup`] just before the monitor starts
+//! the container, undone by [`release`] when it exits or is removed.
+//!
+//! What was made is written to `<bundle>/network.json` (runroot: it dies
+//! with the machine, like the namespace), so release needs no guessing;
+//! without that file it falls back on the leases, so a crash in the middle
+//! of setup leaves nothing that the next release or prune misses.
+
+use std::fs;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use berth_net::{netns, AttachOptions, Attachment, Net, PortMapping, PortSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::settings::{parse_mac, DEFAULT_NETWORK};
+use crate::container::Engine;
+use crate::db::{Container, State};
+use crate::error::{io_err, Error, Result};
+
+/// One attachment and the names it answers to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Joined {
+    #[serde(flatten)]
+    pub attachment: Attachment,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// The network's id, for inspect.
+    #[serde(default)]
+    pub network_id: String,
+}
+
+/// `<bundle>/network.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetState {
+    pub netns: PathBuf,
+    pub joined: Vec<Joined>,
+    pub ports: Vec<PortMapping>,
+}
+
+/// What the spec needs: the namespace to join and the files to bind.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub netns: PathBuf,
+    /// hosts, hostname, resolv.conf on the host (None: keep the image's).
+    pub files: Option<[PathBuf; 3]>,
+}
+
+pub(crate) const FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+
+pub(crate) fn state_path(engine: &Engine, id: &str) -> PathBuf {
+    engine.paths.bundle(id).join("network.json")
+}
+
+pub(crate) fn read_state(engine: &Engine, id: &str) -> Option<NetState> {
+    let text = fs::read(state_path(engine, id)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+pub(crate) fn write_state(engine: &Engine, id: &str, s: &NetState) -> Result<()> {
+    let json = serde_json::to_vec(s).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    crate::container::write_atomic(&state_path(engine, id), &json)
+}
+
+fn net_err(e: berth_net::Error) -> Error {
+    Error::Net(e)
+}
+
+/// Gives container `c` its network before it starts; None for `none` and
+/// `host`, which need nothing from here.
+pub(crate) fn setup(engine: &Engine, c: &Container) -> Result<Option<Sandbox>> {
+    let mode = c.config.network_mode.as_str();
+    if mode == "none" || mode == "host" {
+        return Ok(None);
+    }
+    if let Some(target) = mode.strip_prefix("container:") {
+        return join_container(engine, target).map(Some);
+    }
+    let id = &c.id;
+    let net = engine.net()?;
+    let runroot = &engine.paths.runroot;
+    // A namespace left by a monitor that died: its attachments go first.
+    if netns::path(runroot, id).exists() {
+        release(engine, id)?;
+    }
+    let path = netns::create(runroot, id).map_err(net_err)?;
+    let made = attach_all(engine, &net, c, &path);
+    match made {
+        Ok(files) => Ok(Some(Sandbox {
+            netns: path,
+            files: Some(files),
+        })),
+        Err(e) => {
+            if let Err(re) = release(engine, id) {
+                tracing::warn!(id, error = %re, "undoing a failed network setup");
+            }
+            Err(e)
+        }
+    }
+}
+
+fn attach_all(engine: &Engine, net: &Net, c: &Container, path: &Path) -> Result<[PathBuf; 3]> {
+    let id = &c.id;
+    let s = &c.config.net;
+    let mut state = NetState {
+        netns: path.to_path_buf(),
+        ..Default::default()
+    };
+    for (i, ep) in s.endpoints.iter().enumerate() {
+        let cfg = if ep.network == DEFAULT_NETWORK {
+            net.ensure_default()
+        } else {
+            net.network(&ep.network)
+        }
+        .map_err(net_err)?;
+        let opts = AttachOptions {
+            ip: ep.ip,
+            mac: ep.mac.as_deref().map(parse_mac).transpose()?,
+            iface: format!("eth{i}"),
+            default_route: i == 0,
+        };
+        let a = net.attach(&cfg.name, id, path, &opts).map_err(net_err)?;
+        state.joined.push(Joined {
+            attachment: a,
+            aliases: ep.aliases.clone(),
+            network_id: cfg.id,
+        });
+    }
+    // Before ports: a failure below must find the attachments to undo.
+    write_state(engine, id, &state)?;
+    if let Some(first) = state.joined.first() {
+        let ip = first.attachment.ip;
+        let mappings = port_mappings(s)?;
+        if !mappings.is_empty() {
+            net.publish(id, ip, &mappings).map_err(net_err)?;
+            state.ports = mappings;
+            write_state(engine, id, &state)?;
+        }
+    }
+    write_files(engine, c, &state)
+}
+
+/// `-p` resolved to host ports now, plus `-P`'s exposed ports on
+/// ephemeral ones (skipping those `-p` already maps).
+fn port_mappings(s: &super::NetSettings) -> Result<Vec<PortMapping>> {
+    let invalid = |e: berth_net::Error| match e.kind() {
+        berth_net::ErrorKind::InvalidArgument => Error::InvalidArgument(e.to_string()),
+        _ => Error::Net(e),
+    };
+    let flags: Vec<&str> = s.port_bindings.iter().map(String::as_str).collect();
+    let mut all = berth_net::ports::parse_all(&flags).map_err(invalid)?;
+    if s.publish_all_ports {
+        for p in &s.exposed_ports {
+            let spec = PortSpec::parse(p).map_err(invalid)?;
+            let taken = all
+                .iter()
+                .any(|m| m.container_port == spec.container_ports.0 && m.proto == spec.proto);
+            if !taken {
+                all.extend(spec.resolve().map_err(invalid)?);
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// `--network container:ID`: the other container's namespace (by path,
+/// so it need not be one of ours) and its files, as docker shares them.
+fn join_container(engine: &Engine, target: &str) -> Result<Sandbox> {
+    let t = engine.find(target)?;
+    if t.state != State::Running || t.pid <= 0 {
+        return Err(Error::WrongState {
+            id: t.id,
+            state: t.state.to_string(),
+            op: "share its network (--network container:) as it is not running",
+        });
+    }
+    let own = berth_net::netns::path(&engine.paths.runroot, &t.id);
+    let netns = if own.exists() {
+        own
+    } else {
+        PathBuf::from(format!("/proc/{}/ns/net", t.pid))
+    };
+    let dir = engine.paths.container_dir(&t.id);
+    let files = FILES.map(|f| dir.join(f));
+    let have = files.iter().all(|f| f.exists());
+    Ok(Sandbox {
+        netns,
+        files: have.then_some(files),
+    })
+}
+
+/// The container's hosts, hostname and resolv.conf, in its directory.
+/// Plain writes: nothing reads them before the container starts, and
+/// they are rewritten at every start, so there is nothing to fsync for.
+fn write_files(engine: &Engine, c: &Container, state: &NetState) -> Result<[PathBuf; 3]> {
+    let dir = engine.paths.container_dir(&c.id);
+    let s = &c.config.net;
+    let gateway = state.joined.first().map(|j| j.attachment.gateway);
+    let mut extra: Vec<(String, IpAddr)> = Vec::new();
+    for h in &s.extra_hosts {
+        extra.push(
+            berth_net::files::parse_add_host(h, gateway)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+        );
+    }
+    // No DNS server yet: containers on user networks find each other in
+    // /etc/hosts, which start and exit keep current on both sides.
+    let me = host_line_names(c, state.joined.first().map_or(&[][..], |j| &j.aliases));
+    for j in &state.joined {
+        for (ip, names) in peers(engine, &c.id, &j.attachment.network)? {
+            extra.push((names, IpAddr::V4(ip)));
+        }
+    }
+    let own = state.joined.first().map(|j| IpAddr::V4(j.attachment.ip));
+    let names: Vec<&str> = me.split(' ').collect();
+    let hosts = berth_net::files::hosts(own.map(|ip| (ip, &names[..])), &extra);
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = berth_net::files::resolv_conf(&host_resolv, None, &s.dns_options());
+    let files = FILES.map(|f| dir.join(f));
+    for (path, text) in files
+        .iter()
+        .zip([hosts, format!("{}\n", c.config.hostname), resolv])
+    {
+        fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))?;
+    }
+    for j in &state.joined {
+        announce(engine, c, j)?;
+    }
+    Ok(files)
+}
+
+/// The names a container answers to in others' /etc/hosts: hostname,
+/// name, short id and aliases, without repeats.
+fn host_line_names(c: &Container, aliases: &[String]) -> String {
+    let mut v: Vec<&str> = vec![c.config.hostname.as_str()];
+    for n in [c.name.as_str(), &c.id[..12.min(c.id.len())]]
+        .into_iter()
+        .chain(aliases.iter().map(String::as_str))
+    {
+        if !n.is_empty() && !v.contains(&n) {
+            v.push(n);
+        }
+    }
+    v.join(" ")
+}
+
+/// The other containers on `network` (with name resolution) and their
+/// names, from the leases and their network state.
+fn peers(engine: &Engine, id: &str, network: &str) -> Result<Vec<(Ipv4Addr, String)>> {
+    let db = engine.db()?;
+    let mut out = Vec::new();
+    for (ip, peer) in peer_ids(engine, id, network)? {
+        let Ok(p) = db.find(&peer) else {
+            continue;
+        };
+        let aliases = read_state(engine, &p.id)
+            .and_then(|s| {
+                s.joined
+                    .into_iter()
+                    .find(|j| j.attachment.network == network)
+            })
+            .map(|j| j.aliases)
+            .unwrap_or_default();
+        out.push((ip, host_line_names(&p, &aliases)));
+    }
+    Ok(out)
+}
+
+/// Appends the container's line to the hosts file of every peer on the
+/// joined network. In place (append, never rename): the peer's file is
+/// bind-mounted, and a rename would leave it looking at the old one.
+pub(crate) fn announce(engine: &Engine, c: &Container, j: &Joined) -> Result<()> {
+    let line = format!("{}\t{}\n", j.attachment.ip, host_line_names(c, &j.aliases));
+    for (_, peer) in peer_ids(engine, &c.id, &j.attachment.network)? {
+        let path = engine.paths.container_dir(&peer).join("hosts");
+        if let Ok(mut f) = fs::OpenOptions::new().append(true).open(&path) {
+            // One write of one short line: concurrent appenders interleave
+            // whole lines.
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+/// Removes lines for `ip` from the hosts files of the peers on `network`,
+/// rewriting them in place for the same reason as [`announce`].
+pub(crate) fn retract(engine: &Engine, id: &str, network: &str, ip: Ipv4Addr) {
+    let Ok(peers) = peer_ids(engine, id, network) else {
+        return;
+    };
+    let prefix = format!("{ip}\t");
+    for (_, peer) in peers {
+        let path = engine.paths.container_dir(&peer).join("hosts");
+        let Ok(text) = fs::read_to_string(&path) else {
+            continue;
+        };
+        if !text.lines().any(|l| l.starts_with(&prefix)) {
+            continue;
+        }
+        let kept: String = text
+            .lines()
+            .filter(|l| !l.starts_with(&prefix))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if let Ok(mut f) = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+        {
+            let _ = f.write_all(kept.as_bytes());
+        }
+    }
+}
+
+/// (ip, container id) of the others on a name-resolving `network`.
+fn peer_ids(engine: &Engine, id: &str, network: &str) -> Result<Vec<(Ipv4Addr, String)>> {
+    let net = engine.net()?;
+    match net.network(network) {
+        Ok(cfg) if cfg.dns => {}
+        _ => return Ok(Vec::new()),
+    }
+    let leases = berth_net::store::Store::open(&net.config().db)
+        .and_then(|s| s.leases(Some(network)))
+        .map_err(net_err)?;
+    Ok(leases
+        .into_iter()
+        .filter(|l| l.container != id)
+        .map(|l| (l.ip, l.container))
+        .collect())
+}
+
+/// Undoes [`setup`]: ports, attachments, namespace, state. Repeatable and
+/// cheap for containers that never had a network (one stat, one open).
+pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
+    let path = netns::path(&engine.paths.runroot, id);
+    let state = read_state(engine, id);
+    if state.is_none() && !path.exists() {
+        return Ok(());
+    }
+    let net = engine.net()?;
+    let mut errors = Vec::new();
+    let joined: Vec<(String, Option<Ipv4Addr>)> = match &state {
+        Some(s) => s
+            .joined
+            .iter()
+            .map(|j| (j.attachment.network.clone(), Some(j.attachment.ip)))
+            .collect(),
+        // Died between namespace and state file: the leases know.
+        None => {
+            match berth_net::store::Store::open(&net.config().db).and_then(|s| s.leases(None)) {
+                Ok(l) => l
+                    .into_iter()
+                    .filter(|l| l.container == id)
+                    .map(|l| (l.network, Some(l.ip)))
+                    .collect(),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    Vec::new()
+                }
+            }
+        }
+    };
+    // Deleting a veth waits for an RCU grace period (15-20 ms, most of a
+    // teardown). Unmounting the namespace instead lets the kernel destroy
+    // it, and with it both ends of every veth, in its own cleanup work,
+    // off our path. Only while other containers still live in the
+    // namespace (`--network container:`) must the veths go now, since the
+    // addresses return to the pool.
+    let shared = has_joiners(engine, id);
+    for (network, ip) in &joined {
+        if let Some(ip) = ip {
+            retract(engine, id, network, *ip);
+        }
+        let done = if shared {
+            net.detach(network, id)
+        } else {
+            berth_net::store::Store::open(&net.config().db)
+                .and_then(|mut s| s.release(network, id))
+                .map(|_| ())
+        };
+        if let Err(e) = done {
+            errors.push(e.to_string());
+        }
+    }
+    if state.as_ref().is_none_or(|s| !s.ports.is_empty()) {
+        if let Err(e) = net.unpublish_container(id) {
+            errors.push(e.to_string());
+        }
+    }
+    if let Err(e) = netns::remove(&path) {
+        errors.push(e.to_string());
+    }
+    match fs::remove_file(state_path(engine, id)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => errors.push(format!("removing the network state: {e}")),
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Teardown {
+            id: id.to_string(),
+            errors,
+        })
+    }
+}
+
+/// True if a running container shares `id`'s namespace.
+fn has_joiners(engine: &Engine, id: &str) -> bool {
+    let Ok(db) = engine.db() else {
+        // Unknown: the slow, always-correct teardown.
+        return true;
+    };
+    let pattern = format!("%\"NetworkMode\":\"container:{id}\"%");
+    db.conn()
+        .query_row(
+            "SELECT count(*) FROM containers WHERE state = 'running' AND config LIKE ?1",
+            [pattern],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_or(true, |n| n > 0)
+}
+
+/// Points the spec's network namespace at the sandbox's and binds its
+/// files over the image's, as docker does (rprivate, so nothing mounted
+/// on them propagates back).
+pub(crate) fn apply(spec: &mut oci_spec::runtime::Spec, sb: &Sandbox) -> Result<()> {
+    let mut v = serde_json::to_value(&*spec).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    let ns = v["linux"]["namespaces"]
+        .as_array_mut()
+        .ok_or_else(|| Error::InvalidArgument("spec without namespaces".into()))?;
+    ns.retain(|n| n["type"] != "network");
+    ns.push(json!({"type": "network", "path": sb.netns}));
+    if let (Some(files), Some(mounts)) = (&sb.files, v["mounts"].as_array_mut()) {
+        for (f, name) in files.iter().zip(FILES) {
+            let dest = format!("/etc/{name}");
+            mounts.retain(|m| m["destination"] != dest.as_str());
+            mounts.push(json!({"destination": dest, "type": "bind", "source": f,
+                               "options": ["rbind", "rprivate"]}));
+        }
+    }
+    *spec = serde_json::from_value(v).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_sets_the_namespace_path_and_files() {
+        let mut s = oci_spec::runtime::Spec::default();
+        let sb = Sandbox {
+            netns: "/run/berth/netns/abc".into(),
+            files: Some(FILES.map(|f| PathBuf::from("/c").join(f))),
+        };
+        apply(&mut s, &sb).unwrap();
+        let v = serde_json::to_value(&s).unwrap();
+        let nets: Vec<_> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["type"] == "network")
+            .collect();
+        assert_eq!(nets.len(), 1);
+        assert_eq!(nets[0]["path"], "/run/berth/netns/abc");
+        let m = v["mounts"].as_array().unwrap();
+        assert!(m
+            .iter()
+            .any(|m| m["destination"] == "/etc/resolv.conf" && m["source"] == "/c/resolv.conf"));
+    }
+}
