@@ -173,9 +173,14 @@ impl Store {
         })?;
         let content = FsContentStore::open(root)?;
         let conn = Connection::open(root.join("berth.db"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // The timeout first: switching to WAL takes a lock that many
+        // processes opening the store at once contend for.
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // In WAL mode NORMAL survives any process crash (SIGKILL included);
+        // only a power loss can drop the last commits, never corrupt.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS layers (
                 chain_id TEXT PRIMARY KEY,
