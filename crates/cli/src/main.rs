@@ -8,6 +8,7 @@ mod archive;
 mod attach;
 mod containerfs;
 mod containers;
+mod cp;
 mod format;
 mod images;
 mod manage;
@@ -86,6 +87,8 @@ enum Cmd {
     /// Manage containers.
     #[command(subcommand)]
     Container(manage::ContainerCmd),
+    /// Copy files between a container and the host.
+    Cp(cp::CpArgs),
     /// Show containers' details as JSON.
     Inspect(containers::InspectArgs),
     /// Manage networks.
@@ -170,6 +173,7 @@ fn main() -> ExitCode {
         Cmd::Rename(a) => (Codes::Plain, manage::rename(&engine, a)),
         Cmd::Update(a) => (Codes::Plain, manage::update(&engine, a)),
         Cmd::Container(c) => (Codes::Plain, manage::container(&engine, c)),
+        Cmd::Cp(a) => (Codes::Plain, cp::cp(&engine, a)),
         Cmd::Inspect(a) => (Codes::Plain, containers::inspect(&engine, a)),
         Cmd::Network(a) => (Codes::Plain, network::run(&engine, a)),
         Cmd::Port(a) => (Codes::Plain, network::port(&engine, a)),

@@ -330,4 +330,11 @@ fn ps_filters_and_formats_inspect_format() {
         out,
         "/db1 3 {\"tier\":\"db\"}\n/web1 0 {\"tier\":\"web\"}\n"
     );
+    let out = b.ok(&[
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"tier\"}}|{{join .Config.Cmd \",\"}}|{{range $k, $v := .Config.Labels}}{{$k}}={{$v}}{{end}}|{{if .State.Running}}up{{else}}down{{end}}",
+        "db1",
+    ]);
+    assert_eq!(out, "db|sh,-c,exit 3|tier=db|down\n");
 }

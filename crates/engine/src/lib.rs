@@ -9,6 +9,7 @@
 
 pub mod attach;
 mod container;
+pub mod cp;
 pub mod db;
 pub mod error;
 pub mod hostconfig;
