@@ -109,24 +109,7 @@ impl Engine {
     /// the container's processes. Returns the header and the rows.
     pub fn top(&self, key: &str, ps_args: &[String]) -> Result<(String, Vec<String>)> {
         let c = self.running(key, "top (it is not running)")?;
-        let pids = self.runtime().pids(&c.id)?;
-        let args: Vec<String> = if ps_args.is_empty() {
-            vec!["-ef".into()]
-        } else {
-            ps_args.to_vec()
-        };
-        let out = std::process::Command::new("ps")
-            .args(&args)
-            .output()
-            .map_err(crate::error::io_err("running ps"))?;
-        if !out.status.success() {
-            return Err(Error::InvalidArgument(format!(
-                "ps {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        filter_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+        Ok(self.runtime().ps(&c.id, ps_args)?)
     }
 
     /// One cgroup reading for `stats`.
@@ -316,25 +299,6 @@ fn resources(u: &Update, h: &crate::HostConfig) -> Result<oci_spec::runtime::Lin
 }
 
 /// The rows of `ps` output whose PID column is one of `pids`.
-fn filter_ps(out: &str, pids: &[i32]) -> Result<(String, Vec<String>)> {
-    let mut lines = out.lines();
-    let header = lines.next().unwrap_or_default().to_string();
-    let col = header
-        .split_whitespace()
-        .position(|h| h == "PID")
-        .ok_or_else(|| Error::InvalidArgument("ps output has no PID column".into()))?;
-    let rows = lines
-        .filter(|l| {
-            l.split_whitespace()
-                .nth(col)
-                .and_then(|p| p.parse::<i32>().ok())
-                .is_some_and(|p| pids.contains(&p))
-        })
-        .map(String::from)
-        .collect();
-    Ok((header, rows))
-}
-
 fn host_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -380,15 +344,6 @@ fn parse_net_dev(s: &str) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ps_rows_are_filtered_by_pid() {
-        let out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 init\nroot 42 1 0 10:00 ? 00:00:00 sleep 100\n";
-        let (h, rows) = filter_ps(out, &[42]).unwrap();
-        assert!(h.starts_with("UID PID"));
-        assert_eq!(rows, ["root 42 1 0 10:00 ? 00:00:00 sleep 100"]);
-        assert!(filter_ps("A B\n", &[1]).is_err());
-    }
 
     #[test]
     fn net_dev_skips_loopback() {

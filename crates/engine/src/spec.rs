@@ -12,23 +12,8 @@ use crate::error::{Error, Result};
 use crate::options::{ImageConfig, Network, RunOptions};
 use crate::user::User;
 
-/// Docker's default capability set (moby `oci/caps/defaults.go`).
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// Docker's default capability set, kept with Docker's seccomp profile.
+pub use berth_runtime::seccomp::DOCKER_DEFAULT_CAPS as DEFAULT_CAPS;
 
 /// Docker's masked paths: kernel information a container must not read.
 pub const MASKED_PATHS: [&str; 12] = [

@@ -417,38 +417,14 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
 }
 
 fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
-    let pids = rt.pids(id)?;
     if format == "json" {
-        println!("{}", serde_json::to_string(&pids)?);
+        println!("{}", serde_json::to_string(&rt.pids(id)?)?);
         return Ok(0);
     }
-    let args: Vec<String> = if ps_args.is_empty() {
-        vec!["-ef".into()]
-    } else {
-        ps_args.to_vec()
-    };
-    let out = std::process::Command::new("ps")
-        .args(&args)
-        .output()
-        .context("running ps")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or("");
-    let col = header
-        .split_whitespace()
-        .position(|h| h == "PID")
-        .context("ps output has no PID column")?;
+    let (header, rows) = rt.ps(id, ps_args)?;
     println!("{header}");
-    for l in lines {
-        if let Some(p) = l
-            .split_whitespace()
-            .nth(col)
-            .and_then(|s| s.parse::<i32>().ok())
-        {
-            if pids.contains(&p) {
-                println!("{l}");
-            }
-        }
+    for l in rows {
+        println!("{l}");
     }
     Ok(0)
 }

@@ -607,6 +607,29 @@ impl Runtime {
         Ok(rec.cgroup.pids()?)
     }
 
+    /// `ps`: the host's ps(1) with `ps_args` (default `-ef`), keeping its
+    /// header and the rows of this container's processes.
+    pub fn ps(&self, id: &str, ps_args: &[String]) -> Result<(String, Vec<String>)> {
+        let pids = self.pids(id)?;
+        let args: Vec<String> = if ps_args.is_empty() {
+            vec!["-ef".into()]
+        } else {
+            ps_args.to_vec()
+        };
+        let out = std::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .map_err(io_err("running ps"))?;
+        if !out.status.success() {
+            return Err(Error::Ps(format!(
+                "ps {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        filter_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+    }
+
     pub fn pause(&self, id: &str) -> Result<()> {
         let rec = self.load(id)?;
         let st = rec.status(&self.root);
@@ -805,6 +828,26 @@ impl Runtime {
         let _ = berth_sys::signal::unblock(&FORWARDED);
         code
     }
+}
+
+/// ps(1) output cut to its header and the rows whose PID is in `pids`.
+fn filter_ps(out: &str, pids: &[i32]) -> Result<(String, Vec<String>)> {
+    let mut lines = out.lines();
+    let header = lines.next().unwrap_or_default().to_string();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .ok_or_else(|| Error::Ps("ps output has no PID column".into()))?;
+    let rows = lines
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(col)
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|p| pids.contains(&p))
+        })
+        .map(String::from)
+        .collect();
+    Ok((header, rows))
 }
 
 /// The signals a foreground `run` or `exec` passes on to its process
@@ -1065,4 +1108,18 @@ pub fn default_spec(rootless: bool) -> Spec {
         spec.set_linux(Some(oci_spec::runtime::Linux::rootless(uid, gid)));
     }
     spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_rows_are_filtered_by_pid() {
+        let out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 init\nroot 42 1 0 10:00 ? 00:00:00 sleep 100\n";
+        let (h, rows) = filter_ps(out, &[42]).unwrap();
+        assert!(h.starts_with("UID PID"));
+        assert_eq!(rows, ["root 42 1 0 10:00 ? 00:00:00 sleep 100"]);
+        assert!(filter_ps("A B\n", &[1]).is_err());
+    }
 }

@@ -55,6 +55,9 @@ pub enum Error {
     Hook { path: PathBuf, reason: String },
     #[error("unknown signal {0:?}")]
     BadSignal(String),
+    /// ps(1) failed or printed no PID column.
+    #[error("{0}")]
+    Ps(String),
 }
 
 impl Error {
@@ -65,7 +68,8 @@ impl Error {
             Error::InvalidId(_)
             | Error::ConfigParse { .. }
             | Error::InvalidConfig(_)
-            | Error::BadSignal(_) => ErrorKind::InvalidArgument,
+            | Error::BadSignal(_)
+            | Error::Ps(_) => ErrorKind::InvalidArgument,
             Error::ConfigRead { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }

@@ -352,6 +352,26 @@ fn normalize_cap(cap: &str) -> String {
     }
 }
 
+/// Docker's default capability set (moby `oci/caps/defaults.go`): what a
+/// container gets unless told otherwise, and so the set its seccomp
+/// profile is usually selected for.
+pub const DOCKER_DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// Docker's default profile for a container whose bounding set is `caps`
 /// (names as in `process.capabilities.bounding`, e.g. `CAP_SYS_ADMIN`):
 /// default action ERRNO (EPERM), moby's allow list, and the conditional
@@ -420,24 +440,7 @@ mod tests {
     }
 
     fn docker_caps() -> Vec<String> {
-        [
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-        ]
-        .map(String::from)
-        .to_vec()
+        DOCKER_DEFAULT_CAPS.map(String::from).to_vec()
     }
 
     #[test]

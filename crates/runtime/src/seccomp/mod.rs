@@ -31,7 +31,7 @@ mod default_profile;
 #[cfg(test)]
 mod tests;
 
-pub use default_profile::docker_default;
+pub use default_profile::{docker_default, DOCKER_DEFAULT_CAPS};
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Seek, Write};
