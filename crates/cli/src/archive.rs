@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use berth_engine::{images as store, Engine};
@@ -63,23 +63,34 @@ pub fn save(engine: &Engine, a: SaveArgs) -> Result<u8> {
         format,
         compression,
     };
-    let bar = progress::bytes_bar("Saving", None, a.quiet);
-    match &a.output {
+    write_output(a.output.as_deref(), "Saving", a.quiet, |w| {
+        archive::save(&s, &names, w, &opts).map_err(berth_engine::Error::from)?;
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+/// Streams what `write` produces to `-o FILE` or, without one, to stdout,
+/// through a byte bar on a terminal. A file is written beside its target
+/// and renamed into place: a failed write never leaves a truncated
+/// archive under the asked name. (The caller refuses a terminal stdout.)
+pub fn write_output(
+    output: Option<&Path>,
+    label: &str,
+    quiet: bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<()>,
+) -> Result<()> {
+    let bar = progress::bytes_bar(label, None, quiet);
+    match output {
         Some(path) => {
-            // Written beside the target and renamed into place: a failed
-            // save never leaves a truncated archive under the asked name.
             let dir = path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
+                .unwrap_or(Path::new("."));
             let tmp = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("creating a file in {}", dir.display()))?;
-            let w = BufWriter::new(tmp.reopen()?);
-            let w: Box<dyn Write> = match &bar {
-                Some(b) => Box::new(b.wrap_write(w)),
-                None => Box::new(w),
-            };
-            let mut w = archive::save(&s, &names, w, &opts).map_err(berth_engine::Error::from)?;
+            let mut w = through_bar(&bar, Box::new(BufWriter::new(tmp.reopen()?)));
+            write(&mut *w)?;
             w.flush()?;
             drop(w);
             // NamedTempFile makes 0600; an archive is as readable as any
@@ -93,19 +104,25 @@ pub fn save(engine: &Engine, a: SaveArgs) -> Result<u8> {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         None => {
-            let w = BufWriter::new(std::io::stdout().lock());
-            let w: Box<dyn Write> = match &bar {
-                Some(b) => Box::new(b.wrap_write(w)),
-                None => Box::new(w),
-            };
-            let mut w = archive::save(&s, &names, w, &opts).map_err(berth_engine::Error::from)?;
+            let mut w = through_bar(&bar, Box::new(BufWriter::new(std::io::stdout().lock())));
+            write(&mut *w)?;
             w.flush()?;
         }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(0)
+    Ok(())
+}
+
+fn through_bar<'a>(
+    bar: &Option<indicatif::ProgressBar>,
+    w: Box<dyn Write + 'a>,
+) -> Box<dyn Write + 'a> {
+    match bar {
+        Some(b) => Box::new(b.wrap_write(w)),
+        None => w,
+    }
 }
 
 /// Opens `-i FILE` (or `-`/nothing: stdin) with its length when known.

@@ -1,10 +1,10 @@
 //! A container's filesystem as data: `export` (all of it as a tar),
 //! `commit` (its changes as a new image) and `diff` (its changes listed).
 
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use berth_engine::image_ops;
 use berth_engine::{images as store, Engine};
 use berth_image::store::CommitOptions;
@@ -27,41 +27,10 @@ pub fn export(engine: &Engine, a: ExportArgs) -> Result<u8> {
     let s = store::open(&engine.paths)?;
     // Found before any output file exists.
     engine.find(&a.container)?;
-    let bar = progress::bytes_bar("Exporting", None, false);
-    match &a.output {
-        Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("creating a file in {}", dir.display()))?;
-            let w = BufWriter::new(tmp.reopen()?);
-            match &bar {
-                Some(b) => image_ops::export(engine, &s, &a.container, b.wrap_write(w))?,
-                None => image_ops::export(engine, &s, &a.container, w)?,
-            }
-            // NamedTempFile makes 0600; an archive is as readable as any
-            // file the user would have made (docker: 0644 under umask 022).
-            std::fs::set_permissions(
-                tmp.path(),
-                std::os::unix::fs::PermissionsExt::from_mode(0o644),
-            )?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(path)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        None => {
-            let w = BufWriter::new(std::io::stdout().lock());
-            match &bar {
-                Some(b) => image_ops::export(engine, &s, &a.container, b.wrap_write(w))?,
-                None => image_ops::export(engine, &s, &a.container, w)?,
-            }
-        }
-    }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    crate::archive::write_output(a.output.as_deref(), "Exporting", false, |w| {
+        image_ops::export(engine, &s, &a.container, w)?;
+        Ok(())
+    })?;
     Ok(0)
 }
 

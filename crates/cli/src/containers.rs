@@ -174,6 +174,12 @@ fn finish(
         attach::Outcome::Detached => return Ok(0),
         attach::Outcome::Closed => wait()?,
     };
+    container_code(code)
+}
+
+/// The container's exit code as ours: 0 is success, anything else an
+/// [`Exit`] that main turns into that code.
+fn container_code(code: i32) -> Result<u8> {
     if code == 0 {
         Ok(0)
     } else {
@@ -314,8 +320,8 @@ pub fn rm(engine: &Engine, a: RmArgs) -> Result<u8> {
 }
 
 /// Runs `f` on each argument, reporting each failure and going on, as
-/// docker does for multi-container commands.
-fn each(items: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<u8> {
+/// docker does for multi-argument commands; exit 1 if any failed.
+pub(crate) fn each(items: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<u8> {
     let mut failed = false;
     for i in items {
         if let Err(e) = f(i) {
@@ -513,11 +519,7 @@ pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
         return exec_tty(engine, &a.args[0], &opts, a.interactive, &a.detach_keys);
     }
     let code = engine.exec(&a.args[0], &opts, a.interactive)?;
-    if code == 0 {
-        Ok(0)
-    } else {
-        Err(Exit(code.clamp(0, 255) as u8).into())
-    }
+    container_code(code)
 }
 
 #[derive(Args)]

@@ -13,6 +13,7 @@ use berth_image::store::Removed;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use crate::containers::each;
 use crate::template::Format;
 use crate::{archive, containerfs, format, registry, Exit};
 
@@ -139,22 +140,6 @@ fn dispatch(engine: &Engine, cmd: ImageCmd) -> Result<u8> {
 
 fn short_id(id: &berth_image::Digest) -> String {
     id.hex()[..12].to_string()
-}
-
-/// Prints `berth: ERR` for each failed item and goes on, as docker does
-/// for multi-argument commands; exit 1 if any failed.
-fn each(items: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<u8> {
-    let mut failed = false;
-    for i in items {
-        if let Err(e) = f(i) {
-            eprintln!("berth: {e:#}");
-            failed = true;
-        }
-    }
-    if failed {
-        return Err(Exit(1).into());
-    }
-    Ok(0)
 }
 
 #[derive(Args)]

@@ -11,26 +11,15 @@ use berth_engine::{Engine, State};
 use clap::{Args, Subcommand};
 
 use crate::format;
-use crate::Exit;
 
-/// Runs `f` on each argument, reporting failures and going on, as docker
-/// does; prints each argument that worked.
+/// [`crate::containers::each`], printing each argument that worked, as
+/// docker's restart, pause, unpause and update do.
 fn each(items: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<u8> {
-    let mut failed = false;
-    for i in items {
-        match f(i) {
-            Ok(()) => println!("{i}"),
-            Err(e) => {
-                eprintln!("berth: {e:#}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        Err(Exit(1).into())
-    } else {
-        Ok(0)
-    }
+    crate::containers::each(items, |i| {
+        f(i)?;
+        println!("{i}");
+        Ok(())
+    })
 }
 
 #[derive(Args)]

@@ -319,10 +319,10 @@ impl Engine {
         Ok(c)
     }
 
-    /// Removes everything of a stopped container: runtime state, mounts,
-    /// snapshot, files, row. Keeps going past failures, reporting all.
-    pub fn teardown(&self, db: &Db, id: &str) -> Result<()> {
-        let mut errors = Vec::new();
+    /// What a run holds once its process is gone: the runtime's state, the
+    /// rootfs mount, the network. Failures are collected, not fatal, so
+    /// teardown goes on past them.
+    fn release_run(&self, id: &str, errors: &mut Vec<String>) {
         match self.runtime().delete(id, true) {
             Ok(()) => {}
             Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
@@ -331,10 +331,17 @@ impl Engine {
         if let Err(e) = unmount(&self.paths.rootfs(id)) {
             errors.push(e.to_string());
         }
-        // Before the bundle goes: the network's record of itself is there.
         if let Err(e) = crate::network::release(self, id) {
             errors.push(e.to_string());
         }
+    }
+
+    /// Removes everything of a stopped container: runtime state, mounts,
+    /// snapshot, files, row. Keeps going past failures, reporting all.
+    pub fn teardown(&self, db: &Db, id: &str) -> Result<()> {
+        let mut errors = Vec::new();
+        // Before the bundle goes: the network's record of itself is there.
+        self.release_run(id, &mut errors);
         match images::open(&self.paths).and_then(|s| images::remove_rootfs(&s, id)) {
             Ok(()) => {}
             Err(e) => errors.push(e.to_string()),
@@ -378,18 +385,8 @@ impl Engine {
     /// code and time are kept, and a `--rm` container is removed.
     pub fn record_exit(&self, id: &str, code: i32) -> Result<()> {
         let mut errors = Vec::new();
-        match self.runtime().delete(id, true) {
-            Ok(()) => {}
-            Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
-            Err(e) => errors.push(e.to_string()),
-        }
-        if let Err(e) = unmount(&self.paths.rootfs(id)) {
-            errors.push(e.to_string());
-        }
         // docker frees the address and ports at exit, not at rm.
-        if let Err(e) = crate::network::release(self, id) {
-            errors.push(e.to_string());
-        }
+        self.release_run(id, &mut errors);
         let db = self.db()?;
         db.set_exited(id, code, chrono::Utc::now())?;
         if let Err(e) = self.remove_if_auto(&db, id) {

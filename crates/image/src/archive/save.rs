@@ -12,7 +12,9 @@ use crate::content::{read_blob, Provider};
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::layer::{decompress, Compression};
 use crate::reference::Reference;
-use crate::store::{chain_ids, Image, Store, StoreError, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
+use crate::store::{
+    chain_ids, config_diff_ids, Image, Store, StoreError, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ArchiveFormat {
@@ -94,12 +96,7 @@ pub fn save<W: Write>(store: &Store, names: &[&str], out: W, opts: &SaveOptions)
         let stored_bytes = read_blob(store.content(), &image.manifest)?;
         let stored: Value = serde_json::from_slice(&stored_bytes)
             .map_err(|e| corrupt(image, format!("manifest: {e}")))?;
-        let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|d| d.as_str().and_then(|s| Digest::parse(s).ok()))
-            .collect();
+        let diff_ids = config_diff_ids(&cfg);
         let chain = chain_ids(&diff_ids);
         let descs = stored["layers"].as_array().cloned().unwrap_or_default();
         let mut layers = Vec::with_capacity(diff_ids.len());

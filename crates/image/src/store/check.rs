@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 
 use super::gc::reachable;
-use super::{chain_ids, Result, Store};
+use super::{chain_ids, config_diff_ids, Result, Store};
 use crate::content::{Manager, Provider};
 use crate::digest::{Digest, HashingReader};
 use crate::snapshot::Kind;
@@ -114,12 +114,7 @@ impl Store {
                     continue;
                 }
             };
-            let diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d.as_str().and_then(|s| Digest::parse(s).ok()))
-                .collect();
+            let diff_ids = config_diff_ids(&config);
             let chain = chain_ids(&diff_ids);
             if chain.last() != image.top_chain_id.as_ref() {
                 report.problems.push(format!(

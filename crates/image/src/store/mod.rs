@@ -142,6 +142,17 @@ pub struct ImportOptions {
     pub source: String,
 }
 
+/// The layer diff ids an image config lists, skipping entries that are not
+/// digests (readers that report, not refuse, a damaged config).
+pub(crate) fn config_diff_ids(config: &serde_json::Value) -> Vec<Digest> {
+    config["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str().and_then(|s| Digest::parse(s).ok()))
+        .collect()
+}
+
 /// Chain ids of a stack of diff ids: the first is its diff id, each next
 /// one `sha256(parent + " " + diff_id)`.
 pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
