@@ -3,9 +3,10 @@
 //! test starts its peer on private roots and sockets and tears it down.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_testutil::peers::{Daemon, Dockerd, Podman};
 use berth_testutil::{oci_archive, require_root, rootfs_tar};
 
 /// The berth-runtime binary built beside this test (`cargo build
@@ -60,77 +61,16 @@ fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Unmounts everything below `dir` (deepest first), then removes it.
-fn teardown_dir(dir: &Path) {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut mps: Vec<&str> = mi
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(4))
-        .filter(|m| m.starts_with(dir.to_str().unwrap()))
-        .collect();
-    mps.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    for m in mps {
-        let _ = rustix::mount::unmount(m, rustix::mount::UnmountFlags::DETACH);
-    }
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_child(&self.child),
-            rustix::process::Signal::TERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        teardown_dir(&self.dir);
-    }
-}
-
 #[test]
 fn podman_runs_containers_with_berth_runtime() {
     if !require_root("podman_runs_containers_with_berth_runtime") || !have("podman") {
         return;
     }
-    // Short paths: podman's attach socket must fit in 108 bytes.
-    let dir = PathBuf::from(format!("/tmp/bp{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("containers.conf");
-    // This host's hard limits are below podman's defaults: give it ours.
-    std::fs::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
-    )
-    .unwrap();
-    let tar = dir.join("rootfs.tar");
+    let p = Podman::new();
+    let tar = p.dir().join("rootfs.tar");
     rootfs_tar(&tar).unwrap();
-    let podman = |args: &[&str]| -> Output {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", &conf)
-            .arg("--root")
-            .arg(dir.join("r"))
-            .arg("--runroot")
-            .arg(dir.join("rr"))
-            .arg("--tmpdir")
-            .arg(dir.join("t"))
-            .args(["--runtime"])
-            .arg(berth_runtime())
-            .args(args);
-        run(&mut c)
-    };
-    let guard = scopeguard(&dir);
+    let podman =
+        |args: &[&str]| -> Output { run(p.cmd().arg("--runtime").arg(berth_runtime()).args(args)) };
     let o = podman(&["import", tar.to_str().unwrap(), "localhost/bbtest:latest"]);
     assert!(o.status.success(), "import: {}", out_str(&o));
     let o = podman(&[
@@ -157,17 +97,6 @@ fn podman_runs_containers_with_berth_runtime() {
     assert_eq!(o.status.code(), Some(3), "{}", out_str(&o));
     let _ = podman(&["rm", "-af"]);
     let _ = podman(&["rmi", "-af"]);
-    drop(guard);
-}
-
-struct DirGuard(PathBuf);
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        teardown_dir(&self.0);
-    }
-}
-fn scopeguard(d: &Path) -> DirGuard {
-    DirGuard(d.to_path_buf())
 }
 
 #[test]
@@ -175,43 +104,12 @@ fn docker_runs_execs_and_stops_with_berth_runtime() {
     if !require_root("docker_runs_execs_and_stops_with_berth_runtime") || !have("dockerd") {
         return;
     }
-    let dir = PathBuf::from(format!("/tmp/bd{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("docker.sock");
-    let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-    let child = Command::new("dockerd")
-        .arg("--data-root")
-        .arg(dir.join("data"))
-        .arg("--exec-root")
-        .arg(dir.join("exec"))
-        .arg("--pidfile")
-        .arg(dir.join("docker.pid"))
-        .arg("-H")
-        .arg(format!("unix://{}", sock.display()))
-        .args([
-            "--bridge=none",
-            "--iptables=false",
-            "--ip6tables=false",
-            "--add-runtime",
-        ])
-        .arg(format!("berth={}", berth_runtime().display()))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let _d = Daemon {
-        child,
-        dir: dir.clone(),
-    };
-    let docker = |args: &[&str]| -> Output {
-        run(Command::new("docker")
-            .arg("-H")
-            .arg(format!("unix://{}", sock.display()))
-            .args(args))
-    };
-    wait_until("dockerd", 60, || docker(&["info"]).status.success());
-    let tar = dir.join("rootfs.tar");
+    let d = Dockerd::start(&[
+        "--add-runtime".to_string(),
+        format!("berth={}", berth_runtime().display()),
+    ]);
+    let docker = |args: &[&str]| -> Output { run(d.docker().args(args)) };
+    let tar = d.dir().join("rootfs.tar");
     rootfs_tar(&tar).unwrap();
     let o = docker(&["import", tar.to_str().unwrap(), "bbtest:latest"]);
     assert!(o.status.success(), "import: {}", out_str(&o));
@@ -226,12 +124,7 @@ fn docker_runs_execs_and_stops_with_berth_runtime() {
         "echo",
         "ok",
     ]);
-    assert!(
-        o.status.success(),
-        "run: {}\n{}",
-        out_str(&o),
-        std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-    );
+    assert!(o.status.success(), "run: {}\n{}", out_str(&o), d.log());
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok");
     let o = docker(&[
         "run",

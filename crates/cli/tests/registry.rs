@@ -6,90 +6,24 @@
 mod common;
 
 use std::io::Write;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Output, Stdio};
 
+use berth_testutil::peers::{Registry, RegistryOptions};
 use common::Berth;
 
-const REGISTRY: &str = "/usr/bin/docker-registry";
-
-/// `docker-registry serve` with its storage in a temporary directory;
-/// killed when dropped.
-struct Registry {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Child,
-}
-
-impl Registry {
-    /// `htpasswd`: a file for basic auth; none is an open registry.
-    fn start(htpasswd: Option<&Path>) -> Registry {
-        assert!(
-            Path::new(REGISTRY).exists(),
-            "{REGISTRY} is missing: apt-get install docker-registry"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("berth-cli-registry-")
-            .tempdir()
-            .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        if let Some(h) = htpasswd {
-            yaml += &format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+/// The shared registry peer; `htpasswd` turns on basic auth, none is an
+/// open registry.
+fn start_registry(htpasswd: Option<&Path>) -> Registry {
+    Registry::start_with(RegistryOptions {
+        auth: htpasswd.map(|h| {
+            format!(
+                "  htpasswd:\n    realm: berth-test\n    path: {}\n",
                 h.display()
-            );
-        }
-        let config = dir.path().join("config.yml");
-        std::fs::write(&config, yaml).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(REGISTRY)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut r = Registry { dir, port, child };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = r.child.try_wait() {
-                panic!("registry exited ({status}): {}", r.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "registry did not start: {}",
-                r.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        r
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+            )
+        }),
+        ..Default::default()
+    })
 }
 
 /// Runs berth with `DOCKER_CONFIG` set and `input` on stdin.
@@ -113,7 +47,7 @@ fn push_rmi_pull_run_round_trip() {
     if !berth_testutil::require_root("push_rmi_pull_run_round_trip") {
         return;
     }
-    let reg = Registry::start(None);
+    let reg = start_registry(None);
     let b = Berth::with_image();
     let tar = b.dir.path().join("rootfs.tar");
     let name = format!("{}/test/app:v1", reg.host());
@@ -257,7 +191,7 @@ fn login_checks_the_password_and_logout_forgets() {
         format!("alice:{}\n", bcrypt::hash("s3cret", 4).unwrap()),
     )
     .unwrap();
-    let reg = Registry::start(Some(&htpasswd));
+    let reg = start_registry(Some(&htpasswd));
     let host = reg.host();
     let b = Berth::with_image();
     let config_dir: PathBuf = tmp.path().join("docker");

@@ -4,12 +4,11 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use berth_image::archive::{load, save, ArchiveFormat, SaveOptions};
 use berth_image::layer::Compression;
+use berth_testutil::peers::{Dockerd, Podman};
 use common::{busybox, rootfs_has_busybox, store};
 
 fn run(cmd: &mut Command) -> Output {
@@ -23,123 +22,11 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// A private dockerd, torn down (mounts included) on drop.
-struct Dockerd {
-    child: Child,
-    dir: PathBuf,
-    sock: String,
-}
-
-impl Dockerd {
-    fn start() -> Dockerd {
-        let dir = PathBuf::from(format!("/tmp/{}", berth_testutil::unique_id("bd")));
-        fs::create_dir_all(&dir).unwrap();
-        let sock = format!("unix://{}/d.sock", dir.display());
-        let child = Command::new("dockerd")
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("d.pid"))
-            .args([
-                "-H",
-                &sock,
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-            ])
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.join("log")).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Dockerd { child, dir, sock };
-        let start = Instant::now();
-        while !d
-            .docker()
-            .arg("info")
-            .output()
-            .is_ok_and(|o| o.status.success())
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "dockerd did not start: {}",
-                fs::read_to_string(d.dir.join("log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        d
-    }
-
-    fn docker(&self) -> Command {
-        // Debian's client speaks to Debian's daemon.
-        let mut c = Command::new("/usr/bin/docker");
-        c.args(["-H", &self.sock]);
-        c
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-        unmount_under(&self.dir);
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Lazily unmounts everything a daemon left mounted below `dir`.
-fn unmount_under(dir: &Path) {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = Command::new("umount").args(["-l", p]).status();
-    }
-}
-
-/// podman with private storage under a short path.
-struct Podman {
-    dir: PathBuf,
-}
-
-impl Podman {
-    fn new() -> Podman {
-        let dir = PathBuf::from(format!("/tmp/{}", berth_testutil::unique_id("p")));
-        fs::create_dir_all(dir.join("tmp")).unwrap();
-        fs::write(
-            dir.join("containers.conf"),
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
-        )
-        .unwrap();
-        Podman { dir }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
-            .arg("--root")
-            .arg(self.dir.join("root"))
-            .arg("--runroot")
-            .arg(self.dir.join("run"))
-            .arg("--tmpdir")
-            .arg(self.dir.join("tmp"))
-            .args(["--storage-driver", "vfs"]);
-        c
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        unmount_under(&self.dir);
-        let _ = fs::remove_dir_all(&self.dir);
-    }
+/// podman on its own storage; vfs keeps it off overlay-on-overlay.
+fn podman(p: &Podman) -> Command {
+    let mut c = p.cmd();
+    c.args(["--storage-driver", "vfs"]);
+    c
 }
 
 #[test]
@@ -182,7 +69,7 @@ fn archives_saved_by_berth_load_in_docker_podman_and_skopeo() {
         assert_eq!(v["Layers"].as_array().unwrap().len(), 1, "{v}");
     }
 
-    let d = Dockerd::start();
+    let d = Dockerd::start(&[]);
     for file in [&plain, &gzip] {
         let out = run(d.docker().arg("load").arg("-i").arg(file));
         assert!(
@@ -204,11 +91,9 @@ fn archives_saved_by_berth_load_in_docker_podman_and_skopeo() {
 
     let p = Podman::new();
     for file in [&plain, &gzip, &oci] {
-        run(p.cmd().arg("load").arg("-i").arg(file));
-        run(p
-            .cmd()
-            .args(["image", "exists", "docker.io/library/bbsave:1"]));
-        run(p.cmd().args(["rmi", "docker.io/library/bbsave:1"]));
+        run(podman(&p).arg("load").arg("-i").arg(file));
+        run(podman(&p).args(["image", "exists", "docker.io/library/bbsave:1"]));
+        run(podman(&p).args(["rmi", "docker.io/library/bbsave:1"]));
     }
 }
 
@@ -224,7 +109,7 @@ fn archives_saved_by_docker_and_podman_load_into_berth_and_run() {
     let oci_src = t.path().join("src-oci.tar");
     berth_testutil::oci_archive(&oci_src, "docker.io/library/bbsrc:latest", &["/bin/sh"]).unwrap();
 
-    let d = Dockerd::start();
+    let d = Dockerd::start(&[]);
     run(d.docker().arg("import").arg(&rootfs).arg("bbdock:1"));
     let from_docker = t.path().join("docker.tar");
     run(d
@@ -236,16 +121,14 @@ fn archives_saved_by_docker_and_podman_load_into_berth_and_run() {
     drop(d);
 
     let p = Podman::new();
-    run(p.cmd().arg("load").arg("-i").arg(&oci_src));
+    run(podman(&p).arg("load").arg("-i").arg(&oci_src));
     let from_podman = t.path().join("podman.tar");
     let from_podman_oci = t.path().join("podman-oci.tar");
-    run(p
-        .cmd()
+    run(podman(&p)
         .args(["save", "--format", "docker-archive", "-o"])
         .arg(&from_podman)
         .arg("docker.io/library/bbsrc:latest"));
-    run(p
-        .cmd()
+    run(podman(&p)
         .args(["save", "--format", "oci-archive", "-o"])
         .arg(&from_podman_oci)
         .arg("docker.io/library/bbsrc:latest"));

@@ -9,8 +9,8 @@ use std::path::Path;
 use base64::Engine as _;
 use berth_image::reference::Reference;
 use berth_registry::{login, logout, CredentialStore, Credentials, ErrorKind, Event, PullOptions};
+use berth_testutil::peers::{Registry, RegistryOptions as Options};
 use common::image::{read_file, two_layers};
-use common::registry::{Options, Registry};
 use common::tokens::{tls_files, TokenServer};
 use common::{client_with, store};
 

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use berth_image::reference::Reference;
 use berth_registry::{Event, PullOptions};
+use berth_testutil::peers::Registry;
 use common::image::{read_file, two_layers};
-use common::registry::Registry;
 use common::{client, store};
 
 fn no_progress(_: Event) {}

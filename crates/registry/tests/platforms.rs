@@ -6,8 +6,8 @@ mod common;
 use berth_image::reference::Reference;
 use berth_registry::manifest::{OCI_INDEX, OCI_MANIFEST};
 use berth_registry::{Descriptor, ErrorKind, Event, Platform, PullOptions, RegistryError};
+use berth_testutil::peers::Registry;
 use common::image::{image, layer, read_file, TestImage};
-use common::registry::Registry;
 use common::{client, store};
 use serde_json::json;
 

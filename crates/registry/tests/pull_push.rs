@@ -5,8 +5,8 @@ mod common;
 use berth_image::content::Provider;
 use berth_image::reference::Reference;
 use berth_registry::{ErrorKind, Event, PullOptions, RegistryError};
+use berth_testutil::peers::Registry;
 use common::image::{read_file, two_layers};
-use common::registry::Registry;
 use common::{client, store, Events};
 
 fn no_progress(_: Event) {}
@@ -258,7 +258,7 @@ fn corrupted_blob_is_caught_and_nothing_is_left_behind() {
 
     // Flip bytes in the registry's copy of the big layer, keeping its size.
     let bad = &img.layers[1];
-    let path = reg.blob_path(&bad.digest);
+    let path = reg.blob_path(bad.digest.hex());
     let mut bytes = std::fs::read(&path).unwrap();
     for b in bytes.iter_mut().skip(1000).take(64) {
         *b ^= 0xff;
@@ -352,7 +352,7 @@ fn unknown_tag_and_unreachable_registry_name_what_failed() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("test/nothing"), "{err}");
 
-    let port = common::registry::free_port();
+    let port = berth_testutil::peers::free_port();
     let down = Reference::parse(&format!("127.0.0.1:{port}/x/y:1")).unwrap();
     let err = c
         .pull(&dst, &down, &PullOptions::default(), &no_progress)

@@ -55,12 +55,12 @@ fn terminal_through_the_console_socket() {
         "-c",
         "tty; stty size; [ -t 0 ] && echo stdin-is-tty; ls -l /dev/console | cut -c1",
     ]);
-    let mut p = b.spec.process().clone().unwrap();
-    p.set_terminal(Some(true));
-    p.set_console_size(Some(
-        serde_json::from_str(r#"{"height":24,"width":100}"#).unwrap(),
-    ));
-    b.spec.set_process(Some(p));
+    b.edit_process(|p| {
+        p.set_terminal(Some(true));
+        p.set_console_size(Some(
+            serde_json::from_str(r#"{"height":24,"width":100}"#).unwrap(),
+        ));
+    });
     b.save().unwrap();
     let o = rt.out(&[
         "run",
@@ -116,22 +116,22 @@ fn sysctl_and_joined_network_namespace() {
         .unwrap();
     assert!(st.success());
     let mut b = bundle(&["sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '; echo; cat /proc/sys/net/ipv4/ip_forward; cat /proc/sys/kernel/msgmax"]);
-    let mut linux = b.spec.linux().clone().unwrap();
-    let mut namespaces = linux.namespaces().clone().unwrap();
-    for n in namespaces.iter_mut() {
-        if n.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
-            n.set_path(Some(ns.clone()));
+    b.edit_linux(|linux| {
+        let mut namespaces = linux.namespaces().clone().unwrap();
+        for n in namespaces.iter_mut() {
+            if n.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                n.set_path(Some(ns.clone()));
+            }
         }
-    }
-    linux.set_namespaces(Some(namespaces));
-    linux.set_sysctl(Some(
-        [
-            ("net.ipv4.ip_forward".to_string(), "1".to_string()),
-            ("kernel.msgmax".to_string(), "12345".to_string()),
-        ]
-        .into(),
-    ));
-    b.spec.set_linux(Some(linux));
+        linux.set_namespaces(Some(namespaces));
+        linux.set_sysctl(Some(
+            [
+                ("net.ipv4.ip_forward".to_string(), "1".to_string()),
+                ("kernel.msgmax".to_string(), "12345".to_string()),
+            ]
+            .into(),
+        ));
+    });
     b.save().unwrap();
     let o = rt.run(b.path());
     let _ = rustix::mount::unmount(&ns, rustix::mount::UnmountFlags::DETACH);
@@ -167,9 +167,9 @@ fn no_pivot_and_rootfs_propagation() {
         "-c",
         "ls /; awk '$5 == \"/\"' /proc/self/mountinfo | grep -c shared",
     ]);
-    let mut linux = b.spec.linux().clone().unwrap();
-    linux.set_rootfs_propagation(Some("rshared".into()));
-    b.spec.set_linux(Some(linux));
+    b.edit_linux(|linux| {
+        linux.set_rootfs_propagation(Some("rshared".into()));
+    });
     b.save().unwrap();
     let o = rt.out(&[
         "run",
@@ -238,14 +238,7 @@ fn kill_all_and_update_from_a_resources_file() {
     }
     let rt = Rt::new();
     let b = bundle(&["sh", "-c", "sleep 100 & sleep 100 & wait"]);
-    let id = unique_id("killall");
-    rt.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &id,
-    ]);
+    let id = rt.run_detached(&b, "killall");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut pids: Vec<i32> = Vec::new();
     while pids.len() < 3 && std::time::Instant::now() < deadline {
@@ -291,26 +284,19 @@ fn oom_kill_is_reported() {
         "-c",
         "sleep 0.5; head -c 64m /dev/zero > /dev/shm/hog; sleep 100",
     ]);
-    let mut linux = b.spec.linux().clone().unwrap();
-    let mut res = linux.resources().clone().unwrap_or_default();
-    res.set_memory(Some(
-        serde_json::from_str(r#"{"limit":8388608,"swap":8388608}"#).unwrap(),
-    ));
-    linux.set_resources(Some(res));
-    b.spec.set_linux(Some(linux));
-    let mut mounts = b.spec.mounts().clone().unwrap();
-    mounts.retain(|m| m.destination() != std::path::Path::new("/dev/shm"));
-    mounts.push(serde_json::from_str(r#"{"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","nodev","size=128m"]}"#).unwrap());
-    b.spec.set_mounts(Some(mounts));
+    b.edit_linux(|linux| {
+        let mut res = linux.resources().clone().unwrap_or_default();
+        res.set_memory(Some(
+            serde_json::from_str(r#"{"limit":8388608,"swap":8388608}"#).unwrap(),
+        ));
+        linux.set_resources(Some(res));
+    });
+    b.edit_mounts(|mounts| {
+        mounts.retain(|m| m.destination() != std::path::Path::new("/dev/shm"));
+        mounts.push(serde_json::from_str(r#"{"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","nodev","size=128m"]}"#).unwrap());
+    });
     b.save().unwrap();
-    let id = unique_id("oom");
-    rt.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &id,
-    ]);
+    let id = rt.run_detached(&b, "oom");
     // The event stream reports the kill as an "oom" line.
     let mut child = rt
         .cmd()
@@ -367,9 +353,9 @@ fn interactive_run_proxies_a_terminal() {
     }
     let rt = Rt::new();
     let mut b = bundle(&["sh"]);
-    let mut p = b.spec.process().clone().unwrap();
-    p.set_terminal(Some(true));
-    b.spec.set_process(Some(p));
+    b.edit_process(|p| {
+        p.set_terminal(Some(true));
+    });
     b.save().unwrap();
     let session = unique_id("tty");
     let rc = tmp_path("rc");
@@ -469,16 +455,16 @@ fn recursive_read_only_bind_and_overlay_mounts() {
         "touch /data/x 2>/dev/null && echo top-writable; touch /data/sub/x 2>/dev/null && echo sub-writable; \
          cat /ov/from-lower; echo new > /ov/from-upper && echo ov-written",
     ]);
-    let mut mounts = b.spec.mounts().clone().unwrap();
-    mounts.push(serde_json::from_value(serde_json::json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "rro"]})).unwrap());
-    let ov = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        layers.path().join("lower").display(),
-        layers.path().join("upper").display(),
-        layers.path().join("work").display()
-    );
-    mounts.push(serde_json::from_value(serde_json::json!({"destination": "/ov", "type": "overlay", "source": "overlay", "options": [ov]})).unwrap());
-    b.spec.set_mounts(Some(mounts));
+    b.edit_mounts(|mounts| {
+        mounts.push(serde_json::from_value(serde_json::json!({"destination": "/data", "type": "bind", "source": host.path(), "options": ["rbind", "rro"]})).unwrap());
+        let ov = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            layers.path().join("lower").display(),
+            layers.path().join("upper").display(),
+            layers.path().join("work").display()
+        );
+        mounts.push(serde_json::from_value(serde_json::json!({"destination": "/ov", "type": "overlay", "source": "overlay", "options": [ov]})).unwrap());
+    });
     b.save().unwrap();
     let o = rt.run(b.path());
     let _ = rustix::mount::unmount(
@@ -505,23 +491,23 @@ fn time_namespace_offsets_domainname_umask_oom_score() {
     }
     let rt = Rt::new();
     let mut b = bundle(&["sh", "-c", "cut -d. -f1 /proc/uptime; cat /proc/sys/kernel/domainname; umask; cat /proc/self/oom_score_adj"]);
-    let mut linux = b.spec.linux().clone().unwrap();
-    let mut ns = linux.namespaces().clone().unwrap();
-    ns.push(serde_json::from_str(r#"{"type":"time"}"#).unwrap());
-    linux.set_namespaces(Some(ns));
-    linux.set_time_offsets(Some(
-        [(
-            "boottime".to_string(),
-            serde_json::from_str(r#"{"secs":86400000}"#).unwrap(),
-        )]
-        .into(),
-    ));
-    b.spec.set_linux(Some(linux));
+    b.edit_linux(|linux| {
+        let mut ns = linux.namespaces().clone().unwrap();
+        ns.push(serde_json::from_str(r#"{"type":"time"}"#).unwrap());
+        linux.set_namespaces(Some(ns));
+        linux.set_time_offsets(Some(
+            [(
+                "boottime".to_string(),
+                serde_json::from_str(r#"{"secs":86400000}"#).unwrap(),
+            )]
+            .into(),
+        ));
+    });
     b.spec.set_domainname(Some("example.test".into()));
-    let mut p = b.spec.process().clone().unwrap();
-    p.user_mut().set_umask(Some(0o027));
-    p.set_oom_score_adj(Some(123));
-    b.spec.set_process(Some(p));
+    b.edit_process(|p| {
+        p.user_mut().set_umask(Some(0o027));
+        p.set_oom_score_adj(Some(123));
+    });
     b.save().unwrap();
     let o = rt.run(b.path());
     assert!(o.status.success(), "{}", stderr(&o));
@@ -539,9 +525,9 @@ fn time_namespace_offsets_domainname_umask_oom_score() {
 fn apparmor_and_selinux_requests_fail_clearly() {
     let rt = Rt::new();
     let mut b = bundle(&["true"]);
-    let mut p = b.spec.process().clone().unwrap();
-    p.set_apparmor_profile(Some("docker-default".into()));
-    b.spec.set_process(Some(p));
+    b.edit_process(|p| {
+        p.set_apparmor_profile(Some("docker-default".into()));
+    });
     b.save().unwrap();
     let o = rt.out(&[
         "create",
@@ -563,14 +549,7 @@ fn exec_detached_and_with_a_tty() {
     }
     let rt = Rt::new();
     let b = bundle(&["sleep", "100"]);
-    let id = unique_id("exectty");
-    rt.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &id,
-    ]);
+    let id = rt.run_detached(&b, "exectty");
     let pidfile = tmp_path("exec.pid");
     rt.ok(&[
         "exec",
@@ -649,18 +628,18 @@ fn idmapped_bind_mount() {
         "-c",
         "stat -c '%u %g' /data/f; echo y > /data/g && echo wrote",
     ]);
-    let mut mounts = b.spec.mounts().clone().unwrap();
-    mounts.push(
-        serde_json::from_value(serde_json::json!({
-            "destination": "/data", "type": "bind", "source": host.path(), "options": ["bind", "idmap"],
-            // The kernel's reading: on-disk ids are the user namespace's
-            // "inside" (containerID), shown ids its "outside" (hostID).
-            "uidMappings": [{"containerID": 1234, "hostID": 0, "size": 1}],
-            "gidMappings": [{"containerID": 1234, "hostID": 0, "size": 1}],
-        }))
-        .unwrap(),
-    );
-    b.spec.set_mounts(Some(mounts));
+    b.edit_mounts(|mounts| {
+        mounts.push(
+            serde_json::from_value(serde_json::json!({
+                "destination": "/data", "type": "bind", "source": host.path(), "options": ["bind", "idmap"],
+                // The kernel's reading: on-disk ids are the user namespace's
+                // "inside" (containerID), shown ids its "outside" (hostID).
+                "uidMappings": [{"containerID": 1234, "hostID": 0, "size": 1}],
+                "gidMappings": [{"containerID": 1234, "hostID": 0, "size": 1}],
+            }))
+            .unwrap(),
+        );
+    });
     b.save().unwrap();
     let o = rt.run(b.path());
     assert!(o.status.success(), "{}", stderr(&o));
@@ -691,17 +670,17 @@ fn seccomp_notify_reaches_the_agent() {
         state
     });
     let mut b = bundle(&["sh", "-c", "mkdir /tmp/d; echo rc=$?"]);
-    let mut linux = b.spec.linux().clone().unwrap();
-    linux.set_seccomp(Some(
-        serde_json::from_value(serde_json::json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "listenerPath": sock,
-            "listenerMetadata": "meta-42",
-            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
-        }))
-        .unwrap(),
-    ));
-    b.spec.set_linux(Some(linux));
+    b.edit_linux(|linux| {
+        linux.set_seccomp(Some(
+            serde_json::from_value(serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": sock,
+                "listenerMetadata": "meta-42",
+                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+            }))
+            .unwrap(),
+        ));
+    });
     b.save().unwrap();
     let o = rt.run(b.path());
     let state = agent.join().unwrap();

@@ -21,16 +21,16 @@ fn mount_through_symlink_stays_in_rootfs() {
         b.rootfs().join("rel"),
     )
     .unwrap();
-    let mut mounts = b.spec.mounts().clone().unwrap();
-    for d in ["/evil", "/rel"] {
-        mounts.push(
-            serde_json::from_value(
-                serde_json::json!({"destination": d, "type": "tmpfs", "source": "tmpfs"}),
-            )
-            .unwrap(),
-        );
-    }
-    b.spec.set_mounts(Some(mounts));
+    b.edit_mounts(|mounts| {
+        for d in ["/evil", "/rel"] {
+            mounts.push(
+                serde_json::from_value(
+                    serde_json::json!({"destination": d, "type": "tmpfs", "source": "tmpfs"}),
+                )
+                .unwrap(),
+            );
+        }
+    });
     b.save().unwrap();
     let o = rt.run(b.path());
     assert!(o.status.success(), "{}", stderr(&o));
@@ -67,9 +67,9 @@ fn no_fd_leaks_and_no_cwd_through_proc_fd() {
     );
     for n in 3..10 {
         let mut b = bundle(&["sh", "-c", "ls ../../../"]);
-        let mut p = b.spec.process().clone().unwrap();
-        p.set_cwd(format!("/proc/self/fd/{n}").into());
-        b.spec.set_process(Some(p));
+        b.edit_process(|p| {
+            p.set_cwd(format!("/proc/self/fd/{n}").into());
+        });
         b.save().unwrap();
         let o = rt.run(b.path());
         assert!(

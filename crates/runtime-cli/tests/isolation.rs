@@ -54,9 +54,9 @@ fn readonly_root_masked_and_readonly_paths() {
     let mut root = b.spec.root().clone().unwrap();
     root.set_readonly(Some(true));
     b.spec.set_root(Some(root));
-    let mut mounts = b.spec.mounts().clone().unwrap();
-    mounts.push(serde_json::from_str(r#"{"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["nosuid","nodev"]}"#).unwrap());
-    b.spec.set_mounts(Some(mounts));
+    b.edit_mounts(|mounts| {
+        mounts.push(serde_json::from_str(r#"{"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["nosuid","nodev"]}"#).unwrap());
+    });
     b.save().unwrap();
     let (code, out, err) = run_sh(&rt, &b);
     assert_eq!(code, 0, "{err}");
@@ -89,12 +89,12 @@ fn devices_and_dev_symlinks() {
     }
     let rt = Rt::new();
     let mut b = bundle(&["sh", "-c", "ls -l /dev/null /dev/zero /dev/fuse; readlink /dev/fd; readlink /dev/ptmx; echo x > /dev/null && echo null-ok; head -c 4 /dev/zero | wc -c"]);
-    let mut linux = b.spec.linux().clone().unwrap();
-    linux.set_devices(Some(vec![serde_json::from_str(
-        r#"{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":432,"uid":0,"gid":0}"#,
-    )
-    .unwrap()]));
-    b.spec.set_linux(Some(linux));
+    b.edit_linux(|linux| {
+        linux.set_devices(Some(vec![serde_json::from_str(
+            r#"{"path":"/dev/fuse","type":"c","major":10,"minor":229,"fileMode":432,"uid":0,"gid":0}"#,
+        )
+        .unwrap()]));
+    });
     b.save().unwrap();
     let (code, out, err) = run_sh(&rt, &b);
     assert_eq!(code, 0, "{err}\n{out}");
@@ -127,13 +127,13 @@ fn user_groups_and_capabilities() {
         "-c",
         "id; grep -E '^Cap(Eff|Bnd|Prm)' /proc/self/status; grep NoNewPrivs /proc/self/status",
     ]);
-    let mut p = b.spec.process().clone().unwrap();
-    p.set_user(
-        serde_json::from_str(r#"{"uid":1000,"gid":1000,"additionalGids":[2000],"umask":18}"#)
-            .unwrap(),
-    );
-    p.set_capabilities(Some(serde_json::from_str(r#"{"bounding":["CAP_KILL","CAP_NET_BIND_SERVICE"],"effective":["CAP_NET_BIND_SERVICE"],"permitted":["CAP_NET_BIND_SERVICE"],"inheritable":["CAP_NET_BIND_SERVICE"],"ambient":["CAP_NET_BIND_SERVICE"]}"#).unwrap()));
-    b.spec.set_process(Some(p));
+    b.edit_process(|p| {
+        p.set_user(
+            serde_json::from_str(r#"{"uid":1000,"gid":1000,"additionalGids":[2000],"umask":18}"#)
+                .unwrap(),
+        );
+        p.set_capabilities(Some(serde_json::from_str(r#"{"bounding":["CAP_KILL","CAP_NET_BIND_SERVICE"],"effective":["CAP_NET_BIND_SERVICE"],"permitted":["CAP_NET_BIND_SERVICE"],"inheritable":["CAP_NET_BIND_SERVICE"],"ambient":["CAP_NET_BIND_SERVICE"]}"#).unwrap()));
+    });
     b.save().unwrap();
     let (code, out, err) = run_sh(&rt, &b);
     assert_eq!(code, 0, "{err}");
@@ -155,12 +155,12 @@ fn rlimit_above_the_host_hard_limit_names_the_limit() {
     }
     let rt = Rt::new();
     let mut b = bundle(&["sh", "-c", "ulimit -n"]);
-    let mut p = b.spec.process().clone().unwrap();
-    p.set_rlimits(Some(vec![serde_json::from_str(
-        r#"{"type":"RLIMIT_NOFILE","soft":512,"hard":512}"#,
-    )
-    .unwrap()]));
-    b.spec.set_process(Some(p.clone()));
+    b.edit_process(|p| {
+        p.set_rlimits(Some(vec![serde_json::from_str(
+            r#"{"type":"RLIMIT_NOFILE","soft":512,"hard":512}"#,
+        )
+        .unwrap()]));
+    });
     b.save().unwrap();
     let (code, out, err) = run_sh(&rt, &b);
     assert_eq!((code, out.trim()), (0, "512"), "{err}");
@@ -177,11 +177,12 @@ fn rlimit_above_the_host_hard_limit_names_the_limit() {
         )
         .is_ok();
         if !can_raise {
-            p.set_rlimits(Some(vec![serde_json::from_value(
-                serde_json::json!({"type":"RLIMIT_NOFILE","soft":big,"hard":big}),
-            )
-            .unwrap()]));
-            b.spec.set_process(Some(p));
+            b.edit_process(|p| {
+                p.set_rlimits(Some(vec![serde_json::from_value(
+                    serde_json::json!({"type":"RLIMIT_NOFILE","soft":big,"hard":big}),
+                )
+                .unwrap()]));
+            });
             b.save().unwrap();
             let (code, _, err) = run_sh(&rt, &b);
             assert_ne!(code, 0);
@@ -204,35 +205,29 @@ fn user_namespace_maps_ids() {
         .status()
         .unwrap();
     assert!(status.success());
-    let mut linux = b.spec.linux().clone().unwrap();
-    let mut ns = linux.namespaces().clone().unwrap();
-    ns.push(serde_json::from_str::<LinuxNamespace>(r#"{"type":"user"}"#).unwrap());
-    // sysfs and cgroup need privileges a user namespace lacks: bind them instead.
-    linux.set_namespaces(Some(
-        ns.into_iter()
-            .filter(|n| n.typ() != LinuxNamespaceType::Network)
-            .collect(),
-    ));
-    let map: LinuxIdMapping =
-        serde_json::from_str(r#"{"containerID":0,"hostID":100000,"size":65536}"#).unwrap();
-    linux.set_uid_mappings(Some(vec![map]));
-    linux.set_gid_mappings(Some(vec![map]));
-    linux.set_resources(None);
-    b.spec.set_linux(Some(linux));
-    let mounts: Vec<_> = b
-        .spec
-        .mounts()
-        .clone()
-        .unwrap()
-        .into_iter()
-        .filter(|m| {
+    b.edit_linux(|linux| {
+        let mut ns = linux.namespaces().clone().unwrap();
+        ns.push(serde_json::from_str::<LinuxNamespace>(r#"{"type":"user"}"#).unwrap());
+        // sysfs and cgroup need privileges a user namespace lacks: bind them instead.
+        linux.set_namespaces(Some(
+            ns.into_iter()
+                .filter(|n| n.typ() != LinuxNamespaceType::Network)
+                .collect(),
+        ));
+        let map: LinuxIdMapping =
+            serde_json::from_str(r#"{"containerID":0,"hostID":100000,"size":65536}"#).unwrap();
+        linux.set_uid_mappings(Some(vec![map]));
+        linux.set_gid_mappings(Some(vec![map]));
+        linux.set_resources(None);
+    });
+    b.edit_mounts(|mounts| {
+        mounts.retain(|m| {
             !matches!(
                 m.typ().as_deref(),
                 Some("sysfs") | Some("cgroup") | Some("mqueue")
             )
         })
-        .collect();
-    b.spec.set_mounts(Some(mounts));
+    });
     b.save().unwrap();
     let (code, out, err) = run_sh(&rt, &b);
     assert_eq!(code, 0, "{err}\n{out}");
@@ -313,11 +308,11 @@ fn seccomp_rules_apply_to_the_process() {
         "-c",
         "mkdir /tmp/d; echo rc=$?; ls / > /dev/null && echo ls-ok",
     ]);
-    let mut linux = b.spec.linux().clone().unwrap();
-    linux.set_seccomp(Some(
-        serde_json::from_str(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#).unwrap(),
-    ));
-    b.spec.set_linux(Some(linux));
+    b.edit_linux(|linux| {
+        linux.set_seccomp(Some(
+            serde_json::from_str(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#).unwrap(),
+        ));
+    });
     b.save().unwrap();
     let (code, out, err) = run_sh(&rt, &b);
     assert_eq!(code, 0, "{err}");
@@ -384,14 +379,7 @@ fn pause_resume_update_and_stats() {
     }
     let rt = Rt::new();
     let b = bundle(&["sleep", "100"]);
-    let id = unique_id("pause");
-    rt.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &id,
-    ]);
+    let id = rt.run_detached(&b, "pause");
     assert_eq!(rt.status(&id), "running");
     rt.ok(&["pause", &id]);
     assert_eq!(rt.status(&id), "paused");
@@ -423,17 +411,17 @@ fn device_rules_of_the_config_are_not_widened() {
         "-c",
         "(exec 3>/dev/kvm) 2>/dev/null && echo wrote; (exec 3</dev/kvm) && echo opened",
     ]);
-    let mut linux = b.spec.linux().clone().unwrap();
-    linux.set_devices(Some(vec![serde_json::from_str(
-        r#"{"path":"/dev/kvm","type":"c","major":10,"minor":232,"fileMode":438}"#,
-    )
-    .unwrap()]));
-    let mut res = linux.resources().clone().unwrap_or_default();
-    res.set_devices(Some(
-        serde_json::from_str(r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":232,"access":"r"}]"#).unwrap(),
-    ));
-    linux.set_resources(Some(res));
-    b.spec.set_linux(Some(linux));
+    b.edit_linux(|linux| {
+        linux.set_devices(Some(vec![serde_json::from_str(
+            r#"{"path":"/dev/kvm","type":"c","major":10,"minor":232,"fileMode":438}"#,
+        )
+        .unwrap()]));
+        let mut res = linux.resources().clone().unwrap_or_default();
+        res.set_devices(Some(
+            serde_json::from_str(r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":232,"access":"r"}]"#).unwrap(),
+        ));
+        linux.set_resources(Some(res));
+    });
     b.save().unwrap();
     let o = rt.run(b.path());
     assert!(o.status.success(), "{}", stderr(&o));

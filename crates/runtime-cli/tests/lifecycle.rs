@@ -220,14 +220,7 @@ fn exec_from_a_process_file_with_an_added_capability() {
     }
     let rt = Rt::new();
     let b = bundle(&["sleep", "100"]);
-    let id = unique_id("execproc");
-    rt.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &id,
-    ]);
+    let id = rt.run_detached(&b, "execproc");
     let proc_json = tmp_path("process.json");
     std::fs::write(
         &proc_json,
@@ -302,14 +295,7 @@ fn exec_forwards_signals() {
     }
     let rt = Rt::new();
     let b = bundle(&["sleep", "100"]);
-    let id = unique_id("execsig");
-    rt.ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        &id,
-    ]);
+    let id = rt.run_detached(&b, "execsig");
     let mut child = rt
         .cmd()
         .args([

@@ -12,6 +12,8 @@ use std::process::Command;
 
 use oci_spec::runtime::Spec;
 
+pub mod peers;
+
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
 
@@ -140,6 +142,27 @@ impl Bundle {
 
     pub fn rootfs(&self) -> PathBuf {
         self.dir.path().join("rootfs")
+    }
+
+    /// Changes the spec's `linux` section in place (call [`Bundle::save`] after).
+    pub fn edit_linux(&mut self, f: impl FnOnce(&mut oci_spec::runtime::Linux)) {
+        let mut l = self.spec.linux().clone().unwrap_or_default();
+        f(&mut l);
+        self.spec.set_linux(Some(l));
+    }
+
+    /// Changes the spec's `process` in place (call [`Bundle::save`] after).
+    pub fn edit_process(&mut self, f: impl FnOnce(&mut oci_spec::runtime::Process)) {
+        let mut p = self.spec.process().clone().unwrap_or_default();
+        f(&mut p);
+        self.spec.set_process(Some(p));
+    }
+
+    /// Changes the spec's mounts in place (call [`Bundle::save`] after).
+    pub fn edit_mounts(&mut self, f: impl FnOnce(&mut Vec<oci_spec::runtime::Mount>)) {
+        let mut m = self.spec.mounts().clone().unwrap_or_default();
+        f(&mut m);
+        self.spec.set_mounts(Some(m));
     }
 
     /// Writes `self.spec` to config.json; call after changing the spec.

@@ -1,11 +1,9 @@
-//! Shared test harness: Debian's distribution registry on a loopback port
-//! with a temporary root, stores, images built in memory, and a proxy
-//! that misbehaves on purpose.
+//! Shared test harness: stores, images built in memory, and a proxy that
+//! misbehaves on purpose (the registry itself is berth_testutil::peers').
 #![allow(dead_code)]
 
 pub mod image;
 pub mod proxy;
-pub mod registry;
 pub mod tokens;
 
 use std::path::Path;

@@ -58,6 +58,19 @@ impl Rt {
         output_via_files(c)
     }
 
+    /// `run --detach` of `b` under a fresh id made from `prefix`; returns the id.
+    pub fn run_detached(&self, b: &Bundle, prefix: &str) -> String {
+        let id = unique_id(prefix);
+        self.ok(&[
+            "run",
+            "--detach",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &id,
+        ]);
+        id
+    }
+
     pub fn status(&self, id: &str) -> String {
         let s: serde_json::Value = serde_json::from_str(&self.ok(&["state", id])).unwrap();
         s["status"].as_str().unwrap().to_string()
