@@ -353,18 +353,7 @@ pub struct PsArgs {
 }
 
 fn status(c: &berth_engine::Container) -> String {
-    match c.state {
-        State::Created => "Created".into(),
-        State::Running => format!(
-            "Up {}",
-            format::human_duration(chrono::Utc::now() - c.started.unwrap_or(c.created))
-        ),
-        State::Exited => match c.finished {
-            Some(f) => format!("Exited ({}) {}", c.exit_code.unwrap_or(0), format::ago(f)),
-            None => format!("Exited ({})", c.exit_code.unwrap_or(0)),
-        },
-        State::Removing => "Removal In Progress".into(),
-    }
+    berth_engine::status::status(c)
 }
 
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {

@@ -424,9 +424,7 @@ impl Engine {
     /// binary (which may enter containers; this process must not), with our
     /// stdout and stderr. Returns its exit code.
     pub fn exec(&self, key: &str, opts: &ExecOptions, stdin: bool) -> Result<i32> {
-        let (c, file) = self.exec_file(key, opts)?;
-        let mut cmd = monitor::command(&self.paths)?;
-        cmd.arg("exec").arg(&c.id).arg(&file);
+        let (mut cmd, file) = self.exec_command(key, opts)?;
         if !stdin {
             cmd.stdin(std::process::Stdio::null());
         }
@@ -438,6 +436,27 @@ impl Engine {
         Ok(status.code().unwrap_or_else(|| {
             128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
         }))
+    }
+
+    /// The `berth-monitor exec` command that runs `opts.cmd` in a running
+    /// container, for a caller that chooses its stdio (the CLI's own, or
+    /// the API's pipes), and the process file to remove once it is done.
+    pub fn exec_command(
+        &self,
+        key: &str,
+        opts: &ExecOptions,
+    ) -> Result<(std::process::Command, std::path::PathBuf)> {
+        let (c, file) = self.exec_file(key, opts)?;
+        let cmd = monitor::command(&self.paths);
+        let mut cmd = match cmd {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                let _ = fs::remove_file(&file);
+                return Err(e);
+            }
+        };
+        cmd.arg("exec").arg(&c.id).arg(&file);
+        Ok((cmd, file))
     }
 
     /// `exec -t`: starts the process with a pty served by a `berth-monitor

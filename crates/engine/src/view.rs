@@ -154,6 +154,11 @@ pub fn inspect_json(c: &Container, log_path: &str, rootfs: &str) -> Value {
             "Labels": c.config.labels,
             "StopSignal": c.config.stop_signal,
             "StopTimeout": c.config.stop_timeout,
+            // Clients read these to know how to read the output (a tty's
+            // is raw, not multiplexed) and whether to send stdin.
+            "Tty": c.config.tty,
+            "OpenStdin": c.config.open_stdin,
+            "StdinOnce": c.config.stdin_once,
         },
     })
 }
