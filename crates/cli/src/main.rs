@@ -17,6 +17,7 @@ mod progress;
 mod pslist;
 mod registry;
 mod runflags;
+mod serve;
 mod template;
 mod unsupported;
 mod volumes;
@@ -99,6 +100,8 @@ enum Cmd {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volumes::VolumeCmd),
+    /// Serve the Docker Engine API for docker's clients.
+    Serve(serve::ServeArgs),
     /// Image and registry commands (images.rs gathers them).
     #[command(flatten)]
     Image(images::ImageCmd),
@@ -178,6 +181,7 @@ fn main() -> ExitCode {
         Cmd::Network(a) => (Codes::Plain, network::run(&engine, a)),
         Cmd::Port(a) => (Codes::Plain, network::port(&engine, a)),
         Cmd::Volume(a) => (Codes::Plain, volumes::run(&engine, a)),
+        Cmd::Serve(a) => (Codes::Plain, serve::serve(&engine, a)),
         Cmd::Image(c) => (Codes::Plain, images::run(&engine, c)),
     };
     match result {
