@@ -92,7 +92,7 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
             let filters = berth_engine::filters::Filters::parse(&flags)?;
             let mut list = e.list()?;
             // Newest first, as docker lists them.
-            list.sort_by(|a, b| b.created.cmp(&a.created));
+            list.sort_by_key(|c| std::cmp::Reverse(c.created));
             let mut out = Vec::new();
             for c in &list {
                 let state = berth_engine::status::docker_state(e, c);
