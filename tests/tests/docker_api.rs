@@ -57,6 +57,12 @@ struct Served {
 
 impl Served {
     fn start() -> Served {
+        Served::start_with(false)
+    }
+
+    /// `activated`: systemd-socket-activate binds the socket and passes it
+    /// (`--host fd://`), as the shipped berth.socket does.
+    fn start_with(activated: bool) -> Served {
         let dir = PrivateDir::new("bs");
         let slot = netslot::Slot::acquire(&dir.0);
         let s = |p: &str| dir.0.join(p);
@@ -81,10 +87,24 @@ impl Served {
             .output()
             .unwrap();
         assert!(o.status.success(), "import: {}", show(&o));
-        let child = berth
-            .arg("serve")
-            .arg("--host")
-            .arg(format!("unix://{}", s("api.sock").display()))
+        let sock = s("api.sock");
+        let mut cmd = if activated {
+            let mut c = Command::new("systemd-socket-activate");
+            c.arg("-l")
+                .arg(&sock)
+                .arg(berth.get_program())
+                .args(berth.get_args());
+            c.env("BERTH_CONFIG", &slot.config);
+            c.args(["serve", "--host", "fd://"]);
+            c
+        } else {
+            berth
+                .arg("serve")
+                .arg("--host")
+                .arg(format!("unix://{}", sock.display()));
+            berth
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -453,4 +473,32 @@ fn docker_reports_berths_errors_as_dockerd_does() {
     );
     let o = s.run(&["rm", "dup"]);
     assert_eq!(o.status.code(), Some(1), "running: {}", show(&o));
+}
+
+#[test]
+fn berth_serve_takes_its_socket_from_systemd() {
+    if !require_root("berth_serve_takes_its_socket_from_systemd") || !have_docker() {
+        return;
+    }
+    if !Path::new("/usr/bin/systemd-socket-activate").exists() {
+        assert!(
+            std::env::var("BERTH_REQUIRE_ROOT").as_deref() != Ok("1"),
+            "systemd-socket-activate is missing (Debian's systemd package)"
+        );
+        return;
+    }
+    let s = Served::start_with(true);
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bb",
+            "echo",
+            "activated"
+        ]),
+        "activated\n"
+    );
+    assert!(s.log().contains("fd://"), "{}", s.log());
 }
