@@ -93,6 +93,10 @@ fn mem_total() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+fn sysctl_on(path: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|v| v.trim() == "1")
+}
+
 fn cgroup_version() -> &'static str {
     if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         "2"
@@ -142,6 +146,10 @@ pub async fn info(ctx: Ctx) -> Result<Response, ApiError> {
             "Log": ["json-file"],
         },
         "MemoryLimit": true,
+        // The v1 memory controller's switch, which --oom-kill-disable sets.
+        "OomKillDisable": std::path::Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists(),
+        "BridgeNfIptables": sysctl_on("/proc/sys/net/bridge/bridge-nf-call-iptables"),
+        "BridgeNfIp6tables": sysctl_on("/proc/sys/net/bridge/bridge-nf-call-ip6tables"),
         "SwapLimit": true,
         "CpuCfsPeriod": true,
         "CpuCfsQuota": true,
