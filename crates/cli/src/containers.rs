@@ -47,6 +47,8 @@ pub struct RunArgs {
     #[command(flatten)]
     host: HostFlags,
     #[command(flatten)]
+    monitor: crate::monitorflags::MonitorFlags,
+    #[command(flatten)]
     pull: crate::registry::PullFlags,
     #[command(flatten)]
     unsupported: Unsupported,
@@ -105,6 +107,8 @@ impl RunArgs {
             open_stdin: self.stdio.interactive,
             // docker's StdinOnce: an attached `-i` owns the container's stdin.
             stdin_once: self.stdio.interactive && !self.detach,
+            healthcheck: self.monitor.healthcheck()?,
+            log_config: self.monitor.log_config()?,
         })
     }
 }
@@ -344,7 +348,7 @@ pub struct PsArgs {
     quiet: bool,
     #[arg(long)]
     no_trunc: bool,
-    /// status=, name=, label=, ancestor=, exited=
+    /// status=, name=, label=, ancestor=, exited=, health=
     #[arg(short, long)]
     filter: Vec<String>,
     /// A Go template (`table ...` for columns), or json.
@@ -359,11 +363,16 @@ fn status(c: &berth_engine::Container) -> String {
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
     let filters = crate::pslist::Filters::parse(&a.filter)?;
     let all = a.all || filters.wants_stopped();
+    let healths = engine.health_statuses()?;
+    let health = |c: &berth_engine::Container| healths.get(&c.id).map(String::as_str);
     let list: Vec<_> = engine
         .list()?
         .into_iter()
         .filter(|c| all || c.state == State::Running)
-        .filter(|c| filters.matches(c, crate::pslist::docker_state(engine, c)))
+        .filter(|c| {
+            let h = health(c).unwrap_or(berth_engine::health::NONE);
+            filters.matches(c, crate::pslist::docker_state(engine, c), h)
+        })
         .collect();
     let id = |c: &berth_engine::Container| {
         if a.no_trunc {
@@ -380,10 +389,16 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
         return Ok(0);
     }
     let shown_status = |c: &berth_engine::Container| {
-        if c.state == State::Running && engine.is_paused(&c.id) {
-            format!("{} (Paused)", status(c))
-        } else {
-            status(c)
+        if c.state != State::Running {
+            return status(c);
+        }
+        if engine.is_paused(&c.id) {
+            return format!("{} (Paused)", status(c));
+        }
+        match health(c) {
+            Some(berth_engine::health::STARTING) => format!("{} (health: starting)", status(c)),
+            Some(h) => format!("{} ({h})", status(c)),
+            None => status(c),
         }
     };
     if let Some(f) = &a.format {

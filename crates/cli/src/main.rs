@@ -12,6 +12,7 @@ mod cp;
 mod format;
 mod images;
 mod manage;
+mod monitorflags;
 mod network;
 mod progress;
 mod pslist;

@@ -42,7 +42,6 @@ macro_rules! unsupported_flags {
 
 unsupported_flags! {
     switches {
-        no_healthcheck: "no-healthcheck";
     }
     values {
         attach: "attach", short = 'a';
@@ -51,8 +50,5 @@ unsupported_flags! {
         uts: "uts";
         userns: "userns";
         cgroupns: "cgroupns";
-        health_cmd: "health-cmd";
-        log_driver: "log-driver";
-        log_opt: "log-opt";
     }
 }

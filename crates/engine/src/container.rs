@@ -355,6 +355,7 @@ impl Engine {
         }
         if errors.is_empty() {
             let _ = crate::restart::forget(db, id);
+            let _ = crate::health::forget(db, id);
             db.delete(id)
         } else {
             Err(Error::Teardown {
@@ -489,7 +490,11 @@ impl Engine {
     }
 
     /// The process of an exec, written where the monitor reads it.
-    fn exec_file(&self, key: &str, opts: &ExecOptions) -> Result<(Container, std::path::PathBuf)> {
+    pub(crate) fn exec_file(
+        &self,
+        key: &str,
+        opts: &ExecOptions,
+    ) -> Result<(Container, std::path::PathBuf)> {
         let c = self.find(key)?;
         if c.state != State::Running {
             return Err(Error::WrongState {

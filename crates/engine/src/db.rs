@@ -86,6 +86,13 @@ pub struct ContainerConfig {
     /// Networks, ports, DNS and extra hosts (see `network`).
     #[serde(default, rename = "Networking")]
     pub net: crate::network::NetSettings,
+    /// The health check: the image's HEALTHCHECK under the `--health-*`
+    /// flags; `None` when neither has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// `--log-driver` and `--log-opt`.
+    #[serde(default)]
+    pub log_config: crate::logfile::LogConfig,
 }
 
 /// One container's row.

@@ -164,6 +164,8 @@ pub fn container_config(
         stdin_once: opts.stdin_once,
         // Filled by network::prepare, which needs the engine.
         net: Default::default(),
+        healthcheck: crate::health::resolve(image.healthcheck.as_ref(), opts.healthcheck.as_ref())?,
+        log_config: opts.log_config.clone(),
     })
 }
 

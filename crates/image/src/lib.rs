@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod content;
 pub mod digest;
+pub mod healthcheck;
 pub mod layer;
 pub mod reference;
 pub mod snapshot;

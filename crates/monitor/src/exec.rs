@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use berth_engine::logfile::LogWriter;
 use berth_engine::{ContainerConfig, Engine, Error, ErrorKind};
 use oci_spec::runtime::Process;
 
@@ -17,10 +18,7 @@ use crate::console;
 use crate::output::Stdio;
 
 pub fn run(engine: &Engine, id: &str, process: &Path, stream: bool) -> i32 {
-    let p: Process = match std::fs::read(process)
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
+    let p = match read_process(process) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("berth: exec in {id}: reading {}: {e}", process.display());
@@ -39,16 +37,28 @@ pub fn run(engine: &Engine, id: &str, process: &Path, stream: bool) -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("berth: exec in {id}: {e}");
-            match e.kind() {
-                ErrorKind::CommandNotFound => 127,
-                ErrorKind::CannotInvoke => 126,
-                _ => 125,
-            }
+            code_of(&e)
         }
     }
 }
 
-fn classify(e: berth_runtime::Error) -> Error {
+/// docker's exit code for a process that did not start.
+pub fn code_of(e: &Error) -> i32 {
+    match e.kind() {
+        ErrorKind::CommandNotFound => 127,
+        ErrorKind::CannotInvoke => 126,
+        _ => 125,
+    }
+}
+
+/// The process an exec (or a probe) runs, as the engine wrote it.
+pub fn read_process(path: &Path) -> Result<Process, String> {
+    std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+}
+
+pub fn classify(e: berth_runtime::Error) -> Error {
     match e {
         berth_runtime::Error::Init(msg) => Error::from_start_failure(msg),
         e => Error::from(e),
@@ -92,19 +102,16 @@ fn streamed(engine: &Engine, id: &str, p: &Process) -> Result<i32, Error> {
     clients.add_attached(sock);
     // An exec has no json-file log of its own: docker logs only the
     // container's main process.
-    let mut log = File::options()
-        .write(true)
-        .open("/dev/null")
-        .map_err(io("/dev/null"))?;
+    let mut log = LogWriter::discard();
     let cfg = ContainerConfig {
         tty: true,
         ..Default::default()
     };
-    let code = crate::supervise::watch(pid, &mut stdio, &mut log, None, &mut clients, &cfg)
+    let code = crate::supervise::watch(pid, &mut stdio, &mut log, None, &mut clients, &cfg, None)
         .map_err(|(_, msg)| Error::Monitor {
-            id: id.to_string(),
-            reason: msg,
-        })?;
+        id: id.to_string(),
+        reason: msg,
+    })?;
     clients.exited(code);
     Ok(code)
 }

@@ -1,9 +1,9 @@
 //! `berth-monitor`: one small process per container, the parent of its
 //! init. It creates and starts the container through the runtime library
 //! in-process, holds its stdout and stderr, writes them to docker's
-//! json-file log, reaps it, records the exit and removes a `--rm`
-//! container. It also runs `exec` for the CLI, which must not enter
-//! containers itself.
+//! json-file log, reaps it, runs its health check, records the exit and
+//! removes a `--rm` container. It also runs `exec` for the CLI, which
+//! must not enter containers itself, and each probe of a health check.
 //!
 //! Single-threaded on purpose: the runtime forks the container's init from
 //! this process, which must not have other threads. No async runtime.
@@ -12,6 +12,7 @@
 mod clients;
 mod console;
 mod exec;
+mod health;
 mod output;
 mod supervise;
 
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 use berth_engine::{Engine, Paths};
 
 const USAGE: &str =
-    "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] | exec ID PROCESS_JSON [--stream])";
+    "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] | exec ID PROCESS_JSON [--stream] | probe ID PROCESS_JSON)";
 
 enum Cmd {
     Start {
@@ -32,6 +33,11 @@ enum Cmd {
         id: String,
         process: PathBuf,
         stream: bool,
+    },
+    /// One run of a health check, for the container's own monitor.
+    Probe {
+        id: String,
+        process: PathBuf,
     },
 }
 
@@ -70,6 +76,10 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
             process: PathBuf::from(process),
             stream: true,
         },
+        ["probe", id, process] => Cmd::Probe {
+            id: id.to_string(),
+            process: PathBuf::from(process),
+        },
         _ => return Err(USAGE.into()),
     };
     Ok((paths, cmd))
@@ -82,7 +92,9 @@ fn main() -> ExitCode {
     // pid namespace of its own (the engine refuses --pid host), where the
     // runtime's non-dumpable init is the only process until it execs: no
     // copy there, so a thousand monitors share one binary's pages.
-    if let Err(e) = berth_runtime::cloned::ensure_cloned(|args| args.iter().any(|a| a == "exec")) {
+    if let Err(e) = berth_runtime::cloned::ensure_cloned(|args| {
+        args.iter().any(|a| a == "exec" || a == "probe")
+    }) {
         eprintln!("berth-monitor: re-executing from a sealed copy: {e}");
         return ExitCode::from(125);
     }
@@ -102,6 +114,7 @@ fn main() -> ExitCode {
             process,
             stream,
         } => exec::run(&engine, &id, &process, stream),
+        Cmd::Probe { id, process } => health::probe(&engine, &id, &process),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
@@ -144,6 +157,17 @@ mod tests {
         assert!(
             matches!(c, Cmd::Exec { id, process, stream: false } if id == "abc" && process == std::path::Path::new("/p.json"))
         );
+        let (_, c) = parse(&s(&[
+            "--root",
+            "/r",
+            "--runroot",
+            "/rr",
+            "probe",
+            "abc",
+            "/p.json",
+        ]))
+        .unwrap();
+        assert!(matches!(c, Cmd::Probe { id, .. } if id == "abc"));
         assert!(parse(&s(&["start", "abc"])).is_err());
         assert!(parse(&s(&["--root", "/r", "--runroot", "/rr", "stop", "abc"])).is_err());
     }

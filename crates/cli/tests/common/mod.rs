@@ -84,6 +84,14 @@ impl Berth {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// Runs, expecting exit code `code` with `why` in the error.
+    pub fn fails(&self, args: &[&str], code: i32, why: &str) {
+        let o = self.run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "berth {args:?}: {err}");
+        assert!(err.contains(why), "berth {args:?}: {err}");
+    }
+
     /// Mount points under this test's directories still mounted.
     pub fn mounts(&self) -> Vec<String> {
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
