@@ -61,8 +61,7 @@ impl Store {
                     reason: format!("manifest: {e}"),
                 })?;
 
-        let lease = self.lease()?;
-        let result = (|| {
+        self.with_lease(|lease| {
             let writer = self.content.writer()?;
             let mut gz = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
             let applied = diff(&upper, &mut gz, &DiffOptions::default())?;
@@ -115,20 +114,8 @@ impl Store {
             });
             let manifest = serde_json::to_vec(&man).expect("json values serialize");
             let tags: Vec<Reference> = opts.reference.iter().cloned().collect();
-            self.register_in(&lease, &manifest, &config, &tags)
-        })();
-        match result {
-            Ok(img) => {
-                lease.release()?;
-                Ok(img)
-            }
-            Err(e) => {
-                if let Err(undo) = lease.collect() {
-                    tracing::warn!(error = %undo, "could not take back a failed commit");
-                }
-                Err(e)
-            }
-        }
+            self.register_in(lease, &manifest, &config, &tags)
+        })
     }
 }
 

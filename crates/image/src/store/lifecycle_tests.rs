@@ -6,6 +6,7 @@ use std::fs;
 use super::*;
 use crate::archive::tests::{image, layer, state, store, three_layers};
 use crate::content::write_blob;
+use crate::content::{Manager, Provider};
 use crate::snapshot::{mount_all, unmount};
 
 #[test]
