@@ -38,14 +38,22 @@ fn commit_records_the_containers_changes_as_a_new_layer() {
     fs::remove_dir_all(mnt.path().join("home")).unwrap();
     unmount(mnt.path()).unwrap();
 
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let opts = CommitOptions {
         reference: Some(Reference::parse("bb:committed").unwrap()),
         author: Some("me".into()),
         message: Some("my change".into()),
         changes: vec!["ENV A=1".into(), "CMD [\"/bin/sh\"]".into()],
         created_by: None,
+        progress: Some(Progress::new({
+            let seen = seen.clone();
+            move |n| seen.store(n, std::sync::atomic::Ordering::Relaxed)
+        })),
     };
     let img = s.commit(&base, "ctr-1", &opts).unwrap();
+    // Progress counted every byte of the new layer.
+    let top = s.layer(img.top_chain_id.as_ref().unwrap()).unwrap();
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), top.size);
     assert_eq!(img.tags, vec![Reference::parse("bb:committed").unwrap()]);
     let cfg = s.config(&img).unwrap();
     assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);

@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 
 pub use changes::{apply_change, ChangeError};
 pub use check::{CheckReport, DfReport, ImageUsage};
-pub use commit::CommitOptions;
+pub use commit::{CommitOptions, Progress};
 pub use gc::{GcReport, Removed};
 pub use lease::Lease;
 
