@@ -214,7 +214,10 @@ pub fn import(engine: &Engine, a: ImportArgs) -> Result<u8> {
         message: a.message,
         source,
     };
-    let image = s.import(r, &opts).map_err(berth_engine::Error::from)?;
+    let image = s
+        .import(r, &opts)
+        .map_err(berth_engine::Error::from)
+        .with_context(|| format!("importing {}", opts.source))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
