@@ -183,6 +183,7 @@ fn ambiguous_short_ids_are_refused() {
         ]);
     }
     let ids = b.ok(&["images", "-q"]);
+    let before = store_state(&b);
     let mut firsts: Vec<char> = ids.lines().map(|l| l.chars().next().unwrap()).collect();
     firsts.sort();
     let dup = firsts.windows(2).find(|w| w[0] == w[1]).unwrap()[0];
@@ -190,7 +191,9 @@ fn ambiguous_short_ids_are_refused() {
     fails(&o, 1, "matches more than one image");
     let o = b.run(&["rmi", &dup.to_string()]);
     fails(&o, 1, "matches more than one image");
-    assert_eq!(b.ok(&["images", "-q"]), ids, "the store is unchanged");
+    let o = b.run(&["tag", &dup.to_string(), "other"]);
+    fails(&o, 1, "matches more than one image");
+    assert_eq!(store_state(&b), before, "the store is unchanged");
 }
 
 #[test]
