@@ -29,7 +29,11 @@ impl Store {
     /// [`Lease::add_snapshot`] *before* creating it. Leases of dead
     /// processes are collected first.
     pub fn lease(&self) -> Result<Lease<'_>> {
-        self.collect_expired()?;
+        // Best effort: leftovers that cannot go now (a directory still
+        // busy) must not stop new work; the next lease tries again.
+        if let Err(e) = self.collect_expired() {
+            tracing::warn!(error = %e, "could not collect the work of dead processes");
+        }
         let id = unique_name("lease-");
         let pid = std::process::id();
         self.lock().execute(
@@ -67,19 +71,23 @@ impl Store {
         }
     }
 
-    /// Takes back what the leases of dead processes named and ends them.
-    /// Cheap when there are none: one read of the leases table.
+    /// Takes back what the leases of dead processes named and ends them;
+    /// past a failure it goes on with the next lease and returns the first
+    /// error. Cheap when there are none: one read of the leases table.
     pub fn collect_expired(&self) -> Result<()> {
         let dead: Vec<String> = lease_liveness(&self.lock())?
             .into_iter()
             .filter(|(_, alive)| !alive)
             .map(|(id, _)| id)
             .collect();
+        let mut first = Ok(());
         for id in dead {
             tracing::info!(lease = id, "collecting the work of a dead process");
-            self.collect_lease(&id)?;
+            if let Err(e) = self.collect_lease(&id) {
+                first = first.and(Err(e));
+            }
         }
-        Ok(())
+        first
     }
 }
 

@@ -183,6 +183,48 @@ fn prune_gc_and_leases() {
 }
 
 #[test]
+fn the_next_lease_takes_back_what_a_dead_process_leased() {
+    let t = tempfile::tempdir().unwrap();
+    let s = store(t.path());
+    let live = s.lease().unwrap();
+    let kept = write_blob(s.content(), b"live work", None).unwrap().digest;
+    live.add_blob(&kept).unwrap();
+
+    // A lease whose process died mid-work: its guard never ran (as after
+    // SIGKILL) and its pid is one that has exited.
+    let dead = s.lease().unwrap();
+    let blob = Digest::of(b"dead work");
+    dead.add_blob(&blob).unwrap();
+    write_blob(s.content(), b"dead work", None).unwrap();
+    dead.add_snapshot("unpack-dead").unwrap();
+    s.snapshotter().prepare("unpack-dead", None).unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    s.lock()
+        .execute(
+            "UPDATE leases SET pid = ?1 WHERE id = ?2",
+            rusqlite::params![gone, dead.id()],
+        )
+        .unwrap();
+    std::mem::forget(dead);
+
+    let next = s.lease().unwrap();
+    assert!(!s.content().exists(&blob).unwrap());
+    assert!(s.snapshotter().stat("unpack-dead").is_err());
+    // The live lease's work stays.
+    assert!(s.content().exists(&kept).unwrap());
+    let leases: i64 = s
+        .lock()
+        .query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(leases, 2, "the live lease and the new one");
+    next.release().unwrap();
+    live.collect().unwrap();
+    assert!(s.content().list().unwrap().is_empty());
+}
+
+#[test]
 fn gc_keeps_container_snapshots_and_their_parents() {
     let t = tempfile::tempdir().unwrap();
     let s = store(t.path());
