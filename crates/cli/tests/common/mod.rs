@@ -92,6 +92,12 @@ impl Berth {
         assert!(err.contains(why), "berth {args:?}: {err}");
     }
 
+    /// Runs `script` with busybox's sh in a new container `name` of the
+    /// image `bb`, to its end (the container stays); returns its stdout.
+    pub fn sh(&self, name: &str, script: &str) -> String {
+        self.ok(&["run", "--name", name, "bb", "sh", "-c", script])
+    }
+
     /// Mount points under this test's directories still mounted.
     pub fn mounts(&self) -> Vec<String> {
         let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();

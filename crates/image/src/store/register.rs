@@ -19,19 +19,7 @@ impl Store {
     /// `tags` in one transaction. On failure what this call created is
     /// taken back; the caller's blobs stay theirs.
     pub fn register(&self, manifest: &[u8], config: &[u8], tags: &[Reference]) -> Result<Image> {
-        let lease = self.lease()?;
-        match self.register_in(&lease, manifest, config, tags) {
-            Ok(image) => {
-                lease.release()?;
-                Ok(image)
-            }
-            Err(e) => {
-                if let Err(undo) = lease.collect() {
-                    tracing::warn!(error = %undo, "could not take back a failed image record");
-                }
-                Err(e)
-            }
-        }
+        self.with_lease(|lease| self.register_in(lease, manifest, config, tags))
     }
 
     /// [`Store::register`] under the caller's lease, which the caller ends
