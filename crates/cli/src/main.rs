@@ -6,6 +6,7 @@
 
 mod archive;
 mod attach;
+mod build;
 mod containerfs;
 mod containers;
 mod cp;
@@ -99,6 +100,8 @@ enum Cmd {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volumes::VolumeCmd),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// Image and registry commands (images.rs gathers them).
     #[command(flatten)]
     Image(images::ImageCmd),
@@ -178,6 +181,7 @@ fn main() -> ExitCode {
         Cmd::Network(a) => (Codes::Plain, network::run(&engine, a)),
         Cmd::Port(a) => (Codes::Plain, network::port(&engine, a)),
         Cmd::Volume(a) => (Codes::Plain, volumes::run(&engine, a)),
+        Cmd::Build(a) => (Codes::Plain, build::build(&engine, a)),
         Cmd::Image(c) => (Codes::Plain, images::run(&engine, c)),
     };
     match result {
