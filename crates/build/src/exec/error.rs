@@ -36,6 +36,11 @@ pub enum BuildError {
     NoSources,
     #[error("the command '{command}' returned a non-zero code: {code}")]
     RunFailed { command: String, code: i32 },
+    #[error("image {image} is not here and pulling it failed: {cause}")]
+    Pull {
+        image: String,
+        cause: Box<berth_engine::Error>,
+    },
     #[error("{0}")]
     Invalid(String),
     #[error("{0} is not supported")]
@@ -71,6 +76,7 @@ impl BuildError {
             BuildError::Download { .. } => ErrorKind::Unavailable,
             BuildError::Db(_) => ErrorKind::Internal,
             BuildError::Engine(e) => e.kind(),
+            BuildError::Pull { cause, .. } => cause.kind(),
             BuildError::Io { source, .. } => match source.kind() {
                 io::ErrorKind::NotFound => ErrorKind::NotFound,
                 io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData => {

@@ -154,9 +154,13 @@ impl<'a> RunMounts<'a> {
                     let mode = parse_mode(m.mode.as_deref(), 0o755)?;
                     let uid = parse_id(m.uid.as_deref())?;
                     let gid = parse_id(m.gid.as_deref())?;
-                    let tmp = dir.with_extension(format!("new-{}", std::process::id()));
-                    fs::create_dir_all(&tmp)
-                        .map_err(io_err(format!("creating {}", tmp.display())))?;
+                    let parent = dir.parent().expect("cache directories have a parent");
+                    fs::create_dir_all(parent)
+                        .map_err(io_err(format!("creating {}", parent.display())))?;
+                    // Made aside and moved in whole, so no step ever sees
+                    // it half set up.
+                    let tmp = parent.join(super::view::unique("new-")?);
+                    fs::create_dir(&tmp).map_err(io_err(format!("creating {}", tmp.display())))?;
                     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))
                         .map_err(io_err("setting the cache mount's mode"))?;
                     rustix::fs::chown(
@@ -165,8 +169,18 @@ impl<'a> RunMounts<'a> {
                         Some(rustix::fs::Gid::from_raw(gid)),
                     )
                     .map_err(|e| io_err("setting the cache mount's owner")(e.into()))?;
-                    // Another build may have made it meanwhile: theirs wins.
-                    if fs::rename(&tmp, &dir).is_err() {
+                    // Another step may have made it meanwhile: theirs wins,
+                    // never replaced (a plain rename would swap an empty
+                    // one from under a step already using it).
+                    if rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        &tmp,
+                        rustix::fs::CWD,
+                        &dir,
+                        rustix::fs::RenameFlags::NOREPLACE,
+                    )
+                    .is_err()
+                    {
                         let _ = fs::remove_dir(&tmp);
                     }
                 }

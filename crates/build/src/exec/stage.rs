@@ -167,8 +167,12 @@ impl Build<'_> {
             stage,
             image: name.to_string(),
         });
-        let client = berth_engine::pull::client()?;
-        let (_, p) = berth_engine::pull::pull(&client, &self.store, name, None, &|_| {})?;
+        let (_, p) = berth_engine::pull::client()
+            .and_then(|client| berth_engine::pull::pull(&client, &self.store, name, None, &|_| {}))
+            .map_err(|cause| BuildError::Pull {
+                image: name.to_string(),
+                cause: Box::new(cause),
+            })?;
         pulled.insert(name.to_string(), p.image.clone());
         Ok(p.image)
     }
