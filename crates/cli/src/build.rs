@@ -285,6 +285,29 @@ impl Printer {
     }
 }
 
+/// Ctrl-C (or SIGTERM, SIGHUP) cancels the build rather than killing us:
+/// its step containers are killed and removed before we exit. The
+/// signals are blocked in every thread (the build's too) and read here;
+/// the containers' processes start with them unblocked. Returns the
+/// signal that came, 0 while none has.
+fn watch_signals(
+    engine: &Engine,
+    cancel: &std::sync::Arc<exec::Cancel>,
+) -> Result<std::sync::Arc<std::sync::atomic::AtomicI32>> {
+    const SIGNALS: [i32; 3] = [2, 15, 1];
+    berth_sys::signal::block(&SIGNALS).context("blocking signals")?;
+    let fd = berth_sys::signal::signalfd(&SIGNALS).context("signalfd")?;
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let (engine, cancel, seen) = (engine.clone(), cancel.clone(), got.clone());
+    std::thread::spawn(move || {
+        if let Ok(sig) = berth_sys::signal::read_signal(&fd) {
+            seen.store(sig, std::sync::atomic::Ordering::SeqCst);
+            cancel.cancel(&engine);
+        }
+    });
+    Ok(got)
+}
+
 pub fn build(engine: &Engine, a: BuildArgs) -> Result<u8> {
     let opts = a.options()?;
     let scratch = engine.paths.runroot.join("build");
@@ -303,7 +326,9 @@ pub fn build(engine: &Engine, a: BuildArgs) -> Result<u8> {
         log: Vec::new(),
     });
     let events = |e: Event| printer.lock().unwrap_or_else(|p| p.into_inner()).handle(e);
-    let result = exec::build(engine, &input, &opts, &events);
+    let cancel = std::sync::Arc::new(exec::Cancel::new());
+    let signalled = watch_signals(engine, &cancel)?;
+    let result = exec::build(engine, &input, &opts, &events, &cancel);
     let mut p = printer.into_inner().unwrap_or_else(|p| p.into_inner());
     // Whatever is still held (a failure stops the stages mid-way).
     p.done.extend(p.order.iter().copied());
@@ -313,6 +338,11 @@ pub fn build(engine: &Engine, a: BuildArgs) -> Result<u8> {
         Err(e) => {
             if a.quiet {
                 let _ = std::io::stderr().write_all(&p.log);
+            }
+            let sig = signalled.load(std::sync::atomic::Ordering::SeqCst);
+            if sig != 0 {
+                eprintln!("berth: build cancelled");
+                return Err(crate::Exit(128 + sig as u8).into());
             }
             return Err(e.into());
         }

@@ -762,3 +762,38 @@ fn build_with_source_date_epoch_is_reproducible() {
     let other = built_id(&built(&b, &["--no-cache"], &ctx));
     assert_ne!(one, other);
 }
+
+#[test]
+fn build_interrupted_takes_its_containers_with_it() {
+    let Some((b, ctx)) = setup(
+        "build_interrupted_takes_its_containers_with_it",
+        &[("Dockerfile", "FROM bb\nRUN echo started && sleep 300\n")],
+    ) else {
+        return;
+    };
+    let mut child = b
+        .cmd(&["build", "-t", "never", ctx.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("started\n") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(n > 0, "the build ended early: {seen}");
+        seen.push_str(&line);
+    }
+    assert_eq!(b.ok(&["ps", "-q"]).lines().count(), 1, "the step runs");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", err(&o));
+    assert!(err(&o).contains("build cancelled"), "{}", err(&o));
+    assert_eq!(b.ok(&["ps", "-aq"]), "", "the step's container is gone");
+    assert!(b.run(&["image", "inspect", "never"]).status.code() != Some(0));
+    assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+}

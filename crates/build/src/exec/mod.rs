@@ -125,6 +125,46 @@ pub enum Event {
     Warning(String),
 }
 
+/// Stops a build from another thread (a signal handler's): the stages
+/// stop before their next step and running steps' containers are killed,
+/// so the build ends at once and takes its containers with it.
+#[derive(Debug, Default)]
+pub struct Cancel {
+    flag: AtomicBool,
+    /// Step containers running now.
+    running: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Cancels the build; `engine` kills the running steps.
+    pub fn cancel(&self, engine: &Engine) {
+        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        let running: Vec<String> = self.lock().iter().cloned().collect();
+        for id in running {
+            // Not running yet, or already gone: its step sees the flag.
+            let _ = engine.kill(&id, "KILL");
+        }
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops the other stages after one failed (nothing to kill: their
+    /// steps finish and they stop before the next).
+    pub(crate) fn stop(&self) {
+        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// The build's result.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -154,7 +194,7 @@ pub(crate) struct Build<'a> {
     /// Each needed stage's first step number.
     pub numbers: BTreeMap<usize, usize>,
     pub total: usize,
-    pub cancelled: AtomicBool,
+    pub cancel: &'a Cancel,
     pub hashes: source::HashCache,
     /// Where views and scratch files go (under the runroot).
     pub scratch: PathBuf,
@@ -165,12 +205,14 @@ pub(crate) struct Build<'a> {
     pub cache_from: Vec<commit::Current>,
 }
 
-/// Builds `input` with `opts`, telling `events` what happens.
+/// Builds `input` with `opts`, telling `events` what happens; `cancel`
+/// stops it from elsewhere.
 pub fn build(
     engine: &Engine,
     input: &Input,
     opts: &BuildOptions,
     events: &(dyn Fn(Event) + Sync),
+    cancel: &Cancel,
 ) -> Result<Built> {
     let host = Platform::host();
     if let Some(p) = &opts.platform {
@@ -236,7 +278,7 @@ pub fn build(
         results: Mutex::new(vec![None; stages]),
         numbers,
         total,
-        cancelled: AtomicBool::new(false),
+        cancel,
         hashes: source::HashCache::default(),
         scratch,
         pulling: Mutex::new(Default::default()),

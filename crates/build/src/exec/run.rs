@@ -12,18 +12,32 @@ use berth_engine::stream::{Decoder, Kind};
 use berth_engine::{Engine, RunOptions};
 
 use super::error::{io_err, BuildError, Result};
+use super::Cancel;
 
 /// A build step's container; removed (with its anonymous volumes) when
 /// dropped.
 pub(crate) struct StepContainer<'a> {
     engine: &'a Engine,
+    cancel: &'a Cancel,
     pub id: String,
 }
 
 impl<'a> StepContainer<'a> {
-    pub fn create(engine: &'a Engine, opts: &RunOptions) -> Result<StepContainer<'a>> {
+    pub fn create(
+        engine: &'a Engine,
+        opts: &RunOptions,
+        cancel: &'a Cancel,
+    ) -> Result<StepContainer<'a>> {
+        if cancel.is_cancelled() {
+            return Err(BuildError::Cancelled);
+        }
         let c = engine.create(opts)?;
-        Ok(StepContainer { engine, id: c.id })
+        cancel.lock().insert(c.id.clone());
+        Ok(StepContainer {
+            engine,
+            cancel,
+            id: c.id,
+        })
     }
 
     /// Starts the container and waits for it, handing its output to `out`
@@ -35,6 +49,11 @@ impl<'a> StepContainer<'a> {
             console_size: None,
         };
         let handle = self.engine.start(&self.id, Some(attach))?;
+        // A cancel that came between create and start found nothing to
+        // kill yet.
+        if self.cancel.is_cancelled() {
+            let _ = self.engine.kill(&self.id, "KILL");
+        }
         let mut frames = Decoder::default();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -73,6 +92,7 @@ impl<'a> StepContainer<'a> {
 
 impl Drop for StepContainer<'_> {
     fn drop(&mut self) {
+        self.cancel.lock().remove(&self.id);
         if let Err(e) = self.engine.remove(&self.id, true, true) {
             tracing::warn!(container = self.id, error = %e, "removing a build container");
         }

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 use berth_engine::hostconfig::{HostConfig, MountSpec};
 use berth_engine::network::NetOptions;
@@ -35,7 +34,7 @@ use crate::plan::{base_key, step_key, Base, BaseKey, Platform, Scope, Step};
 pub(crate) fn run(b: &Build<'_>, index: usize) -> Result<()> {
     let r = build(b, index);
     if r.is_err() {
-        b.cancelled.store(true, Ordering::Relaxed);
+        b.cancel.stop();
     }
     (b.events)(Event::StageDone { stage: index });
     r
@@ -95,7 +94,7 @@ fn build(b: &Build<'_>, index: usize) -> Result<()> {
     };
     s.triggers().map_err(at)?;
     for node in &stage.instructions {
-        if b.cancelled.load(Ordering::Relaxed) {
+        if b.cancel.is_cancelled() {
             return Err(BuildError::Cancelled);
         }
         announce(node.source.clone());
@@ -733,7 +732,7 @@ impl<'b> StageRun<'b> {
             },
             ..Default::default()
         };
-        let c = StepContainer::create(b.engine, &opts)?;
+        let c = StepContainer::create(b.engine, &opts, b.cancel)?;
         let short: String = c.id.chars().take(12).collect();
         self.emit(Event::Running {
             stage: self.index,
@@ -756,6 +755,9 @@ impl<'b> StageRun<'b> {
         };
         if code != 0 {
             drop(c);
+            if b.cancel.is_cancelled() {
+                return Err(BuildError::Cancelled);
+            }
             self.emit(Event::Removed {
                 stage,
                 container: short,
