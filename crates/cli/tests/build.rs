@@ -529,21 +529,39 @@ fn build_runs_independent_stages_side_by_side() {
 }
 
 #[test]
-fn build_cache_mounts_persist_and_stay_out_of_the_image() {
-    let Some((b, ctx)) = setup("build_cache_mounts_persist_and_stay_out_of_the_image", &[
-            (
-                "Dockerfile",
-                "FROM bb\n\
-                 RUN --mount=type=cache,target=/root/.cache echo x >> /root/.cache/runs && wc -l < /root/.cache/runs > /count\n\
-                 RUN --mount=type=bind,source=data,target=/data cat /data/in > /copied\n\
-                 RUN --mount=type=tmpfs,target=/scratch touch /scratch/t && test ! -e /copied-not\n",
-            ),
-            ("data/in", "from the context"),
-        ]) else {
+fn build_run_mounts_reach_the_step_not_the_image() {
+    let df = "FROM bb\n\
+        RUN --mount=type=cache,target=/root/.cache echo x >> /root/.cache/runs && wc -l < /root/.cache/runs > /count\n\
+        RUN --mount=type=bind,source=data,target=/data cat /data/in > /copied\n\
+        RUN --mount=type=tmpfs,target=/scratch touch /scratch/t\n\
+        RUN --mount=type=secret,id=tok --mount=type=secret,id=env,env=TOK \
+            test \"$(cat /run/secrets/tok)\" = s3cret && test \"$TOK\" = from-env && echo secrets-seen\n";
+    let Some((b, ctx)) = setup(
+        "build_run_mounts_reach_the_step_not_the_image",
+        &[("Dockerfile", df), ("data/in", "from the context")],
+    ) else {
         return;
     };
-    built(&b, &["-t", "c1"], &ctx);
-    built(&b, &["--no-cache", "-t", "c2"], &ctx);
+    let secret = b.dir.path().join("tok");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let iid = b.dir.path().join("iid");
+    let build_with_secrets = |extra: &[&str]| {
+        let src = format!("id=tok,src={}", secret.display());
+        let mut args = vec!["build", "--secret", &src, "--secret", "id=env,env=TOK_SRC"];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        let o = b.cmd(&args).env("TOK_SRC", "from-env").output().unwrap();
+        assert!(o.status.success(), "{}\n{}", out(&o), err(&o));
+        out(&o)
+    };
+    let first = build_with_secrets(&["-t", "c1", "--iidfile", iid.to_str().unwrap()]);
+    assert!(first.contains("secrets-seen"), "{first}");
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert!(
+        id.starts_with(&format!("sha256:{}", built_id(&first))),
+        "{id}"
+    );
+    build_with_secrets(&["--no-cache", "-t", "c2"]);
     assert_eq!(run_in(&b, "c1", &["cat", "/count"]).trim(), "1");
     assert_eq!(
         run_in(&b, "c2", &["cat", "/count"]).trim(),
@@ -551,13 +569,21 @@ fn build_cache_mounts_persist_and_stay_out_of_the_image() {
         "the cache outlived a build"
     );
     assert_eq!(run_in(&b, "c2", &["cat", "/copied"]), "from the context");
+    // Neither the mounts' contents nor the points they were mounted on.
     let left = run_in(
         &b,
         "c2",
-        &["sh", "-c", "ls -A /root/.cache /data /scratch 2>&1; true"],
+        &[
+            "sh",
+            "-c",
+            "ls -A /root/.cache /data /scratch /run/secrets 2>&1; true",
+        ],
     );
-    assert!(!left.contains("runs"), "{left}");
-    assert!(!left.contains("in\n") && !left.contains(" t\n"), "{left}");
+    assert_eq!(
+        left.matches("No such file or directory").count(),
+        4,
+        "{left}"
+    );
 }
 
 #[test]
@@ -796,4 +822,34 @@ fn build_interrupted_takes_its_containers_with_it() {
     assert_eq!(b.ok(&["ps", "-aq"]), "", "the step's container is gone");
     assert!(b.run(&["image", "inspect", "never"]).status.code() != Some(0));
     assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+}
+
+#[test]
+fn build_pulls_a_missing_base_through_the_engine() {
+    let Some((b, ctx)) = setup("build_pulls_a_missing_base_through_the_engine", &[]) else {
+        return;
+    };
+    let reg = berth_testutil::peers::Registry::start();
+    let base = format!("{}/base/bb:1", reg.host());
+    b.ok(&["tag", "bb", &base]);
+    b.ok(&["push", &base]);
+    // Another store, which has never seen the base.
+    let fresh = Berth::new();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo on-the-pulled-base > /x\n"),
+    )
+    .unwrap();
+    let o = built(&fresh, &["-t", "pulled"], &ctx);
+    assert!(o.contains(&format!("Pulling {base}")), "{o}");
+    assert_eq!(
+        run_in(&fresh, "pulled", &["cat", "/x"]),
+        "on-the-pulled-base\n"
+    );
+    // Present now: the next build does not pull.
+    let o = built(&fresh, &[], &ctx);
+    assert!(!o.contains("Pulling"), "{o}");
+    // --pull asks the registry again.
+    let o = built(&fresh, &["--pull"], &ctx);
+    assert!(o.contains("Pulling"), "{o}");
 }

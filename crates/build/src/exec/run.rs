@@ -115,8 +115,8 @@ const STUBS: &[&str] = &[
 ];
 
 /// Removes from `upper` the empty mount points the runtime made (the
-/// standard ones and `extra`, RUN's own mount targets) so the layer holds
-/// only what the command did. Never follows a link: the container may
+/// standard ones and `extra`: RUN's own mount targets and the directories
+/// made to hold them) so the layer holds only what the command did. Never follows a link: the container may
 /// have planted one where a directory was.
 pub(crate) fn remove_stubs(upper: &Path, extra: &[String]) {
     let mut all: Vec<String> = extra

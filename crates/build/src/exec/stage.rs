@@ -701,6 +701,20 @@ impl<'b> StageRun<'b> {
             });
             mounts.temps.push(dir);
         }
+        // The directories the runtime will make to hold mount points, for
+        // taking them back out of the layer with the mount points.
+        let mut stubs = mounts.targets.clone();
+        if !stubs.is_empty() {
+            let view = View::mount(&b.store, self.cur.image.as_ref(), &b.scratch)?;
+            for t in &mounts.targets {
+                for dir in Path::new(t).ancestors().skip(1) {
+                    let rel = dir.strip_prefix("/").unwrap_or(dir);
+                    if !rel.as_os_str().is_empty() && !view.root().join(rel).exists() {
+                        stubs.push(dir.display().to_string());
+                    }
+                }
+            }
+        }
         let network = match r.network {
             None | Some(NetworkMode::Default) => b.opts.network.clone(),
             Some(NetworkMode::None) => Network::None,
@@ -768,7 +782,7 @@ impl<'b> StageRun<'b> {
             });
         }
         let upper = b.store.snapshotter().upper(&c.id).map_err(store)?;
-        remove_stubs(&upper, &mounts.targets);
+        remove_stubs(&upper, &stubs);
         let opts = DiffOptions {
             source_date_epoch: b.opts.source_date_epoch,
         };
