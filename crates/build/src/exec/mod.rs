@@ -17,6 +17,7 @@ mod cache;
 mod commit;
 mod config;
 pub mod context;
+mod copy;
 mod error;
 mod mounts;
 mod resolve;
