@@ -782,7 +782,14 @@ fn build_with_source_date_epoch_is_reproducible() {
         return;
     };
     let args = ["--no-cache", "--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
-    let one = built_id(&built(&b, &args, &ctx));
+    let o = build(&b, &args, &ctx);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        !err(&o).contains("not consumed"),
+        "the builder reads it: {}",
+        err(&o)
+    );
+    let one = built_id(&out(&o));
     let two = built_id(&built(&b, &args, &ctx));
     assert_eq!(one, two);
     let other = built_id(&built(&b, &["--no-cache"], &ctx));

@@ -334,11 +334,21 @@ pub fn build(
     for t in &opts.tags {
         b.store.tag(&image.id, t)?;
     }
-    let unused = b.plan.unused_build_args();
+    // SOURCE_DATE_EPOCH is read by the builder itself, as BuildKit does.
+    let unused: Vec<&String> = b
+        .plan
+        .unused_build_args()
+        .iter()
+        .filter(|a| *a != "SOURCE_DATE_EPOCH")
+        .collect();
     if !unused.is_empty() {
         events(Event::Warning(format!(
             "One or more build-args [{}] were not consumed",
-            unused.join(" ")
+            unused
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
         )));
     }
     Ok(Built {
