@@ -13,6 +13,7 @@ pub mod digest;
 pub mod layer;
 pub mod reference;
 pub mod snapshot;
+pub mod sqlite;
 pub mod store;
 
 mod fsutil;
