@@ -1,7 +1,8 @@
 //! Many `berth` processes at once against one store: 50 `run -d` from
 //! several threads lose nothing (every container is there, running, with
 //! its own id and name), and 50 concurrent `rm -f` leave nothing behind:
-//! no row, mount, cgroup, snapshot, bundle or process.
+//! no row, mount, cgroup, snapshot, bundle or process; one name asked
+//! for by eight at once goes to exactly one.
 
 mod common;
 
@@ -79,6 +80,41 @@ fn fifty_concurrent_runs_then_removals_lose_nothing_and_leave_nothing() {
     let b = Berth::with_image();
     let mut image_snapshots = entries(&b.root.join("snapshots").join("snapshots"));
     image_snapshots.sort();
+    // One name asked for by eight at once: exactly one gets it, and the
+    // others fail as docker's do, leaving nothing.
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| b.run(&["run", "-d", "--name", "same", "bb", "sleep", "1000"])))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(
+        won,
+        1,
+        "{}",
+        outs.iter().map(text).collect::<Vec<_>>().join("\n")
+    );
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        assert_eq!(o.status.code(), Some(125), "{}", text(o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("\"same\" is already in use"),
+            "{}",
+            text(o)
+        );
+    }
+    let same = b.ok(&["inspect", "-f", "{{.State.Pid}}", "same"]);
+    let rms: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| b.run(&["rm", "-f", "same"])))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for o in &rms {
+        assert!(o.status.success(), "rm -f same: {}", text(o));
+    }
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+
     let runs = in_parallel(|_| b.run(&["run", "-d", "bb", "sleep", "1000"]));
     let mut ids = BTreeSet::new();
     for o in &runs {
@@ -132,7 +168,7 @@ fn fifty_concurrent_runs_then_removals_lose_nothing_and_leave_nothing() {
             common::cgroup_dirs(id)
         );
     }
-    for p in &pids {
+    for p in pids.iter().chain([&same.trim().to_string()]) {
         // A reused pid would belong to some other, newer process.
         let gone = std::fs::read_to_string(Path::new("/proc").join(p).join("cmdline"))
             .map_or(true, |c| !c.starts_with("sleep"));
