@@ -412,6 +412,7 @@ fn exec(rt: &Runtime, a: &ExecArgs) -> Result<i32> {
         pid_file: a.pid_file.clone(),
         preserve_fds: a.preserve_fds,
         detach: a.detach,
+        no_seccomp: false,
     };
     Ok(rt.exec(&a.id, &p, &opts)?)
 }
