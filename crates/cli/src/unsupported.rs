@@ -45,12 +45,6 @@ unsupported_flags! {
         no_healthcheck: "no-healthcheck";
     }
     values {
-        attach: "attach", short = 'a';
-        pid: "pid";
-        ipc: "ipc";
-        uts: "uts";
-        userns: "userns";
-        cgroupns: "cgroupns";
         health_cmd: "health-cmd";
         log_driver: "log-driver";
         log_opt: "log-opt";

@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod namespaces;
 pub mod network;
 pub mod options;
 pub mod paths;
@@ -30,6 +31,7 @@ pub mod security;
 pub mod spec;
 pub mod stream;
 pub mod user;
+pub mod userns;
 mod view;
 pub mod volumes;
 
