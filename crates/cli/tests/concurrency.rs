@@ -218,3 +218,52 @@ fn first_commands_on_a_new_store_at_once_all_succeed() {
         }
     }
 }
+
+#[test]
+fn concurrent_userns_auto_runs_get_ranges_that_never_overlap() {
+    if !berth_testutil::require_root("concurrent_userns_auto_runs_get_ranges_that_never_overlap") {
+        return;
+    }
+    let b = Berth::with_image();
+    let run = [
+        "run",
+        "-d",
+        "--userns",
+        "auto",
+        "--network",
+        "none",
+        "bb",
+        "sleep",
+        "1000",
+    ];
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..THREADS)
+            .map(|_| s.spawn(|| (0..2).map(|_| b.run(&run)).collect::<Vec<_>>()))
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let mut bases = Vec::new();
+    for o in &outs {
+        assert!(o.status.success(), "{}", text(o));
+        let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let map = b.ok(&["exec", &id, "cat", "/proc/self/uid_map"]);
+        let f: Vec<u64> = map.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        assert_eq!((f[0], f[2]), (0, 65536), "{map}");
+        bases.push(f[1]);
+    }
+    bases.sort_unstable();
+    for w in bases.windows(2) {
+        assert!(w[0] + 65536 <= w[1], "ranges overlap: {bases:?}");
+    }
+    let all = b.ok(&["ps", "-aq"]);
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(all.lines());
+    b.ok(&rm);
+    // Every range came back: the next container gets the lowest again.
+    let id = b.ok(&run).trim().to_string();
+    let map = b.ok(&["exec", &id, "cat", "/proc/self/uid_map"]);
+    assert_eq!(
+        map.split_whitespace().nth(1),
+        Some(bases[0].to_string().as_str())
+    );
+}

@@ -153,7 +153,6 @@ fn ipc_modes() {
         b.ok(&["exec", "donor", "cat", "/dev/shm/back"]),
         "from-guest\n"
     );
-    assert_ne!(donor.trim(), private.trim());
 
     // docker refuses to join a container that does not share its IPC.
     b.ok(&["run", "-d", "--name", "closed", "bb", "sleep", "1000"]);
@@ -321,6 +320,31 @@ fn userns_auto_maps_root_to_an_unprivileged_range() {
     assert_eq!(
         std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(data).unwrap()),
         0
+    );
+
+    // cp keeps ids as the container sees them, both ways.
+    let src = b.dir.path().join("src");
+    std::fs::write(&src, "x").unwrap();
+    std::os::unix::fs::chown(&src, Some(7), Some(8)).unwrap();
+    b.ok(&["cp", src.to_str().unwrap(), &format!("{a}:/plain")]);
+    b.ok(&["cp", "-a", src.to_str().unwrap(), &format!("{a}:/kept")]);
+    let out = b.ok(&[
+        "exec",
+        &a,
+        "sh",
+        "-c",
+        "stat -c %u:%g /plain /kept; echo y >> /plain && chown 9:9 /plain",
+    ]);
+    assert_eq!(out, "0:0\n7:8\n");
+    let back = b.dir.path().join("back");
+    b.ok(&["cp", "-a", &format!("{a}:/plain"), back.to_str().unwrap()]);
+    let md = std::fs::metadata(&back).unwrap();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&md),
+            std::os::unix::fs::MetadataExt::gid(&md)
+        ),
+        (9, 9)
     );
 
     for (args, want) in [

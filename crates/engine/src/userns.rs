@@ -59,6 +59,16 @@ impl IdMap {
     pub fn unshift_gid(&self, host: u32) -> u32 {
         unshift(host, self.gid, self.size)
     }
+
+    /// A container's uid as the host sees it; one outside the range has
+    /// no host id and becomes the container's root.
+    pub fn shift_uid(&self, inside: u32) -> u32 {
+        shift(inside, self.uid, self.size)
+    }
+
+    pub fn shift_gid(&self, inside: u32) -> u32 {
+        shift(inside, self.gid, self.size)
+    }
 }
 
 fn unshift(host: u32, base: u32, size: u32) -> u32 {
@@ -66,6 +76,14 @@ fn unshift(host: u32, base: u32, size: u32) -> u32 {
         host - base
     } else {
         host
+    }
+}
+
+fn shift(inside: u32, base: u32, size: u32) -> u32 {
+    if inside < size {
+        base + inside
+    } else {
+        base
     }
 }
 
@@ -377,6 +395,8 @@ mod tests {
         assert_eq!(m.unshift_uid(110), 110);
         assert_eq!(m.unshift_gid(200), 0);
         assert_eq!(m.unshift_gid(5), 5);
+        assert_eq!((m.shift_uid(5), m.shift_gid(0)), (105, 200));
+        assert_eq!(m.shift_uid(10), 100, "out of range: the container's root");
         assert_eq!(
             m.mappings(true),
             json!([{"containerID": 0, "hostID": 200, "size": 10}])
