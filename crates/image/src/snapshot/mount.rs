@@ -308,3 +308,126 @@ fn mount_overlay_fsconfig(m: &Mount, at: &Path) -> rustix::io::Result<()> {
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?;
     move_mount(&mnt, "", CWD, at, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    /// A user namespace mapping 0..65536 to `base..`, held by a child.
+    struct Userns {
+        child: Child,
+        fd: OwnedFd,
+    }
+
+    impl Userns {
+        fn new(base: u32) -> Userns {
+            let mut child = Command::new("unshare")
+                .args(["--user", "sleep", "60"])
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap();
+            let pid = child.id();
+            // Written once the child has made its namespace.
+            let map = format!("0 {base} 65536\n");
+            let mut written = false;
+            for _ in 0..500 {
+                let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+                let theirs = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+                if ours != theirs {
+                    std::fs::write(format!("/proc/{pid}/uid_map"), &map).unwrap();
+                    std::fs::write(format!("/proc/{pid}/gid_map"), &map).unwrap();
+                    written = true;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(written, "unshare made no user namespace");
+            let fd = rustix::fs::open(
+                format!("/proc/{pid}/ns/user").as_str(),
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .unwrap();
+            Userns { child, fd }
+        }
+    }
+
+    impl Drop for Userns {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn owner(p: &Path) -> (u32, u32) {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    }
+
+    #[test]
+    fn idmapped_overlay_and_bind_show_shifted_ids_and_keep_the_layers() {
+        if !berth_testutil::require_root(
+            "idmapped_overlay_and_bind_show_shifted_ids_and_keep_the_layers",
+        ) {
+            return;
+        }
+        let ns = Userns::new(300_000);
+        let d = tempfile::tempdir().unwrap();
+        let p = |s: &str| d.path().join(s);
+        for dir in ["lower/d", "upper", "work", "merged", "bound"] {
+            std::fs::create_dir_all(p(dir)).unwrap();
+        }
+        std::fs::write(p("lower/f"), "x").unwrap();
+        std::os::unix::fs::lchown(p("lower/d"), Some(5), Some(6)).unwrap();
+        let overlay = Mount {
+            kind: "overlay".into(),
+            source: "overlay".into(),
+            target: None,
+            options: vec![
+                format!("lowerdir={}", p("lower").display()),
+                format!("upperdir={}", p("upper").display()),
+                format!("workdir={}", p("work").display()),
+            ],
+        };
+        let scratch = p("scratch");
+        mount_all_idmapped(
+            &[overlay],
+            &p("merged"),
+            ns.fd.as_fd(),
+            (300_000, 300_000),
+            &scratch,
+        )
+        .unwrap();
+        let checked = std::panic::catch_unwind(|| {
+            assert_eq!(owner(&p("merged")), (300_000, 300_000));
+            assert_eq!(owner(&p("merged/f")), (300_000, 300_000));
+            assert_eq!(owner(&p("merged/d")), (300_005, 300_006));
+            // Written through the overlay: host ids in the upper directory;
+            // the layer itself is untouched.
+            std::fs::write(p("merged/f"), "y").unwrap();
+            assert_eq!(owner(&p("upper/f")), (300_000, 300_000));
+            assert_eq!(owner(&p("lower/f")), (0, 0));
+            assert_eq!(std::fs::read_to_string(p("lower/f")).unwrap(), "x");
+            assert!(!scratch.exists(), "the layers' clones are gone");
+        });
+        unmount(&p("merged")).unwrap();
+        checked.unwrap();
+
+        let bind = Mount {
+            kind: "bind".into(),
+            source: p("lower"),
+            target: None,
+            options: vec!["rbind".into(), "ro".into()],
+        };
+        mount_all_idmapped(&[bind], &p("bound"), ns.fd.as_fd(), (0, 0), &scratch).unwrap();
+        let checked = std::panic::catch_unwind(|| {
+            assert_eq!(owner(&p("bound/d")), (300_005, 300_006));
+            assert!(std::fs::write(p("bound/new"), "z").is_err(), "read-only");
+        });
+        unmount(&p("bound")).unwrap();
+        checked.unwrap();
+    }
+}
