@@ -324,7 +324,7 @@ mod tests {
 
     impl Userns {
         fn new(base: u32) -> Userns {
-            let mut child = Command::new("unshare")
+            let child = Command::new("unshare")
                 .args(["--user", "sleep", "60"])
                 .stdin(Stdio::null())
                 .spawn()
