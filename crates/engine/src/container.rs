@@ -62,7 +62,6 @@ impl Engine {
             .into_owned();
         let mut opts = opts.clone();
         opts.host = prepare_host(&opts.host, &opts.network)?;
-        self.resolve_namespaces(&id, &mut opts.host)?;
         for from in &opts.volumes_from {
             let (key, mode) = match from.rsplit_once(':') {
                 Some((k, m @ ("ro" | "rw"))) => (k, Some(m == "ro")),
@@ -75,8 +74,9 @@ impl Engine {
                 }
             }
         }
-        let config = spec::container_config(&image_cfg, &opts, &id, &host)?;
-        let mut config = config;
+        let mut config = spec::container_config(&image_cfg, &opts, &id, &host)?;
+        // After the checks between the flags: those fail first.
+        self.resolve_namespaces(&id, &mut config.host_config)?;
         crate::network::prepare(self, &opts, &image_cfg, &mut config)?;
         self.prepare_mounts(&mut config.host_config.mounts, &image_cfg.volumes)?;
         let mut c = Container {
