@@ -134,16 +134,8 @@ impl Db {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open(path).map_err(db_err)?;
-        // busy_timeout first: even switching to WAL takes a lock.
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        // In WAL mode NORMAL loses no committed transaction on a process
-        // crash, only on power loss, and saves an fsync per write on the
-        // path every `run` takes.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
+        let conn =
+            berth_image::sqlite::open_shared(path, Duration::from_secs(30)).map_err(db_err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS containers (
                 id TEXT PRIMARY KEY,
@@ -522,5 +514,28 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), 40);
+    }
+
+    #[test]
+    fn many_first_opens_at_once_all_succeed() {
+        // Every `berth` and monitor opens the database; on a new store the
+        // first ones race to switch it to WAL and create the tables.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("berth.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(12));
+            let handles: Vec<_> = (0..12)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Db::open(&path).and_then(|db| db.list()).map(|_| ())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        }
     }
 }

@@ -23,6 +23,7 @@ pub mod logfile;
 pub mod logs;
 pub mod monitor;
 pub mod names;
+pub mod namespaces;
 pub mod network;
 pub mod options;
 pub mod paths;
@@ -34,6 +35,7 @@ pub mod spec;
 pub mod status;
 pub mod stream;
 pub mod user;
+pub mod userns;
 mod view;
 pub mod volumes;
 

@@ -126,4 +126,6 @@ pub struct ExecOptions {
     pub user: Option<String>,
     /// `exec -t`: a pty, served through `berth-monitor exec --stream`.
     pub tty: bool,
+    /// `exec --privileged`: every capability and no seccomp filter.
+    pub privileged: bool,
 }

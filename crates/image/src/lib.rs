@@ -14,6 +14,7 @@ pub mod healthcheck;
 pub mod layer;
 pub mod reference;
 pub mod snapshot;
+pub mod sqlite;
 pub mod store;
 
 mod fsutil;

@@ -21,8 +21,7 @@ use std::process::ExitCode;
 
 use berth_engine::{Engine, Paths};
 
-const USAGE: &str =
-    "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] | exec ID PROCESS_JSON [--stream] | probe ID PROCESS_JSON)";
+const USAGE: &str = "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] [--sealed] | exec ID PROCESS_JSON [--stream|--detach] | probe ID PROCESS_JSON)";
 
 enum Cmd {
     Start {
@@ -32,7 +31,7 @@ enum Cmd {
     Exec {
         id: String,
         process: PathBuf,
-        stream: bool,
+        how: exec::How,
     },
     /// One run of a health check, for the container's own monitor.
     Probe {
@@ -50,6 +49,8 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
         match a.as_str() {
             "--root" => root = it.next().cloned(),
             "--runroot" => runroot = it.next().cloned(),
+            // Acted on before parsing (see main).
+            berth_engine::monitor::SEALED => {}
             _ => rest.push(a.as_str()),
         }
     }
@@ -66,15 +67,10 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
             id: id.to_string(),
             attach: true,
         },
-        ["exec", id, process] => Cmd::Exec {
+        ["exec", id, process, flags @ ..] => Cmd::Exec {
             id: id.to_string(),
             process: PathBuf::from(process),
-            stream: false,
-        },
-        ["exec", id, process, "--stream"] => Cmd::Exec {
-            id: id.to_string(),
-            process: PathBuf::from(process),
-            stream: true,
+            how: exec::How::parse(flags).ok_or(USAGE)?,
         },
         ["probe", id, process] => Cmd::Probe {
             id: id.to_string(),
@@ -88,12 +84,15 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
 fn main() -> ExitCode {
     // `exec` enters a container that already runs processes: it runs from
     // a sealed copy of this binary so they cannot reach the host's through
-    // /proc/PID/exe (CVE-2019-5736). `start` makes a container with a new
-    // pid namespace of its own (the engine refuses --pid host), where the
-    // runtime's non-dumpable init is the only process until it execs: no
-    // copy there, so a thousand monitors share one binary's pages.
+    // /proc/PID/exe (CVE-2019-5736). So does the `start` of a container
+    // that shares a pid namespace (`--pid host|container:`, which the
+    // engine marks `--sealed`). Any other `start` makes a new pid
+    // namespace where the runtime's non-dumpable init is the only process
+    // until it execs: no copy there, so a thousand monitors share one
+    // binary's pages.
     if let Err(e) = berth_runtime::cloned::ensure_cloned(|args| {
-        args.iter().any(|a| a == "exec" || a == "probe")
+        args.iter()
+            .any(|a| a == "exec" || a == "probe" || a == berth_engine::monitor::SEALED)
     }) {
         eprintln!("berth-monitor: re-executing from a sealed copy: {e}");
         return ExitCode::from(125);
@@ -109,11 +108,7 @@ fn main() -> ExitCode {
     let engine = Engine::new(paths);
     let code = match cmd {
         Cmd::Start { id, attach } => supervise::start(&engine, &id, attach),
-        Cmd::Exec {
-            id,
-            process,
-            stream,
-        } => exec::run(&engine, &id, &process, stream),
+        Cmd::Exec { id, process, how } => exec::run(&engine, &id, &process, how),
         Cmd::Probe { id, process } => health::probe(&engine, &id, &process),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
@@ -127,48 +122,33 @@ mod tests {
         v.iter().map(|x| x.to_string()).collect()
     }
 
+    /// `rest` after the global flags.
+    fn with_roots(rest: &[&str]) -> Result<(Paths, Cmd), String> {
+        let mut v = vec!["--root", "/r", "--runroot", "/rr"];
+        v.extend_from_slice(rest);
+        parse(&s(&v))
+    }
+
     #[test]
     fn parses_both_commands_and_refuses_the_rest() {
-        let (p, c) = parse(&s(&[
-            "--root",
-            "/r",
-            "--runroot",
-            "/rr",
-            "start",
-            "abc",
-            "--attach",
-        ]))
-        .unwrap();
+        let (p, c) = with_roots(&["start", "abc", "--attach"]).unwrap();
         assert_eq!(
             (p.root, p.runroot),
             (PathBuf::from("/r"), PathBuf::from("/rr"))
         );
         assert!(matches!(c, Cmd::Start { id, attach: true } if id == "abc"));
-        let (_, c) = parse(&s(&[
-            "--root",
-            "/r",
-            "--runroot",
-            "/rr",
-            "exec",
-            "abc",
-            "/p.json",
-        ]))
-        .unwrap();
+        let (_, c) = with_roots(&["start", "abc", "--sealed"]).unwrap();
+        assert!(matches!(c, Cmd::Start { attach: false, .. }));
+        let (_, c) = with_roots(&["exec", "abc", "/p.json"]).unwrap();
         assert!(
-            matches!(c, Cmd::Exec { id, process, stream: false } if id == "abc" && process == std::path::Path::new("/p.json"))
+            matches!(c, Cmd::Exec { id, process, how } if id == "abc" && process == std::path::Path::new("/p.json") && how == exec::How::default())
         );
-        let (_, c) = parse(&s(&[
-            "--root",
-            "/r",
-            "--runroot",
-            "/rr",
-            "probe",
-            "abc",
-            "/p.json",
-        ]))
-        .unwrap();
+        let (_, c) = with_roots(&["exec", "abc", "/p.json", "--detach"]).unwrap();
+        assert!(matches!(c, Cmd::Exec { how, .. } if how.detach && !how.stream));
+        assert!(with_roots(&["exec", "abc", "/p.json", "--stream", "--detach"]).is_err());
+        let (_, c) = with_roots(&["probe", "abc", "/p.json"]).unwrap();
         assert!(matches!(c, Cmd::Probe { id, .. } if id == "abc"));
         assert!(parse(&s(&["start", "abc"])).is_err());
-        assert!(parse(&s(&["--root", "/r", "--runroot", "/rr", "stop", "abc"])).is_err());
+        assert!(with_roots(&["stop", "abc"]).is_err());
     }
 }

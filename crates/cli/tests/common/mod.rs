@@ -129,6 +129,18 @@ impl Drop for Berth {
     }
 }
 
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `script` in a `--rm` container of `bb` with `flags`; its stdout.
+pub fn sh(b: &Berth, flags: &[&str], script: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["bb", "sh", "-c", script]);
+    b.ok(&args)
+}
+
 /// Every cgroup directory of container `id` on this host.
 pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
     let mut v = Vec::new();

@@ -181,14 +181,8 @@ impl Store {
             source,
         })?;
         let content = FsContentStore::open(root)?;
-        let conn = Connection::open(root.join("berth.db"))?;
-        // The timeout first: switching to WAL takes a lock that many
-        // processes opening the store at once contend for.
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // In WAL mode NORMAL survives any process crash (SIGKILL included);
-        // only a power loss can drop the last commits, never corrupt.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let conn =
+            crate::sqlite::open_shared(&root.join("berth.db"), std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS layers (
