@@ -512,6 +512,64 @@ fn runtime_binary_cannot_be_reached_through_proc_exe() {
 }
 
 #[test]
+fn symlinked_mount_targets_resolve_inside_the_rootfs() {
+    if !berth_testutil::require_root("symlinked_mount_targets_resolve_inside_the_rootfs") {
+        return;
+    }
+    let b = Berth::new();
+    // An image whose mount targets are symlinks to a host directory, one
+    // absolute and one climbing with `..`: followed on the host, the
+    // runtime would create (and mount over) directories outside the
+    // container.
+    let victim = b.dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    let rootfs = b.dir.path().join("evil-rootfs");
+    berth_testutil::make_rootfs(&rootfs).unwrap();
+    let up = "../".repeat(20);
+    let abs = victim.join("abs");
+    let rel = format!("{up}{}", victim.join("rel").display());
+    std::os::unix::fs::symlink(&abs, rootfs.join("abs")).unwrap();
+    std::os::unix::fs::symlink(&rel, rootfs.join("rel")).unwrap();
+    let tar = b.dir.path().join("evil.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["--numeric-owner", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    b.ok(&["import", tar.to_str().unwrap(), "evil"]);
+    let vol = b.dir.path().join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    std::fs::write(vol.join("from-volume"), "x").unwrap();
+    let v1 = format!("{}:/abs", vol.display());
+    let v2 = format!("{}:/rel", vol.display());
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &v1,
+        "-v",
+        &v2,
+        "--tmpfs",
+        "/abs/t",
+        "evil",
+        "sh",
+        "-c",
+        "ls /abs /rel",
+    ]);
+    // The volume is seen where the symlinks lead inside the rootfs...
+    assert_eq!(out.matches("from-volume").count(), 2, "{out}");
+    // ...and nothing was made or mounted on the host's side.
+    let left: Vec<_> = std::fs::read_dir(&victim).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mi.contains(victim.to_str().unwrap()), "{mi}");
+}
+
+#[test]
 fn fork_bomb_stops_at_pids_limit() {
     if !berth_testutil::require_root("fork_bomb_stops_at_pids_limit") {
         return;
