@@ -570,6 +570,42 @@ fn symlinked_mount_targets_resolve_inside_the_rootfs() {
 }
 
 #[test]
+fn mounts_do_not_propagate_to_the_host() {
+    if !berth_testutil::require_root("mounts_do_not_propagate_to_the_host") {
+        return;
+    }
+    let b = Berth::with_image();
+    let vol = b.dir.path().join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    // The source a shared mount on the host (the guard unmounts it), so a
+    // bind that kept its propagation would show it.
+    for args in [&["--bind"][..], &["--make-shared"][..]] {
+        let st = Command::new("mount")
+            .args(args)
+            .arg(&vol)
+            .args(if args[0] == "--bind" {
+                vec![&vol]
+            } else {
+                vec![]
+            })
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let v = format!("{}:/v", vol.display());
+    // docker's default propagation is rprivate: no mount of the container
+    // is in a peer group with the host's (`shared:N`) or receives from it
+    // (`master:N`), so nothing mounted on either side crosses over.
+    let mi = sh(&b, &["-v", &v], "cat /proc/self/mountinfo");
+    let linked: Vec<&str> = mi
+        .lines()
+        .filter(|l| l.contains(" shared:") || l.contains(" master:"))
+        .collect();
+    assert!(linked.is_empty(), "{linked:#?}");
+    assert!(mi.contains(" /v "), "{mi}");
+}
+
+#[test]
 fn fork_bomb_stops_at_pids_limit() {
     if !berth_testutil::require_root("fork_bomb_stops_at_pids_limit") {
         return;
