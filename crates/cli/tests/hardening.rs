@@ -450,9 +450,11 @@ fn only_the_standard_fds_reach_the_container() {
         return;
     }
     let b = Berth::with_image();
-    let list = "ls /proc/$$/fd | sort -n | tr '\\n' ' '";
+    let p = build_probe(&b);
+    let vol = format!("{}:/probe:ro", p.display());
     // berth started with an inheritable fd 7 (a shell's `exec 7<`, no
-    // close-on-exec): it must not reach the container.
+    // close-on-exec): it must not reach the container. The probe lists
+    // its own descriptors (a shell would show the ones it juggles).
     let o = Command::new("sh")
         .arg("-c")
         .arg("exec 7</etc/hostname; exec \"$@\"")
@@ -462,15 +464,18 @@ fn only_the_standard_fds_reach_the_container() {
         .arg(&b.root)
         .arg("--runroot")
         .arg(&b.runroot)
-        .args(["run", "--rm", "bb", "sh", "-c", list])
+        .args(["run", "--rm", "-v", &vol, "bb", "/probe", "fds"])
         .env("BERTH_CONFIG", &b.net.config)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "0 1 2 ");
-    // Detached, and in an exec'd process, the same.
-    let id = detach(&b, &[], "exec sleep 1000");
-    assert_eq!(b.ok(&["exec", &id, "sh", "-c", list]), "0 1 2 ");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0 1 2 \n");
+    // Detached (PID 1 is sleep), and in an exec'd process, the same.
+    let id = b
+        .ok(&["run", "-d", "-v", &vol, "bb", "sleep", "1000"])
+        .trim()
+        .to_string();
+    assert_eq!(b.ok(&["exec", &id, "/probe", "fds"]), "0 1 2 \n");
     assert_eq!(b.ok(&["exec", &id, "ls", "/proc/1/fd"]), "0\n1\n2\n");
 }
 

@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <dirent.h>
 
 static long call(const char *n, const char *arg) {
 #define IS(s) (strcmp(n, s) == 0)
@@ -92,7 +93,23 @@ static long call(const char *n, const char *arg) {
     exit(2);
 }
 
+/* "fds": this process's open descriptors, but for the one listing them. */
+static void fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (!d) { perror("/proc/self/fd"); exit(2); }
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && atoi(e->d_name) != dirfd(d))
+            printf("%s ", e->d_name);
+    printf("\n");
+    closedir(d);
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "fds") == 0) {
+        fds();
+        return 0;
+    }
     for (int i = 1; i < argc; i++) {
         char *name = argv[i], *arg = strchr(name, '=');
         if (arg) *arg++ = 0;
