@@ -93,6 +93,7 @@ impl Engine {
             started: None,
             finished: None,
             error: None,
+            oom_killed: false,
         };
         let db = self.db()?;
         if let Some(size) = crate::userns::size_of_mode(&c.config.host_config.userns_mode)? {
@@ -434,10 +435,12 @@ impl Engine {
     /// code and time are kept, and a `--rm` container is removed.
     pub fn record_exit(&self, id: &str, code: i32) -> Result<()> {
         let mut errors = Vec::new();
+        // Read before the runtime's delete takes the cgroup and its count.
+        let oom_killed = self.runtime().oom_kills(id).unwrap_or(0) > 0;
         // docker frees the address and ports at exit, not at rm.
         self.release_run(id, &mut errors);
         let db = self.db()?;
-        db.set_exited(id, code, chrono::Utc::now())?;
+        db.set_exited(id, code, oom_killed, chrono::Utc::now())?;
         if let Err(e) = self.remove_if_auto(&db, id) {
             errors.push(e.to_string());
         }

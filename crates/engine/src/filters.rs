@@ -112,6 +112,7 @@ mod tests {
             started: None,
             finished: None,
             error: None,
+            oom_killed: false,
         }
     }
 

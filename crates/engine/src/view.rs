@@ -116,7 +116,7 @@ pub fn inspect_json(c: &Container, log_path: &str, rootfs: &str) -> Value {
             "Running": running,
             "Paused": false,
             "Restarting": false,
-            "OOMKilled": false,
+            "OOMKilled": c.oom_killed,
             "Dead": false,
             "Pid": c.pid,
             "ExitCode": c.exit_code.unwrap_or(0),
