@@ -316,7 +316,8 @@ impl ContentWriter for FsWriter {
             }
         }
         let file = self.file.take().expect("writer used after commit");
-        file.sync_all().map_err(io_err("syncing ingest"))?;
+        // Data and size: the rest of the inode (times) need not survive.
+        file.sync_data().map_err(io_err("syncing ingest"))?;
         drop(file);
         let target = self.blobs.join(actual.hex());
         // Blobs are immutable: read-only makes an accidental write fail
