@@ -214,14 +214,46 @@ def engines_in(d, bin_dir, peers):
     return engines, cleanups
 
 
+class Scratch:
+    """A filesystem of the benchmark's own: a fresh journaled ext4 on a
+    loop device. This host's root ext4 runs without a journal, and there a
+    new inode skips, one costly check at a time, every inode of its block
+    group deleted in the last 60 s (300 s while the inode table is dirty):
+    whoever deletes many files near the stores (the last round, another
+    engineer's build) decides how fast the next load creates its files.
+    Falls back to the cache folder where loop devices are not to be had."""
+
+    def __init__(self):
+        self.img, self.mnt, self.dev = f"{CACHE}/scratch.img", f"{CACHE}/scratch", None
+        os.makedirs(self.mnt, exist_ok=True)
+        subprocess.run(["umount", self.mnt], capture_output=True)
+        try:
+            with open(self.img, "w") as f:
+                f.truncate(32 << 30)
+            sh(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0,nodiscard", self.img])
+            self.dev = subprocess.run(["losetup", "-f", "--show", "--direct-io=on", self.img],
+                                      check=True, capture_output=True, text=True).stdout.strip()
+            sh(["mount", self.dev, self.mnt])
+            self.path, self.kind = self.mnt, "a fresh ext4 (with a journal) on a loop device"
+        except (subprocess.CalledProcessError, OSError) as e:
+            print(f"no loop device ({e}); stores on the root filesystem", flush=True)
+            self.close()
+            self.path, self.kind = CACHE, "the root filesystem"
+
+    def close(self):
+        if self.dev:
+            unmount_under(self.mnt)
+            subprocess.run(["umount", self.mnt], capture_output=True)
+            subprocess.run(["losetup", "-d", self.dev], capture_output=True)
+            self.dev = None
+        if os.path.exists(self.img):
+            os.unlink(self.img)
+
+
 def bench_load(work, bin_dir, peers, archive, runs):
-    """Each round loads into fresh stores, engines taking turns to go
-    first, the disk synced before each. Fresh, not emptied by `rmi`: this
-    ext4 runs without a journal, and there a new inode skips, one costly
-    check at a time, every inode of its block group deleted in the last
-    60 s (300 s while the inode table is dirty), so a load right after
-    removing the last one's 11,000 files measures mostly that. Returns
-    the times and the last round's engines, still holding the image."""
+    """Each round loads into fresh stores (a new dockerd too), engines
+    taking turns to go first, the disk synced before each. Returns the
+    times and the last round's engines, still holding the image."""
     res = {}
     for i in range(runs):
         engines, cleanups = engines_in(f"{work}/r{i}", bin_dir, peers)
@@ -288,10 +320,9 @@ def main():
     small = cached("small", make_small)
     sizes = layer_sizes(big)
 
-    # Not /tmp: other work deletes files there all the time, which slows
-    # down creating files in the same block groups (see bench_load).
+    scratch = Scratch()
     # Short, for podman's socket paths.
-    work = tempfile.mkdtemp(prefix="w", dir=CACHE)
+    work = tempfile.mkdtemp(prefix="w", dir=scratch.path)
     cleanups = []
     try:
         load, engines, cleanups = bench_load(work, bin_dir, args.peers, big, args.runs)
@@ -307,15 +338,17 @@ def main():
         for c in cleanups:
             c()
         unmount_under(work)
-        shutil.rmtree(work, ignore_errors=True)
+        if scratch.dev is None:
+            shutil.rmtree(work, ignore_errors=True)
+        scratch.close()
 
-    text = report(args, engines, big, sizes, load, commit, disk)
+    text = report(args, scratch, engines, big, sizes, load, commit, disk)
     print(text)
     if args.out:
         open(args.out, "w").write(text + "\n")
 
 
-def report(args, engines, big, sizes, load, commit, disk):
+def report(args, scratch, engines, big, sizes, load, commit, disk):
     total = sum(sizes)
     lines = ["## Images: `load`, the disk of many containers, `commit`", ""]
     lines.append(f"The image: a debootstrap Debian {SUITE} (minbase with {INCLUDE.replace(',', ', ')}; apt's caches removed), "
@@ -326,9 +359,9 @@ def report(args, engines, big, sizes, load, commit, disk):
     lines.append("")
     lines.append(f"{args.runs} rounds; in each, every engine loads into fresh private roots (a new dockerd per round), "
                  "the engine going first rotates, and the disk is synced before each load. podman with its overlay driver, "
-                 "dockerd with overlay2. Fresh roots rather than `rmi` between loads: this host's ext4 has no journal, and "
-                 "there creating files right after deleting many (the last load's) is dominated by the allocator skipping "
-                 "recently deleted inodes (see bench_load).")
+                 f"dockerd with overlay2. All stores on {scratch.kind}: this host's root ext4 has no journal, and there "
+                 "creating files soon after anyone deleted many nearby is dominated by the inode allocator skipping the "
+                 "recently deleted ones (see Scratch in bench/images.py).")
     lines.append("")
     lines.append("| engine | version | median s | min s | max s | MB/s | time vs berth |")
     lines.append("|---|---|---|---|---|---|---|")
