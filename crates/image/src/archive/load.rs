@@ -117,8 +117,8 @@ struct Pending {
 }
 
 /// The stream into the content store, each blob offered to `early` once
-/// committed. Commits (an fsync each) run on their own thread, so the
-/// stream goes on while the disk catches up.
+/// written. Commits (an fsync each) run on their own thread, so the
+/// stream and the unpacking go on while the disk catches up.
 fn read_archive<R: Read>(
     store: &Store,
     lease: &Lease<'_>,
@@ -131,15 +131,13 @@ fn read_archive<R: Read>(
     std::thread::scope(|s| {
         let committer = s.spawn(move || -> Result<()> {
             for p in rx {
-                let info = p
-                    .writer
+                p.writer
                     .commit(p.expected.as_ref(), Some(p.size))
                     .map_err(|source| corrupt(&p.entry, source))?;
-                early.offer(&info.digest);
             }
             Ok(())
         });
-        let read = read_entries(store, lease, input, &tx);
+        let read = read_entries(store, lease, input, &tx, early);
         drop(tx);
         let committed = committer
             .join()
@@ -154,6 +152,7 @@ fn read_entries<R: Read>(
     lease: &Lease<'_>,
     input: R,
     commits: &mpsc::SyncSender<Pending>,
+    early: &EarlyUnpack,
 ) -> Result<Contents> {
     let stream =
         decompress(BufReader::with_capacity(1 << 20, input)).map_err(ArchiveError::Read)?;
@@ -237,6 +236,9 @@ fn read_entries<R: Read>(
                         (d, None)
                     }
                 };
+                if let Ok(bytes) = w.reopen() {
+                    early.offer(&digest, bytes);
+                }
                 let pending = Pending {
                     writer: w,
                     expected,

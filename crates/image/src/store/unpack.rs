@@ -9,7 +9,7 @@
 //! which layer it is, and [`Store::unpack`] adopts what matches.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Seek};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 
@@ -284,26 +284,14 @@ impl Store {
         dir: &std::path::Path,
         opts: &ApplyOptions,
     ) -> Result<(Applied, Seen)> {
-        let mut r = io::BufReader::with_capacity(READ_BUF, self.content.reader(blob)?);
-        let head = r.fill_buf().map_err(|source| StoreError::Io {
-            context: format!("reading layer {blob}"),
-            source,
-        })?;
-        if Compression::detect(head) != Compression::None {
-            return Ok(apply_seen(r, dir, opts)?);
-        }
         let size = self.content.info(blob)?.size;
-        let seen = apply_tar(r, dir, opts)?;
-        let applied = Applied {
-            diff_id: blob.clone(),
-            size,
-        };
-        Ok((applied, seen))
+        apply_bytes(blob, self.content.reader(blob)?, size, dir, opts)
     }
 
-    /// Stages the blob `blob` if it is a layer (tar, gzip or zstd) that no
-    /// layer record already holds and the snapshotter can stage.
-    fn unpack_early(&self, blob: &Digest) -> Result<Option<Early>> {
+    /// Stages `job` if it is a layer (tar, gzip or zstd) that no layer
+    /// record already holds and the snapshotter can stage.
+    fn unpack_early(&self, job: Job) -> Result<Option<Early>> {
+        let blob = &job.blob;
         let known: Option<i64> = self
             .lock()
             .query_row(
@@ -315,16 +303,18 @@ impl Store {
         if known.is_some() {
             return Ok(None);
         }
+        let io_err = |source| StoreError::Io {
+            context: format!("reading blob {blob}"),
+            source,
+        };
+        let mut file = job.bytes;
         let mut head = [0u8; 512];
-        let n = read_full(&mut self.content.reader(blob)?, &mut head).map_err(|source| {
-            StoreError::Io {
-                context: format!("reading blob {blob}"),
-                source,
-            }
-        })?;
+        let n = read_full(&mut file, &mut head).map_err(io_err)?;
         if Compression::detect(&head[..n]) == Compression::None && !is_tar(&head[..n]) {
             return Ok(None);
         }
+        let size = file.metadata().map_err(io_err)?.len();
+        file.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
         let Some(stage) = self.snapshotter.stage()? else {
             return Ok(None);
         };
@@ -335,7 +325,7 @@ impl Store {
             ..ApplyOptions::default()
         };
         let _span = tracing::debug_span!("unpack_early", blob = %blob).entered();
-        let (applied, seen) = self.apply_blob(blob, stage.path(), &opts)?;
+        let (applied, seen) = apply_bytes(blob, file, size, stage.path(), &opts)?;
         Ok(Some(Early {
             stage,
             applied,
@@ -372,9 +362,40 @@ fn check_diff_id(spec: &LayerSpec, applied: &Applied) -> Result<()> {
     Ok(())
 }
 
+/// Applies `bytes`, the `size` bytes of the blob `blob`; see
+/// [`Store::apply_blob`].
+fn apply_bytes(
+    blob: &Digest,
+    bytes: impl io::Read,
+    size: u64,
+    dir: &std::path::Path,
+    opts: &ApplyOptions,
+) -> Result<(Applied, Seen)> {
+    let mut r = io::BufReader::with_capacity(READ_BUF, bytes);
+    let head = r.fill_buf().map_err(|source| StoreError::Io {
+        context: format!("reading layer {blob}"),
+        source,
+    })?;
+    if Compression::detect(head) != Compression::None {
+        return Ok(apply_seen(r, dir, opts)?);
+    }
+    let seen = apply_tar(r, dir, opts)?;
+    let applied = Applied {
+        diff_id: blob.clone(),
+        size,
+    };
+    Ok((applied, seen))
+}
+
 /// Whether `head` starts with a tar header (POSIX ustar or GNU).
 fn is_tar(head: &[u8]) -> bool {
     head.len() >= 512 && &head[257..262] == b"ustar"
+}
+
+/// A blob offered to [`EarlyUnpack`]: its digest and its bytes.
+struct Job {
+    blob: Digest,
+    bytes: std::fs::File,
 }
 
 /// One blob staged ahead of its image; see [`EarlyUnpack`].
@@ -385,7 +406,12 @@ struct Early {
 }
 
 /// Layers unpacked while a load is still reading its archive. Each blob
-/// the load stores is [`offer`](EarlyUnpack::offer)ed; workers
+/// the load writes is [`offer`](EarlyUnpack::offer)ed as soon as its
+/// bytes are down, before its commit (fsync, digest check, rename) is
+/// done: nothing staged here is adopted unless the load read its whole
+/// archive and every commit succeeded, and a named blob's digest, which
+/// stands for the diff id of an uncompressed one, was checked by then.
+/// Workers
 /// ([`work`](EarlyUnpack::work), on the load's threads) apply every one
 /// that is a layer into a staged directory, not yet knowing its position
 /// or the diff id the config promises. [`Store::unpack`] adopts a staged
@@ -394,8 +420,8 @@ struct Early {
 /// the sweep at the next open, like any staged directory: nothing here
 /// is visible in the store before `unpack` commits it under the lease.
 pub(crate) struct EarlyUnpack {
-    jobs: Mutex<Option<mpsc::Sender<Digest>>>,
-    queue: Mutex<mpsc::Receiver<Digest>>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    queue: Mutex<mpsc::Receiver<Job>>,
     cancelled: AtomicBool,
     done: Mutex<HashMap<Digest, Early>>,
 }
@@ -411,10 +437,14 @@ impl EarlyUnpack {
         }
     }
 
-    /// A blob just stored: stage it if it is a layer.
-    pub(crate) fn offer(&self, blob: &Digest) {
+    /// A blob just written, `bytes` open on it: stage it if it is a
+    /// layer.
+    pub(crate) fn offer(&self, blob: &Digest, bytes: std::fs::File) {
         if let Some(tx) = lock(&self.jobs).as_ref() {
-            let _ = tx.send(blob.clone());
+            let _ = tx.send(Job {
+                blob: blob.clone(),
+                bytes,
+            });
         }
     }
 
@@ -427,13 +457,14 @@ impl EarlyUnpack {
     /// A worker: stages offered blobs until [`close`](EarlyUnpack::close).
     pub(crate) fn work(&self, store: &Store) {
         loop {
-            let Ok(blob) = lock(&self.queue).recv() else {
+            let Ok(job) = lock(&self.queue).recv() else {
                 return;
             };
             if self.cancelled.load(Ordering::Relaxed) {
                 continue;
             }
-            match store.unpack_early(&blob) {
+            let blob = job.blob.clone();
+            match store.unpack_early(job) {
                 Ok(Some(early)) => {
                     lock(&self.done).insert(blob, early);
                 }
