@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::unpack::LayerSpec;
+use super::unpack::{EarlyUnpack, LayerSpec};
 use super::{load_image, Image, Lease, Result, Store, StoreError};
 use crate::content::{self, Provider};
 use crate::digest::Digest;
@@ -30,6 +30,18 @@ impl Store {
         manifest: &[u8],
         config: &[u8],
         tags: &[Reference],
+    ) -> Result<Image> {
+        self.register_early(lease, manifest, config, tags, None)
+    }
+
+    /// [`Store::register_in`] adopting the layers `early` staged.
+    pub(crate) fn register_early(
+        &self,
+        lease: &Lease<'_>,
+        manifest: &[u8],
+        config: &[u8],
+        tags: &[Reference],
+        early: Option<&EarlyUnpack>,
     ) -> Result<Image> {
         let invalid = |m: String| StoreError::Invalid(m);
         let man: Value = serde_json::from_slice(manifest)
@@ -85,7 +97,7 @@ impl Store {
             }
         }
 
-        let layers = self.unpack(&specs, lease)?;
+        let layers = self.unpack(&specs, lease, early)?;
         let created = cfg["created"]
             .as_str()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
