@@ -3,7 +3,8 @@
 //! in-process, holds its stdout and stderr, writes them to docker's
 //! json-file log, reaps it, records the exit and removes a `--rm`
 //! container. It also runs `exec` for the CLI, which must not enter
-//! containers itself.
+//! containers itself, and, in its `dns` mode, the DNS server of a user
+//! network (berth_net::dns).
 //!
 //! Single-threaded on purpose: the runtime forks the container's init from
 //! this process, which must not have other threads. No async runtime.
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 use berth_engine::{Engine, Paths};
 
 const USAGE: &str =
-    "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] | exec ID PROCESS_JSON [--stream])";
+    "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] | exec ID PROCESS_JSON [--stream] | dns NETWORK [--serve])";
 
 enum Cmd {
     Start {
@@ -32,6 +33,10 @@ enum Cmd {
         id: String,
         process: PathBuf,
         stream: bool,
+    },
+    Dns {
+        network: String,
+        serve: bool,
     },
 }
 
@@ -70,6 +75,14 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
             process: PathBuf::from(process),
             stream: true,
         },
+        ["dns", network] => Cmd::Dns {
+            network: network.to_string(),
+            serve: false,
+        },
+        ["dns", network, "--serve"] => Cmd::Dns {
+            network: network.to_string(),
+            serve: true,
+        },
         _ => return Err(USAGE.into()),
     };
     Ok((paths, cmd))
@@ -102,6 +115,13 @@ fn main() -> ExitCode {
             process,
             stream,
         } => exec::run(&engine, &id, &process, stream),
+        Cmd::Dns { network, serve } => match engine.dns_server(&network, serve) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("berth-monitor: DNS server of network {network}: {e}");
+                125
+            }
+        },
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -1,4 +1,4 @@
-//! The few per-interface and global IPv4 sysctls networking needs, written
+//! The few per-interface and global sysctls networking needs, written
 //! through /proc/sys (a file write, not a subprocess).
 
 use std::fs;
@@ -28,4 +28,11 @@ pub fn route_localnet(iface: &str) -> Result<()> {
 /// their bridge need (docker and podman set it too).
 pub fn ip_forward() -> Result<()> {
     set("/proc/sys/net/ipv4/ip_forward", "1")
+}
+
+/// IPv6 forwarding, for dual-stack networks. (On a host that configures
+/// itself by router advertisements, forwarding turns them off unless
+/// accept_ra is 2: docker has the same caveat.)
+pub fn ip6_forward() -> Result<()> {
+    set("/proc/sys/net/ipv6/conf/all/forwarding", "1")
 }
