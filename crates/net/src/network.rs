@@ -14,6 +14,7 @@ use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +22,7 @@ use crate::error::{Error, Result, EEXIST};
 use crate::nft::{self, Family, Firewall};
 use crate::ports::PortMapping;
 use crate::rtnl::Rtnl;
-use crate::store::{LeaseRequest, NetworkConfig, Store};
+use crate::store::{Lease, LeaseRequest, NetworkConfig, Store};
 use crate::subnet::{Ipv4Net, Ipv6Net};
 use crate::{dns, netns, sysctl};
 
@@ -174,23 +175,67 @@ pub struct PruneReport {
 
 pub struct Net {
     cfg: NetConfig,
+    /// Opened on first use and kept: an attach reads the network, leases
+    /// and may repair the bridge, one connection for all of it.
+    store: Mutex<Option<Store>>,
+}
+
+/// The open store, borrowed for one operation.
+struct StoreRef<'a>(MutexGuard<'a, Option<Store>>);
+
+impl std::ops::Deref for StoreRef<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.0.as_ref().expect("opened by Net::store")
+    }
+}
+
+impl std::ops::DerefMut for StoreRef<'_> {
+    fn deref_mut(&mut self) -> &mut Store {
+        self.0.as_mut().expect("opened by Net::store")
+    }
 }
 
 impl Net {
     pub fn new(cfg: NetConfig) -> Net {
-        Net { cfg }
+        Net {
+            cfg,
+            store: Mutex::new(None),
+        }
     }
 
     pub fn config(&self) -> &NetConfig {
         &self.cfg
     }
 
-    fn store(&self) -> Result<Store> {
-        if let Some(dir) = self.cfg.db.parent() {
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    /// The store, opened once per `Net`. Not re-entrant: a method holding
+    /// it passes it down rather than asking again.
+    fn store(&self) -> Result<StoreRef<'_>> {
+        let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            if let Some(dir) = self.cfg.db.parent() {
+                fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+            }
+            *guard = Some(Store::open(&self.cfg.db)?);
         }
-        Store::open(&self.cfg.db)
+        Ok(StoreRef(guard))
+    }
+
+    /// Every lease of `container` (one per network it is on).
+    pub fn leases_of(&self, container: &str) -> Result<Vec<Lease>> {
+        self.store()?.leases_of(container)
+    }
+
+    /// Leases on `network`, or on all networks.
+    pub fn leases(&self, network: Option<&str>) -> Result<Vec<Lease>> {
+        self.store()?.leases(network)
+    }
+
+    /// Returns `container`'s address on `network` to the pool, leaving
+    /// its interface to die with its namespace.
+    pub fn release_lease(&self, network: &str, container: &str) -> Result<()> {
+        self.store()?.release(network, container).map(drop)
     }
 
     fn firewall(&self) -> Result<Firewall> {
@@ -571,8 +616,13 @@ impl Net {
                 .link_index(&att.iface)?
                 .ok_or_else(|| Error::NotFound(format!("{} in the container", att.iface)))?;
             rt.add_addr(idx, att.ip, att.prefix)?;
-            if let Some(ip6) = att.ip6 {
-                rt.add_ip(idx, IpAddr::V6(ip6), att.prefix6)?;
+            match att.ip6 {
+                Some(ip6) => rt.add_ip(idx, IpAddr::V6(ip6), att.prefix6)?,
+                // As docker does on IPv4-only networks: no link-local
+                // address, so no duplicate address detection, router
+                // solicitations or MLD reports at each start, which every
+                // other container on the bridge would receive.
+                None => sysctl::disable_ipv6(&att.iface)?,
             }
             rt.set_up(&att.iface)?;
             if default_route {
@@ -689,9 +739,26 @@ impl Net {
         })
     }
 
-    /// Removes every port published for the handle's container.
+    /// Removes every port published for the handle's container (from the
+    /// ip6 table only if it had an IPv6 address).
     pub fn unpublish(&self, handle: &PortHandle) -> Result<()> {
-        self.unpublish_container(&handle.container)
+        validate_container(&handle.container)?;
+        let mut errors = Vec::new();
+        if let Err(e) = self
+            .firewall()
+            .and_then(|mut fw| fw.unpublish(&handle.container))
+        {
+            errors.push(e);
+        }
+        if handle.ip6.is_some() {
+            if let Err(e) = self
+                .firewall6()
+                .and_then(|mut fw| fw.unpublish(&handle.container))
+            {
+                errors.push(e);
+            }
+        }
+        Error::collect(errors)
     }
 
     pub fn unpublish_container(&self, container: &str) -> Result<()> {

@@ -110,45 +110,17 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS net_networks (
-                 name TEXT PRIMARY KEY,
-                 config TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS net_leases (
-                 network TEXT NOT NULL,
-                 ip INTEGER NOT NULL,
-                 container TEXT NOT NULL,
-                 ip6 TEXT,
-                 names TEXT NOT NULL DEFAULT '',
-                 upstream TEXT NOT NULL DEFAULT '',
-                 PRIMARY KEY (network, ip),
-                 UNIQUE (network, container)
-             );",
+        // Every attach opens the store: one lookup instead of the nine
+        // statements of create_schema once the schema is there (its last
+        // index is made last, so its presence means all of it is).
+        let ready: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = 'net_leases_container'",
+            [],
+            |r| r.get(0),
         )?;
-        // Databases made before IPv6 and DNS lack three columns. Two
-        // openers may race here: the loser's duplicate column is harmless.
-        for (col, ty) in [
-            ("ip6", "TEXT"),
-            ("names", "TEXT NOT NULL DEFAULT ''"),
-            ("upstream", "TEXT NOT NULL DEFAULT ''"),
-        ] {
-            if conn
-                .prepare(&format!("SELECT {col} FROM net_leases LIMIT 0"))
-                .is_err()
-            {
-                match conn.execute_batch(&format!("ALTER TABLE net_leases ADD COLUMN {col} {ty}")) {
-                    Err(e) if !e.to_string().contains("duplicate column") => return Err(e.into()),
-                    _ => {}
-                }
-            }
+        if !ready {
+            create_schema(&conn)?;
         }
-        // NULLs are distinct in a UNIQUE index: v4-only leases never clash.
-        conn.execute_batch(
-            "CREATE UNIQUE INDEX IF NOT EXISTS net_leases_ip6 ON net_leases (network, ip6);
-             CREATE INDEX IF NOT EXISTS net_leases_ip ON net_leases (ip);
-             CREATE INDEX IF NOT EXISTS net_leases_container ON net_leases (container);",
-        )?;
         Ok(Store { conn })
     }
 
@@ -423,6 +395,49 @@ impl Store {
             .conn
             .query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
+}
+
+fn create_schema(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS net_networks (
+                 name TEXT PRIMARY KEY,
+                 config TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS net_leases (
+                 network TEXT NOT NULL,
+                 ip INTEGER NOT NULL,
+                 container TEXT NOT NULL,
+                 ip6 TEXT,
+                 names TEXT NOT NULL DEFAULT '',
+                 upstream TEXT NOT NULL DEFAULT '',
+                 PRIMARY KEY (network, ip),
+                 UNIQUE (network, container)
+             );",
+    )?;
+    // Databases made before IPv6 and DNS lack three columns. Two
+    // openers may race here: the loser's duplicate column is harmless.
+    for (col, ty) in [
+        ("ip6", "TEXT"),
+        ("names", "TEXT NOT NULL DEFAULT ''"),
+        ("upstream", "TEXT NOT NULL DEFAULT ''"),
+    ] {
+        if conn
+            .prepare(&format!("SELECT {col} FROM net_leases LIMIT 0"))
+            .is_err()
+        {
+            match conn.execute_batch(&format!("ALTER TABLE net_leases ADD COLUMN {col} {ty}")) {
+                Err(e) if !e.to_string().contains("duplicate column") => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    // NULLs are distinct in a UNIQUE index: v4-only leases never clash.
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS net_leases_ip6 ON net_leases (network, ip6);
+             CREATE INDEX IF NOT EXISTS net_leases_ip ON net_leases (ip);
+             CREATE INDEX IF NOT EXISTS net_leases_container ON net_leases (container);",
+    )?;
+    Ok(())
 }
 
 fn parse_config(json: &str) -> Result<NetworkConfig> {

@@ -36,3 +36,13 @@ pub fn ip_forward() -> Result<()> {
 pub fn ip6_forward() -> Result<()> {
     set("/proc/sys/net/ipv6/conf/all/forwarding", "1")
 }
+
+/// Turns IPv6 off on `iface` of the calling thread's namespace; nothing
+/// to do on a kernel without IPv6.
+pub fn disable_ipv6(iface: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6");
+    match fs::write(&path, "1") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| Error::io(format!("write {path}"), e)),
+    }
+}

@@ -42,6 +42,9 @@ fn attach_detach_default_network() {
 
     let addrs = ip_in(&ns.0, &["-4", "addr", "show", "eth0"]);
     assert!(addrs.contains("inet 10.201.11.2/24"), "{addrs}");
+    // An IPv4-only network: no IPv6 on eth0, not even link-local.
+    let addrs6 = ip_in(&ns.0, &["-6", "addr", "show", "eth0"]);
+    assert!(!addrs6.contains("inet6"), "{addrs6}");
     let link = ip_in(&ns.0, &["link", "show", "eth0"]);
     assert!(
         link.contains("02:42:0a:c9:0b:02") && link.contains(",UP"),

@@ -267,9 +267,7 @@ impl Engine {
     pub fn network_inspect(&self, key: &str) -> Result<Value> {
         let n = self.network(key)?;
         let net = self.net()?;
-        let leases = berth_net::store::Store::open(&net.config().db)
-            .and_then(|s| s.leases(Some(&n.name)))
-            .map_err(Error::Net)?;
+        let leases = net.leases(Some(&n.name)).map_err(Error::Net)?;
         let db = self.db()?;
         let mut containers = Map::new();
         for l in leases {

@@ -144,7 +144,7 @@ fn attach_all(engine: &Engine, net: &Net, c: &Container, path: &Path) -> Result<
             write_state(engine, id, &state)?;
         }
     }
-    write_files(engine, c, &state)
+    write_files(engine, net, c, &state)
 }
 
 /// `-p` resolved to host ports now, plus `-P`'s exposed ports on
@@ -244,7 +244,12 @@ pub(crate) fn dns_names(c: &Container, aliases: &[String]) -> Vec<String> {
 /// they are rewritten at every start, so there is nothing to fsync for.
 /// On user networks names come from the network's DNS server, so
 /// /etc/hosts has only the container's own line, as docker's has.
-fn write_files(engine: &Engine, c: &Container, state: &NetState) -> Result<[PathBuf; 3]> {
+fn write_files(
+    engine: &Engine,
+    net: &Net,
+    c: &Container,
+    state: &NetState,
+) -> Result<[PathBuf; 3]> {
     let dir = engine.paths.container_dir(&c.id);
     let s = &c.config.net;
     let gateway = state.joined.first().map(|j| j.attachment.gateway);
@@ -259,7 +264,7 @@ fn write_files(engine: &Engine, c: &Container, state: &NetState) -> Result<[Path
     let own = state.joined.first().map(|j| IpAddr::V4(j.attachment.ip));
     let names: Vec<&str> = me.split(' ').collect();
     let hosts = berth_net::files::hosts(own.map(|ip| (ip, &names[..])), &extra);
-    let resolv = resolv_conf(engine, c, state)?;
+    let resolv = resolv_conf(net, c, state);
     let files = FILES.map(|f| dir.join(f));
     for (path, text) in files
         .iter()
@@ -272,8 +277,7 @@ fn write_files(engine: &Engine, c: &Container, state: &NetState) -> Result<[Path
 
 /// resolv.conf: the DNS server of the first joined network that has one
 /// (its gateway), else the host's resolvers or `--dns`.
-fn resolv_conf(engine: &Engine, c: &Container, state: &NetState) -> Result<String> {
-    let net = engine.net()?;
+fn resolv_conf(net: &Net, c: &Container, state: &NetState) -> String {
     let host = fs::read_to_string(&net.config().resolv_conf).unwrap_or_default();
     let server = state.joined.iter().find_map(|j| {
         net.network(&j.attachment.network)
@@ -281,11 +285,7 @@ fn resolv_conf(engine: &Engine, c: &Container, state: &NetState) -> Result<Strin
             .filter(|n| n.dns)
             .map(|n| IpAddr::V4(n.gateway))
     });
-    Ok(berth_net::files::resolv_conf(
-        &host,
-        server,
-        &c.config.net.dns_options(),
-    ))
+    berth_net::files::resolv_conf(&host, server, &c.config.net.dns_options())
 }
 
 /// After connect or disconnect: points a running container's resolv.conf
@@ -293,7 +293,7 @@ fn resolv_conf(engine: &Engine, c: &Container, state: &NetState) -> Result<Strin
 /// file is bind-mounted (docker rewrites it too).
 pub(crate) fn refresh_resolv_conf(engine: &Engine, c: &Container, state: &NetState) -> Result<()> {
     let path = engine.paths.container_dir(&c.id).join("resolv.conf");
-    let text = resolv_conf(engine, c, state)?;
+    let text = resolv_conf(&engine.net()?, c, state);
     if fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(());
     }
@@ -337,15 +337,13 @@ pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
             .map(|j| j.attachment.network.clone())
             .collect(),
         // Died between namespace and state file: the leases know.
-        None => {
-            match berth_net::store::Store::open(&net.config().db).and_then(|s| s.leases_of(id)) {
-                Ok(l) => l.into_iter().map(|l| l.network).collect(),
-                Err(e) => {
-                    errors.push(e.to_string());
-                    Vec::new()
-                }
+        None => match net.leases_of(id) {
+            Ok(l) => l.into_iter().map(|l| l.network).collect(),
+            Err(e) => {
+                errors.push(e.to_string());
+                Vec::new()
             }
-        }
+        },
     };
     // Deleting a veth waits for an RCU grace period (15-20 ms, most of a
     // teardown). Unmounting the namespace instead lets the kernel destroy
@@ -358,18 +356,28 @@ pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
         let done = if shared {
             net.detach(network, id)
         } else {
-            berth_net::store::Store::open(&net.config().db)
-                .and_then(|mut s| s.release(network, id))
-                .map(|_| ())
+            net.release_lease(network, id)
         };
         if let Err(e) = done {
             errors.push(e.to_string());
         }
     }
-    if state.as_ref().is_none_or(|s| !s.ports.is_empty()) {
-        if let Err(e) = net.unpublish_container(id) {
-            errors.push(e.to_string());
-        }
+    let unpublished = match &state {
+        Some(s) if s.ports.is_empty() => Ok(()),
+        Some(s) => match s.joined.first() {
+            Some(j) => net.unpublish(&berth_net::PortHandle {
+                container: id.to_string(),
+                ip: j.attachment.ip,
+                ip6: j.attachment.ip6,
+                ports: s.ports.clone(),
+            }),
+            None => net.unpublish_container(id),
+        },
+        // Died before its state was written: look everywhere.
+        None => net.unpublish_container(id),
+    };
+    if let Err(e) = unpublished {
+        errors.push(e.to_string());
     }
     if let Err(e) = netns::remove(&path) {
         errors.push(e.to_string());
