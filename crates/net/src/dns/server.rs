@@ -28,6 +28,7 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 const TCP_IDLE: Duration = Duration::from_secs(10);
 /// How often the server checks that its network still exists.
 const LIVENESS: Duration = Duration::from_secs(5);
+const ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 /// What one network's server needs.
 #[derive(Debug, Clone)]
@@ -311,6 +312,8 @@ fn serve_udp(shared: &Arc<Shared>, sock: Arc<UdpSocket>) {
     let mut buf = vec![0u8; 4096];
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf) else {
+            // Transient (a signal, an ICMP error); never spin on it.
+            std::thread::sleep(ERROR_PAUSE);
             continue;
         };
         let msg = &buf[..n];
@@ -401,6 +404,8 @@ fn write_frame(s: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
 fn serve_tcp(shared: &Arc<Shared>, l: TcpListener) {
     for conn in l.incoming() {
         let Ok(mut s) = conn else {
+            // Out of file descriptors, say: wait rather than spin.
+            std::thread::sleep(ERROR_PAUSE);
             continue;
         };
         if !shared.enter() {
