@@ -3,7 +3,8 @@
 //! in-process, holds its stdout and stderr, writes them to docker's
 //! json-file log, reaps it, runs its health check, records the exit and
 //! removes a `--rm` container. It also runs `exec` for the CLI, which
-//! must not enter containers itself, and each probe of a health check.
+//! must not enter containers itself, each probe of a health check, and,
+//! in its `dns` mode, the DNS server of a user network (berth_net::dns).
 //!
 //! Single-threaded on purpose: the runtime forks the container's init from
 //! this process, which must not have other threads. No async runtime.
@@ -21,7 +22,7 @@ use std::process::ExitCode;
 
 use berth_engine::{Engine, Paths};
 
-const USAGE: &str = "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] [--sealed] | exec ID PROCESS_JSON [--stream|--detach] | probe ID PROCESS_JSON)";
+const USAGE: &str = "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] [--sealed] | exec ID PROCESS_JSON [--stream|--detach] | probe ID PROCESS_JSON | dns NETWORK [--serve])";
 
 enum Cmd {
     Start {
@@ -37,6 +38,10 @@ enum Cmd {
     Probe {
         id: String,
         process: PathBuf,
+    },
+    Dns {
+        network: String,
+        serve: bool,
     },
 }
 
@@ -76,6 +81,14 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
             id: id.to_string(),
             process: PathBuf::from(process),
         },
+        ["dns", network] => Cmd::Dns {
+            network: network.to_string(),
+            serve: false,
+        },
+        ["dns", network, "--serve"] => Cmd::Dns {
+            network: network.to_string(),
+            serve: true,
+        },
         _ => return Err(USAGE.into()),
     };
     Ok((paths, cmd))
@@ -110,6 +123,13 @@ fn main() -> ExitCode {
         Cmd::Start { id, attach } => supervise::start(&engine, &id, attach),
         Cmd::Exec { id, process, how } => exec::run(&engine, &id, &process, how),
         Cmd::Probe { id, process } => health::probe(&engine, &id, &process),
+        Cmd::Dns { network, serve } => match engine.dns_server(&network, serve) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("berth-monitor: DNS server of network {network}: {e}");
+                125
+            }
+        },
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -15,6 +15,8 @@ pub struct Berth {
     pub runroot: PathBuf,
     /// This test's own default bridge, subnets and nftables table.
     pub net: netslot::Slot,
+    /// Run every command inside this network namespace (see `in_netns`).
+    pub netns: Option<PathBuf>,
 }
 
 pub fn bin() -> PathBuf {
@@ -42,7 +44,15 @@ impl Berth {
             root,
             runroot,
             net,
+            netns: None,
         }
+    }
+
+    /// Runs berth (and so its bridges, tables and DNS servers) inside the
+    /// network namespace at `ns` from now on; mounts stay the host's.
+    pub fn in_netns(mut self, ns: &Path) -> Berth {
+        self.netns = Some(ns.to_path_buf());
+        self
     }
 
     /// A new berth with busybox imported as `bb`.
@@ -56,7 +66,14 @@ impl Berth {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         c.arg("--root")
             .arg(&self.root)
             .arg("--runroot")

@@ -1,0 +1,133 @@
+//! The DNS server of a user network, run in-process inside a namespace of
+//! the test's own: names and aliases resolve for containers of the
+//! network, other questions go to a fake upstream on the namespace's
+//! loopback, and clients of other networks get neither.
+
+mod common;
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::Path;
+
+use berth_net::dns::Server;
+use berth_net::{netns, AttachOptions, NetworkOptions};
+use common::fake_dns::{FakeUpstream, OUTSIDE, OUTSIDE_IP};
+use common::{in_lab, nslookup, NsGuard, TestNet};
+
+fn resolves_to(ns: &Path, name: &str, server: Ipv4Addr, want: &str) {
+    let (ok, out) = nslookup(ns, name, &server.to_string());
+    assert!(ok, "{name}: {out}");
+    assert!(out.contains(&format!("Address: {want}")), "{name}: {out}");
+}
+
+fn fails(ns: &Path, name: &str, server: Ipv4Addr, why: &str) {
+    let (ok, out) = nslookup(ns, name, &server.to_string());
+    assert!(
+        !ok && out.contains(why),
+        "{name} should fail with {why}: {out}"
+    );
+}
+
+fn names(v: &[&str]) -> AttachOptions {
+    AttachOptions {
+        names: v.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn names_aliases_forwarding_and_refusal() {
+    if !berth_testutil::require_root("names_aliases_forwarding_and_refusal") {
+        return;
+    }
+    in_lab("dns", || {
+        let mut t = TestNet::new("dn", 31);
+        let mut cfg = t.net.config().clone();
+        cfg.pool = "10.203.32.0/22".parse().unwrap();
+        let upstream = FakeUpstream::serve(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let resolv = t.dir.path().join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
+        cfg.resolv_conf = resolv;
+        t.net = berth_net::Net::new(cfg);
+        let mk = |name: &str, internal| {
+            t.net
+                .create_network(&NetworkOptions {
+                    name: name.into(),
+                    internal,
+                    ..Default::default()
+                })
+                .unwrap()
+        };
+        let front = mk("front", false);
+        let back = mk("back", false);
+        let def = t.net.ensure_default().unwrap();
+        let ns = |id: &str| NsGuard(netns::create(&t.runroot(), id).unwrap());
+        let (a, b, c, d) = (ns("a"), ns("b"), ns("c"), ns("d"));
+        let att_a = t
+            .net
+            .attach(
+                "front",
+                "a",
+                &a.0,
+                &names(&["alpha", "aaaaaaaaaaaa", "web"]),
+            )
+            .unwrap();
+        let att_b = t.net.attach("front", "b", &b.0, &names(&["beta"])).unwrap();
+        let att_c = t.net.attach("back", "c", &c.0, &names(&["gamma"])).unwrap();
+        t.net
+            .attach(&def.name, "d", &d.0, &names(&["delta"]))
+            .unwrap();
+
+        let mut opts = t.net.dns_options("front");
+        // Not the runroot's pid file: remove_network would signal the
+        // owner of that one, which is this test process.
+        opts.pid_file = t.dir.path().join("inproc").join("front.pid");
+        opts.upstream_port = upstream.port;
+        let server = Server::bind(opts).unwrap().expect("no other server");
+        std::thread::spawn(move || server.run());
+        let gw = front.gateway;
+
+        resolves_to(&a.0, "beta", gw, &att_b.ip.to_string());
+        resolves_to(&b.0, "alpha", gw, &att_a.ip.to_string());
+        resolves_to(&b.0, "WEB", gw, &att_a.ip.to_string());
+        resolves_to(&b.0, "aaaaaaaaaaaa", gw, &att_a.ip.to_string());
+        assert!(!upstream.asked("alpha"), "a container's name went upstream");
+        // The world, through the fake upstream.
+        resolves_to(&a.0, OUTSIDE, gw, &OUTSIDE_IP.to_string());
+        assert!(upstream.asked(OUTSIDE));
+        fails(&a.0, "nosuchname.test", gw, "NXDOMAIN");
+        // Another network's container asks front's server: it sees only
+        // its own network, so alpha is not found.
+        fails(&c.0, "alpha", gw, "NXDOMAIN");
+        resolves_to(&c.0, "gamma", gw, &att_c.ip.to_string());
+        assert!(back.subnet.contains(att_c.ip));
+        // The default bridge has no DNS: refused, not even forwarded.
+        fails(&d.0, "alpha", gw, "REFUSED");
+        fails(&d.0, OUTSIDE, gw, "REFUSED");
+        // Records follow the leases: beta disconnects, beta is gone. (And
+        // the others still reach the gateway: the bridge's MAC must not
+        // change with its ports.)
+        t.net.detach("front", "b").unwrap();
+        fails(&a.0, "after.test", gw, "NXDOMAIN");
+        fails(&a.0, "beta", gw, "NXDOMAIN");
+        // An --internal network resolves its own names but forwards
+        // nothing. (e asks front's server: any of them answers by who
+        // asks.)
+        mk("inner", true);
+        let e = ns("e");
+        let att_e = t
+            .net
+            .attach("inner", "e", &e.0, &names(&["epsilon"]))
+            .unwrap();
+        let second = AttachOptions {
+            iface: "eth1".into(),
+            default_route: false,
+            ..names(&["alpha"])
+        };
+        let att_a2 = t.net.attach("inner", "a", &a.0, &second).unwrap();
+        resolves_to(&e.0, "alpha", gw, &att_a2.ip.to_string());
+        fails(&e.0, OUTSIDE, gw, "REFUSED");
+        // a is on front and inner: it sees both, and still forwards.
+        resolves_to(&a.0, "epsilon", gw, &att_e.ip.to_string());
+        resolves_to(&a.0, OUTSIDE, gw, &OUTSIDE_IP.to_string());
+    });
+}
