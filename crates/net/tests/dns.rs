@@ -27,6 +27,36 @@ fn fails(ns: &Path, name: &str, server: Ipv4Addr, why: &str) {
     );
 }
 
+/// One A query over TCP from inside `ns`; the first address answered.
+fn tcp_lookup(ns: &Path, server: Ipv4Addr, name: &str) -> Option<Ipv4Addr> {
+    use std::io::{Read, Write};
+    let mut q = vec![0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for l in name.split('.') {
+        q.push(l.len() as u8);
+        q.extend_from_slice(l.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let reply = netns::run_in(ns, || {
+        let mut s = std::net::TcpStream::connect((server, 53)).unwrap();
+        s.write_all(&(q.len() as u16).to_be_bytes()).unwrap();
+        s.write_all(&q).unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).unwrap();
+        let mut r = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut r).unwrap();
+        Ok(r)
+    })
+    .unwrap();
+    assert_eq!(&reply[..2], &[0x12, 0x34]);
+    let answers = u16::from_be_bytes([reply[6], reply[7]]);
+    // The answer follows the echoed question; its address is its last
+    // four bytes when it is the only one.
+    (answers == 1).then(|| {
+        let a = &reply[reply.len() - 4..];
+        Ipv4Addr::new(a[0], a[1], a[2], a[3])
+    })
+}
+
 fn names(v: &[&str]) -> AttachOptions {
     AttachOptions {
         names: v.iter().map(|s| s.to_string()).collect(),
@@ -103,6 +133,9 @@ fn names_aliases_forwarding_and_refusal() {
         // The default bridge has no DNS: refused, not even forwarded.
         fails(&d.0, "alpha", gw, "REFUSED");
         fails(&d.0, OUTSIDE, gw, "REFUSED");
+        // Over TCP too (what a client does after a truncated answer).
+        let ip = tcp_lookup(&b.0, gw, "alpha");
+        assert_eq!(ip, Some(att_a.ip), "over TCP");
         // Records follow the leases: beta disconnects, beta is gone. (And
         // the others still reach the gateway: the bridge's MAC must not
         // change with its ports.)
