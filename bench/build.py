@@ -17,10 +17,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from containers import make_rootfs_tar, timed, version  # noqa: E402
+from common import Dockerd, busybox_rootfs, podman, timed, version  # noqa: E402
 
 DOCKERFILE = """FROM bench/busybox
 COPY . /app
@@ -54,7 +53,7 @@ def main():
     bin_dir = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="bb", dir="/tmp")
     tar = os.path.join(work, "rootfs.tar")
-    make_rootfs_tar(tar)
+    busybox_rootfs(tar)
     ctx = os.path.join(work, "ctx")
     make_context(ctx, args.files)
     engines = {}
@@ -64,40 +63,19 @@ def main():
         subprocess.run(berth + ["import", tar, "bench/busybox"], check=True, stdout=subprocess.DEVNULL)
         engines["berth"] = (berth + ["build", "-t", "bench/app"], None, version([berth[0], "--version"]))
 
-        if shutil.which("podman"):
-            conf = os.path.join(work, "containers.conf")
-            with open(conf, "w") as f:
-                f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
-                        '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
-            env = dict(os.environ, CONTAINERS_CONF=conf)
-            podman = ["podman", "--root", f"{work}/pr", "--runroot", f"{work}/prr", "--tmpdir", f"{work}/pt", "--runtime", "runc"]
-            subprocess.run(podman + ["import", tar, "localhost/bench/busybox"], check=True, stdout=subprocess.DEVNULL, env=env)
-            engines["podman"] = (podman + ["build", "--network", "none", "-t", "bench/app"], env, version(["podman", "--version"]))
-            cleanups.append(lambda: subprocess.run(podman + ["rmi", "-af"], env=env, capture_output=True))
+        peer = podman(work)
+        if peer:
+            pod, env = peer
+            subprocess.run(pod + ["import", tar, "localhost/bench/busybox"], check=True, stdout=subprocess.DEVNULL, env=env)
+            engines["podman"] = (pod + ["build", "--network", "none", "-t", "bench/app"], env, version(["podman", "--version"]))
+            cleanups.append(lambda: subprocess.run(pod + ["rmi", "-af"], env=env, capture_output=True))
 
-        if shutil.which("dockerd"):
-            sock = f"{work}/d.sock"
-            log = open(f"{work}/dockerd.log", "w")
-            d = subprocess.Popen(["dockerd", "--data-root", f"{work}/dd", "--exec-root", f"{work}/de", "--pidfile", f"{work}/d.pid",
-                                  "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip6tables=false"],
-                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-            docker = ["docker", "-H", f"unix://{sock}"]
-            deadline = time.time() + 60
-            while subprocess.run(docker + ["info"], capture_output=True).returncode != 0:
-                if time.time() > deadline:
-                    sys.exit("dockerd did not start")
-                time.sleep(0.3)
-            subprocess.run(docker + ["import", tar, "bench/busybox"], check=True, stdout=subprocess.DEVNULL)
+        if Dockerd.available():
+            d = Dockerd(work)
+            cleanups.append(d.stop)
+            subprocess.run(d.argv + ["import", tar, "bench/busybox"], check=True, stdout=subprocess.DEVNULL)
             denv = dict(os.environ, DOCKER_BUILDKIT="0")
-            engines["docker"] = (docker + ["build", "--network", "none", "-t", "bench/app"], denv, version(["docker", "--version"]))
-
-            def stop_docker():
-                d.terminate()
-                try:
-                    d.wait(20)
-                except subprocess.TimeoutExpired:
-                    d.kill()
-            cleanups.append(stop_docker)
+            engines["docker"] = (d.argv + ["build", "--network", "none", "-t", "bench/app"], denv, version(["docker", "--version"]))
 
         cold = {k: [] for k in engines}
         noop = {k: [] for k in engines}

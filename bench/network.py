@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from containers import make_rootfs_tar, timed, version  # noqa: E402
+from common import busybox_rootfs, timed, version  # noqa: E402
 
 
 def run(argv, env=None, check=True):
@@ -59,7 +59,7 @@ def main():
     bin_dir = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="bn", dir="/tmp")
     tar = os.path.join(work, "rootfs.tar")
-    make_rootfs_tar(tar)
+    busybox_rootfs(tar)
     # berth's DNS servers and default-bridge containers read this as the
     # host's resolv.conf: loopback only, nothing outside.
     resolv = os.path.join(work, "resolv.conf")
