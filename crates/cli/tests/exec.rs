@@ -3,16 +3,7 @@
 
 mod common;
 
-use common::Berth;
-
-fn status_field(status: &str, field: &str) -> String {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .unwrap_or_else(|| panic!("{field} in {status}"))
-        .trim()
-        .to_string()
-}
+use common::{status_field, Berth};
 
 #[test]
 fn exec_detach_returns_and_the_process_runs_on() {

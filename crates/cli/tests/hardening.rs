@@ -13,20 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Berth;
-use serde_json::Value;
+use common::{inspect, sh, status_field, Berth};
 
 const EPERM: &str = "1";
 const ESRCH: &str = "3";
 const ENOSYS: &str = "38";
-
-/// Runs `script` in a `--rm` container with `flags`; its stdout.
-fn sh(b: &Berth, flags: &[&str], script: &str) -> String {
-    let mut args = vec!["run", "--rm"];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["bb", "sh", "-c", script]);
-    b.ok(&args)
-}
 
 /// hardening/probe.c built static into the test's directory.
 fn build_probe(b: &Berth) -> PathBuf {
@@ -70,20 +61,6 @@ fn not_errno(got: &[(String, String)], want: &str) -> Vec<String> {
         .filter(|(_, e)| e != want)
         .map(|(n, e)| format!("{n}={e}"))
         .collect()
-}
-
-fn status_field(status: &str, key: &str) -> String {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .unwrap_or_else(|| panic!("{key} missing: {status}"))
-        .trim()
-        .to_string()
-}
-
-fn inspect(b: &Berth, id: &str) -> Value {
-    let v: Value = serde_json::from_str(&b.ok(&["inspect", id])).unwrap();
-    v[0].clone()
 }
 
 fn detach(b: &Berth, flags: &[&str], script: &str) -> String {

@@ -150,6 +150,22 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `berth inspect NAME`: the one object it lists.
+pub fn inspect(b: &Berth, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+/// The value of line `key` (e.g. `CapEff:`) of a /proc/PID/status text.
+pub fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("{key} missing: {status}"))
+        .trim()
+        .to_string()
+}
+
 /// Runs `script` in a `--rm` container of `bb` with `flags`; its stdout.
 pub fn sh(b: &Berth, flags: &[&str], script: &str) -> String {
     let mut args = vec!["run", "--rm"];
