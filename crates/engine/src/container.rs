@@ -444,14 +444,7 @@ impl Engine {
         if let Err(e) = self.remove_if_auto(&db, id) {
             errors.push(e.to_string());
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Teardown {
-                id: id.to_string(),
-                errors,
-            })
-        }
+        Error::teardown(id, errors)
     }
 
     fn remove_if_auto(&self, db: &Db, id: &str) -> Result<()> {
@@ -461,13 +454,7 @@ impl Engine {
         {
             self.teardown(db, id)?;
             // docker: --rm also removes the container's anonymous volumes.
-            let errors = self.remove_anonymous(&c.config.host_config.mounts);
-            if !errors.is_empty() {
-                return Err(Error::Teardown {
-                    id: id.to_string(),
-                    errors,
-                });
-            }
+            return Error::teardown(id, self.remove_anonymous(&c.config.host_config.mounts));
         }
         Ok(())
     }

@@ -387,14 +387,7 @@ pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => errors.push(format!("removing the network state: {e}")),
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Teardown {
-            id: id.to_string(),
-            errors,
-        })
-    }
+    Error::teardown(id, errors)
 }
 
 /// True if a running container shares `id`'s namespace.
