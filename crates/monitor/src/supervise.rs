@@ -122,6 +122,9 @@ fn supervise(
         if let Err(e) = engine.record_started(id, pid) {
             eprintln!("berth-monitor: recording the start of {id}: {e}");
         }
+        // Before the start is reported: a caller's first `inspect` already
+        // sees the health as starting.
+        let mut checker = Checker::new(engine, id, cfg.healthcheck.as_ref());
         if first {
             let _ = status.write_all(protocol::started(pid).as_bytes());
             first = false;
@@ -131,7 +134,6 @@ fn supervise(
             let _ = engine.runtime().kill(id, 9, true);
         }
         let began = Instant::now();
-        let mut checker = Checker::new(engine, id, cfg.healthcheck.as_ref());
         let code = watch(
             pid,
             &mut stdio,
