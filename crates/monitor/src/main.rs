@@ -164,6 +164,17 @@ mod tests {
         assert!(
             matches!(c, Cmd::Exec { id, process, stream: false } if id == "abc" && process == std::path::Path::new("/p.json"))
         );
+        let (_, c) = parse(&s(&[
+            "--root",
+            "/r",
+            "--runroot",
+            "/rr",
+            "dns",
+            "front",
+            "--serve",
+        ]))
+        .unwrap();
+        assert!(matches!(c, Cmd::Dns { network, serve: true } if network == "front"));
         assert!(parse(&s(&["start", "abc"])).is_err());
         assert!(parse(&s(&["--root", "/r", "--runroot", "/rr", "stop", "abc"])).is_err());
     }
