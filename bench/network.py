@@ -24,6 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import busybox_rootfs, timed, version  # noqa: E402
 
 
+BLOCK = 5
+
+
 def run(argv, env=None, check=True):
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env)
     if check and r.returncode != 0:
@@ -137,12 +140,19 @@ def main():
             conc["docker"] = (lambda i: docker + ["run", "-d", "--network", "conc", "bench/busybox", "sleep", "600"], None, docker)
             cleanups.insert(0, lambda: run(docker + ["rm", "-f"] + run(docker + ["ps", "-aq"]).split(), check=False))
 
+        # Blocks of BLOCK runs of one engine and mode, the blocks
+        # interleaved: a run pays for the kernel's teardown of the one
+        # before it (namespaces and veths die asynchronously), so each
+        # mode should mostly follow itself, as in a steady stream of runs.
         results = {k: [] for k in modes}
-        for i in range(args.runs + 2):
+        for key, (argv, env) in modes.items():
+            timed(argv, env)  # warm up
+        for _ in range((args.runs + BLOCK - 1) // BLOCK):
             for key, (argv, env) in modes.items():
-                dt = timed(argv, env)
-                if i >= 2:
-                    results[key].append(dt)
+                for i in range(BLOCK + 1):
+                    dt = timed(argv, env)
+                    if i > 0:  # the first follows another mode
+                        results[key].append(dt)
         totals = {}
         for name, (argv_for, env, cli) in conc.items():
             dt, ids = concurrent(argv_for, n_conc, env)
@@ -164,7 +174,7 @@ def main():
     p25 = {k: statistics.quantiles(v, n=4)[0] * 1000 for k, v in results.items()}
     lines = ["## Networking: what it adds to `run --rm IMAGE true`", ""]
     load = os.getloadavg()[0]
-    lines.append(f"{args.runs} interleaved runs of each engine and mode (load average {load:.1f} at the end), the same busybox image, private roots, all inside "
+    lines.append(f"{args.runs} runs of each engine and mode, in interleaved blocks of {BLOCK} (load average {load:.1f} at the end), the same busybox image, private roots, all inside "
                  "one private network namespace (bridges, rules and dockerd included). `bridge` is each engine's default "
                  "network; `-p` publishes one port on 127.0.0.1 (docker with its default userland proxy). "
                  "See bench/network.py.")

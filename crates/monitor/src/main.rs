@@ -168,6 +168,8 @@ mod tests {
         assert!(with_roots(&["exec", "abc", "/p.json", "--stream", "--detach"]).is_err());
         let (_, c) = with_roots(&["probe", "abc", "/p.json"]).unwrap();
         assert!(matches!(c, Cmd::Probe { id, .. } if id == "abc"));
+        let (_, c) = with_roots(&["dns", "front", "--serve"]).unwrap();
+        assert!(matches!(c, Cmd::Dns { network, serve: true } if network == "front"));
         assert!(parse(&s(&["start", "abc"])).is_err());
         assert!(with_roots(&["stop", "abc"]).is_err());
     }

@@ -482,13 +482,21 @@ impl Net {
         }
         let tag = format!("n={}", cfg.name);
         let mut others = None;
+        let mut lost = false;
         for mut fw in self.firewalls()? {
             if !fw.rules()?.iter().any(|r| r.has_tag(&tag)) {
                 if others.is_none() {
                     others = Some(store.networks()?);
                 }
                 fw.add_network(cfg, others.as_deref().unwrap_or_default())?;
+                lost = true;
             }
+        }
+        // Rules lost (the table deleted) while the DNS server ran: its
+        // redirect went with them. Stopped, it is started again, redirect
+        // and all, by the next attach.
+        if lost && cfg.dns {
+            dns::stop(&self.cfg.runroot, &cfg.name)?;
         }
         Ok(())
     }
@@ -642,7 +650,8 @@ impl Net {
             network: network.to_string(),
             pid_file: dns::pid_path(&self.cfg.runroot, network),
             resolv_conf: self.cfg.resolv_conf.clone(),
-            port: 53,
+            port: 0,
+            table: Some(self.cfg.table.clone()),
             upstream_port: 53,
         }
     }

@@ -1,13 +1,14 @@
-//! The DNS server of a user network, run in-process inside a namespace of
+//! The DNS servers of user networks, run in-process inside a namespace of
 //! the test's own: names and aliases resolve for containers of the
 //! network, other questions go to a fake upstream on the namespace's
 //! loopback, and clients of other networks get neither.
 
 mod common;
 
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 
+use berth_net::dns::wire::REFUSED;
 use berth_net::dns::Server;
 use berth_net::{netns, AttachOptions, NetworkOptions};
 use common::fake_dns::{FakeUpstream, OUTSIDE, OUTSIDE_IP};
@@ -27,8 +28,9 @@ fn fails(ns: &Path, name: &str, server: Ipv4Addr, why: &str) {
     );
 }
 
-/// One A query over TCP from inside `ns`; the first address answered.
-fn tcp_lookup(ns: &Path, server: Ipv4Addr, name: &str) -> Option<Ipv4Addr> {
+/// One A query over TCP from inside `ns`: the reply's rcode, and its
+/// address if it has exactly one.
+fn tcp_lookup(ns: &Path, server: SocketAddr, name: &str) -> (u8, Option<Ipv4Addr>) {
     use std::io::{Read, Write};
     let mut q = vec![0x12, 0x34, 0x01, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     for l in name.split('.') {
@@ -37,7 +39,7 @@ fn tcp_lookup(ns: &Path, server: Ipv4Addr, name: &str) -> Option<Ipv4Addr> {
     }
     q.extend_from_slice(&[0, 0, 1, 0, 1]);
     let reply = netns::run_in(ns, || {
-        let mut s = std::net::TcpStream::connect((server, 53)).unwrap();
+        let mut s = std::net::TcpStream::connect(server).unwrap();
         s.write_all(&(q.len() as u16).to_be_bytes()).unwrap();
         s.write_all(&q).unwrap();
         let mut len = [0u8; 2];
@@ -51,10 +53,11 @@ fn tcp_lookup(ns: &Path, server: Ipv4Addr, name: &str) -> Option<Ipv4Addr> {
     let answers = u16::from_be_bytes([reply[6], reply[7]]);
     // The answer follows the echoed question; its address is its last
     // four bytes when it is the only one.
-    (answers == 1).then(|| {
+    let ip = (answers == 1).then(|| {
         let a = &reply[reply.len() - 4..];
         Ipv4Addr::new(a[0], a[1], a[2], a[3])
-    })
+    });
+    (reply[3] & 0x0f, ip)
 }
 
 fn names(v: &[&str]) -> AttachOptions {
@@ -107,13 +110,20 @@ fn names_aliases_forwarding_and_refusal() {
             .attach(&def.name, "d", &d.0, &names(&["delta"]))
             .unwrap();
 
-        let mut opts = t.net.dns_options("front");
-        // Not the runroot's pid file: remove_network would signal the
-        // owner of that one, which is this test process.
-        opts.pid_file = t.dir.path().join("inproc").join("front.pid");
-        opts.upstream_port = upstream.port;
-        let server = Server::bind(opts).unwrap().expect("no other server");
-        std::thread::spawn(move || server.run());
+        // In-process servers, on their runroot pid files' siblings:
+        // remove_network would signal the owner of the real ones, which
+        // is this test process.
+        let serve = |network: &str| {
+            let mut opts = t.net.dns_options(network);
+            opts.pid_file = t.dir.path().join("inproc").join(network);
+            opts.upstream_port = upstream.port;
+            let server = Server::bind(opts).unwrap().expect("no other server");
+            let at = server.local_addrs()[0];
+            std::thread::spawn(move || server.run());
+            at
+        };
+        let front_at = serve("front");
+        assert_ne!(front_at.port(), 53, "a port of its own, redirected from 53");
         let gw = front.gateway;
 
         resolves_to(&a.0, "beta", gw, &att_b.ip.to_string());
@@ -125,17 +135,21 @@ fn names_aliases_forwarding_and_refusal() {
         resolves_to(&a.0, OUTSIDE, gw, &OUTSIDE_IP.to_string());
         assert!(upstream.asked(OUTSIDE));
         fails(&a.0, "nosuchname.test", gw, "NXDOMAIN");
-        // Another network's container asks front's server: it sees only
-        // its own network, so alpha is not found.
-        fails(&c.0, "alpha", gw, "NXDOMAIN");
-        resolves_to(&c.0, "gamma", gw, &att_c.ip.to_string());
-        assert!(back.subnet.contains(att_c.ip));
-        // The default bridge has no DNS: refused, not even forwarded.
-        fails(&d.0, "alpha", gw, "REFUSED");
-        fails(&d.0, OUTSIDE, gw, "REFUSED");
         // Over TCP too (what a client does after a truncated answer).
-        let ip = tcp_lookup(&b.0, gw, "alpha");
-        assert_eq!(ip, Some(att_a.ip), "over TCP");
+        let gw53 = SocketAddr::new(IpAddr::V4(gw), 53);
+        assert_eq!(tcp_lookup(&b.0, gw53, "alpha"), (0, Some(att_a.ip)));
+        // Another network's server knows only its own network.
+        serve("back");
+        fails(&c.0, "alpha", back.gateway, "NXDOMAIN");
+        resolves_to(&c.0, "gamma", back.gateway, &att_c.ip.to_string());
+        // Only front's containers are sent to front's server...
+        let (ok, out) = nslookup(&c.0, "alpha", &gw.to_string());
+        assert!(!ok, "back reached front's server: {out}");
+        // ... and a client without a lease on a network with DNS (the
+        // default bridge has none) is refused even at its real port.
+        let refused = tcp_lookup(&d.0, front_at, "alpha");
+        assert_eq!(refused, (REFUSED, None));
+        assert_eq!(tcp_lookup(&d.0, front_at, OUTSIDE), (REFUSED, None));
         // Records follow the leases: beta disconnects, beta is gone. (And
         // the others still reach the gateway: the bridge's MAC must not
         // change with its ports.)
@@ -143,9 +157,9 @@ fn names_aliases_forwarding_and_refusal() {
         fails(&a.0, "after.test", gw, "NXDOMAIN");
         fails(&a.0, "beta", gw, "NXDOMAIN");
         // An --internal network resolves its own names but forwards
-        // nothing. (e asks front's server: any of them answers by who
-        // asks.)
-        mk("inner", true);
+        // nothing.
+        let inner = mk("inner", true);
+        serve("inner");
         let e = ns("e");
         let att_e = t
             .net
@@ -157,8 +171,8 @@ fn names_aliases_forwarding_and_refusal() {
             ..names(&["alpha"])
         };
         let att_a2 = t.net.attach("inner", "a", &a.0, &second).unwrap();
-        resolves_to(&e.0, "alpha", gw, &att_a2.ip.to_string());
-        fails(&e.0, OUTSIDE, gw, "REFUSED");
+        resolves_to(&e.0, "alpha", inner.gateway, &att_a2.ip.to_string());
+        fails(&e.0, OUTSIDE, inner.gateway, "REFUSED");
         // a is on front and inner: it sees both, and still forwards.
         resolves_to(&a.0, "epsilon", gw, &att_e.ip.to_string());
         resolves_to(&a.0, OUTSIDE, gw, &OUTSIDE_IP.to_string());

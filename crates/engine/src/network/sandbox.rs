@@ -209,7 +209,7 @@ pub(crate) fn attach(
     opts: &AttachOptions,
 ) -> Result<Attachment> {
     match net.attach(network, id, path, opts) {
-        Err(e) if e.to_string().starts_with("no free address") => {
+        Err(e @ berth_net::Error::Exhausted(_)) => {
             let reclaimed = engine.reclaim_network_leftovers()?;
             if reclaimed == 0 {
                 return Err(net_err(e));

@@ -41,8 +41,13 @@ pub struct ServeOptions {
     /// The resolv.conf naming the upstream servers, read for every
     /// forwarded query so an edit takes effect at once.
     pub resolv_conf: PathBuf,
-    /// 53, except in tests.
+    /// Where to listen on the gateway addresses: 0 picks a free port, to
+    /// which queries to port 53 are redirected.
     pub port: u16,
+    /// The nftables table for that redirect (berth's own); None: no
+    /// redirect, clients must ask `port` itself.
+    pub table: Option<String>,
+    /// 53, except in tests.
     pub upstream_port: u16,
 }
 
@@ -101,12 +106,22 @@ impl Server {
         let mut udp = Vec::new();
         let mut tcp = Vec::new();
         for ip in &listen {
-            let at = SocketAddr::new(*ip, opts.port);
-            udp.push(UdpSocket::from(bound(at, SocketType::DGRAM)?));
-            let l = bound(at, SocketType::STREAM)?;
-            rustix::net::listen(&l, 64)
-                .map_err(|e| Error::io(format!("listen on {at}"), e.into()))?;
-            tcp.push(TcpListener::from(l));
+            let (u, t) = bind_pair(*ip, opts.port)?;
+            let port = u
+                .local_addr()
+                .map_err(|e| Error::io("local address", e))?
+                .port();
+            if let Some(table) = &opts.table {
+                let family = crate::nft::Family::of(*ip);
+                crate::nft::Firewall::open_family(table, family)?.redirect_dns(
+                    &net.name,
+                    &net.bridge,
+                    *ip,
+                    port,
+                )?;
+            }
+            udp.push(u);
+            tcp.push(t);
         }
         super::write_pid(&lock)?;
         Ok(Some(Server {
@@ -150,6 +165,29 @@ impl Server {
         }
     }
 }
+
+/// A UDP socket and a TCP listener on one port of `ip` (`port`, or a
+/// free one when 0: tried until both protocols have it free).
+fn bind_pair(ip: IpAddr, port: u16) -> Result<(UdpSocket, TcpListener)> {
+    let mut tries = 0;
+    loop {
+        let u = UdpSocket::from(bound(SocketAddr::new(ip, port), SocketType::DGRAM)?);
+        let at = u.local_addr().map_err(|e| Error::io("local address", e))?;
+        match bound(at, SocketType::STREAM) {
+            Ok(l) => {
+                rustix::net::listen(&l, 64)
+                    .map_err(|e| Error::io(format!("listen on {at}"), e.into()))?;
+                return Ok((u, TcpListener::from(l)));
+            }
+            Err(e) if port == 0 && tries < 16 && e.raw_os_error() == Some(EADDRINUSE) => {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+const EADDRINUSE: i32 = 98;
 
 /// A socket of `kind` bound to `at`. IP_FREEBIND lets it bind while the
 /// bridge is being (re)made: the address need not exist yet.

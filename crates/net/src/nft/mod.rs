@@ -8,13 +8,17 @@
 //!
 //! - `c=<container id>`: a published port (chain `ports`);
 //! - `n=<network name>`: masquerade, hairpin, `--internal` and isolation
-//!   rules of a network.
+//!   rules of a network;
+//! - `dns=<network name>` (with its `n=`): the redirect of DNS queries to
+//!   the network's server.
 //!
 //! Layout:
 //!
 //! ```text
 //! table ip berth {
-//!   chain prerouting  { type nat hook prerouting priority dstnat;  fib daddr type local jump ports }
+//!   chain prerouting  { type nat hook prerouting priority dstnat;
+//!                       iifname BR ip daddr GW udp/tcp dport 53 dnat to GW:P  # n=<net> dns=<net>
+//!                       fib daddr type local jump ports }
 //!   chain output      { type nat hook output priority dstnat;      fib daddr type local jump ports }
 //!   chain ports       { [ip daddr H] meta l4proto P th dport HP dnat to C:CP   # c=<id> }
 //!   chain postrouting { type nat hook postrouting priority srcnat;
@@ -44,6 +48,7 @@ const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_INET_POST_ROUTING: u32 = 4;
 const NF_ACCEPT: u32 = 1;
 
+const CHAIN_PREROUTING: &str = "prerouting";
 const CHAIN_PORTS: &str = "ports";
 const CHAIN_POSTROUTING: &str = "postrouting";
 const CHAIN_FORWARD: &str = "forward";
@@ -144,7 +149,7 @@ impl Firewall {
         a.str(NFTA_TABLE_NAME, &self.table);
         b.add(NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, a);
         let base = [
-            ("prerouting", "nat", NF_INET_PRE_ROUTING, -100),
+            (CHAIN_PREROUTING, "nat", NF_INET_PRE_ROUTING, -100),
             ("output", "nat", NF_INET_LOCAL_OUT, -100),
             (CHAIN_POSTROUTING, "nat", NF_INET_POST_ROUTING, 100),
             (CHAIN_FORWARD, "filter", NF_INET_FORWARD, 0),
@@ -165,7 +170,7 @@ impl Firewall {
         a.str(NFTA_CHAIN_TABLE, &self.table)
             .str(NFTA_CHAIN_NAME, CHAIN_PORTS);
         b.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, a);
-        for chain in ["prerouting", "output"] {
+        for chain in [CHAIN_PREROUTING, "output"] {
             let mut r = Rule::default();
             r.fib_daddr_local().jump(CHAIN_PORTS);
             self.add_rule(&mut b, chain, r, "berth");
@@ -190,6 +195,15 @@ impl Firewall {
     }
 
     fn add_rule(&self, b: &mut Batch, chain: &str, rule: Rule, comment: &str) {
+        self.put_rule(b, chain, rule, comment, NLM_F_APPEND);
+    }
+
+    /// Like [`Firewall::add_rule`], at the head of the chain.
+    fn insert_rule(&self, b: &mut Batch, chain: &str, rule: Rule, comment: &str) {
+        self.put_rule(b, chain, rule, comment, 0);
+    }
+
+    fn put_rule(&self, b: &mut Batch, chain: &str, rule: Rule, comment: &str, flags: u16) {
         let mut a = Attrs::default();
         a.str(NFTA_RULE_TABLE, &self.table)
             .str(NFTA_RULE_CHAIN, chain)
@@ -197,7 +211,48 @@ impl Firewall {
                 e.buf.extend_from_slice(&rule.exprs.buf)
             })
             .put(NFTA_RULE_USERDATA, &comment_userdata(comment));
-        b.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, a);
+        b.add(NFT_MSG_NEWRULE, NLM_F_CREATE | flags, a);
+    }
+
+    /// Sends DNS queries that containers on `bridge` address to
+    /// `gateway`:53 to `gateway`:`port`, where the network's DNS server
+    /// listens, replacing the rules of an earlier server, in one batch.
+    /// The server so never competes for port 53 with a resolver of the
+    /// host's (dnsmasq, bind) and answers even where one listens there.
+    /// First in the chain: ahead of a port 53 some container published.
+    /// Tagged with the network, they go with its other rules.
+    pub fn redirect_dns(
+        &mut self,
+        network: &str,
+        bridge: &str,
+        gateway: IpAddr,
+        port: u16,
+    ) -> Result<()> {
+        self.ensure_table()?;
+        let tag = format!("dns={network}");
+        let old: Vec<RuleInfo> = self
+            .rules()?
+            .into_iter()
+            .filter(|r| r.has_tag(&tag))
+            .collect();
+        let mut b = Batch::new(self.family.proto());
+        for r in &old {
+            let mut a = Attrs::default();
+            a.str(NFTA_RULE_TABLE, &self.table)
+                .str(NFTA_RULE_CHAIN, &r.chain)
+                .put(NFTA_RULE_HANDLE, &r.handle.to_be_bytes());
+            b.add(NFT_MSG_DELRULE, 0, a);
+        }
+        for proto in [crate::ports::Proto::Udp, crate::ports::Proto::Tcp] {
+            let mut r = Rule::default();
+            r.iifname(bridge, true)
+                .daddr(gateway)
+                .l4_dport(proto.number(), 53)
+                .dnat(gateway, port);
+            self.insert_rule(&mut b, CHAIN_PREROUTING, r, &format!("n={network} {tag}"));
+        }
+        self.nft
+            .commit(&format!("DNS rules of network {network}"), b)
     }
 
     /// The masquerade, hairpin, internal and isolation rules of `net`,
