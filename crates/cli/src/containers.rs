@@ -600,34 +600,9 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
-    let template = a
-        .format
-        .as_deref()
-        .map(|f| crate::template::Template::parse(&f.replace("\\n", "\n").replace("\\t", "\t")))
-        .transpose()?;
-    let mut all = Vec::new();
-    let mut failed = false;
-    for c in &a.containers {
-        match engine.inspect(c) {
-            Ok(v) => all.push(v),
-            Err(e) => {
-                eprintln!("berth: {e}");
-                failed = true;
-            }
-        }
-    }
-    match &template {
-        Some(t) => {
-            for v in &all {
-                println!("{}", t.render(v)?);
-            }
-        }
-        None => println!("{}", serde_json::to_string_pretty(&all)?),
-    }
-    if failed {
-        Err(Exit(1).into())
-    } else {
-        Ok(0)
+    match format::inspect(&a.containers, a.format.as_deref(), |c| engine.inspect(c))? {
+        0 => Ok(0),
+        n => Err(Exit(n).into()),
     }
 }
 
