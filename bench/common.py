@@ -31,6 +31,20 @@ def busybox_rootfs(path, extra=None):
     shutil.rmtree(root)
 
 
+def berth_env(work):
+    """The environment for berth with a config under `work` whose
+    resolv.conf, the one berth's DNS servers and default-bridge
+    containers take as the host's, names loopback only: nothing a
+    benchmark starts can send a query outside."""
+    resolv = os.path.join(work, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.1\n")
+    conf = os.path.join(work, "berth.toml")
+    with open(conf, "w") as f:
+        f.write(f'[network]\nresolv_conf = "{resolv}"\n')
+    return dict(os.environ, BERTH_CONFIG=conf)
+
+
 def timed(argv, env=None):
     """Wall time of one command; its failure is the benchmark's failure."""
     t0 = time.perf_counter()

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Dockerd, busybox_rootfs, podman, timed, unmount_under, version  # noqa: E402
+from common import berth_env, Dockerd, busybox_rootfs, podman, timed, unmount_under, version  # noqa: E402
 from runtime import make_bundle  # noqa: E402
 import plot  # noqa: E402
 
@@ -84,13 +84,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bl", dir="/tmp")
     tar = os.path.join(work, "rootfs.tar")
     busybox_rootfs(tar)
-    resolv = os.path.join(work, "resolv.conf")
-    with open(resolv, "w") as f:
-        f.write("nameserver 127.0.0.1\n")
-    conf = os.path.join(work, "berth.toml")
-    with open(conf, "w") as f:
-        f.write(f'[network]\nresolv_conf = "{resolv}"\n')
-    benv = dict(os.environ, BERTH_CONFIG=conf)
+    benv = berth_env(work)
     cmds = {}  # label -> (argv, env); argv may hold "{i}", the round
     versions = {}
     cleanups = []

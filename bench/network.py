@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import busybox_rootfs, timed, version  # noqa: E402
+from common import berth_env, busybox_rootfs, timed, version  # noqa: E402
 
 
 BLOCK = 5
@@ -105,13 +105,7 @@ def main():
     work = tempfile.mkdtemp(prefix="bn", dir="/tmp")
     tar = os.path.join(work, "rootfs.tar")
     busybox_rootfs(tar)
-    # berth's DNS servers and default-bridge containers read this as the
-    # host's resolv.conf: loopback only, nothing outside.
-    resolv = os.path.join(work, "resolv.conf")
-    open(resolv, "w").write("nameserver 127.0.0.1\n")
-    conf = os.path.join(work, "berth.toml")
-    open(conf, "w").write(f'[network]\nresolv_conf = "{resolv}"\n')
-    benv = dict(os.environ, BERTH_CONFIG=conf)
+    benv = berth_env(work)
     modes = {}  # (engine, mode) -> (argv, env)
     versions = {}
     conc = {}  # engine -> (argv_for(i), env, cleanup argv prefix)
