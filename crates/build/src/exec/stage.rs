@@ -22,7 +22,10 @@ pub(crate) fn run(b: &Build<'_>, index: usize) -> Result<()> {
     if r.is_err() {
         b.cancel.stop();
     }
-    (b.events)(Event::StageDone { stage: index });
+    (b.events)(Event::StageDone {
+        stage: index,
+        failed: r.is_err(),
+    });
     r
 }
 
@@ -69,6 +72,7 @@ fn build(b: &Build<'_>, index: usize) -> Result<()> {
             id: id.clone(),
         });
     }
+    let base = cur.clone();
     let scope = b.plan.scope(&config::env_pairs(&cur.runtime()));
     let mut s = StageRun {
         b,
@@ -112,6 +116,7 @@ fn build(b: &Build<'_>, index: usize) -> Result<()> {
     b.results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(StageResult {
         current: s.cur,
         key: s.key,
+        base,
     });
     Ok(())
 }
