@@ -860,3 +860,184 @@ fn build_pulls_a_missing_base_through_the_engine() {
     let o = built(&fresh, &["--pull"], &ctx);
     assert!(o.contains("Pulling"), "{o}");
 }
+
+/// The layers of `image` (diff ids).
+fn layers(b: &Berth, image: &str) -> Vec<serde_json::Value> {
+    inspect(b, image)["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn build_squash_merges_the_final_stages_layers_into_one() {
+    let Some((b, ctx)) = setup(
+        "build_squash_merges_the_final_stages_layers_into_one",
+        &[
+            (
+                "Dockerfile",
+                "FROM bb AS other\n\
+                 RUN echo other > /from-other\n\
+                 FROM bb\n\
+                 RUN mkdir /w && echo old > /w/old && echo temp > /temp\n\
+                 RUN rm -r /w /temp /etc/group && mkdir /w && echo new > /w/new\n\
+                 COPY f /f\n\
+                 COPY --from=other /from-other /\n\
+                 ENV SQUASHED=yes\n\
+                 CMD [\"sh\", \"-c\", \"ls -A /w; cat /f /from-other; echo $SQUASHED; ls /temp /etc/group 2>&1; true\"]\n",
+            ),
+            ("f", "file\n"),
+        ],
+    ) else {
+        return;
+    };
+    let base = layers(&b, "bb");
+    built(&b, &["-t", "plain"], &ctx);
+    assert_eq!(layers(&b, "plain").len(), base.len() + 4);
+    built(&b, &["--squash", "-t", "sq"], &ctx);
+    let squashed = layers(&b, "sq");
+    assert_eq!(squashed.len(), base.len() + 1, "{squashed:?}");
+    assert_eq!(squashed[..base.len()], base[..], "the base's layers stay");
+    let want = "new\nfile\nother\nyes\n\
+                ls: /temp: No such file or directory\n\
+                ls: /etc/group: No such file or directory\n";
+    assert_eq!(run_in(&b, "plain", &[]), want);
+    assert_eq!(
+        run_in(&b, "sq", &[]),
+        want,
+        "the same files, whiteouts kept"
+    );
+    // The steps' history stays, as entries with no layer, and one more
+    // holds the merged layer.
+    let history = b.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}",
+        "sq",
+    ]);
+    let bb_id = inspect(&b, "bb")["Id"].as_str().unwrap().to_string();
+    let top = history.lines().next().unwrap();
+    assert!(
+        top.starts_with("|merge sha256:") && top.ends_with(&format!(" to {bb_id}")),
+        "{history}"
+    );
+    assert!(history.contains("ENV SQUASHED=yes"), "{history}");
+    let cfg = &inspect(&b, "sq")["Config"];
+    assert!(
+        cfg["Env"].to_string().contains("SQUASHED=yes"),
+        "the final config: {cfg}"
+    );
+    // The merged layer is smaller than the layers it replaces: what the
+    // second RUN deleted is in none of it.
+    let size = |img: &str| inspect(&b, img)["Size"].as_i64().unwrap();
+    assert!(
+        size("sq") < size("plain"),
+        "{} < {}",
+        size("sq"),
+        size("plain")
+    );
+}
+
+#[test]
+fn build_progress_styles() {
+    let Some((b, ctx)) = setup(
+        "build_progress_styles",
+        &[
+            ("Dockerfile", "FROM bb\nCOPY f /f\nRUN echo hello-out\n"),
+            ("f", "f"),
+        ],
+    ) else {
+        return;
+    };
+    // tty: BuildKit's lines on stderr, nothing on stdout.
+    let o = build(&b, &["--progress", "tty", "-t", "p:1"], &ctx);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "");
+    let e = err(&o);
+    for want in [
+        " => [1/3] FROM bb",
+        " => [2/3] COPY f /f",
+        " => => # hello-out\n",
+        " => [3/3] RUN echo hello-out DONE ",
+        "(3/3) FINISHED\n",
+        " => writing image sha256:",
+        " => naming to docker.io/library/p:1\n",
+    ] {
+        assert!(e.contains(want), "{want:?} in {e}");
+    }
+    assert!(e.starts_with(" => [1/3] FROM bb"), "{e}");
+    assert!(e.contains("\n[+] Building "), "{e}");
+    // A step that printed nothing has its line redrawn with its time.
+    assert!(e.contains("\x1b[1A\r\x1b[2K => [2/3] COPY f /f "), "{e:?}");
+    let o = build(&b, &["--progress", "tty"], &ctx);
+    let e = err(&o);
+    assert!(e.contains(" => CACHED [2/3] COPY f /f "), "{e}");
+    assert!(e.contains(" => CACHED [3/3] RUN echo hello-out "), "{e}");
+    assert!(!e.contains(" => => # "), "a cached RUN prints nothing: {e}");
+
+    // -q and --progress quiet: the image id alone.
+    let id = inspect(&b, "p:1")["Id"].as_str().unwrap().to_string();
+    for args in [
+        &["-q"][..],
+        &["--progress", "quiet"],
+        &["-q", "--progress", "tty"],
+    ] {
+        let o = build(&b, args, &ctx);
+        assert!(o.status.success(), "{}", err(&o));
+        assert_eq!(out(&o), format!("{id}\n"), "{args:?}");
+        assert_eq!(err(&o), "", "{args:?}");
+    }
+    // plain, and auto when not on a terminal: docker's classic lines.
+    for args in [&["--progress", "plain"][..], &[], &["--progress", "auto"]] {
+        let o = built(&b, args, &ctx);
+        assert!(
+            o.contains("Step 2/3 : COPY f /f\n ---> Using cache\n"),
+            "{args:?}: {o}"
+        );
+        assert!(o.contains("Successfully built "), "{o}");
+    }
+    // auto on a terminal is tty.
+    let inner = b.cmd(&["build", ctx.to_str().unwrap()]);
+    let line: Vec<String> = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect();
+    let mut outer = std::process::Command::new("script");
+    outer.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            outer.env(k, v);
+        }
+    }
+    let o = outer.output().unwrap();
+    let shown = out(&o);
+    assert!(o.status.success(), "{shown}");
+    assert!(shown.contains("(3/3) FINISHED"), "{shown}");
+    assert!(!shown.contains("Step 1/3"), "{shown}");
+
+    // A failing step: its output, then FAILED, then the error.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nRUN echo bad-news; exit 3\n",
+    )
+    .unwrap();
+    let o = build(&b, &["--progress", "tty"], &ctx);
+    assert_eq!(o.status.code(), Some(1));
+    let e = err(&o);
+    let pos = |s: &str| e.find(s).unwrap_or_else(|| panic!("{s:?} in {e}"));
+    assert!(
+        pos(" => => # bad-news") < pos(" => ERROR [2/2] RUN echo bad-news"),
+        "{e}"
+    );
+    assert!(pos(" => ERROR [2/2]") < pos("(1/2) FAILED"), "{e}");
+    assert!(pos("FAILED") < pos("returned a non-zero code: 3"), "{e}");
+
+    let o = build(&b, &["--progress", "fancy"], &ctx);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("\"fancy\" for \"--progress\""),
+        "{}",
+        err(&o)
+    );
+}
