@@ -393,13 +393,22 @@ fn build_errors_point_at_the_dockerfile() {
         return;
     }
     let b = Berth::with_image();
+    // Every kind of error, located at the offending text where the
+    // instruction shows it, else at the instruction.
     let cases: &[(&str, &str)] = &[
         ("FROM bb\nRUN true\nRUNN x\n", "Dockerfile:3:1: unknown instruction \"RUNN\""),
-        ("FROM bb\nCOPY missing.txt /\n", "Dockerfile:2: COPY: file not found in build context or excluded by .dockerignore: missing.txt"),
-        ("FROM bb\nCOPY --from=nostage /x /\n", "Dockerfile:2: COPY: image nostage is not here and pulling it failed: "),
-        ("FROM bb\nENV A=${B:?must be set}\n", "Dockerfile:2:"),
-        ("FROM bb\nCOPY a b /dest\n", "Dockerfile:2: COPY: When using COPY with more than one source file, the destination must be a directory and end with a /"),
-        ("FROM bb\nSTOPSIGNAL $NOPE\n", "Dockerfile:2: STOPSIGNAL: STOPSIGNAL: invalid signal"),
+        ("FROM bb\n  COPY --bogus=1 a /\n", "Dockerfile:2:8: unknown flag \"bogus\" for COPY"),
+        ("FROM bb\nCOPY missing.txt /\n", "Dockerfile:2:6: COPY: file not found in build context or excluded by .dockerignore: missing.txt"),
+        ("FROM bb\nCOPY --from=nostage /x /\n", "Dockerfile:2:13: COPY: image nostage is not here and pulling it failed: "),
+        ("FROM nothere\n", "Dockerfile:1:6: FROM: image nothere is not here and pulling it failed: "),
+        ("FROM bb AS s\nFROM bb\nCOPY --from=s /nofile /\n", "Dockerfile:3:15: COPY: /nofile: no such file or directory in "),
+        ("FROM bb\nENV A=${B:?unset}\n", "Dockerfile:2:7: B: unset\n"),
+        ("FROM bb\nCOPY a b /dest\n", "Dockerfile:2:1: COPY: When using COPY with more than one source file, the destination must be a directory and end with a /"),
+        ("FROM bb\nSTOPSIGNAL $NOPE\n", "Dockerfile:2:1: STOPSIGNAL: STOPSIGNAL: invalid signal"),
+        ("FROM bb\nCOPY ../a /\n", "Dockerfile:2:6: COPY: forbidden path outside the build context: ../a"),
+        ("FROM bb\nADD http://127.0.0.1:1/x /x\n", "Dockerfile:2:5: ADD: downloading http://127.0.0.1:1/x: "),
+        ("FROM --platform=linux/s390x bb\n", "Dockerfile:1:1: FROM: FROM --platform=linux/s390x (only the host's platform"),
+        ("FROM bb\nRUN exit 4\n", "Dockerfile:2:1: RUN: the command '/bin/sh -c exit 4' returned a non-zero code: 4"),
     ];
     for (i, (df, want)) in cases.iter().enumerate() {
         let ctx = context(
@@ -412,7 +421,25 @@ fn build_errors_point_at_the_dockerfile() {
     // -f names the file in messages.
     let ctx = context(&b, "named", &[("build.df", "FROM bb\nFROM\n")]);
     let o = build(&b, &["-f", ctx.join("build.df").to_str().unwrap()], &ctx);
-    fails_with(&o, "build.df:2:");
+    fails_with(&o, "build.df:2:1: FROM requires at least one argument");
+    // A flag's value is no place in the Dockerfile.
+    fails_with(
+        &build(&b, &["--platform", "linux/s390x"], &b.dir.path().join("c0")),
+        "--platform linux/s390x (only the host's platform",
+    );
+    // .dockerignore's own, by line and column.
+    let ctx = context(
+        &b,
+        "ignore",
+        &[
+            ("Dockerfile", "FROM bb\n"),
+            (".dockerignore", "ok\n  [abc\n"),
+        ],
+    );
+    fails_with(
+        &build(&b, &[], &ctx),
+        ".dockerignore:2:3: syntax error in pattern \"  [abc\"",
+    );
 }
 
 #[test]
@@ -483,7 +510,7 @@ fn build_failed_run_leaves_the_store_as_it_was() {
     );
     assert!(
         err(&o).contains(
-            "Dockerfile:2: RUN: the command '/bin/sh -c echo partial > /p && echo said-this && exit 7' returned a non-zero code: 7"
+            "Dockerfile:2:1: RUN: the command '/bin/sh -c echo partial > /p && echo said-this && exit 7' returned a non-zero code: 7"
         ),
         "{}",
         err(&o)
@@ -1039,5 +1066,66 @@ fn build_progress_styles() {
         err(&o).contains("\"fancy\" for \"--progress\""),
         "{}",
         err(&o)
+    );
+}
+
+#[test]
+fn build_compiles_c_with_gcc_on_a_debian_base_into_a_small_image() {
+    if !berth_testutil::require_root(
+        "build_compiles_c_with_gcc_on_a_debian_base_into_a_small_image",
+    ) {
+        return;
+    }
+    // debootstrap runs once per machine; the tar is kept in TEST_CACHE.
+    let debian = berth_testutil::debian_gcc_rootfs_tar().expect("a debootstrap Debian with gcc");
+    let b = Berth::new();
+    b.ok(&["import", debian.to_str().unwrap(), "debian-gcc"]);
+    let ctx = context(
+        &b,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM debian-gcc AS builder\n\
+                 WORKDIR /src\n\
+                 COPY hello.c .\n\
+                 RUN gcc --version | head -n1 && gcc -O2 -static -o /hello hello.c && strip /hello\n\
+                 FROM scratch\n\
+                 COPY --from=builder /hello /hello\n\
+                 ENTRYPOINT [\"/hello\"]\n\
+                 CMD [\"world\"]\n",
+            ),
+            (
+                "hello.c",
+                "#include <stdio.h>\n\
+                 int main(int argc, char **argv) {\n\
+                 \x20   printf(\"hello, %s, from gcc\\n\", argc > 1 ? argv[1] : \"nobody\");\n\
+                 \x20   return 0;\n\
+                 }\n",
+            ),
+        ],
+    );
+    let o = built(&b, &["-t", "hello:c"], &ctx);
+    assert!(o.contains("gcc (Debian 12"), "the compiler ran: {o}");
+    assert_eq!(run_in(&b, "hello:c", &[]), "hello, world, from gcc\n");
+    assert_eq!(
+        run_in(&b, "hello:c", &["berth"]),
+        "hello, berth, from gcc\n"
+    );
+    // The final image holds the binary alone: one small layer, where the
+    // builder's base alone is hundreds of megabytes.
+    let size = |img: &str| inspect(&b, img)["Size"].as_i64().unwrap();
+    assert_eq!(layers(&b, "hello:c").len(), 1);
+    assert!(size("hello:c") < 2 << 20, "{} bytes", size("hello:c"));
+    let o = built(&b, &["--target", "builder", "-t", "hello:builder"], &ctx);
+    assert_eq!(
+        ran_steps(&o),
+        Vec::<usize>::new(),
+        "the builder is cached: {o}"
+    );
+    assert!(
+        size("hello:builder") > 100 << 20,
+        "{} bytes",
+        size("hello:builder")
     );
 }

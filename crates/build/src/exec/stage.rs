@@ -31,7 +31,7 @@ pub(crate) fn run(b: &Build<'_>, index: usize) -> Result<()> {
 
 fn build(b: &Build<'_>, index: usize) -> Result<()> {
     let stage = &b.df.stages[index];
-    let at = |e: BuildError| e.at(&b.df.file, stage.span.line, "FROM");
+    let at = |e: BuildError| e.at(&b.df.file, stage.span, &stage.source, "FROM");
     let mut number = b.numbers[&index];
     let mut announce = |text: String| {
         (b.events)(Event::Step {
@@ -88,8 +88,14 @@ fn build(b: &Build<'_>, index: usize) -> Result<()> {
             return Err(BuildError::Cancelled);
         }
         announce(node.source.clone());
-        s.node(node)
-            .map_err(|e| e.at(&b.df.file, node.span.line, node.instruction.keyword()))?;
+        s.node(node).map_err(|e| {
+            e.at(
+                &b.df.file,
+                node.span,
+                &node.source,
+                node.instruction.keyword(),
+            )
+        })?;
     }
     if index == b.plan.target() && !b.opts.labels.is_empty() {
         let kvs: Vec<KeyValue> = b
@@ -110,8 +116,7 @@ fn build(b: &Build<'_>, index: usize) -> Result<()> {
         s.step(Step {
             instruction: Instruction::Label(kvs),
             args: BTreeMap::new(),
-        })
-        .map_err(|e| e.at("--label", 0, "LABEL"))?;
+        })?;
     }
     b.results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(StageResult {
         current: s.cur,
@@ -235,7 +240,9 @@ impl<'b> StageRun<'b> {
             let parsed = parse_file(&self.b.df.file, &format!("FROM scratch\n{t}\n"))
                 .map_err(|e| BuildError::Invalid(format!("ONBUILD trigger {t:?}: {}", e.kind)))?;
             for mut node in parsed.stages.into_iter().flat_map(|s| s.instructions) {
+                // Located at the FROM that brought them in.
                 node.span = span;
+                node.source = self.b.df.stages[self.index].source.clone();
                 self.node(&node)?;
             }
         }

@@ -22,7 +22,7 @@ pub use cache_key::{base_key, step_key, BaseKey};
 pub use platform::{Platform, PlatformError};
 pub use scope::{Scope, Step, PROXY_ARGS};
 
-use crate::dockerfile::{expand_word, Dockerfile, Instruction, MountKind, SubstError};
+use crate::dockerfile::{expand_word, Dockerfile, Instruction, MountKind, Span, SubstError};
 
 /// What the user asked for (`docker build` flags that shape the plan).
 #[derive(Debug, Clone)]
@@ -49,12 +49,13 @@ impl Default for PlanOptions {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("{file}:{line}:{column}: {source}")]
+    /// Not the error's `source`: it is already in the message.
+    #[error("{file}:{line}:{column}: {error}")]
     Substitution {
         file: String,
         line: usize,
         column: usize,
-        source: SubstError,
+        error: SubstError,
     },
     #[error("{file}:{line}:{column}: base image name {text:?} is empty after substitution")]
     BlankBase {
@@ -124,11 +125,11 @@ impl Plan {
     pub fn new(df: &Dockerfile, options: &PlanOptions) -> Result<Plan, PlanError> {
         let automatic = platform::automatic_args(&options.target_platform, &options.build_platform);
         let escape = df.directives.escape;
-        let subst_err = |node_line: usize, column: usize, source| PlanError::Substitution {
+        let subst_err = |span: Span, text: &str, error| PlanError::Substitution {
             file: df.file.clone(),
-            line: node_line,
-            column,
-            source,
+            line: span.line,
+            column: subst_column(span, text, &error),
+            error,
         };
 
         // Global scope: automatic platform args, then the ARGs before FROM.
@@ -145,7 +146,7 @@ impl Plan {
             let expanded = node
                 .instruction
                 .expand(escape, &mut |n| lookup_globals(&globals, n))
-                .map_err(|e| subst_err(node.span.line, node.span.column, e))?;
+                .map_err(|e| subst_err(node.span, &node.source, e))?;
             if let Instruction::Arg(decls) = expanded {
                 for d in decls {
                     let value = match options.build_args.get(&d.name) {
@@ -190,7 +191,7 @@ impl Plan {
                     .flatten()
                     .or_else(|| automatic.get(n).cloned())
             };
-            let at_from = |e| subst_err(stage.span.line, stage.span.column, e);
+            let at_from = |e| subst_err(stage.span, &stage.source, e);
             let image = expand_word(&stage.from.image, escape, &mut lookup).map_err(at_from)?;
             let platform = stage
                 .from
@@ -224,7 +225,7 @@ impl Plan {
             for node in &stage.instructions {
                 let step = scope
                     .step(node)
-                    .map_err(|e| subst_err(node.span.line, node.span.column, e))?;
+                    .map_err(|e| subst_err(node.span, &node.source, e))?;
                 let mut refs: Vec<&str> = Vec::new();
                 match &step.instruction {
                     Instruction::Copy(c) => refs.extend(c.from.as_deref()),
@@ -424,4 +425,19 @@ impl Plan {
             consumed: BTreeSet::new(),
         }
     }
+}
+
+/// The column of the variable a substitution error is about, when the
+/// instruction is on one line and shows it; else the instruction's.
+fn subst_column(span: Span, text: &str, error: &SubstError) -> usize {
+    let SubstError::Required { name, .. } = error else {
+        return span.column;
+    };
+    if span.line != span.end_line {
+        return span.column;
+    }
+    [format!("${{{name}"), format!("${name}")]
+        .iter()
+        .find_map(|v| text.find(v.as_str()))
+        .map_or(span.column, |i| span.column + text[..i].chars().count())
 }

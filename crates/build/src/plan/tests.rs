@@ -130,7 +130,11 @@ fn global_args_reach_from_lines_with_overrides() {
         "Dockerfile:2:1: base image name \"${B}\" is empty after substitution"
     );
     let err = plan("FROM ${B:?need-a-base}\n", opts(None, &[])).unwrap_err();
-    assert_eq!(err.to_string(), "Dockerfile:1:1: B: need-a-base");
+    assert_eq!(
+        err.to_string(),
+        "Dockerfile:1:6: B: need-a-base",
+        "at the variable"
+    );
 }
 
 /// Steps through the last stage, returning the substituted steps.
