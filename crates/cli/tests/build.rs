@@ -1129,3 +1129,131 @@ fn build_compiles_c_with_gcc_on_a_debian_base_into_a_small_image() {
         size("hello:builder")
     );
 }
+
+#[test]
+fn build_run_steps_get_the_network_hosts_shm_and_ulimits_asked_for() {
+    let Some((b, ctx)) = setup(
+        "build_run_steps_get_the_network_hosts_shm_and_ulimits_asked_for",
+        &[(
+            "Dockerfile",
+            "FROM bb\n\
+             RUN tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' ' > /ifaces\n\
+             RUN --network=none tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' ' > /ifaces-none\n\
+             RUN (grep foo.test /etc/hosts || echo no-foo) > /hosts-line\n\
+             RUN df -k /dev/shm | tail -n1 | awk '{print $2}' > /shm\n\
+             RUN ulimit -n > /nofile\n\
+             RUN readlink /proc/self/ns/net > /netns\n",
+        )],
+    ) else {
+        return;
+    };
+    let show = |img: &str| {
+        run_in(
+            &b,
+            img,
+            &[
+                "sh",
+                "-c",
+                "cat /ifaces; echo '|'; cat /ifaces-none; echo '|'; cat /hosts-line /shm /nofile",
+            ],
+        )
+    };
+    built(
+        &b,
+        &[
+            "--network",
+            "default",
+            "--add-host",
+            "foo.test:10.9.8.7",
+            "--shm-size",
+            "8m",
+            "--ulimit",
+            "nofile=300:400",
+            "-t",
+            "flags:bridge",
+        ],
+        &ctx,
+    );
+    let got = show("flags:bridge");
+    let parts: Vec<&str> = got.split("|\n").collect();
+    assert!(
+        parts[0].contains("eth0 ") && parts[0].contains("lo "),
+        "{got}"
+    );
+    assert_eq!(
+        parts[1], "lo ",
+        "RUN --network=none wins over the flag: {got}"
+    );
+    let rest: Vec<&str> = parts[2].lines().collect();
+    assert_eq!(
+        rest[0].split_whitespace().collect::<Vec<_>>(),
+        ["10.9.8.7", "foo.test"]
+    );
+    assert_eq!(rest[1], "8192", "--shm-size 8m: {got}");
+    assert_eq!(rest[2], "300", "--ulimit nofile soft limit: {got}");
+
+    // No --network: RUN has none (lo only); --add-host without a network
+    // is refused rather than ignored.
+    built(&b, &["--no-cache", "-t", "flags:none"], &ctx);
+    let got = show("flags:none");
+    assert!(got.starts_with("lo |\nlo |\nno-foo\n"), "{got}");
+    let o = build(&b, &["--add-host", "foo.test:10.9.8.7"], &ctx);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("--add-host needs a network"),
+        "{}",
+        err(&o)
+    );
+
+    // --network host: the host's network namespace itself.
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let host = format!("{}\n", host.display());
+    assert_ne!(run_in(&b, "flags:bridge", &["cat", "/netns"]), host);
+    built(
+        &b,
+        &["--no-cache", "--network", "host", "-t", "flags:host"],
+        &ctx,
+    );
+    assert_eq!(run_in(&b, "flags:host", &["cat", "/netns"]), host);
+}
+
+#[test]
+fn build_dockerignore_double_star_exceptions_and_the_dockerfile() {
+    let Some((b, ctx)) = setup(
+        "build_dockerignore_double_star_exceptions_and_the_dockerfile",
+        &[
+            (
+                "Dockerfile",
+                "# escape=`\n\
+                 FROM bb\n\
+                 COPY --link . /ctx/\n\
+                 RUN cd /ctx && find . -type f | sort > /list && `\n\
+                 \x20   echo escaped-continuation\n",
+            ),
+            (
+                ".dockerignore",
+                "# docker's rules\n**/*.tmp\n!keep/**/*.tmp\nsecret\n/build\nDockerfile\n.dockerignore\n",
+            ),
+            ("a.tmp", "x"),
+            ("deep/er/b.tmp", "x"),
+            ("keep/c.tmp", "kept"),
+            ("keep/sub/d.tmp", "kept"),
+            ("secret/key", "x"),
+            ("build/out.o", "x"),
+            ("src/build/keep.txt", "a build dir not at the top"),
+            ("src/main.c", "int main;"),
+        ],
+    ) else {
+        return;
+    };
+    let o = built(&b, &["-t", "ign"], &ctx);
+    assert!(o.contains("escaped-continuation"), "{o}");
+    assert_eq!(
+        run_in(&b, "ign", &["cat", "/list"]),
+        "./keep/c.tmp\n./keep/sub/d.tmp\n./src/build/keep.txt\n./src/main.c\n",
+        "an ignored Dockerfile is still the one built"
+    );
+    // A file that no rule keeps is not in the context: COPY of it fails.
+    std::fs::write(ctx.join("Dockerfile"), "FROM bb\nCOPY deep/er/b.tmp /\n").unwrap();
+    fails_with(&build(&b, &[], &ctx), "Dockerfile:2:6: COPY: file not found in build context or excluded by .dockerignore: deep/er/b.tmp");
+}
