@@ -1257,3 +1257,55 @@ fn build_dockerignore_double_star_exceptions_and_the_dockerfile() {
     std::fs::write(ctx.join("Dockerfile"), "FROM bb\nCOPY deep/er/b.tmp /\n").unwrap();
     fails_with(&build(&b, &[], &ctx), "Dockerfile:2:6: COPY: file not found in build context or excluded by .dockerignore: deep/er/b.tmp");
 }
+
+#[test]
+fn build_copy_link_layers_stand_apart_from_the_steps_below() {
+    let Some((b, ctx)) = setup(
+        "build_copy_link_layers_stand_apart_from_the_steps_below",
+        &[
+            (
+                "Dockerfile",
+                "FROM bb\n\
+                 ARG V=1\n\
+                 RUN echo $V > /v && ln -s /tmp /linked && ln -s /tmp /followed\n\
+                 COPY --link app /srv/app\n\
+                 COPY --link app /linked/\n\
+                 COPY app /followed/\n",
+            ),
+            ("app/x", "x"),
+        ],
+    ) else {
+        return;
+    };
+    built(&b, &["-t", "link:1"], &ctx);
+    // A --link COPY does not go through the image's links: its
+    // destination is a directory of its own layer.
+    let got = run_in(
+        &b,
+        "link:1",
+        &[
+            "sh",
+            "-c",
+            "cat /srv/app/x; ls -ld /linked | cut -c1; ls /tmp; ls -ld /followed | cut -c1",
+        ],
+    );
+    assert_eq!(got, "xd\nx\nl\n", "{got}");
+    // Another RUN below: the --link layers are put on the new parent as
+    // they were, the plain COPY runs again.
+    let o = built(&b, &["--build-arg", "V=2", "-t", "link:2"], &ctx);
+    assert_eq!(ran_steps(&o), vec![3, 6], "{o}");
+    let (one, two) = (layers(&b, "link:1"), layers(&b, "link:2"));
+    assert_ne!(
+        one[..one.len() - 3],
+        two[..two.len() - 3],
+        "the RUN changed"
+    );
+    assert_eq!(
+        one[one.len() - 3..one.len() - 1],
+        two[two.len() - 3..two.len() - 1]
+    );
+    assert_eq!(run_in(&b, "link:2", &["cat", "/v", "/srv/app/x"]), "2\nx");
+    // --no-cache makes them again all the same.
+    let o = built(&b, &["--no-cache", "--build-arg", "V=2"], &ctx);
+    assert_eq!(ran_steps(&o), vec![2, 3, 4, 5, 6], "{o}");
+}

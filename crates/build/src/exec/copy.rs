@@ -196,14 +196,24 @@ impl<'b> StageRun<'b> {
             .map(|s| chown_ids(s, view.root()))
             .transpose()?;
         let chmod = c.chmod.as_deref().map(Chmod::parse).transpose()?;
-        let placed = tarball::place(&sources.items, &c.dest, &workdir, view.root(), keyword)?;
+        // --link: the layer is made apart from the image (BuildKit's
+        // rule): no directory or link of it shapes where files land or
+        // the parents made for them, so the layer fits on any parent.
+        let apart;
+        let onto = if c.link {
+            apart = View::mount(&self.b.store, None, &self.b.scratch)?;
+            apart.root()
+        } else {
+            view.root()
+        };
+        let placed = tarball::place(&sources.items, &c.dest, &workdir, onto, keyword)?;
         let o = tarball::Options {
             chown,
             chmod,
             epoch: self.b.opts.source_date_epoch,
             now: now(),
         };
-        let mut write = |w: &mut dyn Write| tarball::write(w, view.root(), &placed, &o).map(|_| ());
+        let mut write = |w: &mut dyn Write| tarball::write(w, onto, &placed, &o).map(|_| ());
         child(
             &self.b.store,
             &self.cur,

@@ -13,7 +13,7 @@ use super::error::{BuildError, Result};
 use super::run::run_command;
 use super::{Build, Event, StageResult};
 use crate::dockerfile::{parse_file, Instruction, KeyValue, Node};
-use crate::plan::{base_key, step_key, Base, BaseKey, Platform, Scope, Step};
+use crate::plan::{base_key, link_key, step_key, Base, BaseKey, Platform, Scope, Step};
 
 /// Builds stage `index` and records its result; always tells the printer
 /// the stage is over, and on failure cancels the stages running beside.
@@ -269,7 +269,16 @@ impl<'b> StageRun<'b> {
             }
             None => {
                 let created_by = self.created_by(&step, sources.as_ref())?;
-                let next = match self.reuse_cache_from(&step, &created_by)? {
+                let link = self.link_key(&step, sources.as_ref());
+                let reused = match self.reuse_cache_from(&step, &created_by)? {
+                    Some(c) => Some(c),
+                    None if self.b.opts.no_cache => None,
+                    None => match &link {
+                        Some(k) => self.reuse_link(k, &step, &created_by)?,
+                        None => None,
+                    },
+                };
+                let next = match reused {
                     Some(c) => {
                         self.emit(Event::UsingCache { stage: self.index });
                         c
@@ -278,6 +287,9 @@ impl<'b> StageRun<'b> {
                 };
                 if let Some(id) = next.id() {
                     self.b.cache.put(&key, id, self.cur.id())?;
+                    if let Some(k) = &link {
+                        self.b.cache.put(k, id, self.cur.id())?;
+                    }
                 }
                 next
             }
@@ -294,6 +306,66 @@ impl<'b> StageRun<'b> {
             });
         }
         Ok(())
+    }
+
+    /// The key of a `COPY --link` (or `ADD --link`) layer, which does not
+    /// depend on the steps before it. `--chown` by name reads the image's
+    /// passwd, so such a step is keyed as any other.
+    fn link_key(&self, step: &Step, sources: Option<&Sources<'_>>) -> Option<Digest> {
+        let (Instruction::Copy(c) | Instruction::Add(c)) = &step.instruction else {
+            return None;
+        };
+        let numeric = |s: &str| s.split(':').all(|p| p.parse::<u32>().is_ok());
+        if !c.link || !c.chown.as_deref().is_none_or(numeric) {
+            return None;
+        }
+        let workdir = self
+            .cur
+            .runtime()
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .map(String::from);
+        Some(link_key(
+            step,
+            sources.map(|s| &s.digest),
+            workdir.as_deref().unwrap_or(""),
+        ))
+    }
+
+    /// A `--link` layer made before, on whatever parent, put on this one
+    /// (BuildKit's rebase): the image it went into last time gives its top
+    /// layer.
+    fn reuse_link(&self, key: &Digest, step: &Step, created_by: &str) -> Result<Option<Current>> {
+        let Some(made) = self.lookup(key)? else {
+            return Ok(None);
+        };
+        let empty = made
+            .history()
+            .last()
+            .is_some_and(|h| h["empty_layer"].as_bool().unwrap_or(false));
+        let layer = if empty {
+            Layer::None
+        } else {
+            let (Some(descriptor), Some(diff_id)) = (
+                made.layer_descriptors(&self.b.store)?.last().cloned(),
+                made.diff_ids().last().cloned(),
+            ) else {
+                return Ok(None);
+            };
+            Layer::Reuse {
+                descriptor,
+                diff_id,
+            }
+        };
+        let rt = self.next_runtime(&step.instruction)?;
+        Ok(Some(child(
+            &self.b.store,
+            &self.cur,
+            rt,
+            json!({"created_by": created_by}),
+            layer,
+            &self.b.created(),
+        )?))
     }
 
     fn lookup(&self, key: &Digest) -> Result<Option<Current>> {

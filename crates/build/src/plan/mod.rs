@@ -18,7 +18,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use cache_key::{base_key, step_key, BaseKey};
+pub use cache_key::{base_key, link_key, step_key, BaseKey};
 pub use platform::{Platform, PlatformError};
 pub use scope::{Scope, Step, PROXY_ARGS};
 

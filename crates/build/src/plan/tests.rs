@@ -286,6 +286,14 @@ fn cache_keys() {
         step_key(&parent, &step("x", &[("a", "bc")]), None),
         step_key(&parent, &step("x", &[("ab", "c")]), None)
     );
+    // A --link layer's key: the same on any parent, not for another
+    // working directory, content or instruction, and never a step key.
+    let l = link_key(&step("make", &[]), Some(&digest("c")), "/");
+    assert_eq!(l, link_key(&step("make", &[]), Some(&digest("c")), "/"));
+    assert_ne!(l, link_key(&step("make", &[]), Some(&digest("c")), "/src"));
+    assert_ne!(l, link_key(&step("make", &[]), Some(&digest("d")), "/"));
+    assert_ne!(l, link_key(&step("make all", &[]), Some(&digest("c")), "/"));
+    assert!(!all.contains(&&l));
     // Pinned: the encoding is part of the cache format; changing it must
     // be deliberate (bump the domain tag).
     assert_eq!(
