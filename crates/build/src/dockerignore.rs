@@ -9,12 +9,13 @@
 //! matching pattern wins, and a path is also excluded when one of its parent
 //! directories matches (so `build` excludes `build/out.o`).
 
-/// A `.dockerignore` pattern that cannot be used.
+/// A `.dockerignore` pattern that cannot be used, at its line and column
+/// (the caller knows the file's name).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IgnoreError {
-    #[error(".dockerignore:{line}:{column}: illegal exclusion pattern \"!\"")]
+    #[error("{line}:{column}: illegal exclusion pattern \"!\"")]
     BareExclusion { line: usize, column: usize },
-    #[error(".dockerignore:{line}:{column}: syntax error in pattern {pattern:?}")]
+    #[error("{line}:{column}: syntax error in pattern {pattern:?}")]
     BadPattern {
         line: usize,
         column: usize,

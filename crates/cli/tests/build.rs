@@ -408,6 +408,7 @@ fn build_errors_point_at_the_dockerfile() {
         ("FROM bb\nCOPY ../a /\n", "Dockerfile:2:6: COPY: forbidden path outside the build context: ../a"),
         ("FROM bb\nADD http://127.0.0.1:1/x /x\n", "Dockerfile:2:5: ADD: downloading http://127.0.0.1:1/x: "),
         ("FROM --platform=linux/s390x bb\n", "Dockerfile:1:1: FROM: FROM --platform=linux/s390x (only the host's platform"),
+        ("FROM bb\nCOPY --exclude=ok --exclude=[abc a /\n", "Dockerfile:2:1: COPY: --exclude=[abc: syntax error in pattern \"[abc\""),
         ("FROM bb\nRUN exit 4\n", "Dockerfile:2:1: RUN: the command '/bin/sh -c exit 4' returned a non-zero code: 4"),
     ];
     for (i, (df, want)) in cases.iter().enumerate() {
@@ -422,6 +423,16 @@ fn build_errors_point_at_the_dockerfile() {
     let ctx = context(&b, "named", &[("build.df", "FROM bb\nFROM\n")]);
     let o = build(&b, &["-f", ctx.join("build.df").to_str().unwrap()], &ctx);
     fails_with(&o, "build.df:2:1: FROM requires at least one argument");
+    // An ignore file beside a -f Dockerfile is named as such.
+    let df = ctx.join("build.df");
+    std::fs::write(format!("{}.dockerignore", df.display()), "ok\n!\n").unwrap();
+    fails_with(
+        &build(&b, &["-f", df.to_str().unwrap()], &ctx),
+        &format!(
+            "{}.dockerignore:2:1: illegal exclusion pattern \"!\"",
+            df.display()
+        ),
+    );
     // A flag's value is no place in the Dockerfile.
     fails_with(
         &build(&b, &["--platform", "linux/s390x"], &b.dir.path().join("c0")),

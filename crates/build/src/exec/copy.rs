@@ -16,7 +16,7 @@ use super::stage::{now, StageRun};
 use super::tarball::{self, Chmod};
 use super::view::View;
 use crate::dockerfile::{Copy, Source};
-use crate::dockerignore::DockerIgnore;
+use crate::dockerignore::{DockerIgnore, IgnoreError};
 
 /// What a COPY or ADD reads, kept readable until its layer is written.
 pub(super) struct Sources<'b> {
@@ -97,7 +97,15 @@ impl<'b> StageRun<'b> {
             ));
         }
         if !c.excludes.is_empty() {
-            let ex = DockerIgnore::parse(&c.excludes.join("\n"))?;
+            let ex = DockerIgnore::parse(&c.excludes.join("\n")).map_err(|e| {
+                let (IgnoreError::BareExclusion { line, .. }
+                | IgnoreError::BadPattern { line, .. }) = e;
+                let pattern = c.excludes.get(line - 1).map_or("", String::as_str);
+                BuildError::Invalid(format!(
+                    "--exclude={pattern}: {}",
+                    e.to_string().split_once(": ").map_or("", |(_, m)| m)
+                ))
+            })?;
             items.retain(|i| !ex.matches(&i.name));
             for i in &mut items {
                 let name = i.name.clone();

@@ -15,8 +15,9 @@ pub enum BuildError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error(transparent)]
-    Ignore(#[from] IgnoreError),
+    /// A bad pattern in the ignore file `file`.
+    #[error("{file}:{error}")]
+    Ignore { file: String, error: IgnoreError },
     /// A step failed: where it is in the Dockerfile (at the offending
     /// text when the instruction shows it), and why.
     #[error("{file}:{line}:{column}: {keyword}: {cause}")]
@@ -67,7 +68,7 @@ impl BuildError {
         match self {
             BuildError::Parse(_)
             | BuildError::Plan(_)
-            | BuildError::Ignore(_)
+            | BuildError::Ignore { .. }
             | BuildError::OutsideContext(_)
             | BuildError::NoSources
             | BuildError::Invalid(_)
