@@ -409,6 +409,8 @@ fn build_errors_point_at_the_dockerfile() {
         ("FROM bb\nADD http://127.0.0.1:1/x /x\n", "Dockerfile:2:5: ADD: downloading http://127.0.0.1:1/x: "),
         ("FROM --platform=linux/s390x bb\n", "Dockerfile:1:1: FROM: FROM --platform=linux/s390x (only the host's platform"),
         ("FROM bb\nCOPY --exclude=ok --exclude=[abc a /\n", "Dockerfile:2:1: COPY: --exclude=[abc: syntax error in pattern \"[abc\""),
+        ("FROM bb AS a\nCOPY --from=b /x /\nFROM bb AS b\nCOPY --from=a /y /\n", "Dockerfile:2:13: circular dependency between stages: a, b"),
+        ("FROM bb\nCOPY --from=5 /x /\n", "Dockerfile:2:13: no stage with index 5"),
         ("FROM bb\nRUN exit 4\n", "Dockerfile:2:1: RUN: the command '/bin/sh -c exit 4' returned a non-zero code: 4"),
     ];
     for (i, (df, want)) in cases.iter().enumerate() {

@@ -68,8 +68,14 @@ pub enum PlanError {
     NoStages,
     #[error("target stage {0:?} could not be found")]
     UnknownTarget(String),
-    #[error("circular dependency between stages: {0}")]
-    Cycle(String),
+    /// At the first place one stage on the cycle names another.
+    #[error("{file}:{line}:{column}: circular dependency between stages: {stages}")]
+    Cycle {
+        file: String,
+        line: usize,
+        column: usize,
+        stages: String,
+    },
     #[error("{file}:{line}:{column}: stage {stage:?} copies from itself")]
     SelfReference {
         file: String,
@@ -105,6 +111,8 @@ pub struct PlannedStage {
     pub platform: Option<String>,
     /// Stages this one needs: its base, `COPY --from`, `RUN --mount=from=`.
     pub deps: BTreeSet<usize>,
+    /// Where each of `deps` is first named: (line, column).
+    pub dep_sites: BTreeMap<usize, (usize, usize)>,
     /// Images (not stages) named by `COPY --from` or a mount's `from`.
     pub images: BTreeSet<String>,
 }
@@ -115,6 +123,8 @@ pub struct Plan {
     target: usize,
     groups: Vec<Vec<usize>>,
     escape: char,
+    /// The Dockerfile's name in messages.
+    file: String,
     options: PlanOptions,
     globals: BTreeMap<String, Option<String>>,
     automatic: BTreeMap<String, String>,
@@ -176,6 +186,7 @@ impl Plan {
             target: 0,
             groups: Vec::new(),
             escape,
+            file: df.file.clone(),
             options: options.clone(),
             globals,
             automatic,
@@ -209,10 +220,20 @@ impl Plan {
                 });
             }
             let mut deps = BTreeSet::new();
+            let mut dep_sites = BTreeMap::new();
             let base = if image == "scratch" {
                 Base::Scratch
             } else if let Some(i) = by_name(&image, stage.index) {
                 deps.insert(i);
+                dep_sites.insert(
+                    i,
+                    site(
+                        stage.span,
+                        &stage.source,
+                        &format!(" {}", stage.from.image),
+                        1,
+                    ),
+                );
                 Base::Stage(i)
             } else {
                 Base::Image(image)
@@ -238,10 +259,13 @@ impl Plan {
                     _ => {}
                 }
                 for r in refs {
-                    let at = |line: usize, column: usize| (df.file.clone(), line, column);
+                    let at = || {
+                        let (line, column) = site(node.span, &node.source, &format!("from={r}"), 5);
+                        (df.file.clone(), line, column)
+                    };
                     if let Ok(index) = r.parse::<usize>() {
                         if index >= df.stages.len() {
-                            let (file, line, column) = at(node.span.line, node.span.column);
+                            let (file, line, column) = at();
                             return Err(PlanError::StageIndex {
                                 file,
                                 line,
@@ -250,7 +274,7 @@ impl Plan {
                             });
                         }
                         if index == stage.index {
-                            let (file, line, column) = at(node.span.line, node.span.column);
+                            let (file, line, column) = at();
                             return Err(PlanError::SelfReference {
                                 file,
                                 line,
@@ -259,8 +283,11 @@ impl Plan {
                             });
                         }
                         deps.insert(index);
+                        dep_sites.entry(index).or_insert_with(|| {
+                            site(node.span, &node.source, &format!("from={r}"), 5)
+                        });
                     } else if stage.from.name.as_deref() == Some(r.to_ascii_lowercase().as_str()) {
-                        let (file, line, column) = at(node.span.line, node.span.column);
+                        let (file, line, column) = at();
                         return Err(PlanError::SelfReference {
                             file,
                             line,
@@ -269,6 +296,9 @@ impl Plan {
                         });
                     } else if let Some(i) = by_name(r, stage.index) {
                         deps.insert(i);
+                        dep_sites.entry(i).or_insert_with(|| {
+                            site(node.span, &node.source, &format!("from={r}"), 5)
+                        });
                     } else {
                         images.insert(r.to_string());
                     }
@@ -281,6 +311,7 @@ impl Plan {
                 base,
                 platform,
                 deps,
+                dep_sites,
                 images,
             });
         }
@@ -336,12 +367,25 @@ impl Plan {
                 .filter(|s| !level.contains_key(s))
                 .collect();
             // Name only the stages on a cycle, not those merely behind one.
-            let names: Vec<String> = stuck
+            let on: Vec<usize> = stuck
                 .iter()
-                .filter(|&&s| self.reaches(s, s, &stuck))
-                .map(|&s| self.display_name(s))
+                .copied()
+                .filter(|&s| self.reaches(s, s, &stuck))
                 .collect();
-            return Err(PlanError::Cycle(names.join(", ")));
+            let names: Vec<String> = on.iter().map(|&s| self.display_name(s)).collect();
+            let (line, column) = on
+                .iter()
+                .find_map(|&s| {
+                    let sites = &self.stages[s].dep_sites;
+                    on.iter().find_map(|d| sites.get(d).copied())
+                })
+                .unwrap_or((1, 1));
+            return Err(PlanError::Cycle {
+                file: self.file.clone(),
+                line,
+                column,
+                stages: names.join(", "),
+            });
         }
         let depth = level.values().max().map_or(0, |m| m + 1);
         let mut groups = vec![Vec::new(); depth];
@@ -440,4 +484,20 @@ fn subst_column(span: Span, text: &str, error: &SubstError) -> usize {
         .iter()
         .find_map(|v| text.find(v.as_str()))
         .map_or(span.column, |i| span.column + text[..i].chars().count())
+}
+
+/// (line, column) of what follows the first `skip` bytes of `needle` in
+/// an instruction at `span` whose text is `source`, or of the instruction
+/// when it spans lines or does not show it.
+fn site(span: Span, source: &str, needle: &str, skip: usize) -> (usize, usize) {
+    let at = (span.line == span.end_line)
+        .then(|| source.find(needle))
+        .flatten()
+        .map(|i| i + skip);
+    (
+        span.line,
+        at.map_or(span.column, |i| {
+            span.column + source.get(..i).map_or(0, |p| p.chars().count())
+        }),
+    )
 }
