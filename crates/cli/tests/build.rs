@@ -977,6 +977,16 @@ fn build_squash_merges_the_final_stages_layers_into_one() {
         size("sq"),
         size("plain")
     );
+    // On scratch: one layer, "created new" rather than merged onto a base.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY f /a\nCOPY f /b\n",
+    )
+    .unwrap();
+    built(&b, &["--squash", "-t", "sq:scratch"], &ctx);
+    assert_eq!(layers(&b, "sq:scratch").len(), 1);
+    let history = b.ok(&["history", "--format", "{{.Comment}}", "sq:scratch"]);
+    assert!(history.starts_with("create new from sha256:"), "{history}");
 }
 
 #[test]
