@@ -1,10 +1,12 @@
-//! `berth build` end to end, as root, on images made from busybox: a
-//! multi-stage build whose RUN steps make files, COPY with .dockerignore
-//! and --chown, the cache (hits on rebuild with the same image id, one
-//! changed file invalidating exactly its step and those after), --target,
-//! --build-arg, heredocs, config instructions, parallel stages, cache
-//! mounts, ADD of archives and URLs, --cache-from, reproducible digests,
-//! errors located in the Dockerfile, hostile input refused, and a failed
+//! `berth build` end to end, as root, on images made from busybox (and
+//! one debootstrap Debian with gcc): a multi-stage build whose RUN steps
+//! make files, COPY with .dockerignore and --chown, the cache (hits on
+//! rebuild with the same image id, one changed file invalidating exactly
+//! its step and those after), --target, --build-arg, heredocs, config
+//! instructions, parallel stages, cache mounts, ADD of archives and URLs,
+//! --cache-from, COPY --link, --squash, the --progress styles, RUN's
+//! network, hosts, shm and ulimits, reproducible digests, every kind of
+//! error located in the Dockerfile, hostile input refused, and a failed
 //! RUN leaving the store as it was.
 
 mod common;
