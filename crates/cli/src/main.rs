@@ -7,6 +7,7 @@
 mod archive;
 mod attach;
 mod build;
+mod buildprogress;
 mod containerfs;
 mod containers;
 mod cp;
