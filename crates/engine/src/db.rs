@@ -137,6 +137,14 @@ impl Db {
         // path every `run` takes.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db_err)?;
+        // The last connection to close would checkpoint the WAL and delete
+        // it (two fsyncs), and the next writer recreate it (two more): on
+        // every command. Commits checkpoint once the WAL reaches 1000 pages.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(db_err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS containers (
                 id TEXT PRIMARY KEY,

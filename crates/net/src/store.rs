@@ -59,6 +59,11 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // No checkpoint (two fsyncs) and WAL deletion at every close.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS net_networks (
                  name TEXT PRIMARY KEY,

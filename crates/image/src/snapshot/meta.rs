@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{io_err, Info, Kind, Result, SnapshotError};
@@ -36,6 +37,8 @@ impl Meta {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // WAL + NORMAL: consistent after any process crash, see Store::open.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // No checkpoint and WAL deletion at every close: see Store::open.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         // AUTOINCREMENT: an id is never reused, so a directory left by a
         // crash can never be mistaken for a later snapshot's.
         conn.execute_batch(
