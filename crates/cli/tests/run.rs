@@ -192,3 +192,31 @@ fn network_none_has_only_loopback_and_host_sees_the_host() {
     ]);
     assert_eq!(hn, "box\n1box\n");
 }
+
+/// The root of a `--rm` container is a volatile overlay (its unmount does
+/// not sync the host's filesystem: its changes are thrown away anyway);
+/// a kept container's root is not.
+#[test]
+fn rm_containers_root_is_volatile_and_kept_ones_are_not() {
+    if !berth_testutil::require_root("rm_containers_root_is_volatile_and_kept_ones_are_not") {
+        return;
+    }
+    let b = Berth::with_image();
+    let root_line = |rm: bool| {
+        let mut args = vec!["run", "--network", "none"];
+        if rm {
+            args.push("--rm");
+        }
+        args.extend(["bb", "cat", "/proc/self/mountinfo"]);
+        let out = b.ok(&args);
+        out.lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .unwrap_or_else(|| panic!("no root mount in {out}"))
+            .to_string()
+    };
+    let rm = root_line(true);
+    assert!(rm.contains(" overlay ") && rm.contains("volatile"), "{rm}");
+    let kept = root_line(false);
+    assert!(kept.contains(" overlay "), "{kept}");
+    assert!(!kept.contains("volatile"), "{kept}");
+}
