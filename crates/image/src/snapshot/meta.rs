@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{io_err, Info, Kind, Result, SnapshotError};
+use super::{io_err, Detached, Info, Kind, Result, SnapshotError};
 
 pub(crate) const STAGE_PREFIX: &str = "stage-";
 
@@ -190,6 +190,12 @@ impl Meta {
     /// aside inside the transaction and deleted after it, so a crash leaves
     /// at worst a `rm-*` directory, never a row without its directory.
     pub(crate) fn remove(&self, key: &str) -> Result<()> {
+        self.detach(key)?.purge()
+    }
+
+    /// [`Meta::remove`] up to the deletion of the moved directory, which
+    /// the returned guard does.
+    pub(crate) fn detach(&self, key: &str) -> Result<Detached> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row = get(&tx, key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
@@ -216,9 +222,7 @@ impl Meta {
             let _ = std::fs::rename(&trash, &dir);
             return Err(e.into());
         }
-        std::fs::remove_dir_all(&trash)
-            .or_else(ignore_missing)
-            .map_err(io_err(format!("removing {}", trash.display())))
+        Ok(Detached::new(trash))
     }
 
     /// Deletes directories a crash left behind in `remove`, and staged
@@ -243,14 +247,6 @@ impl Meta {
             .query_map([], row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
-    }
-}
-
-fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Ok(())
-    } else {
-        Err(e)
     }
 }
 
