@@ -4,8 +4,10 @@
 
 use std::fs;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_image::store::Store;
 use berth_runtime::Runtime;
 
 use crate::db::{Container, Db, State};
@@ -24,15 +26,56 @@ use crate::user;
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub paths: Paths,
+    handles: Handles,
+}
+
+/// The state database and image store, opened once per process and
+/// shared by the engine's clones (see [`crate::db::Pool`]).
+#[derive(Clone, Default)]
+struct Handles {
+    db: crate::db::Pool,
+    store: Arc<Mutex<Option<Arc<Store>>>>,
+}
+
+impl std::fmt::Debug for Handles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handles")
+    }
 }
 
 impl Engine {
     pub fn new(paths: Paths) -> Engine {
-        Engine { paths }
+        Engine {
+            paths,
+            handles: Handles::default(),
+        }
     }
 
     pub fn db(&self) -> Result<Db> {
-        Db::open(&self.paths.db())
+        self.handles.db.get(&self.paths.db())
+    }
+
+    /// The image store under `--root`, opened at the first use.
+    pub fn store(&self) -> Result<Arc<Store>> {
+        let mut slot = self.handles.store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(images::open(&self.paths)?);
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Closes the database connection and image store kept open between
+    /// uses: a monitor does before it waits for its container, so that a
+    /// thousand idle monitors hold no SQLite caches.
+    pub fn release(&self) {
+        self.handles.db.clear();
+        self.handles
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     pub fn runtime(&self) -> Runtime {
@@ -50,7 +93,7 @@ impl Engine {
     /// `create`: the row, and the container's writable snapshot on top of
     /// its image. Nothing runs yet.
     pub fn create(&self, opts: &RunOptions) -> Result<Container> {
-        let store = images::open(&self.paths)?;
+        let store = self.store()?;
         let image = images::find(&store, &opts.image)?;
         let image_cfg = images::config(&store, &image)?;
         let id = names::new_id()?;
@@ -83,7 +126,6 @@ impl Engine {
             image: opts.image.clone(),
             image_id: image.id.to_string(),
             config,
-            spec: String::new(),
             created: chrono::Utc::now(),
             state: State::Created,
             pid: 0,
@@ -133,7 +175,7 @@ impl Engine {
         }
         crate::restart::reset(&db, &c.id)?;
         let console_size = attach.as_ref().and_then(|a| a.console_size);
-        self.prepare(&db, &c, console_size)?;
+        self.prepare(&c, console_size)?;
         let started = monitor::spawn(&self.paths, &c.id, attach.map(|a| a.stream));
         if started.is_err() {
             let _ = unmount(&self.paths.rootfs(&c.id));
@@ -144,8 +186,8 @@ impl Engine {
 
     /// Mounts the container's root and writes its bundle: what a start
     /// needs before the monitor runs (the monitor's restarts need it too).
-    pub fn prepare(&self, db: &Db, c: &Container, console_size: Option<(u16, u16)>) -> Result<()> {
-        let store = images::open(&self.paths)?;
+    pub fn prepare(&self, c: &Container, console_size: Option<(u16, u16)>) -> Result<()> {
+        let store = self.store()?;
         let mounts = images::rootfs_mounts(&store, &c.id)?;
         let rootfs = self.paths.rootfs(&c.id);
         fs::create_dir_all(&rootfs).map_err(io_err(format!("creating {}", rootfs.display())))?;
@@ -169,15 +211,10 @@ impl Engine {
             if let Some(size) = console_size {
                 crate::attach::set_console_size(&mut s, size);
             }
-            let json = serde_json::to_string_pretty(&s)
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            write_atomic(
-                &self.paths.bundle(&c.id).join("config.json"),
-                json.as_bytes(),
-            )?;
+            let json = serde_json::to_vec(&s).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            write_atomic(&self.paths.bundle(&c.id).join("config.json"), &json)?;
             fs::create_dir_all(self.paths.container_dir(&c.id))
-                .map_err(io_err("creating the container directory"))?;
-            db.set_spec(&c.id, &json)
+                .map_err(io_err("creating the container directory"))
         })();
         if prepared.is_err() {
             // Nothing stays mounted for a start that never happened.
@@ -342,7 +379,13 @@ impl Engine {
         let mut errors = Vec::new();
         // Before the bundle goes: the network's record of itself is there.
         self.release_run(id, &mut errors);
-        match images::open(&self.paths).and_then(|s| images::remove_rootfs(&s, id)) {
+        self.remove_released(db, id, errors)
+    }
+
+    /// The rest of [`Engine::teardown`] once the run is released: the
+    /// snapshot, the files, and (if all that went) the row.
+    fn remove_released(&self, db: &Db, id: &str, mut errors: Vec<String>) -> Result<()> {
+        match self.store().and_then(|s| images::remove_rootfs(&s, id)) {
             Ok(()) => {}
             Err(e) => errors.push(e.to_string()),
         }
@@ -388,9 +431,24 @@ impl Engine {
         // docker frees the address and ports at exit, not at rm.
         self.release_run(id, &mut errors);
         let db = self.db()?;
-        db.set_exited(id, code, chrono::Utc::now())?;
-        if let Err(e) = self.remove_if_auto(&db, id) {
-            errors.push(e.to_string());
+        let c = db.find(id)?;
+        let now = chrono::Utc::now();
+        if !c.config.auto_remove {
+            db.set_exited(id, code, now)?;
+        } else if db.set_exited_removing(id, code, now)? {
+            // One write to removing (a racing `rm` then leaves it to us),
+            // and the teardown without releasing the run a second time
+            // unless the first failed.
+            let removed = if errors.is_empty() {
+                self.remove_released(&db, id, Vec::new())
+            } else {
+                self.teardown(&db, id)
+            };
+            if let Err(e) = removed {
+                errors.push(e.to_string());
+            }
+            // docker: --rm also removes the container's anonymous volumes.
+            errors.extend(self.remove_anonymous(&c.config.host_config.mounts));
         }
         if errors.is_empty() {
             Ok(())
@@ -482,7 +540,9 @@ impl Engine {
         if opts.cmd.is_empty() {
             return Err(Error::InvalidArgument("exec needs a command".into()));
         }
-        let s: oci_spec::runtime::Spec = serde_json::from_str(&c.spec)
+        let path = self.paths.bundle(&c.id).join("config.json");
+        let json = fs::read(&path).map_err(io_err(format!("reading {}", path.display())))?;
+        let s: oci_spec::runtime::Spec = serde_json::from_slice(&json)
             .map_err(|e| Error::InvalidArgument(format!("container {}: bad spec: {e}", c.id)))?;
         let mut p = s.process().clone().unwrap_or_default();
         p.set_args(Some(opts.cmd.clone()));

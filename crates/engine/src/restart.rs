@@ -156,7 +156,8 @@ pub fn mark_stopped(db: &Db, id: &str) -> Result<()> {
 
 /// A start by the user: the policy applies again, counted afresh.
 pub fn reset(db: &Db, id: &str) -> Result<()> {
-    put(db, id, Restarts::default())
+    // No row reads as the defaults; a delete of nothing writes nothing.
+    forget(db, id)
 }
 
 /// The monitor restarts the container: one more.

@@ -141,6 +141,8 @@ fn supervise(
             // exited and waits on our socket for this run to end.
             let _ = engine.runtime().kill(id, 9, true);
         }
+        // Idle monitors hold no database connections or caches.
+        engine.release();
         let began = Instant::now();
         let code = watch(
             pid,
