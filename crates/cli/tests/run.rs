@@ -220,3 +220,67 @@ fn rm_containers_root_is_volatile_and_kept_ones_are_not() {
     assert!(kept.contains(" overlay "), "{kept}");
     assert!(!kept.contains("volatile"), "{kept}");
 }
+
+/// Entries of `dir`, sorted; none when it does not exist.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `run --rm` returns once the container is gone from `ps -a` and
+/// unmounted; its monitor deletes the directories after answering, and
+/// when it is done nothing of the container is left on disk.
+#[test]
+fn rm_leaves_no_files_once_its_monitor_is_done() {
+    if !berth_testutil::require_root("rm_leaves_no_files_once_its_monitor_is_done") {
+        return;
+    }
+    let b = Berth::with_image();
+    let snapshots = b.root.join("snapshots").join("snapshots");
+    let layers = entries(&snapshots);
+    for _ in 0..3 {
+        b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bb",
+            "sh",
+            "-c",
+            "echo x > /f",
+        ]);
+        assert_eq!(b.ok(&["ps", "-aq"]), "");
+        assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+    }
+    // The monitors name our root in their command lines.
+    let root = b.root.to_string_lossy().into_owned();
+    let monitors = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains("berth-monitor") && c.contains(&root)
+                })
+            })
+            .count()
+    };
+    for _ in 0..600 {
+        if monitors() == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(monitors(), 0, "monitors still running");
+    assert_eq!(entries(&b.root.join("containers")), Vec::<String>::new());
+    assert_eq!(entries(&b.runroot.join("containers")), Vec::<String>::new());
+    assert_eq!(entries(&snapshots), layers);
+}

@@ -14,6 +14,7 @@ use crate::db::{Container, Db, State};
 use crate::error::{io_err, Error, Result};
 use crate::hostconfig::{self, HostConfig};
 use crate::images;
+use crate::leftovers::Leftovers;
 use crate::monitor;
 use crate::names;
 use crate::options::{ExecOptions, RunOptions};
@@ -379,21 +380,40 @@ impl Engine {
         let mut errors = Vec::new();
         // Before the bundle goes: the network's record of itself is there.
         self.release_run(id, &mut errors);
-        self.remove_released(db, id, errors)
+        self.remove_released(db, id, errors, None)
     }
 
     /// The rest of [`Engine::teardown`] once the run is released: the
-    /// snapshot, the files, and (if all that went) the row.
-    fn remove_released(&self, db: &Db, id: &str, mut errors: Vec<String>) -> Result<()> {
-        match self.store().and_then(|s| images::remove_rootfs(&s, id)) {
-            Ok(()) => {}
-            Err(e) => errors.push(e.to_string()),
-        }
-        for dir in [self.paths.bundle(id), self.paths.container_dir(id)] {
-            match fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => errors.push(format!("removing {}: {e}", dir.display())),
+    /// snapshot, the files, and (if all that went) the row. With `later`
+    /// the files are only moved aside, for the caller to delete.
+    fn remove_released(
+        &self,
+        db: &Db,
+        id: &str,
+        mut errors: Vec<String>,
+        later: Option<&mut Leftovers>,
+    ) -> Result<()> {
+        let dirs = [self.paths.bundle(id), self.paths.container_dir(id)];
+        if let Some(later) = later {
+            match self.store().and_then(|s| images::detach_rootfs(&s, id)) {
+                Ok(d) => d.into_iter().for_each(|d| later.add_snapshot(d)),
+                Err(e) => errors.push(e.to_string()),
+            }
+            for dir in &dirs {
+                if let Err(e) = later.move_aside(dir) {
+                    errors.push(format!("removing {}: {e}", dir.display()));
+                }
+            }
+        } else {
+            if let Err(e) = self.store().and_then(|s| images::remove_rootfs(&s, id)) {
+                errors.push(e.to_string());
+            }
+            for dir in &dirs {
+                match fs::remove_dir_all(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => errors.push(format!("removing {}: {e}", dir.display())),
+                }
             }
         }
         if errors.is_empty() {
@@ -405,6 +425,12 @@ impl Engine {
                 errors,
             })
         }
+    }
+
+    /// Deletes what removers that died left moved aside (see
+    /// [`crate::leftovers`]).
+    pub fn sweep_leftovers(&self) {
+        crate::leftovers::sweep(&self.paths.container_parents());
     }
 
     /// The monitor's record of a started container.
@@ -425,8 +451,10 @@ impl Engine {
     }
 
     /// The monitor's record of an exit: runtime state and mounts go, the
-    /// code and time are kept, and a `--rm` container is removed.
-    pub fn record_exit(&self, id: &str, code: i32) -> Result<()> {
+    /// code and time are kept, and a `--rm` container is removed: its row
+    /// now, its directories into `later`, to delete once the monitor has
+    /// answered.
+    pub fn record_exit(&self, id: &str, code: i32, later: &mut Leftovers) -> Result<()> {
         let mut errors = Vec::new();
         // docker frees the address and ports at exit, not at rm.
         self.release_run(id, &mut errors);
@@ -440,7 +468,7 @@ impl Engine {
             // and the teardown without releasing the run a second time
             // unless the first failed.
             let removed = if errors.is_empty() {
-                self.remove_released(&db, id, Vec::new())
+                self.remove_released(&db, id, Vec::new(), Some(later))
             } else {
                 self.teardown(&db, id)
             };

@@ -16,6 +16,7 @@ pub mod hostconfig;
 mod hostspec;
 pub mod image_ops;
 pub mod images;
+pub mod leftovers;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;

@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Instant;
 
+use berth_engine::leftovers::Leftovers;
 use berth_engine::protocol;
 use berth_engine::{ContainerConfig, Engine, Error, ErrorKind};
 use rustix::event::{poll, PollFd, PollFlags};
@@ -49,9 +50,17 @@ pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
         Ok(berth_sys::process::Forked::Child) => {}
         Err(e) => return report_failure(status, 125, &format!("forking the monitor: {e}")),
     }
-    match supervise(engine, id, attached, &status) {
+    let mut later = Leftovers::default();
+    match supervise(engine, id, attached, &status, &mut later) {
         Ok(code) => {
             let _ = (&status).write_all(protocol::exited(code).as_bytes());
+            drop(status);
+            // Everyone has heard: now the slow part of a --rm teardown,
+            // and what monitors that died before theirs left.
+            for e in later.purge() {
+                eprintln!("berth-monitor: removing {id}: {e}");
+            }
+            engine.sweep_leftovers();
             0
         }
         Err((code, msg)) => report_failure(status, code, &msg),
@@ -84,6 +93,7 @@ fn supervise(
     id: &str,
     attach: Option<UnixStream>,
     mut status: &File,
+    later: &mut Leftovers,
 ) -> Result<i32, Failure> {
     let paths = &engine.paths;
     let mut cfg = engine
@@ -154,7 +164,7 @@ fn supervise(
         )?;
         drop(stdio);
         clients.accept(&listener);
-        if let Err(e) = engine.record_exit(id, code) {
+        if let Err(e) = engine.record_exit(id, code, later) {
             eprintln!("berth-monitor: recording the exit of {id}: {e}");
         }
         // Clients hear of the exit only once it is recorded: `stop` then
