@@ -9,6 +9,7 @@
 //! threaded.
 
 pub mod bpf;
+pub mod memory;
 pub mod mount;
 pub mod process;
 pub mod seccomp;
