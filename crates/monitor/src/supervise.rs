@@ -151,8 +151,11 @@ fn supervise(
             // exited and waits on our socket for this run to end.
             let _ = engine.runtime().kill(id, 9, true);
         }
-        // Idle monitors hold no database connections or caches.
+        // An idle monitor is the engine's cost per container: no database
+        // connections or caches, no heap or stack left from the start.
         engine.release();
+        let _ = berth_sys::memory::release_unused_stack();
+        berth_sys::memory::trim_heap();
         let began = Instant::now();
         let code = watch(
             pid,
