@@ -112,12 +112,14 @@ pub fn spawn(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Handle>
     let mut child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
     // Our copy of the write end must go, or a dead monitor never reads as EOF.
     drop(cmd);
-    // The monitor forks into its own session at once; this reaps the parent half.
+    // The monitor forks into its own session at once; its parent half has
+    // exited by the time the first report arrives (or the pipe ends), so
+    // reaping it after costs no extra wake-up.
+    let mut events = Reader::new(File::from(r), id);
+    let first = events.next_event();
     let status = child
         .wait()
         .map_err(io_err(format!("waiting for {BINARY}")))?;
-    let mut events = Reader::new(File::from(r), id);
-    let first = events.next_event();
     if !status.success() && first.is_err() {
         return Err(Error::Monitor {
             id: id.into(),

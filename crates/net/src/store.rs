@@ -64,6 +64,8 @@ impl Store {
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
         )?;
+        // Checkpoints at 256 pages: a new process reads the whole WAL.
+        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS net_networks (
                  name TEXT PRIMARY KEY,

@@ -39,6 +39,7 @@ impl Meta {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // No checkpoint and WAL deletion at every close: see Store::open.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
         // AUTOINCREMENT: an id is never reused, so a directory left by a
         // crash can never be mistaken for a later snapshot's.
         conn.execute_batch(

@@ -195,6 +195,9 @@ impl Store {
         // No checkpoint (and WAL deletion, and its recreation by the next
         // writer: four fsyncs) each time the last connection closes.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+        // Checkpoints at 256 pages: every process's first connection reads
+        // the whole WAL to rebuild its index.
+        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS layers (
