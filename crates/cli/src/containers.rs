@@ -122,6 +122,7 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
     let keys = a.stdio.check()?;
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
+    berth_engine::timing::mark("cli: created");
     let (ours, attach) = if a.detach {
         (None, None)
     } else {
@@ -153,7 +154,9 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
         detach_keys: keys,
         sig_proxy: a.stdio.sig_proxy,
     };
-    finish(session.run()?, || handle.wait())
+    let code = finish(session.run()?, || handle.wait());
+    berth_engine::timing::mark("cli: exited");
+    code
 }
 
 /// The stream handed to the monitor at start, with our terminal's size.

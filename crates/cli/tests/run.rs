@@ -234,6 +234,59 @@ fn entries(dir: &std::path::Path) -> Vec<String> {
     v
 }
 
+/// The monitors of `b` once they stopped or 30 seconds passed (they name
+/// its root in their command lines).
+fn monitors_after_a_while(b: &Berth) -> usize {
+    let root = b.root.to_string_lossy().into_owned();
+    let monitors = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains("berth-monitor") && c.contains(&root)
+                })
+            })
+            .count()
+    };
+    for _ in 0..600 {
+        if monitors() == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    monitors()
+}
+
+/// The monitor starts while the root is mounted and the spec written; a
+/// start that fails there leaves the container created, nothing mounted
+/// and no monitor behind.
+#[test]
+fn a_start_that_fails_before_the_monitor_is_told_leaves_nothing_running() {
+    if !berth_testutil::require_root(
+        "a_start_that_fails_before_the_monitor_is_told_leaves_nothing_running",
+    ) {
+        return;
+    }
+    let b = Berth::with_image();
+    b.ok(&["create", "--name", "usr", "-u", "nosuch", "bb", "true"]);
+    let o = b.run(&["start", "usr"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unable to find user nosuch"),
+        "{}",
+        stderr(&o)
+    );
+    let ps = b.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert_eq!(ps.trim(), "usr Created", "{ps}");
+    assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+    assert_eq!(monitors_after_a_while(&b), 0, "a monitor stayed");
+    // And it starts once the user is one the image has.
+    let o = b.run(&["run", "--rm", "-u", "root", "bb", "id", "-u"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n", "{}", stderr(&o));
+}
+
 /// `run --rm` returns once the container is gone from `ps -a` and
 /// unmounted; its monitor deletes the directories after answering, and
 /// when it is done nothing of the container is left on disk.
@@ -259,27 +312,7 @@ fn rm_leaves_no_files_once_its_monitor_is_done() {
         assert_eq!(b.ok(&["ps", "-aq"]), "");
         assert!(b.mounts().is_empty(), "{:?}", b.mounts());
     }
-    // The monitors name our root in their command lines.
-    let root = b.root.to_string_lossy().into_owned();
-    let monitors = || {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-                    let c = String::from_utf8_lossy(&c);
-                    c.contains("berth-monitor") && c.contains(&root)
-                })
-            })
-            .count()
-    };
-    for _ in 0..600 {
-        if monitors() == 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(monitors(), 0, "monitors still running");
+    assert_eq!(monitors_after_a_while(&b), 0, "monitors still running");
     assert_eq!(entries(&b.root.join("containers")), Vec::<String>::new());
     assert_eq!(entries(&b.runroot.join("containers")), Vec::<String>::new());
     assert_eq!(entries(&snapshots), layers);

@@ -97,6 +97,7 @@ impl Engine {
         let store = self.store()?;
         let image = images::find(&store, &opts.image)?;
         let image_cfg = images::config(&store, &image)?;
+        crate::timing::mark("create: image");
         let id = names::new_id()?;
         let name = opts.name.as_deref().map(names::validate).transpose()?;
         let host = rustix::system::uname()
@@ -140,6 +141,7 @@ impl Engine {
             let _ = self.remove_anonymous(&c.config.host_config.mounts);
             return Err(e);
         }
+        crate::timing::mark("create: row");
         let made = (|| {
             fs::create_dir_all(self.paths.container_dir(&id)).map_err(io_err(format!(
                 "creating {}",
@@ -147,6 +149,7 @@ impl Engine {
             )))?;
             images::prepare_rootfs(&store, &image, &id)
         })();
+        crate::timing::mark("create: snapshot");
         if let Err(e) = made {
             let _ = self.remove_anonymous(&c.config.host_config.mounts);
             let _ = images::remove_rootfs(&store, &id);
@@ -176,8 +179,14 @@ impl Engine {
         }
         crate::restart::reset(&db, &c.id)?;
         let console_size = attach.as_ref().and_then(|a| a.console_size);
+        // The monitor loads and sets up on one CPU while we mount the root
+        // and write the spec on the other.
+        let bundle = self.paths.bundle(&c.id);
+        fs::create_dir_all(&bundle).map_err(io_err(format!("creating {}", bundle.display())))?;
+        let pending = monitor::launch(&self.paths, &c.id, attach.map(|a| a.stream))?;
         self.prepare(&c, console_size)?;
-        let started = monitor::spawn(&self.paths, &c.id, attach.map(|a| a.stream));
+        crate::timing::mark("start: prepared");
+        let started = pending.go();
         if started.is_err() {
             let _ = unmount(&self.paths.rootfs(&c.id));
             let _ = crate::network::release(self, &c.id);
@@ -195,6 +204,7 @@ impl Engine {
         // A root left mounted by a crashed monitor would be stacked on.
         unmount(&rootfs)?;
         mount_root(&mounts, &rootfs, c.config.auto_remove)?;
+        crate::timing::mark("prepare: mounted");
         let prepared = (|| {
             let mut u = user::resolve_in_root(&rootfs, &c.config.user)?;
             for g in user::groups_in_root(&rootfs, &c.config.host_config.group_add)? {
@@ -213,6 +223,7 @@ impl Engine {
                 crate::attach::set_console_size(&mut s, size);
             }
             let json = serde_json::to_vec(&s).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            crate::timing::mark("prepare: spec built");
             write_atomic(&self.paths.bundle(&c.id).join("config.json"), &json)?;
             fs::create_dir_all(self.paths.container_dir(&c.id))
                 .map_err(io_err("creating the container directory"))
@@ -458,12 +469,14 @@ impl Engine {
         let mut errors = Vec::new();
         // docker frees the address and ports at exit, not at rm.
         self.release_run(id, &mut errors);
+        crate::timing::mark("exit: released");
         let db = self.db()?;
         let c = db.find(id)?;
         let now = chrono::Utc::now();
         if !c.config.auto_remove {
             db.set_exited(id, code, now)?;
         } else if db.set_exited_removing(id, code, now)? {
+            crate::timing::mark("exit: claimed");
             // One write to removing (a racing `rm` then leaves it to us),
             // and the teardown without releasing the run a second time
             // unless the first failed.

@@ -30,6 +30,7 @@ pub mod restart;
 pub mod security;
 pub mod spec;
 pub mod stream;
+pub mod timing;
 pub mod user;
 mod view;
 pub mod volumes;

@@ -2,16 +2,16 @@
 //! protocol. The monitor is found next to the running binary (`berth` and
 //! `berth-monitor` ship together), or at `$BERTH_MONITOR`.
 
-use std::fs::File;
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::error::{io_err, Error, Result};
 use crate::paths::Paths;
-use crate::protocol::{Event, Reader};
+use crate::protocol::{self, Event, Reader};
 
 pub const BINARY: &str = "berth-monitor";
 
@@ -66,7 +66,7 @@ pub fn command(paths: &Paths) -> Result<Command> {
 pub struct Handle {
     pub id: String,
     pub pid: i32,
-    events: Reader<File>,
+    events: Reader<UnixStream>,
 }
 
 impl Handle {
@@ -83,17 +83,28 @@ impl Handle {
     }
 }
 
-/// Spawns the monitor for container `id` and waits for it to report the
-/// start. With `attach` (a socket) the monitor serves the container's
-/// stdio on it as [`crate::stream`] frames.
-pub fn spawn(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Handle> {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| io_err("creating a pipe")(e.into()))?;
+/// A monitor started before its container's bundle is ready: it loads,
+/// reads the row, opens the log and its socket while the starter mounts
+/// the root and writes the spec, and creates the container on
+/// [`Pending::go`]. Dropped instead, it exits without touching anything.
+pub struct Pending {
+    id: String,
+    child: Child,
+    status: UnixStream,
+}
+
+/// Starts the monitor for container `id`, whose bundle directory exists.
+/// With `attach` (a socket) the monitor serves the container's stdio on
+/// it as [`crate::stream`] frames. The monitor, in a session of its own,
+/// stays our child for as long as we live; a caller that outlives its
+/// containers must reap it (the CLI exits first).
+pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Pending> {
+    let (ours, theirs) = UnixStream::pair().map_err(io_err("creating a socket pair"))?;
     let mut cmd = command(paths)?;
     cmd.arg("start").arg(id);
-    // The status pipe rides on the monitor's stdin: only 0, 1 and 2 pass
-    // through exec without unsafe code on either side.
-    cmd.stdin(Stdio::from(w));
+    // The status socket rides on the monitor's stdin: only 0, 1 and 2
+    // pass through exec without unsafe code on either side.
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -109,39 +120,68 @@ pub fn spawn(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Handle>
     } else {
         cmd.stdout(Stdio::null());
     }
-    let mut child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
-    // Our copy of the write end must go, or a dead monitor never reads as EOF.
+    let child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
+    crate::timing::mark("spawn: spawned");
+    // Our copy of its end must go, or a dead monitor never reads as EOF.
     drop(cmd);
-    // The monitor forks into its own session at once; its parent half has
-    // exited by the time the first report arrives (or the pipe ends), so
-    // reaping it after costs no extra wake-up.
-    let mut events = Reader::new(File::from(r), id);
-    let first = events.next_event();
-    let status = child
-        .wait()
-        .map_err(io_err(format!("waiting for {BINARY}")))?;
-    if !status.success() && first.is_err() {
-        return Err(Error::Monitor {
-            id: id.into(),
-            reason: format!("exited with {status} before starting the container"),
-        });
-    }
-    match first? {
-        Event::Started(pid) => Ok(Handle {
-            id: id.to_string(),
-            pid,
-            events,
-        }),
-        Event::Failed(127, msg) => Err(Error::CommandNotFound(msg)),
-        Event::Failed(126, msg) => Err(Error::CannotInvoke(msg)),
-        Event::Failed(_, msg) => Err(Error::Monitor {
-            id: id.to_string(),
-            reason: msg,
-        }),
-        Event::Exited(c) => Err(Error::Monitor {
-            id: id.to_string(),
-            reason: format!("reported an exit ({c}) before a start"),
-        }),
+    Ok(Pending {
+        id: id.to_string(),
+        child,
+        status: ours,
+    })
+}
+
+impl Pending {
+    /// The bundle is ready: the monitor creates and starts the container.
+    /// Returns once it reports the start.
+    pub fn go(self) -> Result<Handle> {
+        let Pending {
+            id,
+            mut child,
+            mut status,
+        } = self;
+        let id = id.as_str();
+        // A monitor that already died shows in its report (none).
+        let _ = status.write_all(protocol::GO.as_bytes());
+        let mut events = Reader::new(status, id);
+        let first = events.next_event();
+        crate::timing::mark("spawn: reported");
+        let first = match first {
+            Ok(Event::Started(pid)) => Event::Started(pid),
+            // It ends right after reporting anything else, or it ended
+            // without a word and its status tells.
+            other => {
+                let status = child
+                    .wait()
+                    .map_err(io_err(format!("waiting for {BINARY}")))?;
+                match other {
+                    Err(_) if !status.success() => {
+                        return Err(Error::Monitor {
+                            id: id.into(),
+                            reason: format!("exited with {status} before starting the container"),
+                        })
+                    }
+                    other => other?,
+                }
+            }
+        };
+        match first {
+            Event::Started(pid) => Ok(Handle {
+                id: id.to_string(),
+                pid,
+                events,
+            }),
+            Event::Failed(127, msg) => Err(Error::CommandNotFound(msg)),
+            Event::Failed(126, msg) => Err(Error::CannotInvoke(msg)),
+            Event::Failed(_, msg) => Err(Error::Monitor {
+                id: id.to_string(),
+                reason: msg,
+            }),
+            Event::Exited(c) => Err(Error::Monitor {
+                id: id.to_string(),
+                reason: format!("reported an exit ({c}) before a start"),
+            }),
+        }
     }
 }
 

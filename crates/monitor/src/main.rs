@@ -76,6 +76,7 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
 }
 
 fn main() -> ExitCode {
+    berth_engine::timing::mark("monitor: main");
     // `exec` enters a container that already runs processes: it runs from
     // a sealed copy of this binary so they cannot reach the host's through
     // /proc/PID/exe (CVE-2019-5736). `start` makes a container with a new

@@ -22,8 +22,8 @@ fn dup(fd: impl AsFd) -> std::io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
 }
 
-/// Runs the whole life of container `id`; returns our exit code (only
-/// the short-lived first process's is seen by anyone).
+/// Runs the whole life of container `id`; returns our exit code, which
+/// the starter reads only when we end without a report.
 pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
     let status = match dup(std::io::stdin()) {
         Ok(fd) => File::from(fd),
@@ -42,25 +42,27 @@ pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
         None
     };
     // Our own session, so the starter's terminal signals (ctrl-c) reach
-    // the starter and not us, then a fork so the starter's wait returns
-    // at once and we are nobody's child but init's.
-    let _ = rustix::process::setsid();
-    match berth_sys::process::fork_with_flags(0, false, None) {
-        Ok(berth_sys::process::Forked::Parent { .. }) => return 0,
-        Ok(berth_sys::process::Forked::Child) => {}
-        Err(e) => return report_failure(status, 125, &format!("forking the monitor: {e}")),
+    // the starter and not us. No fork to leave the starter's family: it
+    // does not wait for us (see berth_engine::monitor::launch), and a fork
+    // here was a scheduling round more on the path of every start.
+    if let Err(e) = rustix::process::setsid() {
+        return report_failure(status, 125, &format!("starting a session: {e}"));
     }
     let mut later = Leftovers::default();
     match supervise(engine, id, attached, &status, &mut later) {
-        Ok(code) => {
+        // The starter gave up before the bundle was ready.
+        Ok(None) => 0,
+        Ok(Some(code)) => {
             let _ = (&status).write_all(protocol::exited(code).as_bytes());
             drop(status);
             // Everyone has heard: now the slow part of a --rm teardown,
             // and what monitors that died before theirs left.
+            berth_engine::timing::mark("monitor: replied");
             for e in later.purge() {
                 eprintln!("berth-monitor: removing {id}: {e}");
             }
             engine.sweep_leftovers();
+            berth_engine::timing::mark("monitor: purged");
             0
         }
         Err((code, msg)) => report_failure(status, code, &msg),
@@ -94,7 +96,7 @@ fn supervise(
     attach: Option<UnixStream>,
     mut status: &File,
     later: &mut Leftovers,
-) -> Result<i32, Failure> {
+) -> Result<Option<i32>, Failure> {
     let paths = &engine.paths;
     let mut cfg = engine
         .find(id)
@@ -119,6 +121,16 @@ fn supervise(
     listener
         .set_nonblocking(true)
         .map_err(|e| fail("socket", &e))?;
+    berth_engine::timing::mark("monitor: listening");
+    // Set up while the starter prepared the bundle: now its word.
+    match protocol::wait_go(status) {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = std::fs::remove_file(&sock_path);
+            return Ok(None);
+        }
+        Err(e) => return Err(fail("reading the starter's word", &e)),
+    }
 
     let mut backoff = berth_engine::restart::Backoff::default();
     let mut first = true;
@@ -137,12 +149,14 @@ fn supervise(
                 // does when the start itself fails.
                 eprintln!("berth-monitor: restarting {id}: {msg}");
                 clients.exited(code);
-                return Ok(code);
+                return Ok(Some(code));
             }
         };
+        berth_engine::timing::mark("monitor: container started");
         if let Err(e) = engine.record_started(id, pid) {
             eprintln!("berth-monitor: recording the start of {id}: {e}");
         }
+        berth_engine::timing::mark("monitor: start recorded");
         if first {
             let _ = status.write_all(protocol::started(pid).as_bytes());
             first = false;
@@ -166,28 +180,30 @@ fn supervise(
             &cfg,
         )?;
         drop(stdio);
+        berth_engine::timing::mark("monitor: container exited");
         clients.accept(&listener);
         if let Err(e) = engine.record_exit(id, code, later) {
             eprintln!("berth-monitor: recording the exit of {id}: {e}");
         }
+        berth_engine::timing::mark("monitor: exit recorded");
         // Clients hear of the exit only once it is recorded: `stop` then
         // `rm` must find the row exited.
         clients.exited(code);
         if !engine.should_restart(id, code) {
             let _ = std::fs::remove_file(&sock_path);
-            return Ok(code);
+            return Ok(Some(code));
         }
         std::thread::sleep(backoff.next(began.elapsed()));
         match engine.prepare_restart(id) {
             Ok(Some(c)) => cfg = c.config,
             Ok(None) => {
                 let _ = std::fs::remove_file(&sock_path);
-                return Ok(code);
+                return Ok(Some(code));
             }
             Err(e) => {
                 eprintln!("berth-monitor: preparing the restart of {id}: {e}");
                 let _ = std::fs::remove_file(&sock_path);
-                return Ok(code);
+                return Ok(Some(code));
             }
         }
     }
@@ -259,6 +275,7 @@ fn create(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<(i32, Stdi
     let rt = engine.runtime();
     let bundle = paths.bundle(id);
     let created = rt.create(id, &bundle, &opts);
+    berth_engine::timing::mark("monitor: runtime created");
     set_stdio(&devnull, &devnull, &mlog).map_err(|e| fail("restoring stdio", &e))?;
     let mut stdio = stdio;
     let result = created.map_err(failure).and_then(|pid| {
