@@ -298,8 +298,10 @@ fn rm_leaves_no_files_once_its_monitor_is_done() {
     let b = Berth::with_image();
     let snapshots = b.root.join("snapshots").join("snapshots");
     let layers = entries(&snapshots);
+    let mut ids = Vec::new();
     for _ in 0..3 {
-        b.ok(&[
+        // The hostname is the short id, which starts the cgroup's name.
+        let out = b.ok(&[
             "run",
             "--rm",
             "--network",
@@ -307,8 +309,9 @@ fn rm_leaves_no_files_once_its_monitor_is_done() {
             "bb",
             "sh",
             "-c",
-            "echo x > /f",
+            "echo x > /f; hostname",
         ]);
+        ids.push(out.trim().to_string());
         assert_eq!(b.ok(&["ps", "-aq"]), "");
         assert!(b.mounts().is_empty(), "{:?}", b.mounts());
     }
@@ -316,4 +319,17 @@ fn rm_leaves_no_files_once_its_monitor_is_done() {
     assert_eq!(entries(&b.root.join("containers")), Vec::<String>::new());
     assert_eq!(entries(&b.runroot.join("containers")), Vec::<String>::new());
     assert_eq!(entries(&snapshots), layers);
+    // The runtime's states and the cgroups too.
+    let states: Vec<String> = entries(&b.runroot.join("runtime"))
+        .into_iter()
+        .filter(|e| !e.starts_with('.'))
+        .collect();
+    assert_eq!(states, Vec::<String>::new());
+    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let left: Vec<String> = entries(&c.path().join("berth"))
+            .into_iter()
+            .filter(|e| ids.iter().any(|id| e.starts_with(id.as_str())))
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "in {}", c.path().display());
+    }
 }

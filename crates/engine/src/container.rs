@@ -371,11 +371,15 @@ impl Engine {
     /// What a run holds once its process is gone: the runtime's state, the
     /// rootfs mount, the network. Failures are collected, not fatal, so
     /// teardown goes on past them.
-    fn release_run(&self, id: &str, errors: &mut Vec<String>) {
-        match self.runtime().delete(id, true) {
-            Ok(()) => {}
-            Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
-            Err(e) => errors.push(e.to_string()),
+    /// With `later`, the runtime's state and cgroups are left to it.
+    fn release_run(&self, id: &str, errors: &mut Vec<String>, later: Option<&mut Leftovers>) {
+        match later {
+            Some(later) => later.add_run(self.runtime(), id),
+            None => match self.runtime().delete(id, true) {
+                Ok(()) => {}
+                Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
+                Err(e) => errors.push(e.to_string()),
+            },
         }
         if let Err(e) = unmount(&self.paths.rootfs(id)) {
             errors.push(e.to_string());
@@ -390,7 +394,7 @@ impl Engine {
     pub fn teardown(&self, db: &Db, id: &str) -> Result<()> {
         let mut errors = Vec::new();
         // Before the bundle goes: the network's record of itself is there.
-        self.release_run(id, &mut errors);
+        self.release_run(id, &mut errors, None);
         self.remove_released(db, id, errors, None)
     }
 
@@ -442,6 +446,24 @@ impl Engine {
     /// [`crate::leftovers`]).
     pub fn sweep_leftovers(&self) {
         crate::leftovers::sweep(&self.paths.container_parents());
+        // A runtime state is made after its row and, but for a --rm
+        // container's, deleted before it: one without a row was left by a
+        // monitor that died after answering (or is being deleted now).
+        let root = self.paths.runtime_root();
+        let Ok(ids) = berth_runtime::state::list_ids(&root) else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let Ok(known) = self.db().and_then(|db| db.ids()) else {
+            return;
+        };
+        for id in ids.iter().filter(|i| !known.contains(*i)) {
+            if let Err(e) = self.runtime().delete(id, true) {
+                tracing::debug!(id, error = %e, "deleting a leftover runtime state");
+            }
+        }
     }
 
     /// The monitor's record of a started container.
@@ -467,13 +489,15 @@ impl Engine {
     /// answered.
     pub fn record_exit(&self, id: &str, code: i32, later: &mut Leftovers) -> Result<()> {
         let mut errors = Vec::new();
-        // docker frees the address and ports at exit, not at rm.
-        self.release_run(id, &mut errors);
-        crate::timing::mark("exit: released");
         let db = self.db()?;
         let c = db.find(id)?;
+        // docker frees the address and ports at exit, not at rm. A --rm
+        // container's cgroups and runtime state go after the answer.
+        let rm = c.config.auto_remove;
+        self.release_run(id, &mut errors, rm.then_some(&mut *later));
+        crate::timing::mark("exit: released");
         let now = chrono::Utc::now();
-        if !c.config.auto_remove {
+        if !rm {
             db.set_exited(id, code, now)?;
         } else if db.set_exited_removing(id, code, now)? {
             crate::timing::mark("exit: claimed");

@@ -325,6 +325,20 @@ impl Db {
         }
     }
 
+    /// Every container's id.
+    pub fn ids(&self) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT id FROM containers")
+            .map_err(self.err())?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.err())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.err())?;
+        Ok(ids)
+    }
+
     /// Every container, newest first (as `ps` lists them).
     pub fn list(&self) -> Result<Vec<Container>> {
         let mut stmt = self

@@ -1,9 +1,11 @@
 //! What a `--rm` container's removal deletes after its monitor has
-//! answered: deleting directories is the slowest part of a teardown (tens
-//! of milliseconds on a filesystem with online discard), and none of it
-//! is visible once the row is gone. Each directory is first renamed to
-//! `rm-<pid>-<id>` beside itself, so nothing can find it under its name;
-//! a remover that dies before deleting it leaves it to [`sweep`].
+//! answered: deleting directories and cgroups is the slowest part of a
+//! teardown (tens of milliseconds on a filesystem with online discard),
+//! and none of it is visible once the row is gone. Each directory is first
+//! renamed to `rm-<pid>-<id>` beside itself, so nothing can find it under
+//! its name; a remover that dies before deleting it leaves it to [`sweep`],
+//! and the runtime's state and cgroups to the sweep of runtime states
+//! without a row ([`crate::Engine::sweep_leftovers`]).
 
 use std::fs;
 use std::io;
@@ -19,9 +21,16 @@ const PREFIX: &str = "rm-";
 pub struct Leftovers {
     snapshots: Vec<Detached>,
     dirs: Vec<PathBuf>,
+    runs: Vec<(berth_runtime::Runtime, String)>,
 }
 
 impl Leftovers {
+    /// The runtime's state and cgroups of a container whose process is
+    /// gone, to delete later.
+    pub(crate) fn add_run(&mut self, rt: berth_runtime::Runtime, id: &str) {
+        self.runs.push((rt, id.to_string()));
+    }
+
     pub(crate) fn add_snapshot(&mut self, d: Detached) {
         self.snapshots.push(d);
     }
@@ -49,6 +58,14 @@ impl Leftovers {
     /// Deletes everything; the failures, as teardown reports them.
     pub fn purge(self) -> Vec<String> {
         let mut errors = Vec::new();
+        for (rt, id) in self.runs {
+            match rt.delete(&id, true) {
+                Err(e) if e.kind() != berth_runtime::ErrorKind::NotFound => {
+                    errors.push(e.to_string())
+                }
+                _ => {}
+            }
+        }
         for s in self.snapshots {
             if let Err(e) = s.purge() {
                 errors.push(e.to_string());
