@@ -333,3 +333,37 @@ fn rm_leaves_no_files_once_its_monitor_is_done() {
         assert_eq!(left, Vec::<String>::new(), "in {}", c.path().display());
     }
 }
+
+/// The json-file log is made at the first line of output: a container
+/// that writes nothing has none, and `logs` shows nothing for it.
+#[test]
+fn a_silent_container_has_no_log_file() {
+    if !berth_testutil::require_root("a_silent_container_has_no_log_file") {
+        return;
+    }
+    let b = Berth::with_image();
+    let log_of = |name: &str| {
+        let id = b.ok(&["inspect", "-f", "{{.Id}}", name]).trim().to_string();
+        b.root
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log"))
+    };
+    b.ok(&["run", "--name", "quiet", "--network", "none", "bb", "true"]);
+    assert!(!log_of("quiet").exists());
+    let o = b.run(&["logs", "quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    b.ok(&[
+        "run",
+        "--name",
+        "loud",
+        "--network",
+        "none",
+        "bb",
+        "echo",
+        "hi",
+    ]);
+    assert!(log_of("loud").exists());
+    assert_eq!(b.ok(&["logs", "loud"]), "hi\n");
+}

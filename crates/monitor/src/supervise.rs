@@ -16,7 +16,7 @@ use rustix::process::{Pid, WaitOptions};
 
 use crate::clients::{Clients, Input};
 use crate::console;
-use crate::output::Stdio;
+use crate::output::{LazyLog, Stdio};
 
 fn dup(fd: impl AsFd) -> std::io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
@@ -106,12 +106,7 @@ fn supervise(
     if let Some(s) = attach {
         clients.add_attached(s);
     }
-    let log_path = paths.log_file(id);
-    let mut log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| fail(&format!("opening {}", log_path.display()), &e))?;
+    let mut log = LazyLog::new(paths.log_file(id));
     let sock_path = paths.monitor_socket(id);
     let _ = std::fs::remove_file(&sock_path);
     let (_dir, addr) =
@@ -310,7 +305,7 @@ fn failure(e: berth_runtime::Error) -> Failure {
 pub fn watch(
     pid: i32,
     stdio: &mut Stdio,
-    log: &mut File,
+    log: &mut impl Write,
     listener: Option<&UnixListener>,
     clients: &mut Clients,
     cfg: &ContainerConfig,
