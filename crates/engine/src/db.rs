@@ -195,8 +195,11 @@ impl Db {
         .map_err(db_err)?;
         conn.pragma_update(None, "wal_autocheckpoint", 256)
             .map_err(db_err)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS containers (
+        // One transaction: each CREATE ... IF NOT EXISTS is a write
+        // transaction of its own otherwise, even when the table exists.
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;
+            CREATE TABLE IF NOT EXISTS containers (
                 id TEXT PRIMARY KEY,
                 name TEXT NOT NULL UNIQUE,
                 image TEXT NOT NULL,
@@ -216,8 +219,11 @@ impl Db {
                 created TEXT NOT NULL,
                 labels TEXT NOT NULL,
                 anonymous INTEGER NOT NULL
-            );",
-        )
+            );
+            {}
+            COMMIT;",
+            crate::restart::SCHEMA
+        ))
         .map_err(db_err)?;
         Ok(Db {
             conn: Some(conn),

@@ -43,14 +43,16 @@ impl Meta {
         // AUTOINCREMENT: an id is never reused, so a directory left by a
         // crash can never be mistaken for a later snapshot's.
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS snapshots (
+            "BEGIN IMMEDIATE;
+            CREATE TABLE IF NOT EXISTS snapshots (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 key TEXT NOT NULL UNIQUE,
                 parent TEXT REFERENCES snapshots(key),
                 kind TEXT NOT NULL,
                 created TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);",
+            CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);
+            COMMIT;",
         )?;
         Ok(Meta {
             conn: Mutex::new(conn),
