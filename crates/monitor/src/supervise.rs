@@ -313,7 +313,10 @@ pub fn watch(
     let p = Pid::from_raw(pid).ok_or((125, format!("bad pid {pid}")))?;
     let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
         .map_err(|e| (125, format!("pidfd_open {pid}: {e}")))?;
-    let mut buf = vec![0u8; 64 * 1024];
+    // Made at the first output: an idle container's monitor keeps no
+    // 64 KiB of zeroed pages.
+    let mut buf = Vec::new();
+    let buf_len = 64 * 1024;
     loop {
         let (exited, ready_sock, ready_outs, ready_clients) = {
             let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
@@ -358,6 +361,7 @@ pub fn watch(
             )
         };
         for i in ready_outs {
+            buf.resize(buf_len, 0);
             stdio.outs[i].pump(log, &mut buf, clients);
         }
         for i in ready_clients {
@@ -378,6 +382,7 @@ pub fn watch(
         Ok(None) => 255,
         Err(e) => return Err((125, format!("waiting for {pid}: {e}"))),
     };
+    buf.resize(buf_len, 0);
     stdio.drain(log, &mut buf, clients);
     Ok(code)
 }
