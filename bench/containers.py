@@ -43,6 +43,14 @@ def main():
                 dt = timed(e, ["run", "--rm", "--network", "none", e.image, "true"])
                 if i >= 2:
                     results[name].append(dt)
+        # berth alone, run after run: no peer's daemon work or idle pause in
+        # between (on a VM an idle vCPU wakes slowly at every hand-off).
+        alone = []
+        e = engines["berth"]
+        for i in range(args.runs + 2):
+            dt = timed(e, ["run", "--rm", "--network", "none", e.image, "true"])
+            if i >= 2:
+                alone.append(dt)
         loads.append(peers.load())
     finally:
         peers.teardown(work, engines)
@@ -59,6 +67,9 @@ def main():
     for k, v in results.items():
         q = statistics.quantiles(v, n=10) if len(v) >= 10 else [min(v)] * 8 + [max(v)]
         lines.append(f"| {k} | {engines[k].version} | {med[k]:.1f} | {q[0]*1000:.1f} | {q[-1]*1000:.1f} | {med[k]/b:.1f}x |")
+    lines.append("")
+    lines.append(f"berth alone, {args.runs} runs back to back (no podman or docker run in between): median "
+                 f"{statistics.median(alone) * 1000:.1f} ms, p10 {statistics.quantiles(alone, n=10)[0] * 1000:.1f} ms.")
     lines.append("")
     verdict = []
     for peer, want in (("podman", 15), ("docker", 40)):
