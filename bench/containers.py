@@ -2,25 +2,15 @@
 """`berth run --rm --network none IMG true` against podman and docker doing
 the same with the same image (a busybox-static rootfs imported into each),
 interleaved, medians. Each engine runs on private roots; dockerd is
-started here on its own socket and stopped afterwards (see peers.py)."""
+started here on its own socket and stopped afterwards (see common.py)."""
 
 import argparse
 import os
 import statistics
 import subprocess
 import tempfile
-import time
 
-import peers
-
-
-def timed(e, args):
-    t0 = time.perf_counter()
-    r = e.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"{e.name} {' '.join(args)}: {r.stderr.decode(errors='replace')}")
-    return dt
+import common
 
 
 def main():
@@ -34,13 +24,13 @@ def main():
         args.runs = 8
     work = tempfile.mkdtemp(prefix="bb", dir="/tmp")
     engines = {}
-    loads = [peers.load()]
+    loads = [common.load()]
     try:
-        engines = peers.setup(work, os.path.abspath(args.bin))
+        engines = common.engines(work, os.path.abspath(args.bin))
         results = {k: [] for k in engines}
         for i in range(args.runs + 2):
             for name, e in engines.items():
-                dt = timed(e, ["run", "--rm", "--network", "none", e.image, "true"])
+                dt = e.timed(["run", "--rm", "--network", "none", e.image, "true"])
                 if i >= 2:
                     results[name].append(dt)
         # berth alone, run after run: no peer's daemon work or idle pause in
@@ -48,12 +38,12 @@ def main():
         alone = []
         e = engines["berth"]
         for i in range(args.runs + 2):
-            dt = timed(e, ["run", "--rm", "--network", "none", e.image, "true"])
+            dt = e.timed(["run", "--rm", "--network", "none", e.image, "true"])
             if i >= 2:
                 alone.append(dt)
-        loads.append(peers.load())
+        loads.append(common.load())
     finally:
-        peers.teardown(work, engines)
+        common.teardown(work, engines)
 
     med = {k: statistics.median(v) * 1000 for k, v in results.items()}
     b = med["berth"]
@@ -78,7 +68,7 @@ def main():
             verdict.append(f"{want}x faster than {peer}: {'met' if got >= want else 'not met'} ({got:.1f}x)")
     lines.append("Targets (containers issue): " + "; ".join(verdict) + ".")
     lines.append("")
-    peers.emit(lines, args.out)
+    common.emit(lines, args.out)
 
 
 if __name__ == "__main__":

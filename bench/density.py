@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 
-import peers
+import common
 
 SLEEP = "100000"
 
@@ -136,15 +136,15 @@ def main():
     work = tempfile.mkdtemp(prefix="bd", dir="/tmp")
     engines = {}
     results = {}
-    loads = [peers.load()]
+    loads = [common.load()]
     try:
-        engines = peers.setup(work, os.path.abspath(args.bin), args.engines.split(","))
+        engines = common.engines(work, os.path.abspath(args.bin), args.engines.split(","))
         for name, e in engines.items():
             n = args.count if name == "berth" else args.peers
             results[name] = measure(e, n, args.workers, work)
-            loads.append(peers.load())
+            loads.append(common.load())
     finally:
-        peers.teardown(work, engines)
+        common.teardown(work, engines)
 
     lines = ["## Density: many `sleep` containers", ""]
     lines.append(f"`run -d --network none` of a busybox `sleep`, {args.workers} at a time; each container writes a file "
@@ -170,7 +170,7 @@ def main():
                            f"({b['pss_kib'] / 1024:.2f} vs {c / 1024:.2f} MiB)")
         lines.append("Targets (containers issue): " + "; ".join(verdict) + ".")
         lines.append("")
-    peers.emit(lines, args.out)
+    common.emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,41 @@
-//! `berth serve`: the Docker Engine HTTP API mapped onto the engine. Not yet
-//! written: see the API issue.
+//! `berth serve`: the Docker Engine HTTP API (versions 1.40 to 1.47) on
+//! unix sockets and loopback TCP, mapped onto the engine. Every docker
+//! client (the docker CLI, compose, docker-py, testcontainers) talks to
+//! berth through it.
+//!
+//! It parses requests into the engine's option structs and turns the
+//! engine's answers and [`berth_engine::ErrorKind`]s into docker's JSON
+//! and status codes; it decides nothing about containers itself. The
+//! engine is blocking: its calls run on tokio's blocking threads. The only
+//! state of its own is what lives between two requests of one client: an
+//! attach waiting for its container's start, exec instances, and the exit
+//! codes of containers it saw end.
 #![forbid(unsafe_code)]
+#![recursion_limit = "256"]
+
+mod body;
+mod containers;
+mod create;
+mod error;
+mod exec;
+mod images;
+mod listen;
+mod logs;
+mod networks;
+mod query;
+mod router;
+mod server;
+mod state;
+mod streams;
+mod system;
+mod volumes;
+mod wait;
+
+pub use error::Error;
+pub use listen::{Host, DEFAULT_SOCKET};
+pub use server::{serve, ServeOptions};
+
+/// The newest API version served; `/_ping` and every response say so.
+pub const API_VERSION: &str = "1.47";
+/// The oldest API version served.
+pub const MIN_API_VERSION: &str = "1.40";

@@ -1,7 +1,5 @@
 //! Docker's output formats: aligned tables, "2 minutes ago", "4.26MB".
 
-use chrono::{DateTime, Utc};
-
 /// Columns padded to the widest cell plus three spaces, as docker's
 /// tabwriter does; the last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -26,39 +24,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// docker's `units.HumanDuration`.
-pub fn human_duration(d: chrono::Duration) -> String {
-    let secs = d.num_seconds();
-    let mins = d.num_minutes();
-    let hours = (d.num_seconds() as f64 / 3600.0 + 0.5) as i64;
-    if secs < 1 {
-        "Less than a second".into()
-    } else if secs == 1 {
-        "1 second".into()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if mins == 1 {
-        "About a minute".into()
-    } else if mins < 60 {
-        format!("{mins} minutes")
-    } else if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", hours / 24 / 365)
-    }
-}
-
-pub fn ago(t: DateTime<Utc>) -> String {
-    format!("{} ago", human_duration(Utc::now() - t))
-}
+pub use berth_engine::status::ago;
 
 /// docker's `units.HumanSizeWithPrecision(size, 3)`: decimal units, three
 /// significant digits.
@@ -108,19 +74,6 @@ mod tests {
         assert_eq!(human_size(4_261_000), "4.26MB");
         assert_eq!(human_size(12_300_000), "12.3MB");
         assert_eq!(human_size(2_000_000_000), "2GB");
-    }
-
-    #[test]
-    fn durations_like_docker() {
-        let s = |n| human_duration(chrono::Duration::seconds(n));
-        assert_eq!(s(0), "Less than a second");
-        assert_eq!(s(1), "1 second");
-        assert_eq!(s(45), "45 seconds");
-        assert_eq!(s(70), "About a minute");
-        assert_eq!(s(600), "10 minutes");
-        assert_eq!(s(3600), "About an hour");
-        assert_eq!(s(5 * 3600), "5 hours");
-        assert_eq!(s(3 * 86400), "3 days");
     }
 
     #[test]

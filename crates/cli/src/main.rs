@@ -6,17 +6,20 @@
 
 mod archive;
 mod attach;
+mod build;
 mod containerfs;
 mod containers;
 mod cp;
 mod format;
 mod images;
 mod manage;
+mod monitorflags;
 mod network;
 mod progress;
 mod pslist;
 mod registry;
 mod runflags;
+mod serve;
 mod template;
 mod unsupported;
 mod volumes;
@@ -99,6 +102,10 @@ enum Cmd {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volumes::VolumeCmd),
+    /// Serve the Docker Engine API for docker's clients.
+    Serve(serve::ServeArgs),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// Image and registry commands (images.rs gathers them).
     #[command(flatten)]
     Image(images::ImageCmd),
@@ -179,6 +186,8 @@ fn main() -> ExitCode {
         Cmd::Network(a) => (Codes::Plain, network::run(&engine, a)),
         Cmd::Port(a) => (Codes::Plain, network::port(&engine, a)),
         Cmd::Volume(a) => (Codes::Plain, volumes::run(&engine, a)),
+        Cmd::Serve(a) => (Codes::Plain, serve::serve(&engine, a)),
+        Cmd::Build(a) => (Codes::Plain, build::build(&engine, a)),
         Cmd::Image(c) => (Codes::Plain, images::run(&engine, c)),
     };
     match result {

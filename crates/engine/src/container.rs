@@ -3,6 +3,7 @@
 //! row, acts through the runtime or the monitor, and writes the row back.
 
 use std::fs;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +29,9 @@ use crate::user;
 pub struct Engine {
     pub paths: Paths,
     handles: Handles,
+    /// The process lives on past its containers (`berth serve`): see
+    /// [`Engine::outliving_containers`].
+    long_lived: bool,
 }
 
 /// The state database and image store, opened once per process and
@@ -49,7 +53,18 @@ impl Engine {
         Engine {
             paths,
             handles: Handles::default(),
+            long_lived: false,
         }
+    }
+
+    /// For a process that outlives the containers it starts (a daemon):
+    /// their monitors fork away from it at once, as nobody here would
+    /// reap them. A short-lived `berth` keeps them as children, which
+    /// saves a fork on the path of every start; they are orphaned, and
+    /// adopted by init, when it exits.
+    pub fn outliving_containers(mut self) -> Engine {
+        self.long_lived = true;
+        self
     }
 
     pub fn db(&self) -> Result<Db> {
@@ -118,8 +133,9 @@ impl Engine {
                 }
             }
         }
-        let config = spec::container_config(&image_cfg, &opts, &id, &host)?;
-        let mut config = config;
+        let mut config = spec::container_config(&image_cfg, &opts, &id, &host)?;
+        // After the checks between the flags: those fail first.
+        self.resolve_namespaces(&id, &mut config.host_config)?;
         crate::network::prepare(self, &opts, &image_cfg, &mut config)?;
         self.prepare_mounts(&mut config.host_config.mounts, &image_cfg.volumes)?;
         let mut c = Container {
@@ -135,10 +151,22 @@ impl Engine {
             started: None,
             finished: None,
             error: None,
+            oom_killed: false,
         };
         let db = self.db()?;
+        if let Some(size) = crate::userns::size_of_mode(&c.config.host_config.userns_mode)? {
+            let pool = crate::userns::Pool::host();
+            match crate::userns::allocate(&db, &id, size, pool) {
+                Ok(m) => c.config.host_config.id_map = Some(m),
+                Err(e) => {
+                    let _ = self.remove_anonymous(&c.config.host_config.mounts);
+                    return Err(e);
+                }
+            }
+        }
         if let Err(e) = db.insert(&mut c, name.is_none()) {
             let _ = self.remove_anonymous(&c.config.host_config.mounts);
+            let _ = crate::userns::release(&db, &id);
             return Err(e);
         }
         crate::timing::mark("create: row");
@@ -154,6 +182,7 @@ impl Engine {
             let _ = self.remove_anonymous(&c.config.host_config.mounts);
             let _ = images::remove_rootfs(&store, &id);
             let _ = fs::remove_dir_all(self.paths.container_dir(&id));
+            let _ = crate::userns::release(&db, &id);
             let _ = db.delete(&id);
             return Err(e);
         }
@@ -183,13 +212,19 @@ impl Engine {
         // and write the spec on the other.
         let bundle = self.paths.bundle(&c.id);
         fs::create_dir_all(&bundle).map_err(io_err(format!("creating {}", bundle.display())))?;
-        let pending = monitor::launch(&self.paths, &c.id, attach.map(|a| a.stream))?;
+        // Its init is seen by processes that already run (the host's, or
+        // another container's): the monitor runs from a sealed copy.
+        let sealed = !c.config.host_config.pid_mode.is_empty();
+        let how = monitor::Launch {
+            sealed,
+            fork: self.long_lived,
+        };
+        let pending = monitor::launch(&self.paths, &c.id, attach.map(|a| a.stream), how)?;
         self.prepare(&c, console_size)?;
         crate::timing::mark("start: prepared");
         let started = pending.go();
         if started.is_err() {
-            let _ = unmount(&self.paths.rootfs(&c.id));
-            let _ = crate::network::release(self, &c.id);
+            let _ = self.unmount_run(&c.id);
         }
         started
     }
@@ -203,7 +238,21 @@ impl Engine {
         fs::create_dir_all(&rootfs).map_err(io_err(format!("creating {}", rootfs.display())))?;
         // A root left mounted by a crashed monitor would be stacked on.
         unmount(&rootfs)?;
-        mount_root(&mounts, &rootfs, c.config.auto_remove)?;
+        let id_map = c.config.host_config.id_map;
+        let userns = id_map.as_ref().map(crate::userns::namespace).transpose()?;
+        mount_root(&mounts, c.config.auto_remove, |ms| {
+            match (&id_map, &userns) {
+                (Some(m), Some(ns)) => berth_image::snapshot::mount_all_idmapped(
+                    ms,
+                    &rootfs,
+                    ns.as_fd(),
+                    (m.uid, m.gid),
+                    &self.paths.idmapped(&c.id).join("layers"),
+                ),
+                _ => berth_image::snapshot::mount_all(ms, &rootfs),
+            }
+            .map_err(|e| Error::Image(e.into()))
+        })?;
         crate::timing::mark("prepare: mounted");
         let prepared = (|| {
             let mut u = user::resolve_in_root(&rootfs, &c.config.user)?;
@@ -212,11 +261,22 @@ impl Engine {
                     u.additional_gids.push(g);
                 }
             }
-            self.copy_up(&rootfs, &c.config.host_config.mounts)?;
+            self.copy_up(&rootfs, &c.config.host_config.mounts, id_map.as_ref())?;
             let mut info = host_info(&c.config)?;
             info.volumes = self.paths.root.join("volumes");
+            info.shared = self.shared_namespaces(c)?;
+            if let Some(ns) = &userns {
+                info.shared.volumes = self.idmap_volumes(c, ns.as_fd())?;
+            }
             let mut s = spec::build(&c.id, &c.config, &rootfs, &u, &info)?;
             if let Some(sandbox) = crate::network::setup(self, c)? {
+                if let (Some(m), Some(files)) = (&id_map, &sandbox.files) {
+                    // docker's remapped root owns them, as root does elsewhere.
+                    for f in files {
+                        std::os::unix::fs::lchown(f, Some(m.uid), Some(m.gid))
+                            .map_err(io_err(format!("chown {}", f.display())))?;
+                    }
+                }
                 crate::network::apply(&mut s, &sandbox)?;
             }
             if let Some(size) = console_size {
@@ -230,8 +290,7 @@ impl Engine {
         })();
         if prepared.is_err() {
             // Nothing stays mounted for a start that never happened.
-            let _ = unmount(&rootfs);
-            let _ = crate::network::release(self, &c.id);
+            let _ = self.unmount_run(&c.id);
         }
         prepared
     }
@@ -381,12 +440,22 @@ impl Engine {
                 Err(e) => errors.push(e.to_string()),
             },
         }
-        if let Err(e) = unmount(&self.paths.rootfs(id)) {
-            errors.push(e.to_string());
-        }
-        if let Err(e) = crate::network::release(self, id) {
-            errors.push(e.to_string());
-        }
+        errors.extend(self.unmount_run(id));
+    }
+
+    /// The host's side of a run, once its processes are gone (or never
+    /// were): the rootfs, /dev/shm and idmapped mounts, the network. The
+    /// failures, each as a message.
+    fn unmount_run(&self, id: &str) -> Vec<String> {
+        [
+            unmount(&self.paths.rootfs(id)),
+            self.unmount_shm(id),
+            self.unmount_idmapped(id),
+            crate::network::release(self, id),
+        ]
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect()
     }
 
     /// Removes everything of a stopped container: runtime state, mounts,
@@ -433,6 +502,8 @@ impl Engine {
         }
         if errors.is_empty() {
             let _ = crate::restart::forget(db, id);
+            let _ = crate::health::forget(db, id);
+            crate::userns::release(db, id)?;
             db.delete(id)
         } else {
             Err(Error::Teardown {
@@ -475,9 +546,8 @@ impl Engine {
     /// keeps a container whose command was not found) unless `--rm`.
     pub fn record_start_failed(&self, id: &str, code: i32, msg: &str) -> Result<()> {
         let db = self.db()?;
-        let _ = unmount(&self.paths.rootfs(id));
-        if let Err(e) = crate::network::release(self, id) {
-            tracing::warn!(id, error = %e, "releasing the network of a failed start");
+        for e in self.unmount_run(id) {
+            tracing::warn!(id, error = %e, "releasing what a failed start held");
         }
         db.set_start_failed(id, code, msg)?;
         self.remove_if_auto(&db, id)
@@ -491,14 +561,18 @@ impl Engine {
         let mut errors = Vec::new();
         let db = self.db()?;
         let c = db.find(id)?;
+        let rm = c.config.auto_remove;
+        // Read before the runtime's delete takes the cgroup and its count.
+        // Not for --rm: its row goes now, and the read loads the runtime's
+        // state (the whole spec) on the path of every `run --rm`.
+        let oom_killed = !rm && self.runtime().oom_kills(id).unwrap_or(0) > 0;
         // docker frees the address and ports at exit, not at rm. A --rm
         // container's cgroups and runtime state go after the answer.
-        let rm = c.config.auto_remove;
         self.release_run(id, &mut errors, rm.then_some(&mut *later));
         crate::timing::mark("exit: released");
         let now = chrono::Utc::now();
         if !rm {
-            db.set_exited(id, code, now)?;
+            db.set_exited(id, code, oom_killed, now)?;
         } else if db.set_exited_removing(id, code, now)? {
             crate::timing::mark("exit: claimed");
             // One write to removing (a racing `rm` then leaves it to us),
@@ -515,14 +589,7 @@ impl Engine {
             // docker: --rm also removes the container's anonymous volumes.
             errors.extend(self.remove_anonymous(&c.config.host_config.mounts));
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Teardown {
-                id: id.to_string(),
-                errors,
-            })
-        }
+        Error::teardown(id, errors)
     }
 
     fn remove_if_auto(&self, db: &Db, id: &str) -> Result<()> {
@@ -532,13 +599,7 @@ impl Engine {
         {
             self.teardown(db, id)?;
             // docker: --rm also removes the container's anonymous volumes.
-            let errors = self.remove_anonymous(&c.config.host_config.mounts);
-            if !errors.is_empty() {
-                return Err(Error::Teardown {
-                    id: id.to_string(),
-                    errors,
-                });
-            }
+            return Error::teardown(id, self.remove_anonymous(&c.config.host_config.mounts));
         }
         Ok(())
     }
@@ -547,9 +608,7 @@ impl Engine {
     /// binary (which may enter containers; this process must not), with our
     /// stdout and stderr. Returns its exit code.
     pub fn exec(&self, key: &str, opts: &ExecOptions, stdin: bool) -> Result<i32> {
-        let (c, file) = self.exec_file(key, opts)?;
-        let mut cmd = monitor::command(&self.paths)?;
-        cmd.arg("exec").arg(&c.id).arg(&file);
+        let (mut cmd, file) = self.exec_command(key, opts)?;
         if !stdin {
             cmd.stdin(std::process::Stdio::null());
         }
@@ -561,6 +620,24 @@ impl Engine {
         Ok(status.code().unwrap_or_else(|| {
             128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
         }))
+    }
+
+    /// The `berth-monitor exec` command that runs `opts.cmd` in a running
+    /// container, for a caller that chooses its stdio (the CLI's own, or
+    /// the API's pipes), and the process file to remove once it is done.
+    pub fn exec_command(
+        &self,
+        key: &str,
+        opts: &ExecOptions,
+    ) -> Result<(std::process::Command, std::path::PathBuf)> {
+        let (c, file) = self.exec_file(key, opts)?;
+        match monitor::exec_command(&self.paths, &c.id, &file) {
+            Ok(cmd) => Ok((cmd, file)),
+            Err(e) => {
+                let _ = fs::remove_file(&file);
+                Err(e)
+            }
+        }
     }
 
     /// `exec -t`: starts the process with a pty served by a `berth-monitor
@@ -578,8 +655,8 @@ impl Engine {
         let (c, file) = self.exec_file(key, opts)?;
         let (ours, theirs) =
             std::os::unix::net::UnixStream::pair().map_err(io_err("creating a socket pair"))?;
-        let mut cmd = monitor::command(&self.paths)?;
-        cmd.arg("exec").arg(&c.id).arg(&file).arg("--stream");
+        let mut cmd = monitor::exec_command(&self.paths, &c.id, &file)?;
+        cmd.arg("--stream");
         cmd.stdin(std::os::fd::OwnedFd::from(theirs));
         let child = cmd.spawn();
         drop(cmd);
@@ -592,8 +669,21 @@ impl Engine {
         }
     }
 
+    /// `exec -d`: starts `opts.cmd` and returns once it runs, leaving it
+    /// to a monitor of its own (its output is not kept, as docker's is not).
+    pub fn exec_detached(&self, key: &str, opts: &ExecOptions) -> Result<()> {
+        let (c, file) = self.exec_file(key, opts)?;
+        let started = monitor::spawn_exec_detached(&self.paths, &c.id, &file);
+        let _ = fs::remove_file(&file);
+        started.map(|_| ())
+    }
+
     /// The process of an exec, written where the monitor reads it.
-    fn exec_file(&self, key: &str, opts: &ExecOptions) -> Result<(Container, std::path::PathBuf)> {
+    pub(crate) fn exec_file(
+        &self,
+        key: &str,
+        opts: &ExecOptions,
+    ) -> Result<(Container, std::path::PathBuf)> {
         let c = self.find(key)?;
         if c.state != State::Running {
             return Err(Error::WrongState {
@@ -612,6 +702,19 @@ impl Engine {
         let mut p = s.process().clone().unwrap_or_default();
         p.set_args(Some(opts.cmd.clone()));
         p.set_terminal(Some(opts.tty));
+        if opts.privileged {
+            // docker's: every capability, inheritable too.
+            let all = security::capabilities(&[], &[], true, &security::host_caps());
+            let set: std::collections::HashSet<oci_spec::runtime::Capability> =
+                serde_json::from_value(serde_json::json!(all))
+                    .map_err(|e| Error::InvalidArgument(format!("capabilities: {e}")))?;
+            let mut caps = p.capabilities().clone().unwrap_or_default();
+            caps.set_bounding(Some(set.clone()));
+            caps.set_effective(Some(set.clone()));
+            caps.set_permitted(Some(set.clone()));
+            caps.set_inheritable(Some(set));
+            p.set_capabilities(Some(caps));
+        }
         let mut env = p.env().clone().unwrap_or_default();
         if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
@@ -709,6 +812,7 @@ fn host_info(cfg: &crate::db::ContainerConfig) -> Result<spec::HostInfo> {
         devices,
         init,
         volumes: std::path::PathBuf::new(),
+        shared: Default::default(),
     })
 }
 
@@ -724,20 +828,18 @@ fn user_of(u: &user::User) -> oci_spec::runtime::User {
 /// its changes die with it, so its unmount need not sync the whole host
 /// filesystem under the upper directory (overlay's syncfs on unmount),
 /// which on a busy disk is the slowest step of `run --rm`.
-fn mount_root(mounts: &[berth_image::snapshot::Mount], rootfs: &Path, rm: bool) -> Result<()> {
-    let volatile = |ms: &[berth_image::snapshot::Mount]| {
-        let mut ms = ms.to_vec();
-        for m in ms.iter_mut().filter(|m| m.kind == "overlay") {
+fn mount_root(
+    mounts: &[berth_image::snapshot::Mount],
+    rm: bool,
+    mount: impl Fn(&[berth_image::snapshot::Mount]) -> Result<()>,
+) -> Result<()> {
+    if rm && mounts.iter().any(|m| m.kind == "overlay") {
+        let mut volatile = mounts.to_vec();
+        for m in volatile.iter_mut().filter(|m| m.kind == "overlay") {
             m.options.push("volatile".into());
         }
-        ms
-    };
-    let mount = |ms: &[berth_image::snapshot::Mount]| {
-        berth_image::snapshot::mount_all(ms, rootfs).map_err(|e| Error::Image(e.into()))
-    };
-    if rm && mounts.iter().any(|m| m.kind == "overlay") {
         // Before Linux 5.10 overlay has no `volatile`: mount as for others.
-        if mount(&volatile(mounts)).is_ok() {
+        if mount(&volatile).is_ok() {
             return Ok(());
         }
     }

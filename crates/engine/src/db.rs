@@ -87,6 +87,13 @@ pub struct ContainerConfig {
     /// Networks, ports, DNS and extra hosts (see `network`).
     #[serde(default, rename = "Networking")]
     pub net: crate::network::NetSettings,
+    /// The health check: the image's HEALTHCHECK under the `--health-*`
+    /// flags; `None` when neither has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// `--log-driver` and `--log-opt`.
+    #[serde(default)]
+    pub log_config: crate::logfile::LogConfig,
 }
 
 /// One container's row.
@@ -107,6 +114,9 @@ pub struct Container {
     pub finished: Option<chrono::DateTime<chrono::Utc>>,
     /// Why the last start failed, if it did.
     pub error: Option<String>,
+    /// The kernel's OOM killer killed a process of the container during
+    /// its last run (docker's State.OOMKilled).
+    pub oom_killed: bool,
 }
 
 pub struct Db {
@@ -158,10 +168,11 @@ impl Drop for Db {
     }
 }
 
-// The table's `spec` column is no longer written (the spec lives in the
-// bundle while the container runs): every state change rewrote it.
+// No `spec` column: the spec lives in the bundle while the container
+// runs, and every state change rewrote it (stores made before lose it on
+// open, see `schema`).
 const COLUMNS: &str =
-    "id, name, image, image_id, config, created, state, pid, exit_code, started, finished, error";
+    "id, name, image, image_id, config, created, state, pid, exit_code, started, finished, error, oom_killed";
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
@@ -173,58 +184,9 @@ impl Db {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open(path).map_err(db_err)?;
-        // busy_timeout first: even switching to WAL takes a lock.
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        // In WAL mode NORMAL loses no committed transaction on a process
-        // crash, only on power loss, and saves an fsync per write on the
-        // path every `run` takes.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
-        // The last connection to close would checkpoint the WAL and delete
-        // it (two fsyncs), and the next writer recreate it (two more): on
-        // every command. Commits checkpoint once the WAL reaches 256 pages
-        // instead: the first connection of each process reads the whole
-        // WAL to rebuild its index, a few µs a page.
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .map_err(db_err)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 256)
-            .map_err(db_err)?;
-        // One transaction: each CREATE ... IF NOT EXISTS is a write
-        // transaction of its own otherwise, even when the table exists.
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;
-            CREATE TABLE IF NOT EXISTS containers (
-                id TEXT PRIMARY KEY,
-                name TEXT NOT NULL UNIQUE,
-                image TEXT NOT NULL,
-                image_id TEXT NOT NULL,
-                config TEXT NOT NULL,
-                spec TEXT NOT NULL,
-                created TEXT NOT NULL,
-                state TEXT NOT NULL,
-                pid INTEGER NOT NULL DEFAULT 0,
-                exit_code INTEGER,
-                started TEXT,
-                finished TEXT,
-                error TEXT
-            );
-            CREATE TABLE IF NOT EXISTS volumes (
-                name TEXT PRIMARY KEY,
-                created TEXT NOT NULL,
-                labels TEXT NOT NULL,
-                anonymous INTEGER NOT NULL
-            );
-            {}
-            COMMIT;",
-            crate::restart::SCHEMA
-        ))
-        .map_err(db_err)?;
+        let mut conn =
+            berth_image::sqlite::open_shared(path, Duration::from_secs(30)).map_err(db_err)?;
+        schema(&mut conn).map_err(db_err)?;
         Ok(Db {
             conn: Some(conn),
             path: path.to_path_buf(),
@@ -257,7 +219,7 @@ impl Db {
                 c.name = names::generate(attempt / 8)?;
             }
             let r = self.conn().execute(
-                &format!("INSERT INTO containers ({COLUMNS}, spec) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, '')"),
+                &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                 params![
                     c.id,
                     c.name,
@@ -271,6 +233,7 @@ impl Db {
                     c.started.as_ref().map(ts),
                     c.finished.as_ref().map(ts),
                     c.error,
+                    c.oom_killed,
                 ],
             );
             match r {
@@ -369,7 +332,7 @@ impl Db {
     ) -> Result<()> {
         self.update(
             id,
-            "UPDATE containers SET state = 'running', pid = ?2, started = ?3, exit_code = NULL, finished = NULL, error = NULL WHERE id = ?1",
+            "UPDATE containers SET state = 'running', pid = ?2, started = ?3, exit_code = NULL, finished = NULL, error = NULL, oom_killed = 0 WHERE id = ?1",
             params![id, pid, ts(&started)],
         )
     }
@@ -378,12 +341,13 @@ impl Db {
         &self,
         id: &str,
         code: i32,
+        oom_killed: bool,
         finished: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
         self.update(
             id,
-            "UPDATE containers SET state = 'exited', pid = 0, exit_code = ?2, finished = ?3 WHERE id = ?1",
-            params![id, code, ts(&finished)],
+            "UPDATE containers SET state = 'exited', pid = 0, exit_code = ?2, finished = ?3, oom_killed = ?4 WHERE id = ?1",
+            params![id, code, ts(&finished), oom_killed],
         )
     }
 
@@ -457,6 +421,54 @@ impl Db {
     }
 }
 
+/// Makes the tables, or brings a store made by an earlier berth to this
+/// shape, in one write transaction: each statement would be a transaction
+/// of its own otherwise (even a CREATE that finds its table), and the
+/// IMMEDIATE lock keeps two processes from migrating at once.
+fn schema(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS containers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            image TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            config TEXT NOT NULL,
+            created TEXT NOT NULL,
+            state TEXT NOT NULL,
+            pid INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            started TEXT,
+            finished TEXT,
+            error TEXT,
+            oom_killed INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE IF NOT EXISTS volumes (
+            name TEXT PRIMARY KEY,
+            created TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            anonymous INTEGER NOT NULL
+        );
+        {}",
+        crate::restart::SCHEMA
+    ))?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('containers')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let has = |c: &str| columns.iter().any(|x| x == c);
+    // `spec` NOT NULL without a default: an insert without it would fail.
+    if has("spec") {
+        tx.execute_batch("ALTER TABLE containers DROP COLUMN spec")?;
+    }
+    if !has("oom_killed") {
+        tx.execute_batch(
+            "ALTER TABLE containers ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    tx.commit()
+}
+
 pub(crate) fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
@@ -496,6 +508,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Container>> {
             started: started.as_deref().map(parse_ts).transpose()?,
             finished: finished.as_deref().map(parse_ts).transpose()?,
             error: r.get(11).map_err(db_field)?,
+            oom_killed: r.get(12).map_err(db_field)?,
         })
     };
     Ok(build())
@@ -529,6 +542,7 @@ mod tests {
             started: None,
             finished: None,
             error: None,
+            oom_killed: false,
         }
     }
 
@@ -547,9 +561,16 @@ mod tests {
         db.set_running(&id, 42, now).unwrap();
         let r = db.find("web").unwrap();
         assert_eq!((r.state, r.pid, r.started), (State::Running, 42, Some(now)));
-        db.set_exited(&id, 3, now).unwrap();
+        db.set_exited(&id, 3, true, now).unwrap();
         let r = db.find("web").unwrap();
-        assert_eq!((r.state, r.exit_code, r.pid), (State::Exited, Some(3), 0));
+        assert_eq!(
+            (r.state, r.exit_code, r.pid, r.oom_killed),
+            (State::Exited, Some(3), 0, true)
+        );
+        // A new run starts without the last one's OOM kill.
+        db.set_running(&id, 43, now).unwrap();
+        assert!(!db.find("web").unwrap().oom_killed);
+        db.set_exited(&id, 3, false, now).unwrap();
         assert!(db
             .transition(&id, &[State::Exited], State::Removing)
             .unwrap());
@@ -604,5 +625,61 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), 40);
+    }
+
+    #[test]
+    fn many_first_opens_at_once_all_succeed() {
+        // Every `berth` and monitor opens the database; on a new store the
+        // first ones race to switch it to WAL and create the tables.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("berth.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(12));
+            let handles: Vec<_> = (0..12)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Db::open(&path).and_then(|db| db.list()).map(|_| ())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn a_store_with_the_old_columns_is_brought_up_to_date() {
+        // The shape before: a `spec` column (NOT NULL, no default) and no
+        // `oom_killed`.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        let id = "cd".repeat(32);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE TABLE containers (
+                    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                    image TEXT NOT NULL, image_id TEXT NOT NULL,
+                    config TEXT NOT NULL, spec TEXT NOT NULL,
+                    created TEXT NOT NULL, state TEXT NOT NULL,
+                    pid INTEGER NOT NULL DEFAULT 0, exit_code INTEGER,
+                    started TEXT, finished TEXT, error TEXT);
+                INSERT INTO containers VALUES ('{id}', 'old', 'busybox',
+                    'sha256:00', '{{\"cmd\":[],\"entrypoint\":[],\"working_dir\":\"\",\"user\":\"\",\"network_mode\":\"\",\"auto_remove\":false}}',
+                    '{{}}', '2024-01-01T00:00:00Z', 'exited', 0, 1, NULL, NULL, NULL);"
+            ))
+            .unwrap();
+        let db = Db::open(&path).unwrap();
+        let old = db.find("old").unwrap();
+        assert_eq!((old.exit_code, old.oom_killed), (Some(1), false));
+        db.insert(&mut sample(&"ef".repeat(32), "new"), false)
+            .unwrap();
+        assert_eq!(db.list().unwrap().len(), 2);
+        drop(db);
+        // A second open finds nothing to change.
+        assert_eq!(Db::open(&path).unwrap().list().unwrap().len(), 2);
     }
 }

@@ -2,6 +2,7 @@
 //! protocol. The monitor is found next to the running binary (`berth` and
 //! `berth-monitor` ship together), or at `$BERTH_MONITOR`.
 
+use std::fs::File;
 use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
@@ -14,6 +15,12 @@ use crate::paths::Paths;
 use crate::protocol::{self, Event, Reader};
 
 pub const BINARY: &str = "berth-monitor";
+
+/// The monitor's `start` flag that makes it run from a sealed copy.
+pub const SEALED: &str = "--sealed";
+
+/// The monitor's `start` flag that makes it fork away from its starter.
+pub const FORK: &str = "--fork";
 
 pub fn binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("BERTH_MONITOR") {
@@ -62,6 +69,13 @@ pub fn command(paths: &Paths) -> Result<Command> {
     Ok(cmd)
 }
 
+/// `berth-monitor exec` of the process described in `process`.
+pub fn exec_command(paths: &Paths, id: &str, process: &std::path::Path) -> Result<Command> {
+    let mut cmd = command(paths)?;
+    cmd.arg("exec").arg(id).arg(process);
+    Ok(cmd)
+}
+
 /// A running container's monitor, as its starter sees it.
 pub struct Handle {
     pub id: String,
@@ -93,15 +107,32 @@ pub struct Pending {
     status: UnixStream,
 }
 
+/// How [`launch`] starts a monitor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Launch {
+    /// It runs from a sealed copy of itself (see `berth_runtime::cloned`):
+    /// for a container whose init other processes can see while it is
+    /// still the monitor.
+    pub sealed: bool,
+    /// It forks away at once, for a starter that outlives it and would
+    /// not reap it. Otherwise it stays our child, in a session of its
+    /// own, for as long as we live (the CLI exits first).
+    pub fork: bool,
+}
+
 /// Starts the monitor for container `id`, whose bundle directory exists.
 /// With `attach` (a socket) the monitor serves the container's stdio on
-/// it as [`crate::stream`] frames. The monitor, in a session of its own,
-/// stays our child for as long as we live; a caller that outlives its
-/// containers must reap it (the CLI exits first).
-pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Pending> {
+/// it as [`crate::stream`] frames.
+pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>, how: Launch) -> Result<Pending> {
     let (ours, theirs) = UnixStream::pair().map_err(io_err("creating a socket pair"))?;
     let mut cmd = command(paths)?;
     cmd.arg("start").arg(id);
+    if how.sealed {
+        cmd.arg(SEALED);
+    }
+    if how.fork {
+        cmd.arg(FORK);
+    }
     // The status socket rides on the monitor's stdin: only 0, 1 and 2
     // pass through exec without unsafe code on either side.
     cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
@@ -109,10 +140,7 @@ pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Pendin
         .create(true)
         .append(true)
         .open(paths.monitor_log(id))
-        .map_err(io_err(format!(
-            "opening {}",
-            paths.monitor_log(id).display()
-        )))?;
+        .map_err(io_err("opening the monitor log"))?;
     cmd.stderr(Stdio::from(log));
     if let Some(s) = attach {
         cmd.arg("--attach");
@@ -124,11 +152,20 @@ pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Pendin
     crate::timing::mark("spawn: spawned");
     // Our copy of its end must go, or a dead monitor never reads as EOF.
     drop(cmd);
-    Ok(Pending {
+    let mut pending = Pending {
         id: id.to_string(),
         child,
         status: ours,
-    })
+    };
+    if how.fork {
+        // The half that forked away exits at once: reaped here, its
+        // status says nothing of the container's start.
+        pending
+            .child
+            .wait()
+            .map_err(io_err(format!("waiting for {BINARY}")))?;
+    }
+    Ok(pending)
 }
 
 impl Pending {
@@ -165,23 +202,59 @@ impl Pending {
                 }
             }
         };
-        match first {
-            Event::Started(pid) => Ok(Handle {
-                id: id.to_string(),
-                pid,
-                events,
-            }),
-            Event::Failed(127, msg) => Err(Error::CommandNotFound(msg)),
-            Event::Failed(126, msg) => Err(Error::CannotInvoke(msg)),
-            Event::Failed(_, msg) => Err(Error::Monitor {
-                id: id.to_string(),
-                reason: msg,
-            }),
-            Event::Exited(c) => Err(Error::Monitor {
-                id: id.to_string(),
-                reason: format!("reported an exit ({c}) before a start"),
-            }),
-        }
+        let pid = started(first, id)?;
+        Ok(Handle {
+            id: id.to_string(),
+            pid,
+            events,
+        })
+    }
+}
+
+/// `exec -d`: a monitor that starts the process described in `process`
+/// and stays its parent; returns the process's pid once it runs. It
+/// forks away at once (an exec ends when its process does, and nobody
+/// waits for it) and reports the start on a pipe.
+pub fn spawn_exec_detached(paths: &Paths, id: &str, process: &std::path::Path) -> Result<i32> {
+    let mut cmd = exec_command(paths, id, process)?;
+    cmd.arg("--detach");
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| io_err("creating a pipe")(e.into()))?;
+    // On stdin, as the status socket of `launch`.
+    cmd.stdin(Stdio::from(w));
+    let mut child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
+    // Our copy of the write end must go, or a dead monitor never reads as EOF.
+    drop(cmd);
+    // This reaps the half that forked away.
+    let status = child
+        .wait()
+        .map_err(io_err(format!("waiting for {BINARY}")))?;
+    let mut events = Reader::new(File::from(r), id);
+    let first = events.next_event();
+    if !status.success() && first.is_err() {
+        return Err(Error::Monitor {
+            id: id.into(),
+            reason: format!("exited with {status} before starting the process"),
+        });
+    }
+    started(first?, id)
+}
+
+/// The pid in a monitor's first report, or the error it reports.
+fn started(first: Event, id: &str) -> Result<i32> {
+    match first {
+        Event::Started(pid) => Ok(pid),
+        Event::Failed(127, msg) => Err(Error::CommandNotFound(msg)),
+        Event::Failed(126, msg) => Err(Error::CannotInvoke(msg)),
+        Event::Failed(_, msg) => Err(Error::Monitor {
+            id: id.to_string(),
+            reason: msg,
+        }),
+        Event::Exited(c) => Err(Error::Monitor {
+            id: id.to_string(),
+            reason: format!("reported an exit ({c}) before a start"),
+        }),
     }
 }
 

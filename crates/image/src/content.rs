@@ -99,6 +99,10 @@ pub trait ContentWriter: Write + Send {
         expected: Option<&Digest>,
         expected_size: Option<u64>,
     ) -> Result<Info>;
+    /// The bytes written so far, opened for reading from the start, for
+    /// work that may begin before the commit (and is thrown away if the
+    /// commit fails).
+    fn reopen(&self) -> Result<File>;
 }
 
 /// Housekeeping: what garbage collection and `system df` need.
@@ -284,6 +288,10 @@ impl Write for FsWriter {
 }
 
 impl ContentWriter for FsWriter {
+    fn reopen(&self) -> Result<File> {
+        File::open(&self.path).map_err(io_err("reopening ingest"))
+    }
+
     fn status(&self) -> Info {
         Info {
             digest: self.digester.digest(),
@@ -316,7 +324,8 @@ impl ContentWriter for FsWriter {
             }
         }
         let file = self.file.take().expect("writer used after commit");
-        file.sync_all().map_err(io_err("syncing ingest"))?;
+        // Data and size: the rest of the inode (times) need not survive.
+        file.sync_data().map_err(io_err("syncing ingest"))?;
         drop(file);
         let target = self.blobs.join(actual.hex());
         // Blobs are immutable: read-only makes an accidental write fail

@@ -2,55 +2,15 @@
 //! pty master) copied to the json-file log and to attached clients, and
 //! where attached clients' input goes.
 
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind as IoKind, Read, Write};
+use std::fs::File;
+use std::io::{ErrorKind as IoKind, Read};
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 
+use berth_engine::logfile::LogWriter;
 use berth_engine::logs::{LineSplitter, Stream};
 use berth_engine::stream::Kind;
 
 use crate::clients::Clients;
-
-/// The json-file log, created at its first record: a container that
-/// writes nothing costs no file (readers take a missing log as empty).
-pub struct LazyLog {
-    path: PathBuf,
-    file: Option<File>,
-}
-
-impl LazyLog {
-    pub fn new(path: PathBuf) -> LazyLog {
-        LazyLog { path, file: None }
-    }
-
-    fn file(&mut self) -> std::io::Result<&mut File> {
-        if self.file.is_none() {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            self.file = Some(f);
-        }
-        // Just filled when it was empty.
-        self.file
-            .as_mut()
-            .ok_or_else(|| std::io::Error::from(IoKind::NotFound))
-    }
-}
-
-impl Write for LazyLog {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.file()?.write(b)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self.file.as_mut() {
-            Some(f) => f.flush(),
-            None => Ok(()),
-        }
-    }
-}
 
 /// One of the container's output streams.
 pub struct Output {
@@ -74,7 +34,7 @@ impl Output {
 
     /// Reads what is there; false at end of stream (a pty master reads
     /// EIO once the last slave is closed: that is its end too).
-    pub fn pump(&mut self, log: &mut impl Write, buf: &mut [u8], clients: &mut Clients) -> bool {
+    pub fn pump(&mut self, log: &mut LogWriter, buf: &mut [u8], clients: &mut Clients) -> bool {
         let Some(p) = self.pipe.as_mut() else {
             return false;
         };
@@ -103,7 +63,7 @@ impl Output {
         }
     }
 
-    fn close(&mut self, log: &mut impl Write) {
+    fn close(&mut self, log: &mut LogWriter) {
         self.pipe = None;
         let _ = self.lines.finish(self.stream, log);
     }
@@ -141,7 +101,7 @@ impl Stdio {
     /// After the exit: what the container wrote before it died is still
     /// buffered; its other processes died with it (pid namespace), so the
     /// drain ends.
-    pub fn drain(&mut self, log: &mut impl Write, buf: &mut [u8], clients: &mut Clients) {
+    pub fn drain(&mut self, log: &mut LogWriter, buf: &mut [u8], clients: &mut Clients) {
         for o in self.outs.iter_mut() {
             if let Some(p) = &o.pipe {
                 let _ = rustix::fs::fcntl_setfl(p, rustix::fs::OFlags::NONBLOCK);

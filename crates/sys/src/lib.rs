@@ -8,6 +8,7 @@
 //! clone and exec except where the caller already proved it is single
 //! threaded.
 
+pub mod activation;
 pub mod bpf;
 pub mod memory;
 pub mod mount;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::unpack::LayerSpec;
+use super::unpack::{EarlyUnpack, LayerSpec};
 use super::{load_image, Image, Lease, Result, Store, StoreError};
 use crate::content::{self, Provider};
 use crate::digest::Digest;
@@ -19,19 +19,7 @@ impl Store {
     /// `tags` in one transaction. On failure what this call created is
     /// taken back; the caller's blobs stay theirs.
     pub fn register(&self, manifest: &[u8], config: &[u8], tags: &[Reference]) -> Result<Image> {
-        let lease = self.lease()?;
-        match self.register_in(&lease, manifest, config, tags) {
-            Ok(image) => {
-                lease.release()?;
-                Ok(image)
-            }
-            Err(e) => {
-                if let Err(undo) = lease.collect() {
-                    tracing::warn!(error = %undo, "could not take back a failed image record");
-                }
-                Err(e)
-            }
-        }
+        self.with_lease(|lease| self.register_in(lease, manifest, config, tags))
     }
 
     /// [`Store::register`] under the caller's lease, which the caller ends
@@ -42,6 +30,18 @@ impl Store {
         manifest: &[u8],
         config: &[u8],
         tags: &[Reference],
+    ) -> Result<Image> {
+        self.register_early(lease, manifest, config, tags, None)
+    }
+
+    /// [`Store::register_in`] adopting the layers `early` staged.
+    pub(crate) fn register_early(
+        &self,
+        lease: &Lease<'_>,
+        manifest: &[u8],
+        config: &[u8],
+        tags: &[Reference],
+        early: Option<&EarlyUnpack>,
     ) -> Result<Image> {
         let invalid = |m: String| StoreError::Invalid(m);
         let man: Value = serde_json::from_slice(manifest)
@@ -97,7 +97,7 @@ impl Store {
             }
         }
 
-        let layers = self.unpack(&specs, lease)?;
+        let layers = self.unpack(&specs, lease, early)?;
         let created = cfg["created"]
             .as_str()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())

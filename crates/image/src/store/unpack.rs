@@ -3,17 +3,30 @@
 //! side on threads when the snapshotter can stage them (overlay), one by
 //! one on top of each other otherwise. Every layer's diff id is checked
 //! against the image config while it is applied.
+//!
+//! A load need not wait for its archive's end to start: [`EarlyUnpack`]
+//! stages each layer blob as soon as it is stored, before any config says
+//! which layer it is, and [`Store::unpack`] adopts what matches.
 
-use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::io::{self, BufRead, Seek};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
+
+use rusqlite::OptionalExtension;
 
 use super::{chain_ids, Layer, Lease, Result, Store, StoreError};
 use crate::content::Provider;
 use crate::digest::{Digest, HashingReader};
-use crate::layer::{apply, apply_to_mounts, Applied, ApplyOptions, Whiteouts};
+use crate::layer::{
+    apply_seen, apply_tar, apply_to_mounts, read_full, Applied, ApplyOptions, Compression, Seen,
+    Whiteouts,
+};
 use crate::snapshot::{SnapshotError, Staged};
 use crate::ErrorKind;
+
+/// Read-ahead for layer blobs: few, large reads.
+const READ_BUF: usize = 1 << 20;
 
 /// One layer to unpack: its blob (any compression) in the content store
 /// and the diff id the image config promises for it.
@@ -30,7 +43,12 @@ impl Store {
     /// Makes sure every layer of `specs` (bottom first) is a committed
     /// snapshot and returns their records. Everything created is named in
     /// `lease` first, so a failure or a crash leaves only leased garbage.
-    pub(crate) fn unpack(&self, specs: &[LayerSpec], lease: &Lease<'_>) -> Result<Vec<Layer>> {
+    pub(crate) fn unpack(
+        &self,
+        specs: &[LayerSpec],
+        lease: &Lease<'_>,
+        early: Option<&EarlyUnpack>,
+    ) -> Result<Vec<Layer>> {
         let diff_ids: Vec<Digest> = specs.iter().map(|s| s.diff_id.clone()).collect();
         let chain = chain_ids(&diff_ids);
         let mut done: Vec<Option<Layer>> = vec![None; specs.len()];
@@ -78,16 +96,34 @@ impl Store {
             }
         }
         if !todo.is_empty() {
-            let staged = match self.snapshotter.stage()? {
-                Some(first) => Some(self.apply_staged(specs, &todo, first)?),
-                None => None,
+            // What the load already staged, then the rest side by side.
+            let mut ready: Vec<Option<(Staged, Applied)>> = todo
+                .iter()
+                .map(|&i| early.and_then(|e| e.take(&specs[i], i == 0)))
+                .collect();
+            let rest: Vec<usize> = todo
+                .iter()
+                .zip(&ready)
+                .filter(|(_, r)| r.is_none())
+                .map(|(&i, _)| i)
+                .collect();
+            let mut staged = if rest.is_empty() {
+                Some(Vec::new().into_iter())
+            } else {
+                match self.snapshotter.stage()? {
+                    Some(first) => Some(self.apply_staged(specs, &rest, first)?.into_iter()),
+                    None => None,
+                }
             };
-            let mut staged = staged.map(|v| v.into_iter());
-            for &i in &todo {
+            for (k, &i) in todo.iter().enumerate() {
                 let parent = i.checked_sub(1).map(|p| chain[p].to_string());
-                let applied = match staged.as_mut() {
-                    Some(it) => {
-                        let (stage, applied) = it.next().expect("one staged layer per todo");
+                let from_stage = ready[k].take().or_else(|| {
+                    staged
+                        .as_mut()
+                        .map(|it| it.next().expect("one staged layer per todo"))
+                });
+                let applied = match from_stage {
+                    Some((stage, applied)) => {
                         match self.snapshotter.commit_staged(
                             chain[i].as_str(),
                             parent.as_deref(),
@@ -131,6 +167,16 @@ impl Store {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(todo.len());
+        // Largest first, so one big layer does not start last and run
+        // alone while the other threads idle.
+        let mut order: Vec<usize> = (0..todo.len()).collect();
+        order.sort_by_key(|&n| {
+            std::cmp::Reverse(
+                self.content
+                    .info(&specs[todo[n]].blob)
+                    .map_or(0, |i| i.size),
+            )
+        });
         let next = AtomicUsize::new(0);
         let first = Mutex::new(Some(first));
         let results: Vec<Slot> = todo.iter().map(|_| Mutex::new(None)).collect();
@@ -138,10 +184,11 @@ impl Store {
         std::thread::scope(|s| {
             for _ in 0..threads {
                 s.spawn(|| loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= todo.len() || failed.load(Ordering::Relaxed) {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    if k >= todo.len() || failed.load(Ordering::Relaxed) {
                         break;
                     }
+                    let n = order[k];
                     let i = todo[n];
                     let stage = match first.lock().unwrap_or_else(|p| p.into_inner()).take() {
                         Some(st) => Ok(Some(st)),
@@ -162,12 +209,7 @@ impl Store {
                             ..ApplyOptions::default()
                         };
                         let _span = tracing::debug_span!("unpack", blob = %specs[i].blob).entered();
-                        let reader = self.content.reader(&specs[i].blob)?;
-                        let applied = apply(
-                            io::BufReader::with_capacity(1 << 20, reader),
-                            st.path(),
-                            &opts,
-                        )?;
+                        let (applied, _) = self.apply_blob(&specs[i].blob, st.path(), &opts)?;
                         check_diff_id(&specs[i], &applied)?;
                         Ok((st, applied))
                     });
@@ -210,7 +252,7 @@ impl Store {
             let reader = self.content.reader(&spec.blob)?;
             let applied = apply_to_mounts(
                 &mounts,
-                io::BufReader::with_capacity(1 << 20, reader),
+                io::BufReader::with_capacity(READ_BUF, reader),
                 &ApplyOptions::default(),
             )?;
             check_diff_id(spec, &applied)?;
@@ -233,11 +275,69 @@ impl Store {
         }
     }
 
+    /// Applies the layer blob `blob` onto `dir`. An uncompressed blob is
+    /// its own diff id, and the content store checked its digest when it
+    /// was written: it is not hashed a second time.
+    fn apply_blob(
+        &self,
+        blob: &Digest,
+        dir: &std::path::Path,
+        opts: &ApplyOptions,
+    ) -> Result<(Applied, Seen)> {
+        let size = self.content.info(blob)?.size;
+        apply_bytes(blob, self.content.reader(blob)?, size, dir, opts)
+    }
+
+    /// Stages `job` if it is a layer (tar, gzip or zstd) that no layer
+    /// record already holds and the snapshotter can stage.
+    fn unpack_early(&self, job: Job) -> Result<Option<Early>> {
+        let blob = &job.blob;
+        let known: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM layers WHERE blob = ?1 LIMIT 1",
+                [blob.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if known.is_some() {
+            return Ok(None);
+        }
+        let io_err = |source| StoreError::Io {
+            context: format!("reading blob {blob}"),
+            source,
+        };
+        let mut file = job.bytes;
+        let mut head = [0u8; 512];
+        let n = read_full(&mut file, &mut head).map_err(io_err)?;
+        if Compression::detect(&head[..n]) == Compression::None && !is_tar(&head[..n]) {
+            return Ok(None);
+        }
+        let size = file.metadata().map_err(io_err)?.len();
+        file.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
+        let Some(stage) = self.snapshotter.stage()? else {
+            return Ok(None);
+        };
+        // Whiteouts in overlay's form: right for every layer but the
+        // bottom one, which `take` turns down if it had any.
+        let opts = ApplyOptions {
+            whiteouts: Whiteouts::Overlay,
+            ..ApplyOptions::default()
+        };
+        let _span = tracing::debug_span!("unpack_early", blob = %blob).entered();
+        let (applied, seen) = apply_bytes(blob, file, size, stage.path(), &opts)?;
+        Ok(Some(Early {
+            stage,
+            applied,
+            seen,
+        }))
+    }
+
     /// Diff id and size of a stored layer blob, without unpacking it.
     pub(crate) fn measure(&self, blob: &Digest) -> Result<Applied> {
         let reader = self.content.reader(blob)?;
         let mut h = HashingReader::new(
-            crate::layer::decompress(io::BufReader::new(reader))
+            crate::layer::decompress(io::BufReader::with_capacity(READ_BUF, reader))
                 .map_err(crate::layer::LayerError::Read)?,
         );
         io::copy(&mut h, &mut io::sink()).map_err(|source| StoreError::Io {
@@ -260,4 +360,134 @@ fn check_diff_id(spec: &LayerSpec, applied: &Applied) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Applies `bytes`, the `size` bytes of the blob `blob`; see
+/// [`Store::apply_blob`].
+fn apply_bytes(
+    blob: &Digest,
+    bytes: impl io::Read,
+    size: u64,
+    dir: &std::path::Path,
+    opts: &ApplyOptions,
+) -> Result<(Applied, Seen)> {
+    let mut r = io::BufReader::with_capacity(READ_BUF, bytes);
+    let head = r.fill_buf().map_err(|source| StoreError::Io {
+        context: format!("reading layer {blob}"),
+        source,
+    })?;
+    if Compression::detect(head) != Compression::None {
+        return Ok(apply_seen(r, dir, opts)?);
+    }
+    let seen = apply_tar(r, dir, opts)?;
+    let applied = Applied {
+        diff_id: blob.clone(),
+        size,
+    };
+    Ok((applied, seen))
+}
+
+/// Whether `head` starts with a tar header (POSIX ustar or GNU).
+fn is_tar(head: &[u8]) -> bool {
+    head.len() >= 512 && &head[257..262] == b"ustar"
+}
+
+/// A blob offered to [`EarlyUnpack`]: its digest and its bytes.
+struct Job {
+    blob: Digest,
+    bytes: std::fs::File,
+}
+
+/// One blob staged ahead of its image; see [`EarlyUnpack`].
+struct Early {
+    stage: Staged,
+    applied: Applied,
+    seen: Seen,
+}
+
+/// Layers unpacked while a load is still reading its archive. Each blob
+/// the load writes is [`offer`](EarlyUnpack::offer)ed as soon as its
+/// bytes are down, before its commit (fsync, digest check, rename) is
+/// done: nothing staged here is adopted unless the load read its whole
+/// archive and every commit succeeded, and a named blob's digest, which
+/// stands for the diff id of an uncompressed one, was checked by then.
+/// Workers
+/// ([`work`](EarlyUnpack::work), on the load's threads) apply every one
+/// that is a layer into a staged directory, not yet knowing its position
+/// or the diff id the config promises. [`Store::unpack`] adopts a staged
+/// layer whose diff id matches and applies the rest itself. Staged
+/// directories nobody took are deleted with this; a crash leaves them to
+/// the sweep at the next open, like any staged directory: nothing here
+/// is visible in the store before `unpack` commits it under the lease.
+pub(crate) struct EarlyUnpack {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    queue: Mutex<mpsc::Receiver<Job>>,
+    cancelled: AtomicBool,
+    done: Mutex<HashMap<Digest, Early>>,
+}
+
+impl EarlyUnpack {
+    pub(crate) fn new() -> EarlyUnpack {
+        let (tx, rx) = mpsc::channel();
+        EarlyUnpack {
+            jobs: Mutex::new(Some(tx)),
+            queue: Mutex::new(rx),
+            cancelled: AtomicBool::new(false),
+            done: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A blob just written, `bytes` open on it: stage it if it is a
+    /// layer.
+    pub(crate) fn offer(&self, blob: &Digest, bytes: std::fs::File) {
+        if let Some(tx) = lock(&self.jobs).as_ref() {
+            let _ = tx.send(Job {
+                blob: blob.clone(),
+                bytes,
+            });
+        }
+    }
+
+    /// No more offers; with `cancel`, what is queued is not started.
+    pub(crate) fn close(&self, cancel: bool) {
+        self.cancelled.store(cancel, Ordering::Relaxed);
+        lock(&self.jobs).take();
+    }
+
+    /// A worker: stages offered blobs until [`close`](EarlyUnpack::close).
+    pub(crate) fn work(&self, store: &Store) {
+        loop {
+            let Ok(job) = lock(&self.queue).recv() else {
+                return;
+            };
+            if self.cancelled.load(Ordering::Relaxed) {
+                continue;
+            }
+            let blob = job.blob.clone();
+            match store.unpack_early(job) {
+                Ok(Some(early)) => {
+                    lock(&self.done).insert(blob, early);
+                }
+                Ok(None) => {}
+                // Not fatal: the layer is applied again in its place,
+                // and a real fault is reported from there.
+                Err(e) => tracing::debug!(blob = %blob, error = %e, "early unpack failed"),
+            }
+        }
+    }
+
+    /// The staged layer for `spec`, if one was made from its blob and has
+    /// its diff id; at the bottom only without whiteouts, which overlay
+    /// form would leave behind as files.
+    fn take(&self, spec: &LayerSpec, bottom: bool) -> Option<(Staged, Applied)> {
+        let early = lock(&self.done).remove(&spec.blob)?;
+        if early.applied.diff_id != spec.diff_id || (bottom && early.seen.whiteouts) {
+            return None;
+        }
+        Some((early.stage, early.applied))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

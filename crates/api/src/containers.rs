@@ -1,0 +1,326 @@
+//! The container endpoints that are one engine call each: list, inspect,
+//! start, stop, restart, kill, pause, rename, resize, top, remove, prune.
+
+use std::time::Duration;
+
+use berth_engine::{Container, Engine, State};
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+use crate::body::{self, Response};
+use crate::error::ApiError;
+use crate::router::Ctx;
+
+fn no_content() -> Result<Response, ApiError> {
+    Ok(body::empty(StatusCode::NO_CONTENT))
+}
+
+/// docker's `Ports` of a list entry, from inspect's port map.
+fn list_ports(settings: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    let Some(ports) = settings["Ports"].as_object() else {
+        return out;
+    };
+    for (key, bindings) in ports {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let private: u16 = port.parse().unwrap_or(0);
+        match bindings.as_array() {
+            Some(list) => {
+                for b in list {
+                    out.push(json!({
+                        "IP": b["HostIp"],
+                        "PrivatePort": private,
+                        "PublicPort": b["HostPort"].as_str().and_then(|p| p.parse::<u16>().ok()),
+                        "Type": proto,
+                    }));
+                }
+            }
+            None => out.push(json!({"PrivatePort": private, "Type": proto})),
+        }
+    }
+    out
+}
+
+fn list_entry(e: &Engine, c: &Container, state: &str) -> Value {
+    let settings = e.network_settings(c);
+    let mut status = berth_engine::status::status(c);
+    if state == "paused" {
+        status.push_str(" (Paused)");
+    }
+    json!({
+        "Id": c.id,
+        "Names": [format!("/{}", c.name)],
+        "Image": c.image,
+        "ImageID": c.image_id,
+        "Command": berth_engine::spec::args(&c.config).join(" "),
+        "Created": c.created.timestamp(),
+        "Ports": list_ports(&settings),
+        "Labels": c.config.labels,
+        "State": state,
+        "Status": status,
+        "HostConfig": {"NetworkMode": c.config.network_mode},
+        "NetworkSettings": {"Networks": settings["Networks"].clone()},
+        "Mounts": c.config.host_config.mounts.iter().map(|m| json!({
+            "Type": m.kind,
+            "Name": if m.kind == "volume" { json!(m.source) } else { Value::Null },
+            "Source": m.source,
+            "Destination": m.target,
+            "Mode": if m.read_only { "ro" } else { "" },
+            "RW": !m.read_only,
+            "Propagation": m.propagation,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// docker's filters as `key=value` flags for the engine's parser.
+fn filter_flags(ctx: &Ctx) -> Result<Vec<String>, ApiError> {
+    Ok(ctx
+        .query
+        .filters()?
+        .into_iter()
+        .flat_map(|(k, vs)| vs.into_iter().map(move |v| format!("{k}={v}")))
+        .collect())
+}
+
+pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
+    let flags = filter_flags(&ctx)?;
+    let all = ctx.query.flag("all");
+    let limit = ctx.query.int("limit")?.filter(|n| *n > 0);
+    let v = ctx
+        .api
+        .blocking(move |e| {
+            let filters = berth_engine::filters::Filters::parse(&flags)?;
+            let healths = e.health_statuses()?;
+            let mut list = e.list()?;
+            // Newest first, as docker lists them.
+            list.sort_by_key(|c| std::cmp::Reverse(c.created));
+            let mut out = Vec::new();
+            for c in &list {
+                let state = berth_engine::status::docker_state(e, c);
+                if !(all || limit.is_some() || c.state == State::Running) {
+                    continue;
+                }
+                let health = healths
+                    .get(&c.id)
+                    .map_or(berth_engine::health::NONE, String::as_str);
+                if filters.matches(c, state, health) {
+                    out.push(list_entry(e, c, state));
+                }
+            }
+            if let Some(n) = limit {
+                out.truncate(n as usize);
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(body::json(StatusCode::OK, &Value::Array(v)))
+}
+
+pub async fn inspect(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    if ctx.query.flag("size") {
+        // Sizes need a walk of the container's layer: not offered yet.
+        return Err(ApiError::bad_request(
+            "inspect with size=1 is not supported by berth yet",
+        ));
+    }
+    let v = ctx.api.blocking(move |e| e.inspect(&id)).await?;
+    Ok(body::json(StatusCode::OK, &v))
+}
+
+pub async fn start(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    if ctx.query.get("detachKeys").is_some_and(|k| !k.is_empty()) {
+        // They belong to attach; docker ignores them here too, but a
+        // client that sends them expects them honoured: refuse.
+        return Err(ApiError::bad_request(
+            "detachKeys on start is not supported: give them to attach",
+        ));
+    }
+    let c = ctx.api.blocking(move |e| e.find(&id)).await?;
+    if c.state == State::Running {
+        return Ok(body::empty(StatusCode::NOT_MODIFIED));
+    }
+    let api = ctx.api.clone();
+    let attach = api
+        .take_pending_attach(&c.id)
+        .map(|stream| berth_engine::attach::AttachTo {
+            stream,
+            console_size: api.take_console(&c.id),
+        });
+    let id = c.id.clone();
+    let handle = ctx.api.blocking(move |e| e.start(&id, attach)).await?;
+    ctx.api.bump();
+    // The monitor reports the exit on the start pipe: remembered for
+    // waiters that come late (a `--rm` container is gone by then).
+    let api = ctx.api.clone();
+    tokio::task::spawn_blocking(move || {
+        let id = handle.id.clone();
+        match handle.wait() {
+            Ok(code) => api.record_exit(&id, code),
+            Err(e) => {
+                tracing::debug!(id, error = %e, "waiting for the exit");
+                api.bump();
+            }
+        }
+    });
+    no_content()
+}
+
+fn timeout(ctx: &Ctx) -> Result<Option<Duration>, ApiError> {
+    Ok(ctx
+        .query
+        .int("t")?
+        .or(ctx.query.int("timeout")?)
+        .map(|t| Duration::from_secs(t.max(0) as u64)))
+}
+
+pub async fn stop(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    if ctx.query.get("signal").is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad_request(
+            "stop with a signal is not supported by berth yet: set the container's StopSignal",
+        ));
+    }
+    let t = timeout(&ctx)?;
+    let c = ctx.api.blocking(move |e| e.find(&id)).await?;
+    if c.state != State::Running {
+        return Ok(body::empty(StatusCode::NOT_MODIFIED));
+    }
+    ctx.api.blocking(move |e| e.stop(&c.id, t)).await?;
+    no_content()
+}
+
+pub async fn restart(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    if ctx.query.get("signal").is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad_request(
+            "restart with a signal is not supported by berth yet",
+        ));
+    }
+    let t = timeout(&ctx)?;
+    ctx.api.blocking(move |e| e.restart(&id, t)).await?;
+    ctx.api.bump();
+    no_content()
+}
+
+pub async fn kill(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let sig = ctx
+        .query
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .unwrap_or("KILL")
+        .to_string();
+    ctx.api
+        .blocking(move |e| {
+            let c = e.find(&id)?;
+            if c.state != State::Running {
+                return Err(berth_engine::Error::WrongState {
+                    id: c.id,
+                    state: c.state.to_string(),
+                    op: "kill (it is not running)",
+                });
+            }
+            e.kill(&c.id, &sig)
+        })
+        .await?;
+    no_content()
+}
+
+pub async fn pause(ctx: Ctx, id: String, pause: bool) -> Result<Response, ApiError> {
+    ctx.api
+        .blocking(move |e| if pause { e.pause(&id) } else { e.unpause(&id) })
+        .await?;
+    no_content()
+}
+
+pub async fn rename(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let name = ctx
+        .query
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("rename needs a name"))?
+        .to_string();
+    ctx.api.blocking(move |e| e.rename(&id, &name)).await?;
+    no_content()
+}
+
+/// The `h` and `w` of a resize.
+pub fn size(ctx: &Ctx) -> Result<(u16, u16), ApiError> {
+    let get = |k: &str| -> Result<u16, ApiError> {
+        let v = ctx.query.int(k)?.unwrap_or(0);
+        u16::try_from(v).map_err(|_| ApiError::bad_request(format!("invalid {k}: {v}")))
+    };
+    Ok((get("h")?, get("w")?))
+}
+
+pub async fn resize(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let (rows, cols) = size(&ctx)?;
+    let c = ctx.api.blocking(move |e| e.find(&id)).await?;
+    if c.state != State::Running {
+        // Before the start (docker's client sizes the tty at once): the
+        // size goes with the attach stream handed to the monitor.
+        ctx.api.set_console(&c.id, (rows, cols));
+        return Ok(body::empty(StatusCode::OK));
+    }
+    let (_id, mut s) = ctx.api.blocking(move |e| e.attach(&c.id)).await?;
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        s.write_all(&berth_engine::stream::resize(rows, cols))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(format!("resizing: {e}")))?;
+    Ok(body::empty(StatusCode::OK))
+}
+
+pub async fn top(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let args: Vec<String> = ctx
+        .query
+        .get("ps_args")
+        .map(|a| a.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    let (header, lines) = ctx.api.blocking(move |e| e.top(&id, &args)).await?;
+    let titles: Vec<&str> = header.split_whitespace().collect();
+    let n = titles.len().max(1);
+    let processes: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            // The last column (the command) keeps its spaces.
+            let mut cols: Vec<String> = Vec::new();
+            let mut rest = l.trim_start();
+            while cols.len() + 1 < n {
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                cols.push(rest[..end].to_string());
+                rest = rest[end..].trim_start();
+            }
+            cols.push(rest.to_string());
+            cols
+        })
+        .collect();
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({"Titles": titles, "Processes": processes}),
+    ))
+}
+
+pub async fn remove(ctx: Ctx, id: &str) -> Result<Response, ApiError> {
+    if ctx.query.flag("link") {
+        return Err(ApiError::bad_request("links are not supported by berth"));
+    }
+    let (force, volumes) = (ctx.query.flag("force"), ctx.query.flag("v"));
+    let id = id.to_string();
+    ctx.api
+        .blocking(move |e| e.remove(&id, force, volumes))
+        .await?;
+    no_content()
+}
+
+pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
+    if !ctx.query.filters()?.is_empty() {
+        return Err(ApiError::bad_request(
+            "container prune filters are not supported by berth yet",
+        ));
+    }
+    let removed = ctx.api.blocking(|e| e.prune()).await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({ "ContainersDeleted": removed }),
+    ))
+}

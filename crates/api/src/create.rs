@@ -1,0 +1,627 @@
+//! `POST /containers/create`: docker's Config, HostConfig and
+//! NetworkingConfig mapped onto the engine's [`RunOptions`]. Every field
+//! is either mapped or, when set to anything but its zero value, refused
+//! with a 400 naming it: a field silently dropped would run a container
+//! other than the one asked for.
+
+use std::collections::{BTreeMap, HashSet};
+
+use berth_engine::hostconfig::{self as hc, HostConfig};
+use berth_engine::network::Endpoint;
+use berth_engine::{Network, RunOptions};
+use hyper::StatusCode;
+use serde_json::{json, Map, Value};
+
+use crate::body::{self, Response};
+use crate::error::ApiError;
+use crate::router::Ctx;
+
+type R<T> = Result<T, ApiError>;
+
+/// The zero value of a field as Go's JSON writes it.
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_zero),
+    }
+}
+
+/// One JSON object's fields, each taken once; what is left must be zero.
+struct Fields<'a> {
+    obj: Option<&'a Map<String, Value>>,
+    section: &'static str,
+    taken: HashSet<String>,
+}
+
+impl<'a> Fields<'a> {
+    fn new(v: Option<&'a Value>, section: &'static str) -> R<Fields<'a>> {
+        let obj = match v {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(o)) => Some(o),
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "{section} must be an object"
+                )))
+            }
+        };
+        Ok(Fields {
+            obj,
+            section,
+            taken: HashSet::new(),
+        })
+    }
+
+    fn bad(&self, k: &str, want: &str) -> ApiError {
+        ApiError::bad_request(format!("{}{k}: expected {want}", self.prefix()))
+    }
+
+    fn prefix(&self) -> String {
+        if self.section.is_empty() {
+            String::new()
+        } else {
+            format!("{}.", self.section)
+        }
+    }
+
+    fn get(&mut self, k: &str) -> Option<&'a Value> {
+        self.taken.insert(k.to_string());
+        self.obj.and_then(|o| o.get(k)).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, k: &str) -> R<Option<String>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.bad(k, "a string")),
+        }
+    }
+
+    fn boolean(&mut self, k: &str) -> R<bool> {
+        match self.get(k) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.bad(k, "a boolean")),
+        }
+    }
+
+    fn int(&mut self, k: &str) -> R<Option<i64>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| self.bad(k, "an integer")),
+        }
+    }
+
+    /// A list of strings; docker's strslice also takes one string.
+    fn strings(&mut self, k: &str) -> R<Option<Vec<String>>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| x.as_str().map(String::from))
+                .collect::<Option<Vec<_>>>()
+                .map(Some)
+                .ok_or_else(|| self.bad(k, "a list of strings")),
+            Some(_) => Err(self.bad(k, "a list of strings")),
+        }
+    }
+
+    fn list(&mut self, k: &str) -> R<Vec<String>> {
+        Ok(self.strings(k)?.unwrap_or_default())
+    }
+
+    fn string_map(&mut self, k: &str) -> R<BTreeMap<String, String>> {
+        match self.get(k) {
+            None => Ok(BTreeMap::new()),
+            Some(Value::Object(o)) => o
+                .iter()
+                .map(|(k2, v)| v.as_str().map(|s| (k2.clone(), s.to_string())))
+                .collect::<Option<_>>()
+                .ok_or_else(|| self.bad(k, "an object of strings")),
+            Some(_) => Err(self.bad(k, "an object of strings")),
+        }
+    }
+
+    /// The keys of an object (`ExposedPorts`, `Volumes`).
+    fn keys(&mut self, k: &str) -> R<Vec<String>> {
+        match self.get(k) {
+            None => Ok(Vec::new()),
+            Some(Value::Object(o)) => Ok(o.keys().cloned().collect()),
+            Some(_) => Err(self.bad(k, "an object")),
+        }
+    }
+
+    /// Accepted whatever it holds: what only the client acts on.
+    fn client_side(&mut self, k: &str) {
+        self.taken.insert(k.to_string());
+    }
+
+    /// Everything not taken must be its zero value.
+    fn finish(self) -> R<()> {
+        let Some(o) = self.obj else { return Ok(()) };
+        for (k, v) in o {
+            if !self.taken.contains(k) && !is_zero(v) {
+                return Err(ApiError::bad_request(format!(
+                    "{}{k} is not supported by berth",
+                    self.prefix()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a create asks for besides the options: the tty's first size.
+pub struct Parsed {
+    pub opts: RunOptions,
+    pub console: Option<(u16, u16)>,
+}
+
+pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
+    let mut cfg = Fields::new(Some(body), "")?;
+    let image = cfg
+        .string("Image")?
+        .ok_or_else(|| ApiError::bad_request("Config.Image is required"))?;
+    let mut opts = RunOptions {
+        image,
+        name,
+        hostname: cfg.string("Hostname")?,
+        domainname: cfg.string("Domainname")?,
+        user: cfg.string("User")?,
+        workdir: cfg.string("WorkingDir")?,
+        env: cfg.list("Env")?,
+        labels: cfg.string_map("Labels")?,
+        stop_signal: cfg.string("StopSignal")?,
+        stop_timeout: cfg.int("StopTimeout")?,
+        tty: cfg.boolean("Tty")?,
+        open_stdin: cfg.boolean("OpenStdin")?,
+        stdin_once: cfg.boolean("StdinOnce")?,
+        ..RunOptions::default()
+    };
+    let mut cmd = cfg.list("Cmd")?;
+    match cfg.strings("Entrypoint")? {
+        None => {}
+        Some(e) if e.is_empty() => {}
+        Some(mut e) => {
+            // The engine takes one entrypoint word: the rest lead the
+            // command, which gives the same process arguments.
+            let first = e.remove(0);
+            e.append(&mut cmd);
+            cmd = e;
+            opts.entrypoint = Some(first);
+        }
+    }
+    opts.cmd = cmd;
+    opts.net.expose = cfg.keys("ExposedPorts")?;
+    let mut mounts = Vec::new();
+    for v in cfg.keys("Volumes")? {
+        mounts.push(berth_engine::volumes::parse_volume_flag(&v)?);
+    }
+    for k in ["AttachStdin", "AttachStdout", "AttachStderr"] {
+        cfg.client_side(k);
+    }
+    let network_disabled = cfg.boolean("NetworkDisabled")?;
+    let mac = cfg.string("MacAddress")?;
+    let mut host = Fields::new(cfg.get("HostConfig"), "HostConfig")?;
+    let netcfg = cfg.get("NetworkingConfig");
+    cfg.finish()?;
+
+    let (h, console) = host_config(&mut host, &mut opts, mounts)?;
+    opts.host = h;
+    let mode = host.string("NetworkMode")?;
+    host.finish()?;
+    opts.network = network(mode.as_deref(), netcfg, network_disabled, mac)?;
+    Ok(Parsed { opts, console })
+}
+
+fn host_config(
+    f: &mut Fields<'_>,
+    opts: &mut RunOptions,
+    mut mounts: Vec<hc::MountSpec>,
+) -> R<(HostConfig, Option<(u16, u16)>)> {
+    let mut h = HostConfig {
+        memory: f.int("Memory")?.unwrap_or(0),
+        memory_swap: f.int("MemorySwap")?.unwrap_or(0),
+        memory_reservation: f.int("MemoryReservation")?.unwrap_or(0),
+        nano_cpus: f.int("NanoCpus")?.unwrap_or(0),
+        cpu_shares: f.int("CpuShares")?.unwrap_or(0),
+        cpuset_cpus: f.string("CpusetCpus")?.unwrap_or_default(),
+        // docker: 0 and null both leave the limit unset.
+        pids_limit: f.int("PidsLimit")?.filter(|n| *n != 0),
+        cap_add: f.list("CapAdd")?,
+        cap_drop: f.list("CapDrop")?,
+        privileged: f.boolean("Privileged")?,
+        security_opt: f.list("SecurityOpt")?,
+        readonly_rootfs: f.boolean("ReadonlyRootfs")?,
+        shm_size: f.int("ShmSize")?.unwrap_or(0),
+        sysctls: f.string_map("Sysctls")?,
+        oom_kill_disable: f.boolean("OomKillDisable")?,
+        oom_score_adj: i32::try_from(f.int("OomScoreAdj")?.unwrap_or(0))
+            .map_err(|_| ApiError::bad_request("HostConfig.OomScoreAdj is out of range"))?,
+        group_add: f.list("GroupAdd")?,
+        tmpfs: f.string_map("Tmpfs")?,
+        init: f.boolean("Init")?,
+        ..HostConfig::default()
+    };
+    if !h.cpuset_cpus.is_empty() {
+        hc::parse_cpuset("HostConfig.CpusetCpus", &h.cpuset_cpus)?;
+    }
+    for (p, o) in h.tmpfs.clone() {
+        let spec = if o.is_empty() {
+            p.clone()
+        } else {
+            format!("{p}:{o}")
+        };
+        hc::parse_tmpfs(&spec)?;
+    }
+    if let Some(Value::Array(list)) = f.get("Ulimits") {
+        for u in list {
+            let (Some(name), Some(soft), Some(hard)) =
+                (u["Name"].as_str(), u["Soft"].as_u64(), u["Hard"].as_u64())
+            else {
+                return Err(ApiError::bad_request(
+                    "HostConfig.Ulimits: want Name, Soft and Hard",
+                ));
+            };
+            h.ulimits.retain(|x| x.name != name);
+            h.ulimits
+                .push(hc::parse_ulimit(&format!("{name}={soft}:{hard}"))?);
+        }
+    }
+    if let Some(Value::Array(list)) = f.get("Devices") {
+        for d in list {
+            let host = d["PathOnHost"].as_str().unwrap_or_default();
+            let ctr = d["PathInContainer"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(host);
+            let perms = d["CgroupPermissions"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("rwm");
+            h.devices
+                .push(hc::parse_device(&format!("{host}:{ctr}:{perms}"))?);
+        }
+    }
+    for b in f.list("Binds")? {
+        mounts.push(berth_engine::volumes::parse_volume_flag(&b)?);
+    }
+    if let Some(Value::Array(list)) = f.get("Mounts") {
+        for m in list {
+            mounts.push(mount(m)?);
+        }
+    }
+    h.mounts = mounts;
+    if let Some(rp) = f.get("RestartPolicy") {
+        let name = rp["Name"].as_str().unwrap_or("");
+        let count = rp["MaximumRetryCount"].as_i64().unwrap_or(0);
+        let spec = match (name, count) {
+            ("", _) => "no".to_string(),
+            ("on-failure", n) if n > 0 => format!("on-failure:{n}"),
+            (n, _) => n.to_string(),
+        };
+        h.restart_policy = berth_engine::restart::RestartPolicy::parse(&spec)?;
+    }
+    opts.auto_remove = f.boolean("AutoRemove")?;
+    opts.volumes_from = f.list("VolumesFrom")?;
+    opts.net.dns = f.list("Dns")?;
+    opts.net.dns_options = f.list("DnsOptions")?;
+    opts.net.dns_search = f.list("DnsSearch")?;
+    opts.net.add_hosts = f.list("ExtraHosts")?;
+    opts.net.publish_all = f.boolean("PublishAllPorts")?;
+    if let Some(pb) = f.get("PortBindings") {
+        let Value::Object(pb) = pb else {
+            return Err(ApiError::bad_request(
+                "HostConfig.PortBindings must be an object",
+            ));
+        };
+        for (port, bindings) in pb {
+            let list = bindings.as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                opts.net.expose.push(port.clone());
+            }
+            for b in list {
+                let ip = b["HostIp"].as_str().unwrap_or("");
+                let hp = b["HostPort"].as_str().unwrap_or("");
+                opts.net.publish.push(match (ip, hp) {
+                    ("", "") => port.clone(),
+                    ("", hp) => format!("{hp}:{port}"),
+                    (ip, hp) => format!("{ip}:{hp}:{port}"),
+                });
+            }
+        }
+    }
+    if let Some(lc) = f.get("LogConfig") {
+        let kind = lc["Type"].as_str().unwrap_or("");
+        if !matches!(kind, "" | "json-file") || !is_zero(&lc["Config"]) {
+            return Err(ApiError::bad_request(
+                "HostConfig.LogConfig: only the json-file driver with its defaults is supported",
+            ));
+        }
+    }
+    if let Some(rt) = f.string("Runtime")? {
+        if rt != "berth" && rt != "runc" {
+            return Err(ApiError::bad_request(format!(
+                "HostConfig.Runtime {rt:?} is not supported: berth runs containers itself"
+            )));
+        }
+    }
+    // docker's client sends -1 for "the kernel's default".
+    if let Some(n) = f.int("MemorySwappiness")? {
+        if n != -1 {
+            return Err(ApiError::bad_request(
+                "HostConfig.MemorySwappiness is not supported by berth",
+            ));
+        }
+    }
+    f.client_side("ContainerIDFile");
+    let console = match f.get("ConsoleSize") {
+        None => None,
+        Some(v) => match (v[0].as_u64(), v[1].as_u64()) {
+            (Some(0), Some(0)) => None,
+            (Some(r), Some(c)) => Some((
+                u16::try_from(r)
+                    .map_err(|_| ApiError::bad_request("HostConfig.ConsoleSize is out of range"))?,
+                u16::try_from(c)
+                    .map_err(|_| ApiError::bad_request("HostConfig.ConsoleSize is out of range"))?,
+            )),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "HostConfig.ConsoleSize: want [height, width]",
+                ))
+            }
+        },
+    };
+    Ok((h, console))
+}
+
+/// One `HostConfig.Mounts` entry, as the `--mount` flag would say it.
+fn mount(m: &Value) -> R<hc::MountSpec> {
+    let mut f = Fields::new(Some(m), "HostConfig.Mounts")?;
+    let mut parts = Vec::new();
+    if let Some(t) = f.string("Type")? {
+        parts.push(format!("type={t}"));
+    }
+    if let Some(s) = f.string("Source")? {
+        parts.push(format!("source={s}"));
+    }
+    let target = f
+        .string("Target")?
+        .ok_or_else(|| ApiError::bad_request("HostConfig.Mounts: Target is required"))?;
+    parts.push(format!("target={target}"));
+    if f.boolean("ReadOnly")? {
+        parts.push("readonly".into());
+    }
+    f.client_side("Consistency");
+    if let Some(b) = f.get("BindOptions") {
+        let mut bf = Fields::new(Some(b), "HostConfig.Mounts.BindOptions")?;
+        if let Some(p) = bf.string("Propagation")? {
+            parts.push(format!("bind-propagation={p}"));
+        }
+        bf.finish()?;
+    }
+    if let Some(v) = f.get("VolumeOptions") {
+        let mut vf = Fields::new(Some(v), "HostConfig.Mounts.VolumeOptions")?;
+        if vf.boolean("NoCopy")? {
+            parts.push("volume-nocopy".into());
+        }
+        vf.finish()?;
+    }
+    if let Some(t) = f.get("TmpfsOptions") {
+        let mut tf = Fields::new(Some(t), "HostConfig.Mounts.TmpfsOptions")?;
+        if let Some(n) = tf.int("SizeBytes")?.filter(|n| *n > 0) {
+            parts.push(format!("tmpfs-size={n}"));
+        }
+        if let Some(mode) = tf.int("Mode")?.filter(|n| *n > 0) {
+            parts.push(format!("tmpfs-mode={mode:o}"));
+        }
+        tf.finish()?;
+    }
+    f.finish()?;
+    Ok(berth_engine::volumes::parse_mount_flag(&parts.join(","))?)
+}
+
+/// An address field of IPAMConfig, when given.
+fn parse_ip<T: std::str::FromStr>(v: Option<String>, field: &str) -> R<Option<T>> {
+    v.map(|s| {
+        s.parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid {field} {s:?}")))
+    })
+    .transpose()
+}
+
+fn network(
+    mode: Option<&str>,
+    netcfg: Option<&Value>,
+    disabled: bool,
+    mac: Option<String>,
+) -> R<Network> {
+    let mut eps: Vec<Endpoint> = Vec::new();
+    let mut nf = Fields::new(netcfg, "NetworkingConfig")?;
+    if let Some(Value::Object(cfgs)) = nf.get("EndpointsConfig") {
+        for (name, e) in cfgs {
+            let mut ef = Fields::new(Some(e), "NetworkingConfig.EndpointsConfig")?;
+            let (ip, ip6) = match ef.get("IPAMConfig") {
+                None => (None, None),
+                Some(ipam) => {
+                    let mut f =
+                        Fields::new(Some(ipam), "NetworkingConfig.EndpointsConfig.IPAMConfig")?;
+                    let ip = f.string("IPv4Address")?;
+                    let ip6 = f.string("IPv6Address")?;
+                    f.finish()?;
+                    (parse_ip(ip, "IPv4Address")?, parse_ip(ip6, "IPv6Address")?)
+                }
+            };
+            let aliases = ef.list("Aliases")?;
+            let mac = ef.string("MacAddress")?;
+            // Filled in by docker's own inspect output; clients echo them.
+            for k in [
+                "NetworkID",
+                "EndpointID",
+                "Gateway",
+                "IPAddress",
+                "IPPrefixLen",
+                "DNSNames",
+            ] {
+                ef.client_side(k);
+            }
+            ef.finish()?;
+            eps.push(Endpoint {
+                network: name.clone(),
+                ip,
+                ip6,
+                aliases,
+                mac,
+            });
+        }
+    }
+    nf.finish()?;
+    if disabled {
+        return Ok(Network::None);
+    }
+    let mut net = match mode {
+        None | Some("default") => Network::parse("default")?,
+        Some(m) => Network::parse(m)?,
+    };
+    if let Network::Networks(list) = &mut net {
+        let first = list[0].network.clone();
+        // The mode's network first (its endpoint settings if given), then
+        // the others the client named.
+        if let Some(pos) = eps.iter().position(|e| e.network == first) {
+            list[0] = eps.remove(pos);
+        }
+        list.append(&mut eps);
+        if let Some(m) = mac {
+            list[0].mac = Some(m);
+        }
+    } else if !eps.is_empty() || mac.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "NetworkingConfig and MacAddress need a network; NetworkMode is {:?}",
+            mode.unwrap_or("")
+        )));
+    }
+    Ok(net)
+}
+
+pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
+    if ctx.query.get("platform").is_some_and(|p| !p.is_empty()) {
+        return Err(ApiError::bad_request(
+            "create with a platform is not supported by berth yet",
+        ));
+    }
+    let name = ctx
+        .query
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .map(String::from);
+    let body: Value = ctx.json().await?;
+    let parsed = parse(&body, name)?;
+    let opts = parsed.opts;
+    let c = ctx.api.blocking(move |e| e.create(&opts)).await?;
+    if let Some(size) = parsed.console {
+        ctx.api.set_console(&c.id, size);
+    }
+    Ok(body::json(
+        StatusCode::CREATED,
+        &json!({"Id": c.id, "Warnings": []}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: Value) -> R<RunOptions> {
+        parse(&v, None).map(|p| p.opts)
+    }
+
+    #[test]
+    fn dockers_create_body_maps_onto_run_options() {
+        // What Debian's docker 20.10 sends for `docker run -d --rm -e A=1
+        // -p 8080:80 -v /data --network none bb sh -c 'echo hi'`, trimmed of
+        // nothing but fields at their zero values.
+        let o = p(json!({
+            "Hostname": "", "User": "", "AttachStdin": false, "AttachStdout": true,
+            "Tty": false, "OpenStdin": false, "Env": ["A=1"], "Cmd": ["sh", "-c", "echo hi"],
+            "Image": "bb", "Volumes": {"/data": {}}, "WorkingDir": "", "Entrypoint": null,
+            "OnBuild": null, "Labels": {"k": "v"},
+            "HostConfig": {
+                "Binds": null, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},
+                "NetworkMode": "none", "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": true,
+                "VolumeDriver": "", "VolumesFrom": null, "CapAdd": null, "CapDrop": null,
+                "CgroupnsMode": "", "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": null,
+                "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null, "OomScoreAdj": 0,
+                "PidMode": "", "Privileged": false, "PublishAllPorts": false, "ReadonlyRootfs": false,
+                "SecurityOpt": null, "UTSMode": "", "UsernsMode": "", "ShmSize": 0,
+                "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0,
+                "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [], "CpuPeriod": 0,
+                "CpuQuota": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
+                "DeviceCgroupRules": null, "DeviceRequests": null, "KernelMemory": 0,
+                "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": -1,
+                "OomKillDisable": false, "PidsLimit": null, "Ulimits": null,
+                "MaskedPaths": null, "ReadonlyPaths": null
+            },
+            "NetworkingConfig": {"EndpointsConfig": {}}
+        }))
+        .unwrap();
+        assert_eq!(o.image, "bb");
+        assert_eq!(o.cmd, ["sh", "-c", "echo hi"]);
+        assert_eq!(o.env, ["A=1"]);
+        assert!(o.auto_remove);
+        assert_eq!(o.network, Network::None);
+        assert_eq!(o.net.publish, ["8080:80/tcp"]);
+        assert_eq!(o.host.mounts.len(), 1);
+        assert_eq!(o.host.mounts[0].target, "/data");
+        assert_eq!(o.labels["k"], "v");
+        assert_eq!(o.host.pids_limit, None);
+    }
+
+    #[test]
+    fn entrypoints_and_networks() {
+        let o =
+            p(json!({"Image": "bb", "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo x"]})).unwrap();
+        assert_eq!(
+            (o.entrypoint.as_deref(), o.cmd.as_slice()),
+            (Some("/bin/sh"), &["-c".to_string(), "echo x".into()][..])
+        );
+        let o = p(json!({"Image": "bb", "Entrypoint": [""]})).unwrap();
+        assert_eq!(o.entrypoint.as_deref(), Some(""));
+        let o = p(json!({"Image": "bb", "HostConfig": {"NetworkMode": "web"},
+            "NetworkingConfig": {"EndpointsConfig": {"web": {"Aliases": ["db"], "IPAMConfig": {"IPv4Address": "10.1.0.9"}}}}})).unwrap();
+        let Network::Networks(eps) = o.network else {
+            panic!()
+        };
+        assert_eq!(
+            (eps[0].network.as_str(), eps[0].aliases.as_slice()),
+            ("web", &["db".to_string()][..])
+        );
+        assert_eq!(eps[0].ip, Some("10.1.0.9".parse().unwrap()));
+        let o = p(json!({"Image": "bb"})).unwrap();
+        assert_eq!(o.network, Network::parse("default").unwrap());
+    }
+
+    #[test]
+    fn what_is_not_mapped_is_refused_by_name() {
+        let e = p(json!({"Image": "bb", "HostConfig": {"PidMode": "host"}})).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.message, "HostConfig.PidMode is not supported by berth");
+        let e = p(json!({"Image": "bb", "Healthcheck": {"Test": ["CMD", "true"]}})).unwrap_err();
+        assert_eq!(e.message, "Healthcheck is not supported by berth");
+        let e =
+            p(json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "syslog"}}})).unwrap_err();
+        assert!(e.message.contains("LogConfig"), "{}", e.message);
+        let e = p(json!({"Cmd": ["x"]})).unwrap_err();
+        assert_eq!(e.message, "Config.Image is required");
+        let e = p(json!({"Image": "bb", "HostConfig": {"Memory": "lots"}})).unwrap_err();
+        assert!(e.message.contains("HostConfig.Memory"), "{}", e.message);
+    }
+}

@@ -1,0 +1,239 @@
+//! The network endpoints: list, create, inspect, remove, prune, connect,
+//! disconnect; docker's JSON is the engine's inspect.
+
+use std::collections::BTreeMap;
+
+use berth_engine::network::{Endpoint, NetworkOptions};
+use hyper::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::body::{self, Response};
+use crate::error::ApiError;
+use crate::router::Ctx;
+
+pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
+    let filters = ctx.query.filters()?;
+    for k in filters.keys() {
+        if !matches!(k.as_str(), "name" | "id") {
+            return Err(ApiError::bad_request(format!(
+                "network filter '{k}' is not supported by berth yet"
+            )));
+        }
+    }
+    let v = ctx
+        .api
+        .blocking(move |e| {
+            let mut out = Vec::new();
+            for n in e.networks()? {
+                let name_ok = filters
+                    .get("name")
+                    .is_none_or(|vs| vs.iter().any(|v| n.name.contains(v.as_str())));
+                let id_ok = filters
+                    .get("id")
+                    .is_none_or(|vs| vs.iter().any(|v| n.id.starts_with(v.as_str())));
+                if name_ok && id_ok {
+                    out.push(e.network_inspect(&n.name)?);
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(body::json(StatusCode::OK, &Value::Array(v)))
+}
+
+pub async fn inspect(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let v = ctx.api.blocking(move |e| e.network_inspect(&id)).await?;
+    Ok(body::json(StatusCode::OK, &v))
+}
+
+pub async fn remove(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    ctx.api.blocking(move |e| e.network_remove(&id)).await?;
+    Ok(body::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
+    if !ctx.query.filters()?.is_empty() {
+        return Err(ApiError::bad_request(
+            "network prune filters are not supported by berth yet",
+        ));
+    }
+    let p = ctx.api.blocking(|e| e.network_prune()).await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({"NetworksDeleted": p.networks}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct CreateBody {
+    name: String,
+    check_duplicate: Option<bool>,
+    driver: String,
+    internal: bool,
+    attachable: bool,
+    ingress: bool,
+    #[serde(rename = "EnableIPv6")]
+    enable_ipv6: Option<bool>,
+    #[serde(rename = "IPAM")]
+    ipam: Option<Ipam>,
+    options: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+    scope: String,
+    config_only: bool,
+    config_from: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct Ipam {
+    driver: String,
+    config: Option<Vec<IpamConfig>>,
+    options: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct IpamConfig {
+    subnet: String,
+    #[serde(rename = "IPRange")]
+    ip_range: String,
+    gateway: String,
+    aux_address: Option<BTreeMap<String, String>>,
+}
+
+pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let b: CreateBody = ctx.json().await?;
+    let bad = |m: String| Err(ApiError::bad_request(m));
+    if b.name.is_empty() {
+        return bad("a network needs a Name".into());
+    }
+    if !matches!(b.driver.as_str(), "" | "bridge") {
+        return bad(format!(
+            "network driver {:?} is not supported: berth has bridge",
+            b.driver
+        ));
+    }
+    if b.ingress || b.config_only || b.config_from.is_some() || b.enable_ipv6 == Some(true) {
+        return bad(
+            "Ingress, ConfigOnly, ConfigFrom and EnableIPv6 are not supported by berth".into(),
+        );
+    }
+    if !matches!(b.scope.as_str(), "" | "local") {
+        return bad(format!("network scope {:?} is not supported", b.scope));
+    }
+    let _ = (b.check_duplicate, b.attachable);
+    let mut opts = NetworkOptions {
+        name: b.name.clone(),
+        internal: b.internal,
+        labels: b.labels.clone(),
+        ..Default::default()
+    };
+    for (k, v) in &b.options {
+        match k.as_str() {
+            "com.docker.network.bridge.name" => opts.bridge = Some(v.clone()),
+            _ => return bad(format!("network option {k:?} is not supported by berth")),
+        }
+    }
+    if let Some(ipam) = &b.ipam {
+        if !matches!(ipam.driver.as_str(), "" | "default")
+            || ipam.options.as_ref().is_some_and(|o| !o.is_empty())
+        {
+            return bad("only the default IPAM driver without options is supported".into());
+        }
+        let cfgs = ipam.config.as_deref().unwrap_or_default();
+        if cfgs.len() > 1 {
+            return bad("one IPAM config per network is supported".into());
+        }
+        if let Some(c) = cfgs.first() {
+            if c.aux_address.as_ref().is_some_and(|a| !a.is_empty()) {
+                return bad("IPAM AuxAddress is not supported by berth".into());
+            }
+            let net = |s: &str, what: &str| -> Result<Option<berth_net::Ipv4Net>, ApiError> {
+                if s.is_empty() {
+                    return Ok(None);
+                }
+                s.parse()
+                    .map(Some)
+                    .map_err(|e| ApiError::bad_request(format!("invalid {what} {s:?}: {e}")))
+            };
+            opts.subnet = net(&c.subnet, "Subnet")?;
+            opts.ip_range = net(&c.ip_range, "IPRange")?;
+            if !c.gateway.is_empty() {
+                opts.gateway = Some(c.gateway.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid Gateway {:?}", c.gateway))
+                })?);
+            }
+        }
+    }
+    let n = ctx.api.blocking(move |e| e.network_create(&opts)).await?;
+    Ok(body::json(
+        StatusCode::CREATED,
+        &json!({"Id": n.id, "Warning": ""}),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ConnectBody {
+    container: String,
+    endpoint_config: Option<Value>,
+    force: bool,
+}
+
+pub async fn connect(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let b: ConnectBody = ctx.json().await?;
+    let mut ep = Endpoint {
+        network: id.clone(),
+        ..Default::default()
+    };
+    if let Some(cfg) = &b.endpoint_config {
+        ep.aliases = cfg["Aliases"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(ip) = cfg["IPAMConfig"]["IPv4Address"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+        {
+            ep.ip = Some(
+                ip.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid IPv4Address {ip:?}")))?,
+            );
+        }
+        if let Some(m) = cfg["MacAddress"].as_str().filter(|s| !s.is_empty()) {
+            ep.mac = Some(m.to_string());
+        }
+        for k in ["Links", "DriverOpts"] {
+            if cfg[k].as_array().is_some_and(|a| !a.is_empty())
+                || cfg[k].as_object().is_some_and(|o| !o.is_empty())
+            {
+                return Err(ApiError::bad_request(format!(
+                    "EndpointConfig.{k} is not supported by berth"
+                )));
+            }
+        }
+    }
+    ctx.api
+        .blocking(move |e| e.network_connect(&id, &b.container, ep))
+        .await?;
+    Ok(body::empty(StatusCode::OK))
+}
+
+pub async fn disconnect(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let b: ConnectBody = ctx.json().await?;
+    if b.force {
+        return Err(ApiError::bad_request(
+            "disconnect with Force is not supported by berth yet",
+        ));
+    }
+    ctx.api
+        .blocking(move |e| e.network_disconnect(&id, &b.container))
+        .await?;
+    Ok(body::empty(StatusCode::OK))
+}

@@ -1,0 +1,127 @@
+//! The server: a tokio runtime, one accept loop per socket, HTTP/1.1 on
+//! each connection (with upgrades, for attach and exec), until SIGINT or
+//! SIGTERM. Containers keep running under their monitors when it stops.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_engine::Engine;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::error::Error;
+use crate::listen::{self, Bound, Host};
+use crate::state::Api;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub hosts: Vec<Host>,
+    /// The unix sockets' group: `Some(name)` must exist; `None` tries
+    /// docker's `docker` group and keeps root's when there is none.
+    pub group: Option<String>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> ServeOptions {
+        ServeOptions {
+            hosts: vec![Host::Unix(listen::DEFAULT_SOCKET.into())],
+            group: None,
+        }
+    }
+}
+
+/// Serves until SIGINT or SIGTERM. `ready` is called once every socket
+/// listens.
+pub fn serve(engine: Engine, opts: ServeOptions, ready: impl FnOnce()) -> Result<(), Error> {
+    let gid = match &opts.group {
+        Some(g) => Some(listen::group_id(g).ok_or_else(|| Error::NoSuchGroup(g.clone()))?),
+        None => listen::group_id("docker"),
+    };
+    // Before any thread exists: activation edits the environment.
+    let bound = listen::bind(&opts.hosts, gid)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let api = Arc::new(Api::new(engine));
+    let mut remove = Vec::new();
+    let result = rt.block_on(async {
+        for b in bound {
+            match b {
+                Bound::Unix(l, path) => {
+                    l.set_nonblocking(true).map_err(Error::Runtime)?;
+                    let l = tokio::net::UnixListener::from_std(l).map_err(Error::Runtime)?;
+                    remove.extend(path);
+                    let api = api.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            match l.accept().await {
+                                Ok((s, _)) => connection(api.clone(), s),
+                                Err(e) => accept_failed(e).await,
+                            }
+                        }
+                    });
+                }
+                Bound::Tcp(l) => {
+                    l.set_nonblocking(true).map_err(Error::Runtime)?;
+                    let l = tokio::net::TcpListener::from_std(l).map_err(Error::Runtime)?;
+                    let api = api.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            match l.accept().await {
+                                Ok((s, _)) => {
+                                    let _ = s.set_nodelay(true);
+                                    connection(api.clone(), s)
+                                }
+                                Err(e) => accept_failed(e).await,
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        ready();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(Error::Runtime)?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok(())
+    });
+    for p in remove {
+        let _ = std::fs::remove_file(p);
+    }
+    // Engine calls in flight (a stop's grace period, a pull) are not
+    // waited for: their containers live on under their monitors.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// Out of fds or memory: pause rather than spin.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!(error = %e, "accept");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+fn connection<S>(api: Arc<Api>, s: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = service_fn(move |req| {
+            let api = api.clone();
+            async move { Ok::<_, Infallible>(crate::router::handle(api, req).await) }
+        });
+        if let Err(e) = http1::Builder::new()
+            .serve_connection(TokioIo::new(s), svc)
+            .with_upgrades()
+            .await
+        {
+            tracing::debug!(error = %e, "connection");
+        }
+    });
+}

@@ -1,0 +1,251 @@
+//! Hijacked connections (`Upgrade: tcp` → 101): `attach` and the exec
+//! streams. The client's bytes become stdin frames of the monitor's attach
+//! stream; the monitor's stdout and stderr frames go back raw (a tty) or
+//! with docker's 8-byte multiplexing header (stream byte, three zeros, a
+//! big-endian length).
+
+use std::os::fd::OwnedFd;
+
+use berth_engine::stream::{self, DetachWatch, Kind};
+use berth_engine::State;
+use hyper::{header, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::body::{self, Response};
+use crate::error::ApiError;
+use crate::router::Ctx;
+
+/// docker's default detach keys (ctrl-p ctrl-q).
+pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+
+/// docker's multiplexing header for stdout (1) or stderr (2).
+pub fn frame(stream: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + body.len());
+    v.extend_from_slice(&[stream, 0, 0, 0]);
+    v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    v.extend_from_slice(body);
+    v
+}
+
+pub fn content_type(minor: u32, tty: bool) -> &'static str {
+    if minor >= 42 && !tty {
+        "application/vnd.docker.multiplexed-stream"
+    } else {
+        "application/vnd.docker.raw-stream"
+    }
+}
+
+/// The 101 answer to an upgrade; the caller serves the connection once
+/// the response is sent.
+pub fn switching(ctype: &str) -> Response {
+    let mut r = body::empty(StatusCode::SWITCHING_PROTOCOLS);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(header::UPGRADE, header::HeaderValue::from_static("tcp"));
+    if let Ok(v) = header::HeaderValue::from_str(ctype) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// What one side of an attach carries.
+#[derive(Debug, Clone)]
+pub struct Streams {
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// Watched for in a tty's input; empty: none.
+    pub detach_keys: Vec<u8>,
+}
+
+impl Streams {
+    /// The client's output for one frame of the monitor's.
+    fn output(&self, kind: Kind, body: &[u8]) -> Option<Vec<u8>> {
+        let (want, n) = match kind {
+            Kind::Stdout => (self.stdout, 1),
+            Kind::Stderr => (self.stderr, 2),
+            _ => return None,
+        };
+        if !want || body.is_empty() {
+            return None;
+        }
+        Some(if self.tty {
+            body.to_vec()
+        } else {
+            frame(n, body)
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The process exited with this code.
+    Exited(i32),
+    /// The client typed the detach keys.
+    Detached,
+    /// Either side went away.
+    Closed,
+}
+
+/// Serves a client connection against a monitor's attach stream until
+/// the process exits, the client detaches or either side closes. The
+/// client connection is left open for the caller to finish.
+pub async fn bridge<C>(
+    client: &mut C,
+    mut monitor: tokio::net::UnixStream,
+    s: &Streams,
+    mut resize: Option<mpsc::Receiver<(u16, u16)>>,
+) -> Ended
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut frames = stream::Decoder::default();
+    let mut watch = DetachWatch::new(if s.tty {
+        s.detach_keys.clone()
+    } else {
+        Vec::new()
+    });
+    let mut input_open = true;
+    let mut mbuf = vec![0u8; 32 * 1024];
+    let mut cbuf = vec![0u8; 32 * 1024];
+    loop {
+        tokio::select! {
+            n = monitor.read(&mut mbuf) => {
+                let n = match n { Ok(0) | Err(_) => return Ended::Closed, Ok(n) => n };
+                frames.push(&mbuf[..n]);
+                loop {
+                    match frames.next_frame() {
+                        Ok(Some((Kind::Exit, b))) => {
+                            let code = String::from_utf8_lossy(&b).trim().parse().unwrap_or(255);
+                            let _ = client.flush().await;
+                            return Ended::Exited(code);
+                        }
+                        Ok(Some((kind, b))) => {
+                            if let Some(out) = s.output(kind, &b) {
+                                if client.write_all(&out).await.is_err() {
+                                    return Ended::Closed;
+                                }
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => return Ended::Closed,
+                    }
+                }
+                if client.flush().await.is_err() {
+                    return Ended::Closed;
+                }
+            }
+            n = client.read(&mut cbuf), if input_open => {
+                match n {
+                    Ok(0) | Err(_) => {
+                        input_open = false;
+                        // The client closed its side: its stdin ended.
+                        if s.stdin {
+                            let _ = monitor.write_all(&stream::encode(Kind::StdinEof, &[])).await;
+                        }
+                    }
+                    Ok(n) if s.stdin => {
+                        let (data, detach) = watch.feed(&cbuf[..n]);
+                        if !data.is_empty()
+                            && monitor.write_all(&stream::encode(Kind::Stdin, &data)).await.is_err()
+                        {
+                            return Ended::Closed;
+                        }
+                        if detach {
+                            return Ended::Detached;
+                        }
+                    }
+                    // Input without stdin attached is dropped, as docker does.
+                    Ok(_) => {}
+                }
+            }
+            Some((rows, cols)) = async { match resize.as_mut() { Some(r) => r.recv().await, None => None } } => {
+                let _ = monitor.write_all(&stream::resize(rows, cols)).await;
+            }
+        }
+    }
+}
+
+pub fn to_tokio(s: std::os::unix::net::UnixStream) -> Result<tokio::net::UnixStream, ApiError> {
+    s.set_nonblocking(true)
+        .and_then(|()| tokio::net::UnixStream::from_std(s))
+        .map_err(|e| ApiError::internal(format!("attach stream: {e}")))
+}
+
+pub fn detach_keys(ctx: &Ctx, given: Option<&str>) -> Result<Vec<u8>, ApiError> {
+    let k = given
+        .or(ctx.query.get("detachKeys"))
+        .filter(|k| !k.is_empty())
+        .unwrap_or(DEFAULT_DETACH_KEYS);
+    Ok(stream::parse_detach_keys(k)?)
+}
+
+pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let q = &ctx.query;
+    let (logs, stream_on) = (q.flag("logs"), q.flag("stream"));
+    if !logs && !stream_on {
+        return Err(ApiError::bad_request(
+            "attach needs stream=1 or logs=1 (nothing to send otherwise)",
+        ));
+    }
+    let c = ctx.api.blocking(move |e| e.find(&id)).await?;
+    let s = Streams {
+        tty: c.config.tty,
+        stdin: q.flag("stdin") && c.config.open_stdin,
+        stdout: q.flag("stdout"),
+        stderr: q.flag("stderr"),
+        detach_keys: detach_keys(&ctx, None)?,
+    };
+    let upgrade = ctx.upgrade.take().ok_or_else(|| {
+        ApiError::bad_request(
+            "attach needs a hijacked connection (Connection: Upgrade, Upgrade: tcp)",
+        )
+    })?;
+    let history = if logs {
+        crate::logs::history(&ctx.api, &c, s.stdout, s.stderr).await?
+    } else {
+        Vec::new()
+    };
+    let monitor = if !stream_on {
+        None
+    } else if c.state == State::Running {
+        let key = c.id.clone();
+        let (_, sock) = ctx.api.blocking(move |e| e.attach(&key)).await?;
+        Some(to_tokio(sock)?)
+    } else {
+        // Not started yet: the stream is handed to the monitor at start.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| ApiError::internal(format!("creating a socket pair: {e}")))?;
+        if !ctx.api.set_pending_attach(&c.id, OwnedFd::from(theirs)) {
+            return Err(ApiError::conflict(format!(
+                "container {} already has a client waiting to attach at its start",
+                c.id
+            )));
+        }
+        Some(to_tokio(ours)?)
+    };
+    let api = ctx.api.clone();
+    let id = c.id.clone();
+    tokio::spawn(async move {
+        let Ok(up) = upgrade.await else {
+            let _ = api.take_pending_attach(&id);
+            return;
+        };
+        let mut client = TokioIo::new(up);
+        if client.write_all(&history).await.is_err() {
+            let _ = api.take_pending_attach(&id);
+            return;
+        }
+        if let Some(m) = monitor {
+            bridge(&mut client, m, &s, None).await;
+        }
+        let _ = client.shutdown().await;
+    });
+    Ok(switching(content_type(ctx.minor, c.config.tty)))
+}

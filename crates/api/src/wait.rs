@@ -1,0 +1,145 @@
+//! `POST /containers/{id}/wait?condition=not-running|next-exit|removed`:
+//! headers at once (docker flushes them so a client can start the
+//! container meanwhile), the `{"StatusCode": N}` when the condition holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_engine::{protocol, State};
+use hyper::StatusCode;
+use tokio::io::AsyncBufReadExt;
+
+use crate::body::{self, Response};
+use crate::error::ApiError;
+use crate::router::Ctx;
+use crate::state::Api;
+
+/// How often a waiter looks at a stopped container that something other
+/// than this server may start (the server's own starts wake it at once).
+const POLL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// Waits for the exit a running container's monitor reports on its
+/// socket. `None`: no monitor answered (not running, or it died).
+pub async fn monitor_exit(api: &Api, id: &str) -> Option<i32> {
+    let (_dir, addr) = berth_engine::monitor::socket_addr(&api.engine.paths, id).ok()?;
+    let s = tokio::net::UnixStream::connect(&addr).await.ok()?;
+    let mut line = String::new();
+    tokio::io::BufReader::new(s)
+        .read_line(&mut line)
+        .await
+        .ok()?;
+    match protocol::parse(line.trim_end()) {
+        Some(protocol::Event::Exited(code)) => Some(code),
+        _ => None,
+    }
+}
+
+pub async fn wait(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let cond = match ctx.query.get("condition").unwrap_or("") {
+        "" | "not-running" => Condition::NotRunning,
+        "next-exit" => Condition::NextExit,
+        "removed" => Condition::Removed,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid condition {other:?}: want not-running, next-exit or removed"
+            )))
+        }
+    };
+    let api = ctx.api.clone();
+    let seq = api.exit_seq();
+    let key = id.clone();
+    let first = api.blocking(move |e| e.find(&key)).await;
+    let c = match first {
+        Ok(c) => c,
+        // A `--rm` container that ended before this request came.
+        Err(e) => match api.exit_of(&id) {
+            Some(x) if cond != Condition::NextExit => {
+                return Ok(body::json(
+                    StatusCode::OK,
+                    &serde_json::json!({"StatusCode": x.code}),
+                ))
+            }
+            _ => return Err(e),
+        },
+    };
+    let (resp, tx) = body::stream("application/json");
+    tokio::spawn(async move {
+        let outcome = tokio::select! {
+            code = until(&api, &c, cond, seq) => code,
+            _ = tx.closed() => return,
+        };
+        let v = match outcome {
+            Ok(code) => serde_json::json!({"StatusCode": code}),
+            Err(e) => serde_json::json!({"StatusCode": -1, "Error": {"Message": e.message}}),
+        };
+        let mut b = serde_json::to_vec(&v).unwrap_or_default();
+        b.push(b'\n');
+        let _ = tx.send(b.into()).await;
+    });
+    Ok(resp)
+}
+
+async fn until(
+    api: &Arc<Api>,
+    first: &berth_engine::Container,
+    cond: Condition,
+    seq: u64,
+) -> Result<i32, ApiError> {
+    let id = first.id.clone();
+    let mut changes = api.subscribe();
+    let mut last = first.exit_code;
+    let mut exited = false;
+    loop {
+        let key = id.clone();
+        let now = api.blocking(move |e| e.find(&key)).await;
+        // An exit since the wait began, seen by this server.
+        if let Some(x) = api.exit_of(&id).filter(|x| x.seq > seq) {
+            last = Some(x.code);
+            exited = true;
+        }
+        let c = match now {
+            Ok(c) => c,
+            Err(ApiError { status, .. }) if status == StatusCode::NOT_FOUND => {
+                return Ok(last.unwrap_or(0));
+            }
+            Err(e) => return Err(e),
+        };
+        if c.state == State::Running {
+            if let Some(code) = monitor_exit(api, &id).await {
+                last = Some(code);
+                exited = true;
+                if cond != Condition::Removed {
+                    return Ok(code);
+                }
+            } else {
+                tokio::time::sleep(POLL).await;
+            }
+            continue;
+        }
+        // Stopped; it may have run and ended between two looks.
+        if c.finished != first.finished && c.finished.is_some() {
+            exited = true;
+            last = c.exit_code.or(last);
+        }
+        match cond {
+            Condition::NotRunning => return Ok(c.exit_code.unwrap_or(0)),
+            Condition::NextExit if exited => return Ok(last.unwrap_or(0)),
+            _ => {}
+        }
+        if c.state == State::Removing {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}

@@ -1,0 +1,504 @@
+//! Debian's docker client (/usr/bin/docker, API 1.41) against `berth
+//! serve`: each test serves its own root and runroot on its own socket,
+//! with busybox imported locally, and drives the real `docker` command
+//! through DOCKER_HOST.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_testutil::peers::{Daemon, PrivateDir};
+use berth_testutil::{require_root, rootfs_tar};
+
+#[allow(dead_code)]
+#[path = "../../crates/cli/tests/common/netslot.rs"]
+mod netslot;
+
+/// A binary built beside this test (`cargo build --workspace`).
+fn built(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe.parent().and_then(Path::parent).unwrap().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        p.display()
+    );
+    p
+}
+
+const DOCKER: &str = "/usr/bin/docker";
+
+fn have_docker() -> bool {
+    let ok = Path::new(DOCKER).exists();
+    if !ok && std::env::var("BERTH_REQUIRE_ROOT").as_deref() == Ok("1") {
+        panic!("{DOCKER} is missing (make test installs docker.io)");
+    }
+    ok
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `berth serve` on a private store and socket, torn down on drop with
+/// every container it ran.
+struct Served {
+    // Dropped after `Drop::drop` removed the containers: the server
+    // stops, then its directory goes.
+    _daemon: Daemon,
+    slot: netslot::Slot,
+    dir: PrivateDir,
+}
+
+impl Served {
+    fn start() -> Served {
+        Served::start_with(false)
+    }
+
+    /// `activated`: systemd-socket-activate binds the socket and passes it
+    /// (`--host fd://`), as the shipped berth.socket does.
+    fn start_with(activated: bool) -> Served {
+        let dir = PrivateDir::new("bs");
+        let slot = netslot::Slot::acquire(&dir.0);
+        let s = |p: &str| dir.0.join(p);
+        let tar = s("rootfs.tar");
+        rootfs_tar(&tar).unwrap();
+        let log = std::fs::File::create(s("serve.log")).unwrap();
+        let mut berth = Command::new(built("berth"));
+        berth
+            .arg("--root")
+            .arg(s("root"))
+            .arg("--runroot")
+            .arg(s("run"))
+            .env("BERTH_CONFIG", &slot.config);
+        let o = Command::new(built("berth"))
+            .arg("--root")
+            .arg(s("root"))
+            .arg("--runroot")
+            .arg(s("run"))
+            .arg("import")
+            .arg(&tar)
+            .arg("bb")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "import: {}", show(&o));
+        let sock = s("api.sock");
+        let mut cmd = if activated {
+            let mut c = Command::new("systemd-socket-activate");
+            c.arg("-l")
+                .arg(&sock)
+                .arg(berth.get_program())
+                .args(berth.get_args());
+            c.env("BERTH_CONFIG", &slot.config);
+            c.args(["serve", "--host", "fd://"]);
+            c
+        } else {
+            berth
+                .arg("serve")
+                .arg("--host")
+                .arg(format!("unix://{}", sock.display()));
+            berth
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let served = Served {
+            _daemon: Daemon {
+                child,
+                dir: dir.0.clone(),
+            },
+            slot,
+            dir,
+        };
+        let start = Instant::now();
+        while !served
+            .docker(&["version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "berth serve did not answer: {}",
+                served.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        served
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("serve.log")).unwrap_or_default()
+    }
+
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(DOCKER);
+        c.env(
+            "DOCKER_HOST",
+            format!("unix://{}", self.dir.0.join("api.sock").display()),
+        )
+        // No user config: nothing of the machine's docker setup leaks in.
+        .env("DOCKER_CONFIG", self.dir.0.join("docker-config"))
+        .args(args)
+        .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.docker(args).output().unwrap()
+    }
+
+    /// Runs and asserts success; stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}\nserver log: {}",
+            show(&o),
+            self.log()
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    fn berth(&self, args: &[&str]) -> Output {
+        Command::new(built("berth"))
+            .arg("--root")
+            .arg(self.dir.0.join("root"))
+            .arg("--runroot")
+            .arg(self.dir.0.join("run"))
+            .env("BERTH_CONFIG", &self.slot.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let o = self.berth(&["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&o.stdout).lines() {
+            let _ = self.berth(&["rm", "-f", id]);
+        }
+        let _ = self.berth(&["network", "prune", "-f"]);
+    }
+}
+
+#[test]
+fn docker_version_info_and_images_through_berth_serve() {
+    if !require_root("docker_version_info_and_images_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let v = s.ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Client.APIVersion}}",
+    ]);
+    // The server speaks 1.47; Debian's client negotiates its own 1.41.
+    assert_eq!(v.trim(), "1.47 1.41", "{v}");
+    let info = s.ok(&[
+        "info",
+        "--format",
+        "{{.Images}} {{.Containers}} {{.OSType}}",
+    ]);
+    assert_eq!(info.trim(), "1 0 linux");
+    let images = s.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images.trim(), "bb:latest");
+    let id = s.ok(&["image", "inspect", "-f", "{{.Id}}", "bb"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    // A client newer than the server is refused, as dockerd does.
+    let o = s
+        .docker(&["ps"])
+        .env("DOCKER_API_VERSION", "1.48")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("is too new. Maximum supported API version is 1.47"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn docker_run_prints_output_and_passes_the_exit_code() {
+    if !require_root("docker_run_prints_output_and_passes_the_exit_code") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", "bb", "echo", "hi"]),
+        "hi\n"
+    );
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "sh",
+        "-c",
+        "echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    // The default network (this test's bridge), a tty, and stdin.
+    assert_eq!(s.ok(&["run", "--rm", "bb", "echo", "bridged"]), "bridged\n");
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--rm",
+            "-t",
+            "--network",
+            "none",
+            "bb",
+            "echo",
+            "tty"
+        ]),
+        "tty\r\n"
+    );
+    let mut c = s.docker(&["run", "--rm", "-i", "--network", "none", "bb", "cat"]);
+    c.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"piped\n").unwrap();
+    drop(child.stdin.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "piped\n",
+        "{}",
+        show(&o)
+    );
+    // --rm: nothing is left.
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn docker_manages_a_detached_container() {
+    if !require_root("docker_manages_a_detached_container") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let id = s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "none",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; echo up; echo warn >&2; while true; do sleep 0.1; done",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "{id}");
+    let ps = s.ok(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with(&format!("{} web Up", &id[..12])), "{ps}");
+    let start = Instant::now();
+    loop {
+        let o = s.run(&["logs", "web"]);
+        if String::from_utf8_lossy(&o.stdout) == "up\n" {
+            // Demultiplexed: stderr stays stderr.
+            assert_eq!(String::from_utf8_lossy(&o.stderr), "warn\n");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "logs: {}",
+            show(&o)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The last record is stderr's; the timestamp leads it.
+    let o = s.run(&["logs", "--tail", "1", "-t", "web"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "", "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(err.split_once(' ').map(|x| x.1), Some("warn\n"), "{err}");
+    assert_eq!(s.ok(&["exec", "web", "echo", "in", "web"]), "in web\n");
+    let o = s.run(&["exec", "web", "sh", "-c", "exit 5"]);
+    assert_eq!(o.status.code(), Some(5), "{}", show(&o));
+    let o = s
+        .docker(&["exec", "-i", "web", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut o = o;
+    std::io::Write::write_all(o.stdin.as_mut().unwrap(), b"fed\n").unwrap();
+    drop(o.stdin.take());
+    assert_eq!(
+        String::from_utf8_lossy(&o.wait_with_output().unwrap().stdout),
+        "fed\n"
+    );
+    assert_eq!(
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.Name}} {{.Config.Tty}}",
+            "web"
+        ])
+        .trim(),
+        "true /web false"
+    );
+    let top = s.ok(&["top", "web"]);
+    assert!(top.contains("sleep"), "{top}");
+    assert_eq!(s.ok(&["stop", "-t", "5", "web"]).trim(), "web");
+    let ps = s.ok(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert!(ps.starts_with("Exited (0)"), "{ps}");
+    assert_eq!(s.ok(&["ps", "-q"]), "");
+    s.ok(&["rm", "web"]);
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn berth_and_docker_share_one_store() {
+    if !require_root("berth_and_docker_share_one_store") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let o = s.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "fromberth",
+        "--network",
+        "none",
+        "bb",
+        "sleep",
+        "60",
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fromdocker",
+        "--network",
+        "none",
+        "bb",
+        "sleep",
+        "60",
+    ]);
+    let names = s.ok(&["ps", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(names, ["fromberth", "fromdocker"]);
+    let o = s.berth(&["ps", "--format", "{{.Names}}"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut names: Vec<&str> = text.lines().collect();
+    names.sort();
+    assert_eq!(names, ["fromberth", "fromdocker"]);
+    // Each stops the other's.
+    s.ok(&["rm", "-f", "fromberth"]);
+    let o = s.berth(&["rm", "-f", "fromdocker"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(s.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn docker_reports_berths_errors_as_dockerd_does() {
+    if !require_root("docker_reports_berths_errors_as_dockerd_does") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let o = s.run(&[
+        "run",
+        "--pull",
+        "never",
+        "--rm",
+        "--network",
+        "none",
+        "nosuchimage",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No such image: nosuchimage"),
+        "{}",
+        show(&o)
+    );
+    let o = s.run(&["run", "--rm", "--network", "none", "bb", "nosuchcommand"]);
+    assert_eq!(o.status.code(), Some(127), "{}", show(&o));
+    let o = s.run(&["rm", "nosuchcontainer"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No such container: nosuchcontainer"),
+        "{}",
+        show(&o)
+    );
+    // What berth cannot do is refused by name, not ignored.
+    let o = s.run(&["run", "--rm", "--pid", "host", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("HostConfig.PidMode is not supported"),
+        "{}",
+        show(&o)
+    );
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dup",
+        "--network",
+        "none",
+        "bb",
+        "sleep",
+        "60",
+    ]);
+    let o = s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "dup",
+        "--network",
+        "none",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("already in use"),
+        "{}",
+        show(&o)
+    );
+    let o = s.run(&["rm", "dup"]);
+    assert_eq!(o.status.code(), Some(1), "running: {}", show(&o));
+}
+
+#[test]
+fn berth_serve_takes_its_socket_from_systemd() {
+    if !require_root("berth_serve_takes_its_socket_from_systemd") || !have_docker() {
+        return;
+    }
+    if !Path::new("/usr/bin/systemd-socket-activate").exists() {
+        assert!(
+            std::env::var("BERTH_REQUIRE_ROOT").as_deref() != Ok("1"),
+            "systemd-socket-activate is missing (Debian's systemd package)"
+        );
+        return;
+    }
+    let s = Served::start_with(true);
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bb",
+            "echo",
+            "activated"
+        ]),
+        "activated\n"
+    );
+    assert!(s.log().contains("fd://"), "{}", s.log());
+}
