@@ -142,6 +142,7 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
     let keys = a.stdio.check()?;
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
+    berth_engine::timing::mark("cli: created");
     let (ours, attach) = if a.detach {
         (None, None)
     } else {
@@ -174,7 +175,9 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
         sig_proxy: a.stdio.sig_proxy,
         output: streams.output,
     };
-    finish(session.run()?, || handle.wait())
+    let code = finish(session.run()?, || handle.wait());
+    berth_engine::timing::mark("cli: exited");
+    code
 }
 
 /// `run -a`: the streams attached.

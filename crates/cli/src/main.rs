@@ -147,6 +147,7 @@ fn exit_code(e: &anyhow::Error, codes: Codes) -> u8 {
 }
 
 fn main() -> ExitCode {
+    berth_engine::timing::mark("cli: main");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
