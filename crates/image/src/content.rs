@@ -91,6 +91,13 @@ pub trait Ingester {
 pub trait ContentWriter: Write + Send {
     /// Digest and size of what was written so far.
     fn status(&self) -> Info;
+    /// A reader of this ingest from its first byte, to follow it as it
+    /// grows (a pull unpacks a layer while it downloads); `None` where an
+    /// ingest cannot be read back. What it reads is verified only by the
+    /// commit.
+    fn follow(&self) -> Option<Box<dyn Read + Send>> {
+        None
+    }
     /// Makes the bytes visible as a blob. With `expected`, a mismatch is an
     /// error and nothing becomes visible; without, the computed digest is
     /// used. Committing bytes that are already stored succeeds.
@@ -289,6 +296,14 @@ impl ContentWriter for FsWriter {
             digest: self.digester.digest(),
             size: self.digester.size(),
         }
+    }
+
+    fn follow(&self) -> Option<Box<dyn Read + Send>> {
+        // Its own descriptor: a commit renames the file and a drop
+        // unlinks it, and a reader holding it open reads on regardless.
+        File::open(&self.path)
+            .ok()
+            .map(|f| Box::new(f) as Box<dyn Read + Send>)
     }
 
     fn commit(

@@ -26,6 +26,7 @@ pub use check::{CheckReport, DfReport, ImageUsage};
 pub use commit::CommitOptions;
 pub use gc::{GcReport, Removed};
 pub use lease::Lease;
+pub use unpack::LayerFeed;
 
 use crate::content::{
     self, ContentError, ContentWriter, FsContentStore, Ingester, Manager, Provider,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::unpack::LayerSpec;
+use super::unpack::{AllPresent, LayerFeed, LayerSpec};
 use super::{load_image, Image, Lease, Result, Store, StoreError};
 use crate::content::{self, Provider};
 use crate::digest::Digest;
@@ -43,6 +43,20 @@ impl Store {
         config: &[u8],
         tags: &[Reference],
     ) -> Result<Image> {
+        self.register_fed(lease, manifest, config, tags, &AllPresent)
+    }
+
+    /// [`Store::register_in`] while the layer blobs are still arriving:
+    /// each layer is unpacked once `feed` says its blob is there, so the
+    /// first layers unpack while the last ones download.
+    pub fn register_fed(
+        &self,
+        lease: &Lease<'_>,
+        manifest: &[u8],
+        config: &[u8],
+        tags: &[Reference],
+        feed: &dyn LayerFeed,
+    ) -> Result<Image> {
         let invalid = |m: String| StoreError::Invalid(m);
         let man: Value = serde_json::from_slice(manifest)
             .map_err(|e| invalid(format!("manifest is not JSON: {e}")))?;
@@ -78,16 +92,11 @@ impl Store {
                 .and_then(|s| Digest::parse(s).ok())
                 .ok_or_else(|| invalid(format!("bad diff id {d}")))?;
             lease.add_blob(&blob)?;
-            let info = self.content.info(&blob)?;
-            if let Some(want) = l["size"].as_u64() {
-                if want != info.size {
-                    return Err(invalid(format!(
-                        "layer {blob}: manifest says {want} bytes, the blob has {}",
-                        info.size
-                    )));
-                }
-            }
-            specs.push(LayerSpec { blob, diff_id });
+            specs.push(LayerSpec {
+                blob,
+                diff_id,
+                size: l["size"].as_u64(),
+            });
         }
         let manifest_digest = Digest::of(manifest);
         for (d, bytes) in [(&config_digest, config), (&manifest_digest, manifest)] {
@@ -97,7 +106,19 @@ impl Store {
             }
         }
 
-        let layers = self.unpack(&specs, lease)?;
+        let layers = self.unpack(&specs, lease, feed)?;
+        // Every blob is there now (fed ones arrived during the unpack).
+        for (l, spec) in man["layers"].as_array().into_iter().flatten().zip(&specs) {
+            let info = self.content.info(&spec.blob)?;
+            if let Some(want) = l["size"].as_u64() {
+                if want != info.size {
+                    return Err(invalid(format!(
+                        "layer {}: manifest says {want} bytes, the blob has {}",
+                        spec.blob, info.size
+                    )));
+                }
+            }
+        }
         let created = cfg["created"]
             .as_str()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())

@@ -2,7 +2,9 @@
 //! already unpacked (by any image) is reused; the rest are applied side by
 //! side on threads when the snapshotter can stage them (overlay), one by
 //! one on top of each other otherwise. Every layer's diff id is checked
-//! against the image config while it is applied.
+//! against the image config while it is applied. A [`LayerFeed`] lets
+//! the blobs arrive while this runs (a pull unpacks layer N while layer
+//! N+1 still downloads).
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,12 +17,49 @@ use crate::layer::{apply, apply_to_mounts, Applied, ApplyOptions, Whiteouts};
 use crate::snapshot::{SnapshotError, Staged};
 use crate::ErrorKind;
 
-/// One layer to unpack: its blob (any compression) in the content store
-/// and the diff id the image config promises for it.
+/// One layer to unpack: its blob (any compression) in the content store,
+/// its size as the manifest gives it, and the diff id the image config
+/// promises for it.
 #[derive(Debug, Clone)]
 pub(crate) struct LayerSpec {
     pub blob: Digest,
     pub diff_id: Digest,
+    pub size: Option<u64>,
+}
+
+/// Where an image's layer blobs come from while it is unpacked. A pull
+/// downloads them as the unpack goes: the store says in which order it
+/// will take the layers ([`LayerFeed::plan`]), then reads each one as it
+/// arrives ([`LayerFeed::open`]) or once it is in the content store
+/// ([`LayerFeed::wait`]). Layers are numbered bottom first, as the
+/// manifest lists them.
+pub trait LayerFeed: Sync {
+    /// The layers the store will read, in the order it will read them;
+    /// called once, before any other call.
+    fn plan(&self, _order: &[usize]) {}
+    /// Layer `i`'s blob as it arrives, or `None` to read it from the
+    /// content store after [`LayerFeed::wait`]. The store reads a stream
+    /// to its end, which comes only once the blob is committed (verified);
+    /// a failed download is a read error.
+    fn open(&self, _i: usize) -> Result<Option<Box<dyn io::Read + Send + '_>>> {
+        Ok(None)
+    }
+    /// Blocks until layer `i`'s blob is in the content store; an error
+    /// (the download failed) stops the unpack.
+    fn wait(&self, i: usize) -> Result<()>;
+    /// Layer `i` starts unpacking.
+    fn unpacking(&self, _i: usize) {}
+    /// Layer `i` is unpacked, now or by an earlier image.
+    fn unpacked(&self, _i: usize) {}
+}
+
+/// Every blob is in the content store already (load, commit).
+pub(crate) struct AllPresent;
+
+impl LayerFeed for AllPresent {
+    fn wait(&self, _i: usize) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A worker's result for one layer, filled in when it is done.
@@ -30,64 +69,76 @@ impl Store {
     /// Makes sure every layer of `specs` (bottom first) is a committed
     /// snapshot and returns their records. Everything created is named in
     /// `lease` first, so a failure or a crash leaves only leased garbage.
-    pub(crate) fn unpack(&self, specs: &[LayerSpec], lease: &Lease<'_>) -> Result<Vec<Layer>> {
+    pub(crate) fn unpack(
+        &self,
+        specs: &[LayerSpec],
+        lease: &Lease<'_>,
+        feed: &dyn LayerFeed,
+    ) -> Result<Vec<Layer>> {
         let diff_ids: Vec<Digest> = specs.iter().map(|s| s.diff_id.clone()).collect();
         let chain = chain_ids(&diff_ids);
         let mut done: Vec<Option<Layer>> = vec![None; specs.len()];
         let mut todo = Vec::new();
+        // Snapshots there already whose blob must still be read: the
+        // record of another blob of the same diff id, or none at all.
+        let mut to_check: Vec<(usize, Option<Layer>)> = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             // Leased before looking, so a concurrent gc cannot take it
             // between the look and our record.
             lease.add_snapshot(chain[i].as_str())?;
-            let parent = i.checked_sub(1).map(|p| chain[p].clone());
             match self.snapshotter.stat(chain[i].as_str()) {
-                Ok(_) => {
-                    let layer = match self.layer(&chain[i]) {
-                        // Unpacked from this very blob: checked then.
-                        Ok(l) if l.blob == spec.blob => l,
-                        // Unpacked from another blob of the same diff id
-                        // (another compression) — or so the config says:
-                        // this blob's bytes are checked before the image
-                        // may record it.
-                        Ok(l) => {
-                            check_diff_id(spec, &self.measure(&spec.blob)?)?;
-                            l
-                        }
-                        // A snapshot without a record: left by a crash or
-                        // a concurrent load. Its size is the one thing
-                        // missing; reading the blob gives it and checks
-                        // the diff id on the way.
-                        Err(e) if e.kind() == ErrorKind::NotFound => {
-                            let applied = self.measure(&spec.blob)?;
-                            check_diff_id(spec, &applied)?;
-                            Layer {
-                                chain_id: chain[i].clone(),
-                                diff_id: spec.diff_id.clone(),
-                                parent,
-                                size: applied.size,
-                                blob: spec.blob.clone(),
-                                snapshot_key: chain[i].to_string(),
-                            }
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    done[i] = Some(layer);
-                }
+                Ok(_) => match self.layer(&chain[i]) {
+                    // Unpacked from this very blob: checked then.
+                    Ok(l) if l.blob == spec.blob => {
+                        feed.unpacked(i);
+                        done[i] = Some(l);
+                    }
+                    Ok(l) => to_check.push((i, Some(l))),
+                    Err(e) if e.kind() == ErrorKind::NotFound => to_check.push((i, None)),
+                    Err(e) => return Err(e),
+                },
                 Err(e) if e.kind() == ErrorKind::NotFound => todo.push(i),
                 Err(e) => return Err(e.into()),
             }
         }
+        let first = match todo.is_empty() {
+            true => None,
+            false => self.snapshotter.stage()?,
+        };
+        // Side by side, the biggest layer goes first: it takes longest.
+        // One on top of another, bottom first.
+        let mut order = todo.clone();
+        if first.is_some() {
+            order.sort_by_key(|&i| std::cmp::Reverse(specs[i].size.unwrap_or(0)));
+        }
+        let plan: Vec<usize> = order
+            .iter()
+            .copied()
+            .chain(to_check.iter().map(|c| c.0))
+            .collect();
+        feed.plan(&plan);
         if !todo.is_empty() {
-            let staged = match self.snapshotter.stage()? {
-                Some(first) => Some(self.apply_staged(specs, &todo, first)?),
+            // Results by layer: staged ones are adopted bottom first, as
+            // each names its parent.
+            let mut staged: Option<Vec<Option<(Staged, Applied)>>> = match first {
+                Some(first) => {
+                    let mut by_layer: Vec<_> = specs.iter().map(|_| None).collect();
+                    for (i, r) in order
+                        .iter()
+                        .zip(self.apply_staged(specs, &order, first, feed)?)
+                    {
+                        by_layer[*i] = Some(r);
+                    }
+                    Some(by_layer)
+                }
                 None => None,
             };
-            let mut staged = staged.map(|v| v.into_iter());
             for &i in &todo {
                 let parent = i.checked_sub(1).map(|p| chain[p].to_string());
                 let applied = match staged.as_mut() {
-                    Some(it) => {
-                        let (stage, applied) = it.next().expect("one staged layer per todo");
+                    Some(by_layer) => {
+                        let (stage, applied) =
+                            by_layer[i].take().expect("one staged layer per todo");
                         match self.snapshotter.commit_staged(
                             chain[i].as_str(),
                             parent.as_deref(),
@@ -98,9 +149,14 @@ impl Store {
                         }
                         applied
                     }
-                    None => {
-                        self.apply_in_place(&specs[i], chain[i].as_str(), parent.as_deref(), lease)?
-                    }
+                    None => self.apply_in_place(
+                        i,
+                        &specs[i],
+                        chain[i].as_str(),
+                        parent.as_deref(),
+                        lease,
+                        feed,
+                    )?,
                 };
                 done[i] = Some(Layer {
                     chain_id: chain[i].clone(),
@@ -114,19 +170,79 @@ impl Store {
                 });
             }
         }
+        for (i, existing) in to_check {
+            let spec = &specs[i];
+            feed.wait(i)?;
+            let applied = self.measure(&spec.blob)?;
+            // Another blob of the same diff id (another compression) — or
+            // so the config says: this blob's bytes are checked before the
+            // image may record it.
+            check_diff_id(spec, &applied)?;
+            // A snapshot without a record (left by a crash or a concurrent
+            // load) lacked only its size, which the blob gave.
+            done[i] = Some(existing.unwrap_or_else(|| Layer {
+                chain_id: chain[i].clone(),
+                diff_id: spec.diff_id.clone(),
+                parent: i.checked_sub(1).map(|p| chain[p].clone()),
+                size: applied.size,
+                blob: spec.blob.clone(),
+                snapshot_key: chain[i].to_string(),
+            }));
+            feed.unpacked(i);
+        }
         Ok(done
             .into_iter()
             .map(|l| l.expect("every layer done"))
             .collect())
     }
 
+    /// Opens layer `i`'s blob: as it arrives, or from the content store
+    /// once it is there.
+    fn open_layer<'a>(
+        &'a self,
+        i: usize,
+        spec: &LayerSpec,
+        feed: &'a dyn LayerFeed,
+    ) -> Result<Box<dyn io::Read + Send + 'a>> {
+        if let Some(stream) = feed.open(i)? {
+            return Ok(stream);
+        }
+        feed.wait(i)?;
+        Ok(Box::new(self.content.reader(&spec.blob)?))
+    }
+
+    /// Applies layer `i` through `apply`, reading its blob from `feed`, and
+    /// checks its diff id once the blob is known good.
+    fn apply_layer(
+        &self,
+        i: usize,
+        spec: &LayerSpec,
+        feed: &dyn LayerFeed,
+        apply: impl FnOnce(&mut dyn io::Read) -> Result<Applied>,
+    ) -> Result<Applied> {
+        let mut blob = self.open_layer(i, spec, feed)?;
+        feed.unpacking(i);
+        let applied = apply(&mut io::BufReader::with_capacity(1 << 20, &mut blob))?;
+        // A stream ends only with its blob committed; the tar's end can
+        // come before the blob's (padding), so read on to it.
+        io::copy(&mut blob, &mut io::sink()).map_err(|source| StoreError::Io {
+            context: format!("reading layer {}", spec.blob),
+            source,
+        })?;
+        feed.wait(i)?;
+        check_diff_id(spec, &applied)?;
+        feed.unpacked(i);
+        Ok(applied)
+    }
+
     /// Applies the layers `todo` into staged directories on up to one
-    /// thread per core; results in the order of `todo`.
+    /// thread per core, taking them in that order; results in that order.
     fn apply_staged(
         &self,
         specs: &[LayerSpec],
         todo: &[usize],
         first: Staged,
+        feed: &dyn LayerFeed,
     ) -> Result<Vec<(Staged, Applied)>> {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
@@ -162,13 +278,8 @@ impl Store {
                             ..ApplyOptions::default()
                         };
                         let _span = tracing::debug_span!("unpack", blob = %specs[i].blob).entered();
-                        let reader = self.content.reader(&specs[i].blob)?;
-                        let applied = apply(
-                            io::BufReader::with_capacity(1 << 20, reader),
-                            st.path(),
-                            &opts,
-                        )?;
-                        check_diff_id(&specs[i], &applied)?;
+                        let applied = self
+                            .apply_layer(i, &specs[i], feed, |r| Ok(apply(r, st.path(), &opts)?))?;
                         Ok((st, applied))
                     });
                     if r.is_err() {
@@ -198,24 +309,19 @@ impl Store {
     /// The sequential path: prepare on the parent, apply, commit.
     fn apply_in_place(
         &self,
+        i: usize,
         spec: &LayerSpec,
         name: &str,
         parent: Option<&str>,
         lease: &Lease<'_>,
+        feed: &dyn LayerFeed,
     ) -> Result<Applied> {
         let key = crate::fsutil::unique_name("unpack-");
         lease.add_snapshot(&key)?;
         let mounts = self.snapshotter.prepare(&key, parent)?;
-        let applied = (|| {
-            let reader = self.content.reader(&spec.blob)?;
-            let applied = apply_to_mounts(
-                &mounts,
-                io::BufReader::with_capacity(1 << 20, reader),
-                &ApplyOptions::default(),
-            )?;
-            check_diff_id(spec, &applied)?;
-            Ok(applied)
-        })();
+        let applied = self.apply_layer(i, spec, feed, |r| {
+            Ok(apply_to_mounts(&mounts, r, &ApplyOptions::default())?)
+        });
         let applied = match applied {
             Ok(a) => a,
             Err(e) => {
