@@ -179,7 +179,7 @@ impl Client {
         })
     }
 
-    fn credentials_for(&self, host: &str) -> Result<Option<Credentials>> {
+    pub(crate) fn credentials_for(&self, host: &str) -> Result<Option<Credentials>> {
         if let Some(c) = self.lock().creds.get(host) {
             return Ok(c.clone());
         }
@@ -354,6 +354,13 @@ impl Client {
                     status: code,
                     message: error_message(resp),
                 },
+                // A name that does not resolve will not resolve on a retry.
+                Err(ureq::Error::Transport(t)) if t.kind() == ureq::ErrorKind::Dns => {
+                    return Err(RegistryError::Unavailable {
+                        registry: target.host.clone(),
+                        reason: transport_reason(&t),
+                    })
+                }
                 Err(ureq::Error::Transport(t)) => RegistryError::Unavailable {
                     registry: target.host.clone(),
                     reason: transport_reason(&t),
