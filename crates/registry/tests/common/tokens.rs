@@ -35,6 +35,27 @@ pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     paths
 }
 
+/// A client identity for mutual TLS: (its CA, its certificate, its key)
+/// as PEM files in `dir`.
+pub fn client_identity(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params = CertificateParams::new(vec!["berth-test-client".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    let paths = (
+        dir.join("client-ca.crt"),
+        dir.join("client.cert"),
+        dir.join("client.key"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
 pub struct TokenServer {
     pub port: u16,
     pub issued: Arc<AtomicUsize>,
