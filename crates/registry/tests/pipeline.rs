@@ -120,31 +120,48 @@ fn is_get_of(line: &str, blobs: &[Digest]) -> bool {
 }
 
 /// Pulls a five-layer image (each layer bigger than the one below) into
-/// `dst` and returns the layers whose downloads started first, sorted.
-fn downloads_three_at_a_time(dst: &Store) -> Vec<usize> {
+/// `dst` with a client allowed `at_once` downloads, checks that many were
+/// in flight together, and returns the layers whose downloads started
+/// first, sorted.
+fn downloads_at_a_time(dst: &Store, at_once: usize) -> Vec<usize> {
     let reg = Registry::start();
     let img = pushed(&reg, "test/parallel:1", 5);
     let blobs: Vec<Digest> = img.layers.iter().map(|l| l.digest.clone()).collect();
     let gate = Arc::new(Gate::default());
     let g = gate.clone();
-    // Each layer request waits until three are waiting at once: a client
-    // fetching one at a time never gets there.
+    // Each layer request waits until `at_once` wait together: a client
+    // fetching fewer at a time never gets there.
     let proxy = CuttingProxy::holding(
         reg.port,
         Box::new(move |line| {
             if is_get_of(line, &blobs) {
-                g.wait(3);
+                g.wait(at_once);
             }
         }),
     );
     let name = format!("127.0.0.1:{}/test/parallel:1", proxy.port);
-    let pulled = pull(dst, &name, &no_progress).unwrap();
+    let c = berth_registry::Client::new(
+        berth_registry::RegistryConfig {
+            certs_dir: "/nonexistent".into(),
+            max_concurrent_downloads: at_once,
+            ..Default::default()
+        },
+        None,
+    );
+    let pulled = c
+        .pull(
+            dst,
+            &Reference::parse(&name).unwrap(),
+            &PullOptions::default(),
+            &no_progress,
+        )
+        .unwrap();
     let st = gate.state.lock().unwrap();
     assert!(
         !st.timed_out,
-        "three layer downloads were never in flight together"
+        "{at_once} layer downloads were never in flight together"
     );
-    assert_eq!(st.most_waiting, 3);
+    assert_eq!(st.most_waiting, at_once);
     for i in 0..5 {
         assert_eq!(
             in_layers(dst, &pulled.image, &format!("layer{i}/data")),
@@ -159,7 +176,7 @@ fn downloads_three_at_a_time(dst: &Store) -> Vec<usize> {
                 .iter()
                 .position(|l| is_get_of(line, std::slice::from_ref(&l.digest)))
         })
-        .take(3)
+        .take(at_once)
         .collect();
     first.sort();
     first
@@ -169,7 +186,7 @@ fn downloads_three_at_a_time(dst: &Store) -> Vec<usize> {
 fn layers_download_three_at_a_time_bottom_first_when_stacked() {
     let tmp = tempfile::tempdir().unwrap();
     // Native snapshots unpack each layer onto the one below: those come first.
-    assert_eq!(downloads_three_at_a_time(&store(tmp.path())), [0, 1, 2]);
+    assert_eq!(downloads_at_a_time(&store(tmp.path()), 3), [0, 1, 2]);
 }
 
 #[test]
@@ -180,9 +197,15 @@ fn layers_download_three_at_a_time_biggest_first_side_by_side() {
     let tmp = tempfile::tempdir().unwrap();
     // Overlay layers unpack side by side: the biggest (the top ones) first.
     assert_eq!(
-        downloads_three_at_a_time(&overlay_store(tmp.path())),
+        downloads_at_a_time(&overlay_store(tmp.path()), 3),
         [2, 3, 4]
     );
+}
+
+#[test]
+fn max_concurrent_downloads_is_honoured() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(downloads_at_a_time(&store(tmp.path()), 2), [0, 1]);
 }
 
 /// Pulls a three-layer image whose last layer the registry sends only
