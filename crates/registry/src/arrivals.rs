@@ -176,9 +176,12 @@ impl<'a> Arrivals<'a> {
                 }
             }
             Err(e) => {
-                st.failed.get_or_insert(e);
+                // Once cancelled, a download fails because of that: the
+                // failure that cancelled is the one to tell.
+                if !self.cancel.swap(true, Ordering::SeqCst) {
+                    st.failed.get_or_insert(e);
+                }
                 st.closed = true;
-                self.cancel.store(true, Ordering::SeqCst);
             }
         }
         drop(st);
