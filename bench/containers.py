@@ -5,46 +5,13 @@ interleaved, medians. Each engine runs on private roots; dockerd is
 started here on its own socket and stopped afterwards."""
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
-
-def make_rootfs_tar(path):
-    root = tempfile.mkdtemp(prefix="berth-bench-rootfs-")
-    for d in ("bin", "etc", "proc", "sys", "dev", "tmp"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    shutil.copy("/bin/busybox", os.path.join(root, "bin/busybox"))
-    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True).stdout.split()
-    for a in applets:
-        p = os.path.join(root, "bin", a)
-        if not os.path.exists(p):
-            os.symlink("busybox", p)
-    with open(os.path.join(root, "etc/passwd"), "w") as f:
-        f.write("root:x:0:0:root:/root:/bin/sh\n")
-    subprocess.run(["tar", "-C", root, "-cf", path, "."], check=True)
-    shutil.rmtree(root)
-
-
-def timed(argv, env=None):
-    t0 = time.perf_counter()
-    r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {r.stderr.decode(errors='replace')}")
-    return dt
-
-
-def version(argv):
-    try:
-        return subprocess.run(argv, capture_output=True, text=True).stdout.strip().splitlines()[0]
-    except Exception:
-        return "?"
+from common import Dockerd, busybox_rootfs, podman, timed, unmount_under, version
 
 
 def main():
@@ -59,7 +26,7 @@ def main():
     bin_dir = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="bb", dir="/tmp")
     tar = os.path.join(work, "rootfs.tar")
-    make_rootfs_tar(tar)
+    busybox_rootfs(tar)
     engines = {}
     cleanups = []
     try:
@@ -67,39 +34,19 @@ def main():
         subprocess.run(berth + ["import", tar, "bench/busybox"], check=True, stdout=subprocess.DEVNULL)
         engines["berth"] = (berth + ["run", "--rm", "--network", "none", "bench/busybox", "true"], None, version([berth[0], "--version"]))
 
-        if shutil.which("podman"):
-            conf = os.path.join(work, "containers.conf")
-            with open(conf, "w") as f:
-                f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
-                        '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
-            env = dict(os.environ, CONTAINERS_CONF=conf)
-            podman = ["podman", "--root", f"{work}/pr", "--runroot", f"{work}/prr", "--tmpdir", f"{work}/pt", "--runtime", "runc"]
-            subprocess.run(podman + ["import", tar, "localhost/bench/busybox"], check=True, stdout=subprocess.DEVNULL, env=env)
-            engines["podman"] = (podman + ["run", "--rm", "--network", "none", "localhost/bench/busybox", "true"], env, version(["podman", "--version"]))
-            cleanups.append(lambda: subprocess.run(podman + ["rmi", "-af"], env=env, capture_output=True))
+        pm = podman(work)
+        if pm:
+            pod, env = pm
+            subprocess.run(pod + ["import", tar, "localhost/bench/busybox"], check=True, stdout=subprocess.DEVNULL, env=env)
+            engines["podman"] = (pod + ["run", "--rm", "--network", "none", "localhost/bench/busybox", "true"], env, version(["podman", "--version"]))
+            cleanups.append(lambda: subprocess.run(pod + ["rmi", "-af"], env=env, capture_output=True))
 
-        if shutil.which("dockerd"):
-            sock = f"{work}/d.sock"
-            log = open(f"{work}/dockerd.log", "w")
-            d = subprocess.Popen(["dockerd", "--data-root", f"{work}/dd", "--exec-root", f"{work}/de", "--pidfile", f"{work}/d.pid",
-                                  "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip6tables=false"],
-                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-            docker = ["docker", "-H", f"unix://{sock}"]
-            deadline = time.time() + 60
-            while subprocess.run(docker + ["info"], capture_output=True).returncode != 0:
-                if time.time() > deadline:
-                    sys.exit("dockerd did not start")
-                time.sleep(0.3)
+        if Dockerd.available():
+            d = Dockerd(work)
+            cleanups.append(d.stop)
+            docker = d.argv
             subprocess.run(docker + ["import", tar, "bench/busybox"], check=True, stdout=subprocess.DEVNULL)
             engines["docker"] = (docker + ["run", "--rm", "--network", "none", "bench/busybox", "true"], None, version(["docker", "--version"]))
-
-            def stop_docker():
-                d.terminate()
-                try:
-                    d.wait(20)
-                except subprocess.TimeoutExpired:
-                    d.kill()
-            cleanups.append(stop_docker)
 
         results = {k: [] for k in engines}
         for i in range(args.runs + 2):
@@ -110,7 +57,7 @@ def main():
     finally:
         for c in cleanups:
             c()
-        subprocess.run(["sh", "-c", f"grep ' {work}' /proc/self/mountinfo | cut -d' ' -f5 | sort -r | xargs -r -n1 umount -l"], capture_output=True)
+        unmount_under(work)
         shutil.rmtree(work, ignore_errors=True)
 
     med = {k: statistics.median(v) * 1000 for k, v in results.items()}

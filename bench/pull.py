@@ -4,13 +4,13 @@ from a loopback distribution registry (Debian's docker-registry), with gzip
 and with zstd layers; then `berth push` against `docker push` and `skopeo
 copy` of it into an empty registry.
 
-The image is a debootstrap Debian split into layers, as a docker-archive
-(default: the one cached under /var/cache/berth-bench/, read only). Every
-timed pull starts from an empty cache: each engine removes the image and
-prunes its layers first. The engines' stores live on a loop-mounted ext4
-of their own (see main). Runs are interleaved (berth, docker, podman,
-berth, ...); medians are reported. dockerd runs on its own socket and
-data root and is stopped afterwards."""
+The image is common.py's Debian in layers, as a docker-archive (made once,
+cached under /var/cache/berth-bench/). Every timed pull starts from an
+empty cache: each engine removes the image and prunes its layers first.
+The engines' stores live on common.Scratch's ext4. Runs are interleaved
+(berth, docker, podman, berth, ...); medians are reported. The peers run
+as common.py runs them (dockerd on its own socket and data root, stopped
+afterwards)."""
 
 import argparse
 import json
@@ -23,27 +23,14 @@ import sys
 import tempfile
 import time
 
-ARCHIVE = "/var/cache/berth-bench/debian-layers-v2.tar"
+from common import Dockerd, Scratch, debian_archive, podman, timed, unmount_under, version
 
 
-def run(argv, env=None, quiet=True):
+def run(argv, env=None):
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)}: {r.stderr.decode(errors='replace')}")
     return r.stdout.decode(errors="replace")
-
-
-def timed(argv, env=None):
-    t0 = time.perf_counter()
-    run(argv, env)
-    return time.perf_counter() - t0
-
-
-def version(argv):
-    try:
-        return subprocess.run(argv, capture_output=True, text=True).stdout.strip().splitlines()[0]
-    except Exception:
-        return "?"
 
 
 def free_port():
@@ -81,35 +68,6 @@ class Registry:
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
-
-
-class Dockerd:
-    def __init__(self, work):
-        self.sock = f"{work}/d.sock"
-        self.log = open(f"{work}/dockerd.log", "w")
-        self.proc = subprocess.Popen(
-            ["dockerd", "--data-root", f"{work}/dd", "--exec-root", f"{work}/de", "--pidfile", f"{work}/d.pid",
-             "-H", f"unix://{self.sock}", "--bridge=none", "--iptables=false", "--ip6tables=false"],
-            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        self.argv = ["docker", "-H", f"unix://{self.sock}"]
-        deadline = time.time() + 60
-        while subprocess.run(self.argv + ["info"], capture_output=True).returncode != 0:
-            if time.time() > deadline or self.proc.poll() is not None:
-                self.stop()
-                sys.exit(f"dockerd did not start: {open(self.log.name).read()[-2000:]}")
-            time.sleep(0.3)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def unmount_under(path):
-    subprocess.run(["sh", "-c", f"grep ' {path}' /proc/self/mountinfo | cut -d' ' -f5 | sort -r | xargs -r -n1 umount -l"],
-                   capture_output=True)
 
 
 class Berth:
@@ -166,12 +124,7 @@ class Podman:
     name = "podman"
 
     def __init__(self, work):
-        conf = os.path.join(work, "containers.conf")
-        with open(conf, "w") as f:
-            f.write('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
-                    '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n')
-        self.env = dict(os.environ, CONTAINERS_CONF=conf)
-        self.argv = ["podman", "--root", f"{work}/pr", "--runroot", f"{work}/prr", "--tmpdir", f"{work}/pt"]
+        self.argv, self.env = podman(work)
         self.version = version(["podman", "--version"])
 
     def clear(self, image):
@@ -206,40 +159,28 @@ def main():
     ap.add_argument("--bin", default="target/release")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--archive", default=ARCHIVE, help="docker-archive of the image to pull")
+    ap.add_argument("--archive", help="docker-archive of the image to pull (default: the Debian one of common.py)")
     ap.add_argument("--engines", default="berth,docker,podman")
     ap.add_argument("--no-push", action="store_true")
     ap.add_argument("--out")
     args = ap.parse_args()
     if args.quick:
         args.runs = 2
-    if not os.path.exists(args.archive):
-        sys.exit(f"{args.archive} is missing: a docker-archive of a debootstrap Debian in layers")
+    if not args.archive:
+        args.archive = debian_archive()
     wanted = args.engines.split(",")
     load = os.getloadavg()
+    # The engines' stores live on a fresh journaled ext4 of their own (see
+    # common.Scratch): every run here empties a store and fills it again.
+    scratch = Scratch()
     # Short: podman's socket paths must fit in 108 bytes.
-    base = tempfile.mkdtemp(prefix="bp", dir="/var/tmp")
-    work = os.path.join(base, "w")
-    os.makedirs(work)
-    loop = None
+    work = tempfile.mkdtemp(prefix="w", dir=scratch.path)
     cleanups = []
     pulls = {}
     pushes = {}
     formats = {}
     notes = []
     try:
-        # The engines' stores live on a fresh journaled ext4 of their own.
-        # On this host's journal-less root filesystem, creating files
-        # shortly after deleting many (every run empties a store) makes
-        # ext4 skip each "recently deleted" inode one by one: seconds of
-        # kernel time that land on whichever engine runs next.
-        fs_image = os.path.join(base, "fs.img")
-        with open(fs_image, "wb") as f:
-            f.truncate(8 << 30)
-        # Inode tables written now, not by a kernel thread during the runs.
-        run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0,nodiscard", fs_image])
-        loop = run(["losetup", "-f", "--show", "--direct-io=on", fs_image]).strip()
-        run(["mount", loop, work])
         reg = Registry(work, "reg")
         cleanups.append(reg.stop)
         for fmt in ("gzip", "zstd"):
@@ -255,7 +196,7 @@ def main():
         engines = []
         if "berth" in wanted:
             engines.append(Berth(os.path.abspath(args.bin), work))
-        if "docker" in wanted and shutil.which("dockerd"):
+        if "docker" in wanted and Dockerd.available():
             d = Dockerd(work)
             cleanups.append(d.stop)
             engines.append(Docker(d))
@@ -329,10 +270,8 @@ def main():
         for c in reversed(cleanups):
             c()
         unmount_under(work)
-        subprocess.run(["umount", work], capture_output=True)
-        if loop:
-            subprocess.run(["losetup", "-d", loop], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        scratch.close()
 
     lines = ["## Registry: pull and push of a 4-layer Debian image", ""]
     total = {fmt: sum(s for _, s in v) for fmt, v in formats.items()}
@@ -340,7 +279,7 @@ def main():
         f"A debootstrap Debian (bookworm) in 4 layers, 237 MB unpacked, about 11,400 files ({os.path.basename(args.archive)}), "
         f"pushed by skopeo to a loopback docker-registry with gzip layers ({total.get('gzip', 0) / 1e6:.0f} MB) and with zstd "
         f"layers ({total.get('zstd', 0) / 1e6:.0f} MB). Each pull starts from an empty cache (the image removed and the "
-        f"engine's layers pruned). The engines' stores are on a fresh journaled ext4 (a loop device): on this host's "
+        f"engine's layers pruned). The engines' stores are on {scratch.kind}: on this host's "
         f"journal-less root filesystem, creating files soon after deleting many costs seconds of kernel time. "
         f"{args.runs} interleaved runs, medians. See bench/pull.py.")
     lines.append("")

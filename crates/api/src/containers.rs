@@ -90,6 +90,7 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
         .api
         .blocking(move |e| {
             let filters = berth_engine::filters::Filters::parse(&flags)?;
+            let healths = e.health_statuses()?;
             let mut list = e.list()?;
             // Newest first, as docker lists them.
             list.sort_by_key(|c| std::cmp::Reverse(c.created));
@@ -99,7 +100,10 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                 if !(all || limit.is_some() || c.state == State::Running) {
                     continue;
                 }
-                if filters.matches(c, state) {
+                let health = healths
+                    .get(&c.id)
+                    .map_or(berth_engine::health::NONE, String::as_str);
+                if filters.matches(c, state, health) {
                     out.push(list_entry(e, c, state));
                 }
             }

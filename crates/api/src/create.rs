@@ -429,6 +429,15 @@ fn mount(m: &Value) -> R<hc::MountSpec> {
     Ok(berth_engine::volumes::parse_mount_flag(&parts.join(","))?)
 }
 
+/// An address field of IPAMConfig, when given.
+fn parse_ip<T: std::str::FromStr>(v: Option<String>, field: &str) -> R<Option<T>> {
+    v.map(|s| {
+        s.parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid {field} {s:?}")))
+    })
+    .transpose()
+}
+
 fn network(
     mode: Option<&str>,
     netcfg: Option<&Value>,
@@ -440,19 +449,15 @@ fn network(
     if let Some(Value::Object(cfgs)) = nf.get("EndpointsConfig") {
         for (name, e) in cfgs {
             let mut ef = Fields::new(Some(e), "NetworkingConfig.EndpointsConfig")?;
-            let ip = match ef.get("IPAMConfig") {
-                None => None,
+            let (ip, ip6) = match ef.get("IPAMConfig") {
+                None => (None, None),
                 Some(ipam) => {
                     let mut f =
                         Fields::new(Some(ipam), "NetworkingConfig.EndpointsConfig.IPAMConfig")?;
                     let ip = f.string("IPv4Address")?;
+                    let ip6 = f.string("IPv6Address")?;
                     f.finish()?;
-                    ip.map(|s| {
-                        s.parse().map_err(|_| {
-                            ApiError::bad_request(format!("invalid IPv4Address {s:?}"))
-                        })
-                    })
-                    .transpose()?
+                    (parse_ip(ip, "IPv4Address")?, parse_ip(ip6, "IPv6Address")?)
                 }
             };
             let aliases = ef.list("Aliases")?;
@@ -472,6 +477,7 @@ fn network(
             eps.push(Endpoint {
                 network: name.clone(),
                 ip,
+                ip6,
                 aliases,
                 mac,
             });

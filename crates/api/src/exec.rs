@@ -81,17 +81,13 @@ fn find(ctx: &Ctx, id: &str) -> Result<Arc<Instance>, ApiError> {
 
 pub async fn create(mut ctx: Ctx, container: String) -> Result<Response, ApiError> {
     let b: CreateBody = ctx.json().await?;
-    if b.privileged {
-        return Err(ApiError::bad_request(
-            "exec with Privileged is not supported by berth yet",
-        ));
-    }
     let opts = ExecOptions {
         cmd: b.cmd.unwrap_or_default(),
         env: b.env.unwrap_or_default(),
         workdir: Some(b.working_dir).filter(|w| !w.is_empty()),
         user: Some(b.user).filter(|u| !u.is_empty()),
         tty: b.tty,
+        privileged: b.privileged,
     };
     if opts.cmd.is_empty() {
         return Err(ApiError::bad_request("No exec command specified"));

@@ -109,6 +109,12 @@ impl DockerIgnore {
             .collect()
     }
 
+    /// Whether any `!` exception re-includes paths: a walk must then look
+    /// inside excluded directories too.
+    pub fn has_exceptions(&self) -> bool {
+        self.patterns.iter().any(|p| p.exclusion)
+    }
+
     /// Whether `path` (relative to the context, `/`-separated) is ignored.
     pub fn matches(&self, path: &str) -> bool {
         let path = clean(path);
@@ -134,6 +140,31 @@ impl DockerIgnore {
         }
         matched
     }
+}
+
+/// A path pattern with `.dockerignore`'s syntax (`*`, `?`, `[...]`, `**`,
+/// `\` escapes), for COPY sources: BuildKit matches those the same way.
+#[derive(Debug, Clone)]
+pub struct Glob(Matcher);
+
+impl Glob {
+    /// `None` when the pattern's syntax is bad. The pattern is cleaned
+    /// like a path first (`./a//b` is `a/b`).
+    pub fn new(pattern: &str) -> Option<Glob> {
+        let cleaned = clean(pattern);
+        compile(cleaned.trim_start_matches('/')).map(Glob)
+    }
+
+    /// Whether `path` (relative, `/`-separated, clean) matches.
+    pub fn matches(&self, path: &str) -> bool {
+        self.0.matches(path)
+    }
+}
+
+/// Whether `text` has glob metacharacters (a COPY source to match rather
+/// than to look up).
+pub fn is_glob(text: &str) -> bool {
+    text.contains(['*', '?', '['])
 }
 
 impl Matcher {

@@ -154,10 +154,7 @@ pub fn load(engine: &Engine, a: LoadArgs) -> Result<u8> {
     let (r, len) = input(a.input.as_ref())?;
     let s = store::open(&engine.paths)?;
     let bar = progress::bytes_bar("Loading", len, a.quiet);
-    let r: Box<dyn Read> = match &bar {
-        Some(b) => Box::new(b.wrap_read(r)),
-        None => r,
-    };
+    let r = progress::read_then(&bar, r, "Unpacking layers");
     let loaded = archive::load(&s, r).map_err(berth_engine::Error::from)?;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -210,17 +207,17 @@ pub fn import(engine: &Engine, a: ImportArgs) -> Result<u8> {
     let (r, len) = input(Some(&a.file))?;
     let s = store::open(&engine.paths)?;
     let bar = progress::bytes_bar("Importing", len, false);
-    let r: Box<dyn Read> = match &bar {
-        Some(b) => Box::new(b.wrap_read(r)),
-        None => r,
-    };
+    let r = progress::read_then(&bar, r, "Recording the image");
     let opts = ImportOptions {
         reference,
         changes: a.change,
         message: a.message,
         source,
     };
-    let image = s.import(r, &opts).map_err(berth_engine::Error::from)?;
+    let image = s
+        .import(r, &opts)
+        .map_err(berth_engine::Error::from)
+        .with_context(|| format!("importing {}", opts.source))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

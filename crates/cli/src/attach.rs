@@ -28,8 +28,24 @@ pub struct Session<'a> {
     pub tty: bool,
     /// Forward our stdin.
     pub stdin: bool,
+    /// Show the container's output streams (`run -a` picks).
+    pub output: Output,
     pub detach_keys: Vec<u8>,
     pub sig_proxy: bool,
+}
+
+/// Which of the container's output streams a session shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Output {
+    pub const BOTH: Output = Output {
+        stdout: true,
+        stderr: true,
+    };
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -161,11 +177,11 @@ impl Session<'_> {
                     .map_err(|_| anyhow::anyhow!("the monitor sent a malformed frame"))?
                 {
                     match kind {
-                        Kind::Stdout => {
+                        Kind::Stdout if self.output.stdout => {
                             out.write_all(&body)?;
                             out.flush()?;
                         }
-                        Kind::Stderr => {
+                        Kind::Stderr if self.output.stderr => {
                             err.write_all(&body)?;
                             err.flush()?;
                         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use berth_engine::image_ops;
 use berth_engine::{images as store, Engine};
-use berth_image::store::CommitOptions;
+use berth_image::store::{CommitOptions, Progress};
 use clap::Args;
 
 use crate::progress;
@@ -87,17 +87,20 @@ pub fn commit(engine: &Engine, a: CommitArgs) -> Result<u8> {
         .map(berth_image::Reference::parse)
         .transpose()
         .map_err(|e| berth_engine::Error::Image(e.into()))?;
+    let bar = progress::bytes_bar("Committing", None, false);
     let opts = CommitOptions {
         reference,
         author: a.author,
         message: a.message,
         changes: a.change,
         created_by: None,
+        progress: bar
+            .clone()
+            .map(|b| Progress::new(move |n| b.set_position(n))),
     };
     let s = store::open(&engine.paths)?;
-    let spin = progress::spinner("Committing", false);
     let image = image_ops::commit(engine, &s, &a.container, &opts, a.pause)?;
-    if let Some(b) = spin {
+    if let Some(b) = bar {
         b.finish_and_clear();
     }
     println!("{}", image.id);

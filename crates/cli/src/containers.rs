@@ -18,6 +18,10 @@ pub struct RunArgs {
     /// Run in the background and print the container's id.
     #[arg(short, long)]
     detach: bool,
+    /// Attach to STDIN, STDOUT or STDERR (repeat for several; default:
+    /// the output streams, and STDIN with -i).
+    #[arg(short = 'a', long = "attach")]
+    attach: Vec<String>,
     /// Remove the container when it exits.
     #[arg(long)]
     rm: bool,
@@ -46,6 +50,8 @@ pub struct RunArgs {
     restart: String,
     #[command(flatten)]
     host: HostFlags,
+    #[command(flatten)]
+    monitor: crate::monitorflags::MonitorFlags,
     #[command(flatten)]
     pull: crate::registry::PullFlags,
     #[command(flatten)]
@@ -105,11 +111,19 @@ impl RunArgs {
             open_stdin: self.stdio.interactive,
             // docker's StdinOnce: an attached `-i` owns the container's stdin.
             stdin_once: self.stdio.interactive && !self.detach,
+            healthcheck: self.monitor.healthcheck()?,
+            log_config: self.monitor.log_config()?,
         })
     }
 }
 
 pub fn create(engine: &Engine, a: RunArgs) -> Result<u8> {
+    if !a.attach.is_empty() {
+        // `start -a` attaches the output streams as they are.
+        bail!(berth_engine::Error::NotSupported {
+            flag: "create --attach".into()
+        });
+    }
     let opts = a.options()?;
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
@@ -118,7 +132,13 @@ pub fn create(engine: &Engine, a: RunArgs) -> Result<u8> {
 }
 
 pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
-    let opts = a.options()?;
+    let streams = Streams::parse(&a.attach, a.detach)?;
+    let mut opts = a.options()?;
+    if streams.stdin {
+        // `-a stdin` asks for our input to reach the container.
+        opts.open_stdin = true;
+        opts.stdin_once = true;
+    }
     let keys = a.stdio.check()?;
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
@@ -149,11 +169,53 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
         id: c.id.clone(),
         sock,
         tty: a.stdio.tty,
-        stdin: a.stdio.interactive,
+        stdin: opts.open_stdin,
         detach_keys: keys,
         sig_proxy: a.stdio.sig_proxy,
+        output: streams.output,
     };
     finish(session.run()?, || handle.wait())
+}
+
+/// `run -a`: the streams attached.
+#[derive(Debug, PartialEq, Eq)]
+struct Streams {
+    stdin: bool,
+    output: attach::Output,
+}
+
+impl Streams {
+    fn parse(names: &[String], detach: bool) -> Result<Streams> {
+        if names.is_empty() {
+            return Ok(Streams {
+                stdin: false,
+                output: attach::Output::BOTH,
+            });
+        }
+        if detach {
+            bail!(berth_engine::Error::InvalidArgument(
+                "conflicting options: --attach and --detach".into()
+            ));
+        }
+        let mut s = Streams {
+            stdin: false,
+            output: attach::Output {
+                stdout: false,
+                stderr: false,
+            },
+        };
+        for n in names {
+            match n.to_ascii_lowercase().as_str() {
+                "stdin" => s.stdin = true,
+                "stdout" => s.output.stdout = true,
+                "stderr" => s.output.stderr = true,
+                _ => bail!(berth_engine::Error::InvalidArgument(format!(
+                    "invalid value {n:?} for --attach: valid streams are STDIN, STDOUT and STDERR"
+                ))),
+            }
+        }
+        Ok(s)
+    }
 }
 
 /// The stream handed to the monitor at start, with our terminal's size.
@@ -251,6 +313,7 @@ pub fn start(engine: &Engine, a: StartArgs) -> Result<u8> {
             stdin: a.interactive && c.config.open_stdin,
             detach_keys: keys,
             sig_proxy: true,
+            output: attach::Output::BOTH,
         };
         return finish(session.run()?, || handle.wait());
     }
@@ -344,7 +407,7 @@ pub struct PsArgs {
     quiet: bool,
     #[arg(long)]
     no_trunc: bool,
-    /// status=, name=, label=, ancestor=, exited=
+    /// status=, name=, label=, ancestor=, exited=, health=
     #[arg(short, long)]
     filter: Vec<String>,
     /// A Go template (`table ...` for columns), or json.
@@ -359,11 +422,16 @@ fn status(c: &berth_engine::Container) -> String {
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
     let filters = crate::pslist::Filters::parse(&a.filter)?;
     let all = a.all || filters.wants_stopped();
+    let healths = engine.health_statuses()?;
+    let health = |c: &berth_engine::Container| healths.get(&c.id).map(String::as_str);
     let list: Vec<_> = engine
         .list()?
         .into_iter()
         .filter(|c| all || c.state == State::Running)
-        .filter(|c| filters.matches(c, crate::pslist::docker_state(engine, c)))
+        .filter(|c| {
+            let h = health(c).unwrap_or(berth_engine::health::NONE);
+            filters.matches(c, crate::pslist::docker_state(engine, c), h)
+        })
         .collect();
     let id = |c: &berth_engine::Container| {
         if a.no_trunc {
@@ -380,10 +448,16 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
         return Ok(0);
     }
     let shown_status = |c: &berth_engine::Container| {
-        if c.state == State::Running && engine.is_paused(&c.id) {
-            format!("{} (Paused)", status(c))
-        } else {
-            status(c)
+        if c.state != State::Running {
+            return status(c);
+        }
+        if engine.is_paused(&c.id) {
+            return format!("{} (Paused)", status(c));
+        }
+        match health(c) {
+            Some(berth_engine::health::STARTING) => format!("{} (health: starting)", status(c)),
+            Some(h) => format!("{} ({h})", status(c)),
+            None => status(c),
         }
     };
     if let Some(f) = &a.format {
@@ -476,8 +550,10 @@ pub struct ExecArgs {
     interactive: bool,
     #[arg(short, long)]
     tty: bool,
+    /// Start the command and return; it runs on, its output discarded.
     #[arg(short, long)]
     detach: bool,
+    /// Every capability and no seccomp filter for the command.
     #[arg(long)]
     privileged: bool,
     /// The keys that detach from the process (ctrl-p,ctrl-q).
@@ -489,13 +565,11 @@ pub struct ExecArgs {
 }
 
 pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
-    for (set, flag) in [
-        (a.detach, "exec --detach"),
-        (a.privileged, "exec --privileged"),
-    ] {
-        if set {
-            bail!(berth_engine::Error::NotSupported { flag: flag.into() });
-        }
+    if a.detach && (a.tty || a.interactive) {
+        // Nothing would hold the pty or feed the input.
+        bail!(berth_engine::Error::InvalidArgument(
+            "exec --detach cannot be used with --tty or --interactive".into()
+        ));
     }
     let opts = ExecOptions {
         cmd: a.args[1..].to_vec(),
@@ -503,7 +577,12 @@ pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
         workdir: a.workdir,
         user: a.user,
         tty: a.tty,
+        privileged: a.privileged,
     };
+    if a.detach {
+        engine.exec_detached(&a.args[0], &opts)?;
+        return Ok(0);
+    }
     if a.tty {
         return exec_tty(engine, &a.args[0], &opts, a.interactive, &a.detach_keys);
     }
@@ -577,6 +656,7 @@ fn exec_tty(
         stdin,
         detach_keys: keys,
         sig_proxy: false,
+        output: attach::Output::BOTH,
     };
     let outcome = session.run();
     let _ = std::fs::remove_file(&file);
@@ -622,6 +702,38 @@ pub fn attach(engine: &Engine, a: AttachArgs) -> Result<u8> {
         stdin: !a.no_stdin && c.config.open_stdin,
         detach_keys: keys,
         sig_proxy: a.sig_proxy,
+        output: attach::Output::BOTH,
     };
     finish(session.run()?, || engine.wait(&id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attach_streams_are_dockers() {
+        let s = |v: &[&str], d: bool| {
+            Streams::parse(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>(), d)
+        };
+        assert_eq!(
+            s(&[], false).unwrap(),
+            Streams {
+                stdin: false,
+                output: attach::Output::BOTH
+            }
+        );
+        let o = s(&["STDOUT"], false).unwrap();
+        assert!(o.output.stdout && !o.output.stderr && !o.stdin);
+        let o = s(&["stdin", "stderr"], false).unwrap();
+        assert!(!o.output.stdout && o.output.stderr && o.stdin);
+        assert!(s(&["stdout"], true)
+            .unwrap_err()
+            .to_string()
+            .contains("--attach and --detach"));
+        assert!(s(&["stdio"], false)
+            .unwrap_err()
+            .to_string()
+            .contains("STDIN, STDOUT and STDERR"));
+    }
 }

@@ -24,6 +24,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use berth_engine::userns::IdMap;
 use berth_engine::{images as store, Engine};
 use clap::Args;
 use rustix::fs::{
@@ -59,11 +60,6 @@ fn invalid(msg: impl Into<String>) -> anyhow::Error {
 }
 
 pub fn cp(engine: &Engine, a: CpArgs) -> Result<u8> {
-    let owner = if a.archive {
-        Owner::Keep
-    } else {
-        Owner::Fixed(0, 0)
-    };
     match (split(&a.src), split(&a.dest)) {
         (Some(_), Some(_)) => bail!(invalid("copying between containers is not supported")),
         (None, None) => bail!(invalid("must specify at least one container source")),
@@ -79,6 +75,10 @@ pub fn cp(engine: &Engine, a: CpArgs) -> Result<u8> {
                 )
             };
             berth_engine::cp::with_rootfs(engine, &s, c, |ctr, dir| {
+                let owner = match (owner, ctr.config.host_config.id_map) {
+                    (Owner::Keep, Some(m)) => Owner::Unshift(m),
+                    (o, _) => o,
+                };
                 let root = open_root(dir)?;
                 let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
                 let not_found = || {
@@ -140,6 +140,7 @@ pub fn cp(engine: &Engine, a: CpArgs) -> Result<u8> {
                 bail!("cowardly refusing to read a tar from a terminal");
             }
             berth_engine::cp::with_rootfs(engine, &s, c, |ctr, dir| {
+                let owner = Owner::into(ctr, a.archive);
                 let root = open_root(dir)?;
                 let plan = plan_container(root.as_fd(), &dest, src.as_ref().map(|(p, i)| (p, i)))
                     .map_err(|e| match e.downcast::<Errno>() {
@@ -405,6 +406,31 @@ fn plan(
 enum Owner {
     Keep,
     Fixed(u32, u32),
+    /// The archive's ids, as the host sees them in a container with its
+    /// own user namespace (`--userns auto`), or back from there.
+    Shift(IdMap),
+    Unshift(IdMap),
+}
+
+impl Owner {
+    /// How files written into container `c` are owned.
+    fn into(c: &berth_engine::Container, archive: bool) -> Owner {
+        match (c.config.host_config.id_map, archive) {
+            (None, true) => Owner::Keep,
+            (None, false) => Owner::Fixed(0, 0),
+            (Some(m), true) => Owner::Shift(m),
+            (Some(m), false) => Owner::Fixed(m.uid, m.gid),
+        }
+    }
+
+    fn ids(self, uid: u32, gid: u32) -> (u32, u32) {
+        match self {
+            Owner::Keep => (uid, gid),
+            Owner::Fixed(u, g) => (u, g),
+            Owner::Shift(m) => (m.shift_uid(uid), m.shift_gid(gid)),
+            Owner::Unshift(m) => (m.unshift_uid(uid), m.unshift_gid(gid)),
+        }
+    }
 }
 
 /// Runs a producer writing a tar and a consumer reading it through a pipe.
@@ -703,10 +729,7 @@ fn unpack(
         };
         let h = e.header();
         let mode = Mode::from_raw_mode(h.mode()? & 0o7777);
-        let (uid, gid) = match owner {
-            Owner::Keep => (h.uid()? as u32, h.gid()? as u32),
-            Owner::Fixed(u, g) => (u, g),
-        };
+        let (uid, gid) = owner.ids(h.uid()? as u32, h.gid()? as u32);
         let uid = Some(rustix::fs::Uid::from_raw(uid));
         let gid = Some(rustix::fs::Gid::from_raw(gid));
         let mt = h.mtime()?;

@@ -144,7 +144,7 @@ fn short_id(id: &berth_image::Digest) -> String {
 
 #[derive(Args)]
 pub struct ImagesArgs {
-    /// Show all images (berth keeps no intermediate images: same as default).
+    /// Show all images (default hides intermediate images of builds).
     #[arg(short, long)]
     all: bool,
     /// Only show image ids.
@@ -269,8 +269,17 @@ pub fn images(engine: &Engine, a: ImagesArgs) -> Result<u8> {
     let list = s.images().map_err(berth_engine::Error::from)?;
     let mut rows = Vec::new();
     let mut seen = HashSet::new();
+    // A build's untagged step images, as docker hides them without -a.
+    let intermediate = if a.all {
+        HashSet::new()
+    } else {
+        berth_build::exec::intermediate_images(&engine.paths.db())?
+    };
     for i in &list {
         if filters.dangling.is_some_and(|d| d != i.tags.is_empty()) {
+            continue;
+        }
+        if i.tags.is_empty() && intermediate.contains(i.id.as_str()) {
             continue;
         }
         if !filters.labels.is_empty() {

@@ -6,12 +6,14 @@
 
 mod archive;
 mod attach;
+mod build;
 mod containerfs;
 mod containers;
 mod cp;
 mod format;
 mod images;
 mod manage;
+mod monitorflags;
 mod network;
 mod progress;
 mod pslist;
@@ -102,6 +104,8 @@ enum Cmd {
     Volume(volumes::VolumeCmd),
     /// Serve the Docker Engine API for docker's clients.
     Serve(serve::ServeArgs),
+    /// Build an image from a Dockerfile.
+    Build(build::BuildArgs),
     /// Image and registry commands (images.rs gathers them).
     #[command(flatten)]
     Image(images::ImageCmd),
@@ -182,6 +186,7 @@ fn main() -> ExitCode {
         Cmd::Port(a) => (Codes::Plain, network::port(&engine, a)),
         Cmd::Volume(a) => (Codes::Plain, volumes::run(&engine, a)),
         Cmd::Serve(a) => (Codes::Plain, serve::serve(&engine, a)),
+        Cmd::Build(a) => (Codes::Plain, build::build(&engine, a)),
         Cmd::Image(c) => (Codes::Plain, images::run(&engine, c)),
     };
     match result {

@@ -2,7 +2,7 @@
 //! commands: flags into the engine's options, docker's tables out.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{bail, Result};
 use berth_engine::network::{Endpoint, NetOptions};
@@ -21,6 +21,9 @@ pub struct NetFlags {
     /// IPv4 address on the (first) network.
     #[arg(long)]
     ip: Option<Ipv4Addr>,
+    /// IPv6 address on the (first) network, which must have --ipv6.
+    #[arg(long)]
+    ip6: Option<Ipv6Addr>,
     /// Another name for the container on the (first) network.
     #[arg(long, alias = "net-alias")]
     network_alias: Vec<String>,
@@ -72,6 +75,7 @@ impl NetFlags {
         }
         let endpoint_flag = [
             (self.ip.is_some(), "--ip"),
+            (self.ip6.is_some(), "--ip6"),
             (!self.network_alias.is_empty(), "--network-alias"),
             (self.mac_address.is_some(), "--mac-address"),
         ]
@@ -94,6 +98,7 @@ impl NetFlags {
         }
         if let Some(first) = eps.first_mut() {
             first.ip = self.ip;
+            first.ip6 = self.ip6;
             first.aliases = self.network_alias.clone();
             first.mac = self.mac_address.clone();
         }
@@ -138,14 +143,18 @@ pub struct CreateArgs {
     /// Only bridge exists.
     #[arg(short, long, default_value = "bridge")]
     driver: String,
-    /// CIDR, e.g. 10.87.5.0/24.
+    /// CIDR, e.g. 10.87.5.0/24; once more for IPv6 (with --ipv6).
     #[arg(long)]
-    subnet: Option<String>,
+    subnet: Vec<String>,
+    /// The gateway of a --subnet (IPv4 or IPv6).
     #[arg(long)]
-    gateway: Option<Ipv4Addr>,
-    /// Allocate container addresses from this sub-range.
+    gateway: Vec<IpAddr>,
+    /// Allocate container addresses from this sub-range (IPv4).
     #[arg(long)]
     ip_range: Option<String>,
+    /// Dual stack: containers get an IPv6 address too.
+    #[arg(long)]
+    ipv6: bool,
     /// No access to or from outside the network.
     #[arg(long)]
     internal: bool,
@@ -189,6 +198,8 @@ pub struct PruneArgs {
 pub struct ConnectArgs {
     #[arg(long)]
     ip: Option<Ipv4Addr>,
+    #[arg(long)]
+    ip6: Option<Ipv6Addr>,
     #[arg(long)]
     alias: Vec<String>,
     network: String,
@@ -250,6 +261,7 @@ pub fn run(engine: &Engine, cmd: NetworkCmd) -> Result<u8> {
             let ep = Endpoint {
                 network: a.network.clone(),
                 ip: a.ip,
+                ip6: a.ip6,
                 aliases: a.alias,
                 mac: None,
             };
@@ -270,29 +282,65 @@ fn create(engine: &Engine, a: CreateArgs) -> Result<u8> {
         });
     }
     let invalid = |m: String| berth_engine::Error::InvalidArgument(m);
-    let net = |s: &str, flag: &str| {
-        s.parse::<berth_engine::network::Ipv4Net>()
-            .map_err(|e| invalid(format!("{flag} {s}: {e}")))
-    };
+    let (mut subnet, mut subnet6) = (None, None);
+    for sn in &a.subnet {
+        let bad = |e: &dyn std::fmt::Display| invalid(format!("--subnet {sn}: {e}"));
+        if sn.contains(':') {
+            if subnet6.is_some() {
+                bail!(invalid("only one IPv6 --subnet per network".into()));
+            }
+            subnet6 = Some(
+                sn.parse::<berth_engine::network::Ipv6Net>()
+                    .map_err(|e| bad(&e))?,
+            );
+        } else {
+            if subnet.is_some() {
+                bail!(invalid("only one IPv4 --subnet per network".into()));
+            }
+            subnet = Some(
+                sn.parse::<berth_engine::network::Ipv4Net>()
+                    .map_err(|e| bad(&e))?,
+            );
+        }
+    }
+    let (mut gateway, mut gateway6) = (None, None);
+    for g in &a.gateway {
+        match g {
+            IpAddr::V4(v4) if gateway.is_none() => gateway = Some(*v4),
+            IpAddr::V6(v6) if gateway6.is_none() => gateway6 = Some(*v6),
+            _ => bail!(invalid(format!("a second --gateway {g} of one family"))),
+        }
+    }
+    if subnet6.is_some() && !a.ipv6 {
+        bail!(invalid(
+            "an IPv6 --subnet needs --ipv6 (docker's rule too)".into()
+        ));
+    }
+    if (gateway.is_some() && subnet.is_none()) || (gateway6.is_some() && subnet6.is_none()) {
+        bail!(invalid("--gateway needs a --subnet of its family".into()));
+    }
+    let ip_range = a
+        .ip_range
+        .as_deref()
+        .map(|s| {
+            s.parse::<berth_engine::network::Ipv4Net>()
+                .map_err(|e| invalid(format!("--ip-range {s}: {e}")))
+        })
+        .transpose()?;
+    if subnet.is_none() && ip_range.is_some() {
+        bail!(invalid("--ip-range needs an IPv4 --subnet".into()));
+    }
     let mut opts = berth_engine::network::NetworkOptions {
         name: a.name.clone(),
-        subnet: a
-            .subnet
-            .as_deref()
-            .map(|s| net(s, "--subnet"))
-            .transpose()?,
-        gateway: a.gateway,
-        ip_range: a
-            .ip_range
-            .as_deref()
-            .map(|s| net(s, "--ip-range"))
-            .transpose()?,
+        subnet,
+        gateway,
+        ip_range,
         internal: a.internal,
+        ipv6: a.ipv6,
+        subnet6,
+        gateway6,
         ..Default::default()
     };
-    if opts.subnet.is_none() && (opts.gateway.is_some() || opts.ip_range.is_some()) {
-        bail!(invalid("--gateway and --ip-range need --subnet".into()));
-    }
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         opts.labels.insert(k.to_string(), v.to_string());
@@ -347,10 +395,7 @@ pub fn ps_ports(engine: &Engine, c: &berth_engine::Container) -> String {
     };
     let mut out: Vec<String> = published
         .iter()
-        .map(|m| {
-            let ip = m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            format!("{ip}:{}->{}/{}", m.host_port, m.container_port, m.proto)
-        })
+        .map(|m| format!("{}->{}/{}", m.host_addr(), m.container_port, m.proto))
         .collect();
     for p in &c.config.net.exposed_ports {
         let shown = published
@@ -389,8 +434,7 @@ pub fn port(engine: &Engine, a: PortArgs) -> Result<u8> {
         match &filter {
             Some((n, proto)) => {
                 if m.container_port == *n && m.proto.to_string() == *proto {
-                    let ip = m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-                    writeln!(out, "{ip}:{}", m.host_port)?;
+                    writeln!(out, "{}", m.host_addr())?;
                     any = true;
                 }
             }

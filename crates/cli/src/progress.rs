@@ -1,18 +1,19 @@
 //! Progress as docker shows it. On a terminal: one bar per layer for pull
 //! and push ("a3ed95caeb02: Downloading [=====>   ] 1.2MB/3.4MB") with a
-//! total below them, and a byte bar for load, save and import. Not on a terminal: pull and push
-//! print one plain line per change of a layer's state, never per byte;
-//! the others print nothing. `-q` prints nothing either way.
+//! total below them, and a byte bar on stderr for load, save, import,
+//! export and commit. Not on a terminal: pull and push print one plain
+//! line per change of a layer's state, never per byte; the others print
+//! nothing but their result. `-q` prints nothing either way.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use berth_image::Digest;
 use berth_registry::Event;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
 /// Which stream progress goes to: docker's pull and push use stdout;
 /// `run` pulling a missing image uses stderr, keeping stdout the
@@ -343,36 +344,72 @@ fn bytes_style() -> ProgressStyle {
 }
 
 /// A byte bar on stderr for a stream of known or unknown length, or
-/// `None` when stderr is not a terminal or `quiet`: load, save, import
-/// and export draw nothing then.
+/// `None` when stderr is not a terminal or `quiet`: load, save, import,
+/// export and commit draw nothing then, and print only their result.
+/// However the work ends (an error too), the bar is cleared.
 pub fn bytes_bar(label: &str, total: Option<u64>, quiet: bool) -> Option<ProgressBar> {
     if quiet || !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = match total {
-        Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{msg} [{bar:50}] {bytes}/{total_bytes}")
-                .expect("static template")
-                .progress_chars("=> "),
-        ),
-        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec})")
-                .expect("static template"),
-        ),
-    };
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr())
+        .with_finish(ProgressFinish::AndClear);
+    bar.set_style(match total {
+        Some(_) => known_style(),
+        None => unknown_style(),
+    });
     bar.set_message(label.to_string());
     bar.enable_steady_tick(Duration::from_millis(120));
     Some(bar)
 }
 
-/// A spinner on stderr for work with no byte count (commit), or `None`.
-pub fn spinner(label: &str, quiet: bool) -> Option<ProgressBar> {
-    if quiet || !std::io::stderr().is_terminal() {
-        return None;
+fn known_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg} [{bar:50}] {bytes}/{total_bytes}")
+        .expect("static template")
+        .progress_chars("=> ")
+}
+
+fn unknown_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec})")
+        .expect("static template")
+}
+
+/// `r` through `bar`; once `r` is read to its end, the bar turns into a
+/// spinner saying `then`: the work that follows the reading (a load
+/// unpacking its layers) shows as going on, not as a full bar standing
+/// still.
+pub fn read_then<'a>(
+    bar: &Option<ProgressBar>,
+    r: Box<dyn Read + 'a>,
+    then: &'static str,
+) -> Box<dyn Read + 'a> {
+    match bar {
+        Some(b) => Box::new(ReadThen {
+            inner: b.wrap_read(r),
+            bar: b.clone(),
+            then: Some(then),
+        }),
+        None => r,
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-        .with_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
-    bar.set_message(label.to_string());
-    bar.enable_steady_tick(Duration::from_millis(120));
-    Some(bar)
+}
+
+struct ReadThen<R> {
+    inner: R,
+    bar: ProgressBar,
+    then: Option<&'static str>,
+}
+
+impl<R: Read> Read for ReadThen<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(then) = self.then.take() {
+                self.bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .expect("static template"),
+                );
+                self.bar.set_message(then);
+            }
+        }
+        Ok(n)
+    }
 }

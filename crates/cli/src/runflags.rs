@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use berth_engine::hostconfig::{self as hc, HostConfig};
+use berth_engine::namespaces as ns;
 use clap::Args;
 
 #[derive(Args, Debug, Default)]
@@ -99,6 +100,24 @@ pub struct HostFlags {
     /// Mount the volumes of another container (CONTAINER[:ro|rw]).
     #[arg(long)]
     volumes_from: Vec<String>,
+    /// PID namespace: host, or container:NAME to share another's.
+    #[arg(long)]
+    pid: Option<String>,
+    /// IPC namespace: private (default), shareable, none, host or
+    /// container:NAME (a shareable one's).
+    #[arg(long)]
+    ipc: Option<String>,
+    /// UTS namespace: host.
+    #[arg(long)]
+    uts: Option<String>,
+    /// User namespace: host (none of its own), or auto[:size=N] for its
+    /// own, its root an unprivileged range of host ids.
+    #[arg(long)]
+    userns: Option<String>,
+    /// Cgroup namespace: private or host (default: private on cgroup v2
+    /// hosts, host on v1).
+    #[arg(long)]
+    cgroupns: Option<String>,
 }
 
 /// What the flags set besides the host config.
@@ -121,7 +140,18 @@ impl HostFlags {
                 .transpose()?
                 .unwrap_or(0))
         };
+        let mode = |v: &Option<String>, parse: fn(&str) -> berth_engine::Result<String>| {
+            v.as_deref()
+                .map(parse)
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
         let mut h = HostConfig {
+            pid_mode: mode(&self.pid, ns::parse_pid)?,
+            ipc_mode: mode(&self.ipc, ns::parse_ipc)?,
+            uts_mode: mode(&self.uts, ns::parse_uts)?,
+            userns_mode: mode(&self.userns, berth_engine::userns::parse_mode)?,
+            cgroupns_mode: mode(&self.cgroupns, ns::parse_cgroupns)?,
             memory: bytes("--memory", &self.memory)?,
             memory_swap: self
                 .memory_swap

@@ -183,6 +183,7 @@ fn ambiguous_short_ids_are_refused() {
         ]);
     }
     let ids = b.ok(&["images", "-q"]);
+    let before = store_state(&b);
     let mut firsts: Vec<char> = ids.lines().map(|l| l.chars().next().unwrap()).collect();
     firsts.sort();
     let dup = firsts.windows(2).find(|w| w[0] == w[1]).unwrap()[0];
@@ -190,7 +191,9 @@ fn ambiguous_short_ids_are_refused() {
     fails(&o, 1, "matches more than one image");
     let o = b.run(&["rmi", &dup.to_string()]);
     fails(&o, 1, "matches more than one image");
-    assert_eq!(b.ok(&["images", "-q"]), ids, "the store is unchanged");
+    let o = b.run(&["tag", &dup.to_string(), "other"]);
+    fails(&o, 1, "matches more than one image");
+    assert_eq!(store_state(&b), before, "the store is unchanged");
 }
 
 #[test]
@@ -394,15 +397,10 @@ fn diff_commit_and_export_a_container() {
         return;
     }
     let b = Berth::with_image();
-    b.ok(&[
-        "run",
-        "--name",
+    b.sh(
         "work",
-        "bb",
-        "sh",
-        "-c",
         "echo new > /new.txt && mkdir -p /etc/app && echo c > /etc/app/conf && rm /bin/true",
-    ]);
+    );
     let diff = b.ok(&["diff", "work"]);
     assert_eq!(
         diff, "C /bin\nD /bin/true\nC /etc\nA /etc/app\nA /etc/app/conf\nA /new.txt\n",
@@ -495,4 +493,201 @@ fn diff_commit_and_export_a_container() {
     // commit --pause of a running container resumes it.
     b.ok(&["commit", "live", "snap"]);
     assert!(b.ok(&["ps"]).contains("live"), "still running after commit");
+}
+
+/// What a failed command must leave as it was: the images listed, and a
+/// store `system check` finds consistent with no new garbage in it.
+fn store_state(b: &Berth) -> (String, String) {
+    let images = b.ok(&[
+        "images",
+        "-a",
+        "--no-trunc",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}} {{.CreatedAt}}",
+    ]);
+    let check = b.run(&["system", "check", "-v"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    (images, String::from_utf8_lossy(&check.stdout).into_owned())
+}
+
+#[test]
+fn failed_image_commands_say_why_in_one_line_and_change_nothing() {
+    if !berth_testutil::require_root("failed_image_commands_say_why_in_one_line_and_change_nothing")
+    {
+        return;
+    }
+    let b = Berth::with_image();
+    b.ok(&["create", "--name", "user", "bb", "true"]);
+    let before = store_state(&b);
+    let out = b.dir.path().join("out.tar");
+    let o = out.to_str().unwrap();
+
+    // Unknown images, by name, full id and short id.
+    let unknown = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    for args in [
+        &["image", "inspect", "nope"][..],
+        &["history", "nope"],
+        &["rmi", "nope:1.0"],
+        &["rmi", unknown],
+        &["rmi", "0123456789ab"],
+        &["tag", "nope", "other"],
+        &["save", "-o", o, "bb", "nope"],
+    ] {
+        let r = b.run(args);
+        fails(&r, 1, "no such image: ");
+        assert_eq!(store_state(&b), before, "{args:?}");
+    }
+    assert!(!out.exists(), "a failed save leaves no file");
+
+    // In use by a container.
+    let r = b.run(&["rmi", "bb"]);
+    fails(&r, 1, "is being used by a container");
+    let id = b.ok(&["images", "-q"]).trim().to_string();
+    let r = b.run(&["rmi", &id]);
+    fails(&r, 1, "is being used by a container");
+    assert_eq!(store_state(&b), before);
+
+    // Corrupt archives: load and import both refuse, naming the fault.
+    b.ok(&["save", "-o", o, "bb"]);
+    let bytes = std::fs::read(&out).unwrap();
+    let dir = b.dir.path();
+    let truncated = dir.join("truncated.tar");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = dir.join("garbage.tar");
+    std::fs::write(
+        &garbage,
+        b"this is not a tar archive at all, not even close",
+    )
+    .unwrap();
+    // A layer whose bytes are not what its name says.
+    let tampered = dir.join("tampered.tar");
+    let mut t = tar::Builder::new(Vec::new());
+    let mut a = tar::Archive::new(&bytes[..]);
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut h = e.header().clone();
+        let path = e.path().unwrap().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        if data.len() > 100_000 {
+            data[50_000] ^= 0xff;
+        }
+        t.append_data(&mut h, path, &data[..]).unwrap();
+    }
+    std::fs::write(&tampered, t.into_inner().unwrap()).unwrap();
+    let truncated_gz = dir.join("truncated.tar.gz");
+    let mut gz = gzip(&std::fs::read(dir.join("rootfs.tar")).unwrap());
+    gz.truncate(gz.len() / 2);
+    std::fs::write(&truncated_gz, gz).unwrap();
+
+    for (bad, why) in [
+        (&truncated, "archive"),
+        (&garbage, "archive"),
+        (&tampered, "does not match"),
+    ] {
+        let r = b.run(&["load", "-i", bad.to_str().unwrap()]);
+        fails(&r, 1, why);
+        assert_eq!(store_state(&b), before, "load {}", bad.display());
+    }
+    for bad in [&truncated_gz, &garbage] {
+        let r = b.run(&["import", bad.to_str().unwrap(), "imp"]);
+        fails(&r, 1, bad.file_name().unwrap().to_str().unwrap());
+        assert_eq!(store_state(&b), before, "import {}", bad.display());
+    }
+}
+
+/// gzip of `data` by the system's gzip: the test crate has no encoder.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut c = std::process::Command::new("gzip")
+        .arg("-c")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let data = data.to_vec();
+    let w = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let o = c.wait_with_output().unwrap();
+    w.join().unwrap();
+    o.stdout
+}
+
+/// The bytes used on the filesystem holding `path`.
+fn used(path: &std::path::Path) -> u64 {
+    let o = std::process::Command::new("df")
+        .args(["-B1", "--output=used"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_full_disk_fails_load_import_and_commit_cleanly() {
+    if !berth_testutil::require_root("a_full_disk_fails_load_import_and_commit_cleanly") {
+        return;
+    }
+    // The whole --root on a small tmpfs (the guard unmounts it).
+    let b = Berth::new();
+    std::fs::create_dir_all(&b.root).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+        .arg(&b.root)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let tar = b.dir.path().join("rootfs.tar");
+    berth_testutil::rootfs_tar(&tar).unwrap();
+    b.ok(&["import", tar.to_str().unwrap(), "bb"]);
+    // ~10 MB of changes: room for them, not for a layer made of them.
+    b.sh(
+        "work",
+        "dd if=/dev/urandom of=/big bs=1M count=10 2>/dev/null",
+    );
+    let before = store_state(&b);
+    let disk = used(&b.root);
+
+    // An archive bigger than the disk: made by saving that change.
+    let other = Berth::with_image();
+    other.sh(
+        "big",
+        "dd if=/dev/urandom of=/big bs=1M count=30 2>/dev/null",
+    );
+    other.ok(&["commit", "big", "big:1"]);
+    let archive = b.dir.path().join("big.tar");
+    other.ok(&["save", "-o", archive.to_str().unwrap(), "big:1"]);
+    let fs = b.dir.path().join("fs.tar");
+    other.ok(&["export", "-o", fs.to_str().unwrap(), "big"]);
+
+    for args in [
+        &["load", "-i", archive.to_str().unwrap()][..],
+        &["import", fs.to_str().unwrap(), "imp"],
+        &["commit", "work", "committed"],
+    ] {
+        let r = b.run(args);
+        // Whichever write meets the full disk first says so: a file's
+        // (ENOSPC) or the state database's (SQLite's "disk is full").
+        let err = stderr(&r);
+        let needle = if err.contains("disk is full") {
+            "disk is full"
+        } else {
+            "No space left on device"
+        };
+        fails(&r, 1, needle);
+        assert_eq!(store_state(&b), before, "{args:?}");
+        // What the failed command wrote is gone again (the database
+        // may have grown by a page or two).
+        let now = used(&b.root);
+        assert!(
+            now < disk + (256 << 10),
+            "{args:?}: {now} bytes used, {disk} before"
+        );
+    }
+    assert_eq!(b.ok(&["run", "--rm", "bb", "echo", "fine"]), "fine\n");
 }

@@ -5,13 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Berth;
+use common::{inspect, Berth};
 use serde_json::Value;
-
-fn inspect(b: &Berth, name: &str) -> Value {
-    let v: Value = serde_json::from_str(&b.ok(&["inspect", name])).unwrap();
-    v[0].clone()
-}
 
 /// Polls `inspect` until `f` holds.
 fn wait_until(b: &Berth, name: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {

@@ -5,12 +5,17 @@
 //! and to the test's own containers.
 
 mod common;
+#[path = "../../net/tests/common/fake_dns.rs"]
+mod fake_dns;
 
+use std::collections::HashSet;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::Berth;
+use fake_dns::{FakeUpstream, OUTSIDE, OUTSIDE_IP};
 
 fn root(test: &str) -> bool {
     berth_testutil::require_root(test)
@@ -517,4 +522,332 @@ fn no_leftovers_after_a_loop_of_run_rm() {
     assert!(addr.contains(&b.net.subnet(0)[..8]), "{addr}");
     b.ok(&["rm", "-f", &id]);
     assert!(namespaces(&b).is_empty() && leftovers(&b).is_empty());
+}
+
+/// A network namespace of the test's own (under its directory, so the
+/// guard unmounts it) in which berth runs: bridges, tables, sysctls and
+/// DNS servers never touch the host's, and nothing can leave.
+fn lab(b: Berth) -> (Berth, PathBuf) {
+    let ns = berth_net::netns::create(b.dir.path(), "lab").unwrap();
+    (b.in_netns(&ns), ns)
+}
+
+/// The fake resolver on the lab's 127.0.0.1:53, which the slot's
+/// resolv.conf names as the host's resolver.
+fn fake_upstream(ns: &std::path::Path) -> FakeUpstream {
+    let sock = berth_net::netns::run_in(ns, || {
+        UdpSocket::bind("127.0.0.1:53").map_err(|e| berth_net::Error::Invalid(e.to_string()))
+    })
+    .unwrap();
+    FakeUpstream::serve(sock)
+}
+
+/// `nslookup NAME` in a running container, through its resolv.conf.
+fn lookup(b: &Berth, ctr: &str, name: &str) -> (bool, String) {
+    let o = b.run(&["exec", ctr, "nslookup", name]);
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    (o.status.success(), text)
+}
+
+fn ip_of(b: &Berth, ctr: &str, network: &str) -> String {
+    let v = inspect(b, &["inspect", ctr]);
+    v["NetworkSettings"]["Networks"][network]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn dns_names_aliases_and_ids_follow_connect_and_rm() {
+    if !root("dns_names_aliases_and_ids_follow_connect_and_rm") {
+        return;
+    }
+    let (b, ns) = lab(Berth::with_image());
+    let upstream = fake_upstream(&ns);
+    network(&b, "front", 1, &[]);
+    network(&b, "back", 2, &[]);
+    let run = |args: &[&str]| -> String {
+        let mut v = vec!["run", "-d"];
+        v.extend_from_slice(args);
+        v.extend_from_slice(&["bb", "sleep", "120"]);
+        b.ok(&v).trim().to_string()
+    };
+    let alpha = run(&[
+        "--name",
+        "alpha",
+        "--network",
+        "front",
+        "--network-alias",
+        "web",
+    ]);
+    let beta = run(&["--name", "beta", "--network", "front"]);
+    let gamma = run(&["--name", "gamma", "--network", "back"]);
+    let delta = run(&["--name", "delta"]);
+    let alpha_ip = ip_of(&b, &alpha, "front");
+
+    let resolv = b.ok(&["exec", &beta, "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.starts_with(&format!("nameserver {}\n", b.net.ip(1, 1))),
+        "{resolv}"
+    );
+    for name in ["alpha", "web", &alpha[..12]] {
+        let (ok, out) = lookup(&b, &beta, name);
+        assert!(
+            ok && out.contains(&format!("Address: {alpha_ip}")),
+            "{name}: {out}"
+        );
+    }
+    let ping = b.run(&["exec", &beta, "ping", "-c1", "-W2", "web"]);
+    assert!(ping.status.success(), "ping by alias");
+    assert!(!upstream.asked("alpha"), "a container's name went upstream");
+    // Anything else goes to the host's resolver (here the fake one).
+    let (ok, out) = lookup(&b, &beta, OUTSIDE);
+    assert!(ok && out.contains(&OUTSIDE_IP.to_string()), "{out}");
+    assert!(upstream.asked(OUTSIDE));
+
+    // Another network neither resolves nor reaches them.
+    let (ok, out) = lookup(&b, &gamma, "alpha");
+    assert!(!ok, "back resolved front's alpha: {out}");
+    let ping = b.run(&["exec", &gamma, "ping", "-c1", "-W1", &alpha_ip]);
+    assert!(!ping.status.success(), "back reached front");
+    // The default bridge has no name resolution, as docker's.
+    let resolv = b.ok(&["exec", &delta, "cat", "/etc/resolv.conf"]);
+    assert!(!resolv.contains(&b.net.ip(1, 1)), "{resolv}");
+    let (ok, out) = lookup(&b, &delta, "alpha");
+    assert!(!ok, "the default bridge resolved alpha: {out}");
+
+    // connect --alias: gamma joins front and answers to its alias there,
+    // and now resolves front's names itself.
+    b.ok(&["network", "connect", "--alias", "late", "front", &gamma]);
+    let gamma_ip = ip_of(&b, &gamma, "front");
+    let (ok, out) = lookup(&b, &beta, "late");
+    assert!(ok && out.contains(&format!("Address: {gamma_ip}")), "{out}");
+    let (ok, out) = lookup(&b, &gamma, "alpha");
+    assert!(ok && out.contains(&format!("Address: {alpha_ip}")), "{out}");
+    // delta joins front: its resolv.conf now names front's server.
+    b.ok(&["network", "connect", "front", &delta]);
+    let (ok, out) = lookup(&b, &delta, "beta");
+    assert!(ok, "delta after connect: {out}");
+    b.ok(&["network", "disconnect", "front", &gamma]);
+    let (ok, out) = lookup(&b, &beta, "late");
+    assert!(!ok, "late still resolves after disconnect: {out}");
+    b.ok(&["rm", "-f", &alpha]);
+    let (ok, out) = lookup(&b, &beta, "web");
+    assert!(!ok, "web still resolves after rm: {out}");
+    for c in [&beta, &gamma, &delta] {
+        b.ok(&["rm", "-f", c]);
+    }
+    // The network's server ends with it.
+    let pid_file = b.runroot.join("dns").join("front.pid");
+    assert!(pid_file.exists());
+    b.ok(&["network", "rm", "front", "back"]);
+    assert!(!pid_file.exists(), "the DNS server outlived its network");
+}
+
+#[test]
+fn ipv6_dual_stack_network_with_names_and_ports() {
+    if !root("ipv6_dual_stack_network_with_names_and_ports") {
+        return;
+    }
+    let (b, ns) = lab(Berth::with_image());
+    let subnet = b.net.subnet(1);
+    let bridge = format!("com.docker.network.bridge.name={}", b.net.bridge(1));
+    let o = b.run(&["network", "create", "--subnet", "fd00:87:1::/64", "v6"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--ipv6"), "{err}");
+    b.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        &subnet,
+        "--subnet",
+        "fd00:87:1::/64",
+        "-o",
+        &bridge,
+        "v6",
+    ]);
+    let n = inspect(&b, &["network", "inspect", "v6"]);
+    assert_eq!(n["EnableIPv6"], true, "{n}");
+    assert_eq!(n["IPAM"]["Config"][1]["Subnet"], "fd00:87:1::/64", "{n}");
+    assert_eq!(n["IPAM"]["Config"][1]["Gateway"], "fd00:87:1::1", "{n}");
+    let port = free_port();
+    let a = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "six",
+            "--network",
+            "v6",
+            "--ip6",
+            "fd00:87:1::66",
+            "-p",
+            &format!("{port}:8080"),
+            "bb",
+            "nc",
+            "-ll",
+            "-p",
+            "8080",
+            "-e",
+            "echo",
+            "over6",
+        ])
+        .trim()
+        .to_string();
+    let v = inspect(&b, &["inspect", &a]);
+    let ep = &v["NetworkSettings"]["Networks"]["v6"];
+    assert_eq!(ep["GlobalIPv6Address"], "fd00:87:1::66", "{v}");
+    assert_eq!(ep["GlobalIPv6PrefixLen"], 64, "{v}");
+    assert_eq!(ep["IPv6Gateway"], "fd00:87:1::1", "{v}");
+    let out = b.ok(&[
+        "run", "--rm", "--network", "v6", "bb", "sh", "-c",
+        "ip -6 -o addr show eth0 scope global; ip -6 route; ping6 -c1 -W2 six >/dev/null && echo by-name",
+    ]);
+    assert!(out.contains("inet6 fd00:87:1::2/64"), "{out}");
+    assert!(out.contains("default via fd00:87:1::1 dev eth0"), "{out}");
+    assert!(out.ends_with("by-name\n"), "{out}");
+    // The port answers on the lab's IPv6 address of the bridge too.
+    let got = berth_net::netns::run_in(&ns, || {
+        let at: std::net::SocketAddr = format!("[fd00:87:1::1]:{port}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut s) = TcpStream::connect_timeout(&at, Duration::from_secs(2)) {
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                if !out.is_empty() || Instant::now() > deadline {
+                    return Ok(out);
+                }
+            }
+            if Instant::now() > deadline {
+                return Ok(String::new());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .unwrap();
+    assert_eq!(got, "over6\n");
+    b.ok(&["rm", "-f", &a]);
+    let n = inspect(&b, &["network", "inspect", "v6"]);
+    assert_eq!(n["Containers"], serde_json::json!({}), "{n}");
+}
+
+/// The monitor of a running container: its init's parent.
+fn monitor_pid(b: &Berth, id: &str) -> i32 {
+    let v = inspect(b, &["inspect", id]);
+    let pid = v["State"]["Pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Kills a container the way a crash would: its monitor first (so no
+/// exit is recorded), then its init. Both are processes this test made.
+fn crash(b: &Berth, id: &str) {
+    let v = inspect(b, &["inspect", id]);
+    let init = v["State"]["Pid"].as_i64().unwrap() as i32;
+    let monitor = monitor_pid(b, id);
+    for pid in [monitor, init] {
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{init}")).exists() {
+        assert!(Instant::now() < deadline, "container {id} survived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn fifty_concurrent_runs_get_distinct_addresses_and_give_them_back() {
+    if !root("fifty_concurrent_runs_get_distinct_addresses_and_give_them_back") {
+        return;
+    }
+    let b = Berth::with_image();
+    network(&b, "many", 1, &[]);
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|_| {
+                let b = &b;
+                s.spawn(move || {
+                    b.ok(&["run", "-d", "--network", "many", "bb", "sleep", "300"])
+                        .trim()
+                        .to_string()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ips: HashSet<String> = ids.iter().map(|id| ip_of(&b, id, "many")).collect();
+    assert_eq!(ips.len(), 50, "{ips:?}");
+    let n = inspect(&b, &["network", "inspect", "many"]);
+    assert_eq!(n["Containers"].as_object().unwrap().len(), 50);
+    // Names resolve for all of them, through one DNS server.
+    let (ok, out) = lookup(&b, &ids[0], &ids[49][..12]);
+    assert!(ok, "{out}");
+    std::thread::scope(|s| {
+        for id in &ids {
+            let b = &b;
+            s.spawn(move || b.ok(&["rm", "-f", id]));
+        }
+    });
+    let n = inspect(&b, &["network", "inspect", "many"]);
+    assert_eq!(n["Containers"], serde_json::json!({}), "leases left: {n}");
+    assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
+    assert!(namespaces(&b).is_empty(), "{:?}", namespaces(&b));
+}
+
+#[test]
+fn addresses_come_back_after_a_crash() {
+    if !root("addresses_come_back_after_a_crash") {
+        return;
+    }
+    let b = Berth::with_image();
+    // Five addresses: .2 to .6.
+    let small = b.net.subnet(2).replace(".0/24", ".0/29");
+    let bridge = format!("com.docker.network.bridge.name={}", b.net.bridge(2));
+    b.ok(&[
+        "network", "create", "--subnet", &small, "-o", &bridge, "tiny",
+    ]);
+    let run = || b.run(&["run", "-d", "--network", "tiny", "bb", "sleep", "300"]);
+    let ids: Vec<String> = (0..5)
+        .map(|_| String::from_utf8(run().stdout).unwrap().trim().to_string())
+        .collect();
+    let full = run();
+    assert_ne!(full.status.code(), Some(0), "a sixth address in a /29");
+    let err = String::from_utf8_lossy(&full.stderr);
+    assert!(err.contains("no free address"), "{err}");
+    // Two crash: their rows still say running, their leases are held.
+    crash(&b, &ids[0]);
+    crash(&b, &ids[1]);
+    let n = inspect(&b, &["network", "inspect", "tiny"]);
+    assert_eq!(n["Containers"].as_object().unwrap().len(), 5);
+    // network prune gives back what the dead held, and only that.
+    b.ok(&["network", "prune", "-f"]);
+    let n = inspect(&b, &["network", "inspect", "tiny"]);
+    let held: Vec<&String> = n["Containers"].as_object().unwrap().keys().collect();
+    assert_eq!(held.len(), 3, "{n}");
+    assert!(!held.contains(&&ids[0]) && !held.contains(&&ids[1]), "{n}");
+    assert!(!namespaces(&b).contains(&ids[0]), "{:?}", namespaces(&b));
+    // Crash two more and run without a prune: the full subnet repairs
+    // itself at the next start.
+    let a = String::from_utf8(run().stdout).unwrap().trim().to_string();
+    let c = String::from_utf8(run().stdout).unwrap().trim().to_string();
+    crash(&b, &a);
+    crash(&b, &c);
+    let again = run();
+    assert_eq!(
+        again.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let n = inspect(&b, &["network", "inspect", "tiny"]);
+    assert_eq!(n["Containers"].as_object().unwrap().len(), 4, "{n}");
 }

@@ -4,19 +4,7 @@
 
 mod common;
 
-use common::Berth;
-
-fn stderr(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Runs `script` in a `--rm` container with `flags`; its stdout.
-fn sh(b: &Berth, flags: &[&str], script: &str) -> String {
-    let mut args = vec!["run", "--rm"];
-    args.extend_from_slice(flags);
-    args.extend_from_slice(&["bb", "sh", "-c", script]);
-    b.ok(&args)
-}
+use common::{sh, stderr, Berth};
 
 #[test]
 fn limits_reach_the_cgroup_and_rlimits() {

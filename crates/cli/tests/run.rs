@@ -77,8 +77,16 @@ fn unsupported_flags_fail_clearly() {
     let b = Berth::with_image();
     for (args, want) in [
         (
-            &["run", "--userns", "host", "bb", "true"][..],
-            "--userns is not supported yet",
+            &["run", "--userns", "keep-id", "bb", "true"][..],
+            "invalid value \"keep-id\" for --userns",
+        ),
+        (
+            &["create", "-a", "stdout", "bb", "true"][..],
+            "create --attach is not supported yet",
+        ),
+        (
+            &["run", "--gpus", "all", "bb", "true"][..],
+            "--gpus is not supported yet",
         ),
         (
             &["run", "--network", "host", "-p", "80:80", "bb", "true"][..],
@@ -191,4 +199,56 @@ fn network_none_has_only_loopback_and_host_sees_the_host() {
         "hostname; echo $A$HOSTNAME",
     ]);
     assert_eq!(hn, "box\n1box\n");
+}
+
+#[test]
+fn run_attach_picks_the_streams() {
+    if !berth_testutil::require_root("run_attach_picks_the_streams") {
+        return;
+    }
+    let b = Berth::with_image();
+    let script = "echo out; echo err >&2; exit 3";
+    let o = b.run(&["run", "--rm", "-a", "stdout", "bb", "sh", "-c", script]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(stderr(&o), "");
+    let o = b.run(&["run", "--rm", "-a", "STDERR", "bb", "sh", "-c", script]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+    assert_eq!(stderr(&o), "err\n");
+    // -a stdin passes our input on, as -i does.
+    let mut c = b.cmd(&[
+        "run",
+        "--rm",
+        "-a",
+        "stdin",
+        "-a",
+        "stdout",
+        "bb",
+        "sh",
+        "-c",
+        "cat; echo end",
+    ]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"typed\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "typed\nend\n");
+    for (args, want) in [
+        (
+            &["run", "-d", "-a", "stdout", "bb", "true"][..],
+            "conflicting options: --attach and --detach",
+        ),
+        (
+            &["run", "--rm", "-a", "stdio", "bb", "true"][..],
+            "valid streams are STDIN, STDOUT and STDERR",
+        ),
+    ] {
+        let o = b.run(args);
+        assert_eq!(o.status.code(), Some(125), "{args:?}");
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
 }

@@ -3,6 +3,7 @@
 //! row, acts through the runtime or the monitor, and writes the row back.
 
 use std::fs;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Duration;
 
@@ -73,8 +74,9 @@ impl Engine {
                 }
             }
         }
-        let config = spec::container_config(&image_cfg, &opts, &id, &host)?;
-        let mut config = config;
+        let mut config = spec::container_config(&image_cfg, &opts, &id, &host)?;
+        // After the checks between the flags: those fail first.
+        self.resolve_namespaces(&id, &mut config.host_config)?;
         crate::network::prepare(self, &opts, &image_cfg, &mut config)?;
         self.prepare_mounts(&mut config.host_config.mounts, &image_cfg.volumes)?;
         let mut c = Container {
@@ -91,10 +93,22 @@ impl Engine {
             started: None,
             finished: None,
             error: None,
+            oom_killed: false,
         };
         let db = self.db()?;
+        if let Some(size) = crate::userns::size_of_mode(&c.config.host_config.userns_mode)? {
+            let pool = crate::userns::Pool::host();
+            match crate::userns::allocate(&db, &id, size, pool) {
+                Ok(m) => c.config.host_config.id_map = Some(m),
+                Err(e) => {
+                    let _ = self.remove_anonymous(&c.config.host_config.mounts);
+                    return Err(e);
+                }
+            }
+        }
         if let Err(e) = db.insert(&mut c, name.is_none()) {
             let _ = self.remove_anonymous(&c.config.host_config.mounts);
+            let _ = crate::userns::release(&db, &id);
             return Err(e);
         }
         let made = (|| {
@@ -108,6 +122,7 @@ impl Engine {
             let _ = self.remove_anonymous(&c.config.host_config.mounts);
             let _ = images::remove_rootfs(&store, &id);
             let _ = fs::remove_dir_all(self.paths.container_dir(&id));
+            let _ = crate::userns::release(&db, &id);
             let _ = db.delete(&id);
             return Err(e);
         }
@@ -134,10 +149,12 @@ impl Engine {
         crate::restart::reset(&db, &c.id)?;
         let console_size = attach.as_ref().and_then(|a| a.console_size);
         self.prepare(&db, &c, console_size)?;
-        let started = monitor::spawn(&self.paths, &c.id, attach.map(|a| a.stream));
+        // Its init is seen by processes that already run (the host's, or
+        // another container's): the monitor runs from a sealed copy.
+        let sealed = !c.config.host_config.pid_mode.is_empty();
+        let started = monitor::spawn(&self.paths, &c.id, attach.map(|a| a.stream), sealed);
         if started.is_err() {
-            let _ = unmount(&self.paths.rootfs(&c.id));
-            let _ = crate::network::release(self, &c.id);
+            let _ = self.unmount_run(&c.id);
         }
         started
     }
@@ -151,7 +168,19 @@ impl Engine {
         fs::create_dir_all(&rootfs).map_err(io_err(format!("creating {}", rootfs.display())))?;
         // A root left mounted by a crashed monitor would be stacked on.
         unmount(&rootfs)?;
-        berth_image::snapshot::mount_all(&mounts, &rootfs).map_err(|e| Error::Image(e.into()))?;
+        let id_map = c.config.host_config.id_map;
+        let userns = id_map.as_ref().map(crate::userns::namespace).transpose()?;
+        match (&id_map, &userns) {
+            (Some(m), Some(ns)) => berth_image::snapshot::mount_all_idmapped(
+                &mounts,
+                &rootfs,
+                ns.as_fd(),
+                (m.uid, m.gid),
+                &self.paths.idmapped(&c.id).join("layers"),
+            ),
+            _ => berth_image::snapshot::mount_all(&mounts, &rootfs),
+        }
+        .map_err(|e| Error::Image(e.into()))?;
         let prepared = (|| {
             let mut u = user::resolve_in_root(&rootfs, &c.config.user)?;
             for g in user::groups_in_root(&rootfs, &c.config.host_config.group_add)? {
@@ -159,11 +188,22 @@ impl Engine {
                     u.additional_gids.push(g);
                 }
             }
-            self.copy_up(&rootfs, &c.config.host_config.mounts)?;
+            self.copy_up(&rootfs, &c.config.host_config.mounts, id_map.as_ref())?;
             let mut info = host_info(&c.config)?;
             info.volumes = self.paths.root.join("volumes");
+            info.shared = self.shared_namespaces(c)?;
+            if let Some(ns) = &userns {
+                info.shared.volumes = self.idmap_volumes(c, ns.as_fd())?;
+            }
             let mut s = spec::build(&c.id, &c.config, &rootfs, &u, &info)?;
             if let Some(sandbox) = crate::network::setup(self, c)? {
+                if let (Some(m), Some(files)) = (&id_map, &sandbox.files) {
+                    // docker's remapped root owns them, as root does elsewhere.
+                    for f in files {
+                        std::os::unix::fs::lchown(f, Some(m.uid), Some(m.gid))
+                            .map_err(io_err(format!("chown {}", f.display())))?;
+                    }
+                }
                 crate::network::apply(&mut s, &sandbox)?;
             }
             if let Some(size) = console_size {
@@ -181,8 +221,7 @@ impl Engine {
         })();
         if prepared.is_err() {
             // Nothing stays mounted for a start that never happened.
-            let _ = unmount(&rootfs);
-            let _ = crate::network::release(self, &c.id);
+            let _ = self.unmount_run(&c.id);
         }
         prepared
     }
@@ -328,12 +367,22 @@ impl Engine {
             Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
             Err(e) => errors.push(e.to_string()),
         }
-        if let Err(e) = unmount(&self.paths.rootfs(id)) {
-            errors.push(e.to_string());
-        }
-        if let Err(e) = crate::network::release(self, id) {
-            errors.push(e.to_string());
-        }
+        errors.extend(self.unmount_run(id));
+    }
+
+    /// The host's side of a run, once its processes are gone (or never
+    /// were): the rootfs, /dev/shm and idmapped mounts, the network. The
+    /// failures, each as a message.
+    fn unmount_run(&self, id: &str) -> Vec<String> {
+        [
+            unmount(&self.paths.rootfs(id)),
+            self.unmount_shm(id),
+            self.unmount_idmapped(id),
+            crate::network::release(self, id),
+        ]
+        .into_iter()
+        .filter_map(|r| r.err().map(|e| e.to_string()))
+        .collect()
     }
 
     /// Removes everything of a stopped container: runtime state, mounts,
@@ -355,6 +404,8 @@ impl Engine {
         }
         if errors.is_empty() {
             let _ = crate::restart::forget(db, id);
+            let _ = crate::health::forget(db, id);
+            crate::userns::release(db, id)?;
             db.delete(id)
         } else {
             Err(Error::Teardown {
@@ -373,9 +424,8 @@ impl Engine {
     /// keeps a container whose command was not found) unless `--rm`.
     pub fn record_start_failed(&self, id: &str, code: i32, msg: &str) -> Result<()> {
         let db = self.db()?;
-        let _ = unmount(&self.paths.rootfs(id));
-        if let Err(e) = crate::network::release(self, id) {
-            tracing::warn!(id, error = %e, "releasing the network of a failed start");
+        for e in self.unmount_run(id) {
+            tracing::warn!(id, error = %e, "releasing what a failed start held");
         }
         db.set_start_failed(id, code, msg)?;
         self.remove_if_auto(&db, id)
@@ -385,21 +435,16 @@ impl Engine {
     /// code and time are kept, and a `--rm` container is removed.
     pub fn record_exit(&self, id: &str, code: i32) -> Result<()> {
         let mut errors = Vec::new();
+        // Read before the runtime's delete takes the cgroup and its count.
+        let oom_killed = self.runtime().oom_kills(id).unwrap_or(0) > 0;
         // docker frees the address and ports at exit, not at rm.
         self.release_run(id, &mut errors);
         let db = self.db()?;
-        db.set_exited(id, code, chrono::Utc::now())?;
+        db.set_exited(id, code, oom_killed, chrono::Utc::now())?;
         if let Err(e) = self.remove_if_auto(&db, id) {
             errors.push(e.to_string());
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Teardown {
-                id: id.to_string(),
-                errors,
-            })
-        }
+        Error::teardown(id, errors)
     }
 
     fn remove_if_auto(&self, db: &Db, id: &str) -> Result<()> {
@@ -409,13 +454,7 @@ impl Engine {
         {
             self.teardown(db, id)?;
             // docker: --rm also removes the container's anonymous volumes.
-            let errors = self.remove_anonymous(&c.config.host_config.mounts);
-            if !errors.is_empty() {
-                return Err(Error::Teardown {
-                    id: id.to_string(),
-                    errors,
-                });
-            }
+            return Error::teardown(id, self.remove_anonymous(&c.config.host_config.mounts));
         }
         Ok(())
     }
@@ -447,16 +486,13 @@ impl Engine {
         opts: &ExecOptions,
     ) -> Result<(std::process::Command, std::path::PathBuf)> {
         let (c, file) = self.exec_file(key, opts)?;
-        let cmd = monitor::command(&self.paths);
-        let mut cmd = match cmd {
-            Ok(cmd) => cmd,
+        match monitor::exec_command(&self.paths, &c.id, &file) {
+            Ok(cmd) => Ok((cmd, file)),
             Err(e) => {
                 let _ = fs::remove_file(&file);
-                return Err(e);
+                Err(e)
             }
-        };
-        cmd.arg("exec").arg(&c.id).arg(&file);
-        Ok((cmd, file))
+        }
     }
 
     /// `exec -t`: starts the process with a pty served by a `berth-monitor
@@ -474,8 +510,8 @@ impl Engine {
         let (c, file) = self.exec_file(key, opts)?;
         let (ours, theirs) =
             std::os::unix::net::UnixStream::pair().map_err(io_err("creating a socket pair"))?;
-        let mut cmd = monitor::command(&self.paths)?;
-        cmd.arg("exec").arg(&c.id).arg(&file).arg("--stream");
+        let mut cmd = monitor::exec_command(&self.paths, &c.id, &file)?;
+        cmd.arg("--stream");
         cmd.stdin(std::os::fd::OwnedFd::from(theirs));
         let child = cmd.spawn();
         drop(cmd);
@@ -488,8 +524,21 @@ impl Engine {
         }
     }
 
+    /// `exec -d`: starts `opts.cmd` and returns once it runs, leaving it
+    /// to a monitor of its own (its output is not kept, as docker's is not).
+    pub fn exec_detached(&self, key: &str, opts: &ExecOptions) -> Result<()> {
+        let (c, file) = self.exec_file(key, opts)?;
+        let started = monitor::spawn_exec_detached(&self.paths, &c.id, &file);
+        let _ = fs::remove_file(&file);
+        started.map(|_| ())
+    }
+
     /// The process of an exec, written where the monitor reads it.
-    fn exec_file(&self, key: &str, opts: &ExecOptions) -> Result<(Container, std::path::PathBuf)> {
+    pub(crate) fn exec_file(
+        &self,
+        key: &str,
+        opts: &ExecOptions,
+    ) -> Result<(Container, std::path::PathBuf)> {
         let c = self.find(key)?;
         if c.state != State::Running {
             return Err(Error::WrongState {
@@ -506,6 +555,19 @@ impl Engine {
         let mut p = s.process().clone().unwrap_or_default();
         p.set_args(Some(opts.cmd.clone()));
         p.set_terminal(Some(opts.tty));
+        if opts.privileged {
+            // docker's: every capability, inheritable too.
+            let all = security::capabilities(&[], &[], true, &security::host_caps());
+            let set: std::collections::HashSet<oci_spec::runtime::Capability> =
+                serde_json::from_value(serde_json::json!(all))
+                    .map_err(|e| Error::InvalidArgument(format!("capabilities: {e}")))?;
+            let mut caps = p.capabilities().clone().unwrap_or_default();
+            caps.set_bounding(Some(set.clone()));
+            caps.set_effective(Some(set.clone()));
+            caps.set_permitted(Some(set.clone()));
+            caps.set_inheritable(Some(set));
+            p.set_capabilities(Some(caps));
+        }
         let mut env = p.env().clone().unwrap_or_default();
         if opts.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
             env.push("TERM=xterm".into());
@@ -603,6 +665,7 @@ fn host_info(cfg: &crate::db::ContainerConfig) -> Result<spec::HostInfo> {
         devices,
         init,
         volumes: std::path::PathBuf::new(),
+        shared: Default::default(),
     })
 }
 

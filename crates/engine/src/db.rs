@@ -86,6 +86,13 @@ pub struct ContainerConfig {
     /// Networks, ports, DNS and extra hosts (see `network`).
     #[serde(default, rename = "Networking")]
     pub net: crate::network::NetSettings,
+    /// The health check: the image's HEALTHCHECK under the `--health-*`
+    /// flags; `None` when neither has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// `--log-driver` and `--log-opt`.
+    #[serde(default)]
+    pub log_config: crate::logfile::LogConfig,
 }
 
 /// One container's row.
@@ -108,6 +115,9 @@ pub struct Container {
     pub finished: Option<chrono::DateTime<chrono::Utc>>,
     /// Why the last start failed, if it did.
     pub error: Option<String>,
+    /// The kernel's OOM killer killed a process of the container during
+    /// its last run (docker's State.OOMKilled).
+    pub oom_killed: bool,
 }
 
 pub struct Db {
@@ -115,7 +125,7 @@ pub struct Db {
     path: PathBuf,
 }
 
-const COLUMNS: &str = "id, name, image, image_id, config, spec, created, state, pid, exit_code, started, finished, error";
+const COLUMNS: &str = "id, name, image, image_id, config, spec, created, state, pid, exit_code, started, finished, error, oom_killed";
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
@@ -127,16 +137,8 @@ impl Db {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open(path).map_err(db_err)?;
-        // busy_timeout first: even switching to WAL takes a lock.
-        conn.busy_timeout(Duration::from_secs(30)).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        // In WAL mode NORMAL loses no committed transaction on a process
-        // crash, only on power loss, and saves an fsync per write on the
-        // path every `run` takes.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db_err)?;
+        let conn =
+            berth_image::sqlite::open_shared(path, Duration::from_secs(30)).map_err(db_err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS containers (
                 id TEXT PRIMARY KEY,
@@ -151,7 +153,8 @@ impl Db {
                 exit_code INTEGER,
                 started TEXT,
                 finished TEXT,
-                error TEXT
+                error TEXT,
+                oom_killed INTEGER NOT NULL DEFAULT 0
             );
             CREATE TABLE IF NOT EXISTS volumes (
                 name TEXT PRIMARY KEY,
@@ -161,6 +164,20 @@ impl Db {
             );",
         )
         .map_err(db_err)?;
+        // A store made before the column existed.
+        let has_oom: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('containers') WHERE name = 'oom_killed'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        if !has_oom {
+            conn.execute_batch(
+                "ALTER TABLE containers ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0",
+            )
+            .map_err(db_err)?;
+        }
         Ok(Db {
             conn,
             path: path.to_path_buf(),
@@ -190,7 +207,7 @@ impl Db {
                 c.name = names::generate(attempt / 8)?;
             }
             let r = self.conn.execute(
-                &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
+                &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
                 params![
                     c.id,
                     c.name,
@@ -205,6 +222,7 @@ impl Db {
                     c.started.as_ref().map(ts),
                     c.finished.as_ref().map(ts),
                     c.error,
+                    c.oom_killed,
                 ],
             );
             match r {
@@ -289,7 +307,7 @@ impl Db {
     ) -> Result<()> {
         self.update(
             id,
-            "UPDATE containers SET state = 'running', pid = ?2, started = ?3, exit_code = NULL, finished = NULL, error = NULL WHERE id = ?1",
+            "UPDATE containers SET state = 'running', pid = ?2, started = ?3, exit_code = NULL, finished = NULL, error = NULL, oom_killed = 0 WHERE id = ?1",
             params![id, pid, ts(&started)],
         )
     }
@@ -298,12 +316,13 @@ impl Db {
         &self,
         id: &str,
         code: i32,
+        oom_killed: bool,
         finished: chrono::DateTime<chrono::Utc>,
     ) -> Result<()> {
         self.update(
             id,
-            "UPDATE containers SET state = 'exited', pid = 0, exit_code = ?2, finished = ?3 WHERE id = ?1",
-            params![id, code, ts(&finished)],
+            "UPDATE containers SET state = 'exited', pid = 0, exit_code = ?2, finished = ?3, oom_killed = ?4 WHERE id = ?1",
+            params![id, code, ts(&finished), oom_killed],
         )
     }
 
@@ -406,6 +425,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Container>> {
             started: started.as_deref().map(parse_ts).transpose()?,
             finished: finished.as_deref().map(parse_ts).transpose()?,
             error: r.get(12).map_err(db_field)?,
+            oom_killed: r.get(13).map_err(db_field)?,
         })
     };
     Ok(build())
@@ -440,6 +460,7 @@ mod tests {
             started: None,
             finished: None,
             error: None,
+            oom_killed: false,
         }
     }
 
@@ -458,9 +479,16 @@ mod tests {
         db.set_running(&id, 42, now).unwrap();
         let r = db.find("web").unwrap();
         assert_eq!((r.state, r.pid, r.started), (State::Running, 42, Some(now)));
-        db.set_exited(&id, 3, now).unwrap();
+        db.set_exited(&id, 3, true, now).unwrap();
         let r = db.find("web").unwrap();
-        assert_eq!((r.state, r.exit_code, r.pid), (State::Exited, Some(3), 0));
+        assert_eq!(
+            (r.state, r.exit_code, r.pid, r.oom_killed),
+            (State::Exited, Some(3), 0, true)
+        );
+        // A new run starts without the last one's OOM kill.
+        db.set_running(&id, 43, now).unwrap();
+        assert!(!db.find("web").unwrap().oom_killed);
+        db.set_exited(&id, 3, false, now).unwrap();
         assert!(db
             .transition(&id, &[State::Exited], State::Removing)
             .unwrap());
@@ -515,5 +543,28 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), 40);
+    }
+
+    #[test]
+    fn many_first_opens_at_once_all_succeed() {
+        // Every `berth` and monitor opens the database; on a new store the
+        // first ones race to switch it to WAL and create the tables.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("berth.db");
+            let start = std::sync::Arc::new(std::sync::Barrier::new(12));
+            let handles: Vec<_> = (0..12)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        Db::open(&path).and_then(|db| db.list()).map(|_| ())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        }
     }
 }

@@ -77,6 +77,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The end of a teardown that kept going past failures: `Ok` when
+    /// nothing failed, else every failure at once.
+    pub(crate) fn teardown(id: &str, errors: Vec<String>) -> Result<()> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Teardown {
+                id: id.to_string(),
+                errors,
+            })
+        }
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NoSuchContainer(_) | Error::NoSuchImage(_) | Error::NoSuchVolume(_) => {

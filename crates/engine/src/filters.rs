@@ -1,5 +1,5 @@
 //! Docker's container filters (`ps --filter`, the API's `filters`):
-//! status, name, label, ancestor, exited and id; one key given twice
+//! status, name, label, ancestor, exited, health and id; one key given twice
 //! matches either value, different keys must all match.
 
 use crate::db::{Container, State};
@@ -9,7 +9,18 @@ use crate::error::{Error, Result};
 #[derive(Debug, Default)]
 pub struct Filters(Vec<(String, String)>);
 
-const KEYS: [&str; 6] = ["status", "name", "label", "ancestor", "exited", "id"];
+const KEYS: [&str; 7] = [
+    "status", "name", "label", "ancestor", "exited", "health", "id",
+];
+
+/// What `health=` accepts: docker's statuses, and `none` for a container
+/// without a check.
+const HEALTH: [&str; 4] = [
+    crate::health::STARTING,
+    crate::health::HEALTHY,
+    crate::health::UNHEALTHY,
+    crate::health::NONE,
+];
 
 impl Filters {
     pub fn parse(flags: &[String]) -> Result<Filters> {
@@ -28,6 +39,12 @@ impl Filters {
                     "invalid filter 'exited={val}': not a number"
                 )));
             }
+            if k == "health" && !HEALTH.contains(&val) {
+                return Err(Error::InvalidArgument(format!(
+                    "unrecognised filter value for health: {val} (use {})",
+                    HEALTH.join(", ")
+                )));
+            }
             v.push((k.to_string(), val.to_string()));
         }
         Ok(Filters(v))
@@ -41,7 +58,9 @@ impl Filters {
             .any(|(k, v)| k == "exited" || (k == "status" && v != "running"))
     }
 
-    pub fn matches(&self, c: &Container, state: &str) -> bool {
+    /// Whether `c`, in docker state `state` and with health status
+    /// `health` (`none` without a check), passes every filter.
+    pub fn matches(&self, c: &Container, state: &str, health: &str) -> bool {
         KEYS.iter().all(|key| {
             let mut vals = self.0.iter().filter(|(k, _)| k == key).peekable();
             if vals.peek().is_none() {
@@ -61,6 +80,7 @@ impl Filters {
                         || c.image_id.trim_start_matches("sha256:").starts_with(bare)
                 }
                 "id" => c.id.starts_with(v.as_str()),
+                "health" => health == v,
                 "exited" => {
                     c.state == State::Exited
                         && c.exit_code.map(|x| x.to_string()) == Some(v.clone())
@@ -92,6 +112,7 @@ mod tests {
             started: None,
             finished: None,
             error: None,
+            oom_killed: false,
         }
     }
 
@@ -102,20 +123,24 @@ mod tests {
     #[test]
     fn filters_or_within_a_key_and_across_keys() {
         let web = c("web1", State::Exited, Some(3));
-        assert!(f(&["status=exited", "status=running"]).matches(&web, "exited"));
-        assert!(!f(&["status=running"]).matches(&web, "exited"));
-        assert!(f(&["name=web", "exited=3"]).matches(&web, "exited"));
-        assert!(!f(&["name=web", "exited=0"]).matches(&web, "exited"));
-        assert!(f(&["label=tier"]).matches(&web, "exited"));
-        assert!(f(&["label=tier=web"]).matches(&web, "exited"));
-        assert!(!f(&["label=tier=db"]).matches(&web, "exited"));
-        assert!(f(&["ancestor=bb"]).matches(&web, "exited"));
-        assert!(f(&["ancestor=feedfa"]).matches(&web, "exited"));
-        assert!(!f(&["ancestor=alpine"]).matches(&web, "exited"));
+        assert!(f(&["status=exited", "status=running"]).matches(&web, "exited", "none"));
+        assert!(!f(&["status=running"]).matches(&web, "exited", "none"));
+        assert!(f(&["name=web", "exited=3"]).matches(&web, "exited", "none"));
+        assert!(!f(&["name=web", "exited=0"]).matches(&web, "exited", "none"));
+        assert!(f(&["label=tier"]).matches(&web, "exited", "none"));
+        assert!(f(&["label=tier=web"]).matches(&web, "exited", "none"));
+        assert!(!f(&["label=tier=db"]).matches(&web, "exited", "none"));
+        assert!(f(&["ancestor=bb"]).matches(&web, "exited", "none"));
+        assert!(f(&["ancestor=feedfa"]).matches(&web, "exited", "none"));
+        assert!(!f(&["ancestor=alpine"]).matches(&web, "exited", "none"));
         assert!(Filters::parse(&["bogus=1".into()]).is_err());
         assert!(Filters::parse(&["exited=x".into()]).is_err());
         assert!(f(&["status=exited"]).wants_stopped());
-        assert!(f(&["id=0123"]).matches(&web, "exited"));
-        assert!(!f(&["id=1234"]).matches(&web, "exited"));
+        assert!(f(&["id=0123"]).matches(&web, "exited", "none"));
+        assert!(!f(&["id=1234"]).matches(&web, "exited", "none"));
+        assert!(f(&["health=none"]).matches(&web, "exited", "none"));
+        assert!(f(&["health=healthy", "health=starting"]).matches(&web, "running", "starting"));
+        assert!(!f(&["health=healthy"]).matches(&web, "running", "unhealthy"));
+        assert!(Filters::parse(&["health=sick".into()]).is_err());
     }
 }

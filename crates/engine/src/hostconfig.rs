@@ -49,6 +49,22 @@ pub struct HostConfig {
     pub mounts: Vec<MountSpec>,
     /// `--restart`, applied by the monitor.
     pub restart_policy: crate::restart::RestartPolicy,
+    /// `--pid`: "" (its own), "host" or "container:<id>".
+    pub pid_mode: String,
+    /// `--ipc`: "private", "shareable", "none", "host" or
+    /// "container:<id>"; "" (rows from before the flag) is private.
+    pub ipc_mode: String,
+    /// `--uts`: "" (its own) or "host".
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
+    /// `--userns`: "" or "host" (none of its own), or "auto[:size=N]".
+    pub userns_mode: String,
+    /// `--cgroupns`: "private" or "host", resolved at create; "" (rows
+    /// from before the flag) is private.
+    pub cgroupns_mode: String,
+    /// `--userns auto`: the host ids the container's own map to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_map: Option<crate::userns::IdMap>,
 }
 
 /// One mount of a container, docker's `Mounts` entry.

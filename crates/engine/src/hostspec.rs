@@ -57,7 +57,13 @@ pub fn apply(v: &mut Value, cfg: &ContainerConfig, caps: &[String], host: &HostI
     v["root"]["readonly"] = json!(h.readonly_rootfs);
     mounts(v, cfg)?;
     for m in &h.mounts {
-        let data = (m.kind == "volume").then(|| host.volumes.join(&m.source).join("_data"));
+        let data = (m.kind == "volume").then(|| {
+            host.shared
+                .volumes
+                .get(&m.source)
+                .cloned()
+                .unwrap_or_else(|| host.volumes.join(&m.source).join("_data"))
+        });
         push_mount(v, crate::volumes::spec_mount(m, data.as_deref()));
     }
     resources(v, cfg, host);

@@ -92,6 +92,10 @@ pub fn image_config(v: &serde_json::Value) -> ImageConfig {
             .as_object()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default(),
+        healthcheck: c
+            .get("Healthcheck")
+            .filter(|h| h.is_object())
+            .and_then(|h| serde_json::from_value(h.clone()).ok()),
     }
 }
 

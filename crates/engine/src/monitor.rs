@@ -15,6 +15,9 @@ use crate::protocol::{Event, Reader};
 
 pub const BINARY: &str = "berth-monitor";
 
+/// The monitor's `start` flag that makes it run from a sealed copy.
+pub const SEALED: &str = "--sealed";
+
 pub fn binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("BERTH_MONITOR") {
         return Ok(PathBuf::from(p));
@@ -62,6 +65,13 @@ pub fn command(paths: &Paths) -> Result<Command> {
     Ok(cmd)
 }
 
+/// `berth-monitor exec` of the process described in `process`.
+pub fn exec_command(paths: &Paths, id: &str, process: &std::path::Path) -> Result<Command> {
+    let mut cmd = command(paths)?;
+    cmd.arg("exec").arg(id).arg(process);
+    Ok(cmd)
+}
+
 /// A running container's monitor, as its starter sees it.
 pub struct Handle {
     pub id: String,
@@ -85,15 +95,15 @@ impl Handle {
 
 /// Spawns the monitor for container `id` and waits for it to report the
 /// start. With `attach` (a socket) the monitor serves the container's
-/// stdio on it as [`crate::stream`] frames.
-pub fn spawn(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Handle> {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| io_err("creating a pipe")(e.into()))?;
+/// stdio on it as [`crate::stream`] frames. With `sealed` it runs from a
+/// sealed copy of itself (see `berth_runtime::cloned`): for a container
+/// whose init other processes can see while it is still the monitor.
+pub fn spawn(paths: &Paths, id: &str, attach: Option<OwnedFd>, sealed: bool) -> Result<Handle> {
     let mut cmd = command(paths)?;
     cmd.arg("start").arg(id);
-    // The status pipe rides on the monitor's stdin: only 0, 1 and 2 pass
-    // through exec without unsafe code on either side.
-    cmd.stdin(Stdio::from(w));
+    if sealed {
+        cmd.arg(SEALED);
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -109,6 +119,26 @@ pub fn spawn(paths: &Paths, id: &str, attach: Option<OwnedFd>) -> Result<Handle>
     } else {
         cmd.stdout(Stdio::null());
     }
+    run_reporting(cmd, id)
+}
+
+/// `exec -d`: a monitor that starts the process described in `process`
+/// and stays its parent; returns the process's pid once it runs.
+pub fn spawn_exec_detached(paths: &Paths, id: &str, process: &std::path::Path) -> Result<i32> {
+    let mut cmd = exec_command(paths, id, process)?;
+    cmd.arg("--detach");
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    Ok(run_reporting(cmd, id)?.pid)
+}
+
+/// Runs a monitor command that forks away at once and reports the start
+/// on a pipe, and waits for that report.
+fn run_reporting(mut cmd: Command, id: &str) -> Result<Handle> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| io_err("creating a pipe")(e.into()))?;
+    // The status pipe rides on the monitor's stdin: only 0, 1 and 2 pass
+    // through exec without unsafe code on either side.
+    cmd.stdin(Stdio::from(w));
     let mut child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
     // Our copy of the write end must go, or a dead monitor never reads as EOF.
     drop(cmd);

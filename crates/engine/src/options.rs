@@ -93,6 +93,10 @@ pub struct RunOptions {
     pub tty: bool,
     pub open_stdin: bool,
     pub stdin_once: bool,
+    /// `--health-*` (unset fields are the image's), or `--no-healthcheck`.
+    pub healthcheck: Option<crate::health::Healthcheck>,
+    /// `--log-driver` and `--log-opt`, checked.
+    pub log_config: crate::logfile::LogConfig,
 }
 
 /// The parts of an image's config a container starts from.
@@ -109,6 +113,8 @@ pub struct ImageConfig {
     pub volumes: Vec<String>,
     /// EXPOSE (`80/tcp`): what `-P` publishes.
     pub exposed_ports: Vec<String>,
+    /// HEALTHCHECK.
+    pub healthcheck: Option<crate::health::Healthcheck>,
 }
 
 /// `berth exec`.
@@ -120,4 +126,6 @@ pub struct ExecOptions {
     pub user: Option<String>,
     /// `exec -t`: a pty, served through `berth-monitor exec --stream`.
     pub tty: bool,
+    /// `exec --privileged`: every capability and no seccomp filter.
+    pub privileged: bool,
 }

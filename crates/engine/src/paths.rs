@@ -45,6 +45,12 @@ impl Paths {
         self.bundle(id).join("rootfs")
     }
 
+    /// `--userns auto`: where the idmapped views of the container's
+    /// layers (while its root is mounted) and volumes are mounted.
+    pub fn idmapped(&self, id: &str) -> PathBuf {
+        self.bundle(id).join("idmapped")
+    }
+
     /// The monitor's socket: `wait` and `logs -f` learn the exit here.
     pub fn monitor_socket(&self, id: &str) -> PathBuf {
         self.bundle(id).join("monitor.sock")

@@ -92,9 +92,12 @@ pub fn container_config(
             "the working directory {working_dir:?} is invalid: it needs to be an absolute path"
         )));
     }
+    crate::namespaces::check(opts)?;
+    let host_uts = opts.host.uts_mode == "host";
     let hostname = match (&opts.hostname, &opts.network) {
         (Some(h), _) => h.clone(),
         (None, Network::Host) => host_hostname.to_string(),
+        (None, _) if host_uts => host_hostname.to_string(),
         (None, _) => id.chars().take(12).collect(),
     };
     if hostname.is_empty() || hostname.len() > 64 || hostname.contains(['/', ' ', '\0']) {
@@ -164,6 +167,8 @@ pub fn container_config(
         stdin_once: opts.stdin_once,
         // Filled by network::prepare, which needs the engine.
         net: Default::default(),
+        healthcheck: crate::health::resolve(image.healthcheck.as_ref(), opts.healthcheck.as_ref())?,
+        log_config: opts.log_config.clone(),
     })
 }
 
@@ -198,13 +203,7 @@ pub fn build(
     // Under a host limit lower than docker's, the container gets the host's
     // (raising a hard limit needs CAP_SYS_RESOURCE in the host: it would fail).
     let nofile = NOFILE_WANTED.min(host.nofile_hard);
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
-    ];
+    let mut namespaces = crate::namespaces::spec_namespaces(&cfg.host_config, &host.shared);
     // Every mode but host gets a namespace; for a network or another
     // container's, the engine then points it at that one's path.
     if cfg.network_mode != "host" {
@@ -248,6 +247,7 @@ pub fn build(
         }
     });
     crate::hostspec::apply(&mut v, cfg, &caps, host)?;
+    crate::namespaces::apply(&mut v, &cfg.host_config, &host.shared);
     serde_json::from_value(v)
         .map_err(|e| Error::InvalidArgument(format!("building the spec of {id}: {e}")))
 }
@@ -265,6 +265,8 @@ pub struct HostInfo {
     pub init: Option<std::path::PathBuf>,
     /// `<root>/volumes`: a volume's data is `<name>/_data` there.
     pub volumes: std::path::PathBuf,
+    /// Other containers' namespaces and the /dev/shm to bind.
+    pub shared: crate::namespaces::Shared,
 }
 
 impl HostInfo {
@@ -276,6 +278,7 @@ impl HostInfo {
             devices: vec![],
             init: None,
             volumes: "/var/lib/berth/volumes".into(),
+            shared: Default::default(),
         }
     }
 }

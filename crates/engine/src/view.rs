@@ -1,8 +1,7 @@
 //! Reading containers back: `logs` (with `--follow`) and `inspect` in
 //! docker's JSON shape (the common subset).
 
-use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -10,8 +9,8 @@ use serde_json::{json, Value};
 
 use crate::container::Engine;
 use crate::db::{Container, State};
-use crate::error::{io_err, Result};
-use crate::logs;
+use crate::error::{io_err, Error, Result};
+use crate::logfile;
 use crate::spec;
 
 impl Engine {
@@ -25,26 +24,21 @@ impl Engine {
         err: &mut impl Write,
     ) -> Result<()> {
         let c = self.find(key)?;
+        if !c.config.log_config.readable() {
+            return Err(Error::InvalidArgument(
+                "configured logging driver does not support reading".into(),
+            ));
+        }
         let path = self.paths.log_file(&c.id);
-        let mut f = match File::open(&path) {
-            Ok(f) => Some(f),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io_err(format!("opening {}", path.display()))(e)),
-        };
-        let mut offset = 0u64;
-        let mut copy = |f: &mut Option<File>, offset: &mut u64| -> Result<()> {
-            if f.is_none() {
-                *f = File::open(&path).ok();
-            }
-            let Some(file) = f else { return Ok(()) };
-            file.seek(SeekFrom::Start(*offset))
-                .map_err(io_err("reading the log"))?;
-            *offset += logs::copy_records(&mut BufReader::new(&*file), out, err, timestamps)
+        let mut reader = logfile::Reader::new(&path, c.config.log_config.limits()?);
+        let mut copy = || -> Result<()> {
+            reader
+                .copy(out, err, timestamps)
                 .map_err(io_err(format!("reading {}", path.display())))?;
             out.flush().map_err(io_err("writing"))?;
             err.flush().map_err(io_err("writing"))
         };
-        copy(&mut f, &mut offset)?;
+        copy()?;
         if !follow || c.state != State::Running {
             return Ok(());
         }
@@ -71,7 +65,7 @@ impl Engine {
                 }
                 None => true,
             };
-            copy(&mut f, &mut offset)?;
+            copy()?;
             if done {
                 return Ok(());
             }
@@ -88,6 +82,7 @@ impl Engine {
         );
         self.inspect_network(&c, &mut v);
         self.inspect_lifecycle(&c, &mut v);
+        self.inspect_health(&c, &mut v);
         Ok(v)
     }
 }
@@ -105,7 +100,10 @@ pub fn inspect_json(c: &Container, log_path: &str, rootfs: &str) -> Value {
         h.remove("Seccomp");
         h.insert("NetworkMode".into(), json!(c.config.network_mode));
         h.insert("AutoRemove".into(), json!(c.config.auto_remove));
-        h.insert("LogConfig".into(), json!({"Type": "json-file"}));
+        h.insert(
+            "LogConfig".into(),
+            serde_json::to_value(&c.config.log_config).unwrap_or_default(),
+        );
     }
     let running = c.state == State::Running;
     json!({
@@ -118,7 +116,7 @@ pub fn inspect_json(c: &Container, log_path: &str, rootfs: &str) -> Value {
             "Running": running,
             "Paused": false,
             "Restarting": false,
-            "OOMKilled": false,
+            "OOMKilled": c.oom_killed,
             "Dead": false,
             "Pid": c.pid,
             "ExitCode": c.exit_code.unwrap_or(0),
@@ -128,7 +126,8 @@ pub fn inspect_json(c: &Container, log_path: &str, rootfs: &str) -> Value {
         },
         "Image": c.image_id,
         "Name": format!("/{}", c.name),
-        "LogPath": log_path,
+        // docker's: empty for a driver that keeps no file.
+        "LogPath": if c.config.log_config.readable() { log_path } else { "" },
         "Driver": "overlay",
         "HostConfig": host,
         "Mounts": c.config.host_config.mounts.iter().map(|m| json!({

@@ -377,7 +377,14 @@ impl Engine {
 
     /// Before a start: every empty volume is filled from the image's
     /// content at its target (unless `nocopy`).
-    pub(crate) fn copy_up(&self, rootfs: &Path, mounts: &[MountSpec]) -> Result<()> {
+    /// With `id_map` (`--userns auto`) the root shows host ids, and the
+    /// volume (idmapped into the container) keeps the container's.
+    pub(crate) fn copy_up(
+        &self,
+        rootfs: &Path,
+        mounts: &[MountSpec],
+        id_map: Option<&crate::userns::IdMap>,
+    ) -> Result<()> {
         for m in mounts
             .iter()
             .filter(|m| m.kind == "volume" && m.options != "nocopy")
@@ -393,7 +400,7 @@ impl Engine {
                 continue;
             };
             if src.is_dir() {
-                copy_tree(&src, &data)?;
+                copy_tree(&src, &data, id_map)?;
             }
         }
         Ok(())
@@ -432,12 +439,18 @@ fn inside(rootfs: &Path, target: &str) -> Option<PathBuf> {
     Some(p)
 }
 
-/// Copies a tree keeping modes, owners and symlinks (never following them).
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+/// Copies a tree keeping modes, owners (mapped back through `id_map`)
+/// and symlinks (never following them).
+fn copy_tree(src: &Path, dst: &Path, id_map: Option<&crate::userns::IdMap>) -> Result<()> {
+    let owner = |md: &fs::Metadata| match id_map {
+        Some(m) => (m.unshift_uid(md.uid()), m.unshift_gid(md.gid())),
+        None => (md.uid(), md.gid()),
+    };
     let md = fs::symlink_metadata(src).map_err(io_err(format!("reading {}", src.display())))?;
     fs::set_permissions(dst, fs::Permissions::from_mode(md.mode() & 0o7777))
         .map_err(io_err(format!("chmod {}", dst.display())))?;
-    std::os::unix::fs::lchown(dst, Some(md.uid()), Some(md.gid()))
+    let (uid, gid) = owner(&md);
+    std::os::unix::fs::lchown(dst, Some(uid), Some(gid))
         .map_err(io_err(format!("chown {}", dst.display())))?;
     for e in fs::read_dir(src).map_err(io_err(format!("reading {}", src.display())))? {
         let e = e.map_err(io_err(format!("reading {}", src.display())))?;
@@ -448,7 +461,7 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         let what = || format!("copying {}", from.display());
         if ft.is_dir() {
             fs::create_dir(&to).map_err(io_err(what()))?;
-            copy_tree(&from, &to)?;
+            copy_tree(&from, &to, id_map)?;
             continue;
         } else if ft.is_symlink() {
             let t = fs::read_link(&from).map_err(io_err(what()))?;
@@ -461,7 +474,8 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
             // Device nodes, fifos and sockets are not content.
             continue;
         }
-        std::os::unix::fs::lchown(&to, Some(md.uid()), Some(md.gid())).map_err(io_err(what()))?;
+        let (uid, gid) = owner(&md);
+        std::os::unix::fs::lchown(&to, Some(uid), Some(gid)).map_err(io_err(what()))?;
     }
     Ok(())
 }
@@ -561,7 +575,7 @@ mod tests {
         std::os::unix::fs::symlink("/etc", root.join("escape")).unwrap();
         let dst = d.path().join("dst");
         fs::create_dir(&dst).unwrap();
-        copy_tree(&inside(&root, "/data").unwrap(), &dst).unwrap();
+        copy_tree(&inside(&root, "/data").unwrap(), &dst, None).unwrap();
         assert_eq!(fs::read_to_string(dst.join("sub/f")).unwrap(), "x");
         assert_eq!(
             fs::metadata(dst.join("sub/f")).unwrap().mode() & 0o777,

@@ -91,13 +91,6 @@ pub trait Ingester {
 pub trait ContentWriter: Write + Send {
     /// Digest and size of what was written so far.
     fn status(&self) -> Info;
-    /// A reader of this ingest from its first byte, to follow it as it
-    /// grows (a pull unpacks a layer while it downloads); `None` where an
-    /// ingest cannot be read back. What it reads is verified only by the
-    /// commit.
-    fn follow(&self) -> Option<Box<dyn Read + Send>> {
-        None
-    }
     /// Makes the bytes visible as a blob. With `expected`, a mismatch is an
     /// error and nothing becomes visible; without, the computed digest is
     /// used. Committing bytes that are already stored succeeds.
@@ -106,6 +99,10 @@ pub trait ContentWriter: Write + Send {
         expected: Option<&Digest>,
         expected_size: Option<u64>,
     ) -> Result<Info>;
+    /// The bytes written so far, opened for reading from the start, for
+    /// work that may begin before the commit (and is thrown away if the
+    /// commit fails).
+    fn reopen(&self) -> Result<File>;
 }
 
 /// Housekeeping: what garbage collection and `system df` need.
@@ -291,19 +288,15 @@ impl Write for FsWriter {
 }
 
 impl ContentWriter for FsWriter {
+    fn reopen(&self) -> Result<File> {
+        File::open(&self.path).map_err(io_err("reopening ingest"))
+    }
+
     fn status(&self) -> Info {
         Info {
             digest: self.digester.digest(),
             size: self.digester.size(),
         }
-    }
-
-    fn follow(&self) -> Option<Box<dyn Read + Send>> {
-        // Its own descriptor: a commit renames the file and a drop
-        // unlinks it, and a reader holding it open reads on regardless.
-        File::open(&self.path)
-            .ok()
-            .map(|f| Box::new(f) as Box<dyn Read + Send>)
     }
 
     fn commit(
@@ -331,7 +324,8 @@ impl ContentWriter for FsWriter {
             }
         }
         let file = self.file.take().expect("writer used after commit");
-        file.sync_all().map_err(io_err("syncing ingest"))?;
+        // Data and size: the rest of the inode (times) need not survive.
+        file.sync_data().map_err(io_err("syncing ingest"))?;
         drop(file);
         let target = self.blobs.join(actual.hex());
         // Blobs are immutable: read-only makes an accidental write fail

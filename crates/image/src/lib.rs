@@ -10,9 +10,11 @@
 pub mod archive;
 pub mod content;
 pub mod digest;
+pub mod healthcheck;
 pub mod layer;
 pub mod reference;
 pub mod snapshot;
+pub mod sqlite;
 pub mod store;
 
 mod fsutil;

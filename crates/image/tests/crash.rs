@@ -30,19 +30,6 @@ fn crash_child() {
     load(&s, fs::File::open(archive).unwrap()).unwrap();
 }
 
-/// Incompressible bytes, so the layers are as big on disk as they say.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A ~20 MB archive of four layers, one with many small files.
 fn make_archive(dir: &Path) -> (std::path::PathBuf, u64) {
     let s = store(&dir.join("src"));
@@ -62,8 +49,12 @@ fn make_archive(dir: &Path) -> (std::path::PathBuf, u64) {
             h.set_uid(0);
             h.set_gid(0);
             h.set_mtime(1);
-            b.append_data(&mut h, name, &noise(i * 7919 + len as u64, len)[..])
-                .unwrap();
+            b.append_data(
+                &mut h,
+                name,
+                &berth_testutil::noise(len, i * 7919 + len as u64)[..],
+            )
+            .unwrap();
         }
         let l = b.into_inner().unwrap();
         let info = write_blob(s.content(), &l, None).unwrap();

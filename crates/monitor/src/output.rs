@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{ErrorKind as IoKind, Read};
 use std::os::fd::OwnedFd;
 
+use berth_engine::logfile::LogWriter;
 use berth_engine::logs::{LineSplitter, Stream};
 use berth_engine::stream::Kind;
 
@@ -33,7 +34,7 @@ impl Output {
 
     /// Reads what is there; false at end of stream (a pty master reads
     /// EIO once the last slave is closed: that is its end too).
-    pub fn pump(&mut self, log: &mut File, buf: &mut [u8], clients: &mut Clients) -> bool {
+    pub fn pump(&mut self, log: &mut LogWriter, buf: &mut [u8], clients: &mut Clients) -> bool {
         let Some(p) = self.pipe.as_mut() else {
             return false;
         };
@@ -62,7 +63,7 @@ impl Output {
         }
     }
 
-    fn close(&mut self, log: &mut File) {
+    fn close(&mut self, log: &mut LogWriter) {
         self.pipe = None;
         let _ = self.lines.finish(self.stream, log);
     }
@@ -100,7 +101,7 @@ impl Stdio {
     /// After the exit: what the container wrote before it died is still
     /// buffered; its other processes died with it (pid namespace), so the
     /// drain ends.
-    pub fn drain(&mut self, log: &mut File, buf: &mut [u8], clients: &mut Clients) {
+    pub fn drain(&mut self, log: &mut LogWriter, buf: &mut [u8], clients: &mut Clients) {
         for o in self.outs.iter_mut() {
             if let Some(p) = &o.pipe {
                 let _ = rustix::fs::fcntl_setfl(p, rustix::fs::OFlags::NONBLOCK);

@@ -8,13 +8,15 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Instant;
 
+use berth_engine::logfile::LogWriter;
 use berth_engine::protocol;
-use berth_engine::{ContainerConfig, Engine, Error, ErrorKind};
+use berth_engine::{ContainerConfig, Engine};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{Pid, WaitOptions};
 
 use crate::clients::{Clients, Input};
 use crate::console;
+use crate::health::Checker;
 use crate::output::Stdio;
 
 fn dup(fd: impl AsFd) -> std::io::Result<OwnedFd> {
@@ -64,15 +66,6 @@ fn report_failure(mut status: File, code: i32, msg: &str) -> i32 {
     code
 }
 
-/// Docker's code for a failed start.
-fn start_code(e: &Error) -> i32 {
-    match e.kind() {
-        ErrorKind::CommandNotFound => 127,
-        ErrorKind::CannotInvoke => 126,
-        _ => 125,
-    }
-}
-
 type Failure = (i32, String);
 
 fn fail(what: &str, e: &dyn std::fmt::Display) -> Failure {
@@ -95,11 +88,7 @@ fn supervise(
         clients.add_attached(s);
     }
     let log_path = paths.log_file(id);
-    let mut log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| fail(&format!("opening {}", log_path.display()), &e))?;
+    let mut log = LogWriter::open(&log_path, &cfg.log_config).map_err(|e| fail("the log", &e))?;
     let sock_path = paths.monitor_socket(id);
     let _ = std::fs::remove_file(&sock_path);
     let (_dir, addr) =
@@ -133,6 +122,9 @@ fn supervise(
         if let Err(e) = engine.record_started(id, pid) {
             eprintln!("berth-monitor: recording the start of {id}: {e}");
         }
+        // Before the start is reported: a caller's first `inspect` already
+        // sees the health as starting.
+        let mut checker = Checker::new(engine, id, cfg.healthcheck.as_ref());
         if first {
             let _ = status.write_all(protocol::started(pid).as_bytes());
             first = false;
@@ -149,8 +141,12 @@ fn supervise(
             Some(&listener),
             &mut clients,
             &cfg,
+            checker.as_mut(),
         )?;
         drop(stdio);
+        if let Some(c) = checker {
+            c.stop();
+        }
         clients.accept(&listener);
         if let Err(e) = engine.record_exit(id, code) {
             eprintln!("berth-monitor: recording the exit of {id}: {e}");
@@ -266,22 +262,21 @@ fn create(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<(i32, Stdi
 }
 
 fn failure(e: berth_runtime::Error) -> Failure {
-    let e = match e {
-        berth_runtime::Error::Init(msg) => Error::from_start_failure(msg),
-        e => Error::from(e),
-    };
-    (start_code(&e), e.to_string())
+    let e = crate::exec::classify(e);
+    (crate::exec::code_of(&e), e.to_string())
 }
 
 /// Copies output, serves clients and collects waiters until the init
-/// exits; reaps it and returns its code.
+/// exits, running the health check meanwhile; reaps the init and returns
+/// its code.
 pub fn watch(
     pid: i32,
     stdio: &mut Stdio,
-    log: &mut File,
+    log: &mut LogWriter,
     listener: Option<&UnixListener>,
     clients: &mut Clients,
     cfg: &ContainerConfig,
+    mut health: Option<&mut Checker<'_>>,
 ) -> Result<i32, Failure> {
     let p = Pid::from_raw(pid).ok_or((125, format!("bad pid {pid}")))?;
     let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
@@ -309,7 +304,14 @@ pub fn watch(
             for s in clients.sockets() {
                 fds.push(PollFd::new(s, PollFlags::IN));
             }
-            match poll(&mut fds, None) {
+            let health_fds = health.as_deref().map(Checker::fds).unwrap_or_default();
+            for fd in &health_fds {
+                fds.push(PollFd::from_borrowed_fd(*fd, PollFlags::IN));
+            }
+            let timeout = health
+                .as_deref()
+                .and_then(|h| rustix::time::Timespec::try_from(h.timeout()).ok());
+            match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err((125, format!("poll: {e}"))),
             }
@@ -341,6 +343,9 @@ pub fn watch(
         clients.sweep();
         if let Some(l) = listener.filter(|_| ready_sock) {
             clients.accept(l);
+        }
+        if let Some(h) = health.as_deref_mut() {
+            h.service();
         }
         if exited {
             break;

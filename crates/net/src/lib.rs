@@ -10,10 +10,11 @@
 //! plain data.
 //!
 //! The engine uses [`Net`] ([`network`]) and the helpers in [`netns`],
-//! [`ports`] and [`files`]; [`rtnl`], [`nft`] and [`store`] are the layers
+//! [`ports`] and [`files`]; [`dns`] is the server of user networks; [`rtnl`], [`nft`] and [`store`] are the layers
 //! beneath, public for tests and tools.
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod error;
 pub mod files;
 pub mod netns;
@@ -30,5 +31,5 @@ pub use network::{
     AttachOptions, Attachment, Net, NetConfig, NetworkOptions, PortHandle, PruneReport,
 };
 pub use ports::{PortMapping, PortSpec, Proto};
-pub use store::{Lease, NetworkConfig};
-pub use subnet::Ipv4Net;
+pub use store::{Lease, LeaseRequest, NetworkConfig};
+pub use subnet::{Ipv4Net, Ipv6Net};

@@ -5,24 +5,26 @@
 //! for the lease, one rtnetlink request creating the veth pair with its
 //! peer already inside the container's namespace, named, addressed by MAC
 //! and up; then, in a helper thread inside the namespace, an address and a
-//! default route (four requests: lookup, address, up, route); and one nftables batch for the ports.
-//! No subprocess, no sleep, no polling.
+//! default route (four requests: lookup, address, up, route; two more
+//! on a dual-stack network); and one nftables batch per family for the
+//! ports. No subprocess, no sleep, no polling.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result, EEXIST};
-use crate::nft::{self, Firewall};
+use crate::nft::{self, Family, Firewall};
 use crate::ports::PortMapping;
 use crate::rtnl::Rtnl;
-use crate::store::{NetworkConfig, Store};
-use crate::subnet::Ipv4Net;
-use crate::{netns, sysctl};
+use crate::store::{Lease, LeaseRequest, NetworkConfig, Store};
+use crate::subnet::{Ipv4Net, Ipv6Net};
+use crate::{dns, netns, sysctl};
 
 /// Prefix of every host-side veth berth makes; prune deletes only these.
 pub const VETH_PREFIX: &str = "bv";
@@ -42,6 +44,16 @@ pub struct NetConfig {
     pub default_subnet: Ipv4Net,
     /// User networks without `--subnet` get the first free /24 here.
     pub pool: Ipv4Net,
+    /// `--ipv6` networks without an IPv6 `--subnet` get a /64 here.
+    pub pool6: Ipv6Net,
+    /// The host's resolv.conf: what containers on the default bridge get,
+    /// and where the DNS servers of user networks forward to.
+    pub resolv_conf: PathBuf,
+    /// A command that starts a network's DNS server, detached, and
+    /// returns once it answers; the network's name is appended
+    /// (`berth-monitor --root R --runroot RR dns`). None: no servers are
+    /// started (this crate's tests run their own).
+    pub dns_launcher: Option<Vec<std::ffi::OsString>>,
 }
 
 impl NetConfig {
@@ -61,6 +73,11 @@ impl NetConfig {
             default_bridge: "berth0".into(),
             default_subnet: "10.87.0.0/24".parse().expect("valid"),
             pool: "10.87.0.0/16".parse().expect("valid"),
+            // A unique local /48 (RFC 4193) with a fixed, arbitrary
+            // global id, so it is the same on every start.
+            pool6: "fdb7:e27a:5c00::/48".parse().expect("valid"),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            dns_launcher: None,
         }
     }
 }
@@ -76,27 +93,43 @@ pub struct NetworkOptions {
     pub ip_range: Option<Ipv4Net>,
     pub internal: bool,
     pub labels: BTreeMap<String, String>,
+    /// `--ipv6`: a dual-stack network.
+    pub ipv6: bool,
+    /// The IPv6 `--subnet` and `--gateway` (with `--ipv6`).
+    pub subnet6: Option<Ipv6Net>,
+    pub gateway6: Option<Ipv6Addr>,
 }
 
-/// Per-attachment options (`--ip`, `--mac-address`).
+/// Per-attachment options (`--ip`, `--ip6`, `--mac-address`, and the
+/// names the network's DNS answers with).
 #[derive(Debug, Clone)]
 pub struct AttachOptions {
     pub ip: Option<Ipv4Addr>,
+    pub ip6: Option<Ipv6Addr>,
     pub mac: Option<[u8; 6]>,
     /// The interface name inside the container: eth0, eth1, ...
     pub iface: String,
     /// Add the default route through this network's gateway (only one
     /// of a container's networks should).
     pub default_route: bool,
+    /// Name, short id, hostname, aliases: what the network's DNS server
+    /// resolves to this container.
+    pub names: Vec<String>,
+    /// `--dns`: where the DNS server forwards this container's other
+    /// questions (empty: the host's resolvers).
+    pub upstream: Vec<IpAddr>,
 }
 
 impl Default for AttachOptions {
     fn default() -> Self {
         AttachOptions {
             ip: None,
+            ip6: None,
             mac: None,
             iface: "eth0".into(),
             default_route: true,
+            names: Vec::new(),
+            upstream: Vec::new(),
         }
     }
 }
@@ -111,6 +144,12 @@ pub struct Attachment {
     pub mac: [u8; 6],
     pub iface: String,
     pub host_veth: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// Published ports of one container, as handed back by [`Net::publish`].
@@ -118,6 +157,8 @@ pub struct Attachment {
 pub struct PortHandle {
     pub container: String,
     pub ip: Ipv4Addr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     pub ports: Vec<PortMapping>,
 }
 
@@ -128,31 +169,86 @@ pub struct PruneReport {
     pub links: Vec<String>,
     pub rule_tags: Vec<String>,
     pub namespaces: Vec<PathBuf>,
+    /// Networks whose orphaned DNS server was stopped.
+    pub dns_servers: Vec<String>,
 }
 
 pub struct Net {
     cfg: NetConfig,
+    /// Opened on first use and kept: an attach reads the network, leases
+    /// and may repair the bridge, one connection for all of it.
+    store: Mutex<Option<Store>>,
+}
+
+/// The open store, borrowed for one operation.
+struct StoreRef<'a>(MutexGuard<'a, Option<Store>>);
+
+impl std::ops::Deref for StoreRef<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        self.0.as_ref().expect("opened by Net::store")
+    }
+}
+
+impl std::ops::DerefMut for StoreRef<'_> {
+    fn deref_mut(&mut self) -> &mut Store {
+        self.0.as_mut().expect("opened by Net::store")
+    }
 }
 
 impl Net {
     pub fn new(cfg: NetConfig) -> Net {
-        Net { cfg }
+        Net {
+            cfg,
+            store: Mutex::new(None),
+        }
     }
 
     pub fn config(&self) -> &NetConfig {
         &self.cfg
     }
 
-    fn store(&self) -> Result<Store> {
-        if let Some(dir) = self.cfg.db.parent() {
-            fs::create_dir_all(dir)
-                .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    /// The store, opened once per `Net`. Not re-entrant: a method holding
+    /// it passes it down rather than asking again.
+    fn store(&self) -> Result<StoreRef<'_>> {
+        let mut guard = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            if let Some(dir) = self.cfg.db.parent() {
+                fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+            }
+            *guard = Some(Store::open(&self.cfg.db)?);
         }
-        Store::open(&self.cfg.db)
+        Ok(StoreRef(guard))
+    }
+
+    /// Every lease of `container` (one per network it is on).
+    pub fn leases_of(&self, container: &str) -> Result<Vec<Lease>> {
+        self.store()?.leases_of(container)
+    }
+
+    /// Leases on `network`, or on all networks.
+    pub fn leases(&self, network: Option<&str>) -> Result<Vec<Lease>> {
+        self.store()?.leases(network)
+    }
+
+    /// Returns `container`'s address on `network` to the pool, leaving
+    /// its interface to die with its namespace.
+    pub fn release_lease(&self, network: &str, container: &str) -> Result<()> {
+        self.store()?.release(network, container).map(drop)
     }
 
     fn firewall(&self) -> Result<Firewall> {
         Firewall::open(&self.cfg.table)
+    }
+
+    fn firewall6(&self) -> Result<Firewall> {
+        Firewall::open_family(&self.cfg.table, Family::V6)
+    }
+
+    /// Both tables, IPv4 first.
+    fn firewalls(&self) -> Result<[Firewall; 2]> {
+        Ok([self.firewall()?, self.firewall6()?])
     }
 
     /// Creates a network: its record, bridge, address and rules. The
@@ -171,10 +267,20 @@ impl Net {
             .clone()
             .unwrap_or_else(|| format!("berth-{}", &id[..9]));
         validate_ifname(&bridge)?;
+        if !opts.ipv6 && (opts.subnet6.is_some() || opts.gateway6.is_some()) {
+            return Err(Error::Invalid(
+                "an IPv6 subnet or gateway needs --ipv6".into(),
+            ));
+        }
+        if opts.gateway6.is_some() && opts.subnet6.is_none() {
+            return Err(Error::Invalid(
+                "an IPv6 --gateway needs an IPv6 --subnet".into(),
+            ));
+        }
         let cfg = match opts.subnet {
             Some(subnet) => {
-                let cfg = self.config_for(opts, &id, &bridge, subnet)?;
-                store.insert_network(&cfg)?;
+                let mut cfg = self.config_for(opts, &id, &bridge, subnet)?;
+                self.insert_with_free_subnet6(&mut store, &mut cfg, opts.ipv6)?;
                 cfg
             }
             None => self.insert_with_free_subnet(&mut store, opts, &id, &bridge)?,
@@ -207,6 +313,21 @@ impl Net {
                 )));
             }
         }
+        let (subnet6, gateway6) = match opts.subnet6 {
+            Some(s6) => {
+                if s6.prefix() > 126 {
+                    return Err(Error::Invalid(format!("subnet {s6} is too small")));
+                }
+                let gw6 = opts.gateway6.unwrap_or_else(|| s6.first_host());
+                if !s6.contains(gw6) || gw6 == s6.network() {
+                    return Err(Error::Invalid(format!(
+                        "gateway {gw6} is not a host address of {s6}"
+                    )));
+                }
+                (Some(s6), Some(gw6))
+            }
+            None => (None, None),
+        };
         Ok(NetworkConfig {
             name: opts.name.clone(),
             id: id.to_string(),
@@ -217,7 +338,42 @@ impl Net {
             internal: opts.internal,
             dns: true,
             labels: opts.labels.clone(),
+            subnet6,
+            gateway6,
         })
+    }
+
+    /// Inserts `cfg`; an `--ipv6` network without an IPv6 subnet gets
+    /// the pool's first free /64 first, retried like the IPv4 pool.
+    fn insert_with_free_subnet6(
+        &self,
+        store: &mut Store,
+        cfg: &mut NetworkConfig,
+        ipv6: bool,
+    ) -> Result<()> {
+        if cfg.subnet6.is_some() || !ipv6 {
+            return store.insert_network(cfg);
+        }
+        let pool = self.cfg.pool6;
+        let base = u128::from(pool.network());
+        let count = 1u128 << (64u8.saturating_sub(pool.prefix()).min(16));
+        for i in 0..count {
+            let s6 = Ipv6Net::new(Ipv6Addr::from(base + (i << 64)), 64)?;
+            if store
+                .networks()?
+                .iter()
+                .any(|n| n.subnet6.is_some_and(|o| o.overlaps(&s6)))
+            {
+                continue;
+            }
+            cfg.subnet6 = Some(s6);
+            cfg.gateway6 = Some(s6.first_host());
+            match store.insert_network(cfg) {
+                Err(Error::Conflict(m)) if m.contains(&s6.to_string()) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Exhausted(format!("IPv6 subnet pool {pool}")))
     }
 
     /// Tries the pool's /24s in order; the overlap check is inside the
@@ -239,9 +395,10 @@ impl Net {
             {
                 continue;
             }
-            let cfg = self.config_for(opts, id, bridge, subnet)?;
-            match store.insert_network(&cfg) {
-                Err(Error::Conflict(m)) if m.contains("overlaps") => continue,
+            let mut cfg = self.config_for(opts, id, bridge, subnet)?;
+            match self.insert_with_free_subnet6(store, &mut cfg, opts.ipv6) {
+                // Another creator took this /24 between our look and insert.
+                Err(Error::Conflict(m)) if m.starts_with(&format!("subnet {subnet} ")) => continue,
                 other => return other.map(|_| cfg),
             }
         }
@@ -298,27 +455,48 @@ impl Net {
 
     fn setup_with(&self, store: &Store, cfg: &NetworkConfig) -> Result<()> {
         let mut rt = Rtnl::open()?;
-        match rt.add_bridge(&cfg.bridge) {
+        match rt.add_bridge(&cfg.bridge, bridge_mac(&cfg.id)) {
             Err(e) if e.raw_os_error() == Some(EEXIST) => {}
             other => other?,
         }
         let idx = rt
             .link_index(&cfg.bridge)?
             .ok_or_else(|| Error::NotFound(format!("bridge {}", cfg.bridge)))?;
-        match rt.add_addr(idx, cfg.gateway, cfg.subnet.prefix()) {
-            Err(e) if e.raw_os_error() == Some(EEXIST) => {}
-            other => other?,
+        let mut addrs = vec![(IpAddr::V4(cfg.gateway), cfg.subnet.prefix())];
+        if let (Some(s6), Some(gw6)) = (cfg.subnet6, cfg.gateway6) {
+            addrs.push((IpAddr::V6(gw6), s6.prefix()));
+        }
+        for (ip, prefix) in addrs {
+            match rt.add_ip(idx, ip, prefix) {
+                Err(e) if e.raw_os_error() == Some(EEXIST) => {}
+                other => other?,
+            }
         }
         rt.set_up(&cfg.bridge)?;
         sysctl::route_localnet(&cfg.bridge)?;
         if !cfg.internal {
             sysctl::ip_forward()?;
+            if cfg.subnet6.is_some() {
+                sysctl::ip6_forward()?;
+            }
         }
-        let mut fw = self.firewall()?;
         let tag = format!("n={}", cfg.name);
-        if !fw.rules()?.iter().any(|r| r.has_tag(&tag)) {
-            let others = store.networks()?;
-            fw.add_network(cfg, &others)?;
+        let mut others = None;
+        let mut lost = false;
+        for mut fw in self.firewalls()? {
+            if !fw.rules()?.iter().any(|r| r.has_tag(&tag)) {
+                if others.is_none() {
+                    others = Some(store.networks()?);
+                }
+                fw.add_network(cfg, others.as_deref().unwrap_or_default())?;
+                lost = true;
+            }
+        }
+        // Rules lost (the table deleted) while the DNS server ran: its
+        // redirect went with them. Stopped, it is started again, redirect
+        // and all, by the next attach.
+        if lost && cfg.dns {
+            dns::stop(&self.cfg.runroot, &cfg.name)?;
         }
         Ok(())
     }
@@ -333,8 +511,13 @@ impl Net {
             )));
         }
         let mut errors = Vec::new();
-        if let Err(e) = self.firewall().and_then(|mut fw| fw.remove_network(name)) {
+        if let Err(e) = dns::stop(&self.cfg.runroot, name) {
             errors.push(e);
+        }
+        for fw in [self.firewall(), self.firewall6()] {
+            if let Err(e) = fw.and_then(|mut fw| fw.remove_network(name)) {
+                errors.push(e);
+            }
         }
         if let Err(e) = Rtnl::open().and_then(|mut rt| rt.del_link(&cfg.bridge)) {
             errors.push(e);
@@ -358,7 +541,14 @@ impl Net {
         validate_ifname(&opts.iface)?;
         let mut store = self.store()?;
         let cfg = store.network(network)?;
-        let ip = store.allocate(&cfg, container, opts.ip)?;
+        let req = LeaseRequest {
+            ip: opts.ip,
+            ip6: opts.ip6,
+            names: opts.names.clone(),
+            upstream: opts.upstream.clone(),
+        };
+        let lease = store.lease(&cfg, container, &req)?;
+        let ip = lease.ip;
         let host_veth = host_veth_name(network, container);
         let att = Attachment {
             network: network.to_string(),
@@ -368,8 +558,14 @@ impl Net {
             mac: opts.mac.unwrap_or_else(|| mac_for(ip)),
             iface: opts.iface.clone(),
             host_veth,
+            ip6: lease.ip6,
+            prefix6: cfg.subnet6.map_or(0, |s| s.prefix()),
+            gateway6: cfg.gateway6.filter(|_| lease.ip6.is_some()),
         };
-        match self.plumb(&store, &cfg, netns_path, &att, opts.default_route) {
+        let made = self
+            .plumb(&store, &cfg, netns_path, &att, opts.default_route)
+            .and_then(|()| self.ensure_dns(&cfg));
+        match made {
             Ok(()) => Ok(att),
             Err(e) => {
                 if let Ok(mut rt) = Rtnl::open() {
@@ -428,12 +624,70 @@ impl Net {
                 .link_index(&att.iface)?
                 .ok_or_else(|| Error::NotFound(format!("{} in the container", att.iface)))?;
             rt.add_addr(idx, att.ip, att.prefix)?;
+            match att.ip6 {
+                Some(ip6) => rt.add_ip(idx, IpAddr::V6(ip6), att.prefix6)?,
+                // As docker does on IPv4-only networks: no link-local
+                // address, so no duplicate address detection, router
+                // solicitations or MLD reports at each start, which every
+                // other container on the bridge would receive.
+                None => sysctl::disable_ipv6(&att.iface)?,
+            }
             rt.set_up(&att.iface)?;
             if default_route {
                 rt.add_default_route(idx, att.gateway)?;
+                if let Some(gw6) = att.gateway6 {
+                    rt.add_default_route_via(idx, IpAddr::V6(gw6))?;
+                }
             }
             Ok(())
         })
+    }
+
+    /// What the DNS server of `network` runs with.
+    pub fn dns_options(&self, network: &str) -> dns::ServeOptions {
+        dns::ServeOptions {
+            db: self.cfg.db.clone(),
+            network: network.to_string(),
+            pid_file: dns::pid_path(&self.cfg.runroot, network),
+            resolv_conf: self.cfg.resolv_conf.clone(),
+            port: 0,
+            table: Some(self.cfg.table.clone()),
+            upstream_port: 53,
+        }
+    }
+
+    /// Starts the DNS server of a network with name resolution unless it
+    /// runs: on the attach path this costs one open and one flock. A lock
+    /// of its own serialises starters, so of fifty containers joining at
+    /// once one starts the server and the others wait until it answers.
+    pub fn ensure_dns(&self, cfg: &NetworkConfig) -> Result<()> {
+        let Some(launcher) = &self.cfg.dns_launcher else {
+            return Ok(());
+        };
+        let runroot = &self.cfg.runroot;
+        if !cfg.dns || dns::running(runroot, &cfg.name) {
+            return Ok(());
+        }
+        let _launching = dns::launch_lock(runroot, &cfg.name)?;
+        if dns::running(runroot, &cfg.name) {
+            return Ok(());
+        }
+        let (program, args) = launcher
+            .split_first()
+            .ok_or_else(|| Error::Invalid("empty DNS launcher".into()))?;
+        let out = std::process::Command::new(program)
+            .args(args)
+            .arg(&cfg.name)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::io(format!("start {}", program.to_string_lossy()), e))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(Error::io(
+            format!("start the DNS server of network {}", cfg.name),
+            std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        ))
     }
 
     /// Disconnects `container` from `network`: deletes its veth (the peer
@@ -451,29 +705,79 @@ impl Net {
         Error::collect(errors)
     }
 
-    /// Publishes `ports` of `container` (at `ip`) on the host.
+    /// Publishes `ports` of `container` (at `ip`, and `ip6` on a
+    /// dual-stack network) on the host: a mapping without a host address
+    /// on both families, one with an address on that address's family.
     pub fn publish(
         &self,
         container: &str,
         ip: Ipv4Addr,
+        ip6: Option<Ipv6Addr>,
         ports: &[PortMapping],
     ) -> Result<PortHandle> {
         validate_container(container)?;
-        self.firewall()?.publish(container, ip, ports)?;
+        for p in ports {
+            match p.host_ip {
+                Some(IpAddr::V6(h)) if ip6.is_none() => {
+                    return Err(Error::Invalid(format!(
+                        "cannot publish on {h}: the container has no IPv6 address"
+                    )))
+                }
+                // No route_localnet for IPv6: a packet from ::1 never
+                // leaves the loopback interface, so DNAT cannot serve it.
+                Some(IpAddr::V6(h)) if h.is_loopback() => {
+                    return Err(Error::Invalid(
+                        "publishing on ::1 is not supported (use 127.0.0.1)".into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        self.firewall()?.publish(container, IpAddr::V4(ip), ports)?;
+        if let Some(ip6) = ip6 {
+            if let Err(e) = self.firewall6()?.publish(container, IpAddr::V6(ip6), ports) {
+                let _ = self.firewall()?.unpublish(container);
+                return Err(e);
+            }
+        }
         Ok(PortHandle {
             container: container.to_string(),
             ip,
+            ip6,
             ports: ports.to_vec(),
         })
     }
 
-    /// Removes every port published for the handle's container.
+    /// Removes every port published for the handle's container (from the
+    /// ip6 table only if it had an IPv6 address).
     pub fn unpublish(&self, handle: &PortHandle) -> Result<()> {
-        self.unpublish_container(&handle.container)
+        validate_container(&handle.container)?;
+        let mut errors = Vec::new();
+        if let Err(e) = self
+            .firewall()
+            .and_then(|mut fw| fw.unpublish(&handle.container))
+        {
+            errors.push(e);
+        }
+        if handle.ip6.is_some() {
+            if let Err(e) = self
+                .firewall6()
+                .and_then(|mut fw| fw.unpublish(&handle.container))
+            {
+                errors.push(e);
+            }
+        }
+        Error::collect(errors)
     }
 
     pub fn unpublish_container(&self, container: &str) -> Result<()> {
-        self.firewall()?.unpublish(container)
+        let mut errors = Vec::new();
+        for fw in [self.firewall(), self.firewall6()] {
+            if let Err(e) = fw.and_then(|mut fw| fw.unpublish(container)) {
+                errors.push(e);
+            }
+        }
+        Error::collect(errors)
     }
 
     /// Removes what containers that no longer exist left behind: leases,
@@ -519,25 +823,43 @@ impl Net {
             Ok(gone) => report.links = gone,
             Err(e) => errors.push(e),
         }
-        match self.firewall().and_then(|mut fw| {
-            let doomed: Vec<_> = fw
-                .rules()?
-                .into_iter()
-                .filter(|r| {
-                    r.comment.as_deref().is_some_and(|c| {
-                        c.split(' ')
-                            .any(|t| t.strip_prefix("c=").is_some_and(|id| !is_live(id)))
+        for fw in [self.firewall(), self.firewall6()] {
+            match fw.and_then(|mut fw| {
+                let doomed: Vec<_> = fw
+                    .rules()?
+                    .into_iter()
+                    .filter(|r| {
+                        r.comment.as_deref().is_some_and(|c| {
+                            c.split(' ')
+                                .any(|t| t.strip_prefix("c=").is_some_and(|id| !is_live(id)))
+                        })
                     })
-                })
-                .collect();
-            fw.delete_rules(&doomed)?;
-            Ok(doomed
-                .into_iter()
-                .filter_map(|r| r.comment)
-                .collect::<Vec<_>>())
-        }) {
-            Ok(tags) => report.rule_tags = tags,
-            Err(e) => errors.push(e),
+                    .collect();
+                fw.delete_rules(&doomed)?;
+                Ok(doomed
+                    .into_iter()
+                    .filter_map(|r| r.comment)
+                    .collect::<Vec<_>>())
+            }) {
+                Ok(tags) => report.rule_tags.extend(tags),
+                Err(e) => errors.push(e),
+            }
+        }
+        // DNS servers whose network is gone (a crash between the record's
+        // removal and the server's end).
+        let names: HashSet<String> = store.networks()?.into_iter().map(|n| n.name).collect();
+        if let Ok(entries) = fs::read_dir(self.cfg.runroot.join("dns")) {
+            for e in entries.flatten() {
+                let file = e.file_name().to_string_lossy().into_owned();
+                if let Some(net) = file.strip_suffix(".pid") {
+                    if !names.contains(net) {
+                        match dns::stop(&self.cfg.runroot, net) {
+                            Ok(()) => report.dns_servers.push(net.to_string()),
+                            Err(err) => errors.push(err),
+                        }
+                    }
+                }
+            }
         }
         let dir = self.cfg.runroot.join("netns");
         if let Ok(entries) = fs::read_dir(&dir) {
@@ -572,6 +894,23 @@ fn is_ours_veth(name: &str) -> bool {
     name.len() == 14
         && name.starts_with(VETH_PREFIX)
         && name[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A bridge's fixed MAC, from its network's (random) id: locally
+/// administered, unicast, and the same every time the bridge is remade.
+fn bridge_mac(network_id: &str) -> [u8; 6] {
+    let mut mac = [0x02, 0, 0, 0, 0, 0];
+    for (i, b) in mac[1..].iter_mut().enumerate() {
+        *b = network_id
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    // Never 02:42:...: that is the containers' prefix (mac_for).
+    if mac[1] == 0x42 {
+        mac[1] = 0x43;
+    }
+    mac
 }
 
 /// docker's scheme: 02:42 and the IPv4 address, locally administered and
@@ -634,6 +973,13 @@ mod tests {
         assert_ne!(a, host_veth_name("other", "abc"));
         assert!(a.len() <= 15 && is_ours_veth(&a));
         assert!(!is_ours_veth("veth1234") && !is_ours_veth("docker0"));
+    }
+
+    #[test]
+    fn bridge_macs_are_fixed_and_local() {
+        let id = "42ab01ff9c".to_string() + &"0".repeat(54);
+        assert_eq!(bridge_mac(&id), [0x02, 0x43, 0xab, 0x01, 0xff, 0x9c]);
+        assert_eq!(bridge_mac("zz"), [0x02, 0, 0, 0, 0, 0]);
     }
 
     #[test]

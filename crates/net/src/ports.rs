@@ -2,7 +2,7 @@
 //! syntax with ranges, and the concrete host-port choices made from it.
 
 use std::fmt;
-use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
 
 use serde::{Deserialize, Serialize};
 
@@ -40,8 +40,9 @@ impl fmt::Display for Proto {
 /// One `-p` flag as written: ranges are inclusive `(first, last)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortSpec {
-    /// None: every host address (docker's 0.0.0.0).
-    pub host_ip: Option<Ipv4Addr>,
+    /// None: every host address (docker's 0.0.0.0, and :: on dual-stack
+    /// networks).
+    pub host_ip: Option<IpAddr>,
     /// None: the host picks an ephemeral port per container port.
     pub host_ports: Option<(u16, u16)>,
     pub container_ports: (u16, u16),
@@ -51,7 +52,7 @@ pub struct PortSpec {
 /// One concrete mapping, host side to container side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PortMapping {
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
     pub container_port: u16,
     pub proto: Proto,
@@ -60,12 +61,24 @@ pub struct PortMapping {
 impl fmt::Display for PortMapping {
     /// docker port's format: `80/tcp -> 0.0.0.0:8080`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         write!(
             f,
-            "{}/{} -> {}:{}",
-            self.container_port, self.proto, ip, self.host_port
+            "{}/{} -> {}",
+            self.container_port,
+            self.proto,
+            self.host_addr()
         )
+    }
+}
+
+impl PortMapping {
+    /// `0.0.0.0:8080`, `127.0.0.1:8080` or `[fd00::1]:8080`.
+    pub fn host_addr(&self) -> String {
+        match self.host_ip {
+            None => format!("0.0.0.0:{}", self.host_port),
+            Some(IpAddr::V4(a)) => format!("{a}:{}", self.host_port),
+            Some(IpAddr::V6(a)) => format!("[{a}]:{}", self.host_port),
+        }
     }
 }
 
@@ -111,20 +124,32 @@ impl PortSpec {
         if rest.is_empty() {
             return Err(bad(s, "no container port"));
         }
-        if rest.starts_with('[') || rest.matches(':').count() > 2 {
-            return Err(bad(s, "IPv6 host addresses are not supported yet"));
-        }
+        // An IPv6 host address goes in brackets: [fd00::1]:8080:80.
+        let (ip, rest) = match rest.strip_prefix('[') {
+            Some(r) => {
+                let (ip, after) = r
+                    .split_once(']')
+                    .ok_or_else(|| bad(s, "unclosed [ in the host address"))?;
+                let after = after
+                    .strip_prefix(':')
+                    .ok_or_else(|| bad(s, "want [IPv6]:hostPort:containerPort"))?;
+                (Some(ip), after)
+            }
+            None => (None, rest),
+        };
         let parts: Vec<&str> = rest.split(':').collect();
-        let (ip, host, ctr) = match parts.as_slice() {
-            [c] => (None, None, *c),
-            [h, c] => (None, Some(*h), *c),
-            [ip, h, c] => (Some(*ip), Some(*h), *c),
-            _ => unreachable!("at most two colons"),
+        let (ip, host, ctr) = match (ip, parts.as_slice()) {
+            (None, [c]) => (None, None, *c),
+            (None, [h, c]) => (None, Some(*h), *c),
+            (None, [ip, h, c]) => (Some(*ip), Some(*h), *c),
+            (Some(ip), [h, c]) => (Some(ip), Some(*h), *c),
+            (None, _) => return Err(bad(s, "IPv6 host addresses go in brackets")),
+            (Some(_), _) => return Err(bad(s, "want [IPv6]:hostPort:containerPort")),
         };
         let host_ip = match ip {
             None | Some("") => None,
             Some(ip) => {
-                let a: Ipv4Addr = ip
+                let a: IpAddr = ip
                     .parse()
                     .map_err(|_| bad(s, &format!("invalid IP address {ip:?}")))?;
                 (!a.is_unspecified()).then_some(a)
@@ -177,7 +202,7 @@ impl PortSpec {
     }
 
     fn port_free(&self, port: u16) -> bool {
-        let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let ip = self.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         match self.proto {
             Proto::Udp => UdpSocket::bind((ip, port)).is_ok(),
             _ => TcpListener::bind((ip, port)).is_ok(),
@@ -185,7 +210,7 @@ impl PortSpec {
     }
 
     fn ephemeral(&self) -> Result<u16> {
-        let ip = self.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let ip = self.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let port = match self.proto {
             Proto::Udp => UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr()),
             _ => TcpListener::bind((ip, 0)).and_then(|s| s.local_addr()),
@@ -228,7 +253,7 @@ mod tests {
 
     #[test]
     fn docker_forms() {
-        let lo = Some(Ipv4Addr::LOCALHOST);
+        let lo = Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(
             spec("80"),
             PortSpec {
@@ -251,6 +276,17 @@ mod tests {
         );
         assert_eq!(spec("53/UDP").proto, Proto::Udp);
         assert_eq!(spec("8000-8010:80").container_ports, (80, 80));
+        let v6 = spec("[fd00::1]:8080:80/udp");
+        assert_eq!(
+            (v6.host_ip, v6.host_ports, v6.proto),
+            (
+                Some("fd00::1".parse().unwrap()),
+                Some((8080, 8080)),
+                Proto::Udp
+            )
+        );
+        assert_eq!(spec("[::]:8080:80").host_ip, None);
+        assert_eq!(spec("[fd00::1]::80").host_ports, None);
     }
 
     #[test]
@@ -267,7 +303,11 @@ mod tests {
             "8000-8001:80-82",
             "90-80",
             "a:b:c:d",
-            "[::1]:80:80",
+            "[::1:80:80",
+            "[::1]80:80",
+            "[::1]:80",
+            "[nope]:80:80",
+            "fd00::1:80:80",
             "8080:80:70:1",
         ] {
             let e = PortSpec::parse(s).expect_err(s);

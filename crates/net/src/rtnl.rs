@@ -12,7 +12,9 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -155,13 +157,19 @@ impl Rtnl {
             .collect())
     }
 
-    /// Creates a bridge, up. EEXIST is returned as an error for the
-    /// caller to treat as it likes.
-    pub fn add_bridge(&mut self, name: &str) -> Result<()> {
+    /// Creates a bridge, up, with MAC `mac`. EEXIST is returned as an
+    /// error for the caller to treat as it likes.
+    ///
+    /// The MAC is set because a bridge left to choose takes the lowest of
+    /// its ports' and changes it whenever that port leaves: every other
+    /// container's cached gateway MAC then goes stale, and it cannot
+    /// reach the host (DNS included) until its ARP entry expires.
+    pub fn add_bridge(&mut self, name: &str, mac: [u8; 6]) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;
         msg.attributes.push(LinkAttribute::IfName(name.into()));
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
         msg.attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                 InfoKind::Bridge,
@@ -247,18 +255,34 @@ impl Rtnl {
     /// Adds `addr/prefix` to interface `index`. EEXIST is left to the
     /// caller.
     pub fn add_addr(&mut self, index: u32, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+        self.add_ip(index, IpAddr::V4(addr), prefix)
+    }
+
+    /// Adds an IPv4 or IPv6 address. IPv6 addresses skip duplicate
+    /// address detection: IPAM already made them unique on the bridge,
+    /// and DAD would leave them unusable ("tentative") for a second or
+    /// more after the container starts.
+    pub fn add_ip(&mut self, index: u32, addr: IpAddr, prefix: u8) -> Result<()> {
         let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
         msg.header.prefix_len = prefix;
         msg.header.index = index;
-        msg.attributes
-            .push(AddressAttribute::Local(IpAddr::V4(addr)));
-        msg.attributes
-            .push(AddressAttribute::Address(IpAddr::V4(addr)));
-        if prefix < 31 {
-            let bcast = u32::from(addr) | (u32::MAX >> prefix);
-            msg.attributes
-                .push(AddressAttribute::Broadcast(Ipv4Addr::from(bcast)));
+        msg.attributes.push(AddressAttribute::Local(addr));
+        msg.attributes.push(AddressAttribute::Address(addr));
+        match addr {
+            IpAddr::V4(a) => {
+                msg.header.family = AddressFamily::Inet;
+                if prefix < 31 {
+                    let bcast = u32::from(a) | (u32::MAX >> prefix);
+                    msg.attributes
+                        .push(AddressAttribute::Broadcast(Ipv4Addr::from(bcast)));
+                }
+            }
+            IpAddr::V6(_) => {
+                msg.header.family = AddressFamily::Inet6;
+                msg.header.flags = AddressHeaderFlags::Nodad;
+                msg.attributes
+                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
         }
         self.request(
             &format!("add address {addr}/{prefix}"),
@@ -270,14 +294,24 @@ impl Rtnl {
 
     /// Adds the default route via `gateway` out of interface `index`.
     pub fn add_default_route(&mut self, index: u32, gateway: Ipv4Addr) -> Result<()> {
+        self.add_default_route_via(index, IpAddr::V4(gateway))
+    }
+
+    /// The IPv4 or IPv6 default route via `gateway`.
+    pub fn add_default_route_via(&mut self, index: u32, gateway: IpAddr) -> Result<()> {
         let mut msg = RouteMessage::default();
-        msg.header.address_family = AddressFamily::Inet;
+        msg.header.address_family = match gateway {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
         msg.header.table = RouteHeader::RT_TABLE_MAIN;
         msg.header.protocol = RouteProtocol::Boot;
         msg.header.scope = RouteScope::Universe;
         msg.header.kind = RouteType::Unicast;
-        msg.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        msg.attributes.push(RouteAttribute::Gateway(match gateway {
+            IpAddr::V4(a) => RouteAddress::Inet(a),
+            IpAddr::V6(a) => RouteAddress::Inet6(a),
+        }));
         msg.attributes.push(RouteAttribute::Oif(index));
         self.request(
             &format!("add default route via {gateway}"),

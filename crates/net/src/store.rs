@@ -7,9 +7,14 @@
 //! busy timeout makes them queue rather than fail. A lease is a row, so a
 //! crash can leave a lease but never a half-made one; `prune` returns
 //! leases of containers that no longer exist.
+//!
+//! A lease also carries what the network's DNS server answers with: the
+//! names the container has on that network and its own upstream servers
+//! (`--dns`). Records so follow connect, disconnect and removal with no
+//! second bookkeeping to keep in step.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,7 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::subnet::Ipv4Net;
+use crate::subnet::{Ipv4Net, Ipv6Net};
 
 /// A network as stored: everything needed to recreate its kernel state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,14 +42,60 @@ pub struct NetworkConfig {
     pub dns: bool,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// IPv6 (`--ipv6`): containers get an address here as well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
 }
 
-/// One address held by one container on one network.
+/// One address (two on a dual-stack network) held by one container on
+/// one network, and the names it answers to there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     pub network: String,
     pub ip: Ipv4Addr,
+    pub ip6: Option<Ipv6Addr>,
     pub container: String,
+    /// DNS names on this network: name, short id, hostname, aliases.
+    pub names: Vec<String>,
+    /// The container's own upstream resolvers (`--dns`); empty: the host's.
+    pub upstream: Vec<IpAddr>,
+}
+
+/// What a container asks for when it joins a network.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseRequest {
+    pub ip: Option<Ipv4Addr>,
+    pub ip6: Option<Ipv6Addr>,
+    pub names: Vec<String>,
+    pub upstream: Vec<IpAddr>,
+}
+
+const LEASE_COLUMNS: &str = "network, ip, ip6, container, names, upstream";
+
+fn lease_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lease> {
+    let ip6: Option<String> = r.get(2)?;
+    let names: String = r.get(4)?;
+    let upstream: String = r.get(5)?;
+    Ok(Lease {
+        network: r.get(0)?,
+        ip: Ipv4Addr::from(r.get::<_, u32>(1)?),
+        ip6: ip6.and_then(|s| s.parse().ok()),
+        container: r.get(3)?,
+        names: names.split_whitespace().map(str::to_string).collect(),
+        upstream: upstream
+            .split_whitespace()
+            .filter_map(|s| s.parse().ok())
+            .collect(),
+    })
+}
+
+fn join_words<T: ToString>(v: &[T]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub struct Store {
@@ -59,19 +110,17 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS net_networks (
-                 name TEXT PRIMARY KEY,
-                 config TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS net_leases (
-                 network TEXT NOT NULL,
-                 ip INTEGER NOT NULL,
-                 container TEXT NOT NULL,
-                 PRIMARY KEY (network, ip),
-                 UNIQUE (network, container)
-             );",
+        // Every attach opens the store: one lookup instead of the nine
+        // statements of create_schema once the schema is there (its last
+        // index is made last, so its presence means all of it is).
+        let ready: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'index' AND name = 'net_leases_container'",
+            [],
+            |r| r.get(0),
         )?;
+        if !ready {
+            create_schema(&conn)?;
+        }
         Ok(Store { conn })
     }
 
@@ -96,6 +145,14 @@ impl Store {
                     "subnet {} overlaps network {} ({})",
                     cfg.subnet, other.name, other.subnet
                 )));
+            }
+            if let (Some(a), Some(b)) = (cfg.subnet6, other.subnet6) {
+                if a.overlaps(&b) {
+                    return Err(Error::Conflict(format!(
+                        "subnet {a} overlaps network {} ({b})",
+                        other.name
+                    )));
+                }
             }
         }
         let json = serde_json::to_string(cfg).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -147,50 +204,78 @@ impl Store {
         Ok(())
     }
 
-    /// Leases an address on `net` to `container`: `requested` if given
-    /// (Conflict if another container holds it, Invalid if outside the
-    /// subnet or reserved), else the lowest free one in the ip-range (or
-    /// subnet), never the network, gateway or broadcast address. A
-    /// container that already holds a lease here gets it back, so a
-    /// retried attach is harmless.
+    /// Leases an IPv4 address on `net` to `container` (see [`Store::lease`]).
     pub fn allocate(
         &mut self,
         net: &NetworkConfig,
         container: &str,
         requested: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr> {
-        if let Some(ip) = requested {
+        let req = LeaseRequest {
+            ip: requested,
+            ..Default::default()
+        };
+        self.lease(net, container, &req).map(|l| l.ip)
+    }
+
+    /// Leases addresses on `net` to `container`: `req.ip` if given
+    /// (Conflict if another container holds it, Invalid if outside the
+    /// subnet or reserved), else the lowest free one in the ip-range (or
+    /// subnet), never the network, gateway or broadcast address; the same
+    /// for IPv6 on a dual-stack network. A container that already holds a
+    /// lease here gets it back, so a retried attach is harmless.
+    pub fn lease(
+        &mut self,
+        net: &NetworkConfig,
+        container: &str,
+        req: &LeaseRequest,
+    ) -> Result<Lease> {
+        if let Some(ip) = req.ip {
             check_static(net, ip)?;
+        }
+        if let Some(ip6) = req.ip6 {
+            check_static6(net, ip6)?;
+        }
+        if let Some(bad) = req
+            .names
+            .iter()
+            .find(|n| n.is_empty() || n.contains(char::is_whitespace))
+        {
+            return Err(Error::Invalid(format!("invalid DNS name {bad:?}")));
         }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let held: Option<u32> = tx
+        let held = tx
             .query_row(
-                "SELECT ip FROM net_leases WHERE network = ?1 AND container = ?2",
+                &format!(
+                    "SELECT {LEASE_COLUMNS} FROM net_leases WHERE network = ?1 AND container = ?2"
+                ),
                 params![net.name, container],
-                |r| r.get(0),
+                lease_row,
             )
             .optional()?;
-        if let Some(held) = held.map(Ipv4Addr::from) {
-            return match requested {
-                Some(ip) if ip != held => Err(Error::Conflict(format!(
-                    "container {container} already has {held} on network {}",
+        if let Some(held) = held {
+            return match (req.ip, req.ip6) {
+                (Some(ip), _) if ip != held.ip => Err(Error::Conflict(format!(
+                    "container {container} already has {} on network {}",
+                    held.ip, net.name
+                ))),
+                (_, Some(ip6)) if Some(ip6) != held.ip6 => Err(Error::Conflict(format!(
+                    "container {container} already has another IPv6 address on network {}",
                     net.name
                 ))),
                 _ => Ok(held),
             };
         }
-        let ip = match requested {
+        let ip = match req.ip {
             Some(ip) => {
-                let owner: Option<String> = tx
-                    .query_row(
-                        "SELECT container FROM net_leases WHERE network = ?1 AND ip = ?2",
-                        params![net.name, u32::from(ip)],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if owner.is_some() {
+                let taken: bool = tx.query_row(
+                    "SELECT count(*) > 0 FROM net_leases WHERE network = ?1 AND ip = ?2",
+                    params![net.name, u32::from(ip)],
+                    |r| r.get(0),
+                )?;
+                if taken {
                     return Err(Error::Conflict(format!(
                         "address {ip} is already in use on network {}",
                         net.name
@@ -205,12 +290,51 @@ impl Store {
                 })?
             }
         };
+        let ip6 = match (net.subnet6, req.ip6) {
+            (None, _) => None,
+            (Some(_), Some(ip6)) => {
+                let taken: bool = tx.query_row(
+                    "SELECT count(*) > 0 FROM net_leases WHERE network = ?1 AND ip6 = ?2",
+                    params![net.name, ip6.to_string()],
+                    |r| r.get(0),
+                )?;
+                if taken {
+                    return Err(Error::Conflict(format!(
+                        "address {ip6} is already in use on network {}",
+                        net.name
+                    )));
+                }
+                Some(ip6)
+            }
+            (Some(subnet6), None) => {
+                let used = used6_in(&tx, &net.name)?;
+                Some(
+                    first_free6(net, subnet6, &used)
+                        .ok_or_else(|| Error::Exhausted(subnet6.to_string()))?,
+                )
+            }
+        };
         tx.execute(
-            "INSERT INTO net_leases (network, ip, container) VALUES (?1, ?2, ?3)",
-            params![net.name, u32::from(ip), container],
+            "INSERT INTO net_leases (network, ip, container, ip6, names, upstream)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                net.name,
+                u32::from(ip),
+                container,
+                ip6.map(|a| a.to_string()),
+                join_words(&req.names),
+                join_words(&req.upstream)
+            ],
         )?;
         tx.commit()?;
-        Ok(ip)
+        Ok(Lease {
+            network: net.name.clone(),
+            ip,
+            ip6,
+            container: container.to_string(),
+            names: req.names.clone(),
+            upstream: req.upstream.clone(),
+        })
     }
 
     /// Returns `container`'s address on `network` to the pool; the address
@@ -229,19 +353,91 @@ impl Store {
 
     /// Leases on one network, or on all networks when `network` is None.
     pub fn leases(&self, network: Option<&str>) -> Result<Vec<Lease>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT network, ip, container FROM net_leases
-             WHERE ?1 IS NULL OR network = ?1 ORDER BY network, ip",
-        )?;
-        let rows = stmt.query_map([network], |r| {
-            Ok(Lease {
-                network: r.get(0)?,
-                ip: Ipv4Addr::from(r.get::<_, u32>(1)?),
-                container: r.get(2)?,
-            })
-        })?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {LEASE_COLUMNS} FROM net_leases
+             WHERE ?1 IS NULL OR network = ?1 ORDER BY network, ip"
+        ))?;
+        let rows = stmt.query_map([network], lease_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+
+    /// Every lease of one container (one per network it is on).
+    pub fn leases_of(&self, container: &str) -> Result<Vec<Lease>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {LEASE_COLUMNS} FROM net_leases WHERE container = ?1 ORDER BY network"
+        ))?;
+        let rows = stmt.query_map([container], lease_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The lease holding address `ip`, on whichever network (subnets
+    /// never overlap within one store).
+    pub fn lease_by_addr(&self, ip: IpAddr) -> Result<Option<Lease>> {
+        let (sql, key): (String, rusqlite::types::Value) = match ip {
+            IpAddr::V4(a) => (
+                format!("SELECT {LEASE_COLUMNS} FROM net_leases WHERE ip = ?1"),
+                i64::from(u32::from(a)).into(),
+            ),
+            IpAddr::V6(a) => (
+                format!("SELECT {LEASE_COLUMNS} FROM net_leases WHERE ip6 = ?1"),
+                a.to_string().into(),
+            ),
+        };
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query_map([key], lease_row)?;
+        Ok(rows.next().transpose()?)
+    }
+
+    /// A number that changes whenever another connection commits, so a
+    /// reader can keep a cache and drop it only when needed.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+}
+
+fn create_schema(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS net_networks (
+                 name TEXT PRIMARY KEY,
+                 config TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS net_leases (
+                 network TEXT NOT NULL,
+                 ip INTEGER NOT NULL,
+                 container TEXT NOT NULL,
+                 ip6 TEXT,
+                 names TEXT NOT NULL DEFAULT '',
+                 upstream TEXT NOT NULL DEFAULT '',
+                 PRIMARY KEY (network, ip),
+                 UNIQUE (network, container)
+             );",
+    )?;
+    // Databases made before IPv6 and DNS lack three columns. Two
+    // openers may race here: the loser's duplicate column is harmless.
+    for (col, ty) in [
+        ("ip6", "TEXT"),
+        ("names", "TEXT NOT NULL DEFAULT ''"),
+        ("upstream", "TEXT NOT NULL DEFAULT ''"),
+    ] {
+        if conn
+            .prepare(&format!("SELECT {col} FROM net_leases LIMIT 0"))
+            .is_err()
+        {
+            match conn.execute_batch(&format!("ALTER TABLE net_leases ADD COLUMN {col} {ty}")) {
+                Err(e) if !e.to_string().contains("duplicate column") => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    // NULLs are distinct in a UNIQUE index: v4-only leases never clash.
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS net_leases_ip6 ON net_leases (network, ip6);
+             CREATE INDEX IF NOT EXISTS net_leases_ip ON net_leases (ip);
+             CREATE INDEX IF NOT EXISTS net_leases_container ON net_leases (container);",
+    )?;
+    Ok(())
 }
 
 fn parse_config(json: &str) -> Result<NetworkConfig> {
@@ -280,6 +476,52 @@ fn check_static(net: &NetworkConfig, ip: Ipv4Addr) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+fn used6_in(conn: &Connection, network: &str) -> Result<HashSet<u128>> {
+    let mut stmt =
+        conn.prepare("SELECT ip6 FROM net_leases WHERE network = ?1 AND ip6 IS NOT NULL")?;
+    let rows = stmt.query_map([network], |r| r.get::<_, String>(0))?;
+    let mut out = HashSet::new();
+    for s in rows {
+        if let Ok(a) = s?.parse::<Ipv6Addr>() {
+            out.insert(u128::from(a));
+        }
+    }
+    Ok(out)
+}
+
+fn check_static6(net: &NetworkConfig, ip: Ipv6Addr) -> Result<()> {
+    let Some(subnet6) = net.subnet6 else {
+        return Err(Error::Invalid(format!(
+            "network {} has no IPv6 subnet for address {ip}",
+            net.name
+        )));
+    };
+    if !subnet6.contains(ip) {
+        return Err(Error::Invalid(format!(
+            "address {ip} is not in subnet {subnet6} of network {}",
+            net.name
+        )));
+    }
+    if ip == subnet6.network() || Some(ip) == net.gateway6 {
+        return Err(Error::Invalid(format!(
+            "address {ip} is reserved on network {} (network or gateway)",
+            net.name
+        )));
+    }
+    Ok(())
+}
+
+/// The lowest free IPv6 address: the subnet is huge, so this walks only
+/// past the addresses in use (and the two reserved ones).
+fn first_free6(net: &NetworkConfig, subnet6: Ipv6Net, used: &HashSet<u128>) -> Option<Ipv6Addr> {
+    let gw = net.gateway6.map(u128::from);
+    let lo = u128::from(subnet6.network()) + 1;
+    let hi = u128::from(subnet6.last());
+    (lo..=hi)
+        .find(|a| Some(*a) != gw && !used.contains(a))
+        .map(Ipv6Addr::from)
 }
 
 fn first_free(net: &NetworkConfig, used: &HashSet<u32>) -> Option<Ipv4Addr> {

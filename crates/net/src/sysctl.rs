@@ -1,4 +1,4 @@
-//! The few per-interface and global IPv4 sysctls networking needs, written
+//! The few per-interface and global sysctls networking needs, written
 //! through /proc/sys (a file write, not a subprocess).
 
 use std::fs;
@@ -28,4 +28,21 @@ pub fn route_localnet(iface: &str) -> Result<()> {
 /// their bridge need (docker and podman set it too).
 pub fn ip_forward() -> Result<()> {
     set("/proc/sys/net/ipv4/ip_forward", "1")
+}
+
+/// IPv6 forwarding, for dual-stack networks. (On a host that configures
+/// itself by router advertisements, forwarding turns them off unless
+/// accept_ra is 2: docker has the same caveat.)
+pub fn ip6_forward() -> Result<()> {
+    set("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+}
+
+/// Turns IPv6 off on `iface` of the calling thread's namespace; nothing
+/// to do on a kernel without IPv6.
+pub fn disable_ipv6(iface: &str) -> Result<()> {
+    let path = format!("/proc/sys/net/ipv6/conf/{iface}/disable_ipv6");
+    match fs::write(&path, "1") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other.map_err(|e| Error::io(format!("write {path}"), e)),
+    }
 }

@@ -42,6 +42,9 @@ fn attach_detach_default_network() {
 
     let addrs = ip_in(&ns.0, &["-4", "addr", "show", "eth0"]);
     assert!(addrs.contains("inet 10.201.11.2/24"), "{addrs}");
+    // An IPv4-only network: no IPv6 on eth0, not even link-local.
+    let addrs6 = ip_in(&ns.0, &["-6", "addr", "show", "eth0"]);
+    assert!(!addrs6.contains("inet6"), "{addrs6}");
     let link = ip_in(&ns.0, &["link", "show", "eth0"]);
     assert!(
         link.contains("02:42:0a:c9:0b:02") && link.contains(",UP"),
@@ -120,7 +123,7 @@ fn published_port_answers_on_localhost_and_hairpin() {
 
     // all host addresses, an ephemeral host port
     let ports = PortSpec::parse("8080").unwrap().resolve().unwrap();
-    let handle = t.net.publish("srv", a.ip, &ports).unwrap();
+    let handle = t.net.publish("srv", a.ip, None, &ports).unwrap();
     let hp = handle.ports[0].host_port;
     let got = common::read_from(SocketAddr::from((Ipv4Addr::LOCALHOST, hp)));
     assert_eq!(got.trim(), "hello");
@@ -159,7 +162,7 @@ fn published_on_127_only() {
         .unwrap()
         .resolve()
         .unwrap();
-    let h = t.net.publish("srv127", a.ip, &ports).unwrap();
+    let h = t.net.publish("srv127", a.ip, None, &ports).unwrap();
     let hp = h.ports[0].host_port;
     assert_eq!(
         common::read_from(SocketAddr::from((Ipv4Addr::LOCALHOST, hp))).trim(),
@@ -206,7 +209,7 @@ fn user_network_and_prune_after_crash() {
         .unwrap();
     assert_eq!(att.ip, Ipv4Addr::new(10, 202, 14, 77));
     let ports = PortSpec::parse("127.0.0.1::80").unwrap().resolve().unwrap();
-    t.net.publish("dead1", att.ip, &ports).unwrap();
+    t.net.publish("dead1", att.ip, None, &ports).unwrap();
     assert_eq!(
         t.net.remove_network(&n.name).unwrap_err().kind(),
         ErrorKind::Conflict

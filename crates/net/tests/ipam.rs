@@ -19,6 +19,8 @@ fn net(subnet: &str, range: Option<&str>) -> NetworkConfig {
         internal: false,
         dns: false,
         labels: Default::default(),
+        subnet6: None,
+        gateway6: None,
     }
 }
 

@@ -1,21 +1,23 @@
 //! The layers of one pull on their way in, shared by the download workers
-//! and the image store's unpack (as its [`LayerFeed`]).
+//! and the image store's [`EarlyUnpack`].
 //!
-//! The store says in which order it will unpack the layers; the workers
-//! download in that order, a few at a time. A layer the store opens while
-//! (or before) it downloads is read through a [`Follower`], which trails
-//! the ingest file as it grows, so unpacking runs alongside the download
-//! instead of after it; a follower reaches its end only once the blob is
-//! committed under its digest. The first download failure stops
-//! everything and is the error the pull reports.
+//! Workers download the missing blobs a few at a time, the biggest first
+//! (it takes longest to unpack). Each download is offered to the store as
+//! it starts, through a [`Follower`] that trails the ingest file as it
+//! grows, so unpacking runs alongside the download instead of after it; a
+//! follower reaches its end only once the blob is committed under its
+//! digest. The first download failure stops everything and is the error
+//! the pull reports.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use berth_image::content::Info;
-use berth_image::store::{LayerFeed, StoreError};
+use berth_image::digest::Digest;
+use berth_image::store::EarlyUnpack;
 
 use crate::error::{RegistryError, Result};
 use crate::fetch::Tap;
@@ -31,36 +33,38 @@ enum Status {
     Ready,
 }
 
+/// What a layer's bar has been told after its download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Told {
+    Nothing,
+    Extracting,
+    Done,
+}
+
 /// One distinct blob (a layer listed twice is one blob).
 struct Blob {
     status: Status,
     /// Bumped for every new ingest of the blob (a restart from byte 0).
     generation: u32,
     /// A reader of the current ingest, until a follower takes it.
-    ingest: Option<Box<dyn Read + Send>>,
+    ingest: Option<File>,
     /// Bytes in the current ingest.
     written: u64,
-    /// A follower was handed out; a second reader waits for the commit.
-    followed: bool,
+    /// How far its unpack got; told once the download is done, as docker
+    /// tells it.
+    unpack: Told,
+    told: Told,
 }
 
 struct State {
     blobs: Vec<Blob>,
-    /// Blobs to download, in order; `None` until the store's plan.
-    queue: Option<VecDeque<usize>>,
-    /// Per layer: it started unpacking before its blob was committed, so
-    /// its `Extracting` is still to be told.
-    extract_pending: Vec<bool>,
+    /// Blobs to download, in order.
+    queue: VecDeque<usize>,
     /// The first download failure.
     failed: Option<RegistryError>,
-    /// No download starts any more.
-    closed: bool,
 }
 
 pub(crate) struct Arrivals<'a> {
-    layers: &'a [Descriptor],
-    /// Per layer: its blob in `State::blobs`.
-    blob_of: Vec<usize>,
     /// Per blob: its descriptor.
     descs: Vec<&'a Descriptor>,
     state: Mutex<State>,
@@ -78,39 +82,41 @@ impl<'a> Arrivals<'a> {
         progress: Progress<'a>,
     ) -> Arrivals<'a> {
         let mut descs: Vec<&Descriptor> = Vec::new();
-        let mut blobs = Vec::new();
-        let mut blob_of = Vec::with_capacity(layers.len());
         for l in layers {
-            let b = match descs.iter().position(|d| d.digest == l.digest) {
-                Some(b) => b,
-                None => {
-                    descs.push(l);
-                    blobs.push(Blob {
-                        status: if present(l) {
-                            Status::Ready
-                        } else {
-                            Status::Pending
-                        },
-                        generation: 0,
-                        ingest: None,
-                        written: 0,
-                        followed: false,
-                    });
-                    descs.len() - 1
-                }
-            };
-            blob_of.push(b);
+            if !descs.iter().any(|d| d.digest == l.digest) {
+                descs.push(l);
+            }
         }
+        let blobs: Vec<Blob> = descs
+            .iter()
+            .map(|d| {
+                let here = present(d);
+                Blob {
+                    status: if here { Status::Ready } else { Status::Pending },
+                    generation: 0,
+                    ingest: None,
+                    written: 0,
+                    unpack: Told::Nothing,
+                    // A blob already there is not unpacked now; it is only
+                    // told done with the rest.
+                    told: if here {
+                        Told::Extracting
+                    } else {
+                        Told::Nothing
+                    },
+                }
+            })
+            .collect();
+        let mut queue: Vec<usize> = (0..descs.len())
+            .filter(|&b| blobs[b].status == Status::Pending)
+            .collect();
+        queue.sort_by_key(|&b| std::cmp::Reverse(descs[b].size));
         Arrivals {
-            layers,
-            blob_of,
             descs,
             state: Mutex::new(State {
                 blobs,
-                queue: None,
-                extract_pending: vec![false; layers.len()],
+                queue: queue.into(),
                 failed: None,
-                closed: false,
             }),
             changed: Condvar::new(),
             cancel: AtomicBool::new(false),
@@ -128,52 +134,47 @@ impl<'a> Arrivals<'a> {
 
     /// How many blobs are to be downloaded.
     pub(crate) fn missing(&self) -> usize {
-        self.lock()
-            .blobs
-            .iter()
-            .filter(|b| b.status == Status::Pending)
-            .count()
+        self.lock().queue.len()
     }
 
-    /// For a download worker: the next blob to fetch, once the store has
-    /// said its order; `None` when there is none or the pull is over.
+    /// For a download worker: the next blob to fetch; `None` when there
+    /// is none or the pull failed.
     pub(crate) fn next(&self) -> Option<(usize, &'a Descriptor)> {
-        let mut st = self.lock();
-        loop {
-            if st.closed || self.cancel.load(Ordering::SeqCst) {
-                return None;
-            }
-            if st.queue.is_some() {
-                let b = st.queue.as_mut().and_then(VecDeque::pop_front)?;
-                if st.blobs[b].status == Status::Pending {
-                    st.blobs[b].status = Status::Downloading;
-                    return Some((b, self.descs[b]));
-                }
-                continue;
-            }
-            st = self.wait_on(st);
+        if self.cancel.load(Ordering::SeqCst) {
+            return None;
         }
+        let mut st = self.lock();
+        let b = st.queue.pop_front()?;
+        st.blobs[b].status = Status::Downloading;
+        Some((b, self.descs[b]))
     }
 
-    /// The tap a worker downloading blob `b` reports through.
-    pub(crate) fn tap(&self, b: usize) -> BlobTap<'_, 'a> {
-        BlobTap { arrivals: self, b }
+    /// The tap a worker downloading blob `b` reports through; the first
+    /// ingest is offered to `early` to unpack as it arrives.
+    pub(crate) fn tap<'s, 't>(
+        &'s self,
+        b: usize,
+        early: &'t EarlyUnpack<'s>,
+    ) -> BlobTap<'t, 's, 'a> {
+        BlobTap {
+            arrivals: self,
+            b,
+            early,
+        }
     }
 
     /// Records how the download of blob `b` ended. The first failure is
     /// kept and stops every download.
     pub(crate) fn arrived(&self, b: usize, r: Result<Info>) {
         let mut st = self.lock();
-        let mut extracting = Vec::new();
         match r {
             Ok(info) => {
-                st.blobs[b].status = Status::Ready;
-                st.blobs[b].written = info.size;
-                for (i, &lb) in self.blob_of.iter().enumerate() {
-                    if lb == b && std::mem::take(&mut st.extract_pending[i]) {
-                        extracting.push(i);
-                    }
-                }
+                let blob = &mut st.blobs[b];
+                blob.status = Status::Ready;
+                blob.written = info.size;
+                let upto = blob.unpack;
+                drop(st);
+                self.tell(b, upto);
             }
             Err(e) => {
                 // Once cancelled, a download fails because of that: the
@@ -181,87 +182,118 @@ impl<'a> Arrivals<'a> {
                 if !self.cancel.swap(true, Ordering::SeqCst) {
                     st.failed.get_or_insert(e);
                 }
-                st.closed = true;
+                drop(st);
             }
         }
-        drop(st);
         self.changed.notify_all();
-        for i in extracting {
-            self.extracting(i);
+    }
+
+    /// Whether a download failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// The first download failure, taken.
+    pub(crate) fn take_failure(&self) -> Option<RegistryError> {
+        self.lock().failed.take()
+    }
+
+    /// The store staged blob `digest`.
+    pub(crate) fn staged(&self, digest: &Digest) {
+        if let Some(b) = self.descs.iter().position(|d| d.digest == *digest) {
+            self.unpacked_to(b, Told::Done);
         }
     }
 
-    /// After the store is done: on success the workers fetch what is left
-    /// (a blob the unpack did not read still belongs to the image); on
-    /// failure none starts, and those in flight stop unless the failure
-    /// may come from the bytes they bring (a corrupt layer shows first as
-    /// a bad tar or diff id; its download then names the blob).
-    pub(crate) fn store_done(&self, r: &std::result::Result<(), &StoreError>) {
+    /// Every download is done and the image is being recorded: what was
+    /// not unpacked as it arrived is unpacked now.
+    pub(crate) fn registering(&self) {
+        for b in 0..self.descs.len() {
+            self.unpacked_to(b, Told::Extracting);
+        }
+    }
+
+    /// The image is recorded: every layer is unpacked, now or by an
+    /// earlier image.
+    pub(crate) fn finish(&self) {
+        for b in 0..self.descs.len() {
+            self.unpacked_to(b, Told::Done);
+        }
+    }
+
+    /// Blob `b`'s unpack got to `to`: told now if its download is done,
+    /// else once it is.
+    fn unpacked_to(&self, b: usize, to: Told) {
         let mut st = self.lock();
-        match r {
-            Ok(()) => {
-                if st.queue.is_none() {
-                    st.queue = Some((0..st.blobs.len()).collect());
-                }
-            }
-            Err(e) => {
-                st.closed = true;
-                if e.kind() != berth_image::ErrorKind::InvalidArgument {
-                    self.cancel.store(true, Ordering::SeqCst);
-                }
-            }
-        }
+        let blob = &mut st.blobs[b];
+        blob.unpack = blob.unpack.max(to);
+        let ready = blob.status == Status::Ready;
         drop(st);
-        self.changed.notify_all();
-    }
-
-    pub(crate) fn into_failure(self) -> Option<RegistryError> {
-        self.state
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .failed
-    }
-
-    fn extracting(&self, i: usize) {
-        (self.progress)(Event::Extracting {
-            layer: self.layers[i].digest.clone(),
-        });
-    }
-
-    /// The error a reader of the store sees when the pull failed; the pull
-    /// itself reports the download's own error.
-    fn stopped(&self, st: &State, i: usize) -> Option<io::Error> {
-        let b = self.blob_of[i];
-        if st.blobs[b].status == Status::Ready {
-            return None;
+        if ready {
+            self.tell(b, to);
         }
-        let gone = st.failed.is_some()
-            || self.cancel.load(Ordering::SeqCst)
-            || (st.closed && st.blobs[b].status == Status::Pending);
+    }
+
+    /// Tells blob `b`'s bar every step up to `upto` it has not heard.
+    fn tell(&self, b: usize, upto: Told) {
+        let mut st = self.lock();
+        let from = st.blobs[b].told;
+        if upto <= from {
+            return;
+        }
+        st.blobs[b].told = upto;
+        drop(st);
+        let layer = self.descs[b].digest.clone();
+        if from < Told::Extracting {
+            (self.progress)(Event::Extracting {
+                layer: layer.clone(),
+            });
+        }
+        if upto == Told::Done {
+            (self.progress)(Event::Done { layer });
+        }
+    }
+
+    /// The error a follower of blob `b` sees when the pull failed; the
+    /// pull itself reports the download's own error.
+    fn stopped(&self, st: &State, b: usize) -> Option<io::Error> {
+        let gone = st.blobs[b].status != Status::Ready && self.cancel.load(Ordering::SeqCst);
         // Not `Interrupted`: readers take that as "try again".
-        gone.then(|| {
-            io::Error::other(format!(
-                "layer {} was not downloaded",
-                self.layers[i].digest
-            ))
-        })
+        gone.then(|| io::Error::other(format!("layer {} was not downloaded", self.descs[b].digest)))
     }
 }
 
-pub(crate) struct BlobTap<'s, 'a> {
+pub(crate) struct BlobTap<'t, 's, 'a> {
     arrivals: &'s Arrivals<'a>,
     b: usize,
+    early: &'t EarlyUnpack<'s>,
 }
 
-impl Tap for BlobTap<'_, '_> {
-    fn ingest(&self, reader: Option<Box<dyn Read + Send>>) {
-        let mut st = self.arrivals.lock();
+impl Tap for BlobTap<'_, '_, '_> {
+    fn ingest(&self, reader: Option<File>) {
+        let a = self.arrivals;
+        let mut st = a.lock();
         let blob = &mut st.blobs[self.b];
         blob.generation += 1;
         blob.ingest = reader;
         blob.written = 0;
+        let first = blob.generation == 1;
         drop(st);
-        self.arrivals.changed.notify_all();
+        a.changed.notify_all();
+        if first {
+            let desc = a.descs[self.b];
+            self.early.offer(
+                &desc.digest,
+                desc.size,
+                Box::new(Follower {
+                    arrivals: a,
+                    b: self.b,
+                    generation: 0,
+                    file: None,
+                    pos: 0,
+                }),
+            );
+        }
     }
 
     fn wrote(&self, size: u64) {
@@ -270,89 +302,18 @@ impl Tap for BlobTap<'_, '_> {
     }
 }
 
-impl LayerFeed for Arrivals<'_> {
-    fn plan(&self, order: &[usize]) {
-        let mut st = self.lock();
-        let mut queue = VecDeque::new();
-        // The store's order first, then what it will not read.
-        for b in order
-            .iter()
-            .map(|&i| self.blob_of[i])
-            .chain(0..st.blobs.len())
-        {
-            if st.blobs[b].status == Status::Pending && !queue.contains(&b) {
-                queue.push_back(b);
-            }
-        }
-        st.queue = Some(queue);
-        drop(st);
-        self.changed.notify_all();
-    }
-
-    fn open(&self, i: usize) -> std::result::Result<Option<Box<dyn Read + Send + '_>>, StoreError> {
-        let mut st = self.lock();
-        let blob = &mut st.blobs[self.blob_of[i]];
-        if blob.status == Status::Ready || blob.followed {
-            return Ok(None);
-        }
-        blob.followed = true;
-        Ok(Some(Box::new(Follower {
-            arrivals: self,
-            layer: i,
-            generation: 0,
-            file: None,
-            pos: 0,
-            delivered: 0,
-        })))
-    }
-
-    fn wait(&self, i: usize) -> std::result::Result<(), StoreError> {
-        let mut st = self.lock();
-        loop {
-            if st.blobs[self.blob_of[i]].status == Status::Ready {
-                return Ok(());
-            }
-            if let Some(e) = self.stopped(&st, i) {
-                return Err(StoreError::Io {
-                    context: "pull".into(),
-                    source: e,
-                });
-            }
-            st = self.wait_on(st);
-        }
-    }
-
-    fn unpacking(&self, i: usize) {
-        // Told once the download is done, as docker tells it.
-        let mut st = self.lock();
-        if st.blobs[self.blob_of[i]].status != Status::Ready {
-            st.extract_pending[i] = true;
-            return;
-        }
-        drop(st);
-        self.extracting(i);
-    }
-
-    fn unpacked(&self, i: usize) {
-        (self.progress)(Event::Done {
-            layer: self.layers[i].digest.clone(),
-        });
-    }
-}
-
 /// Reads a blob while it downloads: the ingest file up to what has been
-/// written, waiting for more, to the end once the blob is committed. A
-/// download that starts over (a server that ignored `Range`) is read from
-/// where this reader had got to.
+/// written, waiting for more, to the end once the blob is committed. Its
+/// bytes are the committed blob's, since the file is the blob: a download
+/// that starts over in a new file (a server that ignored `Range`) fails
+/// it once it has read from the old one.
 struct Follower<'s, 'a> {
     arrivals: &'s Arrivals<'a>,
-    layer: usize,
+    b: usize,
     generation: u32,
-    file: Option<Box<dyn Read + Send>>,
+    file: Option<File>,
     /// Read position in `file`.
     pos: u64,
-    /// Bytes handed to the caller.
-    delivered: u64,
 }
 
 impl Read for Follower<'_, '_> {
@@ -361,55 +322,51 @@ impl Read for Follower<'_, '_> {
             return Ok(0);
         }
         let a = self.arrivals;
-        let b = a.blob_of[self.layer];
-        loop {
-            let avail = {
-                let mut st = a.lock();
-                loop {
-                    if let Some(e) = a.stopped(&st, self.layer) {
-                        return Err(e);
-                    }
-                    let blob = &mut st.blobs[b];
-                    if blob.generation != self.generation {
-                        self.generation = blob.generation;
-                        self.file = blob.ingest.take();
-                        self.pos = 0;
-                        if self.file.is_none() {
-                            return Err(io::Error::other(format!(
-                                "layer {}: the download cannot be read as it arrives",
-                                a.layers[self.layer].digest
-                            )));
-                        }
-                    }
-                    if self.file.is_some() && blob.written > self.pos {
-                        break blob.written - self.pos;
-                    }
-                    if blob.status == Status::Ready {
-                        return Ok(0);
-                    }
-                    st = a.wait_on(st);
-                }
-            };
-            let want = buf.len().min(usize::try_from(avail).unwrap_or(usize::MAX));
-            let file = self.file.as_mut().expect("a file once there are bytes");
-            let n = file.read(&mut buf[..want])?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "ingest shorter than written",
-                ));
-            }
-            let start = self.pos;
-            self.pos += n as u64;
-            // After a restart, the bytes before `delivered` were handed
-            // over already.
-            if self.pos <= self.delivered {
-                continue;
-            }
-            let skip = self.delivered.saturating_sub(start) as usize;
-            buf.copy_within(skip..n, 0);
-            self.delivered = self.pos;
-            return Ok(n - skip);
+        if self.file.is_none() && self.pos == 0 {
+            a.unpacked_to(self.b, Told::Extracting);
         }
+        let avail = {
+            let mut st = a.lock();
+            loop {
+                if let Some(e) = a.stopped(&st, self.b) {
+                    return Err(e);
+                }
+                let blob = &mut st.blobs[self.b];
+                if blob.generation != self.generation {
+                    if self.pos > 0 {
+                        return Err(io::Error::other(format!(
+                            "layer {}: the download started over",
+                            a.descs[self.b].digest
+                        )));
+                    }
+                    self.generation = blob.generation;
+                    self.file = blob.ingest.take();
+                    if self.file.is_none() {
+                        return Err(io::Error::other(format!(
+                            "layer {}: the download cannot be read as it arrives",
+                            a.descs[self.b].digest
+                        )));
+                    }
+                }
+                if self.file.is_some() && blob.written > self.pos {
+                    break blob.written - self.pos;
+                }
+                if blob.status == Status::Ready {
+                    return Ok(0);
+                }
+                st = a.wait_on(st);
+            }
+        };
+        let want = buf.len().min(usize::try_from(avail).unwrap_or(usize::MAX));
+        let file = self.file.as_mut().expect("a file once there are bytes");
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "ingest shorter than written",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
     }
 }

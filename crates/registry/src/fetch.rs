@@ -26,7 +26,7 @@ const REPORT_EVERY: u64 = 256 << 10;
 pub(crate) trait Tap: Sync {
     /// A new ingest started (the first, or a fresh one after the server
     /// ignored a `Range`): `reader` reads it from its first byte.
-    fn ingest(&self, reader: Option<Box<dyn Read + Send>>);
+    fn ingest(&self, reader: Option<std::fs::File>);
     /// The ingest now holds `size` bytes.
     fn wrote(&self, size: u64);
 }
@@ -111,7 +111,7 @@ impl Client {
         let url = format!("{}/v2/{repo}/blobs/{}", target.base, desc.digest);
         let mut writer = ingester.writer()?;
         if let Some(t) = tap {
-            t.ingest(writer.follow());
+            t.ingest(writer.reopen().ok());
         }
         let mut failures = 0;
         loop {
@@ -136,7 +136,7 @@ impl Client {
                 tracing::debug!(blob = %desc.digest, status = resp.status(), "range not honoured; restarting");
                 writer = ingester.writer()?;
                 if let Some(t) = tap {
-                    t.ingest(writer.follow());
+                    t.ingest(writer.reopen().ok());
                 }
             }
             match copy_body(&target.host, resp, &mut writer, desc, progress, cancel, tap) {

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use berth_image::content::{self, Provider};
 use berth_image::digest::Digest;
 use berth_image::reference::Reference;
-use berth_image::store::{Image, Lease, Store, StoreError};
+use berth_image::store::{EarlyUnpack, Image, Lease, Store, StoreError};
 
 use crate::arrivals::Arrivals;
 use crate::client::{Client, Target};
@@ -163,10 +163,10 @@ impl Client {
     }
 
     /// Downloads what is missing and unpacks as the layers arrive:
-    /// download workers fetch blobs in the order the store's unpack takes
-    /// them while this thread hands the image to the store, which reads
-    /// each layer as it downloads (see [`Arrivals`]). The first failure on
-    /// either side stops the other.
+    /// download workers fetch blobs, the biggest first, while the store's
+    /// [`EarlyUnpack`] workers unpack each as it downloads (see
+    /// [`Arrivals`]); once every blob is in, the store records the image,
+    /// adopting those layers. The first failed download stops the others.
     fn pull_in(
         &self,
         store: &Store,
@@ -220,41 +220,60 @@ impl Client {
             |d| present.iter().any(|(p, here)| *p == d.digest && *here),
             progress,
         );
-        let workers = self
+        let early = EarlyUnpack::new(Some(Box::new(|d: &Digest| arrivals.staged(d))));
+        let downloaders = self
             .config
             .max_concurrent_downloads
             .clamp(1, MAX_CONCURRENT_DOWNLOADS)
             .min(arrivals.missing());
-        let registered = std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| {
-                    while let Some((b, desc)) = arrivals.next() {
-                        let r = self.download_blob(
-                            &resolved.target,
-                            &resolved.repo,
-                            desc,
-                            store.content(),
-                            progress,
-                            &arrivals.cancel,
-                            Some(&arrivals.tap(b)),
-                        );
-                        arrivals.arrived(b, r);
-                    }
-                });
+        // One per download at least: a follower mostly waits for the
+        // network, and one held up must not keep another layer waiting.
+        let unpackers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .max(downloaders)
+            .min(arrivals.missing());
+        std::thread::scope(|s| {
+            for _ in 0..unpackers {
+                s.spawn(|| early.work(store));
             }
-            let r = store.register_fed(
-                lease,
-                &resolved.manifest_bytes,
-                &config,
-                std::slice::from_ref(reference),
-                &arrivals,
-            );
-            arrivals.store_done(&r.as_ref().map(|_| ()));
-            r
+            let downloads: Vec<_> = (0..downloaders)
+                .map(|_| {
+                    s.spawn(|| {
+                        while let Some((b, desc)) = arrivals.next() {
+                            let r = self.download_blob(
+                                &resolved.target,
+                                &resolved.repo,
+                                desc,
+                                store.content(),
+                                progress,
+                                &arrivals.cancel,
+                                Some(&arrivals.tap(b, &early)),
+                            );
+                            arrivals.arrived(b, r);
+                        }
+                    })
+                })
+                .collect();
+            for d in downloads {
+                if let Err(p) = d.join() {
+                    std::panic::resume_unwind(p);
+                }
+            }
+            early.close(arrivals.failed());
         });
-        // A failed download is the cause; the unpack only stopped for it.
-        if let Some(e) = arrivals.into_failure() {
+        if let Some(e) = arrivals.take_failure() {
             return Err(e);
+        }
+        arrivals.registering();
+        let registered = store.register_early(
+            lease,
+            &resolved.manifest_bytes,
+            &config,
+            std::slice::from_ref(reference),
+            Some(&early),
+        );
+        if registered.is_ok() {
+            arrivals.finish();
         }
         registered.map_err(|e| match e {
             StoreError::Invalid(reason) => RegistryError::InvalidManifest {

@@ -251,12 +251,20 @@ impl Runtime {
         let (parent_ch, child_ch) = channel::pair()?;
         let cgroup_paths = cgroup_mount_paths(&cg);
         let v2fd = cg.v2_dir_fd()?;
+        let entered = namespaces::enter(&plan.parent_enter)?;
         let forked = berth_sys::process::fork_with_flags(
             plan.clone_flags,
             false,
             v2fd.as_ref().map(|f| f.as_fd()),
         )
-        .map_err(io_err("cloning the container's init"))?;
+        .map_err(io_err("cloning the container's init"));
+        if matches!(
+            forked,
+            Ok(berth_sys::process::Forked::Parent { .. }) | Err(_)
+        ) {
+            entered.leave()?;
+        }
+        let forked = forked?;
         let pid = match forked {
             berth_sys::process::Forked::Child => {
                 drop(parent_ch);
@@ -704,7 +712,7 @@ impl Runtime {
         let mut plan = namespaces::Plan::default();
         let mut joins = Vec::new();
         for ns in linux.namespaces().iter().flatten() {
-            let name = ns_proc_name(ns.typ());
+            let name = namespaces::proc_name(ns.typ());
             let theirs = format!("/proc/{}/ns/{name}", rec.pid);
             if fs::read_link(&theirs).ok() == fs::read_link(format!("/proc/self/ns/{name}")).ok() {
                 continue;
@@ -737,6 +745,8 @@ impl Runtime {
         // through /proc/PID/exe while we join it (runc CVE-2019-5736).
         rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
             .map_err(errno("prctl dumpable"))?;
+        // Even `exec --privileged` keeps the container's filter, as docker's
+        // does: only its capabilities widen.
         let filter = self.seccomp_filter(linux.seccomp().as_ref())?;
         // Blocked before the fork, so none is lost before the wait; the
         // child unblocks them for itself.
@@ -913,19 +923,6 @@ fn typed_state(rec: &Record, st: Status) -> oci_spec::runtime::State {
         st
     };
     serde_json::from_value(rec.oci_state(st)).unwrap_or_default()
-}
-
-fn ns_proc_name(t: LinuxNamespaceType) -> &'static str {
-    match t {
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Network => "net",
-        LinuxNamespaceType::Time => "time",
-    }
 }
 
 fn exec_rank(t: LinuxNamespaceType) -> u8 {

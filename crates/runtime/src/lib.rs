@@ -24,5 +24,8 @@ pub mod state;
 
 pub use container::{default_spec, exit_code, CreateOptions, ExecOptions, Runtime};
 pub use error::{Error, ErrorKind, Result};
+/// A user namespace holding id mappings, for idmapped mounts made outside
+/// a container (the engine's rootfs of a container with its own).
+pub use init::idmap::userns_with;
 pub use init::user::CAP_NAMES;
 pub use state::Status;

@@ -32,6 +32,8 @@ pub struct Plan {
     pub join: Vec<(LinuxNamespaceType, OwnedFd)>,
     /// pid and time namespaces are joined by the parent: they apply to children.
     pub parent_join: Vec<(LinuxNamespaceType, OwnedFd)>,
+    /// Namespaces the parent enters for the clone only (see [`plan`]).
+    pub parent_enter: Vec<(LinuxNamespaceType, OwnedFd)>,
 }
 
 impl Plan {
@@ -43,6 +45,7 @@ impl Plan {
                 .join
                 .iter()
                 .chain(self.parent_join.iter())
+                .chain(self.parent_enter.iter())
                 .any(|(k, _)| *k == t)
     }
 }
@@ -116,14 +119,101 @@ pub fn plan(linux: &Linux) -> Result<Plan> {
         }
     }
     joins.sort_by_key(|(t, _)| rank(*t));
+    let new_user = p.clone_flags & CLONE_NEWUSER != 0;
     for (t, fd) in joins {
-        if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
-            p.parent_join.push((t, fd));
-        } else {
-            p.join.push((t, fd));
+        match t {
+            LinuxNamespaceType::Pid | LinuxNamespaceType::Time => p.parent_join.push((t, fd)),
+            // The init is born in its new user namespace, where it holds
+            // no capability over namespaces owned outside it (a network
+            // namespace made beforehand is the host's): it inherits these
+            // from the parent, which enters them around the clone.
+            LinuxNamespaceType::Network | LinuxNamespaceType::Ipc | LinuxNamespaceType::Uts
+                if new_user =>
+            {
+                p.parent_enter.push((t, fd))
+            }
+            _ => p.join.push((t, fd)),
         }
     }
     Ok(p)
+}
+
+/// The parent's own namespaces, to go back to after [`enter`].
+pub struct Entered(Vec<(LinuxNamespaceType, OwnedFd)>);
+
+/// Enters `list`, remembering the namespaces left.
+pub fn enter(list: &[(LinuxNamespaceType, OwnedFd)]) -> Result<Entered> {
+    let mut saved = Entered(Vec::new());
+    for (t, fd) in list {
+        let own = format!("/proc/thread-self/ns/{}", proc_name(*t));
+        let f = File::open(&own).map_err(io_err(format!("opening {own}")))?;
+        join(*t, fd)?;
+        saved.0.push((*t, OwnedFd::from(f)));
+    }
+    Ok(saved)
+}
+
+impl Entered {
+    /// Goes back to the namespaces left.
+    pub fn leave(mut self) -> Result<()> {
+        let saved = std::mem::take(&mut self.0);
+        for (t, fd) in saved.iter().rev() {
+            join(*t, fd)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        for (t, fd) in self.0.iter().rev() {
+            if let Err(e) = join(*t, fd) {
+                tracing::error!(error = %e, "going back to our own {t} namespace");
+            }
+        }
+    }
+}
+
+/// The namespace's name under /proc/PID/ns.
+pub fn proc_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Joins `list` in its order, except that with a user namespace among
+/// them every other is tried first: one owned outside that user namespace
+/// (the host's network namespace of a container with its own users) can
+/// only be entered while we still hold our capabilities, and one owned
+/// inside it that refuses us (we are not privileged outside) is joined
+/// again once we are its root.
+pub fn join_all(list: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
+    let Some((_, user)) = list.iter().find(|(t, _)| *t == LinuxNamespaceType::User) else {
+        for (t, fd) in list {
+            join(*t, fd)?;
+        }
+        return Ok(());
+    };
+    let mut later = Vec::new();
+    for (t, fd) in list.iter().filter(|(t, _)| *t != LinuxNamespaceType::User) {
+        match move_into_link_name_space(fd.as_fd(), Some(link_type(*t))) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::PERM) => later.push((*t, fd)),
+            Err(e) => return Err(errno(format!("joining the {t} namespace"))(e)),
+        }
+    }
+    join(LinuxNamespaceType::User, user)?;
+    for (t, fd) in later {
+        join(t, fd)?;
+    }
+    Ok(())
 }
 
 pub fn join(t: LinuxNamespaceType, fd: &OwnedFd) -> Result<()> {
@@ -190,6 +280,24 @@ mod tests {
         );
         assert!(p.has(LinuxNamespaceType::Network));
         assert!(!p.has(LinuxNamespaceType::Uts));
+    }
+
+    #[test]
+    fn a_new_user_namespace_inherits_the_joined_network_from_the_parent() {
+        let linux: Linux = serde_json::from_str(
+            r#"{"namespaces":[{"type":"user"},{"type":"mount"},{"type":"network","path":"/proc/self/ns/net"},{"type":"ipc","path":"/proc/self/ns/ipc"},{"type":"cgroup","path":"/proc/self/ns/cgroup"}]}"#,
+        )
+        .unwrap();
+        let p = plan(&linux).unwrap();
+        assert_eq!(p.clone_flags, CLONE_NEWUSER | CLONE_NEWNS);
+        let entered: Vec<_> = p.parent_enter.iter().map(|(t, _)| *t).collect();
+        assert_eq!(
+            entered,
+            vec![LinuxNamespaceType::Ipc, LinuxNamespaceType::Network]
+        );
+        let joined: Vec<_> = p.join.iter().map(|(t, _)| *t).collect();
+        assert_eq!(joined, vec![LinuxNamespaceType::Cgroup]);
+        assert!(p.has(LinuxNamespaceType::Network));
     }
 
     #[test]

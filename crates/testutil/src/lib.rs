@@ -14,6 +14,20 @@ use oci_spec::runtime::Spec;
 
 pub mod peers;
 
+/// Deterministic bytes (xorshift of `seed`) that gzip cannot shrink, so
+/// layers and blobs are as big on disk as the test says.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
 

@@ -2,8 +2,6 @@
 //! file modes. Checked at parse time when the text has no `$` (a variable
 //! can only be checked after substitution, by the caller).
 
-use std::time::Duration;
-
 /// The protocol of an EXPOSEd port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {
@@ -84,61 +82,9 @@ pub fn valid_signal(text: &str) -> bool {
     rt("RTMIN", '+') || rt("RTMAX", '-')
 }
 
-/// Parses a Go `time.ParseDuration` string without a sign (`90s`,
-/// `1m30s`, `1.5h`, `250ms`, `0`), which is what HEALTHCHECK flags take.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    if text.is_empty() {
-        return None;
-    }
-    let mut rest = text;
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(rest.len());
-        let (number, after) = rest.split_at(digits);
-        let unit_len = after
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after.len());
-        let (unit, next) = after.split_at(unit_len);
-        let scale: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return None,
-        };
-        let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-        if whole.is_empty() && frac.is_empty() || frac.contains('.') {
-            return None;
-        }
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().ok()?
-        };
-        let mut nanos = whole.checked_mul(scale)?;
-        // Fractions beyond nanosecond precision are dropped, as Go does.
-        let mut unit_scale = scale;
-        for d in frac.bytes().take(20) {
-            unit_scale /= 10;
-            nanos = nanos.checked_add(u128::from(d - b'0') * unit_scale)?;
-        }
-        total = total.checked_add(nanos)?;
-        rest = next;
-    }
-    let secs = u64::try_from(total / 1_000_000_000).ok()?;
-    // Go durations are int64 nanoseconds; larger ones do not parse there.
-    if total > i64::MAX as u128 {
-        return None;
-    }
-    Some(Duration::new(secs, (total % 1_000_000_000) as u32))
-}
+/// Go durations (`90s`, `1m30s`): the image crate owns them, since
+/// HEALTHCHECK in `--change` and the run flags take them too.
+pub use berth_image::healthcheck::parse_duration;
 
 /// `--chmod` values: octal (`755`, `0644`) or symbolic (`u+x,g-w`).
 pub fn valid_chmod(text: &str) -> bool {
@@ -225,26 +171,6 @@ mod tests {
         }
         for bad in ["0", "65", "SIGFOO", "", "RTMIN+99", "-9"] {
             assert!(!valid_signal(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn durations() {
-        let ok: &[(&str, Duration)] = &[
-            ("0", Duration::ZERO),
-            ("30s", Duration::from_secs(30)),
-            ("1m30s", Duration::from_secs(90)),
-            ("1.5h", Duration::from_secs(5400)),
-            ("250ms", Duration::from_millis(250)),
-            ("10us", Duration::from_micros(10)),
-            ("5ns", Duration::from_nanos(5)),
-            (".5s", Duration::from_millis(500)),
-        ];
-        for (text, want) in ok {
-            assert_eq!(parse_duration(text), Some(*want), "{text}");
-        }
-        for bad in ["", "30", "s", "1x", "-1s", "1..5s", "99999999999h", "."] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }
 

@@ -15,6 +15,8 @@ pub struct Berth {
     pub runroot: PathBuf,
     /// This test's own default bridge, subnets and nftables table.
     pub net: netslot::Slot,
+    /// Run every command inside this network namespace (see `in_netns`).
+    pub netns: Option<PathBuf>,
 }
 
 pub fn bin() -> PathBuf {
@@ -42,7 +44,15 @@ impl Berth {
             root,
             runroot,
             net,
+            netns: None,
         }
+    }
+
+    /// Runs berth (and so its bridges, tables and DNS servers) inside the
+    /// network namespace at `ns` from now on; mounts stay the host's.
+    pub fn in_netns(mut self, ns: &Path) -> Berth {
+        self.netns = Some(ns.to_path_buf());
+        self
     }
 
     /// A new berth with busybox imported as `bb`.
@@ -56,7 +66,14 @@ impl Berth {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(bin());
+        let mut c = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.display())).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
         c.arg("--root")
             .arg(&self.root)
             .arg("--runroot")
@@ -82,6 +99,20 @@ impl Berth {
             String::from_utf8_lossy(&o.stderr)
         );
         String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// Runs, expecting exit code `code` with `why` in the error.
+    pub fn fails(&self, args: &[&str], code: i32, why: &str) {
+        let o = self.run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "berth {args:?}: {err}");
+        assert!(err.contains(why), "berth {args:?}: {err}");
+    }
+
+    /// Runs `script` with busybox's sh in a new container `name` of the
+    /// image `bb`, to its end (the container stays); returns its stdout.
+    pub fn sh(&self, name: &str, script: &str) -> String {
+        self.ok(&["run", "--name", name, "bb", "sh", "-c", script])
     }
 
     /// Mount points under this test's directories still mounted.
@@ -113,6 +144,34 @@ impl Drop for Berth {
             let _ = Command::new("umount").arg("-l").arg(m).status();
         }
     }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `berth inspect NAME`: the one object it lists.
+pub fn inspect(b: &Berth, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&b.ok(&["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+/// The value of line `key` (e.g. `CapEff:`) of a /proc/PID/status text.
+pub fn status_field(status: &str, key: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("{key} missing: {status}"))
+        .trim()
+        .to_string()
+}
+
+/// Runs `script` in a `--rm` container of `bb` with `flags`; its stdout.
+pub fn sh(b: &Berth, flags: &[&str], script: &str) -> String {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["bb", "sh", "-c", script]);
+    b.ok(&args)
 }
 
 /// Every cgroup directory of container `id` on this host.

@@ -55,14 +55,19 @@ impl Slot {
                     };
                     // Whatever a crashed holder left.
                     slot.clean();
+                    // DNS servers forward to loopback, where nothing (or a
+                    // test's fake resolver) answers: never the host's.
+                    let resolv = dir.join("resolv.conf");
+                    fs::write(&resolv, "nameserver 127.0.0.1\n").unwrap();
                     fs::write(
                         &slot.config,
                         format!(
-                            "[network]\ndefault_bridge = \"{}\"\ndefault_subnet = \"{}\"\npool = \"10.87.{}.0/22\"\ntable = \"{}\"\n",
+                            "[network]\ndefault_bridge = \"{}\"\ndefault_subnet = \"{}\"\npool = \"10.87.{}.0/22\"\ntable = \"{}\"\nresolv_conf = \"{}\"\n",
                             slot.bridge(0),
                             slot.subnet(0),
                             slot.octet(0),
-                            slot.table()
+                            slot.table(),
+                            resolv.display()
                         ),
                     )
                     .unwrap();
@@ -135,10 +140,12 @@ impl Slot {
                 }
             }
         }
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.table()])
-            .stderr(std::process::Stdio::null())
-            .status();
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &self.table()])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 

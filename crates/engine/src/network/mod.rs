@@ -10,13 +10,11 @@
 mod sandbox;
 mod settings;
 
-use std::net::Ipv4Addr;
-
 use berth_net::Net;
 use serde_json::{json, Map, Value};
 
 /// The net crate's types that cross the engine's interface.
-pub use berth_net::{Ipv4Net, NetworkConfig, NetworkOptions, PortMapping};
+pub use berth_net::{Ipv4Net, Ipv6Net, NetworkConfig, NetworkOptions, PortMapping};
 pub use sandbox::NetState;
 pub(crate) use sandbox::{apply, release, setup};
 pub use settings::{
@@ -178,12 +176,8 @@ impl Engine {
     pub fn network_prune(&self) -> Result<NetworkPrune> {
         let net = self.net()?;
         let containers = self.list()?;
-        let live = |id: &str| {
-            containers
-                .iter()
-                .any(|c| c.id == id && c.state != State::Exited)
-        };
-        let leftovers = net.prune(&live).map_err(Error::Net)?;
+        let live = self.live_ids(&containers);
+        let leftovers = net.prune(&|id| live.contains(id)).map_err(Error::Net)?;
         let mut removed = Vec::new();
         for n in net.networks().map_err(Error::Net)? {
             let used = containers
@@ -204,13 +198,76 @@ impl Engine {
         })
     }
 
+    /// Containers that may hold network resources: those starting
+    /// (created, their network being set up), running, or being removed.
+    /// A row that says running while its process is gone (its monitor
+    /// was killed, or the machine crashed) holds nothing any more.
+    fn live_ids(&self, containers: &[Container]) -> std::collections::HashSet<String> {
+        let rt = self.runtime();
+        containers
+            .iter()
+            .filter(|c| match c.state {
+                State::Exited => false,
+                State::Running => matches!(
+                    rt.status(&c.id),
+                    Ok(berth_runtime::Status::Running
+                        | berth_runtime::Status::Paused
+                        | berth_runtime::Status::Created
+                        | berth_runtime::Status::Creating)
+                ),
+                State::Created | State::Removing => true,
+            })
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// Gives back what dead containers still hold (see [`Engine::live_ids`]):
+    /// the repair an exhausted subnet triggers. Returns how many leases
+    /// came back.
+    pub(crate) fn reclaim_network_leftovers(&self) -> Result<usize> {
+        let live = self.live_ids(&self.list()?);
+        let report = self
+            .net()?
+            .prune(&|id| live.contains(id))
+            .map_err(Error::Net)?;
+        Ok(report.leases.len())
+    }
+
+    /// The `dns` mode of berth-monitor: with `serve`, runs the DNS server
+    /// of `network` (printing [`berth_net::dns::READY`] once it answers);
+    /// without, starts that server detached and returns once it answers.
+    pub fn dns_server(&self, network: &str, serve: bool) -> Result<()> {
+        let net = self.net()?;
+        let runroot = &net.config().runroot;
+        if !serve {
+            let mut cmd = crate::monitor::command(&self.paths)?;
+            cmd.args(["dns", network, "--serve"]);
+            return berth_net::dns::spawn_detached(
+                cmd,
+                &berth_net::dns::log_path(runroot, network),
+            )
+            .map_err(Error::Net);
+        }
+        use std::io::Write;
+        let mut out = std::io::stdout();
+        // The starter reads one line: READY, or what went wrong.
+        let server = berth_net::dns::Server::bind(net.dns_options(network)).map_err(|e| {
+            let _ = writeln!(out, "{e}");
+            Error::Net(e)
+        })?;
+        let _ = writeln!(out, "{}", berth_net::dns::READY).and_then(|()| out.flush());
+        match server {
+            Some(s) => s.run().map_err(Error::Net),
+            // Another one answers already.
+            None => Ok(()),
+        }
+    }
+
     /// `network inspect`: docker's shape, with the attached containers.
     pub fn network_inspect(&self, key: &str) -> Result<Value> {
         let n = self.network(key)?;
         let net = self.net()?;
-        let leases = berth_net::store::Store::open(&net.config().db)
-            .and_then(|s| s.leases(Some(&n.name)))
-            .map_err(Error::Net)?;
+        let leases = net.leases(Some(&n.name)).map_err(Error::Net)?;
         let db = self.db()?;
         let mut containers = Map::new();
         for l in leases {
@@ -223,13 +280,17 @@ impl Engine {
                 })
                 .map(|j| format_mac(&j.attachment.mac))
                 .unwrap_or_default();
+            let ip6 = match (l.ip6, n.subnet6) {
+                (Some(a), Some(s6)) => format!("{a}/{}", s6.prefix()),
+                _ => String::new(),
+            };
             containers.insert(
                 l.container.clone(),
                 json!({
                     "Name": name,
                     "MacAddress": mac,
                     "IPv4Address": format!("{}/{}", l.ip, n.subnet.prefix()),
-                    "IPv6Address": "",
+                    "IPv6Address": ip6,
                 }),
             );
         }
@@ -237,13 +298,20 @@ impl Engine {
         if let Some(r) = n.ip_range {
             ipam["IPRange"] = json!(r.to_string());
         }
+        let mut ipam = vec![ipam];
+        if let Some(s6) = n.subnet6 {
+            ipam.push(json!({
+                "Subnet": s6.to_string(),
+                "Gateway": n.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+            }));
+        }
         Ok(json!({
             "Name": n.name,
             "Id": n.id,
             "Scope": "local",
             "Driver": "bridge",
-            "EnableIPv6": false,
-            "IPAM": {"Driver": "default", "Options": {}, "Config": [ipam]},
+            "EnableIPv6": n.subnet6.is_some(),
+            "IPAM": {"Driver": "default", "Options": {}, "Config": ipam},
             "Internal": n.internal,
             "Attachable": false,
             "Ingress": false,
@@ -296,22 +364,23 @@ impl Engine {
                 .expect("a free name");
             let opts = berth_net::AttachOptions {
                 ip: ep.ip,
+                ip6: ep.ip6,
                 mac: ep.mac.as_deref().map(parse_mac).transpose()?,
                 iface,
                 default_route: state.joined.is_empty(),
+                names: sandbox::dns_names(&c, &ep.aliases),
+                upstream: c.config.net.dns.clone(),
             };
             let net = self.net()?;
-            let a = net
-                .attach(&n.name, &c.id, &state.netns, &opts)
-                .map_err(Error::Net)?;
+            let a = sandbox::attach(self, &net, &n.name, &c.id, &state.netns, &opts)?;
             let j = sandbox::Joined {
                 attachment: a,
                 aliases: ep.aliases.clone(),
                 network_id: n.id.clone(),
             };
-            sandbox::announce(self, &c, &j)?;
             state.joined.push(j);
             sandbox::write_state(self, &c.id, &state)?;
+            sandbox::refresh_resolv_conf(self, &c, &state)?;
         }
         let mut cfg = c.config.clone();
         cfg.net.endpoints.push(ep);
@@ -334,10 +403,10 @@ impl Engine {
                 .iter()
                 .position(|j| j.attachment.network == n.name)
             {
-                let j = state.joined.remove(pos);
-                sandbox::retract(self, &c.id, &n.name, j.attachment.ip);
+                state.joined.remove(pos);
                 self.net()?.detach(&n.name, &c.id).map_err(Error::Net)?;
                 sandbox::write_state(self, &c.id, &state)?;
+                sandbox::refresh_resolv_conf(self, &c, &state)?;
             }
         }
         let mut cfg = c.config.clone();
@@ -428,7 +497,7 @@ impl Engine {
         for m in &state.ports {
             let key = format!("{}/{}", m.container_port, m.proto);
             let binding = json!({
-                "HostIp": m.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED).to_string(),
+                "HostIp": m.host_ip.map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string()),
                 "HostPort": m.host_port.to_string(),
             });
             match ports.get_mut(&key).and_then(Value::as_array_mut) {
@@ -448,7 +517,19 @@ impl Engine {
             networks.insert(
                 ep.network.clone(),
                 json!({
-                    "IPAMConfig": ep.ip.map(|ip| json!({"IPv4Address": ip.to_string()})),
+                    "IPAMConfig": match (ep.ip, ep.ip6) {
+                        (None, None) => Value::Null,
+                        (ip, ip6) => {
+                            let mut m = Map::new();
+                            if let Some(ip) = ip {
+                                m.insert("IPv4Address".into(), json!(ip.to_string()));
+                            }
+                            if let Some(ip6) = ip6 {
+                                m.insert("IPv6Address".into(), json!(ip6.to_string()));
+                            }
+                            Value::Object(m)
+                        }
+                    },
                     "Links": null,
                     "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
                     "MacAddress": a.map(|a| format_mac(&a.mac)).unwrap_or_default(),
@@ -457,13 +538,11 @@ impl Engine {
                     "Gateway": a.map(|a| a.gateway.to_string()).unwrap_or_default(),
                     "IPAddress": a.map(|a| a.ip.to_string()).unwrap_or_default(),
                     "IPPrefixLen": a.map_or(0, |a| a.prefix),
-                    "IPv6Gateway": "",
-                    "GlobalIPv6Address": "",
-                    "GlobalIPv6PrefixLen": 0,
+                    "IPv6Gateway": a.and_then(|a| a.gateway6).map(|g| g.to_string()).unwrap_or_default(),
+                    "GlobalIPv6Address": a.and_then(|a| a.ip6).map(|g| g.to_string()).unwrap_or_default(),
+                    "GlobalIPv6PrefixLen": a.filter(|a| a.ip6.is_some()).map_or(0, |a| a.prefix6),
                     "DNSNames": if ep.network == DEFAULT_NETWORK { Value::Null } else {
-                        let mut names = vec![c.name.clone(), c.id[..12.min(c.id.len())].to_string()];
-                        names.extend(ep.aliases.iter().cloned());
-                        json!(names)
+                        json!(sandbox::dns_names(c, &ep.aliases))
                     },
                 }),
             );
@@ -499,11 +578,11 @@ impl Engine {
             "SecondaryIPv6Addresses": null,
             "EndpointID": default.map(|a| a.host_veth.clone()).unwrap_or_default(),
             "Gateway": default.map(|a| a.gateway.to_string()).unwrap_or_default(),
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
+            "GlobalIPv6Address": default.and_then(|a| a.ip6).map(|g| g.to_string()).unwrap_or_default(),
+            "GlobalIPv6PrefixLen": default.filter(|a| a.ip6.is_some()).map_or(0, |a| a.prefix6),
             "IPAddress": default.map(|a| a.ip.to_string()).unwrap_or_default(),
             "IPPrefixLen": default.map_or(0, |a| a.prefix),
-            "IPv6Gateway": "",
+            "IPv6Gateway": default.and_then(|a| a.gateway6).map(|g| g.to_string()).unwrap_or_default(),
             "MacAddress": default.map(|a| format_mac(&a.mac)).unwrap_or_default(),
             "Networks": networks,
         })

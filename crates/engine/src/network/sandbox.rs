@@ -10,7 +10,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use berth_net::{netns, AttachOptions, Attachment, Net, PortMapping, PortSpec};
@@ -119,11 +119,14 @@ fn attach_all(engine: &Engine, net: &Net, c: &Container, path: &Path) -> Result<
         .map_err(net_err)?;
         let opts = AttachOptions {
             ip: ep.ip,
+            ip6: ep.ip6,
             mac: ep.mac.as_deref().map(parse_mac).transpose()?,
             iface: format!("eth{i}"),
             default_route: i == 0,
+            names: dns_names(c, &ep.aliases),
+            upstream: s.dns.clone(),
         };
-        let a = net.attach(&cfg.name, id, path, &opts).map_err(net_err)?;
+        let a = attach(engine, net, &cfg.name, id, path, &opts)?;
         state.joined.push(Joined {
             attachment: a,
             aliases: ep.aliases.clone(),
@@ -133,15 +136,15 @@ fn attach_all(engine: &Engine, net: &Net, c: &Container, path: &Path) -> Result<
     // Before ports: a failure below must find the attachments to undo.
     write_state(engine, id, &state)?;
     if let Some(first) = state.joined.first() {
-        let ip = first.attachment.ip;
+        let (ip, ip6) = (first.attachment.ip, first.attachment.ip6);
         let mappings = port_mappings(s)?;
         if !mappings.is_empty() {
-            net.publish(id, ip, &mappings).map_err(net_err)?;
+            net.publish(id, ip, ip6, &mappings).map_err(net_err)?;
             state.ports = mappings;
             write_state(engine, id, &state)?;
         }
     }
-    write_files(engine, c, &state)
+    write_files(engine, net, c, &state)
 }
 
 /// `-p` resolved to host ports now, plus `-P`'s exposed ports on
@@ -193,10 +196,60 @@ fn join_container(engine: &Engine, target: &str) -> Result<Sandbox> {
     })
 }
 
+/// Joins `network`; an exhausted subnet first gets back the addresses
+/// of containers that died without releasing them (a crash), then the
+/// attach is tried once more: the repair docker does at daemon start,
+/// done when it is needed.
+pub(crate) fn attach(
+    engine: &Engine,
+    net: &Net,
+    network: &str,
+    id: &str,
+    path: &Path,
+    opts: &AttachOptions,
+) -> Result<Attachment> {
+    match net.attach(network, id, path, opts) {
+        Err(e @ berth_net::Error::Exhausted(_)) => {
+            let reclaimed = engine.reclaim_network_leftovers()?;
+            if reclaimed == 0 {
+                return Err(net_err(e));
+            }
+            net.attach(network, id, path, opts).map_err(net_err)
+        }
+        other => other.map_err(net_err),
+    }
+}
+
+/// The names the network's DNS gives a container: its name, short id,
+/// hostname and aliases on that network, without repeats.
+pub(crate) fn dns_names(c: &Container, aliases: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for n in [
+        c.name.as_str(),
+        &c.id[..12.min(c.id.len())],
+        &c.config.hostname,
+    ]
+    .into_iter()
+    .chain(aliases.iter().map(String::as_str))
+    {
+        if !n.is_empty() && !v.iter().any(|x| x.eq_ignore_ascii_case(n)) {
+            v.push(n.to_string());
+        }
+    }
+    v
+}
+
 /// The container's hosts, hostname and resolv.conf, in its directory.
 /// Plain writes: nothing reads them before the container starts, and
 /// they are rewritten at every start, so there is nothing to fsync for.
-fn write_files(engine: &Engine, c: &Container, state: &NetState) -> Result<[PathBuf; 3]> {
+/// On user networks names come from the network's DNS server, so
+/// /etc/hosts has only the container's own line, as docker's has.
+fn write_files(
+    engine: &Engine,
+    net: &Net,
+    c: &Container,
+    state: &NetState,
+) -> Result<[PathBuf; 3]> {
     let dir = engine.paths.container_dir(&c.id);
     let s = &c.config.net;
     let gateway = state.joined.first().map(|j| j.attachment.gateway);
@@ -207,19 +260,11 @@ fn write_files(engine: &Engine, c: &Container, state: &NetState) -> Result<[Path
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?,
         );
     }
-    // No DNS server yet: containers on user networks find each other in
-    // /etc/hosts, which start and exit keep current on both sides.
     let me = host_line_names(c, state.joined.first().map_or(&[][..], |j| &j.aliases));
-    for j in &state.joined {
-        for (ip, names) in peers(engine, &c.id, &j.attachment.network)? {
-            extra.push((names, IpAddr::V4(ip)));
-        }
-    }
     let own = state.joined.first().map(|j| IpAddr::V4(j.attachment.ip));
     let names: Vec<&str> = me.split(' ').collect();
     let hosts = berth_net::files::hosts(own.map(|ip| (ip, &names[..])), &extra);
-    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let resolv = berth_net::files::resolv_conf(&host_resolv, None, &s.dns_options());
+    let resolv = resolv_conf(net, c, state);
     let files = FILES.map(|f| dir.join(f));
     for (path, text) in files
         .iter()
@@ -227,14 +272,41 @@ fn write_files(engine: &Engine, c: &Container, state: &NetState) -> Result<[Path
     {
         fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))?;
     }
-    for j in &state.joined {
-        announce(engine, c, j)?;
-    }
     Ok(files)
 }
 
-/// The names a container answers to in others' /etc/hosts: hostname,
-/// name, short id and aliases, without repeats.
+/// resolv.conf: the DNS server of the first joined network that has one
+/// (its gateway), else the host's resolvers or `--dns`.
+fn resolv_conf(net: &Net, c: &Container, state: &NetState) -> String {
+    let host = fs::read_to_string(&net.config().resolv_conf).unwrap_or_default();
+    let server = state.joined.iter().find_map(|j| {
+        net.network(&j.attachment.network)
+            .ok()
+            .filter(|n| n.dns)
+            .map(|n| IpAddr::V4(n.gateway))
+    });
+    berth_net::files::resolv_conf(&host, server, &c.config.net.dns_options())
+}
+
+/// After connect or disconnect: points a running container's resolv.conf
+/// at the DNS server it now has (or no longer has), in place, since the
+/// file is bind-mounted (docker rewrites it too).
+pub(crate) fn refresh_resolv_conf(engine: &Engine, c: &Container, state: &NetState) -> Result<()> {
+    let path = engine.paths.container_dir(&c.id).join("resolv.conf");
+    let text = resolv_conf(&engine.net()?, c, state);
+    if fs::read_to_string(&path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(io_err(format!("writing {}", path.display())))
+}
+
+/// The names on the container's own /etc/hosts line: hostname, name,
+/// short id and aliases, without repeats.
 fn host_line_names(c: &Container, aliases: &[String]) -> String {
     let mut v: Vec<&str> = vec![c.config.hostname.as_str()];
     for n in [c.name.as_str(), &c.id[..12.min(c.id.len())]]
@@ -248,91 +320,6 @@ fn host_line_names(c: &Container, aliases: &[String]) -> String {
     v.join(" ")
 }
 
-/// The other containers on `network` (with name resolution) and their
-/// names, from the leases and their network state.
-fn peers(engine: &Engine, id: &str, network: &str) -> Result<Vec<(Ipv4Addr, String)>> {
-    let db = engine.db()?;
-    let mut out = Vec::new();
-    for (ip, peer) in peer_ids(engine, id, network)? {
-        let Ok(p) = db.find(&peer) else {
-            continue;
-        };
-        let aliases = read_state(engine, &p.id)
-            .and_then(|s| {
-                s.joined
-                    .into_iter()
-                    .find(|j| j.attachment.network == network)
-            })
-            .map(|j| j.aliases)
-            .unwrap_or_default();
-        out.push((ip, host_line_names(&p, &aliases)));
-    }
-    Ok(out)
-}
-
-/// Appends the container's line to the hosts file of every peer on the
-/// joined network. In place (append, never rename): the peer's file is
-/// bind-mounted, and a rename would leave it looking at the old one.
-pub(crate) fn announce(engine: &Engine, c: &Container, j: &Joined) -> Result<()> {
-    let line = format!("{}\t{}\n", j.attachment.ip, host_line_names(c, &j.aliases));
-    for (_, peer) in peer_ids(engine, &c.id, &j.attachment.network)? {
-        let path = engine.paths.container_dir(&peer).join("hosts");
-        if let Ok(mut f) = fs::OpenOptions::new().append(true).open(&path) {
-            // One write of one short line: concurrent appenders interleave
-            // whole lines.
-            let _ = f.write_all(line.as_bytes());
-        }
-    }
-    Ok(())
-}
-
-/// Removes lines for `ip` from the hosts files of the peers on `network`,
-/// rewriting them in place for the same reason as [`announce`].
-pub(crate) fn retract(engine: &Engine, id: &str, network: &str, ip: Ipv4Addr) {
-    let Ok(peers) = peer_ids(engine, id, network) else {
-        return;
-    };
-    let prefix = format!("{ip}\t");
-    for (_, peer) in peers {
-        let path = engine.paths.container_dir(&peer).join("hosts");
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        if !text.lines().any(|l| l.starts_with(&prefix)) {
-            continue;
-        }
-        let kept: String = text
-            .lines()
-            .filter(|l| !l.starts_with(&prefix))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        if let Ok(mut f) = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&path)
-        {
-            let _ = f.write_all(kept.as_bytes());
-        }
-    }
-}
-
-/// (ip, container id) of the others on a name-resolving `network`.
-fn peer_ids(engine: &Engine, id: &str, network: &str) -> Result<Vec<(Ipv4Addr, String)>> {
-    let net = engine.net()?;
-    match net.network(network) {
-        Ok(cfg) if cfg.dns => {}
-        _ => return Ok(Vec::new()),
-    }
-    let leases = berth_net::store::Store::open(&net.config().db)
-        .and_then(|s| s.leases(Some(network)))
-        .map_err(net_err)?;
-    Ok(leases
-        .into_iter()
-        .filter(|l| l.container != id)
-        .map(|l| (l.ip, l.container))
-        .collect())
-}
-
 /// Undoes [`setup`]: ports, attachments, namespace, state. Repeatable and
 /// cheap for containers that never had a network (one stat, one open).
 pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
@@ -343,26 +330,20 @@ pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
     }
     let net = engine.net()?;
     let mut errors = Vec::new();
-    let joined: Vec<(String, Option<Ipv4Addr>)> = match &state {
+    let joined: Vec<String> = match &state {
         Some(s) => s
             .joined
             .iter()
-            .map(|j| (j.attachment.network.clone(), Some(j.attachment.ip)))
+            .map(|j| j.attachment.network.clone())
             .collect(),
         // Died between namespace and state file: the leases know.
-        None => {
-            match berth_net::store::Store::open(&net.config().db).and_then(|s| s.leases(None)) {
-                Ok(l) => l
-                    .into_iter()
-                    .filter(|l| l.container == id)
-                    .map(|l| (l.network, Some(l.ip)))
-                    .collect(),
-                Err(e) => {
-                    errors.push(e.to_string());
-                    Vec::new()
-                }
+        None => match net.leases_of(id) {
+            Ok(l) => l.into_iter().map(|l| l.network).collect(),
+            Err(e) => {
+                errors.push(e.to_string());
+                Vec::new()
             }
-        }
+        },
     };
     // Deleting a veth waits for an RCU grace period (15-20 ms, most of a
     // teardown). Unmounting the namespace instead lets the kernel destroy
@@ -371,25 +352,32 @@ pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
     // namespace (`--network container:`) must the veths go now, since the
     // addresses return to the pool.
     let shared = has_joiners(engine, id);
-    for (network, ip) in &joined {
-        if let Some(ip) = ip {
-            retract(engine, id, network, *ip);
-        }
+    for network in &joined {
         let done = if shared {
             net.detach(network, id)
         } else {
-            berth_net::store::Store::open(&net.config().db)
-                .and_then(|mut s| s.release(network, id))
-                .map(|_| ())
+            net.release_lease(network, id)
         };
         if let Err(e) = done {
             errors.push(e.to_string());
         }
     }
-    if state.as_ref().is_none_or(|s| !s.ports.is_empty()) {
-        if let Err(e) = net.unpublish_container(id) {
-            errors.push(e.to_string());
-        }
+    let unpublished = match &state {
+        Some(s) if s.ports.is_empty() => Ok(()),
+        Some(s) => match s.joined.first() {
+            Some(j) => net.unpublish(&berth_net::PortHandle {
+                container: id.to_string(),
+                ip: j.attachment.ip,
+                ip6: j.attachment.ip6,
+                ports: s.ports.clone(),
+            }),
+            None => net.unpublish_container(id),
+        },
+        // Died before its state was written: look everywhere.
+        None => net.unpublish_container(id),
+    };
+    if let Err(e) = unpublished {
+        errors.push(e.to_string());
     }
     if let Err(e) = netns::remove(&path) {
         errors.push(e.to_string());
@@ -399,14 +387,7 @@ pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => errors.push(format!("removing the network state: {e}")),
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Teardown {
-            id: id.to_string(),
-            errors,
-        })
-    }
+    Error::teardown(id, errors)
 }
 
 /// True if a running container shares `id`'s namespace.

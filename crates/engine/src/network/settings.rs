@@ -1,10 +1,10 @@
 //! What a container asks of the network, checked at `create` and kept in
 //! its config; and the `[network]` table of berth.toml.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use berth_net::{files, Ipv4Net, NetConfig, PortSpec};
+use berth_net::{files, Ipv4Net, Ipv6Net, NetConfig, PortSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_err, Error, Result};
@@ -21,6 +21,9 @@ pub struct Endpoint {
     pub network: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6`, on a dual-stack network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     #[serde(default)]
     pub aliases: Vec<String>,
     /// As the user wrote it (checked at create).
@@ -216,8 +219,13 @@ struct NetworkTable {
     default_subnet: Option<String>,
     /// User networks without `--subnet` get /24s from here.
     pool: Option<String>,
-    /// The nftables table (family ip) berth owns.
+    /// `--ipv6` networks without an IPv6 `--subnet` get /64s from here.
+    pool6: Option<String>,
+    /// The nftables tables (families ip and ip6) berth owns.
     table: Option<String>,
+    /// The resolv.conf whose servers the default bridge's containers get
+    /// and user networks' DNS servers forward to (/etc/resolv.conf).
+    resolv_conf: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -230,6 +238,18 @@ struct ConfigFile {
 /// runroot, and berth.toml's `[network]` over the defaults.
 pub fn net_config(paths: &Paths) -> Result<NetConfig> {
     let mut cfg = NetConfig::new(paths.db(), &paths.runroot);
+    // The DNS servers of user networks are berth-monitor in its `dns`
+    // mode; a missing binary fails when a server is first needed.
+    let monitor =
+        crate::monitor::binary().unwrap_or_else(|_| PathBuf::from(crate::monitor::BINARY));
+    cfg.dns_launcher = Some(vec![
+        monitor.into_os_string(),
+        "--root".into(),
+        paths.root.clone().into_os_string(),
+        "--runroot".into(),
+        paths.runroot.clone().into_os_string(),
+        "dns".into(),
+    ]);
     let path = config_file();
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -254,8 +274,14 @@ pub fn net_config(paths: &Paths) -> Result<NetConfig> {
     if let Some(s) = n.pool {
         cfg.pool = subnet(&s)?;
     }
+    if let Some(s) = n.pool6 {
+        cfg.pool6 = s.parse::<Ipv6Net>().map_err(|e| bad(&e))?;
+    }
     if let Some(t) = n.table {
         cfg.table = t;
+    }
+    if let Some(r) = n.resolv_conf {
+        cfg.resolv_conf = r;
     }
     Ok(cfg)
 }

@@ -2,24 +2,29 @@
 //!
 //! One pass over the stream: every blob goes into the content store as it
 //! streams past (verified against its name when named by digest), the
-//! small JSON files are kept. Then each image is recorded through
-//! [`Store::register_in`], which unpacks its layers in parallel. All of it
-//! happens under one lease: on any error the lease takes back what this
-//! load created, so the store is as it was.
+//! small JSON files are kept. Each layer blob is unpacked on worker
+//! threads as soon as it is stored, while the stream goes on
+//! ([`EarlyUnpack`]); then each image is recorded, adopting those layers
+//! (and unpacking in parallel any they missed). All of it happens under
+//! one lease: on any error the lease takes back what this load created,
+//! so the store is as it was.
 
 use std::collections::HashMap;
 use std::io::{self, BufReader, Read};
+use std::sync::mpsc;
 
 use serde_json::{json, Value};
 
 use super::{
     ArchiveError, Result, ANNOTATION_IMAGE_NAME, ANNOTATION_REF_NAME, DOCKER_LIST, OCI_INDEX,
 };
-use crate::content::{read_blob, ContentError, Ingester, Provider};
+use crate::content::{read_blob, ContentError, ContentWriter, Ingester, Provider};
 use crate::digest::Digest;
 use crate::layer::{decompress, Compression};
 use crate::reference::Reference;
-use crate::store::{go_arch, Image, Lease, Store, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST};
+use crate::store::{
+    go_arch, EarlyUnpack, Image, Lease, Store, MEDIA_TYPE_CONFIG, MEDIA_TYPE_MANIFEST,
+};
 
 /// JSON files are read into memory; nothing honest comes near this.
 const MAX_JSON: u64 = 16 << 20;
@@ -76,6 +81,79 @@ impl Contents {
 }
 
 fn load_in<R: Read>(store: &Store, lease: &Lease<'_>, input: R) -> Result<Vec<Image>> {
+    let early = EarlyUnpack::new(None);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let c = std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| early.work(store));
+        }
+        let read = read_archive(store, lease, input, &early);
+        early.close(read.is_err());
+        read
+    })?;
+    let plans = if let Some(m) = c.json.get("manifest.json") {
+        docker_plans(store, &c, m)?
+    } else if let Some(i) = c.json.get("index.json") {
+        oci_plans(store, &c, i)?
+    } else {
+        return Err(ArchiveError::Invalid(
+            "no manifest.json or index.json: not a docker-archive or OCI layout".into(),
+        ));
+    };
+    let mut out = Vec::with_capacity(plans.len());
+    for p in plans {
+        let config = read_blob(store.content(), &p.config)?;
+        out.push(store.register_early(lease, &p.manifest, &config, &p.tags, Some(&early))?);
+    }
+    Ok(out)
+}
+
+/// A blob written but not yet committed.
+struct Pending {
+    writer: Box<dyn ContentWriter>,
+    expected: Option<Digest>,
+    size: u64,
+    entry: String,
+}
+
+/// The stream into the content store, each blob offered to `early` once
+/// written. Commits (an fsync each) run on their own thread, so the
+/// stream and the unpacking go on while the disk catches up.
+fn read_archive<R: Read>(
+    store: &Store,
+    lease: &Lease<'_>,
+    input: R,
+    early: &EarlyUnpack<'_>,
+) -> Result<Contents> {
+    // Two blobs at most wait for their commit: their bytes are on disk
+    // (or in the page cache) already, not in memory.
+    let (tx, rx) = mpsc::sync_channel::<Pending>(2);
+    std::thread::scope(|s| {
+        let committer = s.spawn(move || -> Result<()> {
+            for p in rx {
+                p.writer
+                    .commit(p.expected.as_ref(), Some(p.size))
+                    .map_err(|source| corrupt(&p.entry, source))?;
+            }
+            Ok(())
+        });
+        let read = read_entries(store, lease, input, &tx, early);
+        drop(tx);
+        let committed = committer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // A failed commit is about an earlier entry than a failed read.
+        committed.and(read)
+    })
+}
+
+fn read_entries<R: Read>(
+    store: &Store,
+    lease: &Lease<'_>,
+    input: R,
+    commits: &mpsc::SyncSender<Pending>,
+    early: &EarlyUnpack<'_>,
+) -> Result<Contents> {
     let stream =
         decompress(BufReader::with_capacity(1 << 20, input)).map_err(ArchiveError::Read)?;
     let mut archive = tar::Archive::new(stream);
@@ -144,24 +222,34 @@ fn load_in<R: Read>(store: &Store, lease: &Lease<'_>, input: R) -> Result<Vec<Im
                     .map(|(alg, hex)| Digest::parse(&format!("{alg}:{hex}")));
                 let size = entry.size();
                 let mut w = store.content().writer()?;
-                let digest = match named {
+                let (digest, expected) = match named {
                     Some(Ok(d)) => {
                         lease.add_blob(&d)?;
                         copy(&mut entry, &mut w)?;
-                        w.commit(Some(&d), Some(size))
-                            .map_err(|source| corrupt(&shown, source))?;
-                        d
+                        (d.clone(), Some(d))
                     }
                     Some(Err(e)) => return Err(ArchiveError::Invalid(format!("{shown:?}: {e}"))),
                     None => {
                         copy(&mut entry, &mut w)?;
                         let d = w.status().digest;
                         lease.add_blob(&d)?;
-                        w.commit(None, Some(size))
-                            .map_err(|source| corrupt(&shown, source))?;
-                        d
+                        (d, None)
                     }
                 };
+                if let Ok(bytes) = w.reopen() {
+                    early.offer(&digest, size, Box::new(bytes));
+                }
+                let pending = Pending {
+                    writer: w,
+                    expected,
+                    size,
+                    entry: shown,
+                };
+                if commits.send(pending).is_err() {
+                    // The committer stopped at a failed commit, which
+                    // read_archive reports instead of this.
+                    return Err(ArchiveError::Invalid("commit stopped".into()));
+                }
                 c.blobs.insert(path, digest);
             }
             other => {
@@ -175,22 +263,7 @@ fn load_in<R: Read>(store: &Store, lease: &Lease<'_>, input: R) -> Result<Vec<Im
     // The tar reader stops at the end-of-archive marker; what follows
     // (padding, a compressor's trailer) must still be intact.
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(ArchiveError::Read)?;
-
-    let plans = if let Some(m) = c.json.get("manifest.json") {
-        docker_plans(store, &c, m)?
-    } else if let Some(i) = c.json.get("index.json") {
-        oci_plans(store, &c, i)?
-    } else {
-        return Err(ArchiveError::Invalid(
-            "no manifest.json or index.json: not a docker-archive or OCI layout".into(),
-        ));
-    };
-    let mut out = Vec::with_capacity(plans.len());
-    for p in plans {
-        let config = read_blob(store.content(), &p.config)?;
-        out.push(store.register_in(lease, &p.manifest, &config, &p.tags)?);
-    }
-    Ok(out)
+    Ok(c)
 }
 
 /// `<64 hex>.json` at the top is a legacy image config: a blob, not

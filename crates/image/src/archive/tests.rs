@@ -473,3 +473,70 @@ fn corrupt_truncated_and_hostile_archives_fail_and_change_nothing() {
     assert_eq!(state(&s), before);
     assert!(s.system_check().unwrap().is_consistent());
 }
+
+/// The staged directories (layers unpacked but not adopted) under a
+/// store made by [`store`].
+fn staged_left(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir.join("snapshots/snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("stage-"))
+        .collect()
+}
+
+#[test]
+fn layers_unpacked_while_loading_are_adopted_or_removed() {
+    if !berth_testutil::require_root("layers_unpacked_while_loading_are_adopted_or_removed") {
+        return;
+    }
+    // A bottom layer with a whiteout: unpacked before its place is known,
+    // in overlay form, which would leave a 0/0 device at the bottom.
+    let bottom = layer(&[
+        ("etc/", None),
+        ("etc/.wh.old", None),
+        ("etc/keep", Some(b"k")),
+    ]);
+    let layers = vec![bottom, three_layers()[1].clone(), three_layers()[2].clone()];
+    let mut archive = legacy_archive(&layers, "early:1");
+    // And a layer blob no image names, unpacked all the same.
+    archive.truncate(archive.len() - 1024);
+    let mut b = tar::Builder::new(Vec::new());
+    let extra = layer(&[("stray", Some(b"s"))]);
+    let mut h = tar::Header::new_ustar();
+    h.set_size(extra.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "extra/layer.tar", &extra[..])
+        .unwrap();
+    archive.extend(b.into_inner().unwrap());
+
+    let t = tempfile::tempdir().unwrap();
+    let s = store(t.path());
+    let img = load(&s, &archive[..]).unwrap().remove(0);
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| Digest::of(l)).collect();
+    let chain = crate::store::chain_ids(&diff_ids);
+    let base = s.snapshotter().stat(chain[0].as_str()).unwrap().dir;
+    assert!(base.join("etc/keep").is_file());
+    assert!(
+        fs::symlink_metadata(base.join("etc/old")).is_err(),
+        "the bottom layer holds no whiteout"
+    );
+    let second = s.snapshotter().stat(chain[1].as_str()).unwrap().dir;
+    let wh = fs::symlink_metadata(second.join("etc/gone")).unwrap();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_char_device(&wh.file_type()),
+        "above the bottom, whiteouts stay in overlay form"
+    );
+    assert_eq!(img.top_chain_id.as_ref(), chain.last());
+    assert_eq!(staged_left(t.path()), Vec::<String>::new());
+    let check = s.system_check().unwrap();
+    assert!(check.is_consistent(), "{check:?}");
+    assert!(check.unreferenced_blobs.is_empty(), "{check:?}");
+
+    // A load that fails after staging leaves nothing staged either.
+    let t2 = tempfile::tempdir().unwrap();
+    let s2 = store(t2.path());
+    let cut = archive.len() - 2048;
+    load(&s2, &archive[..cut]).unwrap_err();
+    assert_eq!(staged_left(t2.path()), Vec::<String>::new());
+    assert_eq!(state(&s2), (vec![], vec![], vec![]));
+}

@@ -33,29 +33,53 @@ const HOLE_BLOCK: usize = 4096;
 /// with an error naming the entry; entries applied before it stay, so apply
 /// into a fresh snapshot and remove it on error.
 pub fn apply<R: Read>(input: R, root: &Path, opts: &ApplyOptions) -> Result<Applied> {
+    apply_seen(input, root, opts).map(|(applied, _)| applied)
+}
+
+/// [`apply`], also telling what it met.
+pub(crate) fn apply_seen<R: Read>(
+    input: R,
+    root: &Path,
+    opts: &ApplyOptions,
+) -> Result<(Applied, Seen)> {
+    let mut hashing = HashingReader::new(decompress(input).map_err(LayerError::Read)?);
+    let seen = apply_tar(&mut hashing, root, opts)?;
+    // The digest covers the whole stream, including the end-of-archive
+    // blocks and padding the tar reader stops short of.
+    io::copy(&mut hashing, &mut io::sink()).map_err(LayerError::Read)?;
+    let d = hashing.digester();
+    let applied = Applied {
+        diff_id: d.digest(),
+        size: d.size(),
+    };
+    Ok((applied, seen))
+}
+
+/// What applying a tar met that the caller may need to know.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Seen {
+    /// Whiteouts (plain or opaque): in [`Whiteouts::Overlay`] form they
+    /// are files of the result, where in [`Whiteouts::Apply`] they are not.
+    pub whiteouts: bool,
+}
+
+/// Applies the uncompressed tar `input` onto `root`, reading it up to its
+/// end-of-archive marker: [`apply`] without the diff id, for a caller that
+/// already knows it (an uncompressed blob is its own diff id).
+pub(crate) fn apply_tar<R: Read>(input: R, root: &Path, opts: &ApplyOptions) -> Result<Seen> {
     let _span = tracing::debug_span!("apply_layer", root = %root.display()).entered();
     let root = Root::open(root).map_err(|source| LayerError::Io {
         context: format!("opening {}", root.display()),
         source,
     })?;
-    let mut hashing = HashingReader::new(decompress(input).map_err(LayerError::Read)?);
-    {
-        let mut archive = tar::Archive::new(&mut hashing);
-        let mut applier = Applier::new(&root, opts);
-        for entry in archive.entries().map_err(LayerError::Read)? {
-            let mut entry = entry.map_err(LayerError::Read)?;
-            applier.entry(&mut entry)?;
-        }
-        applier.finish()?;
+    let mut archive = tar::Archive::new(input);
+    let mut applier = Applier::new(&root, opts);
+    for entry in archive.entries().map_err(LayerError::Read)? {
+        let mut entry = entry.map_err(LayerError::Read)?;
+        applier.entry(&mut entry)?;
     }
-    // The digest covers the whole stream, including the end-of-archive
-    // blocks and padding the tar reader stops short of.
-    io::copy(&mut hashing, &mut io::sink()).map_err(LayerError::Read)?;
-    let d = hashing.digester();
-    Ok(Applied {
-        diff_id: d.digest(),
-        size: d.size(),
-    })
+    applier.finish()?;
+    Ok(applier.seen)
 }
 
 /// Applies a layer onto a snapshot given by its mounts, without mounting:
@@ -174,6 +198,7 @@ struct Applier<'a> {
     // Directory times are set last: writing children would change them.
     dir_times: Vec<(Vec<OsString>, Timestamps)>,
     buf: Vec<u8>,
+    seen: Seen,
 }
 
 impl<'a> Applier<'a> {
@@ -185,6 +210,7 @@ impl<'a> Applier<'a> {
             unpacked: HashSet::new(),
             dir_times: Vec::new(),
             buf: vec![0; COPY_BUF],
+            seen: Seen::default(),
         }
     }
 
@@ -382,6 +408,7 @@ impl<'a> Applier<'a> {
     }
 
     fn whiteout(&mut self, parent: &[OsString], target: &OsStr, shown: &str) -> Result<()> {
+        self.seen.whiteouts = true;
         let opaque = Path::new(shown)
             .file_name()
             .is_some_and(|n| n == OPAQUE_WHITEOUT);
@@ -640,9 +667,9 @@ fn copy_sparse(src: &mut impl Read, file: &mut File, buf: &mut [u8]) -> io::Resu
     Ok(total)
 }
 
-/// Fills `buf` unless the input ends, so hole detection sees blocks at
-/// block-aligned file offsets.
-fn read_full(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Fills `buf` unless the input ends: hole detection sees blocks at
+/// block-aligned file offsets, magic bytes are whole even from a pipe.
+pub(crate) fn read_full(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match src.read(&mut buf[n..]) {

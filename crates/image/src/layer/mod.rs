@@ -14,6 +14,7 @@ pub(crate) mod resolve;
 use std::io::{self, Read};
 
 pub use apply::{apply, apply_to_mounts};
+pub(crate) use apply::{apply_seen, apply_tar, read_full, Seen};
 pub use diff::{diff, DiffOptions};
 
 use crate::digest::Digest;
@@ -137,16 +138,7 @@ impl Compression {
 /// Wraps `input` in the decompressor its first bytes call for.
 pub fn decompress<'a, R: Read + 'a>(mut input: R) -> io::Result<Box<dyn Read + 'a>> {
     let mut head = [0u8; 4];
-    let mut n = 0;
-    // A pipe may hand over fewer bytes than asked; the magic needs four.
-    while n < head.len() {
-        match input.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let n = read_full(&mut input, &mut head)?;
     let whole = io::Cursor::new(head[..n].to_vec()).chain(input);
     Ok(match Compression::detect(&head[..n]) {
         Compression::None => Box::new(whole),

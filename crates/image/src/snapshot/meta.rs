@@ -31,11 +31,10 @@ impl Meta {
     pub(crate) fn open(root: &Path) -> Result<Meta> {
         let dirs = root.join("snapshots");
         std::fs::create_dir_all(&dirs).map_err(io_err(format!("creating {}", dirs.display())))?;
-        let conn = Connection::open(root.join("metadata.db"))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // WAL + NORMAL: consistent after any process crash, see Store::open.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let conn = crate::sqlite::open_shared(
+            &root.join("metadata.db"),
+            std::time::Duration::from_secs(10),
+        )?;
         // AUTOINCREMENT: an id is never reused, so a directory left by a
         // crash can never be mistaken for a later snapshot's.
         conn.execute_batch(

@@ -52,7 +52,7 @@ mod testsuite;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use mount::{mount_all, unmount, Mount};
+pub use mount::{bind_idmapped, mount_all, mount_all_idmapped, unmount, Mount};
 
 use crate::ErrorKind;
 

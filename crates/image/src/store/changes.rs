@@ -1,5 +1,6 @@
 //! `--change` instructions (`docker import -c`, `docker commit -c`): the
-//! Dockerfile subset that edits an image's config and adds no layer.
+//! Dockerfile subset that edits an image's config and adds no layer
+//! (docker's list: HEALTHCHECK included).
 
 use serde_json::{json, Map, Value};
 
@@ -114,6 +115,14 @@ pub fn apply_change(config: &mut Map<String, Value>, change: &str) -> Result<(),
             list.as_array_mut()
                 .ok_or_else(|| err("OnBuild is not a list"))?
                 .push(json!(rest));
+        }
+        // docker accepts it in import and commit changes too.
+        "HEALTHCHECK" => {
+            let h = crate::healthcheck::parse_instruction(rest).map_err(|r| err(&r))?;
+            config.insert(
+                "Healthcheck".into(),
+                serde_json::to_value(h).map_err(|e| err(&e.to_string()))?,
+            );
         }
         "STOPSIGNAL" => {
             if rest.is_empty() {
@@ -233,6 +242,7 @@ mod tests {
             "WORKDIR app",
             "USER 1000:1000",
             "onbuild RUN true",
+            "HEALTHCHECK --interval=2s CMD [\"true\"]",
         ]);
         assert_eq!(c["Cmd"], json!(["/bin/sh", "-c", "echo hi"]));
         assert_eq!(
@@ -249,6 +259,10 @@ mod tests {
         assert_eq!(c["WorkingDir"], json!("/srv/app"));
         assert_eq!(c["User"], json!("1000:1000"));
         assert_eq!(c["OnBuild"], json!(["RUN true"]));
+        assert_eq!(
+            c["Healthcheck"],
+            json!({"Test": ["CMD", "true"], "Interval": 2_000_000_000i64})
+        );
     }
 
     #[test]
@@ -263,6 +277,7 @@ mod tests {
             ("WORKDIR", "needs a path"),
             ("ENV A=\"open", "unterminated"),
             ("", "empty"),
+            ("HEALTHCHECK CMD", "missing command"),
         ] {
             let e = apply_change(&mut Map::new(), change).unwrap_err();
             assert!(e.to_string().contains(why), "{change:?}: {e}");

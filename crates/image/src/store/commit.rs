@@ -6,6 +6,9 @@
 //! store, and that one new layer unpacked as the next snapshot. The parent
 //! layers are shared as they are.
 
+use std::io::{self, Write};
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
 
 use super::{apply_change, Image, Result, Store, StoreError};
@@ -26,6 +29,46 @@ pub struct CommitOptions {
     /// What the history entry says made the layer (docker leaves the
     /// container's command here); empty if `None`.
     pub created_by: Option<String>,
+    /// Told how many bytes of the change have been read so far.
+    pub progress: Option<Progress>,
+}
+
+/// A callback for a progress display, given a running byte count.
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(u64) + Send + Sync>);
+
+impl Progress {
+    pub fn new(f: impl Fn(u64) + Send + Sync + 'static) -> Progress {
+        Progress(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// Counts the bytes written through it for a [`Progress`].
+struct Counting<'a, W> {
+    inner: W,
+    done: u64,
+    progress: Option<&'a Progress>,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        if let Some(p) = self.progress {
+            (p.0)(self.done);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -61,11 +104,15 @@ impl Store {
                     reason: format!("manifest: {e}"),
                 })?;
 
-        let lease = self.lease()?;
-        let result = (|| {
+        self.with_lease(|lease| {
             let writer = self.content.writer()?;
             let mut gz = flate2::write::GzEncoder::new(writer, flate2::Compression::fast());
-            let applied = diff(&upper, &mut gz, &DiffOptions::default())?;
+            let counted = Counting {
+                inner: &mut gz,
+                done: 0,
+                progress: opts.progress.as_ref(),
+            };
+            let applied = diff(&upper, counted, &DiffOptions::default())?;
             let writer: Box<dyn ContentWriter> = gz.finish().map_err(|source| LayerError::Io {
                 context: "compressing layer".into(),
                 source,
@@ -115,20 +162,8 @@ impl Store {
             });
             let manifest = serde_json::to_vec(&man).expect("json values serialize");
             let tags: Vec<Reference> = opts.reference.iter().cloned().collect();
-            self.register_in(&lease, &manifest, &config, &tags)
-        })();
-        match result {
-            Ok(img) => {
-                lease.release()?;
-                Ok(img)
-            }
-            Err(e) => {
-                if let Err(undo) = lease.collect() {
-                    tracing::warn!(error = %undo, "could not take back a failed commit");
-                }
-                Err(e)
-            }
-        }
+            self.register_in(lease, &manifest, &config, &tags)
+        })
     }
 }
 

@@ -3,7 +3,9 @@
 //! running at the same time keeps them although no image points at them
 //! yet. A lease lives as long as its guard and its process: one left by a
 //! killed process (pid and start time no longer match) is expired, and the
-//! next gc takes back what it named.
+//! next lease taken or gc run takes back what it named: so the command
+//! that follows a crash (typically the same one, run again) clears what
+//! the crash left.
 
 use rusqlite::{params, Connection};
 
@@ -24,8 +26,14 @@ pub struct Lease<'a> {
 
 impl Store {
     /// Starts a lease. Name each resource with [`Lease::add_blob`] or
-    /// [`Lease::add_snapshot`] *before* creating it.
+    /// [`Lease::add_snapshot`] *before* creating it. Leases of dead
+    /// processes are collected first.
     pub fn lease(&self) -> Result<Lease<'_>> {
+        // Best effort: leftovers that cannot go now (a directory still
+        // busy) must not stop new work; the next lease tries again.
+        if let Err(e) = self.collect_expired() {
+            tracing::warn!(error = %e, "could not collect the work of dead processes");
+        }
         let id = unique_name("lease-");
         let pid = std::process::id();
         self.lock().execute(
@@ -42,6 +50,44 @@ impl Store {
             id,
             released: false,
         })
+    }
+
+    /// Runs `work` under a new lease: released when it succeeds (what it
+    /// made is then held by the records it wrote), collected when it fails
+    /// (what it made goes, and the store is as it was).
+    pub fn with_lease<T>(&self, work: impl FnOnce(&Lease<'_>) -> Result<T>) -> Result<T> {
+        let lease = self.lease()?;
+        match work(&lease) {
+            Ok(v) => {
+                lease.release()?;
+                Ok(v)
+            }
+            Err(e) => {
+                if let Err(undo) = lease.collect() {
+                    tracing::warn!(error = %undo, "could not take back failed work");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes back what the leases of dead processes named and ends them;
+    /// past a failure it goes on with the next lease and returns the first
+    /// error. Cheap when there are none: one read of the leases table.
+    pub fn collect_expired(&self) -> Result<()> {
+        let dead: Vec<String> = lease_liveness(&self.lock())?
+            .into_iter()
+            .filter(|(_, alive)| !alive)
+            .map(|(id, _)| id)
+            .collect();
+        let mut first = Ok(());
+        for id in dead {
+            tracing::info!(lease = id, "collecting the work of a dead process");
+            if let Err(e) = self.collect_lease(&id) {
+                first = first.and(Err(e));
+            }
+        }
+        first
     }
 }
 

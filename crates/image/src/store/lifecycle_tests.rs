@@ -6,6 +6,7 @@ use std::fs;
 use super::*;
 use crate::archive::tests::{image, layer, state, store, three_layers};
 use crate::content::write_blob;
+use crate::content::{Manager, Provider};
 use crate::snapshot::{mount_all, unmount};
 
 #[test]
@@ -37,14 +38,22 @@ fn commit_records_the_containers_changes_as_a_new_layer() {
     fs::remove_dir_all(mnt.path().join("home")).unwrap();
     unmount(mnt.path()).unwrap();
 
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let opts = CommitOptions {
         reference: Some(Reference::parse("bb:committed").unwrap()),
         author: Some("me".into()),
         message: Some("my change".into()),
         changes: vec!["ENV A=1".into(), "CMD [\"/bin/sh\"]".into()],
         created_by: None,
+        progress: Some(Progress::new({
+            let seen = seen.clone();
+            move |n| seen.store(n, std::sync::atomic::Ordering::Relaxed)
+        })),
     };
     let img = s.commit(&base, "ctr-1", &opts).unwrap();
+    // Progress counted every byte of the new layer.
+    let top = s.layer(img.top_chain_id.as_ref().unwrap()).unwrap();
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), top.size);
     assert_eq!(img.tags, vec![Reference::parse("bb:committed").unwrap()]);
     let cfg = s.config(&img).unwrap();
     assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
@@ -170,6 +179,48 @@ fn prune_gc_and_leases() {
     s.prune(true, &HashSet::new()).unwrap();
     assert!(s.images().unwrap().is_empty());
     assert!(s.snapshotter().list().unwrap().is_empty());
+    assert!(s.content().list().unwrap().is_empty());
+}
+
+#[test]
+fn the_next_lease_takes_back_what_a_dead_process_leased() {
+    let t = tempfile::tempdir().unwrap();
+    let s = store(t.path());
+    let live = s.lease().unwrap();
+    let kept = write_blob(s.content(), b"live work", None).unwrap().digest;
+    live.add_blob(&kept).unwrap();
+
+    // A lease whose process died mid-work: its guard never ran (as after
+    // SIGKILL) and its pid is one that has exited.
+    let dead = s.lease().unwrap();
+    let blob = Digest::of(b"dead work");
+    dead.add_blob(&blob).unwrap();
+    write_blob(s.content(), b"dead work", None).unwrap();
+    dead.add_snapshot("unpack-dead").unwrap();
+    s.snapshotter().prepare("unpack-dead", None).unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = child.id();
+    child.wait().unwrap();
+    s.lock()
+        .execute(
+            "UPDATE leases SET pid = ?1 WHERE id = ?2",
+            rusqlite::params![gone, dead.id()],
+        )
+        .unwrap();
+    std::mem::forget(dead);
+
+    let next = s.lease().unwrap();
+    assert!(!s.content().exists(&blob).unwrap());
+    assert!(s.snapshotter().stat("unpack-dead").is_err());
+    // The live lease's work stays.
+    assert!(s.content().exists(&kept).unwrap());
+    let leases: i64 = s
+        .lock()
+        .query_row("SELECT COUNT(*) FROM leases", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(leases, 2, "the live lease and the new one");
+    next.release().unwrap();
+    live.collect().unwrap();
     assert!(s.content().list().unwrap().is_empty());
 }
 

@@ -23,14 +23,12 @@ use serde_json::{json, Map, Value};
 
 pub use changes::{apply_change, ChangeError};
 pub use check::{CheckReport, DfReport, ImageUsage};
-pub use commit::CommitOptions;
+pub use commit::{CommitOptions, Progress};
 pub use gc::{GcReport, Removed};
 pub use lease::Lease;
-pub use unpack::LayerFeed;
+pub use unpack::EarlyUnpack;
 
-use crate::content::{
-    self, ContentError, ContentWriter, FsContentStore, Ingester, Manager, Provider,
-};
+use crate::content::{self, ContentError, FsContentStore, Ingester};
 use crate::digest::Digest;
 use crate::layer::{apply_to_mounts, ApplyOptions, Compression, LayerError};
 use crate::reference::{Reference, ReferenceError};
@@ -184,14 +182,8 @@ impl Store {
             source,
         })?;
         let content = FsContentStore::open(root)?;
-        let conn = Connection::open(root.join("berth.db"))?;
-        // The timeout first: switching to WAL takes a lock that many
-        // processes opening the store at once contend for.
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        // In WAL mode NORMAL survives any process crash (SIGKILL included);
-        // only a power loss can drop the last commits, never corrupt.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let conn =
+            crate::sqlite::open_shared(&root.join("berth.db"), std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS layers (
@@ -267,24 +259,21 @@ impl Store {
         for c in &opts.changes {
             apply_change(&mut config_obj, c)?;
         }
-        let mut undo = Undo::new(self);
-        let result = self.import_inner(input, opts, config_obj, &mut undo);
-        if result.is_err() {
-            undo.run();
-        }
-        result
+        // Under a lease: a failure takes back what was made, and so does
+        // the next command after a crash.
+        self.with_lease(|lease| self.import_in(lease, input, opts, config_obj))
     }
 
-    fn import_inner(
+    fn import_in(
         &self,
+        lease: &Lease<'_>,
         input: impl Read,
         opts: &ImportOptions,
         config_obj: Map<String, Value>,
-        undo: &mut Undo<'_>,
     ) -> Result<Image> {
         let key = crate::fsutil::unique_name("import-");
+        lease.add_snapshot(&key)?;
         let mounts = self.snapshotter.prepare(&key, None)?;
-        undo.snapshots.push(key.clone());
 
         let blob_writer = self.content.writer()?;
         let gz = flate2::write::GzEncoder::new(blob_writer, flate2::Compression::fast());
@@ -297,19 +286,16 @@ impl Store {
             context: "compressing layer".into(),
             source,
         })?;
-        let blob = self.commit_blob(blob_writer, undo)?;
+        lease.add_blob(&blob_writer.status().digest)?;
+        let blob = blob_writer.commit(None, None)?;
 
         let chain_id = applied.diff_id.clone();
+        lease.add_snapshot(chain_id.as_str())?;
         match self.snapshotter.stat(chain_id.as_str()) {
             // Same bytes imported before: share the existing snapshot.
-            Ok(_) => {
-                self.snapshotter.remove(&key)?;
-                undo.snapshots.retain(|k| *k != key);
-            }
+            Ok(_) => self.snapshotter.remove(&key)?,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                self.snapshotter.commit(chain_id.as_str(), &key)?;
-                undo.snapshots.retain(|k| *k != key);
-                undo.snapshots.push(chain_id.to_string());
+                self.snapshotter.commit(chain_id.as_str(), &key)?
             }
             Err(e) => return Err(e.into()),
         }
@@ -329,16 +315,17 @@ impl Store {
             "history": [{"created": created.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true), "comment": comment}],
         });
         let config_bytes = serde_json::to_vec(&config).expect("json values serialize");
-        let config_info = self.write_small_blob(&config_bytes, undo)?;
+        let config_info = write_leased(self, lease, &config_bytes)?;
         let manifest = json!({
             "schemaVersion": 2,
             "mediaType": MEDIA_TYPE_MANIFEST,
             "config": {"mediaType": MEDIA_TYPE_CONFIG, "digest": config_info.digest.as_str(), "size": config_info.size},
             "layers": [{"mediaType": Compression::Gzip.media_type(), "digest": blob.digest.as_str(), "size": blob.size}],
         });
-        let manifest_info = self.write_small_blob(
+        let manifest_info = write_leased(
+            self,
+            lease,
             &serde_json::to_vec(&manifest).expect("json values serialize"),
-            undo,
         )?;
 
         let layer = Layer {
@@ -359,27 +346,7 @@ impl Store {
         };
         let blobs = [layer.blob.clone()];
         self.record(&[layer], &image, &blobs)?;
-        // Recorded: nothing is to be undone any more.
-        undo.clear();
         Ok(image)
-    }
-
-    fn commit_blob(&self, w: Box<dyn ContentWriter>, undo: &mut Undo<'_>) -> Result<content::Info> {
-        let existed = self.content.exists(&w.status().digest)?;
-        let info = w.commit(None, None)?;
-        if !existed {
-            undo.blobs.push(info.digest.clone());
-        }
-        Ok(info)
-    }
-
-    fn write_small_blob(&self, bytes: &[u8], undo: &mut Undo<'_>) -> Result<content::Info> {
-        let mut w = self.content.writer()?;
-        w.write_all(bytes).map_err(|source| StoreError::Io {
-            context: "writing blob".into(),
-            source,
-        })?;
-        self.commit_blob(w, undo)
     }
 
     /// Records layers, the image and its tags in one transaction. A tag
@@ -596,40 +563,10 @@ fn load_image(conn: &Connection, id: &str) -> Result<Option<Image>> {
     }))
 }
 
-/// What a failed import must take back: blobs and snapshots it created.
-struct Undo<'a> {
-    store: &'a Store,
-    blobs: Vec<Digest>,
-    snapshots: Vec<String>,
-}
-
-impl<'a> Undo<'a> {
-    fn new(store: &'a Store) -> Self {
-        Undo {
-            store,
-            blobs: Vec::new(),
-            snapshots: Vec::new(),
-        }
-    }
-
-    fn clear(&mut self) {
-        self.blobs.clear();
-        self.snapshots.clear();
-    }
-
-    /// Keeps going past failures: every leftover it can remove, it does.
-    fn run(&mut self) {
-        for key in self.snapshots.drain(..).rev() {
-            if let Err(e) = self.store.snapshotter.remove(&key) {
-                tracing::warn!(snapshot = key, error = %e, "could not remove snapshot of failed import");
-            }
-        }
-        for d in self.blobs.drain(..) {
-            if let Err(e) = self.store.content.delete(&d) {
-                tracing::warn!(blob = %d, error = %e, "could not remove blob of failed import");
-            }
-        }
-    }
+/// Writes a small blob (a config, a manifest), named in `lease` first.
+fn write_leased(store: &Store, lease: &Lease<'_>, bytes: &[u8]) -> Result<content::Info> {
+    lease.add_blob(&Digest::of(bytes))?;
+    Ok(content::write_blob(&store.content, bytes, None)?)
 }
 
 /// Copies everything read through it into `out`.

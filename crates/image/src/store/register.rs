@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::unpack::{AllPresent, LayerFeed, LayerSpec};
+use super::unpack::{EarlyUnpack, LayerSpec};
 use super::{load_image, Image, Lease, Result, Store, StoreError};
 use crate::content::{self, Provider};
 use crate::digest::Digest;
@@ -19,19 +19,7 @@ impl Store {
     /// `tags` in one transaction. On failure what this call created is
     /// taken back; the caller's blobs stay theirs.
     pub fn register(&self, manifest: &[u8], config: &[u8], tags: &[Reference]) -> Result<Image> {
-        let lease = self.lease()?;
-        match self.register_in(&lease, manifest, config, tags) {
-            Ok(image) => {
-                lease.release()?;
-                Ok(image)
-            }
-            Err(e) => {
-                if let Err(undo) = lease.collect() {
-                    tracing::warn!(error = %undo, "could not take back a failed image record");
-                }
-                Err(e)
-            }
-        }
+        self.with_lease(|lease| self.register_in(lease, manifest, config, tags))
     }
 
     /// [`Store::register`] under the caller's lease, which the caller ends
@@ -43,19 +31,18 @@ impl Store {
         config: &[u8],
         tags: &[Reference],
     ) -> Result<Image> {
-        self.register_fed(lease, manifest, config, tags, &AllPresent)
+        self.register_early(lease, manifest, config, tags, None)
     }
 
-    /// [`Store::register_in`] while the layer blobs are still arriving:
-    /// each layer is unpacked once `feed` says its blob is there, so the
-    /// first layers unpack while the last ones download.
-    pub fn register_fed(
+    /// [`Store::register_in`] adopting the layers `early` staged; every
+    /// blob must be committed by now.
+    pub fn register_early(
         &self,
         lease: &Lease<'_>,
         manifest: &[u8],
         config: &[u8],
         tags: &[Reference],
-        feed: &dyn LayerFeed,
+        early: Option<&EarlyUnpack<'_>>,
     ) -> Result<Image> {
         let invalid = |m: String| StoreError::Invalid(m);
         let man: Value = serde_json::from_slice(manifest)
@@ -92,11 +79,16 @@ impl Store {
                 .and_then(|s| Digest::parse(s).ok())
                 .ok_or_else(|| invalid(format!("bad diff id {d}")))?;
             lease.add_blob(&blob)?;
-            specs.push(LayerSpec {
-                blob,
-                diff_id,
-                size: l["size"].as_u64(),
-            });
+            let info = self.content.info(&blob)?;
+            if let Some(want) = l["size"].as_u64() {
+                if want != info.size {
+                    return Err(invalid(format!(
+                        "layer {blob}: manifest says {want} bytes, the blob has {}",
+                        info.size
+                    )));
+                }
+            }
+            specs.push(LayerSpec { blob, diff_id });
         }
         let manifest_digest = Digest::of(manifest);
         for (d, bytes) in [(&config_digest, config), (&manifest_digest, manifest)] {
@@ -106,19 +98,7 @@ impl Store {
             }
         }
 
-        let layers = self.unpack(&specs, lease, feed)?;
-        // Every blob is there now (fed ones arrived during the unpack).
-        for (l, spec) in man["layers"].as_array().into_iter().flatten().zip(&specs) {
-            let info = self.content.info(&spec.blob)?;
-            if let Some(want) = l["size"].as_u64() {
-                if want != info.size {
-                    return Err(invalid(format!(
-                        "layer {}: manifest says {want} bytes, the blob has {}",
-                        spec.blob, info.size
-                    )));
-                }
-            }
-        }
+        let layers = self.unpack(&specs, lease, early)?;
         let created = cfg["created"]
             .as_str()
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())

@@ -2,6 +2,7 @@ use std::fs;
 use std::io::Read;
 
 use super::*;
+use crate::content::{Manager, Provider};
 use crate::snapshot::overlay::OverlaySnapshotter;
 use crate::snapshot::{mount_all, unmount, Kind};
 

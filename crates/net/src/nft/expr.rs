@@ -2,10 +2,10 @@
 //! that appends one `NFTA_LIST_ELEM` to a rule's expression list. Rules
 //! read like `nft` syntax: see [`Rule`]'s methods.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::wire::Attrs;
-use crate::subnet::Ipv4Net;
+use super::wire::{Attrs, NFPROTO_IPV4, NFPROTO_IPV6};
+use crate::subnet::{Ipv4Net, Ipv6Net};
 
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
@@ -115,6 +115,29 @@ impl Rule {
         self.cmp(NFT_CMP_EQ, &addr.octets())
     }
 
+    /// `ip6 saddr NET`
+    pub fn ip6_saddr(&mut self, net: Ipv6Net) -> &mut Self {
+        self.payload(NFT_PAYLOAD_NETWORK_HEADER, 8, 16);
+        if net.prefix() < 128 {
+            self.bitwise_mask(&net.mask().to_be_bytes());
+        }
+        self.cmp(NFT_CMP_EQ, &net.network().octets())
+    }
+
+    /// `ip6 daddr ADDR`
+    pub fn ip6_daddr(&mut self, addr: Ipv6Addr) -> &mut Self {
+        self.payload(NFT_PAYLOAD_NETWORK_HEADER, 24, 16);
+        self.cmp(NFT_CMP_EQ, &addr.octets())
+    }
+
+    /// `ip daddr ADDR` or `ip6 daddr ADDR`, by the address's family.
+    pub fn daddr(&mut self, addr: IpAddr) -> &mut Self {
+        match addr {
+            IpAddr::V4(a) => self.ip_daddr(a),
+            IpAddr::V6(a) => self.ip6_daddr(a),
+        }
+    }
+
     fn ifname(&mut self, key: u32, name: &str, eq: bool) -> &mut Self {
         let mut v = name.as_bytes().to_vec();
         v.push(0);
@@ -170,12 +193,16 @@ impl Rule {
         self.cmp(NFT_CMP_NEQ, &0u32.to_ne_bytes())
     }
 
-    /// `dnat to ADDR:PORT`
-    pub fn dnat(&mut self, addr: Ipv4Addr, port: u16) -> &mut Self {
+    /// `dnat to ADDR:PORT` (`dnat ip6 to [ADDR]:PORT` for IPv6)
+    pub fn dnat(&mut self, addr: IpAddr, port: u16) -> &mut Self {
+        let (family, octets) = match addr {
+            IpAddr::V4(a) => (NFPROTO_IPV4, a.octets().to_vec()),
+            IpAddr::V6(a) => (NFPROTO_IPV6, a.octets().to_vec()),
+        };
         self.expr("immediate", |a| {
             a.be32(1, NFT_REG_1);
             a.nest(2, |d| {
-                d.put(NFTA_DATA_VALUE, &addr.octets());
+                d.put(NFTA_DATA_VALUE, &octets);
             });
         });
         self.expr("immediate", |a| {
@@ -186,7 +213,7 @@ impl Rule {
         });
         self.expr("nat", |a| {
             a.be32(1, NFT_NAT_DNAT); // TYPE
-            a.be32(2, super::wire::NFPROTO_IPV4 as u32); // FAMILY
+            a.be32(2, u32::from(family)); // FAMILY
             a.be32(3, NFT_REG_1); // REG_ADDR_MIN
             a.be32(5, NFT_REG_2); // REG_PROTO_MIN
         })

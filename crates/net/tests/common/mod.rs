@@ -2,9 +2,11 @@
 //! unique to the test process so parallel tests never collide.
 #![allow(dead_code)]
 
+pub mod fake_dns;
+
 use std::process::Command;
 
-use berth_net::nft::Firewall;
+use berth_net::nft::{Family, Firewall};
 use berth_net::store::NetworkConfig;
 
 /// A name unique to this process and tag, at most 15 bytes (IFNAMSIZ).
@@ -25,8 +27,10 @@ impl TableGuard {
 
 impl Drop for TableGuard {
     fn drop(&mut self) {
-        if let Ok(mut fw) = Firewall::open(&self.0) {
-            let _ = fw.delete_table();
+        for family in [Family::V4, Family::V6] {
+            if let Ok(mut fw) = Firewall::open_family(&self.0, family) {
+                let _ = fw.delete_table();
+            }
         }
     }
 }
@@ -45,8 +49,12 @@ impl Drop for LinkGuard {
 /// `nft list table ip NAME`: tests may exec nft to inspect; the library
 /// never does.
 pub fn nft_list(table: &str) -> String {
+    nft_list_family("ip", table)
+}
+
+pub fn nft_list_family(family: &str, table: &str) -> String {
     let out = Command::new("nft")
-        .args(["list", "table", "ip", table])
+        .args(["list", "table", family, table])
         .output()
         .expect("nft (apt-get install nftables)");
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
@@ -64,6 +72,8 @@ pub fn net_config(name: &str, bridge: &str, subnet: &str) -> NetworkConfig {
         internal: false,
         dns: false,
         labels: Default::default(),
+        subnet6: None,
+        gateway6: None,
     }
 }
 
@@ -112,8 +122,10 @@ impl Drop for TestNet {
                 }
             }
         }
-        if let Ok(mut fw) = Firewall::open(&self.net.config().table) {
-            let _ = fw.delete_table();
+        for family in [Family::V4, Family::V6] {
+            if let Ok(mut fw) = Firewall::open_family(&self.net.config().table, family) {
+                let _ = fw.delete_table();
+            }
         }
     }
 }
@@ -169,4 +181,34 @@ pub fn read_from(addr: std::net::SocketAddr) -> String {
         assert!(Instant::now() < deadline, "nothing answered on {addr}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs `f` in a thread inside a network namespace of its own (loopback
+/// up, nothing else), so what it makes — bridges, nftables tables,
+/// sysctls, sockets — never touches the host's. Threads and processes it
+/// starts inherit the namespace.
+pub fn in_lab<T: Send>(tag: &str, f: impl FnOnce() -> T + Send) -> T {
+    let dir = tempfile::tempdir().unwrap();
+    let lab = NsGuard(berth_net::netns::create(dir.path(), &format!("lab-{tag}")).unwrap());
+    let mut out = None;
+    let ran = berth_net::netns::run_in(&lab.0, || {
+        out = Some(f());
+        Ok(())
+    });
+    ran.expect("the test body panicked (see above)");
+    out.expect("ran")
+}
+
+/// `busybox nslookup NAME SERVER` from inside the namespace `ns`: whether
+/// it resolved, and what it printed.
+pub fn nslookup(ns: &Path, name: &str, server: &str) -> (bool, String) {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .arg(berth_testutil::busybox())
+        .args(["nslookup", name, server])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }

@@ -45,18 +45,7 @@ impl TestImage {
     }
 }
 
-/// Deterministic bytes that gzip cannot shrink, so sizes are predictable.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+pub use berth_testutil::noise;
 
 pub fn layer(files: &[(&str, &[u8])]) -> Layer {
     let mut tar = tar::Builder::new(Vec::new());

@@ -9,7 +9,7 @@
 
 mod console;
 pub(crate) mod devices;
-mod idmap;
+pub(crate) mod idmap;
 pub(crate) mod mounts;
 pub(crate) mod paths;
 pub(crate) mod user;
@@ -83,9 +83,7 @@ fn setup(a: &InitArgs<'_>) -> std::result::Result<Error, Error> {
         Some((Msg::Error { msg }, _)) => return Err(Error::Init(msg)),
         _ => return Err(Error::Init("the runtime went away".into())),
     };
-    for (t, fd) in &a.plan.join {
-        namespaces::join(*t, fd)?;
-    }
+    namespaces::join_all(&a.plan.join)?;
     let new_user = a.plan.clone_flags & namespaces::CLONE_NEWUSER != 0;
     if new_user {
         // Become the namespace's root: the uid the mapping gave us may not be 0.

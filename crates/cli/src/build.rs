@@ -1,0 +1,368 @@
+//! `berth build`: docker's flags into the build crate's options, and its
+//! events printed the way docker's classic builder prints them ("Step 1/5
+//! : FROM ...", " ---> Using cache", " ---> <id>", "Successfully built").
+//! Stages that build side by side are shown one after the other, in
+//! Dockerfile order: a later stage's lines wait until the earlier ones are
+//! done.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context as _, Result};
+use berth_build::exec::{self, BuildOptions, Event};
+use berth_engine::hostconfig as hc;
+use berth_engine::{Engine, Network};
+use berth_image::Reference;
+use clap::Args;
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (name:tag) for the image; repeatable.
+    #[arg(short = 't', long = "tag")]
+    tags: Vec<String>,
+    /// The Dockerfile (default: CONTEXT/Dockerfile; `-` for stdin).
+    #[arg(short = 'f', long = "file")]
+    file: Option<String>,
+    /// A build-time variable, NAME=VALUE (NAME alone takes our environment's).
+    #[arg(long = "build-arg")]
+    build_args: Vec<String>,
+    /// Build this stage and what it needs, not the last one.
+    #[arg(long)]
+    target: Option<String>,
+    /// Run every step, ignoring the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Pull base images even when they are here.
+    #[arg(long)]
+    pull: bool,
+    /// Images whose layers may stand in for steps.
+    #[arg(long = "cache-from")]
+    cache_from: Vec<String>,
+    /// A label for the image, KEY=VALUE.
+    #[arg(long = "label")]
+    labels: Vec<String>,
+    /// Print only the image id.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The platform to build for (the host's only).
+    #[arg(long)]
+    platform: Option<String>,
+    /// RUN's network: none (the default), host, default (the bridge) or a network's name.
+    #[arg(long)]
+    network: Option<String>,
+    /// Write the image id to this file.
+    #[arg(long)]
+    iidfile: Option<PathBuf>,
+    /// A secret for RUN --mount=type=secret: id=ID,src=PATH or id=ID,env=VAR.
+    #[arg(long)]
+    secret: Vec<String>,
+    /// NAME:IP in RUN containers' /etc/hosts.
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
+    /// /dev/shm size of RUN containers.
+    #[arg(long = "shm-size")]
+    shm_size: Option<String>,
+    /// Limits of RUN containers (name=soft[:hard]).
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// auto or plain: berth prints every step's output as it comes.
+    #[arg(long)]
+    progress: Option<String>,
+    #[arg(long, hide = true)]
+    squash: bool,
+    /// A directory, or `-` for a tar of one (or a Dockerfile) on stdin.
+    context: String,
+}
+
+fn key_value(flag: &str, s: &str, from_env: bool) -> Result<Option<(String, String)>> {
+    match s.split_once('=') {
+        Some(("", _)) => bail!("invalid argument {s:?} for {flag}: the name is empty"),
+        Some((k, v)) => Ok(Some((k.to_string(), v.to_string()))),
+        None if from_env => Ok(std::env::var(s).ok().map(|v| (s.to_string(), v))),
+        None => Ok(Some((s.to_string(), String::new()))),
+    }
+}
+
+impl BuildArgs {
+    fn options(&self) -> Result<BuildOptions> {
+        if self.squash {
+            bail!(berth_engine::Error::NotSupported {
+                flag: "--squash".into()
+            });
+        }
+        match self.progress.as_deref() {
+            None | Some("auto" | "plain") => {}
+            Some(other) => {
+                bail!("--progress {other}: berth build prints plain progress only (auto or plain)")
+            }
+        }
+        let mut tags = Vec::new();
+        for t in &self.tags {
+            let r = Reference::parse(t)
+                .with_context(|| format!("invalid argument {t:?} for \"-t, --tag\" flag"))?;
+            if r.digest().is_some() {
+                bail!("invalid argument {t:?} for \"-t, --tag\" flag: a tag cannot hold a digest");
+            }
+            tags.push(r);
+        }
+        let mut build_args = BTreeMap::new();
+        for a in &self.build_args {
+            if let Some((k, v)) = key_value("--build-arg", a, true)? {
+                build_args.insert(k, v);
+            }
+        }
+        let mut labels = BTreeMap::new();
+        for l in &self.labels {
+            if let Some((k, v)) = key_value("--label", l, false)? {
+                labels.insert(k, v);
+            }
+        }
+        let mut secrets = BTreeMap::new();
+        for s in &self.secret {
+            let (id, data) = secret(s)?;
+            secrets.insert(id, data);
+        }
+        let network = match self.network.as_deref() {
+            None => Network::None,
+            Some(n) => Network::parse(n)?,
+        };
+        if !self.add_host.is_empty() && network == Network::None {
+            bail!(
+                "--add-host needs a network for RUN steps (--network default): without --network they have none"
+            );
+        }
+        let mut ulimits: Vec<hc::Ulimit> = Vec::new();
+        for u in &self.ulimit {
+            let u = hc::parse_ulimit(u)?;
+            ulimits.retain(|x| x.name != u.name);
+            ulimits.push(u);
+        }
+        let shm_size = match &self.shm_size {
+            Some(s) => hc::parse_bytes("--shm-size", s)?,
+            None => 0,
+        };
+        let source_date_epoch =
+            match build_args
+                .get("SOURCE_DATE_EPOCH")
+                .cloned()
+                .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+            {
+                Some(v) if !v.is_empty() => Some(v.parse::<i64>().with_context(|| {
+                    format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
+                })?),
+                _ => None,
+            };
+        Ok(BuildOptions {
+            tags,
+            build_args,
+            target: self.target.clone(),
+            no_cache: self.no_cache,
+            pull: self.pull,
+            cache_from: self.cache_from.clone(),
+            labels,
+            network,
+            platform: self.platform.clone(),
+            secrets,
+            add_hosts: self.add_host.clone(),
+            shm_size,
+            ulimits,
+            source_date_epoch,
+        })
+    }
+}
+
+/// `--secret id=ID,src=PATH` (or `source=`), or `id=ID,env=VAR`.
+fn secret(s: &str) -> Result<(String, Vec<u8>)> {
+    let mut id = None;
+    let mut src = None;
+    let mut env = None;
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => src = Some(v.to_string()),
+            Some(("env", v)) => env = Some(v.to_string()),
+            Some(("type", "file" | "env")) => {}
+            _ => bail!("invalid --secret {s:?}: expected id=ID,src=PATH or id=ID,env=VAR"),
+        }
+    }
+    let id = id
+        .or_else(|| src.clone())
+        .or_else(|| env.clone())
+        .context(format!("invalid --secret {s:?}: no id"))?;
+    let data = match (src, env) {
+        (Some(p), _) => std::fs::read(&p).with_context(|| format!("--secret {id}: reading {p}"))?,
+        (None, Some(v)) => std::env::var(&v)
+            .with_context(|| format!("--secret {id}: ${v} is not set"))?
+            .into_bytes(),
+        (None, None) => bail!("invalid --secret {s:?}: give src=PATH or env=VAR"),
+    };
+    Ok((id, data))
+}
+
+/// Docker's classic lines, stage by stage.
+struct Printer {
+    quiet: bool,
+    order: Vec<usize>,
+    /// Index in `order` of the stage shown live.
+    live: usize,
+    held: HashMap<usize, Vec<u8>>,
+    done: HashSet<usize>,
+    /// With `-q`: everything, shown only if the build fails.
+    log: Vec<u8>,
+}
+
+impl Printer {
+    fn handle(&mut self, e: Event) {
+        let (stage, text): (usize, Vec<u8>) = match e {
+            Event::Stages(order) => {
+                self.order = order;
+                return;
+            }
+            Event::Warning(w) => {
+                eprintln!("[Warning] {w}");
+                return;
+            }
+            Event::StageDone { stage } => {
+                self.done.insert(stage);
+                self.advance();
+                return;
+            }
+            Event::Step {
+                stage,
+                number,
+                total,
+                text,
+            } => (
+                stage,
+                format!("Step {number}/{total} : {text}\n").into_bytes(),
+            ),
+            Event::Triggers { stage, count } => (
+                stage,
+                format!(
+                    "# Executing {count} build trigger{}\n",
+                    if count == 1 { "" } else { "s" }
+                )
+                .into_bytes(),
+            ),
+            Event::Pulling { stage, image } => (stage, format!("Pulling {image}\n").into_bytes()),
+            Event::UsingCache { stage } => (stage, b" ---> Using cache\n".to_vec()),
+            Event::Running { stage, container } => (
+                stage,
+                format!(" ---> Running in {container}\n").into_bytes(),
+            ),
+            Event::Output { stage, data, .. } => (stage, data),
+            Event::Removed { stage, container } => (
+                stage,
+                format!("Removing intermediate container {container}\n").into_bytes(),
+            ),
+            Event::Image { stage, id } => {
+                (stage, format!(" ---> {}\n", &id.hex()[..12]).into_bytes())
+            }
+        };
+        if self.quiet {
+            self.log.extend_from_slice(&text);
+        } else if self.order.get(self.live) == Some(&stage) {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&text);
+            let _ = out.flush();
+        } else {
+            self.held.entry(stage).or_default().extend_from_slice(&text);
+        }
+    }
+
+    /// Moves past finished stages, showing what the next one said so far.
+    fn advance(&mut self) {
+        while let Some(s) = self.order.get(self.live) {
+            if let Some(text) = self.held.remove(s) {
+                if !self.quiet {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&text);
+                    let _ = out.flush();
+                }
+            }
+            if !self.done.contains(s) {
+                break;
+            }
+            self.live += 1;
+        }
+    }
+}
+
+/// Ctrl-C (or SIGTERM, SIGHUP) cancels the build rather than killing us:
+/// its step containers are killed and removed before we exit. The
+/// signals are blocked in every thread (the build's too) and read here;
+/// the containers' processes start with them unblocked. Returns the
+/// signal that came, 0 while none has.
+fn watch_signals(
+    engine: &Engine,
+    cancel: &std::sync::Arc<exec::Cancel>,
+) -> Result<std::sync::Arc<std::sync::atomic::AtomicI32>> {
+    const SIGNALS: [i32; 3] = [2, 15, 1];
+    berth_sys::signal::block(&SIGNALS).context("blocking signals")?;
+    let fd = berth_sys::signal::signalfd(&SIGNALS).context("signalfd")?;
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let (engine, cancel, seen) = (engine.clone(), cancel.clone(), got.clone());
+    std::thread::spawn(move || {
+        if let Ok(sig) = berth_sys::signal::read_signal(&fd) {
+            seen.store(sig, std::sync::atomic::Ordering::SeqCst);
+            cancel.cancel(&engine);
+        }
+    });
+    Ok(got)
+}
+
+pub fn build(engine: &Engine, a: BuildArgs) -> Result<u8> {
+    let opts = a.options()?;
+    let scratch = engine.paths.runroot.join("build");
+    let input = exec::load(
+        &a.context,
+        a.file.as_deref(),
+        &mut std::io::stdin(),
+        &scratch,
+    )?;
+    let printer = Mutex::new(Printer {
+        quiet: a.quiet,
+        order: Vec::new(),
+        live: 0,
+        held: HashMap::new(),
+        done: HashSet::new(),
+        log: Vec::new(),
+    });
+    let events = |e: Event| printer.lock().unwrap_or_else(|p| p.into_inner()).handle(e);
+    let cancel = std::sync::Arc::new(exec::Cancel::new());
+    let signalled = watch_signals(engine, &cancel)?;
+    let result = exec::build(engine, &input, &opts, &events, &cancel);
+    let mut p = printer.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Whatever is still held (a failure stops the stages mid-way).
+    p.done.extend(p.order.iter().copied());
+    p.advance();
+    let built = match result {
+        Ok(b) => b,
+        Err(e) => {
+            if a.quiet {
+                let _ = std::io::stderr().write_all(&p.log);
+            }
+            let sig = signalled.load(std::sync::atomic::Ordering::SeqCst);
+            if sig != 0 {
+                eprintln!("berth: build cancelled");
+                return Err(crate::Exit(128 + sig as u8).into());
+            }
+            return Err(e.into());
+        }
+    };
+    let id = built.image.id.to_string();
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if a.quiet {
+        println!("{id}");
+    } else {
+        println!("Successfully built {}", &built.image.id.hex()[..12]);
+        for t in &built.tags {
+            println!("Successfully tagged {}", t.familiar());
+        }
+    }
+    Ok(0)
+}

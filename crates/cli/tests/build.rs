@@ -1,0 +1,862 @@
+//! `berth build` end to end, as root, on images made from busybox: a
+//! multi-stage build whose RUN steps make files, COPY with .dockerignore
+//! and --chown, the cache (hits on rebuild with the same image id, one
+//! changed file invalidating exactly its step and those after), --target,
+//! --build-arg, heredocs, config instructions, parallel stages, cache
+//! mounts, ADD of archives and URLs, --cache-from, reproducible digests,
+//! errors located in the Dockerfile, hostile input refused, and a failed
+//! RUN leaving the store as it was.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use common::Berth;
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A context directory under the test's own, with `files` (parents made).
+fn context(b: &Berth, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = b.dir.path().join(name);
+    for (path, body) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A tar of `files`, each with `mode` and owned by `id:id`.
+fn tar_of(files: &[(&str, &str)], mode: u32, id: u64) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, body) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(id);
+        h.set_gid(id);
+        h.set_mtime(1);
+        h.set_cksum();
+        tar.append_data(&mut h, name, body.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap()
+}
+
+/// A berth with busybox as `bb`, and a context `ctx` holding `files`;
+/// `None` when root tests cannot run here.
+fn setup(test: &str, files: &[(&str, &str)]) -> Option<(Berth, PathBuf)> {
+    if !berth_testutil::require_root(test) {
+        return None;
+    }
+    let b = Berth::with_image();
+    let ctx = context(&b, "ctx", files);
+    Some((b, ctx))
+}
+
+fn build(b: &Berth, args: &[&str], ctx: &Path) -> Output {
+    let mut a: Vec<&str> = vec!["build"];
+    a.extend_from_slice(args);
+    a.push(ctx.to_str().unwrap());
+    b.run(&a)
+}
+
+/// Builds and asserts success; returns stdout.
+fn built(b: &Berth, args: &[&str], ctx: &Path) -> String {
+    let o = build(b, args, ctx);
+    assert!(
+        o.status.success(),
+        "build {args:?}: {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        out(&o),
+        err(&o)
+    );
+    out(&o)
+}
+
+/// Asserts a failed build (docker's exit 1) whose error says `needle`.
+fn fails_with(o: &Output, needle: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {}",
+        out(o),
+        err(o)
+    );
+    assert!(err(o).contains(needle), "{:?} lacks {needle:?}", err(o));
+}
+
+/// The short image id of "Successfully built ID".
+fn built_id(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap_or_else(|| panic!("no image id in {output}"))
+        .to_string()
+}
+
+/// The steps (by number) that ran rather than came from the cache.
+fn ran_steps(output: &str) -> Vec<usize> {
+    let mut ran = Vec::new();
+    let mut current = None;
+    let mut cached = false;
+    let flush = |current: Option<usize>, cached: bool, ran: &mut Vec<usize>| {
+        if let (Some(n), false) = (current, cached) {
+            ran.push(n);
+        }
+    };
+    for l in output.lines() {
+        if let Some(rest) = l.strip_prefix("Step ") {
+            flush(current, cached, &mut ran);
+            let n: usize = rest.split('/').next().unwrap().parse().unwrap();
+            // FROM is not a cached step.
+            current = (!rest.contains(" : FROM ")).then_some(n);
+            cached = false;
+        } else if l == " ---> Using cache" {
+            cached = true;
+        }
+    }
+    flush(current, cached, &mut ran);
+    ran
+}
+
+fn run_in(b: &Berth, image: &str, cmd: &[&str]) -> String {
+    let mut a = vec!["run", "--rm", image];
+    a.extend_from_slice(cmd);
+    b.ok(&a)
+}
+
+fn inspect(b: &Berth, image: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&b.ok(&["image", "inspect", image])).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn build_multi_stage_copy_dockerignore_chown_and_cache() {
+    let Some((b, ctx)) = setup(
+        "build_multi_stage_copy_dockerignore_chown_and_cache",
+        &[
+            (
+                "Dockerfile",
+                "FROM bb AS builder\n\
+                 RUN mkdir -p /out && echo compiled > /out/bin && echo made-in-run\n\
+                 FROM bb\n\
+                 COPY --chown=user:user app /app\n\
+                 COPY --chown=1234 conf.txt /etc/conf.txt\n\
+                 COPY --from=builder /out/bin /usr/local/bin/tool\n\
+                 RUN cat /usr/local/bin/tool > /from-run\n\
+                 CMD [\"cat\", \"/from-run\"]\n",
+            ),
+            (".dockerignore", "app/*.log\napp/secret\n!app/keep.log\n"),
+            ("app/main.txt", "main"),
+            ("app/debug.log", "noise"),
+            ("app/keep.log", "kept"),
+            ("app/secret", "no"),
+            ("app/sub/x.txt", "x"),
+            ("conf.txt", "v1"),
+        ],
+    ) else {
+        return;
+    };
+    let first = built(&b, &["-t", "app:1"], &ctx);
+    assert!(first.contains("made-in-run"), "RUN output streams: {first}");
+    assert!(first.contains("Step 1/8 : FROM bb AS builder"), "{first}");
+    assert!(first.contains("Successfully tagged app:1"), "{first}");
+    let id = built_id(&first);
+    assert_eq!(run_in(&b, "app:1", &[]), "compiled\n");
+    let ls = run_in(
+        &b,
+        "app:1",
+        &[
+            "sh",
+            "-c",
+            "cd /app && find . | sort && ls -ln /app /app/sub /etc/conf.txt",
+        ],
+    );
+    let names: Vec<&str> = ls.lines().take_while(|l| l.starts_with('.')).collect();
+    assert_eq!(
+        names,
+        [".", "./keep.log", "./main.txt", "./sub", "./sub/x.txt"],
+        "{ls}"
+    );
+    let long: Vec<&str> = ls.lines().filter(|l| l.starts_with(['-', 'd'])).collect();
+    for l in long
+        .iter()
+        .filter(|l| l.contains("main.txt") || l.contains("x.txt") || l.ends_with(" sub"))
+    {
+        assert_eq!(l.matches(" 1000 ").count(), 2, "owned by user:user: {l}");
+    }
+    let conf = ls.lines().find(|l| l.ends_with("/etc/conf.txt")).unwrap();
+    assert!(
+        conf.contains(" 1234 ") && conf.matches("1234").count() == 2,
+        "uid as gid: {conf}"
+    );
+
+    // Nothing changed: every step from the cache, the same image.
+    let again = built(&b, &["-t", "app:1"], &ctx);
+    assert_eq!(ran_steps(&again), Vec::<usize>::new(), "{again}");
+    assert_eq!(built_id(&again), id);
+    // One file changed: its COPY and what follows run, nothing before.
+    std::fs::write(ctx.join("conf.txt"), "v2").unwrap();
+    let changed = built(&b, &["-t", "app:1"], &ctx);
+    assert_eq!(ran_steps(&changed), vec![5, 6, 7, 8], "{changed}");
+    assert_ne!(built_id(&changed), id);
+    // An ignored file changing is invisible to the build.
+    std::fs::write(ctx.join("app/debug.log"), "more noise").unwrap();
+    let ignored = built(&b, &[], &ctx);
+    assert_eq!(ran_steps(&ignored), Vec::<usize>::new(), "{ignored}");
+    // --no-cache runs every step again.
+    let fresh = built(&b, &["--no-cache"], &ctx);
+    assert_eq!(ran_steps(&fresh), vec![2, 4, 5, 6, 7, 8], "{fresh}");
+    // Build step images are hidden from `images` unless -a.
+    let listed = b.ok(&["images", "-q"]);
+    let all = b.ok(&["images", "-a", "-q"]);
+    assert!(
+        all.lines().count() > listed.lines().count() + 4,
+        "{listed}\n{all}"
+    );
+    assert_eq!(b.ok(&["ps", "-aq"]), "", "no build container is left");
+}
+
+#[test]
+fn build_target_build_args_and_config_instructions() {
+    let Some((b, ctx)) = setup(
+        "build_target_build_args_and_config_instructions",
+        &[(
+            "Dockerfile",
+            "ARG BASE=bb\n\
+             FROM $BASE AS first\n\
+             ARG WHO=world\n\
+             RUN echo \"hello $WHO\" > /greeting\n\
+             FROM first AS second\n\
+             ENV MODE=prod\n\
+             ENV WHERE=$MODE/here\n\
+             WORKDIR /srv\n\
+             WORKDIR data\n\
+             USER user\n\
+             EXPOSE 80 53/udp\n\
+             LABEL org.example.name=\"the app\"\n\
+             VOLUME /cache\n\
+             STOPSIGNAL SIGINT\n\
+             HEALTHCHECK --interval=5s --retries=2 CMD true\n\
+             SHELL [\"/bin/sh\", \"-ec\"]\n\
+             ENTRYPOINT [\"/bin/echo\"]\n\
+             CMD [\"from\", \"cmd\"]\n\
+             FROM bb AS never\n\
+             RUN exit 1\n",
+        )],
+    ) else {
+        return;
+    };
+    let o = built(
+        &b,
+        &[
+            "--target",
+            "second",
+            "--build-arg",
+            "WHO=berth",
+            "--label",
+            "extra=yes",
+            "-t",
+            "t:1",
+        ],
+        &ctx,
+    );
+    assert!(
+        !o.contains("exit 1"),
+        "a stage the target does not need is not built: {o}"
+    );
+    assert!(o.contains("Step 18/18 : LABEL \"extra\"=\"yes\""), "{o}");
+    assert_eq!(run_in(&b, "t:1", &[]), "from cmd\n");
+    assert_eq!(
+        b.ok(&["run", "--rm", "--entrypoint", "cat", "t:1", "/greeting"]),
+        "hello berth\n"
+    );
+    let cfg = &inspect(&b, "t:1")["Config"];
+    let env: Vec<&str> = cfg["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"MODE=prod"), "{env:?}");
+    assert!(env.contains(&"WHERE=prod/here"), "{env:?}");
+    assert_eq!(cfg["WorkingDir"], "/srv/data");
+    assert_eq!(cfg["User"], "user");
+    assert_eq!(cfg["StopSignal"], "SIGINT");
+    assert!(cfg["ExposedPorts"]["53/udp"].is_object(), "{cfg}");
+    assert!(cfg["Volumes"]["/cache"].is_object(), "{cfg}");
+    assert_eq!(cfg["Labels"]["org.example.name"], "the app");
+    assert_eq!(cfg["Labels"]["extra"], "yes");
+    assert_eq!(
+        cfg["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
+    assert_eq!(cfg["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    // Config-only steps add history, not layers.
+    let layers = inspect(&b, "t:1")["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(layers, 2, "the base's and the RUN's");
+    let history = b.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Size}}",
+        "t:1",
+    ]);
+    assert!(history.contains("#(nop)  ENV MODE=prod"), "{history}");
+    assert!(
+        history.contains("|1 WHO=berth /bin/sh -c echo \"hello $WHO\" > /greeting"),
+        "{history}"
+    );
+
+    // A changed build arg reruns the RUN that sees it.
+    let o = built(&b, &["--target", "first", "--build-arg", "WHO=other"], &ctx);
+    assert_eq!(ran_steps(&o), vec![3], "{o}");
+    fails_with(
+        &build(&b, &["--target", "nope"], &ctx),
+        "target stage \"nope\" could not be found",
+    );
+}
+
+#[test]
+fn build_heredocs() {
+    let Some((b, ctx)) = setup(
+        "build_heredocs",
+        &[(
+            "Dockerfile",
+            "FROM bb\n\
+             ARG NAME=berth\n\
+             RUN <<EOF\n\
+             echo one > /one\n\
+             echo \"two $NAME\" > /two\n\
+             EOF\n\
+             RUN <<'SCRIPT'\n\
+             #!/bin/sh\n\
+             echo \"script as $0\" > /three\n\
+             SCRIPT\n\
+             RUN cat <<A > /four && cat <<B > /five\n\
+             four\n\
+             A\n\
+             five\n\
+             B\n\
+             COPY <<EOF /etc/app.conf\n\
+             name=${NAME}\n\
+             EOF\n\
+             COPY --chmod=755 <<\"RUNME\" /runme\n\
+             #!/bin/sh\n\
+             echo $NAME\n\
+             RUNME\n",
+        )],
+    ) else {
+        return;
+    };
+    built(&b, &["-t", "h"], &ctx);
+    let got = run_in(
+        &b,
+        "h",
+        &[
+            "sh",
+            "-c",
+            "cat /one /two /three /four /five /etc/app.conf /runme; ls -l /runme",
+        ],
+    );
+    let mut lines = got.lines();
+    assert_eq!(lines.next(), Some("one"));
+    assert_eq!(lines.next(), Some("two berth"));
+    assert_eq!(lines.next(), Some("script as /dev/pipes/SCRIPT"));
+    assert_eq!(lines.next(), Some("four"));
+    assert_eq!(lines.next(), Some("five"));
+    assert_eq!(
+        lines.next(),
+        Some("name=berth"),
+        "COPY heredocs are substituted"
+    );
+    assert_eq!(lines.next(), Some("#!/bin/sh"));
+    assert_eq!(lines.next(), Some("echo $NAME"), "a quoted heredoc is not");
+    assert!(lines.next().unwrap().starts_with("-rwxr-xr-x"), "{got}");
+}
+
+#[test]
+fn build_errors_point_at_the_dockerfile() {
+    if !berth_testutil::require_root("build_errors_point_at_the_dockerfile") {
+        return;
+    }
+    let b = Berth::with_image();
+    let cases: &[(&str, &str)] = &[
+        ("FROM bb\nRUN true\nRUNN x\n", "Dockerfile:3:1: unknown instruction \"RUNN\""),
+        ("FROM bb\nCOPY missing.txt /\n", "Dockerfile:2: COPY: file not found in build context or excluded by .dockerignore: missing.txt"),
+        ("FROM bb\nCOPY --from=nostage /x /\n", "Dockerfile:2: COPY: image nostage is not here and pulling it failed: "),
+        ("FROM bb\nENV A=${B:?must be set}\n", "Dockerfile:2:"),
+        ("FROM bb\nCOPY a b /dest\n", "Dockerfile:2: COPY: When using COPY with more than one source file, the destination must be a directory and end with a /"),
+        ("FROM bb\nSTOPSIGNAL $NOPE\n", "Dockerfile:2: STOPSIGNAL: STOPSIGNAL: invalid signal"),
+    ];
+    for (i, (df, want)) in cases.iter().enumerate() {
+        let ctx = context(
+            &b,
+            &format!("c{i}"),
+            &[("Dockerfile", df), ("a", "a"), ("b", "b")],
+        );
+        fails_with(&build(&b, &[], &ctx), want);
+    }
+    // -f names the file in messages.
+    let ctx = context(&b, "named", &[("build.df", "FROM bb\nFROM\n")]);
+    let o = build(&b, &["-f", ctx.join("build.df").to_str().unwrap()], &ctx);
+    fails_with(&o, "build.df:2:");
+}
+
+#[test]
+fn build_refuses_paths_out_of_the_context() {
+    if !berth_testutil::require_root("build_refuses_paths_out_of_the_context") {
+        return;
+    }
+    let b = Berth::with_image();
+    let outside = b.dir.path().join("outside.txt");
+    std::fs::write(&outside, "host secret").unwrap();
+    let ctx = context(&b, "ctx", &[("dir/file", "f")]);
+    std::os::unix::fs::symlink(&outside, ctx.join("abs-link")).unwrap();
+    std::os::unix::fs::symlink("../outside.txt", ctx.join("rel-link")).unwrap();
+    std::os::unix::fs::symlink(b.dir.path(), ctx.join("dir/up")).unwrap();
+    for src in [
+        "../outside.txt",
+        "abs-link",
+        "rel-link",
+        "dir/up/outside.txt",
+        "/../outside.txt",
+    ] {
+        std::fs::write(ctx.join("Dockerfile"), format!("FROM bb\nCOPY {src} /x\n")).unwrap();
+        fails_with(
+            &build(&b, &[], &ctx),
+            "forbidden path outside the build context",
+        );
+    }
+    // A link inside a copied directory is copied as a link, never followed.
+    std::fs::write(ctx.join("Dockerfile"), "FROM bb\nCOPY dir /d\n").unwrap();
+    built(&b, &["-t", "links"], &ctx);
+    let got = run_in(&b, "links", &["sh", "-c", "readlink /d/up; ls /d"]);
+    assert_eq!(got.lines().next(), Some(b.dir.path().to_str().unwrap()));
+    // An archive whose entries climb out of the destination is refused.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.as_gnu_mut().unwrap().name[..12].copy_from_slice(b"../../escape");
+    h.set_cksum();
+    tar.append(&h, &b"x"[..]).unwrap();
+    std::fs::write(ctx.join("evil.tar"), tar.into_inner().unwrap()).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM bb\nADD evil.tar /x/\n").unwrap();
+    fails_with(&build(&b, &[], &ctx), "leads out of the destination");
+}
+
+#[test]
+fn build_failed_run_leaves_the_store_as_it_was() {
+    let Some((b, ctx)) = setup(
+        "build_failed_run_leaves_the_store_as_it_was",
+        &[(
+            "Dockerfile",
+            "FROM bb\nRUN echo partial > /p && echo said-this && exit 7\n",
+        )],
+    ) else {
+        return;
+    };
+    let images = b.ok(&["images", "-a", "-q", "--no-trunc"]);
+    let snapshots = std::fs::read_dir(b.root.join("snapshots")).unwrap().count();
+    let o = build(&b, &["-t", "broken"], &ctx);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        out(&o).contains("said-this"),
+        "the output is shown: {}",
+        out(&o)
+    );
+    assert!(
+        err(&o).contains(
+            "Dockerfile:2: RUN: the command '/bin/sh -c echo partial > /p && echo said-this && exit 7' returned a non-zero code: 7"
+        ),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(b.ok(&["images", "-a", "-q", "--no-trunc"]), images);
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    assert_eq!(
+        std::fs::read_dir(b.root.join("snapshots")).unwrap().count(),
+        snapshots
+    );
+    assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+    b.ok(&["system", "check"]);
+    assert!(b.run(&["image", "inspect", "broken"]).status.code() != Some(0));
+}
+
+#[test]
+fn build_runs_independent_stages_side_by_side() {
+    if !berth_testutil::require_root("build_runs_independent_stages_side_by_side") {
+        return;
+    }
+    let b = Berth::with_image();
+    // Each stage waits for the other's mark in a shared cache mount: one
+    // after the other, the first would give up and fail the build.
+    let wait = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,id=sync,target=/sync touch /sync/{me}; \
+             i=0; while [ ! -e /sync/{other} ]; do i=$((i+1)); [ $i -gt 600 ] && exit 9; sleep 0.1; done; \
+             echo {me} > /{me}; echo {me}-ran\n"
+        )
+    };
+    let df = format!(
+        "FROM bb AS a\n{}FROM bb AS b\n{}FROM bb\nCOPY --from=a /a /\nCOPY --from=b /b /\n",
+        wait("a", "b"),
+        wait("b", "a")
+    );
+    let ctx = context(&b, "ctx", &[("Dockerfile", &df)]);
+    let o = built(&b, &["-t", "par"], &ctx);
+    assert_eq!(run_in(&b, "par", &["cat", "/a", "/b"]), "a\nb\n");
+    // Shown one stage after the other all the same.
+    let pos = |s: &str| o.find(s).unwrap_or_else(|| panic!("{s} in {o}"));
+    assert!(pos("a-ran") < pos("Step 3/7 : FROM bb AS b"), "{o}");
+    assert!(pos("b-ran") < pos("Step 5/7 : FROM bb\n"), "{o}");
+}
+
+#[test]
+fn build_run_mounts_reach_the_step_not_the_image() {
+    let df = "FROM bb\n\
+        RUN --mount=type=cache,target=/root/.cache echo x >> /root/.cache/runs && wc -l < /root/.cache/runs > /count\n\
+        RUN --mount=type=bind,source=data,target=/data cat /data/in > /copied\n\
+        RUN --mount=type=tmpfs,target=/scratch touch /scratch/t\n\
+        RUN --mount=type=secret,id=tok --mount=type=secret,id=env,env=TOK \
+            test \"$(cat /run/secrets/tok)\" = s3cret && test \"$TOK\" = from-env && echo secrets-seen\n";
+    let Some((b, ctx)) = setup(
+        "build_run_mounts_reach_the_step_not_the_image",
+        &[("Dockerfile", df), ("data/in", "from the context")],
+    ) else {
+        return;
+    };
+    let secret = b.dir.path().join("tok");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let iid = b.dir.path().join("iid");
+    let build_with_secrets = |extra: &[&str]| {
+        let src = format!("id=tok,src={}", secret.display());
+        let mut args = vec!["build", "--secret", &src, "--secret", "id=env,env=TOK_SRC"];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        let o = b.cmd(&args).env("TOK_SRC", "from-env").output().unwrap();
+        assert!(o.status.success(), "{}\n{}", out(&o), err(&o));
+        out(&o)
+    };
+    let first = build_with_secrets(&["-t", "c1", "--iidfile", iid.to_str().unwrap()]);
+    assert!(first.contains("secrets-seen"), "{first}");
+    let id = std::fs::read_to_string(&iid).unwrap();
+    assert!(
+        id.starts_with(&format!("sha256:{}", built_id(&first))),
+        "{id}"
+    );
+    build_with_secrets(&["--no-cache", "-t", "c2"]);
+    assert_eq!(run_in(&b, "c1", &["cat", "/count"]).trim(), "1");
+    assert_eq!(
+        run_in(&b, "c2", &["cat", "/count"]).trim(),
+        "2",
+        "the cache outlived a build"
+    );
+    assert_eq!(run_in(&b, "c2", &["cat", "/copied"]), "from the context");
+    // Neither the mounts' contents nor the points they were mounted on.
+    let left = run_in(
+        &b,
+        "c2",
+        &[
+            "sh",
+            "-c",
+            "ls -A /root/.cache /data /scratch /run/secrets 2>&1; true",
+        ],
+    );
+    assert_eq!(
+        left.matches("No such file or directory").count(),
+        4,
+        "{left}"
+    );
+}
+
+#[test]
+fn build_add_archives_and_urls() {
+    let Some((b, ctx)) = setup("build_add_archives_and_urls", &[]) else {
+        return;
+    };
+    // A gzip-compressed tar, unpacked by ADD.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar_of(
+        &[("pkg/a.txt", "aaa"), ("pkg/b/c.txt", "ccc")],
+        0o640,
+        7,
+    ))
+    .unwrap();
+    std::fs::write(ctx.join("pkg.tar.gz"), gz.finish().unwrap()).unwrap();
+    // A tiny HTTP server on loopback for ADD <url>.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let body = "downloaded";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let sum = format!("sha256:{}", berth_image::Digest::of(b"downloaded").hex());
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM bb\n\
+             ADD pkg.tar.gz /opt/\n\
+             ADD --checksum={sum} http://127.0.0.1:{port}/files/remote.txt /srv/\n\
+             COPY pkg.tar.gz /kept/\n"
+        ),
+    )
+    .unwrap();
+    built(&b, &["-t", "add"], &ctx);
+    let got = run_in(&b, "add", &["sh", "-c", "cat /opt/pkg/a.txt /opt/pkg/b/c.txt; echo; ls -ln /opt/pkg/a.txt /srv/remote.txt /kept; cat /srv/remote.txt"]);
+    assert!(got.starts_with("aaaccc\n"), "{got}");
+    let a = got.lines().find(|l| l.ends_with("/opt/pkg/a.txt")).unwrap();
+    assert!(
+        a.starts_with("-rw-r-----") && a.contains(" 7 "),
+        "the archive's mode and owner: {a}"
+    );
+    let r = got
+        .lines()
+        .find(|l| l.ends_with("/srv/remote.txt"))
+        .unwrap();
+    assert!(
+        r.starts_with("-rw-------") && r.contains("2015"),
+        "mode 0600, Last-Modified: {r}"
+    );
+    assert!(got.contains("pkg.tar.gz"), "COPY does not unpack: {got}");
+    assert!(got.ends_with("downloaded"), "{got}");
+    // A checksum that does not match fails the step.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM bb\nADD --checksum=sha256:{} http://127.0.0.1:{port}/x /x\n",
+            "0".repeat(64)
+        ),
+    )
+    .unwrap();
+    fails_with(&build(&b, &[], &ctx), "checksum is sha256:");
+    server.join().unwrap();
+}
+
+#[test]
+fn build_context_on_stdin_and_dockerfile_elsewhere() {
+    if !berth_testutil::require_root("build_context_on_stdin_and_dockerfile_elsewhere") {
+        return;
+    }
+    let b = Berth::with_image();
+    let stdin_build = |args: &[&str], input: &[u8]| {
+        let mut a = vec!["build"];
+        a.extend_from_slice(args);
+        let mut c = b.cmd(&a);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // A Dockerfile alone on stdin: an empty context.
+    let o = stdin_build(&["-t", "s1", "-"], b"FROM bb\nRUN echo from-stdin > /s\n");
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(run_in(&b, "s1", &["cat", "/s"]), "from-stdin\n");
+    // A tar of a context on stdin, its Dockerfile inside.
+    let tar = tar_of(
+        &[("Dockerfile", "FROM bb\nCOPY f /f\n"), ("f", "in the tar")],
+        0o644,
+        0,
+    );
+    let o = stdin_build(&["-t", "s2", "-"], &tar);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(run_in(&b, "s2", &["cat", "/f"]), "in the tar");
+    // -f - with a directory context; -f outside the context.
+    let ctx = context(&b, "ctx", &[("f", "from the dir")]);
+    let o = stdin_build(
+        &["-f", "-", "-t", "s3", ctx.to_str().unwrap()],
+        b"FROM bb\nCOPY f /f\n",
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(run_in(&b, "s3", &["cat", "/f"]), "from the dir");
+    let df = b.dir.path().join("elsewhere.Dockerfile");
+    std::fs::write(&df, "FROM bb\nCOPY f /g\n").unwrap();
+    built(&b, &["-f", df.to_str().unwrap(), "-t", "s4"], &ctx);
+    assert_eq!(run_in(&b, "s4", &["cat", "/g"]), "from the dir");
+}
+
+#[test]
+fn build_onbuild_triggers_fire_in_the_child() {
+    if !berth_testutil::require_root("build_onbuild_triggers_fire_in_the_child") {
+        return;
+    }
+    let b = Berth::with_image();
+    let parent = context(
+        &b,
+        "parent",
+        &[(
+            "Dockerfile",
+            "FROM bb\nONBUILD COPY marker /marker\nONBUILD RUN echo fired > /fired\n",
+        )],
+    );
+    built(&b, &["-t", "parent"], &parent);
+    let child = context(
+        &b,
+        "child",
+        &[
+            (
+                "Dockerfile",
+                "FROM parent\nCMD [\"cat\", \"/marker\", \"/fired\"]\n",
+            ),
+            ("marker", "m\n"),
+        ],
+    );
+    let o = built(&b, &["-t", "child"], &child);
+    assert!(o.contains("# Executing 2 build triggers"), "{o}");
+    assert_eq!(run_in(&b, "child", &[]), "m\nfired\n");
+    assert!(
+        inspect(&b, "child")["Config"]["OnBuild"].is_null(),
+        "triggers are not inherited"
+    );
+}
+
+#[test]
+fn build_cache_from_reuses_a_loaded_images_layers() {
+    let Some((b, ctx)) = setup(
+        "build_cache_from_reuses_a_loaded_images_layers",
+        &[
+            (
+                "Dockerfile",
+                "FROM bb\nCOPY app /app\nRUN echo ran > /ran\nENV X=1\n",
+            ),
+            ("app", "code"),
+        ],
+    ) else {
+        return;
+    };
+    built(&b, &["-t", "ci:1"], &ctx);
+    let archive = b.dir.path().join("ci.tar");
+    b.ok(&["save", "-o", archive.to_str().unwrap(), "ci:1", "bb"]);
+    let layers = inspect(&b, "ci:1")["RootFS"]["Layers"].clone();
+    // A fresh store, as on another CI machine: only the saved images.
+    let fresh = Berth::new();
+    fresh.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let o = built(&fresh, &["--cache-from", "ci:1", "-t", "ci:2"], &ctx);
+    assert_eq!(ran_steps(&o), Vec::<usize>::new(), "{o}");
+    assert!(!o.contains("Running in"), "{o}");
+    assert_eq!(inspect(&fresh, "ci:2")["RootFS"]["Layers"], layers);
+    // Without it, the steps run.
+    let o = built(&fresh, &["--no-cache", "-t", "ci:3"], &ctx);
+    assert_eq!(ran_steps(&o), vec![2, 3, 4], "{o}");
+}
+
+#[test]
+fn build_with_source_date_epoch_is_reproducible() {
+    let Some((b, ctx)) = setup(
+        "build_with_source_date_epoch_is_reproducible",
+        &[
+            (
+                "Dockerfile",
+                "FROM bb\nCOPY f /srv/f\nRUN echo made > /made && mkdir -p /d\nCMD [\"true\"]\n",
+            ),
+            ("f", "content"),
+        ],
+    ) else {
+        return;
+    };
+    let args = ["--no-cache", "--build-arg", "SOURCE_DATE_EPOCH=1700000000"];
+    let o = build(&b, &args, &ctx);
+    assert!(o.status.success(), "{}", err(&o));
+    assert!(
+        !err(&o).contains("not consumed"),
+        "the builder reads it: {}",
+        err(&o)
+    );
+    let one = built_id(&out(&o));
+    let two = built_id(&built(&b, &args, &ctx));
+    assert_eq!(one, two);
+    let other = built_id(&built(&b, &["--no-cache"], &ctx));
+    assert_ne!(one, other);
+}
+
+#[test]
+fn build_interrupted_takes_its_containers_with_it() {
+    let Some((b, ctx)) = setup(
+        "build_interrupted_takes_its_containers_with_it",
+        &[("Dockerfile", "FROM bb\nRUN echo started && sleep 300\n")],
+    ) else {
+        return;
+    };
+    let mut child = b
+        .cmd(&["build", "-t", "never", ctx.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("started\n") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(n > 0, "the build ended early: {seen}");
+        seen.push_str(&line);
+    }
+    assert_eq!(b.ok(&["ps", "-q"]).lines().count(), 1, "the step runs");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", err(&o));
+    assert!(err(&o).contains("build cancelled"), "{}", err(&o));
+    assert_eq!(b.ok(&["ps", "-aq"]), "", "the step's container is gone");
+    assert!(b.run(&["image", "inspect", "never"]).status.code() != Some(0));
+    assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+}
+
+#[test]
+fn build_pulls_a_missing_base_through_the_engine() {
+    let Some((b, ctx)) = setup("build_pulls_a_missing_base_through_the_engine", &[]) else {
+        return;
+    };
+    let reg = berth_testutil::peers::Registry::start();
+    let base = format!("{}/base/bb:1", reg.host());
+    b.ok(&["tag", "bb", &base]);
+    b.ok(&["push", &base]);
+    // Another store, which has never seen the base.
+    let fresh = Berth::new();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {base}\nRUN echo on-the-pulled-base > /x\n"),
+    )
+    .unwrap();
+    let o = built(&fresh, &["-t", "pulled"], &ctx);
+    assert!(o.contains(&format!("Pulling {base}")), "{o}");
+    assert_eq!(
+        run_in(&fresh, "pulled", &["cat", "/x"]),
+        "on-the-pulled-base\n"
+    );
+    // Present now: the next build does not pull.
+    let o = built(&fresh, &[], &ctx);
+    assert!(!o.contains("Pulling"), "{o}");
+    // --pull asks the registry again.
+    let o = built(&fresh, &["--pull"], &ctx);
+    assert!(o.contains("Pulling"), "{o}");
+}

@@ -1,0 +1,65 @@
+//! Opening an SQLite database that many processes (every `berth`, every
+//! monitor) open at once: the image store's and the engine's (one file)
+//! and the snapshots' metadata.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode};
+
+/// Opens `path` (creating it) in WAL mode with `synchronous=NORMAL`,
+/// waiting up to `busy` for locks others hold.
+///
+/// Switching a new database to WAL needs every other connection's lock
+/// released; when several processes open a new store at the same moment
+/// each holds the lock the others wait for, and SQLite answers all but one
+/// with SQLITE_BUSY at once instead of calling the busy handler. WAL is
+/// kept in the file, so only the first open switches: the others retry
+/// until they see it.
+pub fn open_shared(path: &Path, busy: Duration) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy)?;
+    let deadline = Instant::now() + busy;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            break;
+        }
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // In WAL mode NORMAL survives any process crash (SIGKILL included);
+    // only a power loss can drop the last commits, never corrupt.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_in_wal_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.db");
+        let c = open_shared(&p, Duration::from_secs(1)).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(c);
+        open_shared(&p, Duration::from_secs(1)).unwrap();
+    }
+}
