@@ -9,8 +9,6 @@ The Debian tree and the archives are cached under /var/cache/berth-bench
 own socket, all stopped and removed afterwards."""
 
 import argparse
-import hashlib
-import io
 import json
 import os
 import random
@@ -21,127 +19,11 @@ import tarfile
 import tempfile
 import time
 
-from common import Dockerd, busybox_rootfs, podman, timed, unmount_under, version
+from common import (CACHE, DEBIAN, INCLUDE, SUITE, Dockerd, Scratch, busybox_rootfs, cached, debian_archive,
+                    docker_archive, podman, timed, unmount_under, version)
 
-CACHE = "/var/cache/berth-bench"
-SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
-# minbase alone is ~110 MB once apt's caches are gone; these bring it to
-# about 200 MB of ordinary Debian files (interpreters, libraries, docs).
-INCLUDE = "python3,perl,curl,ca-certificates,procps,less"
-# Bottom first: split by directories, as a Dockerfile's steps would add
-# them. The first takes everything the others do not.
-SPLIT = [None, "./usr/bin", "./usr/share", "./usr/lib"]
-BIG = "bench/debian:latest"
+BIG = DEBIAN
 SMALL = "bench/small:latest"
-LAYOUT = "2"  # bump when the archives below change
-
-
-def sh(argv, **kw):
-    return subprocess.run(argv, check=True, **kw)
-
-
-def apt_proxy_env():
-    """debootstrap (wget) reaches the mirror the way apt is set to."""
-    env = dict(os.environ)
-    out = subprocess.run(["apt-config", "shell", "P", "Acquire::http::Proxy"], capture_output=True, text=True).stdout
-    if "P=" in out:
-        proxy = out.split("P=", 1)[1].strip().strip("'\"")
-        if proxy and proxy != "DIRECT":
-            env["http_proxy"] = proxy
-    return env
-
-
-def debian_rootfs():
-    """A debootstrap tree, made once and kept in the cache."""
-    root = f"{CACHE}/debian-rootfs"
-    stamp = f"{CACHE}/debian-rootfs.stamp"
-    key = f"{SUITE} minbase {INCLUDE}"
-    if os.path.isdir(root) and os.path.exists(stamp) and open(stamp).read() == key:
-        return root
-    os.makedirs(CACHE, exist_ok=True)
-    tmp = root + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    print(f"debootstrap {SUITE} into {tmp} (once; cached)", flush=True)
-    sh(["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, tmp, MIRROR],
-       env=apt_proxy_env(), stdout=subprocess.DEVNULL)
-    # What an image build cleans: downloaded packages and package lists.
-    for d in ("var/cache/apt/archives", "var/lib/apt/lists"):
-        for dirpath, _, files in os.walk(os.path.join(tmp, d)):
-            for f in files:
-                if f != "lock":
-                    os.unlink(os.path.join(dirpath, f))
-    shutil.rmtree(root, ignore_errors=True)
-    os.rename(tmp, root)
-    open(stamp, "w").write(key)
-    return root
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def docker_archive(layers, tag, cmd, out):
-    """Writes a docker-archive (`docker save`'s format) of the layer tars
-    `layers` (bottom first) as the image `tag`."""
-    diff_ids = [sha256_file(p) for p in layers]
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "created": "2025-01-01T00:00:00Z",
-        "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
-        "history": [{"created": "2025-01-01T00:00:00Z", "created_by": f"bench layer {i}"} for i in range(len(layers))],
-    }).encode()
-    config_hex = hashlib.sha256(config).hexdigest()
-    manifest = json.dumps([{"Config": f"{config_hex}.json", "RepoTags": [tag],
-                            "Layers": [f"{d}/layer.tar" for d in diff_ids]}]).encode()
-    tmp = out + ".tmp"
-    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as t:
-        def add_bytes(name, data):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 0
-            t.addfile(info, io.BytesIO(data))
-        for d, p in zip(diff_ids, layers):
-            info = t.gettarinfo(p, f"{d}/layer.tar")
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            with open(p, "rb") as f:
-                t.addfile(info, f)
-        add_bytes(f"{config_hex}.json", config)
-        add_bytes("manifest.json", manifest)
-    os.rename(tmp, out)
-
-
-def cached(name, make):
-    """`make(path)` once per LAYOUT; the path of the result."""
-    path = f"{CACHE}/{name}-v{LAYOUT}.tar"
-    if not os.path.exists(path):
-        make(path)
-    return path
-
-
-def make_big(out):
-    root = debian_rootfs()
-    work = tempfile.mkdtemp(prefix="layers-", dir=CACHE)
-    try:
-        layers = []
-        others = [p for p in SPLIT if p]
-        for i, part in enumerate(SPLIT):
-            p = os.path.join(work, f"{i}.tar")
-            argv = ["tar", "-C", root, "--numeric-owner", "--xattrs", "--xattrs-include=*", "--sort=name", "-cf", p]
-            if part is None:
-                argv += ["--anchored"] + [f"--exclude={o}" for o in others] + ["."]
-            else:
-                argv += [part]
-            sh(argv)
-            layers.append(p)
-        docker_archive(layers, BIG, ["/bin/bash"], out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def make_small(out):
@@ -214,42 +96,6 @@ def engines_in(d, bin_dir, peers):
     return engines, cleanups
 
 
-class Scratch:
-    """A filesystem of the benchmark's own: a fresh journaled ext4 on a
-    loop device. This host's root ext4 runs without a journal, and there a
-    new inode skips, one costly check at a time, every inode of its block
-    group deleted in the last 60 s (300 s while the inode table is dirty):
-    whoever deletes many files near the stores (the last round, another
-    engineer's build) decides how fast the next load creates its files.
-    Falls back to the cache folder where loop devices are not to be had."""
-
-    def __init__(self):
-        self.img, self.mnt, self.dev = f"{CACHE}/scratch.img", f"{CACHE}/scratch", None
-        os.makedirs(self.mnt, exist_ok=True)
-        subprocess.run(["umount", self.mnt], capture_output=True)
-        try:
-            with open(self.img, "w") as f:
-                f.truncate(32 << 30)
-            sh(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0,nodiscard", self.img])
-            self.dev = subprocess.run(["losetup", "-f", "--show", "--direct-io=on", self.img],
-                                      check=True, capture_output=True, text=True).stdout.strip()
-            sh(["mount", self.dev, self.mnt])
-            self.path, self.kind = self.mnt, "a fresh ext4 (with a journal) on a loop device"
-        except (subprocess.CalledProcessError, OSError) as e:
-            print(f"no loop device ({e}); stores on the root filesystem", flush=True)
-            self.close()
-            self.path, self.kind = CACHE, "the root filesystem"
-
-    def close(self):
-        if self.dev:
-            unmount_under(self.mnt)
-            subprocess.run(["umount", self.mnt], capture_output=True)
-            subprocess.run(["losetup", "-d", self.dev], capture_output=True)
-            self.dev = None
-        if os.path.exists(self.img):
-            os.unlink(self.img)
-
-
 def bench_load(work, bin_dir, peers, archive, runs):
     """Each round loads into fresh stores (a new dockerd too), engines
     taking turns to go first, the disk synced before each. Returns the
@@ -315,7 +161,7 @@ def main():
     if args.quick:
         args.runs, args.containers = 3, 100
     bin_dir = os.path.abspath(args.bin)
-    big = cached("debian-layers", make_big)
+    big = debian_archive()
     small = cached("small", make_small)
     sizes = layer_sizes(big)
 

@@ -1,12 +1,13 @@
 //! Progress as docker shows it. On a terminal: one bar per layer for pull
-//! and push ("a3ed95caeb02: Downloading [=====>   ] 1.2MB/3.4MB") and a
-//! byte bar on stderr for load, save, import, export and commit. Not on a
-//! terminal: pull and push print one plain line per change of a layer's
-//! state, never per byte; the others print nothing but their result.
-//! `-q` prints nothing either way.
+//! and push ("a3ed95caeb02: Downloading [=====>   ] 1.2MB/3.4MB") with a
+//! total below them, and a byte bar on stderr for load, save, import,
+//! export and commit. Not on a terminal: pull and push print one plain
+//! line per change of a layer's state, never per byte; the others print
+//! nothing but their result. `-q` prints nothing either way.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -61,7 +62,56 @@ enum Mode {
     Bars {
         multi: MultiProgress,
         bars: Mutex<HashMap<Digest, ProgressBar>>,
+        /// The sum over layers, below theirs, once a size is known.
+        total: Mutex<Total>,
     },
+}
+
+/// Bytes moved and to move, per layer and over all of them.
+#[derive(Default)]
+struct Total {
+    bar: Option<ProgressBar>,
+    /// Per layer: (done, size).
+    layers: HashMap<Digest, (u64, u64)>,
+}
+
+impl Total {
+    fn update(
+        &mut self,
+        multi: &MultiProgress,
+        layer: &Digest,
+        done: Option<u64>,
+        size: Option<u64>,
+    ) {
+        let entry = self.layers.entry(layer.clone()).or_default();
+        if let Some(size) = size {
+            entry.1 = size;
+        }
+        match done {
+            Some(d) => entry.0 = d,
+            // Finished (or there already): all of it.
+            None => entry.0 = entry.1,
+        }
+        let (done, size) = self
+            .layers
+            .values()
+            .fold((0, 0), |(d, s), (ld, ls)| (d + ld, s + ls));
+        if size == 0 {
+            return;
+        }
+        let bar = self.bar.get_or_insert_with(|| {
+            let b = multi.add(ProgressBar::new(size));
+            b.set_style(
+                ProgressStyle::with_template("{prefix}: [{bar:50}] {bytes}/{total_bytes}")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            b.set_prefix("Total");
+            b
+        });
+        bar.set_length(size);
+        bar.set_position(done);
+    }
 }
 
 /// Renders a pull's or push's [`Event`]s.
@@ -71,6 +121,8 @@ pub struct Transfer {
     hidden: Mutex<std::collections::HashSet<Digest>>,
     stream: Stream,
     direction: Direction,
+    /// The bars are done and the cursor is below them.
+    finished: AtomicBool,
 }
 
 fn short(d: &Digest) -> &str {
@@ -85,6 +137,7 @@ impl Transfer {
             Mode::Bars {
                 multi: MultiProgress::with_draw_target(stream.target()),
                 bars: Mutex::new(HashMap::new()),
+                total: Mutex::default(),
             }
         } else {
             Mode::Plain(Mutex::new(HashMap::new()))
@@ -94,6 +147,7 @@ impl Transfer {
             hidden: Mutex::default(),
             stream,
             direction,
+            finished: AtomicBool::new(false),
         }
     }
 
@@ -111,6 +165,9 @@ impl Transfer {
     }
 
     fn event(&self, e: Event) {
+        if let Mode::Bars { multi, total, .. } = &self.mode {
+            self.count(multi, total, &e);
+        }
         let pull = self.direction == Direction::Pull;
         let (layer, state, bytes): (Vec<Digest>, &'static str, Option<(u64, u64)>) = match e {
             Event::Resolving { .. } => return,
@@ -181,11 +238,16 @@ impl Transfer {
                     last.insert(l, shown);
                 }
             }
-            Mode::Bars { multi, bars } => {
+            Mode::Bars { multi, bars, total } => {
+                // Layers above the total.
+                let below = total.lock().unwrap_or_else(|p| p.into_inner()).bar.clone();
                 let mut bars = bars.lock().unwrap_or_else(|p| p.into_inner());
                 for l in layer {
                     let bar = bars.entry(l.clone()).or_insert_with(|| {
-                        let b = multi.add(ProgressBar::new(0));
+                        let b = match &below {
+                            Some(t) => multi.insert_before(t, ProgressBar::new(0)),
+                            None => multi.add(ProgressBar::new(0)),
+                        };
                         b.set_style(plain_style());
                         b.set_prefix(short(&l).to_string());
                         b
@@ -212,25 +274,61 @@ impl Transfer {
         }
     }
 
-    /// Leaves the bars drawn as they ended.
+    /// Feeds the total bar: sizes as they become known, bytes as they
+    /// move, whole layers as they finish.
+    fn count(&self, multi: &MultiProgress, total: &Mutex<Total>, e: &Event) {
+        let hidden = |l: &Digest| {
+            self.hidden
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(l)
+        };
+        let mut t = total.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Event::Resolved { layers, .. } => {
+                for (l, size) in layers {
+                    t.update(multi, l, Some(0), Some(*size));
+                }
+            }
+            Event::Downloading { layer, done, total } | Event::Uploading { layer, done, total }
+                if !hidden(layer) =>
+            {
+                t.update(multi, layer, Some(*done), Some(*total));
+            }
+            Event::Done { layer } | Event::Exists { layer } if !hidden(layer) => {
+                t.update(multi, layer, None, None);
+            }
+            _ => {}
+        }
+    }
+
+    /// Leaves the bars drawn as they ended, and the cursor below them:
+    /// lines from now on follow the bars.
     pub fn finish(&self) {
-        if let Mode::Bars { bars, .. } = &self.mode {
-            for b in bars.lock().unwrap_or_else(|p| p.into_inner()).values() {
+        if let Mode::Bars { bars, total, .. } = &self.mode {
+            let total = total.lock().unwrap_or_else(|p| p.into_inner());
+            let all = bars.lock().unwrap_or_else(|p| p.into_inner());
+            for b in all.values().chain(total.bar.as_ref()) {
                 if !b.is_finished() {
                     b.abandon();
                 }
             }
+            if !all.is_empty() && !self.finished.swap(true, Ordering::SeqCst) {
+                // indicatif leaves the cursor at the end of the last bar.
+                self.stream.line("");
+            }
         }
     }
 
-    /// A status line ("Digest: ...") unless quiet.
+    /// A status line ("Digest: ...") unless quiet: above the bars while
+    /// they are drawn, below them once finished.
     pub fn line(&self, s: &str) {
-        if !matches!(self.mode, Mode::Quiet) {
-            if let Mode::Bars { multi, .. } = &self.mode {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Bars { multi, .. } if !self.finished.load(Ordering::SeqCst) => {
                 let _ = multi.println(s);
-            } else {
-                self.stream.line(s);
             }
+            _ => self.stream.line(s),
         }
     }
 }

@@ -139,24 +139,20 @@ pub fn push(engine: &Engine, a: PushArgs) -> Result<u8> {
     } else {
         vec![a.image.clone()]
     };
-    let t = Transfer::new(a.quiet, Stream::Stdout, Direction::Push);
-    t.line(&format!(
+    Transfer::new(a.quiet, Stream::Stdout, Direction::Push).line(&format!(
         "The push refers to repository [{}]",
         named.name().trim_start_matches("docker.io/")
     ));
     for name in names {
+        // Bars per tag: its digest line follows its layers, as docker's.
+        let t = Transfer::new(a.quiet, Stream::Stdout, Direction::Push);
         if let Ok(i) = s.image(&name) {
             t.hide(i.id);
         }
         let sink = t.sink();
         let result = reg::push(&client, &s, &name, &sink);
-        let (reference, image, digest) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                t.finish();
-                return Err(e.into());
-            }
-        };
+        t.finish();
+        let (reference, image, digest) = result?;
         let size = berth_image::content::read_blob(s.content(), &image.manifest)
             .map(|b| b.len())
             .unwrap_or(0);
@@ -168,7 +164,6 @@ pub fn push(engine: &Engine, a: PushArgs) -> Result<u8> {
             println!("{}", reference.familiar());
         }
     }
-    t.finish();
     Ok(0)
 }
 

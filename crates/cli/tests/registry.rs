@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
-use berth_testutil::peers::{Registry, RegistryOptions};
+use berth_testutil::peers::{Podman, Registry, RegistryOptions};
 use common::Berth;
 
 /// The shared registry peer; `htpasswd` turns on basic auth, none is an
@@ -265,9 +265,258 @@ fn login_checks_the_password_and_logout_forgets() {
     assert_eq!(text(&o.stdout), format!("Not logged in to {host}\n"));
     let o = with_config(&b, &config_dir, &["pull", &name], b"");
     assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
     assert!(
-        text(&o.stderr).contains("unauthorized"),
-        "{}",
-        text(&o.stderr)
+        err.contains(&format!(
+            "{host}: unauthorized: pull access denied for {name}"
+        )),
+        "{err}"
     );
+}
+
+/// Runs a peer tool, failing the test with its stderr.
+fn peer(mut c: std::process::Command) -> String {
+    let out = c.output().expect("the peer is installed");
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let mut c = std::process::Command::new("skopeo");
+    c.args(args);
+    peer(c)
+}
+
+#[test]
+fn berth_pulls_and_runs_what_skopeo_pushed() {
+    if !berth_testutil::require_root("berth_pulls_and_runs_what_skopeo_pushed") {
+        return;
+    }
+    let b = Berth::new();
+    let archive = b.dir.path().join("bb.tar");
+    berth_testutil::oci_archive(
+        &archive,
+        "docker.io/library/bbtest:latest",
+        &["echo", "pushed by skopeo"],
+    )
+    .unwrap();
+    // gzip (skopeo's default) and zstd layers, each in a registry of its
+    // own: skopeo would reuse one compression's blobs for the other.
+    for (format, args) in [
+        ("gzip", &[][..]),
+        (
+            "zstd",
+            &["--format", "oci", "--dest-compress-format", "zstd"][..],
+        ),
+    ] {
+        let reg = start_registry(None);
+        let name = format!("{}/interop/skopeo:{format}", reg.host());
+        let mut copy = vec!["copy", "--dest-tls-verify=false"];
+        copy.extend_from_slice(args);
+        let src = format!("oci-archive:{}", archive.display());
+        let dst = format!("docker://{name}");
+        copy.extend([src.as_str(), dst.as_str()]);
+        skopeo(&copy);
+        let manifest = skopeo(&["inspect", "--raw", "--tls-verify=false", &dst]);
+        assert!(manifest.contains(&format!("tar+{format}")), "{manifest}");
+
+        let out = b.ok(&["pull", &name]);
+        assert!(out.contains(": Pull complete\n"), "{out}");
+        assert_eq!(b.ok(&["run", "--rm", &name]), "pushed by skopeo\n");
+        b.ok(&["rmi", &name]);
+    }
+}
+
+#[test]
+fn skopeo_and_podman_pull_what_berth_pushed() {
+    if !berth_testutil::require_root("skopeo_and_podman_pull_what_berth_pushed") {
+        return;
+    }
+    let reg = start_registry(None);
+    let b = Berth::with_image();
+    let name = format!("{}/interop/berth:1", reg.host());
+    b.ok(&["tag", "bb", &name]);
+    b.ok(&["push", &name]);
+
+    // skopeo fetches every blob into an OCI layout, checking each digest.
+    let oci = b.dir.path().join("oci");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("oci:{}:copied", oci.display()),
+    ]);
+    assert!(oci.join("index.json").exists());
+
+    // podman pulls it into its own store and runs it.
+    let p = Podman::new();
+    let mut pull = p.cmd();
+    pull.args(["pull", "--tls-verify=false", &name]);
+    peer(pull);
+    let mut run = p.cmd();
+    run.args([
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        &name,
+        "echo",
+        "pulled by podman",
+    ]);
+    assert_eq!(peer(run), "pulled by podman\n");
+    let mut rmi = p.cmd();
+    rmi.args(["rmi", "-af"]);
+    peer(rmi);
+}
+
+/// A failed berth command: exit 1 and one line on stderr holding every
+/// one of `needles`.
+fn fails_saying(b: &Berth, args: &[&str], needles: &[&str]) {
+    let o = b.run(args);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "berth {args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "berth {args:?}: {err}");
+    for n in needles {
+        assert!(err.contains(n), "berth {args:?}: {n:?} not in {err}");
+    }
+}
+
+#[test]
+fn pull_errors_name_their_cause() {
+    if !berth_testutil::require_root("pull_errors_name_their_cause") {
+        return;
+    }
+    let b = Berth::with_image();
+    // `.invalid` never resolves (RFC 6761).
+    fails_saying(
+        &b,
+        &["pull", "registry.invalid/x/y:1"],
+        &["registry.invalid", "unknown host"],
+    );
+    let port = berth_testutil::peers::free_port();
+    let down = format!("127.0.0.1:{port}");
+    fails_saying(
+        &b,
+        &["pull", &format!("{down}/x/y:1")],
+        &[&down, "Connection refused"],
+    );
+
+    let reg = start_registry(None);
+    let host = reg.host();
+    let name = format!("{host}/test/app:v1");
+    b.ok(&["tag", "bb", &name]);
+    b.ok(&["push", "-q", &name]);
+    let missing_repo = format!("{host}/test/nothing:v1");
+    fails_saying(&b, &["pull", &missing_repo], &[&missing_repo, "not found"]);
+    let missing_tag = format!("{host}/test/app:v2");
+    fails_saying(
+        &b,
+        &["pull", &missing_tag],
+        &[&missing_tag, "manifest unknown"],
+    );
+    // The image is for this host's platform: another is refused, naming
+    // the one there is.
+    let host_platform = format!(
+        "linux/{}",
+        std::env::consts::ARCH
+            .replace("x86_64", "amd64")
+            .replace("aarch64", "arm64")
+    );
+    let other = if host_platform == "linux/s390x" {
+        "linux/ppc64le"
+    } else {
+        "linux/s390x"
+    };
+    fails_saying(
+        &b,
+        &["pull", "--platform", other, &name],
+        &[
+            &name,
+            &format!("no manifest for platform {other}"),
+            &format!("available: {host_platform}"),
+        ],
+    );
+    b.ok(&["pull", "-q", "--platform", &host_platform, &name]);
+}
+
+/// An open registry holding the busybox image as `path` (repo:tag), and
+/// its full name.
+fn busybox_in_a_registry(path: &str) -> (Registry, String) {
+    let reg = start_registry(None);
+    let src = Berth::with_image();
+    let name = format!("{}/{path}", reg.host());
+    src.ok(&["tag", "bb", &name]);
+    src.ok(&["push", "-q", &name]);
+    (reg, name)
+}
+
+#[test]
+fn a_pull_onto_a_full_disk_says_so_and_leaves_nothing() {
+    if !berth_testutil::require_root("a_pull_onto_a_full_disk_says_so_and_leaves_nothing") {
+        return;
+    }
+    let (_reg, name) = busybox_in_a_registry("test/big:1");
+
+    // busybox alone is 2 MB unpacked: a 1 MB store cannot hold it.
+    let b = Berth::new();
+    std::fs::create_dir_all(&b.root).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&b.root)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    fails_saying(&b, &["pull", &name], &["disk full"]);
+    assert_eq!(b.ok(&["images", "-q"]), "");
+    let blobs = b.root.join("content/blobs/sha256");
+    assert_eq!(
+        std::fs::read_dir(&blobs).map(|d| d.count()).unwrap_or(0),
+        0,
+        "blobs left in {}",
+        blobs.display()
+    );
+}
+
+#[test]
+fn pull_on_a_terminal_draws_a_bar_per_layer_and_a_total() {
+    if !berth_testutil::require_root("pull_on_a_terminal_draws_a_bar_per_layer_and_a_total") {
+        return;
+    }
+    let (_reg, name) = busybox_in_a_registry("test/tty:1");
+
+    let b = Berth::new();
+    // script(1) gives berth a pseudo-terminal for stdout.
+    let line = format!(
+        "{} --root {} --runroot {} pull {name}",
+        common::bin().display(),
+        b.root.display(),
+        b.runroot.display()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("BERTH_CONFIG", &b.net.config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let screen = text(&o.stdout);
+    assert!(o.status.success(), "{screen}");
+    for want in [
+        "Pulling from test/tty",
+        "Pull complete",
+        "Total",
+        "Status: Downloaded newer image",
+    ] {
+        assert!(
+            screen.contains(want),
+            "{want:?} not on the screen: {screen}"
+        );
+    }
+    // Bars redraw in place; plain mode would print one line per state.
+    assert!(screen.contains('\u{1b}'), "no terminal control: {screen}");
 }

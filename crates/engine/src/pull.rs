@@ -29,11 +29,12 @@ pub fn registry_config(path: &Path) -> Result<RegistryConfig> {
     }
 }
 
-/// A client with the system configuration and the user's docker
-/// credentials (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`).
+/// A client with berth.toml's `[registry]` (`$BERTH_CONFIG` or
+/// /etc/berth/berth.toml) and the user's docker credentials
+/// (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`).
 pub fn client() -> Result<Client> {
     Ok(Client::new(
-        registry_config(Path::new(CONFIG_FILE))?,
+        registry_config(&crate::network::config_file())?,
         Some(credentials()),
     ))
 }

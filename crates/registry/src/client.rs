@@ -161,9 +161,10 @@ impl Client {
                 .call()
             {
                 Ok(_) | Err(ureq::Error::Status(..)) => https,
-                // It speaks TLS but its certificate is not trusted: say so
-                // rather than retrying in plain text.
-                Err(ureq::Error::Transport(t)) if is_certificate_error(&t) => https,
+                // It speaks TLS but the handshake failed (a certificate
+                // not trusted, a client certificate wanted): say so rather
+                // than retrying in plain text.
+                Err(ureq::Error::Transport(t)) if speaks_tls(&t) => https,
                 Err(ureq::Error::Transport(t)) => {
                     tracing::debug!(registry = domain, error = %t, "HTTPS failed; using HTTP");
                     format!("http://{api}")
@@ -179,7 +180,7 @@ impl Client {
         })
     }
 
-    fn credentials_for(&self, host: &str) -> Result<Option<Credentials>> {
+    pub(crate) fn credentials_for(&self, host: &str) -> Result<Option<Credentials>> {
         if let Some(c) = self.lock().creds.get(host) {
             return Ok(c.clone());
         }
@@ -354,6 +355,13 @@ impl Client {
                     status: code,
                     message: error_message(resp),
                 },
+                // A name that does not resolve will not resolve on a retry.
+                Err(ureq::Error::Transport(t)) if t.kind() == ureq::ErrorKind::Dns => {
+                    return Err(RegistryError::Unavailable {
+                        registry: target.host.clone(),
+                        reason: transport_reason(&t),
+                    })
+                }
                 Err(ureq::Error::Transport(t)) => RegistryError::Unavailable {
                     registry: target.host.clone(),
                     reason: transport_reason(&t),
@@ -433,7 +441,9 @@ fn transport_reason(t: &ureq::Transport) -> String {
     }
 }
 
-fn is_certificate_error(t: &ureq::Transport) -> bool {
+/// Whether a failed HTTPS attempt reached a TLS server: any TLS error but
+/// a peer answering with something that is not TLS (a plain HTTP server).
+fn speaks_tls(t: &ureq::Transport) -> bool {
     let mut source = std::error::Error::source(t);
     while let Some(e) = source {
         let tls = e.downcast_ref::<rustls::Error>().or_else(|| {
@@ -441,8 +451,8 @@ fn is_certificate_error(t: &ureq::Transport) -> bool {
                 .and_then(|io| io.get_ref())
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         });
-        if matches!(tls, Some(rustls::Error::InvalidCertificate(_))) {
-            return true;
+        if let Some(tls) = tls {
+            return !matches!(tls, rustls::Error::InvalidMessage(_));
         }
         source = e.source();
     }

@@ -40,7 +40,7 @@ impl From<berth_image::ErrorKind> for ErrorKind {
 pub enum RegistryError {
     #[error("{registry}: unauthorized: {reason}")]
     Unauthorized { registry: String, reason: String },
-    #[error("{reference}: manifest unknown")]
+    #[error("manifest for {reference} not found: manifest unknown")]
     ManifestUnknown { reference: String },
     #[error("{registry}: repository {repository} not found")]
     RepositoryNotFound {
@@ -90,6 +90,10 @@ pub enum RegistryError {
     },
     #[error("{registry}: {reason}")]
     Unavailable { registry: String, reason: String },
+    /// The local store ran out of space; `reason` is the failure as it
+    /// happened (which blob or layer entry).
+    #[error("disk full: {reason}")]
+    DiskFull { reason: String },
     #[error("{registry}: {method} {url}: HTTP {status}: {message}")]
     Http {
         registry: String,
@@ -136,7 +140,7 @@ impl RegistryError {
             | E::InvalidArgument(_)
             | E::Config { .. }
             | E::Tls { .. } => ErrorKind::InvalidArgument,
-            E::Unavailable { .. } => ErrorKind::Unavailable,
+            E::Unavailable { .. } | E::DiskFull { .. } => ErrorKind::Unavailable,
             E::Http { status, .. } => match status {
                 404 => ErrorKind::NotFound,
                 401 | 403 => ErrorKind::Unauthorized,
@@ -159,6 +163,28 @@ impl RegistryError {
             RegistryError::Http { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }
+    }
+}
+
+impl RegistryError {
+    /// This error, or [`RegistryError::DiskFull`] when somewhere down its
+    /// chain the store's disk ran out of space: that is the cause to name,
+    /// whichever write hit it.
+    pub(crate) fn or_disk_full(self) -> RegistryError {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&self);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<io::Error>() {
+                if io.kind() == io::ErrorKind::StorageFull
+                    || io.kind() == io::ErrorKind::QuotaExceeded
+                {
+                    return RegistryError::DiskFull {
+                        reason: self.to_string(),
+                    };
+                }
+            }
+            cause = e.source();
+        }
+        self
     }
 }
 

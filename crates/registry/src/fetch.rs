@@ -4,6 +4,7 @@
 //! before anything becomes visible.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_image::content::{ContentError, ContentWriter, Info, Ingester};
 use berth_image::digest::Digest;
@@ -19,6 +20,16 @@ const MANIFEST_LIMIT: u64 = 4 << 20;
 const ATTEMPTS: u32 = 5;
 /// How often (in bytes) a download reports progress.
 const REPORT_EVERY: u64 = 256 << 10;
+
+/// Whoever follows a download as it happens (a pull unpacking the layer
+/// meanwhile) hears of each new ingest and of every write to it.
+pub(crate) trait Tap: Sync {
+    /// A new ingest started (the first, or a fresh one after the server
+    /// ignored a `Range`): `reader` reads it from its first byte.
+    fn ingest(&self, reader: Option<std::fs::File>);
+    /// The ingest now holds `size` bytes.
+    fn wrote(&self, size: u64);
+}
 
 /// A manifest as fetched: its bytes, digest and declared media type.
 #[derive(Debug, Clone)]
@@ -43,7 +54,10 @@ impl Client {
         let req = Request::new("GET", url).header("Accept", ACCEPT);
         let resp = match self.send(target, &Scope::pull(repo), &req) {
             Ok(r) => r,
-            Err(e) => return Err(not_found_as(e, display)),
+            Err(e) => {
+                let anonymous = matches!(self.credentials_for(&target.host), Ok(None));
+                return Err(not_found_as(e, display, anonymous));
+            }
         };
         let content_type = resp.header("content-type").map(str::to_string);
         let mut bytes = Vec::new();
@@ -79,8 +93,10 @@ impl Client {
 
     /// Downloads blob `desc` of `repo` into `ingester`. A broken transfer
     /// resumes where it stopped (`Range`); the bytes become a blob only if
-    /// they hash to `desc.digest`; on any error the partial ingest is
-    /// dropped, which deletes it.
+    /// they hash to `desc.digest`; on any error, or once `cancel` is set,
+    /// the partial ingest is dropped, which deletes it. `tap` follows the
+    /// ingest as it grows.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn download_blob(
         &self,
         target: &Target,
@@ -88,10 +104,15 @@ impl Client {
         desc: &Descriptor,
         ingester: &dyn Ingester,
         progress: Progress<'_>,
+        cancel: &AtomicBool,
+        tap: Option<&dyn Tap>,
     ) -> Result<Info> {
         let scope = Scope::pull(repo);
         let url = format!("{}/v2/{repo}/blobs/{}", target.base, desc.digest);
         let mut writer = ingester.writer()?;
+        if let Some(t) = tap {
+            t.ingest(writer.reopen().ok());
+        }
         let mut failures = 0;
         loop {
             let done = writer.status().size;
@@ -114,8 +135,11 @@ impl Client {
                 // The server ignored the range: take the whole blob again.
                 tracing::debug!(blob = %desc.digest, status = resp.status(), "range not honoured; restarting");
                 writer = ingester.writer()?;
+                if let Some(t) = tap {
+                    t.ingest(writer.reopen().ok());
+                }
             }
-            match copy_body(&target.host, resp, &mut writer, desc, progress) {
+            match copy_body(&target.host, resp, &mut writer, desc, progress, cancel, tap) {
                 Ok(()) => break,
                 Err(Interrupted::Fatal(e)) => return Err(e),
                 Err(Interrupted::Io(e)) => {
@@ -163,11 +187,19 @@ fn copy_body(
     writer: &mut Box<dyn ContentWriter>,
     desc: &Descriptor,
     progress: Progress<'_>,
+    cancel: &AtomicBool,
+    tap: Option<&dyn Tap>,
 ) -> std::result::Result<(), Interrupted> {
     let mut body = resp.into_reader();
-    let mut buf = vec![0u8; 128 << 10];
+    let mut buf = vec![0u8; 256 << 10];
     let mut last_report = 0;
     loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Interrupted::Fatal(RegistryError::Unavailable {
+                registry: registry.to_string(),
+                reason: format!("download of blob {} cancelled", desc.digest),
+            }));
+        }
         let done = writer.status().size;
         if done > desc.size {
             return Err(Interrupted::Fatal(RegistryError::SizeMismatch {
@@ -203,6 +235,9 @@ fn copy_body(
                 desc.digest
             ))(e))
         })?;
+        if let Some(t) = tap {
+            t.wrote(done + n as u64);
+        }
     }
 }
 
@@ -212,9 +247,17 @@ enum Interrupted {
     Fatal(RegistryError),
 }
 
-/// A 404 on a manifest is "manifest unknown" for the reference.
-fn not_found_as(e: RegistryError, display: &str) -> RegistryError {
+/// A 404 on a manifest is "manifest unknown" for the reference; a
+/// refusal of an anonymous pull is most often a repository that is not
+/// there (Docker Hub answers 401 for those), said as docker says it.
+fn not_found_as(e: RegistryError, display: &str, anonymous: bool) -> RegistryError {
     match e {
+        RegistryError::Unauthorized { registry, reason } if anonymous => RegistryError::Unauthorized {
+            registry,
+            reason: format!(
+                "pull access denied for {display}, repository does not exist or may require 'berth login' ({reason})"
+            ),
+        },
         RegistryError::Http {
             status: 404,
             ref message,

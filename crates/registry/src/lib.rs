@@ -10,6 +10,7 @@
 //! a [`CredentialStore`].
 #![forbid(unsafe_code)]
 
+mod arrivals;
 mod auth;
 mod client;
 pub mod config;

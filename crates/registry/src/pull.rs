@@ -1,17 +1,18 @@
 //! `pull`: reference → manifest (choosing a platform from an index) →
-//! config → layers, downloaded a few at a time, then handed to the image
-//! store, which unpacks them by chain id and records the image.
+//! config → layers, downloaded a few at a time and unpacked by the image
+//! store (by chain id) as they arrive; the image is recorded last.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use berth_image::content::{self, Provider};
 use berth_image::digest::Digest;
 use berth_image::reference::Reference;
-use berth_image::store::{Image, Lease, Store, StoreError};
+use berth_image::store::{EarlyUnpack, Image, Lease, Store, StoreError};
 
+use crate::arrivals::Arrivals;
 use crate::client::{Client, Target};
 use crate::error::{RegistryError, Result};
-use crate::manifest::{Descriptor, ImageManifest, Manifest, Platform};
+use crate::manifest::{ImageManifest, Manifest, Platform};
 use crate::progress::{Event, Progress};
 
 #[derive(Debug, Clone, Default)]
@@ -142,7 +143,8 @@ impl Client {
                 .collect(),
         });
         let lease = store.lease()?;
-        match self.pull_in(store, &lease, reference, &resolved, progress) {
+        let asked = opts.platform.as_ref();
+        match self.pull_in(store, &lease, reference, &resolved, asked, progress) {
             Ok(image) => {
                 lease.release()?;
                 Ok(Pulled {
@@ -155,17 +157,23 @@ impl Client {
                 if let Err(undo) = lease.collect() {
                     tracing::warn!(error = %undo, "could not take back a failed pull");
                 }
-                Err(e)
+                Err(e.or_disk_full())
             }
         }
     }
 
+    /// Downloads what is missing and unpacks as the layers arrive:
+    /// download workers fetch blobs, the biggest first, while the store's
+    /// [`EarlyUnpack`] workers unpack each as it downloads (see
+    /// [`Arrivals`]); once every blob is in, the store records the image,
+    /// adopting those layers. The first failed download stops the others.
     fn pull_in(
         &self,
         store: &Store,
         lease: &Lease<'_>,
         reference: &Reference,
         resolved: &Resolved,
+        platform: Option<&Platform>,
         progress: Progress<'_>,
     ) -> Result<Image> {
         let manifest = &resolved.manifest;
@@ -178,52 +186,25 @@ impl Client {
                 config_desc,
                 store.content(),
                 &crate::progress::ignore,
+                &AtomicBool::new(false),
+                None,
             )?;
         }
         let config = content::read_blob(store.content(), &config_desc.digest)?;
-        self.download_layers(store, lease, resolved, progress)?;
-        for l in &manifest.layers {
-            progress(Event::Extracting {
-                layer: l.digest.clone(),
-            });
+        // An index was already chosen from; a lone manifest is checked
+        // against the platform asked for, as docker does.
+        if let Some(want) = platform {
+            if resolved.target_digest == resolved.manifest_digest {
+                check_platform(&reference.to_string(), want, &config)?;
+            }
         }
-        let image = store
-            .register_in(
-                lease,
-                &resolved.manifest_bytes,
-                &config,
-                std::slice::from_ref(reference),
-            )
-            .map_err(|e| match e {
-                StoreError::Invalid(reason) => RegistryError::InvalidManifest {
-                    reference: reference.to_string(),
-                    reason,
-                },
-                other => other.into(),
-            })?;
-        for l in &manifest.layers {
-            progress(Event::Done {
-                layer: l.digest.clone(),
-            });
-        }
-        Ok(image)
-    }
 
-    /// Downloads the layers missing from the content store with up to
-    /// `max_concurrent_downloads` threads.
-    fn download_layers(
-        &self,
-        store: &Store,
-        lease: &Lease<'_>,
-        resolved: &Resolved,
-        progress: Progress<'_>,
-    ) -> Result<()> {
-        let layers = &resolved.manifest.layers;
-        let mut missing: Vec<&Descriptor> = Vec::new();
+        let layers = &manifest.layers;
+        let mut present = Vec::with_capacity(layers.len());
         for l in layers {
             lease.add_blob(&l.digest)?;
-            let present = store.content().exists(&l.digest)?;
-            progress(if present {
+            let here = store.content().exists(&l.digest)?;
+            progress(if here {
                 Event::Exists {
                     layer: l.digest.clone(),
                 }
@@ -232,55 +213,131 @@ impl Client {
                     layer: l.digest.clone(),
                 }
             });
-            // A layer listed twice is fetched once.
-            if !present && !missing.iter().any(|m| m.digest == l.digest) {
-                missing.push(l);
-            }
+            present.push((l.digest.clone(), here));
         }
-        let workers = self
+        let arrivals = Arrivals::new(
+            layers,
+            |d| present.iter().any(|(p, here)| *p == d.digest && *here),
+            progress,
+        );
+        let early = EarlyUnpack::new(Some(Box::new(|d: &Digest| arrivals.staged(d))));
+        let downloaders = self
             .config
             .max_concurrent_downloads
-            .clamp(1, 16)
-            .min(missing.len());
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let errors: Vec<RegistryError> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
+            .clamp(1, MAX_CONCURRENT_DOWNLOADS)
+            .min(arrivals.missing());
+        // One per download at least: a follower mostly waits for the
+        // network, and one held up must not keep another layer waiting.
+        let unpackers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .max(downloaders)
+            .min(arrivals.missing());
+        std::thread::scope(|s| {
+            for _ in 0..unpackers {
+                s.spawn(|| early.work(store));
+            }
+            let downloads: Vec<_> = (0..downloaders)
                 .map(|_| {
-                    let (next, failed, missing) = (&next, &failed, &missing);
-                    s.spawn(move || -> Result<()> {
-                        loop {
-                            let k = next.fetch_add(1, Ordering::SeqCst);
-                            // After a failure no new download starts.
-                            if k >= missing.len() || failed.load(Ordering::SeqCst) {
-                                return Ok(());
-                            }
+                    s.spawn(|| {
+                        while let Some((b, desc)) = arrivals.next() {
                             let r = self.download_blob(
                                 &resolved.target,
                                 &resolved.repo,
-                                missing[k],
+                                desc,
                                 store.content(),
                                 progress,
+                                &arrivals.cancel,
+                                Some(&arrivals.tap(b, &early)),
                             );
-                            if let Err(e) = r {
-                                failed.store(true, Ordering::SeqCst);
-                                return Err(e);
-                            }
+                            arrivals.arrived(b, r);
                         }
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| match h.join() {
-                    Ok(r) => r.err(),
-                    Err(p) => std::panic::resume_unwind(p),
-                })
-                .collect()
+            for d in downloads {
+                if let Err(p) = d.join() {
+                    std::panic::resume_unwind(p);
+                }
+            }
+            early.close(arrivals.failed());
         });
-        match errors.into_iter().next() {
-            Some(e) => Err(e),
-            None => Ok(()),
+        if let Some(e) = arrivals.take_failure() {
+            return Err(e);
         }
+        arrivals.registering();
+        let registered = store.register_early(
+            lease,
+            &resolved.manifest_bytes,
+            &config,
+            std::slice::from_ref(reference),
+            Some(&early),
+        );
+        if registered.is_ok() {
+            arrivals.finish();
+        }
+        registered.map_err(|e| match e {
+            StoreError::Invalid(reason) => RegistryError::InvalidManifest {
+                reference: reference.to_string(),
+                reason,
+            },
+            other => other.into(),
+        })
+    }
+}
+
+/// Refuses an image whose config names another platform than `want`;
+/// a config that names none is taken as it is.
+fn check_platform(reference: &str, want: &Platform, config: &[u8]) -> Result<()> {
+    let Ok(cfg) = serde_json::from_slice::<serde_json::Value>(config) else {
+        return Ok(());
+    };
+    let field = |k: &str| {
+        cfg[k]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let (Some(os), Some(architecture)) = (field("os"), field("architecture")) else {
+        return Ok(());
+    };
+    let actual = Platform {
+        os,
+        architecture,
+        variant: field("variant"),
+    };
+    if want.matches(&actual) {
+        return Ok(());
+    }
+    Err(RegistryError::UnsupportedPlatform {
+        reference: reference.to_string(),
+        wanted: want.to_string(),
+        available: vec![actual.to_string()],
+    })
+}
+
+/// Most layers one pull downloads at once, whatever the configuration
+/// asks: more only splits the same link into more connections.
+pub const MAX_CONCURRENT_DOWNLOADS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_manifest_must_be_for_the_platform_asked() {
+        let amd = br#"{"os":"linux","architecture":"amd64","rootfs":{}}"#;
+        let want = |s: &str| Platform::parse(s).unwrap();
+        check_platform("r", &want("linux/amd64"), amd).unwrap();
+        let e = check_platform("r", &want("linux/s390x"), amd).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "r: no manifest for platform linux/s390x (available: linux/amd64)"
+        );
+        assert_eq!(e.kind(), crate::ErrorKind::NotFound);
+        // arm64 is v8 whether the config says so or not.
+        let arm = br#"{"os":"linux","architecture":"arm64"}"#;
+        check_platform("r", &want("linux/arm64/v8"), arm).unwrap();
+        // Nothing said, nothing refused.
+        check_platform("r", &want("linux/s390x"), b"{}").unwrap();
     }
 }

@@ -11,7 +11,7 @@ use berth_image::reference::Reference;
 use berth_registry::{login, logout, CredentialStore, Credentials, ErrorKind, Event, PullOptions};
 use berth_testutil::peers::{Registry, RegistryOptions as Options};
 use common::image::{read_file, two_layers};
-use common::tokens::{tls_files, TokenServer};
+use common::tokens::{client_identity, tls_files, TokenServer};
 use common::{client_with, store};
 
 fn no_progress(_: Event) {}
@@ -43,6 +43,7 @@ fn basic_auth_over_tls_with_a_registry_ca() {
             "  htpasswd:\n    realm: berth-test\n    path: {}\n",
             htpasswd.display()
         )),
+        ..Default::default()
     });
     let host = reg.host();
     // docker's certs.d layout: <dir>/<host:port>/ca.crt
@@ -118,6 +119,7 @@ fn login_checks_then_writes_docker_config_and_logout_forgets() {
             "  htpasswd:\n    realm: berth-test\n    path: {}\n",
             htpasswd.display()
         )),
+        ..Default::default()
     });
     let host = reg.host();
     let certs = tmp.path().join("certs.d");
@@ -168,6 +170,7 @@ fn bearer_tokens_from_a_token_server() {
     let reg = Registry::start_with(Options {
         tls: None,
         auth: Some(tokens.auth_yaml()),
+        ..Default::default()
     });
     let host = reg.host();
     let src = store(&tmp.path().join("src"));
@@ -199,4 +202,47 @@ fn bearer_tokens_from_a_token_server() {
     // requests each operation makes.
     let issued = tokens.issued.load(std::sync::atomic::Ordering::SeqCst) - before;
     assert!(issued <= 2, "{issued} tokens issued");
+}
+
+#[test]
+fn client_certificate_from_certs_d() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(tmp.path());
+    let (client_ca, client_cert, client_key) = client_identity(tmp.path());
+    let reg = Registry::start_with(Options {
+        tls: Some((cert, key)),
+        client_ca: Some(client_ca),
+        ..Default::default()
+    });
+    let host = reg.host();
+    // certs.d/<host:port>/: the CA to trust and the identity to show.
+    let certs = tmp.path().join("certs.d");
+    let dir = certs.join(&host);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&ca, dir.join("ca.crt")).unwrap();
+    let src = store(&tmp.path().join("src"));
+    let name = format!("{host}/mtls/app:1");
+    let img = two_layers("mtls", 10 << 10);
+    let image = img.register(&src, &name);
+    let reference = Reference::parse(&name).unwrap();
+
+    // The CA alone is not enough: the registry wants a client certificate.
+    let err = client_with(&certs, None)
+        .push(&src, &image, &reference, &no_progress)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.to_string().contains(&host), "{err}");
+
+    std::fs::copy(&client_cert, dir.join("client.cert")).unwrap();
+    std::fs::copy(&client_key, dir.join("client.key")).unwrap();
+    let c = client_with(&certs, None);
+    c.push(&src, &image, &reference, &no_progress).unwrap();
+    let dst = store(&tmp.path().join("dst"));
+    let pulled = c
+        .pull(&dst, &reference, &PullOptions::default(), &no_progress)
+        .unwrap();
+    assert_eq!(
+        read_file(&dst, &pulled.image, "etc/hello"),
+        b"hello from mtls\n"
+    );
 }

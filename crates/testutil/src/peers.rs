@@ -198,6 +198,8 @@ pub struct RegistryOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Extra YAML for the `auth:` section, already indented by two.
     pub auth: Option<String>,
+    /// With `tls`: a CA bundle; clients must show a certificate it signed.
+    pub client_ca: Option<PathBuf>,
 }
 
 pub fn free_port() -> u16 {
@@ -233,6 +235,9 @@ impl Registry {
                 cert.display(),
                 key.display()
             );
+            if let Some(ca) = &opts.client_ca {
+                yaml += &format!("    clientcas:\n      - {}\n", ca.display());
+            }
         }
         if let Some(auth) = &opts.auth {
             yaml += &format!("auth:\n{auth}");

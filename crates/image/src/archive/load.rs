@@ -81,7 +81,7 @@ impl Contents {
 }
 
 fn load_in<R: Read>(store: &Store, lease: &Lease<'_>, input: R) -> Result<Vec<Image>> {
-    let early = EarlyUnpack::new();
+    let early = EarlyUnpack::new(None);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let c = std::thread::scope(|s| {
         for _ in 0..workers {
@@ -123,7 +123,7 @@ fn read_archive<R: Read>(
     store: &Store,
     lease: &Lease<'_>,
     input: R,
-    early: &EarlyUnpack,
+    early: &EarlyUnpack<'_>,
 ) -> Result<Contents> {
     // Two blobs at most wait for their commit: their bytes are on disk
     // (or in the page cache) already, not in memory.
@@ -152,7 +152,7 @@ fn read_entries<R: Read>(
     lease: &Lease<'_>,
     input: R,
     commits: &mpsc::SyncSender<Pending>,
-    early: &EarlyUnpack,
+    early: &EarlyUnpack<'_>,
 ) -> Result<Contents> {
     let stream =
         decompress(BufReader::with_capacity(1 << 20, input)).map_err(ArchiveError::Read)?;
@@ -237,7 +237,7 @@ fn read_entries<R: Read>(
                     }
                 };
                 if let Ok(bytes) = w.reopen() {
-                    early.offer(&digest, bytes);
+                    early.offer(&digest, size, Box::new(bytes));
                 }
                 let pending = Pending {
                     writer: w,

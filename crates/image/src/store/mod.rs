@@ -26,7 +26,7 @@ pub use check::{CheckReport, DfReport, ImageUsage};
 pub use commit::{CommitOptions, Progress};
 pub use gc::{GcReport, Removed};
 pub use lease::Lease;
-pub(crate) use unpack::EarlyUnpack;
+pub use unpack::EarlyUnpack;
 
 use crate::content::{self, ContentError, FsContentStore, Ingester};
 use crate::digest::Digest;

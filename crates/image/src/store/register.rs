@@ -34,14 +34,15 @@ impl Store {
         self.register_early(lease, manifest, config, tags, None)
     }
 
-    /// [`Store::register_in`] adopting the layers `early` staged.
-    pub(crate) fn register_early(
+    /// [`Store::register_in`] adopting the layers `early` staged; every
+    /// blob must be committed by now.
+    pub fn register_early(
         &self,
         lease: &Lease<'_>,
         manifest: &[u8],
         config: &[u8],
         tags: &[Reference],
-        early: Option<&EarlyUnpack>,
+        early: Option<&EarlyUnpack<'_>>,
     ) -> Result<Image> {
         let invalid = |m: String| StoreError::Invalid(m);
         let man: Value = serde_json::from_slice(manifest)

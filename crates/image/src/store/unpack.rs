@@ -4,12 +4,13 @@
 //! one on top of each other otherwise. Every layer's diff id is checked
 //! against the image config while it is applied.
 //!
-//! A load need not wait for its archive's end to start: [`EarlyUnpack`]
-//! stages each layer blob as soon as it is stored, before any config says
-//! which layer it is, and [`Store::unpack`] adopts what matches.
+//! An image's layers need not all be stored before unpacking starts:
+//! [`EarlyUnpack`] stages each layer blob as its bytes arrive (a load
+//! reading its archive, a pull downloading), before any config says which
+//! layer it is, and [`Store::unpack`] adopts what matches.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, Seek};
+use std::io::{self, BufRead, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 
@@ -47,7 +48,7 @@ impl Store {
         &self,
         specs: &[LayerSpec],
         lease: &Lease<'_>,
-        early: Option<&EarlyUnpack>,
+        early: Option<&EarlyUnpack<'_>>,
     ) -> Result<Vec<Layer>> {
         let diff_ids: Vec<Digest> = specs.iter().map(|s| s.diff_id.clone()).collect();
         let chain = chain_ids(&diff_ids);
@@ -290,7 +291,7 @@ impl Store {
 
     /// Stages `job` if it is a layer (tar, gzip or zstd) that no layer
     /// record already holds and the snapshotter can stage.
-    fn unpack_early(&self, job: Job) -> Result<Option<Early>> {
+    fn unpack_early(&self, job: Job<'_>) -> Result<Option<Early>> {
         let blob = &job.blob;
         let known: Option<i64> = self
             .lock()
@@ -307,14 +308,13 @@ impl Store {
             context: format!("reading blob {blob}"),
             source,
         };
-        let mut file = job.bytes;
+        let mut bytes = job.bytes;
         let mut head = [0u8; 512];
-        let n = read_full(&mut file, &mut head).map_err(io_err)?;
+        let n = read_full(&mut bytes, &mut head).map_err(io_err)?;
         if Compression::detect(&head[..n]) == Compression::None && !is_tar(&head[..n]) {
             return Ok(None);
         }
-        let size = file.metadata().map_err(io_err)?.len();
-        file.seek(io::SeekFrom::Start(0)).map_err(io_err)?;
+        let bytes = io::Cursor::new(&head[..n]).chain(bytes);
         let Some(stage) = self.snapshotter.stage()? else {
             return Ok(None);
         };
@@ -325,7 +325,7 @@ impl Store {
             ..ApplyOptions::default()
         };
         let _span = tracing::debug_span!("unpack_early", blob = %blob).entered();
-        let (applied, seen) = apply_bytes(blob, file, size, stage.path(), &opts)?;
+        let (applied, seen) = apply_bytes(blob, bytes, job.size, stage.path(), &opts)?;
         Ok(Some(Early {
             stage,
             applied,
@@ -392,10 +392,11 @@ fn is_tar(head: &[u8]) -> bool {
     head.len() >= 512 && &head[257..262] == b"ustar"
 }
 
-/// A blob offered to [`EarlyUnpack`]: its digest and its bytes.
-struct Job {
+/// A blob offered to [`EarlyUnpack`]: its digest, size and bytes.
+struct Job<'a> {
     blob: Digest,
-    bytes: std::fs::File,
+    size: u64,
+    bytes: Box<dyn Read + Send + 'a>,
 }
 
 /// One blob staged ahead of its image; see [`EarlyUnpack`].
@@ -405,57 +406,68 @@ struct Early {
     seen: Seen,
 }
 
-/// Layers unpacked while a load is still reading its archive. Each blob
-/// the load writes is [`offer`](EarlyUnpack::offer)ed as soon as its
-/// bytes are down, before its commit (fsync, digest check, rename) is
-/// done: nothing staged here is adopted unless the load read its whole
-/// archive and every commit succeeded, and a named blob's digest, which
-/// stands for the diff id of an uncompressed one, was checked by then.
-/// Workers
-/// ([`work`](EarlyUnpack::work), on the load's threads) apply every one
-/// that is a layer into a staged directory, not yet knowing its position
-/// or the diff id the config promises. [`Store::unpack`] adopts a staged
-/// layer whose diff id matches and applies the rest itself. Staged
-/// directories nobody took are deleted with this; a crash leaves them to
-/// the sweep at the next open, like any staged directory: nothing here
-/// is visible in the store before `unpack` commits it under the lease.
-pub(crate) struct EarlyUnpack {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    queue: Mutex<mpsc::Receiver<Job>>,
+/// What [`EarlyUnpack`] tells of each blob it staged.
+pub type OnStaged<'a> = Box<dyn Fn(&Digest) + Send + Sync + 'a>;
+
+/// Layers unpacked while their blobs still arrive: a load reading its
+/// archive, a pull downloading. Each layer blob is
+/// [`offer`](EarlyUnpack::offer)ed with a reader of its bytes as they
+/// come (a load's once written, a pull's while they download), before
+/// its commit (fsync, digest check, rename) is done: nothing staged here
+/// is adopted unless every blob of the image was committed first, and a
+/// blob's digest, which stands for the diff id of an uncompressed one,
+/// was checked by then. So a reader must yield exactly the bytes the
+/// commit verifies, or fail. Workers ([`work`](EarlyUnpack::work), on
+/// the caller's threads) apply every blob that is a layer into a staged
+/// directory, not yet knowing its position or the diff id the config
+/// promises. [`Store::unpack`] adopts a staged layer whose diff id
+/// matches and applies the rest itself. Staged directories nobody took
+/// are deleted with this; a crash leaves them to the sweep at the next
+/// open, like any staged directory: nothing here is visible in the store
+/// before `unpack` commits it under the lease.
+pub struct EarlyUnpack<'a> {
+    jobs: Mutex<Option<mpsc::Sender<Job<'a>>>>,
+    queue: Mutex<mpsc::Receiver<Job<'a>>>,
     cancelled: AtomicBool,
     done: Mutex<HashMap<Digest, Early>>,
+    /// Told of each blob once it is staged (a pull's progress).
+    staged: Option<OnStaged<'a>>,
 }
 
-impl EarlyUnpack {
-    pub(crate) fn new() -> EarlyUnpack {
+impl<'a> EarlyUnpack<'a> {
+    /// `staged` hears of every blob staged.
+    pub fn new(staged: Option<OnStaged<'a>>) -> EarlyUnpack<'a> {
         let (tx, rx) = mpsc::channel();
         EarlyUnpack {
             jobs: Mutex::new(Some(tx)),
             queue: Mutex::new(rx),
             cancelled: AtomicBool::new(false),
             done: Mutex::new(HashMap::new()),
+            staged,
         }
     }
 
-    /// A blob just written, `bytes` open on it: stage it if it is a
-    /// layer.
-    pub(crate) fn offer(&self, blob: &Digest, bytes: std::fs::File) {
+    /// Blob `blob` of `size` bytes is arriving, `bytes` reading it from
+    /// its first byte: stage it if it is a layer. A reader that fails
+    /// stages nothing (the layer is applied again in its place).
+    pub fn offer(&self, blob: &Digest, size: u64, bytes: Box<dyn Read + Send + 'a>) {
         if let Some(tx) = lock(&self.jobs).as_ref() {
             let _ = tx.send(Job {
                 blob: blob.clone(),
+                size,
                 bytes,
             });
         }
     }
 
     /// No more offers; with `cancel`, what is queued is not started.
-    pub(crate) fn close(&self, cancel: bool) {
+    pub fn close(&self, cancel: bool) {
         self.cancelled.store(cancel, Ordering::Relaxed);
         lock(&self.jobs).take();
     }
 
     /// A worker: stages offered blobs until [`close`](EarlyUnpack::close).
-    pub(crate) fn work(&self, store: &Store) {
+    pub fn work(&self, store: &Store) {
         loop {
             let Ok(job) = lock(&self.queue).recv() else {
                 return;
@@ -466,7 +478,10 @@ impl EarlyUnpack {
             let blob = job.blob.clone();
             match store.unpack_early(job) {
                 Ok(Some(early)) => {
-                    lock(&self.done).insert(blob, early);
+                    lock(&self.done).insert(blob.clone(), early);
+                    if let Some(staged) = &self.staged {
+                        staged(&blob);
+                    }
                 }
                 Ok(None) => {}
                 // Not fatal: the layer is applied again in its place,

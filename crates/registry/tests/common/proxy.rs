@@ -1,6 +1,10 @@
 //! A TCP proxy in front of the registry that cuts the connection once,
 //! midway through the first download of one blob, and remembers the
-//! `Range` headers it saw: enough to show that a pull resumes.
+//! `Range` headers it saw: enough to show that a pull resumes. It can
+//! also hold requests back ([`CuttingProxy::holding`]), to catch a client
+//! with several requests in flight at once, or pause a blob midway
+//! ([`CuttingProxy::pausing`]), to look at what the client did with the
+//! first part.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -12,25 +16,66 @@ pub struct CuttingProxy {
     pub state: Arc<State>,
 }
 
+/// Called with each request line before it is forwarded; may block.
+pub type Hold = Box<dyn Fn(&str) + Send + Sync>;
+
 pub struct State {
     /// Request lines with their Range header, in order.
     pub requests: Mutex<Vec<(String, Option<String>)>>,
     pub cut_done: AtomicBool,
     blob_path: String,
     cut_after: usize,
+    hold: Option<Hold>,
+    /// Instead of cutting: called (and waited for) at `cut_after`, then
+    /// the rest goes through.
+    pause: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl CuttingProxy {
     /// Forwards to `upstream`; the first GET of `/v2/.../blobs/<digest>`
     /// gets `cut_after` bytes of response and then a closed connection.
     pub fn start(upstream: u16, digest: &str, cut_after: usize) -> CuttingProxy {
+        Self::with(upstream, format!("/blobs/{digest}"), cut_after, None, None)
+    }
+
+    /// Cuts nothing; `hold` sees every request line before it goes on.
+    pub fn holding(upstream: u16, hold: Hold) -> CuttingProxy {
+        Self::with(upstream, String::new(), 0, Some(hold), None)
+    }
+
+    /// Cuts nothing; the first response to a GET of blob `digest` stops
+    /// after `after` bytes until `pause` returns.
+    pub fn pausing(
+        upstream: u16,
+        digest: &str,
+        after: usize,
+        pause: Box<dyn Fn() + Send + Sync>,
+    ) -> CuttingProxy {
+        Self::with(
+            upstream,
+            format!("/blobs/{digest}"),
+            after,
+            None,
+            Some(pause),
+        )
+    }
+
+    fn with(
+        upstream: u16,
+        blob_path: String,
+        cut_after: usize,
+        hold: Option<Hold>,
+        pause: Option<Box<dyn Fn() + Send + Sync>>,
+    ) -> CuttingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(State {
             requests: Mutex::new(Vec::new()),
             cut_done: AtomicBool::new(false),
-            blob_path: format!("/blobs/{digest}"),
+            blob_path,
             cut_after,
+            hold,
+            pause,
         });
         let st = state.clone();
         std::thread::spawn(move || {
@@ -73,12 +118,17 @@ fn serve(client: TcpStream, upstream: u16, st: Arc<State>) {
                     })
                     .map(str::to_string);
                 if line.starts_with("GET ")
+                    && !st2.blob_path.is_empty()
                     && line.contains(&st2.blob_path)
                     && !st2.cut_done.load(Ordering::SeqCst)
                 {
                     armed2.store(true, Ordering::SeqCst);
                 }
-                st2.requests.lock().unwrap().push((line, range));
+                st2.requests.lock().unwrap().push((line.clone(), range));
+                // Recorded as it arrived, forwarded once let go.
+                if let Some(hold) = &st2.hold {
+                    hold(&line);
+                }
             }
             if s_out.write_all(&buf[..n]).is_err() {
                 break;
@@ -99,6 +149,15 @@ fn serve(client: TcpStream, upstream: u16, st: Arc<State>) {
             if sent + n >= st.cut_after {
                 let _ = c_out.write_all(&buf[..st.cut_after - sent]);
                 st.cut_done.store(true, Ordering::SeqCst);
+                if let Some(pause) = &st.pause {
+                    let _ = c_out.flush();
+                    pause();
+                    armed.store(false, Ordering::SeqCst);
+                    if c_out.write_all(&buf[st.cut_after - sent..n]).is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 let _ = c_out.shutdown(Shutdown::Both);
                 let _ = s_in.shutdown(Shutdown::Both);
                 return;

@@ -16,19 +16,32 @@ use ring::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 /// A CA and a server certificate for 127.0.0.1 signed by it, as PEM files
 /// in `dir`: (ca.crt, server.crt, server.key).
 pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+    signed_by_new_ca(dir, params, ["ca.crt", "server.crt", "server.key"])
+}
+
+/// A client identity for mutual TLS: (its CA, its certificate, its key)
+/// as PEM files in `dir`.
+pub fn client_identity(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let params = CertificateParams::new(vec!["berth-test-client".to_string()]).unwrap();
+    signed_by_new_ca(dir, params, ["client-ca.crt", "client.cert", "client.key"])
+}
+
+/// A fresh CA, a certificate of `params` it signs and that certificate's
+/// key, written to `dir` under `names`.
+fn signed_by_new_ca(
+    dir: &Path,
+    params: CertificateParams,
+    names: [&str; 3],
+) -> (PathBuf, PathBuf, PathBuf) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
     let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
-    let paths = (
-        dir.join("ca.crt"),
-        dir.join("server.crt"),
-        dir.join("server.key"),
-    );
+    let paths = (dir.join(names[0]), dir.join(names[1]), dir.join(names[2]));
     std::fs::write(&paths.0, ca_cert.pem()).unwrap();
     std::fs::write(&paths.1, cert.pem()).unwrap();
     std::fs::write(&paths.2, key.serialize_pem()).unwrap();
