@@ -167,6 +167,55 @@ impl Served {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// `docker run -d --name NAME --network none bb sh -c SCRIPT`; stdout.
+    fn sh_detached(&self, name: &str, script: &str) -> String {
+        self.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "bb",
+            "sh",
+            "-c",
+            script,
+        ])
+    }
+
+    /// A raw request through curl: the status and the body.
+    fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<u8>) {
+        let mut c = Command::new("curl");
+        c.arg("-s")
+            .arg("--unix-socket")
+            .arg(self.dir.0.join("api.sock"))
+            .arg("-X")
+            .arg(method)
+            .arg("-w")
+            .arg("\n%{http_code}");
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let o = c.arg(format!("http://berth/v1.41{path}")).output().unwrap();
+        assert!(o.status.success(), "curl {path}: {}", show(&o));
+        let mut out = o.stdout;
+        let nl = out.iter().rposition(|b| *b == b'\n').unwrap();
+        let code = String::from_utf8_lossy(&out[nl + 1..]).parse().unwrap();
+        out.truncate(nl);
+        (code, out)
+    }
+
+    /// A raw request that must answer 2xx with JSON.
+    fn api_json(&self, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+        let (code, out) = self.api(method, path, body);
+        assert!(
+            (200..300).contains(&code),
+            "{method} {path}: {code} {}",
+            String::from_utf8_lossy(&out)
+        );
+        serde_json::from_slice(&out).unwrap()
+    }
+
     fn berth(&self, args: &[&str]) -> Output {
         Command::new(built("berth"))
             .arg("--root")
@@ -288,18 +337,10 @@ fn docker_manages_a_detached_container() {
         return;
     }
     let s = Served::start();
-    let id = s.ok(&[
-        "run",
-        "-d",
-        "--name",
+    let id = s.sh_detached(
         "web",
-        "--network",
-        "none",
-        "bb",
-        "sh",
-        "-c",
         "trap 'exit 0' TERM; echo up; echo warn >&2; while true; do sleep 0.1; done",
-    ]);
+    );
     let id = id.trim();
     assert_eq!(id.len(), 64, "{id}");
     let ps = s.ok(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
@@ -501,4 +542,116 @@ fn berth_serve_takes_its_socket_from_systemd() {
         "activated\n"
     );
     assert!(s.log().contains("fd://"), "{}", s.log());
+}
+
+/// Waits until `docker exec NAME test -e PATH` succeeds.
+fn wait_for_file(s: &Served, name: &str, path: &str) {
+    let start = Instant::now();
+    while !s.run(&["exec", name, "test", "-e", path]).status.success() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{path} never appeared in {name}: {}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn docker_stats_diff_export_and_update_through_berth_serve() {
+    if !require_root("docker_stats_diff_export_and_update_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    s.sh_detached(
+        "web",
+        "echo new > /added; echo more >> /etc/group; rm /etc/passwd; touch /ready; exec sleep 60",
+    );
+    wait_for_file(&s, "web", "/ready");
+    let st = s.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+        "web",
+    ]);
+    let f: Vec<&str> = st.split_whitespace().collect();
+    assert_eq!(f[0], "web", "{st}");
+    assert!(f[1].parse::<u32>().unwrap() >= 1, "{st}");
+    assert_ne!(f[2], "0B", "memory in use: {st}");
+    // The raw API: one object, its precpu reading a second earlier.
+    let v = s.api_json("GET", "/containers/web/stats?stream=false", None);
+    assert_eq!(v["name"], "/web", "{v}");
+    let (now, pre) = (&v["cpu_stats"], &v["precpu_stats"]);
+    assert!(
+        now["system_cpu_usage"].as_u64() > pre["system_cpu_usage"].as_u64(),
+        "{v}"
+    );
+    assert!(now["cpu_usage"]["total_usage"].as_u64().unwrap() > 0, "{v}");
+    let diff = s.ok(&["diff", "web"]);
+    for want in ["A /added", "C /etc/group", "D /etc/passwd", "A /ready"] {
+        assert!(diff.lines().any(|l| l == want), "{want} in {diff}");
+    }
+    // export: the whole filesystem, the container's changes in it.
+    let tar = s.dir.0.join("web.tar");
+    s.ok(&["export", "-o", tar.to_str().unwrap(), "web"]);
+    let list = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.lines().any(|l| l.trim_start_matches("./") == "added"),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.trim_start_matches("./") == "bin/busybox"),
+        "{list}"
+    );
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "etc/passwd"),
+        "{list}"
+    );
+    // update: live limits and the restart policy, seen by inspect.
+    assert_eq!(
+        s.ok(&[
+            "update",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--restart",
+            "on-failure:3",
+            "web"
+        ])
+        .trim(),
+        "web"
+    );
+    assert_eq!(
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "web"
+        ])
+        .trim(),
+        "67108864 50 on-failure:3"
+    );
+    let st = s.ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "web"]);
+    assert!(st.trim().ends_with("/ 64MiB"), "{st}");
+    // A body of the wrong shape: docker's error JSON with a 400.
+    for bad in ["[1]", "{\"Memory\": \"lots\"}", "{"] {
+        let (code, out) = s.api("POST", "/containers/web/update", Some(bad));
+        assert_eq!(code, 400, "{bad}: {}", String::from_utf8_lossy(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    }
+    // What berth cannot change is refused by name.
+    let o = s.run(&["update", "--cpu-shares", "512", "web"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("CpuShares is not supported"),
+        "{}",
+        show(&o)
+    );
 }

@@ -1,8 +1,10 @@
 //! Response bodies: a whole one, or a stream fed through a channel
-//! (logs, pull progress, wait) that ends when the sender is dropped.
+//! (logs, pull progress, wait) that ends when the sender is dropped; and
+//! the blocking work that writes a tar (export, archive, save) straight
+//! into a body.
 
-use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -13,19 +15,26 @@ use tokio::sync::mpsc;
 pub enum Body {
     Full(Option<Bytes>),
     Stream(mpsc::Receiver<Bytes>),
+    /// A first chunk already read, then the rest; an error ends the body
+    /// as a broken transfer, so a client never takes a cut tar as whole.
+    Fallible(Option<Bytes>, mpsc::Receiver<std::io::Result<Bytes>>),
 }
 
 impl hyper::body::Body for Body {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+            Body::Fallible(first, rx) => match first.take() {
+                Some(b) => Poll::Ready(Some(Ok(Frame::data(b)))),
+                None => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
+            },
         }
     }
 
@@ -37,7 +46,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(None) => SizeHint::with_exact(0),
             Body::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            Body::Stream(_) => SizeHint::default(),
+            Body::Stream(_) | Body::Fallible(..) => SizeHint::default(),
         }
     }
 }
@@ -73,4 +82,98 @@ pub fn stream(content_type: &str) -> (Response, mpsc::Sender<Bytes>) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     (r, tx)
+}
+
+/// A blocking writer feeding a [`Body::Fallible`]: its writes fail once
+/// the client has gone, which ends the work writing.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+/// Bytes gathered before a chunk goes to the client.
+const CHUNK: usize = 64 << 10;
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// Runs blocking `work` that writes the body of a 200 response. A failure
+/// before its first byte is the response (docker's error JSON); a later
+/// one breaks the transfer.
+pub async fn streamed<F>(
+    api: &Arc<crate::state::Api>,
+    content_type: &str,
+    work: F,
+) -> Result<Response, crate::error::ApiError>
+where
+    F: FnOnce(&berth_engine::Engine, &mut ChannelWriter) -> berth_engine::Result<()>
+        + Send
+        + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(16);
+    let job_tx = tx.clone();
+    let api = api.clone();
+    let error = Arc::new(std::sync::Mutex::new(None));
+    let job_error = error.clone();
+    let job = tokio::spawn(async move {
+        let failed = job_tx.clone();
+        let r = api
+            .blocking(move |e| {
+                let mut w = ChannelWriter {
+                    tx: job_tx,
+                    buf: Vec::with_capacity(CHUNK),
+                };
+                work(e, &mut w)?;
+                std::io::Write::flush(&mut w).map_err(|source| berth_engine::Error::Io {
+                    what: "sending to the client".into(),
+                    source,
+                })
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::debug!(error = %e.message, "streamed work failed");
+            let broken = std::io::Error::other(e.message.clone());
+            *crate::state::lock(&job_error) = Some(e);
+            let _ = failed.send(Err(broken)).await;
+        }
+    });
+    drop(tx);
+    // The first message tells a failure at once from a body to stream.
+    let first = match rx.recv().await {
+        Some(Ok(b)) => Some(b),
+        Some(Err(broken)) => {
+            let _ = job.await;
+            let e = crate::state::lock(&error).take();
+            return Err(e.unwrap_or_else(|| crate::error::ApiError::internal(broken.to_string())));
+        }
+        None => None,
+    };
+    let mut r = hyper::Response::new(Body::Fallible(first, rx));
+    if let Ok(v) = header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    Ok(r)
 }

@@ -26,6 +26,7 @@ mod query;
 mod router;
 mod server;
 mod state;
+mod stats;
 mod streams;
 mod system;
 mod volumes;
