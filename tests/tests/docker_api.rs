@@ -189,8 +189,12 @@ impl Served {
         c.arg("-s")
             .arg("--unix-socket")
             .arg(self.dir.0.join("api.sock"))
-            .arg("-X")
-            .arg(method)
+            // curl waits for a HEAD's announced body unless told -I.
+            .args(if method == "HEAD" {
+                vec!["-I", "-o", "/dev/null"]
+            } else {
+                vec!["-X", method]
+            })
             .arg("-w")
             .arg("\n%{http_code}");
         if let Some(b) = body {
@@ -651,6 +655,96 @@ fn docker_stats_diff_export_and_update_through_berth_serve() {
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("CpuShares is not supported"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn docker_cp_copies_both_ways_through_berth_serve() {
+    if !require_root("docker_cp_copies_both_ways_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    s.sh_detached(
+        "box",
+        "mkdir -p /data/sub; echo inner > /data/sub/f; echo top > /data/t; \
+         ln -s t /data/link; touch /ready; exec sleep 60",
+    );
+    wait_for_file(&s, "box", "/ready");
+    let host = s.dir.0.join("host");
+    std::fs::create_dir(&host).unwrap();
+    // Out of the container: a directory, a file under a new name, the
+    // contents of a directory (`/.`).
+    s.ok(&["cp", "box:/data", host.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("data/sub/f")).unwrap(),
+        "inner\n"
+    );
+    assert_eq!(
+        std::fs::read_link(host.join("data/link")).unwrap(),
+        Path::new("t")
+    );
+    s.ok(&["cp", "box:/data/t", host.join("renamed").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("renamed")).unwrap(),
+        "top\n"
+    );
+    s.ok(&["cp", "box:/data/sub/.", host.join("flat").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("flat/f")).unwrap(),
+        "inner\n"
+    );
+    // -L follows the link to its file.
+    s.ok(&[
+        "cp",
+        "-L",
+        "box:/data/link",
+        host.join("followed").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("followed")).unwrap(),
+        "top\n"
+    );
+    // Into the container: a file, a directory, a stopped container too.
+    std::fs::write(host.join("up.txt"), "uploaded\n").unwrap();
+    s.ok(&["cp", host.join("up.txt").to_str().unwrap(), "box:/tmp/"]);
+    assert_eq!(s.ok(&["exec", "box", "cat", "/tmp/up.txt"]), "uploaded\n");
+    s.ok(&["cp", host.join("data").to_str().unwrap(), "box:/copied"]);
+    assert_eq!(s.ok(&["exec", "box", "cat", "/copied/sub/f"]), "inner\n");
+    s.ok(&["stop", "-t", "0", "box"]);
+    s.ok(&[
+        "cp",
+        host.join("up.txt").to_str().unwrap(),
+        "box:/stopped.txt",
+    ]);
+    s.ok(&[
+        "cp",
+        "box:/stopped.txt",
+        host.join("back.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("back.txt")).unwrap(),
+        "uploaded\n"
+    );
+    // Missing paths are docker's 404 (which its client words itself).
+    let o = s.run(&["cp", "box:/nowhere", host.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No such container:path: box:/nowhere"),
+        "{}",
+        show(&o)
+    );
+    let (code, out) = s.api("HEAD", "/containers/box/archive?path=/nowhere", None);
+    assert_eq!(code, 404, "{}", String::from_utf8_lossy(&out));
+    let (code, _) = s.api("PUT", "/containers/box/archive?path=/nowhere", Some("x"));
+    assert_eq!(code, 404);
+    // A file never gives way to a directory (docker's client asks so).
+    std::fs::create_dir(host.join("stopped.txt")).unwrap();
+    let o = s.run(&["cp", host.join("stopped.txt").to_str().unwrap(), "box:/"]);
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot overwrite non-directory"),
         "{}",
         show(&o)
     );

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+mod archive;
 mod body;
 mod containers;
 mod create;

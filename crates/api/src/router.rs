@@ -45,6 +45,11 @@ impl Ctx {
             .to_bytes())
     }
 
+    /// The body as it arrives, for uploads too large to gather.
+    pub fn take_body(&mut self) -> Option<Incoming> {
+        self.body.take()
+    }
+
     /// The JSON body; an empty one is `{}` (docker's clients send none for
     /// optional bodies).
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
@@ -173,6 +178,9 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
                 ("changes", _) if get => containers::changes(ctx, id).await,
                 ("export", _) if get => containers::export(ctx, id).await,
                 ("update", &M::POST) => containers::update(ctx, id).await,
+                ("archive", &M::HEAD) => crate::archive::head(ctx, id).await,
+                ("archive", &M::GET) => crate::archive::get(ctx, id).await,
+                ("archive", &M::PUT) => crate::archive::put(ctx, id).await,
                 ("start", &M::POST) => containers::start(ctx, id).await,
                 ("stop", &M::POST) => containers::stop(ctx, id).await,
                 ("restart", &M::POST) => containers::restart(ctx, id).await,
