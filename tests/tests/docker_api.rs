@@ -749,3 +749,160 @@ fn docker_cp_copies_both_ways_through_berth_serve() {
         show(&o)
     );
 }
+
+#[test]
+fn docker_commit_save_load_and_import_through_berth_serve() {
+    if !require_root("docker_commit_save_load_and_import_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    s.sh_detached("src", "echo made > /made; touch /ready; exec sleep 60");
+    wait_for_file(&s, "src", "/ready");
+    let id = s.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/made\"]",
+        "-m",
+        "by the test",
+        "-a",
+        "tester",
+        "src",
+        "made:v1",
+    ]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    let run = |image: &str| s.ok(&["run", "--rm", "--network", "none", image]);
+    assert_eq!(run("made:v1"), "made\n");
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{.Author}} {{.Comment}}", "made:v1"])
+            .trim(),
+        "tester by the test"
+    );
+    let o = s.run(&["commit", "-c", "RUN true", "src", "bad:1"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("RUN is not a valid change command"),
+        "{}",
+        show(&o)
+    );
+    // save to a file, load it back after the image is gone.
+    let tar = s.dir.0.join("saved.tar");
+    s.ok(&["save", "-o", tar.to_str().unwrap(), "made:v1"]);
+    s.ok(&["rmi", "made:v1"]);
+    assert!(!s.run(&["inspect", "made:v1"]).status.success());
+    let out = s.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: made:v1"), "{out}");
+    assert_eq!(run("made:v1"), "made\n");
+    // docker save | docker load, through pipes.
+    s.ok(&["tag", "made:v1", "piped:v1"]);
+    let mut save = s.docker(&["save", "piped:v1"]);
+    let saved = save.stdout(Stdio::piped()).output().unwrap();
+    assert!(saved.status.success(), "{}", show(&saved));
+    s.ok(&["rmi", "piped:v1"]);
+    let mut load = s
+        .docker(&["load"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(load.stdin.as_mut().unwrap(), &saved.stdout).unwrap();
+    drop(load.stdin.take());
+    let o = load.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Loaded image: piped:v1"),
+        "{}",
+        show(&o)
+    );
+    // An unknown name is a 404 before any archive is sent.
+    let o = s.run(&[
+        "save",
+        "-o",
+        s.dir.0.join("none.tar").to_str().unwrap(),
+        "nosuch:1",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No such image: nosuch:1"),
+        "{}",
+        show(&o)
+    );
+    // import: a root filesystem tar becomes an image.
+    let rootfs = s.dir.0.join("rootfs.tar");
+    let id = s.ok(&[
+        "import",
+        "-c",
+        "CMD [\"echo\", \"imported\"]",
+        "-m",
+        "from a tar",
+        rootfs.to_str().unwrap(),
+        "imp:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(run("imp:1"), "imported\n");
+    assert_eq!(
+        s.ok(&["history", "--format", "{{.Comment}}", "imp:1"])
+            .trim(),
+        "from a tar"
+    );
+    // A load body that is not an archive: docker's error JSON.
+    let (code, out) = s.api("POST", "/images/load", Some("not a tar"));
+    assert!((400..600).contains(&code), "{code}");
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(v["message"].is_string(), "{v}");
+    // search is refused plainly.
+    let o = s.run(&["search", "busybox"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not supported"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn docker_login_and_push_through_berth_serve() {
+    if !require_root("docker_login_and_push_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let htpasswd = s.dir.0.join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("alice:{}\n", bcrypt::hash("s3cret", 4).unwrap()),
+    )
+    .unwrap();
+    let reg = berth_testutil::peers::Registry::start_with(berth_testutil::peers::RegistryOptions {
+        auth: Some(format!(
+            "  htpasswd:\n    realm: berth-test\n    path: {}\n",
+            htpasswd.display()
+        )),
+        ..Default::default()
+    });
+    let name = format!("{}/test/bb:v1", reg.host());
+    s.ok(&["tag", "bb", &name]);
+    // No credentials yet: the registry refuses.
+    let o = s.run(&["push", &name]);
+    assert!(!o.status.success(), "{}", show(&o));
+    let login = |pass: &str| s.run(&["login", "-u", "alice", "-p", pass, &reg.host()]);
+    let o = login("wrong");
+    assert!(!o.status.success(), "{}", show(&o));
+    let o = login("s3cret");
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"),
+        "{}",
+        show(&o)
+    );
+    // The client now sends them in X-Registry-Auth.
+    let out = s.ok(&["push", &name]);
+    assert!(out.contains("The push refers to repository"), "{out}");
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    s.ok(&["rmi", &name]);
+    let out = s.ok(&["pull", &name]);
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", &name, "echo", "pulled"]),
+        "pulled\n"
+    );
+}

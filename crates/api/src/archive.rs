@@ -8,8 +8,6 @@ use std::os::fd::AsFd;
 
 use base64::Engine as _;
 use berth_engine::cp::{self, InPath, Owner};
-use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::{header, StatusCode};
 use rustix::fs::{self as rfs, FileType, ResolveFlags};
 use rustix::io::Errno;
@@ -159,31 +157,10 @@ pub async fn put(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let path = path_of(&ctx)?;
     let keep_non_dirs = ctx.query.flag("noOverwriteDirNonDir");
     let copy_ids = ctx.query.flag("copyUIDGID");
-    let mut incoming = ctx
-        .take_body()
-        .ok_or_else(|| ApiError::bad_request("archive needs a tar body"))?;
-    // The upload is fed to the blocking unpack through a pipe-like
-    // channel, so a large tar is never held in memory.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Bytes>>(16);
-    let feed = tokio::spawn(async move {
-        while let Some(frame) = incoming.frame().await {
-            let sent = match frame {
-                Ok(f) => match f.into_data() {
-                    Ok(data) => tx.send(Ok(data)),
-                    Err(_) => Ok(()),
-                },
-                Err(e) => {
-                    let _ = tx.send(Err(std::io::Error::other(format!(
-                        "reading the upload: {e}"
-                    ))));
-                    return;
-                }
-            };
-            if sent.is_err() {
-                return;
-            }
-        }
-    });
+    let (reader, feed) = body::reader(
+        ctx.take_body()
+            .ok_or_else(|| ApiError::bad_request("archive needs a tar body"))?,
+    );
     let result = ctx
         .api
         .blocking(move |e| {
@@ -203,10 +180,6 @@ pub async fn put(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
                     Err(Errno::NOENT | Errno::NOTDIR) => return Ok(Err(c.name.clone())),
                     Err(e) => return Err(io_err(&path, e)),
                 }
-                let reader = ChannelReader {
-                    rx,
-                    chunk: Bytes::new(),
-                };
                 cp::unpack(
                     reader,
                     root.as_fd(),
@@ -223,28 +196,6 @@ pub async fn put(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let name = ctx.query.get("path").unwrap_or_default().to_string();
     result?.map_err(|container| not_found(&name, &container))?;
     Ok(body::empty(StatusCode::OK))
-}
-
-/// The upload's chunks as a blocking reader.
-struct ChannelReader {
-    rx: std::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-    chunk: Bytes,
-}
-
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.chunk.is_empty() {
-            match self.rx.recv() {
-                Ok(c) => self.chunk = c?,
-                // The upload ended.
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk[..n]);
-        self.chunk = self.chunk.slice(n..);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

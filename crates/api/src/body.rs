@@ -177,3 +177,59 @@ where
     }
     Ok(r)
 }
+
+/// A request body as a blocking reader (uploads: archive, load, import),
+/// fed by a task so a large tar is never held in memory. A broken upload
+/// reads as an error, not as an early end.
+pub fn reader(incoming: hyper::body::Incoming) -> (BodyReader, tokio::task::JoinHandle<()>) {
+    use http_body_util::BodyExt;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<Bytes>>(16);
+    let mut incoming = incoming;
+    let feed = tokio::spawn(async move {
+        while let Some(frame) = incoming.frame().await {
+            let sent = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(data) => tx.send(Ok(data)),
+                    Err(_) => Ok(()),
+                },
+                Err(e) => {
+                    let _ = tx.send(Err(std::io::Error::other(format!(
+                        "reading the upload: {e}"
+                    ))));
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    });
+    (
+        BodyReader {
+            rx,
+            chunk: Bytes::new(),
+        },
+        feed,
+    )
+}
+
+pub struct BodyReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    chunk: Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.recv() {
+                Ok(c) => self.chunk = c?,
+                // The upload ended.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk = self.chunk.slice(n..);
+        Ok(n)
+    }
+}

@@ -20,6 +20,7 @@ mod create;
 mod error;
 mod exec;
 mod images;
+mod images_io;
 mod listen;
 mod logs;
 mod networks;

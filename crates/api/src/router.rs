@@ -14,11 +14,11 @@ use crate::body::{self, Response};
 use crate::error::ApiError;
 use crate::query::{self, Query};
 use crate::state::Api;
-use crate::{containers, create, exec, images, networks, system, volumes, wait};
+use crate::{containers, create, exec, images, images_io, networks, system, volumes, wait};
 use crate::{API_VERSION, MIN_API_VERSION};
 
-/// A request body larger than this is refused (create bodies are small;
-/// uploads are not served yet).
+/// A JSON body larger than this is refused (they are small; uploads of
+/// tars stream through [`crate::body::reader`] instead).
 const MAX_BODY: usize = 16 << 20;
 
 /// One request, taken apart.
@@ -200,6 +200,13 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
         ["exec", id, "json"] if get => exec::inspect(ctx, id.to_string()).await,
         ["images", "json"] if get => images::list(ctx).await,
         ["images", "create"] if post => images::create(ctx).await,
+        ["images", "load"] if post => images_io::load(ctx).await,
+        ["images", "get"] if get => {
+            let names = ctx.query.all("names");
+            images_io::get(ctx, names).await
+        }
+        ["commit"] if post => images_io::commit(ctx).await,
+        ["auth"] if post => images::auth(ctx).await,
         ["images", "search"] if get => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             "image search is not supported by berth",
@@ -210,6 +217,12 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
         }
         ["images", name @ .., "history"] if get && !name.is_empty() => {
             images::history(ctx, name.join("/")).await
+        }
+        ["images", name @ .., "get"] if get && !name.is_empty() => {
+            images_io::get(ctx, vec![name.join("/")]).await
+        }
+        ["images", name @ .., "push"] if post && !name.is_empty() => {
+            images::push(ctx, name.join("/")).await
         }
         ["images", name @ .., "tag"] if post && !name.is_empty() => {
             images::tag(ctx, name.join("/")).await

@@ -302,6 +302,21 @@ pub fn history(store: &Store, image: &Image) -> Result<Vec<HistoryEntry>> {
     Ok(out)
 }
 
+/// What docker's commit accepts as a change: no instruction that would
+/// need a build.
+const COMMIT_CHANGES: &[&str] = &[
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "LABEL",
+    "ONBUILD",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+    "STOPSIGNAL",
+];
+
 /// `docker commit`: the container's changes as a new image. With `pause`
 /// (docker's default) a running container is frozen for the walk, so the
 /// layer is one moment of its filesystem, and thawed whatever happens.
@@ -312,6 +327,18 @@ pub fn commit(
     opts: &CommitOptions,
     pause: bool,
 ) -> Result<Image> {
+    for c in &opts.changes {
+        let instr = c
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if !COMMIT_CHANGES.contains(&instr.as_str()) {
+            return Err(Error::InvalidArgument(format!(
+                "{instr} is not a valid change command"
+            )));
+        }
+    }
     let c = engine.find(key)?;
     let image = store.image(&c.image_id).map_err(not_found(&c.image_id))?;
     let mut opts = opts.clone();
