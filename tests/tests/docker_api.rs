@@ -906,3 +906,120 @@ fn docker_login_and_push_through_berth_serve() {
         "pulled\n"
     );
 }
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn docker_events_and_system_df_through_berth_serve() {
+    if !require_root("docker_events_and_system_df_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let since = unix_now().to_string();
+    // A follower: what was recorded since `since`, then what comes.
+    let mut follow = s
+        .docker(&[
+            "events",
+            "--since",
+            &since,
+            "--filter",
+            "container=ev",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = s.run(&[
+        "run",
+        "--name",
+        "ev",
+        "--network",
+        "none",
+        "bb",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    s.ok(&["rm", "ev"]);
+    let want = [
+        "container create ev",
+        "container start ev",
+        "container die ev",
+        "container destroy ev",
+    ];
+    let mut seen = Vec::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follow.stdout.take().unwrap()));
+    while seen.len() < want.len() {
+        let l = lines.next().expect("the event stream ended").unwrap();
+        seen.push(l);
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(seen, want);
+    // A bounded query ends by itself at `until`; filters narrow it.
+    let until = (unix_now() + 1).to_string();
+    let out = s.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(out, "ev 3\n");
+    let (code, out) = s.api(
+        "GET",
+        "/events?filters=%7B%22nosuch%22%3A%5B%22x%22%5D%7D",
+        None,
+    );
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&out));
+    // system df: the image, a running container, a volume with its data.
+    s.ok(&["volume", "create", "vol1"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dfc",
+        "--network",
+        "none",
+        "-v",
+        "vol1:/data",
+        "bb",
+        "sh",
+        "-c",
+        "head -c 100000 /dev/zero > /data/f; touch /ready; exec sleep 60",
+    ]);
+    wait_for_file(&s, "dfc", "/ready");
+    let out = s.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "Images 1 1",
+            "Containers 1 1",
+            "Local Volumes 1 1",
+            "Build Cache 0 0"
+        ],
+        "{out}"
+    );
+    let v = s.api_json("GET", "/system/df", None);
+    let vol = &v["Volumes"][0];
+    assert_eq!(vol["Name"], "vol1", "{v}");
+    assert_eq!(vol["UsageData"]["RefCount"], 1, "{v}");
+    assert!(vol["UsageData"]["Size"].as_u64().unwrap() >= 100_000, "{v}");
+    assert!(v["LayersSize"].as_u64().unwrap() > 0, "{v}");
+}

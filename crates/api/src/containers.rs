@@ -41,7 +41,7 @@ fn list_ports(settings: &Value) -> Vec<Value> {
     out
 }
 
-fn list_entry(e: &Engine, c: &Container, state: &str) -> Value {
+pub fn list_entry(e: &Engine, c: &Container, state: &str) -> Value {
     let settings = e.network_settings(c);
     let mut status = berth_engine::status::status(c);
     if state == "paused" {

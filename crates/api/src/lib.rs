@@ -18,6 +18,7 @@ mod body;
 mod containers;
 mod create;
 mod error;
+mod events;
 mod exec;
 mod images;
 mod images_io;

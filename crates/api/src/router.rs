@@ -160,10 +160,8 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
         ["_ping"] if get => Ok(system::ping(method == M::HEAD)),
         ["version"] if get => system::version(ctx).await,
         ["info"] if get => system::info(ctx).await,
-        ["events"] if get => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "events are not supported by berth yet",
-        )),
+        ["events"] if get => crate::events::events(ctx).await,
+        ["system", "df"] if get => system::df(ctx).await,
         ["containers", "json"] if get => containers::list(ctx).await,
         ["containers", "create"] if post => create::create(ctx).await,
         ["containers", "prune"] if post => containers::prune(ctx).await,

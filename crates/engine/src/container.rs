@@ -126,6 +126,7 @@ impl Engine {
             let _ = db.delete(&id);
             return Err(e);
         }
+        crate::events::container(&db, &c, "create", &[]);
         Ok(c)
     }
 
@@ -260,6 +261,7 @@ impl Engine {
             }
             self.wait_exit(&c.id, None)?;
         }
+        crate::events::container(&self.db()?, &c, "stop", &[]);
         Ok(c)
     }
 
@@ -275,6 +277,7 @@ impl Engine {
             });
         }
         self.runtime().kill(&c.id, sig, false)?;
+        crate::events::container(&self.db()?, &c, "kill", &[("signal", sig.to_string())]);
         Ok(c)
     }
 
@@ -388,6 +391,8 @@ impl Engine {
     /// Removes everything of a stopped container: runtime state, mounts,
     /// snapshot, files, row. Keeps going past failures, reporting all.
     pub fn teardown(&self, db: &Db, id: &str) -> Result<()> {
+        // Read while the row is there, for the destroy event.
+        let row = db.find(id).ok();
         let mut errors = Vec::new();
         // Before the bundle goes: the network's record of itself is there.
         self.release_run(id, &mut errors);
@@ -406,7 +411,11 @@ impl Engine {
             let _ = crate::restart::forget(db, id);
             let _ = crate::health::forget(db, id);
             crate::userns::release(db, id)?;
-            db.delete(id)
+            db.delete(id)?;
+            if let Some(c) = row {
+                crate::events::container(db, &c, "destroy", &[]);
+            }
+            Ok(())
         } else {
             Err(Error::Teardown {
                 id: id.to_string(),
@@ -417,7 +426,12 @@ impl Engine {
 
     /// The monitor's record of a started container.
     pub fn record_started(&self, id: &str, pid: i32) -> Result<()> {
-        self.db()?.set_running(id, pid, chrono::Utc::now())
+        let db = self.db()?;
+        db.set_running(id, pid, chrono::Utc::now())?;
+        if let Ok(c) = db.find(id) {
+            crate::events::container(&db, &c, "start", &[]);
+        }
+        Ok(())
     }
 
     /// The monitor's record of a start that failed: the row stays (docker
@@ -441,6 +455,12 @@ impl Engine {
         self.release_run(id, &mut errors);
         let db = self.db()?;
         db.set_exited(id, code, oom_killed, chrono::Utc::now())?;
+        if let Ok(c) = db.find(id) {
+            if oom_killed {
+                crate::events::container(&db, &c, "oom", &[]);
+            }
+            crate::events::container(&db, &c, "die", &[("exitCode", code.to_string())]);
+        }
         if let Err(e) = self.remove_if_auto(&db, id) {
             errors.push(e.to_string());
         }

@@ -164,6 +164,7 @@ impl Db {
             );",
         )
         .map_err(db_err)?;
+        conn.execute_batch(crate::events::SCHEMA).map_err(db_err)?;
         // A store made before the column existed.
         let has_oom: bool = conn
             .query_row(

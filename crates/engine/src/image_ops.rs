@@ -84,6 +84,16 @@ pub struct SystemDf {
     pub containers: Vec<ContainerUsage>,
 }
 
+impl SystemDf {
+    /// How many containers were made from image `id`.
+    pub fn containers_of(&self, id: &Digest) -> usize {
+        self.image_containers
+            .iter()
+            .find(|(i, _)| i == id)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
 /// `docker system df`.
 pub fn df(engine: &Engine, store: &Store) -> Result<SystemDf> {
     let containers = engine.list()?;
@@ -122,7 +132,7 @@ pub fn df(engine: &Engine, store: &Store) -> Result<SystemDf> {
 
 /// Bytes of the files under `dir`, symlinks not followed; unreadable
 /// entries count nothing (they are the container's, not ours to fail on).
-fn dir_size(dir: &Path) -> u64 {
+pub fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
