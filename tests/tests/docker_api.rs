@@ -1023,3 +1023,64 @@ fn docker_events_and_system_df_through_berth_serve() {
     assert!(vol["UsageData"]["Size"].as_u64().unwrap() >= 100_000, "{v}");
     assert!(v["LayersSize"].as_u64().unwrap() > 0, "{v}");
 }
+
+#[test]
+fn docker_build_through_berth_serve() {
+    if !require_root("docker_build_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let ctx = s.dir.0.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("file.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nARG WHO=nobody\nRUN echo \"built by $WHO\" > /built\nCOPY file.txt /file.txt\n\
+         LABEL tier=web\nCMD [\"cat\", \"/built\", \"/file.txt\"]\n",
+    )
+    .unwrap();
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "-t", "app:1", "--build-arg", "WHO=docker"];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        s.docker(&args)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap()
+    };
+    let o = build(&[]);
+    assert!(o.status.success(), "{}\n{}", show(&o), s.log());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Step 1/6 : FROM bb"), "{out}");
+    assert!(out.contains("Successfully built"), "{out}");
+    assert!(out.contains("Successfully tagged app:1"), "{out}");
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", "app:1"]),
+        "built by docker\nfrom the context\n"
+    );
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{.Config.Labels.tier}}", "app:1"])
+            .trim(),
+        "web"
+    );
+    // Again: every step from the cache; -q prints the id alone.
+    let o = build(&[]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Using cache"),
+        "{}",
+        show(&o)
+    );
+    let o = build(&["-q"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let id = s.ok(&["image", "inspect", "-f", "{{.Id}}", "app:1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id.trim());
+    // A failing step fails the build with docker's words.
+    std::fs::write(ctx.join("Dockerfile"), "FROM bb\nRUN exit 7\n").unwrap();
+    let o = build(&[]);
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("returned a non-zero code: 7"),
+        "{}",
+        show(&o)
+    );
+}

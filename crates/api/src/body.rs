@@ -233,3 +233,61 @@ impl std::io::Read for BodyReader {
         Ok(n)
     }
 }
+
+/// One JSON message and its newline, as docker's JSON streams.
+pub fn json_line(v: &serde_json::Value) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    b.into()
+}
+
+/// Streams the JSON messages a blocking job (a pull, a push, a build)
+/// sends, one a line, then its failure as docker's `errorDetail` message.
+/// A client that leaves does not stop the job by itself: `on_gone` says
+/// what happens to it (a pull stays done; a build is cancelled).
+pub fn json_job<F>(
+    api: &Arc<crate::state::Api>,
+    on_gone: impl FnOnce() + Send + 'static,
+    job: F,
+) -> Response
+where
+    F: FnOnce(
+            &berth_engine::Engine,
+            &(dyn Fn(serde_json::Value) + Send + Sync),
+        ) -> berth_engine::Result<()>
+        + Send
+        + 'static,
+{
+    let (resp, tx) = stream("application/json");
+    let api = api.clone();
+    tokio::spawn(async move {
+        let (etx, mut erx) = mpsc::unbounded_channel::<serde_json::Value>();
+        let job = api.blocking(move |e| {
+            let send = move |v: serde_json::Value| {
+                let _ = etx.send(v);
+            };
+            job(e, &send)
+        });
+        tokio::pin!(job);
+        let result = loop {
+            tokio::select! {
+                Some(v) = erx.recv() => {
+                    if tx.send(json_line(&v)).await.is_err() {
+                        on_gone();
+                        return;
+                    }
+                }
+                r = &mut job => break r,
+            }
+        };
+        while let Ok(v) = erx.try_recv() {
+            let _ = tx.send(json_line(&v)).await;
+        }
+        if let Err(e) = result {
+            let msg =
+                serde_json::json!({"errorDetail": {"message": e.message}, "error": e.message});
+            let _ = tx.send(json_line(&msg)).await;
+        }
+    });
+    resp
+}

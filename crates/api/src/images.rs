@@ -254,50 +254,6 @@ fn client_for(
     Ok(client)
 }
 
-/// Streams the JSON messages a blocking registry job sends, one a line,
-/// then its failure as docker's `errorDetail` message. A client that
-/// leaves does not stop the job: what it pulled or pushed stays done.
-fn json_stream<F>(api: &std::sync::Arc<crate::state::Api>, job: F) -> Response
-where
-    F: FnOnce(&berth_engine::Engine, &(dyn Fn(Value) + Send + Sync)) -> berth_engine::Result<()>
-        + Send
-        + 'static,
-{
-    let (resp, tx) = body::stream("application/json");
-    let api = api.clone();
-    tokio::spawn(async move {
-        let (etx, mut erx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-        let job = api.blocking(move |e| {
-            let send = move |v: Value| {
-                let _ = etx.send(v);
-            };
-            job(e, &send)
-        });
-        tokio::pin!(job);
-        let result = loop {
-            tokio::select! {
-                Some(v) = erx.recv() => {
-                    if tx.send(line(&v)).await.is_err() {
-                        return;
-                    }
-                }
-                r = &mut job => break r,
-            }
-        };
-        while let Ok(v) = erx.try_recv() {
-            let _ = tx.send(line(&v)).await;
-        }
-        if let Err(e) = result {
-            let _ = tx
-                .send(line(
-                    &json!({"errorDetail": {"message": e.message}, "error": e.message}),
-                ))
-                .await;
-        }
-    });
-    resp
-}
-
 fn short(d: &berth_image::Digest) -> String {
     let s = d.to_string();
     let hex = s.split_once(':').map_or(s.as_str(), |(_, h)| h);
@@ -338,12 +294,6 @@ fn progress_json(e: &Event, push: bool) -> Option<Value> {
     }
 }
 
-fn line(v: &Value) -> bytes::Bytes {
-    let mut b = serde_json::to_vec(v).unwrap_or_default();
-    b.push(b'\n');
-    b.into()
-}
-
 pub async fn create(ctx: Ctx) -> Result<Response, ApiError> {
     let q = &ctx.query;
     if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
@@ -370,32 +320,36 @@ pub async fn create(ctx: Ctx) -> Result<Response, ApiError> {
         .get("platform")
         .filter(|p| !p.is_empty())
         .map(String::from);
-    Ok(json_stream(&ctx.api, move |e, send| {
-        let store = open(e)?;
-        let before = store.image(&name).ok().map(|i| i.id);
-        let reference = berth_image::Reference::parse(&name)
-            .map_err(|e| berth_engine::Error::Image(e.into()))?;
-        let client = client_for(creds, &reference)?;
-        send(json!({
-            "status": format!("Pulling from {}", reference.familiar_name()),
-            "id": reference.tag().unwrap_or("latest"),
-        }));
-        let sink = |ev: Event| {
-            if let Some(v) = progress_json(&ev, false) {
-                send(v);
-            }
-        };
-        let (reference, pulled) =
-            berth_engine::pull::pull(&client, &store, &name, platform.as_deref(), &sink)?;
-        send(json!({"status": format!("Digest: {}", pulled.digest)}));
-        let fresh = before.as_ref() != Some(&pulled.image.id);
-        send(json!({"status": format!(
-            "Status: {} for {}",
-            if fresh { "Downloaded newer image" } else { "Image is up to date" },
-            reference.familiar()
-        )}));
-        Ok(())
-    }))
+    Ok(body::json_job(
+        &ctx.api,
+        || {},
+        move |e, send| {
+            let store = open(e)?;
+            let before = store.image(&name).ok().map(|i| i.id);
+            let reference = berth_image::Reference::parse(&name)
+                .map_err(|e| berth_engine::Error::Image(e.into()))?;
+            let client = client_for(creds, &reference)?;
+            send(json!({
+                "status": format!("Pulling from {}", reference.familiar_name()),
+                "id": reference.tag().unwrap_or("latest"),
+            }));
+            let sink = |ev: Event| {
+                if let Some(v) = progress_json(&ev, false) {
+                    send(v);
+                }
+            };
+            let (reference, pulled) =
+                berth_engine::pull::pull(&client, &store, &name, platform.as_deref(), &sink)?;
+            send(json!({"status": format!("Digest: {}", pulled.digest)}));
+            let fresh = before.as_ref() != Some(&pulled.image.id);
+            send(json!({"status": format!(
+                "Status: {} for {}",
+                if fresh { "Downloaded newer image" } else { "Image is up to date" },
+                reference.familiar()
+            )}));
+            Ok(())
+        },
+    ))
 }
 
 /// `POST /images/{name}/push?tag=T`: docker's push progress stream.
@@ -407,30 +361,34 @@ pub async fn push(ctx: Ctx, name: String) -> Result<Response, ApiError> {
     };
     let reference = berth_image::Reference::parse(&name)
         .map_err(|e| ApiError::from(berth_engine::Error::Image(e.into())))?;
-    Ok(json_stream(&ctx.api, move |e, send| {
-        let store = open(e)?;
-        let client = client_for(creds, &reference)?;
-        send(json!({"status": format!(
-            "The push refers to repository [{}]",
-            reference.name().trim_start_matches("docker.io/")
-        )}));
-        let sink = |ev: Event| {
-            if let Some(v) = progress_json(&ev, true) {
-                send(v);
-            }
-        };
-        let (reference, image, digest) =
-            berth_engine::pull::push(&client, &store, &reference.to_string(), &sink)?;
-        let size = berth_image::content::read_blob(store.content(), &image.manifest)
-            .map(|b| b.len())
-            .unwrap_or(0);
-        let tag = reference.tag().unwrap_or("latest");
-        send(json!({"status": format!("{tag}: digest: {digest} size: {size}")}));
-        send(
-            json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest.to_string(), "Size": size}}),
-        );
-        Ok(())
-    }))
+    Ok(body::json_job(
+        &ctx.api,
+        || {},
+        move |e, send| {
+            let store = open(e)?;
+            let client = client_for(creds, &reference)?;
+            send(json!({"status": format!(
+                "The push refers to repository [{}]",
+                reference.name().trim_start_matches("docker.io/")
+            )}));
+            let sink = |ev: Event| {
+                if let Some(v) = progress_json(&ev, true) {
+                    send(v);
+                }
+            };
+            let (reference, image, digest) =
+                berth_engine::pull::push(&client, &store, &reference.to_string(), &sink)?;
+            let size = berth_image::content::read_blob(store.content(), &image.manifest)
+                .map(|b| b.len())
+                .unwrap_or(0);
+            let tag = reference.tag().unwrap_or("latest");
+            send(json!({"status": format!("{tag}: digest: {digest} size: {size}")}));
+            send(
+                json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest.to_string(), "Size": size}}),
+            );
+            Ok(())
+        },
+    ))
 }
 
 /// `POST /auth`: checks the credentials against the registry, as

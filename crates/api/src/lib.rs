@@ -15,6 +15,7 @@
 
 mod archive;
 mod body;
+mod build;
 mod containers;
 mod create;
 mod error;

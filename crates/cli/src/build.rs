@@ -1,16 +1,14 @@
 //! `berth build`: docker's flags into the build crate's options, and its
-//! events printed the way docker's classic builder prints them ("Step 1/5
-//! : FROM ...", " ---> Using cache", " ---> <id>", "Successfully built").
-//! Stages that build side by side are shown one after the other, in
-//! Dockerfile order: a later stage's lines wait until the earlier ones are
-//! done.
+//! events printed as the classic builder's transcript (the build crate's
+//! `transcript`), then "Successfully built".
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{bail, Context as _, Result};
+use berth_build::exec::transcript::{Line, Transcript};
 use berth_build::exec::{self, BuildOptions, Event};
 use berth_engine::hostconfig as hc;
 use berth_engine::{Engine, Network};
@@ -201,100 +199,16 @@ fn secret(s: &str) -> Result<(String, Vec<u8>)> {
     Ok((id, data))
 }
 
-/// Docker's classic lines, stage by stage.
-struct Printer {
-    quiet: bool,
-    order: Vec<usize>,
-    /// Index in `order` of the stage shown live.
-    live: usize,
-    held: HashMap<usize, Vec<u8>>,
-    done: HashSet<usize>,
-    /// With `-q`: everything, shown only if the build fails.
-    log: Vec<u8>,
-}
-
-impl Printer {
-    fn handle(&mut self, e: Event) {
-        let (stage, text): (usize, Vec<u8>) = match e {
-            Event::Stages(order) => {
-                self.order = order;
-                return;
-            }
-            Event::Warning(w) => {
-                eprintln!("[Warning] {w}");
-                return;
-            }
-            Event::StageDone { stage } => {
-                self.done.insert(stage);
-                self.advance();
-                return;
-            }
-            Event::Step {
-                stage,
-                number,
-                total,
-                text,
-            } => (
-                stage,
-                format!("Step {number}/{total} : {text}\n").into_bytes(),
-            ),
-            Event::Triggers { stage, count } => (
-                stage,
-                format!(
-                    "# Executing {count} build trigger{}\n",
-                    if count == 1 { "" } else { "s" }
-                )
-                .into_bytes(),
-            ),
-            Event::Pulling { stage, image } => (stage, format!("Pulling {image}\n").into_bytes()),
-            Event::UsingCache { stage } => (stage, b" ---> Using cache\n".to_vec()),
-            Event::Running { stage, container } => (
-                stage,
-                format!(" ---> Running in {container}\n").into_bytes(),
-            ),
-            Event::Output { stage, data, .. } => (stage, data),
-            Event::Removed { stage, container } => (
-                stage,
-                format!("Removing intermediate container {container}\n").into_bytes(),
-            ),
-            Event::Image { stage, id } => {
-                (stage, format!(" ---> {}\n", &id.hex()[..12]).into_bytes())
-            }
-        };
-        if self.quiet {
-            self.log.extend_from_slice(&text);
-        } else if self.order.get(self.live) == Some(&stage) {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&text);
-            let _ = out.flush();
-        } else {
-            self.held.entry(stage).or_default().extend_from_slice(&text);
-        }
-    }
-
-    /// Moves past finished stages, showing what the next one said so far.
-    fn advance(&mut self) {
-        while let Some(s) = self.order.get(self.live) {
-            if let Some(text) = self.held.remove(s) {
-                if !self.quiet {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&text);
-                    let _ = out.flush();
-                }
-            }
-            if !self.done.contains(s) {
-                break;
-            }
-            self.live += 1;
-        }
-    }
-}
-
 /// Ctrl-C (or SIGTERM, SIGHUP) cancels the build rather than killing us:
 /// its step containers are killed and removed before we exit. The
 /// signals are blocked in every thread (the build's too) and read here;
 /// the containers' processes start with them unblocked. Returns the
 /// signal that came, 0 while none has.
+/// A poisoned lock only means a printing thread panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn watch_signals(
     engine: &Engine,
     cancel: &std::sync::Arc<exec::Cancel>,
@@ -322,27 +236,27 @@ pub fn build(engine: &Engine, a: BuildArgs) -> Result<u8> {
         &mut std::io::stdin(),
         &scratch,
     )?;
-    let printer = Mutex::new(Printer {
-        quiet: a.quiet,
-        order: Vec::new(),
-        live: 0,
-        held: HashMap::new(),
-        done: HashSet::new(),
-        log: Vec::new(),
-    });
-    let events = |e: Event| printer.lock().unwrap_or_else(|p| p.into_inner()).handle(e);
+    // Quiet: the transcript is kept, and shown only if the build fails.
+    let log = Mutex::new(Vec::new());
+    let transcript = Mutex::new(Transcript::new(|l: Line<'_>| match l {
+        Line::Warning(w) => eprintln!("[Warning] {w}"),
+        Line::Text(t) if a.quiet => lock(&log).extend_from_slice(t),
+        Line::Text(t) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(t);
+            let _ = out.flush();
+        }
+    }));
+    let events = |e: Event| lock(&transcript).handle(e);
     let cancel = std::sync::Arc::new(exec::Cancel::new());
     let signalled = watch_signals(engine, &cancel)?;
     let result = exec::build(engine, &input, &opts, &events, &cancel);
-    let mut p = printer.into_inner().unwrap_or_else(|p| p.into_inner());
-    // Whatever is still held (a failure stops the stages mid-way).
-    p.done.extend(p.order.iter().copied());
-    p.advance();
+    lock(&transcript).finish();
     let built = match result {
         Ok(b) => b,
         Err(e) => {
             if a.quiet {
-                let _ = std::io::stderr().write_all(&p.log);
+                let _ = std::io::stderr().write_all(&lock(&log));
             }
             let sig = signalled.load(std::sync::atomic::Ordering::SeqCst);
             if sig != 0 {

@@ -25,6 +25,7 @@ mod run;
 mod source;
 mod stage;
 mod tarball;
+pub mod transcript;
 mod view;
 
 use std::collections::BTreeMap;
