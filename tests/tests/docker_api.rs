@@ -1084,3 +1084,81 @@ fn docker_build_through_berth_serve() {
         show(&o)
     );
 }
+
+/// docker-py's client, from PyPI into a venv of the test's own.
+const DOCKER_PY_SCRIPT: &str = r#"
+import io, sys, tarfile, time
+import docker
+
+c = docker.DockerClient(base_url="unix://" + sys.argv[1])
+assert c.ping()
+out = c.containers.run("bb", ["echo", "from docker-py"], network_mode="none", remove=True)
+assert out == b"from docker-py\n", out
+ct = c.containers.run("bb", ["sh", "-c", "echo ready; exec sleep 60"], detach=True,
+                      name="py", network_mode="none")
+for _ in range(400):
+    if b"ready" in ct.logs():
+        break
+    time.sleep(0.05)
+else:
+    raise SystemExit("no log line: %r" % ct.logs())
+ct.reload()
+assert ct.status == "running", ct.status
+code, output = ct.exec_run(["echo", "exec"])
+assert (code, output) == (0, b"exec\n"), (code, output)
+stats = ct.stats(stream=False)
+assert stats["name"] == "/py", stats
+assert stats["pids_stats"]["current"] >= 1, stats
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    data = b"put by docker-py\n"
+    info = tarfile.TarInfo("put.txt")
+    info.size = len(data)
+    t.addfile(info, io.BytesIO(data))
+assert ct.put_archive("/tmp", buf.getvalue())
+bits, stat = ct.get_archive("/tmp/put.txt")
+assert stat["name"] == "put.txt", stat
+with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as t:
+    assert t.extractfile("put.txt").read() == b"put by docker-py\n"
+img = ct.commit(repository="pyimg", tag="1")
+assert img.id.startswith("sha256:"), img.id
+assert [x["Kind"] for x in ct.diff() if x["Path"] == "/tmp/put.txt"] == [1], ct.diff()
+ct.remove(force=True)
+assert c.containers.list(all=True) == []
+try:
+    c.api.update_container("nosuch", mem_limit="64m")
+    raise SystemExit("update of a missing container worked")
+except docker.errors.NotFound:
+    pass
+print("ok")
+"#;
+
+#[test]
+fn docker_py_drives_berth_serve() {
+    if !require_root("docker_py_drives_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let venv = s.dir.0.join("venv");
+    let o = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "venv: {}", show(&o));
+    let o = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "docker"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pip install docker: {}", show(&o));
+    let script = s.dir.0.join("client.py");
+    std::fs::write(&script, DOCKER_PY_SCRIPT).unwrap();
+    let o = Command::new(venv.join("bin/python"))
+        .arg(&script)
+        .arg(s.dir.0.join("api.sock"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\nserver log: {}", show(&o), s.log());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
+}
