@@ -167,6 +167,59 @@ impl Served {
         String::from_utf8(o.stdout).unwrap()
     }
 
+    /// `docker run -d --name NAME --network none bb sh -c SCRIPT`; stdout.
+    fn sh_detached(&self, name: &str, script: &str) -> String {
+        self.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "bb",
+            "sh",
+            "-c",
+            script,
+        ])
+    }
+
+    /// A raw request through curl: the status and the body.
+    fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Vec<u8>) {
+        let mut c = Command::new("curl");
+        c.arg("-s")
+            .arg("--unix-socket")
+            .arg(self.dir.0.join("api.sock"))
+            // curl waits for a HEAD's announced body unless told -I.
+            .args(if method == "HEAD" {
+                vec!["-I", "-o", "/dev/null"]
+            } else {
+                vec!["-X", method]
+            })
+            .arg("-w")
+            .arg("\n%{http_code}");
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let o = c.arg(format!("http://berth/v1.41{path}")).output().unwrap();
+        assert!(o.status.success(), "curl {path}: {}", show(&o));
+        let mut out = o.stdout;
+        let nl = out.iter().rposition(|b| *b == b'\n').unwrap();
+        let code = String::from_utf8_lossy(&out[nl + 1..]).parse().unwrap();
+        out.truncate(nl);
+        (code, out)
+    }
+
+    /// A raw request that must answer 2xx with JSON.
+    fn api_json(&self, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+        let (code, out) = self.api(method, path, body);
+        assert!(
+            (200..300).contains(&code),
+            "{method} {path}: {code} {}",
+            String::from_utf8_lossy(&out)
+        );
+        serde_json::from_slice(&out).unwrap()
+    }
+
     fn berth(&self, args: &[&str]) -> Output {
         Command::new(built("berth"))
             .arg("--root")
@@ -288,18 +341,10 @@ fn docker_manages_a_detached_container() {
         return;
     }
     let s = Served::start();
-    let id = s.ok(&[
-        "run",
-        "-d",
-        "--name",
+    let id = s.sh_detached(
         "web",
-        "--network",
-        "none",
-        "bb",
-        "sh",
-        "-c",
         "trap 'exit 0' TERM; echo up; echo warn >&2; while true; do sleep 0.1; done",
-    ]);
+    );
     let id = id.trim();
     assert_eq!(id.len(), 64, "{id}");
     let ps = s.ok(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
@@ -501,4 +546,619 @@ fn berth_serve_takes_its_socket_from_systemd() {
         "activated\n"
     );
     assert!(s.log().contains("fd://"), "{}", s.log());
+}
+
+/// Waits until `docker exec NAME test -e PATH` succeeds.
+fn wait_for_file(s: &Served, name: &str, path: &str) {
+    let start = Instant::now();
+    while !s.run(&["exec", name, "test", "-e", path]).status.success() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{path} never appeared in {name}: {}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn docker_stats_diff_export_and_update_through_berth_serve() {
+    if !require_root("docker_stats_diff_export_and_update_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    s.sh_detached(
+        "web",
+        "echo new > /added; echo more >> /etc/group; rm /etc/passwd; touch /ready; exec sleep 60",
+    );
+    wait_for_file(&s, "web", "/ready");
+    let st = s.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+        "web",
+    ]);
+    let f: Vec<&str> = st.split_whitespace().collect();
+    assert_eq!(f[0], "web", "{st}");
+    assert!(f[1].parse::<u32>().unwrap() >= 1, "{st}");
+    assert_ne!(f[2], "0B", "memory in use: {st}");
+    // The raw API: one object, its precpu reading a second earlier.
+    let v = s.api_json("GET", "/containers/web/stats?stream=false", None);
+    assert_eq!(v["name"], "/web", "{v}");
+    let (now, pre) = (&v["cpu_stats"], &v["precpu_stats"]);
+    assert!(
+        now["system_cpu_usage"].as_u64() > pre["system_cpu_usage"].as_u64(),
+        "{v}"
+    );
+    assert!(now["cpu_usage"]["total_usage"].as_u64().unwrap() > 0, "{v}");
+    let diff = s.ok(&["diff", "web"]);
+    for want in ["A /added", "C /etc/group", "D /etc/passwd", "A /ready"] {
+        assert!(diff.lines().any(|l| l == want), "{want} in {diff}");
+    }
+    // export: the whole filesystem, the container's changes in it.
+    let tar = s.dir.0.join("web.tar");
+    s.ok(&["export", "-o", tar.to_str().unwrap(), "web"]);
+    let list = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.lines().any(|l| l.trim_start_matches("./") == "added"),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.trim_start_matches("./") == "bin/busybox"),
+        "{list}"
+    );
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "etc/passwd"),
+        "{list}"
+    );
+    // update: live limits and the restart policy, seen by inspect.
+    assert_eq!(
+        s.ok(&[
+            "update",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--restart",
+            "on-failure:3",
+            "web"
+        ])
+        .trim(),
+        "web"
+    );
+    assert_eq!(
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+            "web"
+        ])
+        .trim(),
+        "67108864 50 on-failure:3"
+    );
+    let st = s.ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "web"]);
+    assert!(st.trim().ends_with("/ 64MiB"), "{st}");
+    // A body of the wrong shape: docker's error JSON with a 400.
+    for bad in ["[1]", "{\"Memory\": \"lots\"}", "{"] {
+        let (code, out) = s.api("POST", "/containers/web/update", Some(bad));
+        assert_eq!(code, 400, "{bad}: {}", String::from_utf8_lossy(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    }
+    // What berth cannot change is refused by name.
+    let o = s.run(&["update", "--cpu-shares", "512", "web"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("CpuShares is not supported"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn docker_cp_copies_both_ways_through_berth_serve() {
+    if !require_root("docker_cp_copies_both_ways_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    s.sh_detached(
+        "box",
+        "mkdir -p /data/sub; echo inner > /data/sub/f; echo top > /data/t; \
+         ln -s t /data/link; touch /ready; exec sleep 60",
+    );
+    wait_for_file(&s, "box", "/ready");
+    let host = s.dir.0.join("host");
+    std::fs::create_dir(&host).unwrap();
+    // Out of the container: a directory, a file under a new name, the
+    // contents of a directory (`/.`).
+    s.ok(&["cp", "box:/data", host.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("data/sub/f")).unwrap(),
+        "inner\n"
+    );
+    assert_eq!(
+        std::fs::read_link(host.join("data/link")).unwrap(),
+        Path::new("t")
+    );
+    s.ok(&["cp", "box:/data/t", host.join("renamed").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("renamed")).unwrap(),
+        "top\n"
+    );
+    s.ok(&["cp", "box:/data/sub/.", host.join("flat").to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("flat/f")).unwrap(),
+        "inner\n"
+    );
+    // -L follows the link to its file.
+    s.ok(&[
+        "cp",
+        "-L",
+        "box:/data/link",
+        host.join("followed").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("followed")).unwrap(),
+        "top\n"
+    );
+    // Into the container: a file, a directory, a stopped container too.
+    std::fs::write(host.join("up.txt"), "uploaded\n").unwrap();
+    s.ok(&["cp", host.join("up.txt").to_str().unwrap(), "box:/tmp/"]);
+    assert_eq!(s.ok(&["exec", "box", "cat", "/tmp/up.txt"]), "uploaded\n");
+    s.ok(&["cp", host.join("data").to_str().unwrap(), "box:/copied"]);
+    assert_eq!(s.ok(&["exec", "box", "cat", "/copied/sub/f"]), "inner\n");
+    s.ok(&["stop", "-t", "0", "box"]);
+    s.ok(&[
+        "cp",
+        host.join("up.txt").to_str().unwrap(),
+        "box:/stopped.txt",
+    ]);
+    s.ok(&[
+        "cp",
+        "box:/stopped.txt",
+        host.join("back.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(host.join("back.txt")).unwrap(),
+        "uploaded\n"
+    );
+    // Missing paths are docker's 404 (which its client words itself).
+    let o = s.run(&["cp", "box:/nowhere", host.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No such container:path: box:/nowhere"),
+        "{}",
+        show(&o)
+    );
+    let (code, out) = s.api("HEAD", "/containers/box/archive?path=/nowhere", None);
+    assert_eq!(code, 404, "{}", String::from_utf8_lossy(&out));
+    let (code, _) = s.api("PUT", "/containers/box/archive?path=/nowhere", Some("x"));
+    assert_eq!(code, 404);
+    // A file never gives way to a directory (docker's client asks so).
+    std::fs::create_dir(host.join("stopped.txt")).unwrap();
+    let o = s.run(&["cp", host.join("stopped.txt").to_str().unwrap(), "box:/"]);
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot overwrite non-directory"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn docker_commit_save_load_and_import_through_berth_serve() {
+    if !require_root("docker_commit_save_load_and_import_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    s.sh_detached("src", "echo made > /made; touch /ready; exec sleep 60");
+    wait_for_file(&s, "src", "/ready");
+    let id = s.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/made\"]",
+        "-m",
+        "by the test",
+        "-a",
+        "tester",
+        "src",
+        "made:v1",
+    ]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    let run = |image: &str| s.ok(&["run", "--rm", "--network", "none", image]);
+    assert_eq!(run("made:v1"), "made\n");
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{.Author}} {{.Comment}}", "made:v1"])
+            .trim(),
+        "tester by the test"
+    );
+    let o = s.run(&["commit", "-c", "RUN true", "src", "bad:1"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("RUN is not a valid change command"),
+        "{}",
+        show(&o)
+    );
+    // save to a file, load it back after the image is gone.
+    let tar = s.dir.0.join("saved.tar");
+    s.ok(&["save", "-o", tar.to_str().unwrap(), "made:v1"]);
+    s.ok(&["rmi", "made:v1"]);
+    assert!(!s.run(&["inspect", "made:v1"]).status.success());
+    let out = s.ok(&["load", "-i", tar.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: made:v1"), "{out}");
+    assert_eq!(run("made:v1"), "made\n");
+    // docker save | docker load, through pipes.
+    s.ok(&["tag", "made:v1", "piped:v1"]);
+    let mut save = s.docker(&["save", "piped:v1"]);
+    let saved = save.stdout(Stdio::piped()).output().unwrap();
+    assert!(saved.status.success(), "{}", show(&saved));
+    s.ok(&["rmi", "piped:v1"]);
+    let mut load = s
+        .docker(&["load"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(load.stdin.as_mut().unwrap(), &saved.stdout).unwrap();
+    drop(load.stdin.take());
+    let o = load.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Loaded image: piped:v1"),
+        "{}",
+        show(&o)
+    );
+    // An unknown name is a 404 before any archive is sent.
+    let o = s.run(&[
+        "save",
+        "-o",
+        s.dir.0.join("none.tar").to_str().unwrap(),
+        "nosuch:1",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No such image: nosuch:1"),
+        "{}",
+        show(&o)
+    );
+    // import: a root filesystem tar becomes an image.
+    let rootfs = s.dir.0.join("rootfs.tar");
+    let id = s.ok(&[
+        "import",
+        "-c",
+        "CMD [\"echo\", \"imported\"]",
+        "-m",
+        "from a tar",
+        rootfs.to_str().unwrap(),
+        "imp:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(run("imp:1"), "imported\n");
+    assert_eq!(
+        s.ok(&["history", "--format", "{{.Comment}}", "imp:1"])
+            .trim(),
+        "from a tar"
+    );
+    // A load body that is not an archive: docker's error JSON.
+    let (code, out) = s.api("POST", "/images/load", Some("not a tar"));
+    assert!((400..600).contains(&code), "{code}");
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(v["message"].is_string(), "{v}");
+    // search is refused plainly.
+    let o = s.run(&["search", "busybox"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not supported"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
+fn docker_login_and_push_through_berth_serve() {
+    if !require_root("docker_login_and_push_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let htpasswd = s.dir.0.join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("alice:{}\n", bcrypt::hash("s3cret", 4).unwrap()),
+    )
+    .unwrap();
+    let reg = berth_testutil::peers::Registry::start_with(berth_testutil::peers::RegistryOptions {
+        auth: Some(format!(
+            "  htpasswd:\n    realm: berth-test\n    path: {}\n",
+            htpasswd.display()
+        )),
+        ..Default::default()
+    });
+    let name = format!("{}/test/bb:v1", reg.host());
+    s.ok(&["tag", "bb", &name]);
+    // No credentials yet: the registry refuses.
+    let o = s.run(&["push", &name]);
+    assert!(!o.status.success(), "{}", show(&o));
+    let login = |pass: &str| s.run(&["login", "-u", "alice", "-p", pass, &reg.host()]);
+    let o = login("wrong");
+    assert!(!o.status.success(), "{}", show(&o));
+    let o = login("s3cret");
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"),
+        "{}",
+        show(&o)
+    );
+    // The client now sends them in X-Registry-Auth.
+    let out = s.ok(&["push", &name]);
+    assert!(out.contains("The push refers to repository"), "{out}");
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    s.ok(&["rmi", &name]);
+    let out = s.ok(&["pull", &name]);
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", &name, "echo", "pulled"]),
+        "pulled\n"
+    );
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn docker_events_and_system_df_through_berth_serve() {
+    if !require_root("docker_events_and_system_df_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let since = unix_now().to_string();
+    // A follower: what was recorded since `since`, then what comes.
+    let mut follow = s
+        .docker(&[
+            "events",
+            "--since",
+            &since,
+            "--filter",
+            "container=ev",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = s.run(&[
+        "run",
+        "--name",
+        "ev",
+        "--network",
+        "none",
+        "bb",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    s.ok(&["rm", "ev"]);
+    let want = [
+        "container create ev",
+        "container start ev",
+        "container die ev",
+        "container destroy ev",
+    ];
+    let mut seen = Vec::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follow.stdout.take().unwrap()));
+    while seen.len() < want.len() {
+        let l = lines.next().expect("the event stream ended").unwrap();
+        seen.push(l);
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert_eq!(seen, want);
+    // A bounded query ends by itself at `until`; filters narrow it.
+    let until = (unix_now() + 1).to_string();
+    let out = s.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
+    ]);
+    assert_eq!(out, "ev 3\n");
+    let (code, out) = s.api(
+        "GET",
+        "/events?filters=%7B%22nosuch%22%3A%5B%22x%22%5D%7D",
+        None,
+    );
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&out));
+    // system df: the image, a running container, a volume with its data.
+    s.ok(&["volume", "create", "vol1"]);
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dfc",
+        "--network",
+        "none",
+        "-v",
+        "vol1:/data",
+        "bb",
+        "sh",
+        "-c",
+        "head -c 100000 /dev/zero > /data/f; touch /ready; exec sleep 60",
+    ]);
+    wait_for_file(&s, "dfc", "/ready");
+    let out = s.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "Images 1 1",
+            "Containers 1 1",
+            "Local Volumes 1 1",
+            "Build Cache 0 0"
+        ],
+        "{out}"
+    );
+    let v = s.api_json("GET", "/system/df", None);
+    let vol = &v["Volumes"][0];
+    assert_eq!(vol["Name"], "vol1", "{v}");
+    assert_eq!(vol["UsageData"]["RefCount"], 1, "{v}");
+    assert!(vol["UsageData"]["Size"].as_u64().unwrap() >= 100_000, "{v}");
+    assert!(v["LayersSize"].as_u64().unwrap() > 0, "{v}");
+}
+
+#[test]
+fn docker_build_through_berth_serve() {
+    if !require_root("docker_build_through_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let ctx = s.dir.0.join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("file.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nARG WHO=nobody\nRUN echo \"built by $WHO\" > /built\nCOPY file.txt /file.txt\n\
+         LABEL tier=web\nCMD [\"cat\", \"/built\", \"/file.txt\"]\n",
+    )
+    .unwrap();
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "-t", "app:1", "--build-arg", "WHO=docker"];
+        args.extend_from_slice(extra);
+        args.push(ctx.to_str().unwrap());
+        s.docker(&args)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap()
+    };
+    let o = build(&[]);
+    assert!(o.status.success(), "{}\n{}", show(&o), s.log());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Step 1/6 : FROM bb"), "{out}");
+    assert!(out.contains("Successfully built"), "{out}");
+    assert!(out.contains("Successfully tagged app:1"), "{out}");
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", "app:1"]),
+        "built by docker\nfrom the context\n"
+    );
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{.Config.Labels.tier}}", "app:1"])
+            .trim(),
+        "web"
+    );
+    // Again: every step from the cache; -q prints the id alone.
+    let o = build(&[]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Using cache"),
+        "{}",
+        show(&o)
+    );
+    let o = build(&["-q"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let id = s.ok(&["image", "inspect", "-f", "{{.Id}}", "app:1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id.trim());
+    // A failing step fails the build with docker's words.
+    std::fs::write(ctx.join("Dockerfile"), "FROM bb\nRUN exit 7\n").unwrap();
+    let o = build(&[]);
+    assert!(!o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("returned a non-zero code: 7"),
+        "{}",
+        show(&o)
+    );
+}
+
+/// docker-py's client, from PyPI into a venv of the test's own.
+const DOCKER_PY_SCRIPT: &str = r#"
+import io, sys, tarfile, time
+import docker
+
+c = docker.DockerClient(base_url="unix://" + sys.argv[1])
+assert c.ping()
+out = c.containers.run("bb", ["echo", "from docker-py"], network_mode="none", remove=True)
+assert out == b"from docker-py\n", out
+ct = c.containers.run("bb", ["sh", "-c", "echo ready; exec sleep 60"], detach=True,
+                      name="py", network_mode="none")
+for _ in range(400):
+    if b"ready" in ct.logs():
+        break
+    time.sleep(0.05)
+else:
+    raise SystemExit("no log line: %r" % ct.logs())
+ct.reload()
+assert ct.status == "running", ct.status
+code, output = ct.exec_run(["echo", "exec"])
+assert (code, output) == (0, b"exec\n"), (code, output)
+stats = ct.stats(stream=False)
+assert stats["name"] == "/py", stats
+assert stats["pids_stats"]["current"] >= 1, stats
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode="w") as t:
+    data = b"put by docker-py\n"
+    info = tarfile.TarInfo("put.txt")
+    info.size = len(data)
+    t.addfile(info, io.BytesIO(data))
+assert ct.put_archive("/tmp", buf.getvalue())
+bits, stat = ct.get_archive("/tmp/put.txt")
+assert stat["name"] == "put.txt", stat
+with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as t:
+    assert t.extractfile("put.txt").read() == b"put by docker-py\n"
+img = ct.commit(repository="pyimg", tag="1")
+assert img.id.startswith("sha256:"), img.id
+assert [x["Kind"] for x in ct.diff() if x["Path"] == "/tmp/put.txt"] == [1], ct.diff()
+ct.remove(force=True)
+assert c.containers.list(all=True) == []
+try:
+    c.api.update_container("nosuch", mem_limit="64m")
+    raise SystemExit("update of a missing container worked")
+except docker.errors.NotFound:
+    pass
+print("ok")
+"#;
+
+#[test]
+fn docker_py_drives_berth_serve() {
+    if !require_root("docker_py_drives_berth_serve") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let venv = s.dir.0.join("venv");
+    let o = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "venv: {}", show(&o));
+    let o = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "docker"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pip install docker: {}", show(&o));
+    let script = s.dir.0.join("client.py");
+    std::fs::write(&script, DOCKER_PY_SCRIPT).unwrap();
+    let o = Command::new(venv.join("bin/python"))
+        .arg(&script)
+        .arg(s.dir.0.join("api.sock"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\nserver log: {}", show(&o), s.log());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
 }

@@ -41,7 +41,7 @@ fn list_ports(settings: &Value) -> Vec<Value> {
     out
 }
 
-fn list_entry(e: &Engine, c: &Container, state: &str) -> Value {
+pub fn list_entry(e: &Engine, c: &Container, state: &str) -> Value {
     let settings = e.network_settings(c);
     let mut status = berth_engine::status::status(c);
     if state == "paused" {
@@ -323,4 +323,53 @@ pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
         StatusCode::OK,
         &json!({ "ContainersDeleted": removed }),
     ))
+}
+
+/// `GET /containers/{id}/changes`: docker's kinds are 0 modified,
+/// 1 added, 2 deleted.
+pub async fn changes(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    use berth_engine::image_ops::ChangeKind;
+    let list = ctx
+        .api
+        .blocking(move |e| {
+            let store = berth_engine::images::open(&e.paths)?;
+            berth_engine::image_ops::diff(e, &store, &id)
+        })
+        .await?;
+    let v: Vec<Value> = list
+        .iter()
+        .map(|c| {
+            let kind = match c.kind {
+                ChangeKind::Changed => 0,
+                ChangeKind::Added => 1,
+                ChangeKind::Deleted => 2,
+            };
+            json!({"Path": c.path, "Kind": kind})
+        })
+        .collect();
+    Ok(body::json(StatusCode::OK, &Value::Array(v)))
+}
+
+/// `GET /containers/{id}/export`: the whole filesystem as a tar.
+pub async fn export(ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    body::streamed(&ctx.api, "application/x-tar", move |e, w| {
+        let store = berth_engine::images::open(&e.paths)?;
+        berth_engine::image_ops::export(e, &store, &id, w)
+    })
+    .await
+}
+
+/// `POST /containers/{id}/update`: docker's resources (a zero is "keep")
+/// and restart policy; any other field set is refused by name.
+pub async fn update(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let b: Value = ctx.json().await?;
+    let u = crate::create::update_body(&b)?;
+    if u.memory.is_none() && u.nano_cpus.is_none() && u.pids_limit.is_none() && u.restart.is_none()
+    {
+        return Err(ApiError::bad_request(
+            "update needs at least one of Memory, NanoCpus, PidsLimit, RestartPolicy",
+        ));
+    }
+    ctx.api.blocking(move |e| e.update(&id, &u)).await?;
+    Ok(body::json(StatusCode::OK, &json!({"Warnings": []})))
 }

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use berth_engine::hostconfig::{self as hc, HostConfig};
+use berth_engine::lifecycle::Update;
 use berth_engine::network::Endpoint;
+use berth_engine::restart::RestartPolicy;
 use berth_engine::{Network, RunOptions};
 use hyper::StatusCode;
 use serde_json::{json, Map, Value};
@@ -301,14 +303,7 @@ fn host_config(
     }
     h.mounts = mounts;
     if let Some(rp) = f.get("RestartPolicy") {
-        let name = rp["Name"].as_str().unwrap_or("");
-        let count = rp["MaximumRetryCount"].as_i64().unwrap_or(0);
-        let spec = match (name, count) {
-            ("", _) => "no".to_string(),
-            ("on-failure", n) if n > 0 => format!("on-failure:{n}"),
-            (n, _) => n.to_string(),
-        };
-        h.restart_policy = berth_engine::restart::RestartPolicy::parse(&spec)?;
+        h.restart_policy = restart_policy(rp)?.unwrap_or_default();
     }
     opts.auto_remove = f.boolean("AutoRemove")?;
     opts.volumes_from = f.list("VolumesFrom")?;
@@ -381,6 +376,42 @@ fn host_config(
         },
     };
     Ok((h, console))
+}
+
+/// docker's `RestartPolicy` object; `None` for an empty name.
+fn restart_policy(rp: &Value) -> R<Option<RestartPolicy>> {
+    let name = rp["Name"].as_str().unwrap_or("");
+    let count = rp["MaximumRetryCount"].as_i64().unwrap_or(0);
+    let spec = match (name, count) {
+        ("", _) => return Ok(None),
+        ("on-failure", n) if n > 0 => format!("on-failure:{n}"),
+        (n, _) => n.to_string(),
+    };
+    Ok(Some(RestartPolicy::parse(&spec)?))
+}
+
+/// `POST /containers/{id}/update`'s body: docker's Resources (its zero
+/// values mean "unchanged") and RestartPolicy.
+pub fn update_body(body: &Value) -> R<Update> {
+    if !body.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid JSON: the update body must be an object",
+        ));
+    }
+    let mut f = Fields::new(Some(body), "")?;
+    let positive = |v: Option<i64>| v.filter(|n| *n != 0);
+    let u = Update {
+        memory: positive(f.int("Memory")?),
+        nano_cpus: positive(f.int("NanoCpus")?),
+        // docker: 0 and -1 both lift the limit.
+        pids_limit: f.int("PidsLimit")?.map(|n| if n == 0 { -1 } else { n }),
+        restart: match f.get("RestartPolicy") {
+            None => None,
+            Some(rp) => restart_policy(rp)?,
+        },
+    };
+    f.finish()?;
+    Ok(u)
 }
 
 /// One `HostConfig.Mounts` entry, as the `--mount` flag would say it.

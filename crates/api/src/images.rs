@@ -4,6 +4,7 @@
 use base64::Engine as _;
 use berth_image::store::Removed;
 use berth_registry::progress::Event;
+use berth_registry::Credentials;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
@@ -178,15 +179,17 @@ pub async fn remove(ctx: Ctx, name: String) -> Result<Response, ApiError> {
     Ok(body::json(StatusCode::OK, &Value::Array(v)))
 }
 
-/// Refuses credentials in X-Registry-Auth: pulls use the server's own
-/// docker config (a client's credentials would be used silently wrong).
-fn check_auth(ctx: &Ctx) -> Result<(), ApiError> {
+/// The credentials a client sent in `X-Registry-Auth` (base64url JSON,
+/// docker's AuthConfig): user and password, or `auth` as base64
+/// `user:password`. An empty header or `{}` means none: the server's own
+/// docker config is used then. Tokens are refused by name.
+pub fn registry_auth(ctx: &Ctx) -> Result<Option<Credentials>, ApiError> {
     let Some(h) = ctx.headers.get("X-Registry-Auth") else {
-        return Ok(());
+        return Ok(None);
     };
     let raw = h.as_bytes();
     if raw.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let trimmed: Vec<u8> = raw.iter().copied().filter(|b| *b != b'=').collect();
     let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -195,21 +198,60 @@ fn check_auth(ctx: &Ctx) -> Result<(), ApiError> {
         .map_err(|_| ApiError::bad_request("X-Registry-Auth is not base64"))?;
     let v: Value = serde_json::from_slice(&json)
         .map_err(|_| ApiError::bad_request("X-Registry-Auth is not JSON"))?;
-    let given = [
-        "username",
-        "password",
-        "identitytoken",
-        "registrytoken",
-        "auth",
-    ]
-    .iter()
-    .any(|k| v[k].as_str().is_some_and(|s| !s.is_empty()));
-    if given {
+    auth_config(&v)
+}
+
+/// docker's AuthConfig object (also `POST /auth`'s body).
+pub fn auth_config(v: &Value) -> Result<Option<Credentials>, ApiError> {
+    if !(v.is_object() || v.is_null()) {
         return Err(ApiError::bad_request(
-            "credentials in X-Registry-Auth are not supported yet: log in on the server (berth login)",
+            "the auth config must be a JSON object",
         ));
     }
-    Ok(())
+    let field = |k: &str| v[k].as_str().filter(|s| !s.is_empty());
+    for k in ["identitytoken", "registrytoken"] {
+        if field(k).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "{k} in the auth config is not supported by berth: send username and password"
+            )));
+        }
+    }
+    if let Some(a) = field("auth") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(a)
+            .map_err(|_| ApiError::bad_request("auth in the auth config is not base64"))?;
+        let text = String::from_utf8_lossy(&raw);
+        let (u, p) = text
+            .split_once(':')
+            .ok_or_else(|| ApiError::bad_request("auth in the auth config is not user:password"))?;
+        return Ok(Some(Credentials {
+            username: u.to_string(),
+            password: p.to_string(),
+        }));
+    }
+    match (field("username"), field("password")) {
+        (None, None) => Ok(None),
+        (Some(u), Some(p)) => Ok(Some(Credentials {
+            username: u.to_string(),
+            password: p.to_string(),
+        })),
+        _ => Err(ApiError::bad_request(
+            "the auth config needs both username and password",
+        )),
+    }
+}
+
+/// A registry client with the server's configuration, using `creds` for
+/// `reference`'s registry when the client sent some.
+fn client_for(
+    creds: Option<Credentials>,
+    reference: &berth_image::Reference,
+) -> berth_engine::Result<berth_registry::Client> {
+    let client = berth_engine::pull::client()?;
+    if let Some(c) = creds {
+        client.set_credentials(reference.domain(), c);
+    }
+    Ok(client)
 }
 
 fn short(d: &berth_image::Digest) -> String {
@@ -218,14 +260,15 @@ fn short(d: &berth_image::Digest) -> String {
     hex[..hex.len().min(12)].to_string()
 }
 
-/// docker's message for one progress event.
-fn progress_json(e: &Event) -> Option<Value> {
+/// docker's message for one progress event of a pull (or a push).
+fn progress_json(e: &Event, push: bool) -> Option<Value> {
     let status = |s: &str, d: &berth_image::Digest| {
         Some(json!({"status": s, "progressDetail": {}, "id": short(d)}))
     };
     match e {
         Event::Resolving { .. } => None,
         Event::Resolved { .. } => None,
+        Event::Waiting { layer } if push => status("Preparing", layer),
         Event::Waiting { layer } => status("Waiting", layer),
         Event::Downloading { layer, done, total } => Some(json!({
             "status": "Downloading",
@@ -239,7 +282,9 @@ fn progress_json(e: &Event) -> Option<Value> {
         })),
         Event::Verifying { layer } => status("Verifying Checksum", layer),
         Event::Extracting { layer } => status("Extracting", layer),
+        Event::Done { layer } if push => status("Pushed", layer),
         Event::Done { layer } => status("Pull complete", layer),
+        Event::Exists { layer } if push => status("Layer already exists", layer),
         Event::Exists { layer } => status("Already exists", layer),
         Event::Retrying { layer, offset } => Some(json!({
             "status": format!("Retrying from byte {offset}"),
@@ -249,31 +294,23 @@ fn progress_json(e: &Event) -> Option<Value> {
     }
 }
 
-fn line(v: &Value) -> bytes::Bytes {
-    let mut b = serde_json::to_vec(v).unwrap_or_default();
-    b.push(b'\n');
-    b.into()
-}
-
 pub async fn create(ctx: Ctx) -> Result<Response, ApiError> {
     let q = &ctx.query;
     if q.get("fromSrc").is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::bad_request(
-            "image import (fromSrc) is not supported by berth's API yet: use berth import",
-        ));
+        return crate::images_io::import(ctx).await;
     }
     for k in ["repo", "message", "changes"] {
         if q.get(k).is_some_and(|s| !s.is_empty()) {
             return Err(ApiError::bad_request(format!(
-                "images/create: {k} is not supported by berth yet"
+                "images/create: {k} goes with fromSrc (an import), not with a pull"
             )));
         }
     }
-    check_auth(&ctx)?;
+    let creds = registry_auth(&ctx)?;
     let from = q
         .get("fromImage")
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::bad_request("images/create needs fromImage"))?;
+        .ok_or_else(|| ApiError::bad_request("images/create needs fromImage or fromSrc"))?;
     let name = match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) if t.starts_with("sha256:") => format!("{from}@{t}"),
         Some(t) => format!("{from}:{t}"),
@@ -283,62 +320,100 @@ pub async fn create(ctx: Ctx) -> Result<Response, ApiError> {
         .get("platform")
         .filter(|p| !p.is_empty())
         .map(String::from);
-    let (resp, tx) = body::stream("application/json");
-    let api = ctx.api.clone();
-    tokio::spawn(async move {
-        let (etx, mut erx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-        let pull_name = name.clone();
-        let job = api.blocking(move |e| {
+    Ok(body::json_job(
+        &ctx.api,
+        || {},
+        move |e, send| {
             let store = open(e)?;
-            let before = store.image(&pull_name).ok().map(|i| i.id);
-            let client = berth_engine::pull::client()?;
-            let reference = berth_image::Reference::parse(&pull_name)
+            let before = store.image(&name).ok().map(|i| i.id);
+            let reference = berth_image::Reference::parse(&name)
                 .map_err(|e| berth_engine::Error::Image(e.into()))?;
-            let _ = etx.send(json!({
+            let client = client_for(creds, &reference)?;
+            send(json!({
                 "status": format!("Pulling from {}", reference.familiar_name()),
                 "id": reference.tag().unwrap_or("latest"),
             }));
             let sink = |ev: Event| {
-                if let Some(v) = progress_json(&ev) {
-                    let _ = etx.send(v);
+                if let Some(v) = progress_json(&ev, false) {
+                    send(v);
                 }
             };
             let (reference, pulled) =
-                berth_engine::pull::pull(&client, &store, &pull_name, platform.as_deref(), &sink)?;
-            let _ = etx.send(json!({"status": format!("Digest: {}", pulled.digest)}));
+                berth_engine::pull::pull(&client, &store, &name, platform.as_deref(), &sink)?;
+            send(json!({"status": format!("Digest: {}", pulled.digest)}));
             let fresh = before.as_ref() != Some(&pulled.image.id);
-            let _ = etx.send(json!({"status": format!(
+            send(json!({"status": format!(
                 "Status: {} for {}",
                 if fresh { "Downloaded newer image" } else { "Image is up to date" },
                 reference.familiar()
             )}));
             Ok(())
-        });
-        tokio::pin!(job);
-        let result = loop {
-            tokio::select! {
-                Some(v) = erx.recv() => {
-                    if tx.send(line(&v)).await.is_err() {
-                        // The client left: the pull finishes on its own
-                        // thread and stays in the store.
-                        return;
-                    }
+        },
+    ))
+}
+
+/// `POST /images/{name}/push?tag=T`: docker's push progress stream.
+pub async fn push(ctx: Ctx, name: String) -> Result<Response, ApiError> {
+    let creds = registry_auth(&ctx)?;
+    let name = match ctx.query.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{name}:{t}"),
+        None => name,
+    };
+    let reference = berth_image::Reference::parse(&name)
+        .map_err(|e| ApiError::from(berth_engine::Error::Image(e.into())))?;
+    Ok(body::json_job(
+        &ctx.api,
+        || {},
+        move |e, send| {
+            let store = open(e)?;
+            let client = client_for(creds, &reference)?;
+            send(json!({"status": format!(
+                "The push refers to repository [{}]",
+                reference.name().trim_start_matches("docker.io/")
+            )}));
+            let sink = |ev: Event| {
+                if let Some(v) = progress_json(&ev, true) {
+                    send(v);
                 }
-                r = &mut job => break r,
-            }
-        };
-        while let Ok(v) = erx.try_recv() {
-            let _ = tx.send(line(&v)).await;
-        }
-        if let Err(e) = result {
-            let _ = tx
-                .send(line(
-                    &json!({"errorDetail": {"message": e.message}, "error": e.message}),
-                ))
-                .await;
-        }
-    });
-    Ok(resp)
+            };
+            let (reference, image, digest) =
+                berth_engine::pull::push(&client, &store, &reference.to_string(), &sink)?;
+            let size = berth_image::content::read_blob(store.content(), &image.manifest)
+                .map(|b| b.len())
+                .unwrap_or(0);
+            let tag = reference.tag().unwrap_or("latest");
+            send(json!({"status": format!("{tag}: digest: {digest} size: {size}")}));
+            send(
+                json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest.to_string(), "Size": size}}),
+            );
+            Ok(())
+        },
+    ))
+}
+
+/// `POST /auth`: checks the credentials against the registry, as
+/// dockerd does; the client keeps them (nothing is stored here).
+pub async fn auth(mut ctx: Ctx) -> Result<Response, ApiError> {
+    let v: Value = ctx.json().await?;
+    let creds = auth_config(&v)?
+        .ok_or_else(|| ApiError::bad_request("auth needs a username and password"))?;
+    let server = v["serveraddress"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("docker.io")
+        .to_string();
+    ctx.api
+        .blocking(move |_| {
+            let client = berth_engine::pull::client()?;
+            let registry = berth_registry::normalize_registry(&server);
+            client.check_login(&registry, &creds)?;
+            Ok(())
+        })
+        .await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+    ))
 }
 
 #[cfg(test)]
@@ -348,19 +423,26 @@ mod tests {
     #[test]
     fn progress_reads_as_dockers() {
         let d = berth_image::Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
-        let v = progress_json(&Event::Downloading {
-            layer: d.clone(),
-            done: 5,
-            total: 10,
-        })
+        let v = progress_json(
+            &Event::Downloading {
+                layer: d.clone(),
+                done: 5,
+                total: 10,
+            },
+            false,
+        )
         .unwrap();
         assert_eq!(
             v,
             json!({"status": "Downloading", "progressDetail": {"current": 5, "total": 10}, "id": "abababababab"})
         );
         assert_eq!(
-            progress_json(&Event::Done { layer: d }).unwrap()["status"],
+            progress_json(&Event::Done { layer: d.clone() }, false).unwrap()["status"],
             "Pull complete"
+        );
+        assert_eq!(
+            progress_json(&Event::Done { layer: d }, true).unwrap()["status"],
+            "Pushed"
         );
     }
 }

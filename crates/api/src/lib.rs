@@ -13,12 +13,16 @@
 #![forbid(unsafe_code)]
 #![recursion_limit = "256"]
 
+mod archive;
 mod body;
+mod build;
 mod containers;
 mod create;
 mod error;
+mod events;
 mod exec;
 mod images;
+mod images_io;
 mod listen;
 mod logs;
 mod networks;
@@ -26,6 +30,7 @@ mod query;
 mod router;
 mod server;
 mod state;
+mod stats;
 mod streams;
 mod system;
 mod volumes;

@@ -22,6 +22,15 @@ impl Query {
         self.0.get(k).and_then(|v| v.last()).map(String::as_str)
     }
 
+    /// Every value of a repeated parameter (`names=a&names=b`), empty
+    /// ones left out.
+    pub fn all(&self, k: &str) -> Vec<String> {
+        self.0
+            .get(k)
+            .map(|v| v.iter().filter(|s| !s.is_empty()).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// docker's boolean parameters: present and not `0`/`false`/empty.
     pub fn flag(&self, k: &str) -> bool {
         self.get(k)

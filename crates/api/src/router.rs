@@ -14,11 +14,11 @@ use crate::body::{self, Response};
 use crate::error::ApiError;
 use crate::query::{self, Query};
 use crate::state::Api;
-use crate::{containers, create, exec, images, networks, system, volumes, wait};
+use crate::{containers, create, exec, images, images_io, networks, system, volumes, wait};
 use crate::{API_VERSION, MIN_API_VERSION};
 
-/// A request body larger than this is refused (create bodies are small;
-/// uploads are not served yet).
+/// A JSON body larger than this is refused (they are small; uploads of
+/// tars stream through [`crate::body::reader`] instead).
 const MAX_BODY: usize = 16 << 20;
 
 /// One request, taken apart.
@@ -43,6 +43,11 @@ impl Ctx {
             .await
             .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?
             .to_bytes())
+    }
+
+    /// The body as it arrives, for uploads too large to gather.
+    pub fn take_body(&mut self) -> Option<Incoming> {
+        self.body.take()
     }
 
     /// The JSON body; an empty one is `{}` (docker's clients send none for
@@ -155,10 +160,8 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
         ["_ping"] if get => Ok(system::ping(method == M::HEAD)),
         ["version"] if get => system::version(ctx).await,
         ["info"] if get => system::info(ctx).await,
-        ["events"] if get => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "events are not supported by berth yet",
-        )),
+        ["events"] if get => crate::events::events(ctx).await,
+        ["system", "df"] if get => system::df(ctx).await,
         ["containers", "json"] if get => containers::list(ctx).await,
         ["containers", "create"] if post => create::create(ctx).await,
         ["containers", "prune"] if post => containers::prune(ctx).await,
@@ -169,6 +172,13 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
                 ("json", _) if get => containers::inspect(ctx, id).await,
                 ("logs", _) if get => crate::logs::logs(ctx, id).await,
                 ("top", _) if get => containers::top(ctx, id).await,
+                ("stats", _) if get => crate::stats::stats(ctx, id).await,
+                ("changes", _) if get => containers::changes(ctx, id).await,
+                ("export", _) if get => containers::export(ctx, id).await,
+                ("update", &M::POST) => containers::update(ctx, id).await,
+                ("archive", &M::HEAD) => crate::archive::head(ctx, id).await,
+                ("archive", &M::GET) => crate::archive::get(ctx, id).await,
+                ("archive", &M::PUT) => crate::archive::put(ctx, id).await,
                 ("start", &M::POST) => containers::start(ctx, id).await,
                 ("stop", &M::POST) => containers::stop(ctx, id).await,
                 ("restart", &M::POST) => containers::restart(ctx, id).await,
@@ -188,6 +198,14 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
         ["exec", id, "json"] if get => exec::inspect(ctx, id.to_string()).await,
         ["images", "json"] if get => images::list(ctx).await,
         ["images", "create"] if post => images::create(ctx).await,
+        ["images", "load"] if post => images_io::load(ctx).await,
+        ["images", "get"] if get => {
+            let names = ctx.query.all("names");
+            images_io::get(ctx, names).await
+        }
+        ["commit"] if post => images_io::commit(ctx).await,
+        ["auth"] if post => images::auth(ctx).await,
+        ["build"] if post => crate::build::build(ctx).await,
         ["images", "search"] if get => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             "image search is not supported by berth",
@@ -198,6 +216,12 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
         }
         ["images", name @ .., "history"] if get && !name.is_empty() => {
             images::history(ctx, name.join("/")).await
+        }
+        ["images", name @ .., "get"] if get && !name.is_empty() => {
+            images_io::get(ctx, vec![name.join("/")]).await
+        }
+        ["images", name @ .., "push"] if post && !name.is_empty() => {
+            images::push(ctx, name.join("/")).await
         }
         ["images", name @ .., "tag"] if post && !name.is_empty() => {
             images::tag(ctx, name.join("/")).await

@@ -195,3 +195,82 @@ pub async fn info(ctx: Ctx) -> Result<Response, ApiError> {
     });
     Ok(body::json(StatusCode::OK, &v))
 }
+
+/// `GET /system/df`: the disk images, containers and volumes take, from
+/// the engine's `system df` figures (there is no build cache to report).
+pub async fn df(ctx: Ctx) -> Result<Response, ApiError> {
+    if ctx.query.get("type").is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::bad_request(
+            "system/df with a type is not supported by berth yet",
+        ));
+    }
+    let v = ctx
+        .api
+        .blocking(|e| {
+            let store = berth_engine::images::open(&e.paths)?;
+            let d = berth_engine::image_ops::df(e, &store)?;
+            let list = store.images().map_err(berth_engine::Error::from)?;
+            let images: Vec<Value> = d
+                .images
+                .images
+                .iter()
+                .map(|u| {
+                    let n = d.containers_of(&u.id);
+                    let created = list
+                        .iter()
+                        .find(|i| i.id == u.id)
+                        .map_or(0, |i| i.created.timestamp());
+                    let tags: Vec<String> = u.tags.iter().map(|t| t.familiar()).collect();
+                    json!({
+                        "Id": u.id.to_string(),
+                        "ParentId": "",
+                        "RepoTags": tags,
+                        "RepoDigests": [],
+                        "Created": created,
+                        "Size": u.size,
+                        "SharedSize": u.shared_size,
+                        "VirtualSize": u.size,
+                        "Labels": {},
+                        "Containers": n,
+                    })
+                })
+                .collect();
+            let containers: Vec<Value> = d
+                .containers
+                .iter()
+                .map(|c| {
+                    let state = berth_engine::status::docker_state(e, &c.container);
+                    let mut v = crate::containers::list_entry(e, &c.container, state);
+                    v["SizeRw"] = json!(c.size);
+                    v
+                })
+                .collect();
+            let all = e.list()?;
+            let mut volumes = Vec::new();
+            for vol in e.volumes()? {
+                let mut v = e.volume_inspect(&vol.name)?;
+                let refs = all
+                    .iter()
+                    .filter(|c| {
+                        c.config
+                            .host_config
+                            .mounts
+                            .iter()
+                            .any(|m| m.kind == "volume" && m.source == vol.name)
+                    })
+                    .count();
+                let size = berth_engine::image_ops::dir_size(&e.volume_data(&vol.name));
+                v["UsageData"] = json!({"Size": size, "RefCount": refs});
+                volumes.push(v);
+            }
+            Ok(json!({
+                "LayersSize": d.images.layers_size,
+                "Images": images,
+                "Containers": containers,
+                "Volumes": volumes,
+                "BuildCache": [],
+            }))
+        })
+        .await?;
+    Ok(body::json(StatusCode::OK, &v))
+}

@@ -19,6 +19,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
+use berth_build::exec::transcript::{classic, stage_of};
 use berth_build::exec::{Built, Event};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -354,47 +355,6 @@ impl Printer {
         for w in self.warnings.drain(..) {
             eprintln!("[Warning] {w}");
         }
-    }
-}
-
-fn stage_of(e: &Event) -> Option<usize> {
-    match e {
-        Event::Step { stage, .. }
-        | Event::Triggers { stage, .. }
-        | Event::Pulling { stage, .. }
-        | Event::UsingCache { stage }
-        | Event::Running { stage, .. }
-        | Event::Output { stage, .. }
-        | Event::Removed { stage, .. }
-        | Event::Image { stage, .. }
-        | Event::StageDone { stage, .. } => Some(*stage),
-        Event::Stages(_) | Event::Warning(_) => None,
-    }
-}
-
-/// Docker's classic builder's text for one event.
-fn classic(e: Event) -> Vec<u8> {
-    match e {
-        Event::Step {
-            number,
-            total,
-            text,
-            ..
-        } => format!("Step {number}/{total} : {text}\n").into_bytes(),
-        Event::Triggers { count, .. } => format!(
-            "# Executing {count} build trigger{}\n",
-            if count == 1 { "" } else { "s" }
-        )
-        .into_bytes(),
-        Event::Pulling { image, .. } => format!("Pulling {image}\n").into_bytes(),
-        Event::UsingCache { .. } => b" ---> Using cache\n".to_vec(),
-        Event::Running { container, .. } => format!(" ---> Running in {container}\n").into_bytes(),
-        Event::Output { data, .. } => data,
-        Event::Removed { container, .. } => {
-            format!("Removing intermediate container {container}\n").into_bytes()
-        }
-        Event::Image { id, .. } => format!(" ---> {}\n", &id.hex()[..12]).into_bytes(),
-        Event::Stages(_) | Event::Warning(_) | Event::StageDone { .. } => Vec::new(),
     }
 }
 

@@ -53,34 +53,7 @@ pub struct CommitArgs {
     reference: Option<String>,
 }
 
-/// What docker's commit accepts in `--change`: no instruction that would
-/// need a build.
-const COMMIT_CHANGES: &[&str] = &[
-    "CMD",
-    "ENTRYPOINT",
-    "ENV",
-    "EXPOSE",
-    "LABEL",
-    "ONBUILD",
-    "USER",
-    "VOLUME",
-    "WORKDIR",
-    "STOPSIGNAL",
-];
-
 pub fn commit(engine: &Engine, a: CommitArgs) -> Result<u8> {
-    for c in &a.change {
-        let instr = c
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
-        if !COMMIT_CHANGES.contains(&instr.as_str()) {
-            bail!(berth_engine::Error::InvalidArgument(format!(
-                "{instr} is not a valid change command"
-            )));
-        }
-    }
     let reference = a
         .reference
         .as_deref()

@@ -583,11 +583,7 @@ pub fn df(engine: &Engine, a: DfArgs) -> Result<u8> {
             .to_string(),
     ];
     for u in &d.images.images {
-        let n = d
-            .image_containers
-            .iter()
-            .find(|(id, _)| *id == u.id)
-            .map_or(0, |(_, n)| *n);
+        let n = d.containers_of(&u.id);
         let created = list
             .iter()
             .find(|i| i.id == u.id)

@@ -186,6 +186,7 @@ impl Engine {
             let _ = db.delete(&id);
             return Err(e);
         }
+        crate::events::container(&db, &c, "create", &[]);
         Ok(c)
     }
 
@@ -329,6 +330,7 @@ impl Engine {
             }
             self.wait_exit(&c.id, None)?;
         }
+        crate::events::container(&self.db()?, &c, "stop", &[]);
         Ok(c)
     }
 
@@ -344,6 +346,7 @@ impl Engine {
             });
         }
         self.runtime().kill(&c.id, sig, false)?;
+        crate::events::container(&self.db()?, &c, "kill", &[("signal", sig.to_string())]);
         Ok(c)
     }
 
@@ -477,6 +480,8 @@ impl Engine {
         mut errors: Vec<String>,
         later: Option<&mut Leftovers>,
     ) -> Result<()> {
+        // Read while the row is there, for the destroy event.
+        let row = db.find(id).ok();
         let dirs = [self.paths.bundle(id), self.paths.container_dir(id)];
         if let Some(later) = later {
             match self.store().and_then(|s| images::detach_rootfs(&s, id)) {
@@ -504,7 +509,11 @@ impl Engine {
             let _ = crate::restart::forget(db, id);
             let _ = crate::health::forget(db, id);
             crate::userns::release(db, id)?;
-            db.delete(id)
+            db.delete(id)?;
+            if let Some(c) = row {
+                crate::events::container(db, &c, "destroy", &[]);
+            }
+            Ok(())
         } else {
             Err(Error::Teardown {
                 id: id.to_string(),
@@ -539,7 +548,12 @@ impl Engine {
 
     /// The monitor's record of a started container.
     pub fn record_started(&self, id: &str, pid: i32) -> Result<()> {
-        self.db()?.set_running(id, pid, chrono::Utc::now())
+        let db = self.db()?;
+        db.set_running(id, pid, chrono::Utc::now())?;
+        if let Ok(c) = db.find(id) {
+            crate::events::container(&db, &c, "start", &[]);
+        }
+        Ok(())
     }
 
     /// The monitor's record of a start that failed: the row stays (docker
@@ -573,7 +587,12 @@ impl Engine {
         let now = chrono::Utc::now();
         if !rm {
             db.set_exited(id, code, oom_killed, now)?;
-        } else if db.set_exited_removing(id, code, now)? {
+        }
+        if oom_killed {
+            crate::events::container(&db, &c, "oom", &[]);
+        }
+        crate::events::container(&db, &c, "die", &[("exitCode", code.to_string())]);
+        if rm && db.set_exited_removing(id, code, now)? {
             crate::timing::mark("exit: claimed");
             // One write to removing (a racing `rm` then leaves it to us),
             // and the teardown without releasing the run a second time

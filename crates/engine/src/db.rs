@@ -449,8 +449,10 @@ fn schema(conn: &mut Connection) -> rusqlite::Result<()> {
             labels TEXT NOT NULL,
             anonymous INTEGER NOT NULL
         );
+        {}
         {}",
-        crate::restart::SCHEMA
+        crate::restart::SCHEMA,
+        crate::events::SCHEMA
     ))?;
     let columns: Vec<String> = tx
         .prepare("SELECT name FROM pragma_table_info('containers')")?

@@ -84,6 +84,16 @@ pub struct SystemDf {
     pub containers: Vec<ContainerUsage>,
 }
 
+impl SystemDf {
+    /// How many containers were made from image `id`.
+    pub fn containers_of(&self, id: &Digest) -> usize {
+        self.image_containers
+            .iter()
+            .find(|(i, _)| i == id)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
 /// `docker system df`.
 pub fn df(engine: &Engine, store: &Store) -> Result<SystemDf> {
     let containers = engine.list()?;
@@ -122,7 +132,7 @@ pub fn df(engine: &Engine, store: &Store) -> Result<SystemDf> {
 
 /// Bytes of the files under `dir`, symlinks not followed; unreadable
 /// entries count nothing (they are the container's, not ours to fail on).
-fn dir_size(dir: &Path) -> u64 {
+pub fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -302,6 +312,21 @@ pub fn history(store: &Store, image: &Image) -> Result<Vec<HistoryEntry>> {
     Ok(out)
 }
 
+/// What docker's commit accepts as a change: no instruction that would
+/// need a build.
+const COMMIT_CHANGES: &[&str] = &[
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "LABEL",
+    "ONBUILD",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+    "STOPSIGNAL",
+];
+
 /// `docker commit`: the container's changes as a new image. With `pause`
 /// (docker's default) a running container is frozen for the walk, so the
 /// layer is one moment of its filesystem, and thawed whatever happens.
@@ -312,6 +337,18 @@ pub fn commit(
     opts: &CommitOptions,
     pause: bool,
 ) -> Result<Image> {
+    for c in &opts.changes {
+        let instr = c
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        if !COMMIT_CHANGES.contains(&instr.as_str()) {
+            return Err(Error::InvalidArgument(format!(
+                "{instr} is not a valid change command"
+            )));
+        }
+    }
     let c = engine.find(key)?;
     let image = store.image(&c.image_id).map_err(not_found(&c.image_id))?;
     let mut opts = opts.clone();

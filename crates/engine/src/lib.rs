@@ -12,6 +12,7 @@ mod container;
 pub mod cp;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod filters;
 pub mod health;
 pub mod hostconfig;

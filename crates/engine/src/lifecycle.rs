@@ -67,6 +67,7 @@ impl Engine {
             });
         }
         self.runtime().pause(&c.id)?;
+        crate::events::container(&self.db()?, &c, "pause", &[]);
         Ok(c)
     }
 
@@ -80,6 +81,7 @@ impl Engine {
             });
         }
         self.runtime().resume(&c.id)?;
+        crate::events::container(&self.db()?, &c, "unpause", &[]);
         Ok(c)
     }
 
@@ -160,7 +162,17 @@ impl Engine {
             "UPDATE containers SET name = ?2 WHERE id = ?1",
             params![c.id, new],
         ) {
-            Ok(_) => Ok(c),
+            Ok(_) => {
+                let mut renamed = c.clone();
+                renamed.name = new;
+                crate::events::container(
+                    &db,
+                    &renamed,
+                    "rename",
+                    &[("oldName", format!("/{}", c.name))],
+                );
+                Ok(c)
+            }
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {

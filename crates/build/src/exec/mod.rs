@@ -26,6 +26,7 @@ mod source;
 mod squash;
 mod stage;
 mod tarball;
+pub mod transcript;
 mod view;
 
 use std::collections::BTreeMap;

@@ -22,7 +22,7 @@ pub struct CommitOptions {
     pub reference: Option<Reference>,
     /// `-a`
     pub author: Option<String>,
-    /// `-m`: the history comment.
+    /// `-m`: the image's comment and its history entry's.
     pub message: Option<String>,
     /// `-c`: instructions applied to the config, in order.
     pub changes: Vec<String>,
@@ -126,6 +126,16 @@ impl Store {
             cfg["config"] = Value::Object(inner.clone());
             if let Some(a) = &opts.author {
                 cfg["author"] = json!(a);
+            }
+            // The image's comment is this commit's message, as docker's
+            // (never the parent's, e.g. an import's "Imported from").
+            match &opts.message {
+                Some(m) => cfg["comment"] = json!(m),
+                None => {
+                    if let Some(o) = cfg.as_object_mut() {
+                        o.remove("comment");
+                    }
+                }
             }
             let mut entry =
                 json!({"created": now, "created_by": opts.created_by.clone().unwrap_or_default()});

@@ -3,8 +3,16 @@
 //! as it is; a stopped (or created) one has its snapshot mounted under
 //! the runroot, as `export` does, and unmounted afterwards.
 //!
-//! It only lends the directory: the CLI opens it and resolves every path
-//! inside it with `RESOLVE_IN_ROOT`, never by joining strings.
+//! It lends the directory; [`tarball`] archives from it and unpacks into
+//! it, resolving every path inside it with `RESOLVE_IN_ROOT`, never by
+//! joining strings. Docker's rules for where a copy lands stay with the
+//! callers (the CLI's `cp`, the API's archive endpoints).
+
+mod tarball;
+
+pub use tarball::{
+    archive, lookup, open_root, stat_src, unpack, CopyError, InPath, Owner, SrcInfo,
+};
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
