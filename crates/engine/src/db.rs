@@ -659,21 +659,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("berth.db");
         let id = "cd".repeat(32);
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(&format!(
-                "CREATE TABLE containers (
-                    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
-                    image TEXT NOT NULL, image_id TEXT NOT NULL,
-                    config TEXT NOT NULL, spec TEXT NOT NULL,
-                    created TEXT NOT NULL, state TEXT NOT NULL,
-                    pid INTEGER NOT NULL DEFAULT 0, exit_code INTEGER,
-                    started TEXT, finished TEXT, error TEXT);
-                INSERT INTO containers VALUES ('{id}', 'old', 'busybox',
-                    'sha256:00', '{{\"cmd\":[],\"entrypoint\":[],\"working_dir\":\"\",\"user\":\"\",\"network_mode\":\"\",\"auto_remove\":false}}',
-                    '{{}}', '2024-01-01T00:00:00Z', 'exited', 0, 1, NULL, NULL, NULL);"
-            ))
-            .unwrap();
+        let config = serde_json::to_string(&ContainerConfig::default()).unwrap();
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE containers (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                image TEXT NOT NULL, image_id TEXT NOT NULL,
+                config TEXT NOT NULL, spec TEXT NOT NULL,
+                created TEXT NOT NULL, state TEXT NOT NULL,
+                pid INTEGER NOT NULL DEFAULT 0, exit_code INTEGER,
+                started TEXT, finished TEXT, error TEXT);",
+        )
+        .unwrap();
+        old.execute(
+            "INSERT INTO containers VALUES (?1, 'old', 'busybox', 'sha256:00', ?2, '{}',
+                '2024-01-01T00:00:00Z', 'exited', 0, 1, NULL, NULL, NULL)",
+            params![id, config],
+        )
+        .unwrap();
+        drop(old);
         let db = Db::open(&path).unwrap();
         let old = db.find("old").unwrap();
         assert_eq!((old.exit_code, old.oom_killed), (Some(1), false));
