@@ -36,6 +36,20 @@ def busybox_rootfs(path, extra=None):
     shutil.rmtree(root)
 
 
+def berth_env(work):
+    """The environment for berth with a config under `work` whose
+    resolv.conf, the one berth's DNS servers and default-bridge
+    containers take as the host's, names loopback only: nothing a
+    benchmark starts can send a query outside."""
+    resolv = os.path.join(work, "resolv.conf")
+    with open(resolv, "w") as f:
+        f.write("nameserver 127.0.0.1\n")
+    conf = os.path.join(work, "berth.toml")
+    with open(conf, "w") as f:
+        f.write(f'[network]\nresolv_conf = "{resolv}"\n')
+    return dict(os.environ, BERTH_CONFIG=conf)
+
+
 def timed(argv, env=None):
     """Wall time of one command; its failure is the benchmark's failure."""
     t0 = time.perf_counter()
@@ -103,6 +117,75 @@ def unmount_under(work):
     """Lazily unmounts whatever the engines left mounted under `work`."""
     subprocess.run(["sh", "-c", f"grep ' {work}' /proc/self/mountinfo | cut -d' ' -f5 | sort -r | xargs -r -n1 umount -l"],
                    capture_output=True)
+
+
+IMAGE = "bench/busybox"
+
+
+class Engine:
+    """One engine's command line (`argv` + `env`) with the bench image
+    imported as `image`, its version, and how it is stopped."""
+
+    def __init__(self, name, argv, image, env=None, ver="?", stop=None):
+        self.name = name
+        self.argv = argv
+        self.image = image
+        self.env = env
+        self.version = ver
+        self.stop = stop or (lambda: None)
+
+    def run(self, args, **kw):
+        return subprocess.run(self.argv + args, env=self.env, **kw)
+
+    def timed(self, args):
+        """Wall time of one `args` of this engine (see `timed`)."""
+        return timed(self.argv + args, self.env)
+
+
+def engines(work, bin_dir, want=("berth", "podman", "docker")):
+    """The engines of `want` this host has, on roots under `work`, each
+    with the busybox root imported as IMAGE; stop them with teardown()."""
+    tar = os.path.join(work, "rootfs.tar")
+    if not os.path.exists(tar):
+        busybox_rootfs(tar)
+    found = {}
+    if "berth" in want:
+        berth = [os.path.join(bin_dir, "berth"), "--root", f"{work}/br", "--runroot", f"{work}/brr"]
+        subprocess.run(berth + ["import", tar, IMAGE], check=True, stdout=subprocess.DEVNULL)
+        found["berth"] = Engine("berth", berth, IMAGE, ver=version([berth[0], "--version"]))
+    pm = podman(work) if "podman" in want else None
+    if pm:
+        pod, env = pm
+        subprocess.run(pod + ["import", "-q", tar, "localhost/" + IMAGE], check=True, stdout=subprocess.DEVNULL,
+                       env=env)
+        found["podman"] = Engine(
+            "podman", pod, "localhost/" + IMAGE, env=env, ver=version(["podman", "--version"]),
+            stop=lambda: subprocess.run(pod + ["rmi", "-af"], env=env, capture_output=True))
+    if "docker" in want and Dockerd.available():
+        d = Dockerd(work)
+        subprocess.run(d.argv + ["import", tar, IMAGE], check=True, stdout=subprocess.DEVNULL)
+        found["docker"] = Engine("docker", d.argv, IMAGE, ver=version(["docker", "--version"]), stop=d.stop)
+    return found
+
+
+def teardown(work, engines):
+    for e in engines.values():
+        e.stop()
+    unmount_under(work)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def load():
+    """The load average now, for the record: the machine is shared."""
+    return open("/proc/loadavg").read().split()[0]
+
+
+def emit(lines, out):
+    """Prints a report section, and writes it to `out` if given."""
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        open(out, "w").write(text + "\n")
 
 
 # The Debian image the image, pull and push benchmarks share: a debootstrap

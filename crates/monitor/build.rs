@@ -10,6 +10,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
+    // A position-dependent executable: its pointers are fixed at link
+    // time, so the loader relocates almost nothing at each start and no
+    // monitor dirties a private copy of them (~0.3 MiB of .data.rel.ro).
+    println!("cargo:rustc-link-arg-bins=-no-pie");
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let init = manifest.join("../init");
     println!("cargo:rerun-if-changed={}", init.join("src").display());

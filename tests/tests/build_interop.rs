@@ -72,8 +72,22 @@ fn docker_runs_an_image_berth_built() {
     )
     .unwrap();
     b(&["build", "-t", "interop/app:1", ctx.to_str().unwrap()]);
+    // Squashed: docker checks its history against its layers on load.
+    b(&[
+        "build",
+        "--squash",
+        "-t",
+        "interop/app:sq",
+        ctx.to_str().unwrap(),
+    ]);
     let archive = t.path().join("app.tar");
-    b(&["save", "-o", archive.to_str().unwrap(), "interop/app:1"]);
+    b(&[
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        "interop/app:1",
+        "interop/app:sq",
+    ]);
 
     let d = Dockerd::start(&[]);
     check(
@@ -92,6 +106,33 @@ fn docker_runs_an_image_berth_built() {
         &format!("docker run\n{}", d.log()),
     );
     assert_eq!(got, "hello from the context\nbuilt-in-run\ndocker\n1000\n");
+    let squashed = check(
+        d.docker()
+            .args(["run", "--rm", "--network", "none", "interop/app:sq"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+        &format!("docker run (squashed)\n{}", d.log()),
+    );
+    assert_eq!(squashed, got);
+    let layers = |image: &str| {
+        let out = check(
+            d.docker()
+                .args([
+                    "image",
+                    "inspect",
+                    "--format",
+                    "{{len .RootFS.Layers}}",
+                    image,
+                ])
+                .output()
+                .unwrap(),
+            "docker image inspect",
+        );
+        out.trim().parse::<usize>().unwrap()
+    };
+    assert_eq!(layers("interop/app:sq"), 2, "busybox's and the merged one");
+    assert_eq!(layers("interop/app:1"), 3);
     let cfg = check(
         d.docker()
             .args([

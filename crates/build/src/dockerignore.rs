@@ -9,13 +9,18 @@
 //! matching pattern wins, and a path is also excluded when one of its parent
 //! directories matches (so `build` excludes `build/out.o`).
 
-/// A `.dockerignore` pattern that cannot be used.
+/// A `.dockerignore` pattern that cannot be used, at its line and column
+/// (the caller knows the file's name).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IgnoreError {
-    #[error(".dockerignore line {line}: illegal exclusion pattern \"!\"")]
-    BareExclusion { line: usize },
-    #[error(".dockerignore line {line}: syntax error in pattern {pattern:?}")]
-    BadPattern { line: usize, pattern: String },
+    #[error("{line}:{column}: illegal exclusion pattern \"!\"")]
+    BareExclusion { line: usize, column: usize },
+    #[error("{line}:{column}: syntax error in pattern {pattern:?}")]
+    BadPattern {
+        line: usize,
+        column: usize,
+        pattern: String,
+    },
 }
 
 /// Parsed `.dockerignore` rules.
@@ -64,6 +69,7 @@ impl DockerIgnore {
         let mut patterns = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
+            let column = 1 + raw.chars().take_while(|c| c.is_whitespace()).count();
             if raw.starts_with('#') {
                 continue;
             }
@@ -75,7 +81,7 @@ impl DockerIgnore {
             if exclusion {
                 p = p[1..].trim();
                 if p.is_empty() {
-                    return Err(IgnoreError::BareExclusion { line });
+                    return Err(IgnoreError::BareExclusion { line, column });
                 }
             }
             let mut cleaned = clean(p);
@@ -84,6 +90,7 @@ impl DockerIgnore {
             }
             let matcher = compile(&cleaned).ok_or_else(|| IgnoreError::BadPattern {
                 line,
+                column,
                 pattern: raw.to_string(),
             })?;
             patterns.push(Pattern {
@@ -494,13 +501,14 @@ mod tests {
     fn errors_and_comments() {
         assert_eq!(
             DockerIgnore::parse("ok\n!\n").unwrap_err(),
-            IgnoreError::BareExclusion { line: 2 }
+            IgnoreError::BareExclusion { line: 2, column: 1 }
         );
         assert_eq!(
-            DockerIgnore::parse("[abc").unwrap_err(),
+            DockerIgnore::parse("a\n  [abc").unwrap_err(),
             IgnoreError::BadPattern {
-                line: 1,
-                pattern: "[abc".into()
+                line: 2,
+                column: 3,
+                pattern: "  [abc".into()
             }
         );
         assert!(DockerIgnore::parse("x\\").is_err());

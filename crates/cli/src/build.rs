@@ -1,12 +1,7 @@
-//! `berth build`: docker's flags into the build crate's options, and its
-//! events printed the way docker's classic builder prints them ("Step 1/5
-//! : FROM ...", " ---> Using cache", " ---> <id>", "Successfully built").
-//! Stages that build side by side are shown one after the other, in
-//! Dockerfile order: a later stage's lines wait until the earlier ones are
-//! done.
+//! `berth build`: docker's flags into the build crate's options; its
+//! events are shown by [`crate::buildprogress`] in the `--progress` style.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -16,6 +11,8 @@ use berth_engine::hostconfig as hc;
 use berth_engine::{Engine, Network};
 use berth_image::Reference;
 use clap::Args;
+
+use crate::buildprogress::{Printer, Style};
 
 #[derive(Args)]
 pub struct BuildArgs {
@@ -67,10 +64,11 @@ pub struct BuildArgs {
     /// Limits of RUN containers (name=soft[:hard]).
     #[arg(long)]
     ulimit: Vec<String>,
-    /// auto or plain: berth prints every step's output as it comes.
+    /// auto (tty on a terminal, plain otherwise), plain, tty or quiet.
     #[arg(long)]
     progress: Option<String>,
-    #[arg(long, hide = true)]
+    /// The final stage's new layers as one, on top of its base.
+    #[arg(long)]
     squash: bool,
     /// A directory, or `-` for a tar of one (or a Dockerfile) on stdin.
     context: String,
@@ -87,17 +85,6 @@ fn key_value(flag: &str, s: &str, from_env: bool) -> Result<Option<(String, Stri
 
 impl BuildArgs {
     fn options(&self) -> Result<BuildOptions> {
-        if self.squash {
-            bail!(berth_engine::Error::NotSupported {
-                flag: "--squash".into()
-            });
-        }
-        match self.progress.as_deref() {
-            None | Some("auto" | "plain") => {}
-            Some(other) => {
-                bail!("--progress {other}: berth build prints plain progress only (auto or plain)")
-            }
-        }
         let mut tags = Vec::new();
         for t in &self.tags {
             let r = Reference::parse(t)
@@ -169,6 +156,7 @@ impl BuildArgs {
             shm_size,
             ulimits,
             source_date_epoch,
+            squash: self.squash,
         })
     }
 }
@@ -201,95 +189,6 @@ fn secret(s: &str) -> Result<(String, Vec<u8>)> {
     Ok((id, data))
 }
 
-/// Docker's classic lines, stage by stage.
-struct Printer {
-    quiet: bool,
-    order: Vec<usize>,
-    /// Index in `order` of the stage shown live.
-    live: usize,
-    held: HashMap<usize, Vec<u8>>,
-    done: HashSet<usize>,
-    /// With `-q`: everything, shown only if the build fails.
-    log: Vec<u8>,
-}
-
-impl Printer {
-    fn handle(&mut self, e: Event) {
-        let (stage, text): (usize, Vec<u8>) = match e {
-            Event::Stages(order) => {
-                self.order = order;
-                return;
-            }
-            Event::Warning(w) => {
-                eprintln!("[Warning] {w}");
-                return;
-            }
-            Event::StageDone { stage } => {
-                self.done.insert(stage);
-                self.advance();
-                return;
-            }
-            Event::Step {
-                stage,
-                number,
-                total,
-                text,
-            } => (
-                stage,
-                format!("Step {number}/{total} : {text}\n").into_bytes(),
-            ),
-            Event::Triggers { stage, count } => (
-                stage,
-                format!(
-                    "# Executing {count} build trigger{}\n",
-                    if count == 1 { "" } else { "s" }
-                )
-                .into_bytes(),
-            ),
-            Event::Pulling { stage, image } => (stage, format!("Pulling {image}\n").into_bytes()),
-            Event::UsingCache { stage } => (stage, b" ---> Using cache\n".to_vec()),
-            Event::Running { stage, container } => (
-                stage,
-                format!(" ---> Running in {container}\n").into_bytes(),
-            ),
-            Event::Output { stage, data, .. } => (stage, data),
-            Event::Removed { stage, container } => (
-                stage,
-                format!("Removing intermediate container {container}\n").into_bytes(),
-            ),
-            Event::Image { stage, id } => {
-                (stage, format!(" ---> {}\n", &id.hex()[..12]).into_bytes())
-            }
-        };
-        if self.quiet {
-            self.log.extend_from_slice(&text);
-        } else if self.order.get(self.live) == Some(&stage) {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&text);
-            let _ = out.flush();
-        } else {
-            self.held.entry(stage).or_default().extend_from_slice(&text);
-        }
-    }
-
-    /// Moves past finished stages, showing what the next one said so far.
-    fn advance(&mut self) {
-        while let Some(s) = self.order.get(self.live) {
-            if let Some(text) = self.held.remove(s) {
-                if !self.quiet {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(&text);
-                    let _ = out.flush();
-                }
-            }
-            if !self.done.contains(s) {
-                break;
-            }
-            self.live += 1;
-        }
-    }
-}
-
 /// Ctrl-C (or SIGTERM, SIGHUP) cancels the build rather than killing us:
 /// its step containers are killed and removed before we exit. The
 /// signals are blocked in every thread (the build's too) and read here;
@@ -315,6 +214,7 @@ fn watch_signals(
 
 pub fn build(engine: &Engine, a: BuildArgs) -> Result<u8> {
     let opts = a.options()?;
+    let style = Style::parse(a.progress.as_deref(), a.quiet)?;
     let scratch = engine.paths.runroot.join("build");
     let input = exec::load(
         &a.context,
@@ -322,28 +222,16 @@ pub fn build(engine: &Engine, a: BuildArgs) -> Result<u8> {
         &mut std::io::stdin(),
         &scratch,
     )?;
-    let printer = Mutex::new(Printer {
-        quiet: a.quiet,
-        order: Vec::new(),
-        live: 0,
-        held: HashMap::new(),
-        done: HashSet::new(),
-        log: Vec::new(),
-    });
+    let printer = Mutex::new(Printer::new(style));
     let events = |e: Event| printer.lock().unwrap_or_else(|p| p.into_inner()).handle(e);
     let cancel = std::sync::Arc::new(exec::Cancel::new());
     let signalled = watch_signals(engine, &cancel)?;
     let result = exec::build(engine, &input, &opts, &events, &cancel);
     let mut p = printer.into_inner().unwrap_or_else(|p| p.into_inner());
-    // Whatever is still held (a failure stops the stages mid-way).
-    p.done.extend(p.order.iter().copied());
-    p.advance();
     let built = match result {
         Ok(b) => b,
         Err(e) => {
-            if a.quiet {
-                let _ = std::io::stderr().write_all(&p.log);
-            }
+            p.failed();
             let sig = signalled.load(std::sync::atomic::Ordering::SeqCst);
             if sig != 0 {
                 eprintln!("berth: build cancelled");
@@ -352,17 +240,10 @@ pub fn build(engine: &Engine, a: BuildArgs) -> Result<u8> {
             return Err(e.into());
         }
     };
-    let id = built.image.id.to_string();
     if let Some(f) = &a.iidfile {
+        let id = built.image.id.to_string();
         std::fs::write(f, &id).with_context(|| format!("writing {}", f.display()))?;
     }
-    if a.quiet {
-        println!("{id}");
-    } else {
-        println!("Successfully built {}", &built.image.id.hex()[..12]);
-        for t in &built.tags {
-            println!("Successfully tagged {}", t.familiar());
-        }
-    }
+    p.succeeded(&built);
     Ok(0)
 }

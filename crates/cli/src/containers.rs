@@ -142,6 +142,7 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
     let keys = a.stdio.check()?;
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
+    berth_engine::timing::mark("cli: created");
     let (ours, attach) = if a.detach {
         (None, None)
     } else {
@@ -174,7 +175,9 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
         sig_proxy: a.stdio.sig_proxy,
         output: streams.output,
     };
-    finish(session.run()?, || handle.wait())
+    let code = finish(session.run()?, || handle.wait());
+    berth_engine::timing::mark("cli: exited");
+    code
 }
 
 /// `run -a`: the streams attached.
@@ -600,34 +603,9 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
-    let template = a
-        .format
-        .as_deref()
-        .map(|f| crate::template::Template::parse(&f.replace("\\n", "\n").replace("\\t", "\t")))
-        .transpose()?;
-    let mut all = Vec::new();
-    let mut failed = false;
-    for c in &a.containers {
-        match engine.inspect(c) {
-            Ok(v) => all.push(v),
-            Err(e) => {
-                eprintln!("berth: {e}");
-                failed = true;
-            }
-        }
-    }
-    match &template {
-        Some(t) => {
-            for v in &all {
-                println!("{}", t.render(v)?);
-            }
-        }
-        None => println!("{}", serde_json::to_string_pretty(&all)?),
-    }
-    if failed {
-        Err(Exit(1).into())
-    } else {
-        Ok(0)
+    match format::inspect(&a.containers, a.format.as_deref(), |c| engine.inspect(c))? {
+        0 => Ok(0),
+        n => Err(Exit(n).into()),
     }
 }
 

@@ -62,6 +62,51 @@ pub fn command(args: &[String]) -> String {
     format!("\"{s}\"")
 }
 
+/// Docker's `inspect` for any kind of object: the JSON array of those
+/// found, or the Go template `format` rendered once per object ("json"
+/// is the array too). A name that is not found is one line on stderr and
+/// an exit status of 1, after the others were printed. The template is
+/// checked before anything is looked up.
+pub fn inspect<T, E>(
+    names: &[String],
+    format: Option<&str>,
+    mut find: impl FnMut(&str) -> Result<T, E>,
+) -> anyhow::Result<u8>
+where
+    T: serde::Serialize,
+    E: std::fmt::Display,
+{
+    use std::io::Write;
+    let template = match format {
+        None | Some("json") => None,
+        Some(f) => Some(crate::template::Template::parse(
+            &f.replace("\\t", "\t").replace("\\n", "\n"),
+        )?),
+    };
+    let mut found = Vec::new();
+    let mut failed = false;
+    for name in names {
+        match find(name) {
+            Ok(v) => found.push(v),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    match &template {
+        Some(t) => {
+            for v in &found {
+                writeln!(out, "{}", t.render(&serde_json::to_value(v)?)?)?;
+            }
+        }
+        // The objects themselves, not Values: those would sort the keys.
+        None => writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?,
+    }
+    Ok(u8::from(failed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

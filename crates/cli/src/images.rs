@@ -351,31 +351,11 @@ pub struct InspectArgs {
 
 pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
     let s = store::open(&engine.paths)?;
-    let mut found = Vec::new();
-    let mut failed = false;
-    for name in &a.images {
-        match store::find(&s, name).and_then(|i| image_ops::inspect(&s, &i)) {
-            Ok(v) => found.push(v),
-            Err(e) => {
-                eprintln!("berth: {e}");
-                failed = true;
-            }
-        }
+    let find = |name: &str| store::find(&s, name).and_then(|i| image_ops::inspect(&s, &i));
+    match format::inspect(&a.images, a.format.as_deref(), find)? {
+        0 => Ok(0),
+        n => Err(Exit(n).into()),
     }
-    let mut out = std::io::stdout().lock();
-    match a.format.as_deref() {
-        None | Some("json") => writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?,
-        Some(f) => {
-            let t = crate::template::Template::parse(&f.replace("\\t", "\t").replace("\\n", "\n"))?;
-            for v in &found {
-                writeln!(out, "{}", t.render(&serde_json::to_value(v)?)?)?;
-            }
-        }
-    }
-    if failed {
-        return Err(Exit(1).into());
-    }
-    Ok(0)
 }
 
 #[derive(Args)]

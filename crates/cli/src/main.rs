@@ -7,6 +7,7 @@
 mod archive;
 mod attach;
 mod build;
+mod buildprogress;
 mod containerfs;
 mod containers;
 mod cp;
@@ -146,6 +147,7 @@ fn exit_code(e: &anyhow::Error, codes: Codes) -> u8 {
 }
 
 fn main() -> ExitCode {
+    berth_engine::timing::mark("cli: main");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

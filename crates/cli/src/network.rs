@@ -177,6 +177,9 @@ pub struct LsArgs {
 
 #[derive(Args)]
 pub struct InspectArgs {
+    /// A Go template over each network's JSON.
+    #[arg(short, long)]
+    format: Option<String>,
     #[arg(required = true)]
     networks: Vec<String>,
 }
@@ -219,21 +222,9 @@ pub fn run(engine: &Engine, cmd: NetworkCmd) -> Result<u8> {
     match cmd {
         NetworkCmd::Create(a) => create(engine, a),
         NetworkCmd::Ls(a) => ls(engine, a),
-        NetworkCmd::Inspect(a) => {
-            let mut all = Vec::new();
-            let mut failed = false;
-            for n in &a.networks {
-                match engine.network_inspect(n) {
-                    Ok(v) => all.push(v),
-                    Err(e) => {
-                        eprintln!("berth: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            println!("{}", serde_json::to_string_pretty(&all)?);
-            Ok(if failed { 1 } else { 0 })
-        }
+        NetworkCmd::Inspect(a) => format::inspect(&a.networks, a.format.as_deref(), |n| {
+            engine.network_inspect(n)
+        }),
         NetworkCmd::Rm(a) => {
             let mut failed = false;
             for n in &a.networks {

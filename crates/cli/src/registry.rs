@@ -261,7 +261,8 @@ pub struct PullFlags {
 /// (or its id).
 pub fn ensure_image(engine: &Engine, flags: &PullFlags, image: &str) -> Result<()> {
     let policy = PullPolicy::parse(&flags.pull)?;
-    let s = store::open(&engine.paths)?;
+    // The engine's own store: `run` and `create` use it next.
+    let s = engine.store()?;
     let Need::Pull(reference) = reg::needs_pull(&s, image, policy)? else {
         return Ok(());
     };

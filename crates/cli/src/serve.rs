@@ -30,7 +30,7 @@ pub fn serve(engine: &Engine, a: ServeArgs) -> Result<u8> {
         group: a.group,
     };
     let shown: Vec<&str> = a.hosts.iter().map(String::as_str).collect();
-    berth_api::serve(engine.clone(), opts, || {
+    berth_api::serve(engine.clone().outliving_containers(), opts, || {
         eprintln!("berth: serving the Docker API on {}", shown.join(", "));
     })?;
     Ok(0)

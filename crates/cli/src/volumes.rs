@@ -16,7 +16,7 @@ pub enum VolumeCmd {
     #[command(alias = "list")]
     Ls(LsArgs),
     /// Show volumes' details as JSON.
-    Inspect(NamesArgs),
+    Inspect(InspectArgs),
     /// Remove volumes.
     #[command(alias = "remove")]
     Rm(RmArgs),
@@ -42,7 +42,10 @@ pub struct LsArgs {
 }
 
 #[derive(Args)]
-pub struct NamesArgs {
+pub struct InspectArgs {
+    /// A Go template over each volume's JSON.
+    #[arg(short, long)]
+    format: Option<String>,
     #[arg(required = true)]
     names: Vec<String>,
 }
@@ -100,19 +103,7 @@ pub fn run(engine: &Engine, cmd: VolumeCmd) -> Result<u8> {
             Ok(0)
         }
         VolumeCmd::Inspect(a) => {
-            let mut all = Vec::new();
-            let mut failed = false;
-            for n in &a.names {
-                match engine.volume_inspect(n) {
-                    Ok(v) => all.push(v),
-                    Err(e) => {
-                        eprintln!("berth: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            println!("{}", serde_json::to_string_pretty(&all)?);
-            Ok(u8::from(failed))
+            format::inspect(&a.names, a.format.as_deref(), |n| engine.volume_inspect(n))
         }
         VolumeCmd::Rm(a) => {
             let mut failed = false;

@@ -1,10 +1,12 @@
-//! `berth build` end to end, as root, on images made from busybox: a
-//! multi-stage build whose RUN steps make files, COPY with .dockerignore
-//! and --chown, the cache (hits on rebuild with the same image id, one
-//! changed file invalidating exactly its step and those after), --target,
-//! --build-arg, heredocs, config instructions, parallel stages, cache
-//! mounts, ADD of archives and URLs, --cache-from, reproducible digests,
-//! errors located in the Dockerfile, hostile input refused, and a failed
+//! `berth build` end to end, as root, on images made from busybox (and
+//! one debootstrap Debian with gcc): a multi-stage build whose RUN steps
+//! make files, COPY with .dockerignore and --chown, the cache (hits on
+//! rebuild with the same image id, one changed file invalidating exactly
+//! its step and those after), --target, --build-arg, heredocs, config
+//! instructions, parallel stages, cache mounts, ADD of archives and URLs,
+//! --cache-from, COPY --link, --squash, the --progress styles, RUN's
+//! network, hosts, shm and ulimits, reproducible digests, every kind of
+//! error located in the Dockerfile, hostile input refused, and a failed
 //! RUN leaving the store as it was.
 
 mod common;
@@ -393,13 +395,25 @@ fn build_errors_point_at_the_dockerfile() {
         return;
     }
     let b = Berth::with_image();
+    // Every kind of error, located at the offending text where the
+    // instruction shows it, else at the instruction.
     let cases: &[(&str, &str)] = &[
         ("FROM bb\nRUN true\nRUNN x\n", "Dockerfile:3:1: unknown instruction \"RUNN\""),
-        ("FROM bb\nCOPY missing.txt /\n", "Dockerfile:2: COPY: file not found in build context or excluded by .dockerignore: missing.txt"),
-        ("FROM bb\nCOPY --from=nostage /x /\n", "Dockerfile:2: COPY: image nostage is not here and pulling it failed: "),
-        ("FROM bb\nENV A=${B:?must be set}\n", "Dockerfile:2:"),
-        ("FROM bb\nCOPY a b /dest\n", "Dockerfile:2: COPY: When using COPY with more than one source file, the destination must be a directory and end with a /"),
-        ("FROM bb\nSTOPSIGNAL $NOPE\n", "Dockerfile:2: STOPSIGNAL: STOPSIGNAL: invalid signal"),
+        ("FROM bb\n  COPY --bogus=1 a /\n", "Dockerfile:2:8: unknown flag \"bogus\" for COPY"),
+        ("FROM bb\nCOPY missing.txt /\n", "Dockerfile:2:6: COPY: file not found in build context or excluded by .dockerignore: missing.txt"),
+        ("FROM bb\nCOPY --from=nostage /x /\n", "Dockerfile:2:13: COPY: image nostage is not here and pulling it failed: "),
+        ("FROM nothere\n", "Dockerfile:1:6: FROM: image nothere is not here and pulling it failed: "),
+        ("FROM bb AS s\nFROM bb\nCOPY --from=s /nofile /\n", "Dockerfile:3:15: COPY: /nofile: no such file or directory in "),
+        ("FROM bb\nENV A=${B:?unset}\n", "Dockerfile:2:7: B: unset\n"),
+        ("FROM bb\nCOPY a b /dest\n", "Dockerfile:2:1: COPY: When using COPY with more than one source file, the destination must be a directory and end with a /"),
+        ("FROM bb\nSTOPSIGNAL $NOPE\n", "Dockerfile:2:1: STOPSIGNAL: STOPSIGNAL: invalid signal"),
+        ("FROM bb\nCOPY ../a /\n", "Dockerfile:2:6: COPY: forbidden path outside the build context: ../a"),
+        ("FROM bb\nADD http://127.0.0.1:1/x /x\n", "Dockerfile:2:5: ADD: downloading http://127.0.0.1:1/x: "),
+        ("FROM --platform=linux/s390x bb\n", "Dockerfile:1:1: FROM: FROM --platform=linux/s390x (only the host's platform"),
+        ("FROM bb\nCOPY --exclude=ok --exclude=[abc a /\n", "Dockerfile:2:1: COPY: --exclude=[abc: syntax error in pattern \"[abc\""),
+        ("FROM bb AS a\nCOPY --from=b /x /\nFROM bb AS b\nCOPY --from=a /y /\n", "Dockerfile:2:13: circular dependency between stages: a, b"),
+        ("FROM bb\nCOPY --from=5 /x /\n", "Dockerfile:2:13: no stage with index 5"),
+        ("FROM bb\nRUN exit 4\n", "Dockerfile:2:1: RUN: the command '/bin/sh -c exit 4' returned a non-zero code: 4"),
     ];
     for (i, (df, want)) in cases.iter().enumerate() {
         let ctx = context(
@@ -412,7 +426,35 @@ fn build_errors_point_at_the_dockerfile() {
     // -f names the file in messages.
     let ctx = context(&b, "named", &[("build.df", "FROM bb\nFROM\n")]);
     let o = build(&b, &["-f", ctx.join("build.df").to_str().unwrap()], &ctx);
-    fails_with(&o, "build.df:2:");
+    fails_with(&o, "build.df:2:1: FROM requires at least one argument");
+    // An ignore file beside a -f Dockerfile is named as such.
+    let df = ctx.join("build.df");
+    std::fs::write(format!("{}.dockerignore", df.display()), "ok\n!\n").unwrap();
+    fails_with(
+        &build(&b, &["-f", df.to_str().unwrap()], &ctx),
+        &format!(
+            "{}.dockerignore:2:1: illegal exclusion pattern \"!\"",
+            df.display()
+        ),
+    );
+    // A flag's value is no place in the Dockerfile.
+    fails_with(
+        &build(&b, &["--platform", "linux/s390x"], &b.dir.path().join("c0")),
+        "--platform linux/s390x (only the host's platform",
+    );
+    // .dockerignore's own, by line and column.
+    let ctx = context(
+        &b,
+        "ignore",
+        &[
+            ("Dockerfile", "FROM bb\n"),
+            (".dockerignore", "ok\n  [abc\n"),
+        ],
+    );
+    fails_with(
+        &build(&b, &[], &ctx),
+        ".dockerignore:2:3: syntax error in pattern \"  [abc\"",
+    );
 }
 
 #[test]
@@ -483,7 +525,7 @@ fn build_failed_run_leaves_the_store_as_it_was() {
     );
     assert!(
         err(&o).contains(
-            "Dockerfile:2: RUN: the command '/bin/sh -c echo partial > /p && echo said-this && exit 7' returned a non-zero code: 7"
+            "Dockerfile:2:1: RUN: the command '/bin/sh -c echo partial > /p && echo said-this && exit 7' returned a non-zero code: 7"
         ),
         "{}",
         err(&o)
@@ -859,4 +901,436 @@ fn build_pulls_a_missing_base_through_the_engine() {
     // --pull asks the registry again.
     let o = built(&fresh, &["--pull"], &ctx);
     assert!(o.contains("Pulling"), "{o}");
+}
+
+/// The layers of `image` (diff ids).
+fn layers(b: &Berth, image: &str) -> Vec<serde_json::Value> {
+    inspect(b, image)["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn build_squash_merges_the_final_stages_layers_into_one() {
+    let Some((b, ctx)) = setup(
+        "build_squash_merges_the_final_stages_layers_into_one",
+        &[
+            (
+                "Dockerfile",
+                "FROM bb AS other\n\
+                 RUN echo other > /from-other\n\
+                 FROM bb\n\
+                 RUN mkdir /w && echo old > /w/old && echo temp > /temp\n\
+                 RUN rm -r /w /temp /etc/group && mkdir /w && echo new > /w/new\n\
+                 COPY f /f\n\
+                 COPY --from=other /from-other /\n\
+                 ENV SQUASHED=yes\n\
+                 CMD [\"sh\", \"-c\", \"ls -A /w; cat /f /from-other; echo $SQUASHED; ls /temp /etc/group 2>&1; true\"]\n",
+            ),
+            ("f", "file\n"),
+        ],
+    ) else {
+        return;
+    };
+    let base = layers(&b, "bb");
+    built(&b, &["-t", "plain"], &ctx);
+    assert_eq!(layers(&b, "plain").len(), base.len() + 4);
+    built(&b, &["--squash", "-t", "sq"], &ctx);
+    let squashed = layers(&b, "sq");
+    assert_eq!(squashed.len(), base.len() + 1, "{squashed:?}");
+    assert_eq!(squashed[..base.len()], base[..], "the base's layers stay");
+    let want = "new\nfile\nother\nyes\n\
+                ls: /temp: No such file or directory\n\
+                ls: /etc/group: No such file or directory\n";
+    assert_eq!(run_in(&b, "plain", &[]), want);
+    assert_eq!(
+        run_in(&b, "sq", &[]),
+        want,
+        "the same files, whiteouts kept"
+    );
+    // The steps' history stays, as entries with no layer, and one more
+    // holds the merged layer.
+    let history = b.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}|{{.Comment}}",
+        "sq",
+    ]);
+    let bb_id = inspect(&b, "bb")["Id"].as_str().unwrap().to_string();
+    let top = history.lines().next().unwrap();
+    assert!(
+        top.starts_with("|merge sha256:") && top.ends_with(&format!(" to {bb_id}")),
+        "{history}"
+    );
+    assert!(history.contains("ENV SQUASHED=yes"), "{history}");
+    let cfg = &inspect(&b, "sq")["Config"];
+    assert!(
+        cfg["Env"].to_string().contains("SQUASHED=yes"),
+        "the final config: {cfg}"
+    );
+    // The merged layer is smaller than the layers it replaces: what the
+    // second RUN deleted is in none of it.
+    let size = |img: &str| inspect(&b, img)["Size"].as_i64().unwrap();
+    assert!(
+        size("sq") < size("plain"),
+        "{} < {}",
+        size("sq"),
+        size("plain")
+    );
+    // On scratch: one layer, "created new" rather than merged onto a base.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY f /a\nCOPY f /b\n",
+    )
+    .unwrap();
+    built(&b, &["--squash", "-t", "sq:scratch"], &ctx);
+    assert_eq!(layers(&b, "sq:scratch").len(), 1);
+    let history = b.ok(&["history", "--format", "{{.Comment}}", "sq:scratch"]);
+    assert!(history.starts_with("create new from sha256:"), "{history}");
+}
+
+#[test]
+fn build_progress_styles() {
+    let Some((b, ctx)) = setup(
+        "build_progress_styles",
+        &[
+            ("Dockerfile", "FROM bb\nCOPY f /f\nRUN echo hello-out\n"),
+            ("f", "f"),
+        ],
+    ) else {
+        return;
+    };
+    // tty: BuildKit's lines on stderr, nothing on stdout.
+    let o = build(&b, &["--progress", "tty", "-t", "p:1"], &ctx);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(out(&o), "");
+    let e = err(&o);
+    for want in [
+        " => [1/3] FROM bb",
+        " => [2/3] COPY f /f",
+        " => => # hello-out\n",
+        " => [3/3] RUN echo hello-out DONE ",
+        "(3/3) FINISHED\n",
+        " => writing image sha256:",
+        " => naming to docker.io/library/p:1\n",
+    ] {
+        assert!(e.contains(want), "{want:?} in {e}");
+    }
+    assert!(e.starts_with(" => [1/3] FROM bb"), "{e}");
+    assert!(e.contains("\n[+] Building "), "{e}");
+    // A step that printed nothing has its line redrawn with its time.
+    assert!(e.contains("\x1b[1A\r\x1b[2K => [2/3] COPY f /f "), "{e:?}");
+    let o = build(&b, &["--progress", "tty"], &ctx);
+    let e = err(&o);
+    assert!(e.contains(" => CACHED [2/3] COPY f /f "), "{e}");
+    assert!(e.contains(" => CACHED [3/3] RUN echo hello-out "), "{e}");
+    assert!(!e.contains(" => => # "), "a cached RUN prints nothing: {e}");
+
+    // -q and --progress quiet: the image id alone.
+    let id = inspect(&b, "p:1")["Id"].as_str().unwrap().to_string();
+    for args in [
+        &["-q"][..],
+        &["--progress", "quiet"],
+        &["-q", "--progress", "tty"],
+    ] {
+        let o = build(&b, args, &ctx);
+        assert!(o.status.success(), "{}", err(&o));
+        assert_eq!(out(&o), format!("{id}\n"), "{args:?}");
+        assert_eq!(err(&o), "", "{args:?}");
+    }
+    // plain, and auto when not on a terminal: docker's classic lines.
+    for args in [&["--progress", "plain"][..], &[], &["--progress", "auto"]] {
+        let o = built(&b, args, &ctx);
+        assert!(
+            o.contains("Step 2/3 : COPY f /f\n ---> Using cache\n"),
+            "{args:?}: {o}"
+        );
+        assert!(o.contains("Successfully built "), "{o}");
+    }
+    // auto on a terminal is tty.
+    let inner = b.cmd(&["build", ctx.to_str().unwrap()]);
+    let line: Vec<String> = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect();
+    let mut outer = std::process::Command::new("script");
+    outer.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            outer.env(k, v);
+        }
+    }
+    let o = outer.output().unwrap();
+    let shown = out(&o);
+    assert!(o.status.success(), "{shown}");
+    assert!(shown.contains("(3/3) FINISHED"), "{shown}");
+    assert!(!shown.contains("Step 1/3"), "{shown}");
+
+    // A failing step: its output, then FAILED, then the error.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nRUN echo bad-news; exit 3\n",
+    )
+    .unwrap();
+    let o = build(&b, &["--progress", "tty"], &ctx);
+    assert_eq!(o.status.code(), Some(1));
+    let e = err(&o);
+    let pos = |s: &str| e.find(s).unwrap_or_else(|| panic!("{s:?} in {e}"));
+    assert!(
+        pos(" => => # bad-news") < pos(" => ERROR [2/2] RUN echo bad-news"),
+        "{e}"
+    );
+    assert!(pos(" => ERROR [2/2]") < pos("(1/2) FAILED"), "{e}");
+    assert!(pos("FAILED") < pos("returned a non-zero code: 3"), "{e}");
+
+    let o = build(&b, &["--progress", "fancy"], &ctx);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("\"fancy\" for \"--progress\""),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn build_compiles_c_with_gcc_on_a_debian_base_into_a_small_image() {
+    if !berth_testutil::require_root(
+        "build_compiles_c_with_gcc_on_a_debian_base_into_a_small_image",
+    ) {
+        return;
+    }
+    // debootstrap runs once per machine; the tar is kept in TEST_CACHE.
+    let debian = berth_testutil::debian_gcc_rootfs_tar().expect("a debootstrap Debian with gcc");
+    let b = Berth::new();
+    b.ok(&["import", debian.to_str().unwrap(), "debian-gcc"]);
+    let ctx = context(
+        &b,
+        "ctx",
+        &[
+            (
+                "Dockerfile",
+                "FROM debian-gcc AS builder\n\
+                 WORKDIR /src\n\
+                 COPY hello.c .\n\
+                 RUN gcc --version | head -n1 && gcc -O2 -static -o /hello hello.c && strip /hello\n\
+                 FROM scratch\n\
+                 COPY --from=builder /hello /hello\n\
+                 ENTRYPOINT [\"/hello\"]\n\
+                 CMD [\"world\"]\n",
+            ),
+            (
+                "hello.c",
+                "#include <stdio.h>\n\
+                 int main(int argc, char **argv) {\n\
+                 \x20   printf(\"hello, %s, from gcc\\n\", argc > 1 ? argv[1] : \"nobody\");\n\
+                 \x20   return 0;\n\
+                 }\n",
+            ),
+        ],
+    );
+    let o = built(&b, &["-t", "hello:c"], &ctx);
+    assert!(o.contains("gcc (Debian 12"), "the compiler ran: {o}");
+    assert_eq!(run_in(&b, "hello:c", &[]), "hello, world, from gcc\n");
+    assert_eq!(
+        run_in(&b, "hello:c", &["berth"]),
+        "hello, berth, from gcc\n"
+    );
+    // The final image holds the binary alone: one small layer, where the
+    // builder's base alone is hundreds of megabytes.
+    let size = |img: &str| inspect(&b, img)["Size"].as_i64().unwrap();
+    assert_eq!(layers(&b, "hello:c").len(), 1);
+    assert!(size("hello:c") < 2 << 20, "{} bytes", size("hello:c"));
+    let o = built(&b, &["--target", "builder", "-t", "hello:builder"], &ctx);
+    assert_eq!(
+        ran_steps(&o),
+        Vec::<usize>::new(),
+        "the builder is cached: {o}"
+    );
+    assert!(
+        size("hello:builder") > 100 << 20,
+        "{} bytes",
+        size("hello:builder")
+    );
+}
+
+#[test]
+fn build_run_steps_get_the_network_hosts_shm_and_ulimits_asked_for() {
+    let Some((b, ctx)) = setup(
+        "build_run_steps_get_the_network_hosts_shm_and_ulimits_asked_for",
+        &[(
+            "Dockerfile",
+            "FROM bb\n\
+             RUN tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' ' > /ifaces\n\
+             RUN --network=none tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' ' > /ifaces-none\n\
+             RUN (grep foo.test /etc/hosts || echo no-foo) > /hosts-line\n\
+             RUN df -k /dev/shm | tail -n1 | awk '{print $2}' > /shm\n\
+             RUN ulimit -n > /nofile\n\
+             RUN readlink /proc/self/ns/net > /netns\n",
+        )],
+    ) else {
+        return;
+    };
+    let show = |img: &str| {
+        run_in(
+            &b,
+            img,
+            &[
+                "sh",
+                "-c",
+                "cat /ifaces; echo '|'; cat /ifaces-none; echo '|'; cat /hosts-line /shm /nofile",
+            ],
+        )
+    };
+    built(
+        &b,
+        &[
+            "--network",
+            "default",
+            "--add-host",
+            "foo.test:10.9.8.7",
+            "--shm-size",
+            "8m",
+            "--ulimit",
+            "nofile=300:400",
+            "-t",
+            "flags:bridge",
+        ],
+        &ctx,
+    );
+    let got = show("flags:bridge");
+    let parts: Vec<&str> = got.split("|\n").collect();
+    assert!(
+        parts[0].contains("eth0 ") && parts[0].contains("lo "),
+        "{got}"
+    );
+    assert_eq!(
+        parts[1], "lo ",
+        "RUN --network=none wins over the flag: {got}"
+    );
+    let rest: Vec<&str> = parts[2].lines().collect();
+    assert_eq!(
+        rest[0].split_whitespace().collect::<Vec<_>>(),
+        ["10.9.8.7", "foo.test"]
+    );
+    assert_eq!(rest[1], "8192", "--shm-size 8m: {got}");
+    assert_eq!(rest[2], "300", "--ulimit nofile soft limit: {got}");
+
+    // No --network: RUN has none (lo only); --add-host without a network
+    // is refused rather than ignored.
+    built(&b, &["--no-cache", "-t", "flags:none"], &ctx);
+    let got = show("flags:none");
+    assert!(got.starts_with("lo |\nlo |\nno-foo\n"), "{got}");
+    let o = build(&b, &["--add-host", "foo.test:10.9.8.7"], &ctx);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        err(&o).contains("--add-host needs a network"),
+        "{}",
+        err(&o)
+    );
+
+    // --network host: the host's network namespace itself.
+    let host = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let host = format!("{}\n", host.display());
+    assert_ne!(run_in(&b, "flags:bridge", &["cat", "/netns"]), host);
+    built(
+        &b,
+        &["--no-cache", "--network", "host", "-t", "flags:host"],
+        &ctx,
+    );
+    assert_eq!(run_in(&b, "flags:host", &["cat", "/netns"]), host);
+}
+
+#[test]
+fn build_dockerignore_double_star_exceptions_and_the_dockerfile() {
+    let Some((b, ctx)) = setup(
+        "build_dockerignore_double_star_exceptions_and_the_dockerfile",
+        &[
+            (
+                "Dockerfile",
+                "# escape=`\n\
+                 FROM bb\n\
+                 COPY --link . /ctx/\n\
+                 RUN cd /ctx && find . -type f | sort > /list && `\n\
+                 \x20   echo escaped-continuation\n",
+            ),
+            (
+                ".dockerignore",
+                "# docker's rules\n**/*.tmp\n!keep/**/*.tmp\nsecret\n/build\nDockerfile\n.dockerignore\n",
+            ),
+            ("a.tmp", "x"),
+            ("deep/er/b.tmp", "x"),
+            ("keep/c.tmp", "kept"),
+            ("keep/sub/d.tmp", "kept"),
+            ("secret/key", "x"),
+            ("build/out.o", "x"),
+            ("src/build/keep.txt", "a build dir not at the top"),
+            ("src/main.c", "int main;"),
+        ],
+    ) else {
+        return;
+    };
+    let o = built(&b, &["-t", "ign"], &ctx);
+    assert!(o.contains("escaped-continuation"), "{o}");
+    assert_eq!(
+        run_in(&b, "ign", &["cat", "/list"]),
+        "./keep/c.tmp\n./keep/sub/d.tmp\n./src/build/keep.txt\n./src/main.c\n",
+        "an ignored Dockerfile is still the one built"
+    );
+    // A file that no rule keeps is not in the context: COPY of it fails.
+    std::fs::write(ctx.join("Dockerfile"), "FROM bb\nCOPY deep/er/b.tmp /\n").unwrap();
+    fails_with(&build(&b, &[], &ctx), "Dockerfile:2:6: COPY: file not found in build context or excluded by .dockerignore: deep/er/b.tmp");
+}
+
+#[test]
+fn build_copy_link_layers_stand_apart_from_the_steps_below() {
+    let Some((b, ctx)) = setup(
+        "build_copy_link_layers_stand_apart_from_the_steps_below",
+        &[
+            (
+                "Dockerfile",
+                "FROM bb\n\
+                 ARG V=1\n\
+                 RUN echo $V > /v && ln -s /tmp /linked && ln -s /tmp /followed\n\
+                 COPY --link app /srv/app\n\
+                 COPY --link app /linked/\n\
+                 COPY app /followed/\n",
+            ),
+            ("app/x", "x"),
+        ],
+    ) else {
+        return;
+    };
+    built(&b, &["-t", "link:1"], &ctx);
+    // A --link COPY does not go through the image's links: its
+    // destination is a directory of its own layer.
+    let got = run_in(
+        &b,
+        "link:1",
+        &[
+            "sh",
+            "-c",
+            "cat /srv/app/x; ls -ld /linked | cut -c1; ls /tmp; ls -ld /followed | cut -c1",
+        ],
+    );
+    assert_eq!(got, "xd\nx\nl\n", "{got}");
+    // Another RUN below: the --link layers are put on the new parent as
+    // they were, the plain COPY runs again.
+    let o = built(&b, &["--build-arg", "V=2", "-t", "link:2"], &ctx);
+    assert_eq!(ran_steps(&o), vec![3, 6], "{o}");
+    let (one, two) = (layers(&b, "link:1"), layers(&b, "link:2"));
+    assert_ne!(
+        one[..one.len() - 3],
+        two[..two.len() - 3],
+        "the RUN changed"
+    );
+    assert_eq!(
+        one[one.len() - 3..one.len() - 1],
+        two[two.len() - 3..two.len() - 1]
+    );
+    assert_eq!(run_in(&b, "link:2", &["cat", "/v", "/srv/app/x"]), "2\nx");
+    // --no-cache makes them again all the same.
+    let o = built(&b, &["--no-cache", "--build-arg", "V=2"], &ctx);
+    assert_eq!(ran_steps(&o), vec![2, 3, 4, 5, 6], "{o}");
 }

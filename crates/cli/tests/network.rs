@@ -513,6 +513,14 @@ fn no_leftovers_after_a_loop_of_run_rm() {
     assert!(leftovers(&b).is_empty(), "{:?}", leftovers(&b));
     let n = inspect(&b, &["network", "inspect", "bridge"]);
     assert_eq!(n["Containers"], serde_json::json!({}), "leases left: {n}");
+    let f = [
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{len .Containers}}",
+        "bridge",
+    ];
+    assert_eq!(b.ok(&f), "bridge 0\n");
     let v = inspect(&b, &["inspect", &id]);
     assert_eq!(v["NetworkSettings"]["IPAddress"], "");
     assert_eq!(v["HostConfig"]["NetworkMode"], "bridge");

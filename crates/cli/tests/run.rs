@@ -201,6 +201,181 @@ fn network_none_has_only_loopback_and_host_sees_the_host() {
     assert_eq!(hn, "box\n1box\n");
 }
 
+/// The root of a `--rm` container is a volatile overlay (its unmount does
+/// not sync the host's filesystem: its changes are thrown away anyway);
+/// a kept container's root is not.
+#[test]
+fn rm_containers_root_is_volatile_and_kept_ones_are_not() {
+    if !berth_testutil::require_root("rm_containers_root_is_volatile_and_kept_ones_are_not") {
+        return;
+    }
+    let b = Berth::with_image();
+    let root_line = |rm: bool| {
+        let mut args = vec!["run", "--network", "none"];
+        if rm {
+            args.push("--rm");
+        }
+        args.extend(["bb", "cat", "/proc/self/mountinfo"]);
+        let out = b.ok(&args);
+        out.lines()
+            .find(|l| l.split(' ').nth(4) == Some("/"))
+            .unwrap_or_else(|| panic!("no root mount in {out}"))
+            .to_string()
+    };
+    let rm = root_line(true);
+    assert!(rm.contains(" overlay ") && rm.contains("volatile"), "{rm}");
+    let kept = root_line(false);
+    assert!(kept.contains(" overlay "), "{kept}");
+    assert!(!kept.contains("volatile"), "{kept}");
+}
+
+/// Entries of `dir`, sorted; none when it does not exist.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The monitors of `b` once they stopped or 30 seconds passed (they name
+/// its root in their command lines).
+fn monitors_after_a_while(b: &Berth) -> usize {
+    let root = b.root.to_string_lossy().into_owned();
+    let monitors = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains("berth-monitor") && c.contains(&root)
+                })
+            })
+            .count()
+    };
+    for _ in 0..600 {
+        if monitors() == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    monitors()
+}
+
+/// The monitor starts while the root is mounted and the spec written; a
+/// start that fails there leaves the container created, nothing mounted
+/// and no monitor behind.
+#[test]
+fn a_start_that_fails_before_the_monitor_is_told_leaves_nothing_running() {
+    if !berth_testutil::require_root(
+        "a_start_that_fails_before_the_monitor_is_told_leaves_nothing_running",
+    ) {
+        return;
+    }
+    let b = Berth::with_image();
+    b.ok(&["create", "--name", "usr", "-u", "nosuch", "bb", "true"]);
+    let o = b.run(&["start", "usr"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unable to find user nosuch"),
+        "{}",
+        stderr(&o)
+    );
+    let ps = b.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert_eq!(ps.trim(), "usr Created", "{ps}");
+    assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+    assert_eq!(monitors_after_a_while(&b), 0, "a monitor stayed");
+    // And it starts once the user is one the image has.
+    let o = b.run(&["run", "--rm", "-u", "root", "bb", "id", "-u"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n", "{}", stderr(&o));
+}
+
+/// `run --rm` returns once the container is gone from `ps -a` and
+/// unmounted; its monitor deletes the directories after answering, and
+/// when it is done nothing of the container is left on disk.
+#[test]
+fn rm_leaves_no_files_once_its_monitor_is_done() {
+    if !berth_testutil::require_root("rm_leaves_no_files_once_its_monitor_is_done") {
+        return;
+    }
+    let b = Berth::with_image();
+    let snapshots = b.root.join("snapshots").join("snapshots");
+    let layers = entries(&snapshots);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        // The hostname is the short id, which starts the cgroup's name.
+        let out = b.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bb",
+            "sh",
+            "-c",
+            "echo x > /f; hostname",
+        ]);
+        ids.push(out.trim().to_string());
+        assert_eq!(b.ok(&["ps", "-aq"]), "");
+        assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+    }
+    assert_eq!(monitors_after_a_while(&b), 0, "monitors still running");
+    assert_eq!(entries(&b.root.join("containers")), Vec::<String>::new());
+    assert_eq!(entries(&b.runroot.join("containers")), Vec::<String>::new());
+    assert_eq!(entries(&snapshots), layers);
+    // The runtime's states and the cgroups too.
+    let states: Vec<String> = entries(&b.runroot.join("runtime"))
+        .into_iter()
+        .filter(|e| !e.starts_with('.'))
+        .collect();
+    assert_eq!(states, Vec::<String>::new());
+    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let left: Vec<String> = entries(&c.path().join("berth"))
+            .into_iter()
+            .filter(|e| ids.iter().any(|id| e.starts_with(id.as_str())))
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "in {}", c.path().display());
+    }
+}
+
+/// The json-file log is made at the first line of output: a container
+/// that writes nothing has none, and `logs` shows nothing for it.
+#[test]
+fn a_silent_container_has_no_log_file() {
+    if !berth_testutil::require_root("a_silent_container_has_no_log_file") {
+        return;
+    }
+    let b = Berth::with_image();
+    let log_of = |name: &str| {
+        let id = b.ok(&["inspect", "-f", "{{.Id}}", name]).trim().to_string();
+        b.root
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log"))
+    };
+    b.ok(&["run", "--name", "quiet", "--network", "none", "bb", "true"]);
+    assert!(!log_of("quiet").exists());
+    let o = b.run(&["logs", "quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty());
+    b.ok(&[
+        "run",
+        "--name",
+        "loud",
+        "--network",
+        "none",
+        "bb",
+        "echo",
+        "hi",
+    ]);
+    assert!(log_of("loud").exists());
+    assert_eq!(b.ok(&["logs", "loud"]), "hi\n");
+}
+
 #[test]
 fn run_attach_picks_the_streams() {
     if !berth_testutil::require_root("run_attach_picks_the_streams") {

@@ -106,6 +106,16 @@ fn volume_commands_and_bad_paths() {
     assert_eq!(v[0]["Name"], "v1");
     assert_eq!(v[0]["Driver"], "local");
     assert_eq!(v[0]["Labels"]["a"], "b");
+    assert_eq!(
+        b.ok(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Name}} {{index .Labels \"a\"}}",
+            "v1"
+        ]),
+        "v1 b\n"
+    );
     assert!(v[0]["Mountpoint"]
         .as_str()
         .unwrap()

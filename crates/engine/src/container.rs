@@ -5,14 +5,17 @@
 use std::fs;
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_image::store::Store;
 use berth_runtime::Runtime;
 
 use crate::db::{Container, Db, State};
 use crate::error::{io_err, Error, Result};
 use crate::hostconfig::{self, HostConfig};
 use crate::images;
+use crate::leftovers::Leftovers;
 use crate::monitor;
 use crate::names;
 use crate::options::{ExecOptions, RunOptions};
@@ -25,15 +28,70 @@ use crate::user;
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub paths: Paths,
+    handles: Handles,
+    /// The process lives on past its containers (`berth serve`): see
+    /// [`Engine::outliving_containers`].
+    long_lived: bool,
+}
+
+/// The state database and image store, opened once per process and
+/// shared by the engine's clones (see [`crate::db::Pool`]).
+#[derive(Clone, Default)]
+struct Handles {
+    db: crate::db::Pool,
+    store: Arc<Mutex<Option<Arc<Store>>>>,
+}
+
+impl std::fmt::Debug for Handles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handles")
+    }
 }
 
 impl Engine {
     pub fn new(paths: Paths) -> Engine {
-        Engine { paths }
+        Engine {
+            paths,
+            handles: Handles::default(),
+            long_lived: false,
+        }
+    }
+
+    /// For a process that outlives the containers it starts (a daemon):
+    /// their monitors fork away from it at once, as nobody here would
+    /// reap them. A short-lived `berth` keeps them as children, which
+    /// saves a fork on the path of every start; they are orphaned, and
+    /// adopted by init, when it exits.
+    pub fn outliving_containers(mut self) -> Engine {
+        self.long_lived = true;
+        self
     }
 
     pub fn db(&self) -> Result<Db> {
-        Db::open(&self.paths.db())
+        self.handles.db.get(&self.paths.db())
+    }
+
+    /// The image store under `--root`, opened at the first use.
+    pub fn store(&self) -> Result<Arc<Store>> {
+        let mut slot = self.handles.store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(images::open(&self.paths)?);
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+
+    /// Closes the database connection and image store kept open between
+    /// uses: a monitor does before it waits for its container, so that a
+    /// thousand idle monitors hold no SQLite caches.
+    pub fn release(&self) {
+        self.handles.db.clear();
+        self.handles
+            .store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     pub fn runtime(&self) -> Runtime {
@@ -51,9 +109,10 @@ impl Engine {
     /// `create`: the row, and the container's writable snapshot on top of
     /// its image. Nothing runs yet.
     pub fn create(&self, opts: &RunOptions) -> Result<Container> {
-        let store = images::open(&self.paths)?;
+        let store = self.store()?;
         let image = images::find(&store, &opts.image)?;
         let image_cfg = images::config(&store, &image)?;
+        crate::timing::mark("create: image");
         let id = names::new_id()?;
         let name = opts.name.as_deref().map(names::validate).transpose()?;
         let host = rustix::system::uname()
@@ -85,7 +144,6 @@ impl Engine {
             image: opts.image.clone(),
             image_id: image.id.to_string(),
             config,
-            spec: String::new(),
             created: chrono::Utc::now(),
             state: State::Created,
             pid: 0,
@@ -111,6 +169,7 @@ impl Engine {
             let _ = crate::userns::release(&db, &id);
             return Err(e);
         }
+        crate::timing::mark("create: row");
         let made = (|| {
             fs::create_dir_all(self.paths.container_dir(&id)).map_err(io_err(format!(
                 "creating {}",
@@ -118,6 +177,7 @@ impl Engine {
             )))?;
             images::prepare_rootfs(&store, &image, &id)
         })();
+        crate::timing::mark("create: snapshot");
         if let Err(e) = made {
             let _ = self.remove_anonymous(&c.config.host_config.mounts);
             let _ = images::remove_rootfs(&store, &id);
@@ -148,11 +208,21 @@ impl Engine {
         }
         crate::restart::reset(&db, &c.id)?;
         let console_size = attach.as_ref().and_then(|a| a.console_size);
-        self.prepare(&db, &c, console_size)?;
+        // The monitor loads and sets up on one CPU while we mount the root
+        // and write the spec on the other.
+        let bundle = self.paths.bundle(&c.id);
+        fs::create_dir_all(&bundle).map_err(io_err(format!("creating {}", bundle.display())))?;
         // Its init is seen by processes that already run (the host's, or
         // another container's): the monitor runs from a sealed copy.
         let sealed = !c.config.host_config.pid_mode.is_empty();
-        let started = monitor::spawn(&self.paths, &c.id, attach.map(|a| a.stream), sealed);
+        let how = monitor::Launch {
+            sealed,
+            fork: self.long_lived,
+        };
+        let pending = monitor::launch(&self.paths, &c.id, attach.map(|a| a.stream), how)?;
+        self.prepare(&c, console_size)?;
+        crate::timing::mark("start: prepared");
+        let started = pending.go();
         if started.is_err() {
             let _ = self.unmount_run(&c.id);
         }
@@ -161,8 +231,8 @@ impl Engine {
 
     /// Mounts the container's root and writes its bundle: what a start
     /// needs before the monitor runs (the monitor's restarts need it too).
-    pub fn prepare(&self, db: &Db, c: &Container, console_size: Option<(u16, u16)>) -> Result<()> {
-        let store = images::open(&self.paths)?;
+    pub fn prepare(&self, c: &Container, console_size: Option<(u16, u16)>) -> Result<()> {
+        let store = self.store()?;
         let mounts = images::rootfs_mounts(&store, &c.id)?;
         let rootfs = self.paths.rootfs(&c.id);
         fs::create_dir_all(&rootfs).map_err(io_err(format!("creating {}", rootfs.display())))?;
@@ -170,17 +240,20 @@ impl Engine {
         unmount(&rootfs)?;
         let id_map = c.config.host_config.id_map;
         let userns = id_map.as_ref().map(crate::userns::namespace).transpose()?;
-        match (&id_map, &userns) {
-            (Some(m), Some(ns)) => berth_image::snapshot::mount_all_idmapped(
-                &mounts,
-                &rootfs,
-                ns.as_fd(),
-                (m.uid, m.gid),
-                &self.paths.idmapped(&c.id).join("layers"),
-            ),
-            _ => berth_image::snapshot::mount_all(&mounts, &rootfs),
-        }
-        .map_err(|e| Error::Image(e.into()))?;
+        mount_root(&mounts, c.config.auto_remove, |ms| {
+            match (&id_map, &userns) {
+                (Some(m), Some(ns)) => berth_image::snapshot::mount_all_idmapped(
+                    ms,
+                    &rootfs,
+                    ns.as_fd(),
+                    (m.uid, m.gid),
+                    &self.paths.idmapped(&c.id).join("layers"),
+                ),
+                _ => berth_image::snapshot::mount_all(ms, &rootfs),
+            }
+            .map_err(|e| Error::Image(e.into()))
+        })?;
+        crate::timing::mark("prepare: mounted");
         let prepared = (|| {
             let mut u = user::resolve_in_root(&rootfs, &c.config.user)?;
             for g in user::groups_in_root(&rootfs, &c.config.host_config.group_add)? {
@@ -209,15 +282,11 @@ impl Engine {
             if let Some(size) = console_size {
                 crate::attach::set_console_size(&mut s, size);
             }
-            let json = serde_json::to_string_pretty(&s)
-                .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-            write_atomic(
-                &self.paths.bundle(&c.id).join("config.json"),
-                json.as_bytes(),
-            )?;
+            let json = serde_json::to_vec(&s).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+            crate::timing::mark("prepare: spec built");
+            write_atomic(&self.paths.bundle(&c.id).join("config.json"), &json)?;
             fs::create_dir_all(self.paths.container_dir(&c.id))
-                .map_err(io_err("creating the container directory"))?;
-            db.set_spec(&c.id, &json)
+                .map_err(io_err("creating the container directory"))
         })();
         if prepared.is_err() {
             // Nothing stays mounted for a start that never happened.
@@ -361,11 +430,15 @@ impl Engine {
     /// What a run holds once its process is gone: the runtime's state, the
     /// rootfs mount, the network. Failures are collected, not fatal, so
     /// teardown goes on past them.
-    fn release_run(&self, id: &str, errors: &mut Vec<String>) {
-        match self.runtime().delete(id, true) {
-            Ok(()) => {}
-            Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
-            Err(e) => errors.push(e.to_string()),
+    /// With `later`, the runtime's state and cgroups are left to it.
+    fn release_run(&self, id: &str, errors: &mut Vec<String>, later: Option<&mut Leftovers>) {
+        match later {
+            Some(later) => later.add_run(self.runtime(), id),
+            None => match self.runtime().delete(id, true) {
+                Ok(()) => {}
+                Err(e) if e.kind() == berth_runtime::ErrorKind::NotFound => {}
+                Err(e) => errors.push(e.to_string()),
+            },
         }
         errors.extend(self.unmount_run(id));
     }
@@ -390,16 +463,41 @@ impl Engine {
     pub fn teardown(&self, db: &Db, id: &str) -> Result<()> {
         let mut errors = Vec::new();
         // Before the bundle goes: the network's record of itself is there.
-        self.release_run(id, &mut errors);
-        match images::open(&self.paths).and_then(|s| images::remove_rootfs(&s, id)) {
-            Ok(()) => {}
-            Err(e) => errors.push(e.to_string()),
-        }
-        for dir in [self.paths.bundle(id), self.paths.container_dir(id)] {
-            match fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => errors.push(format!("removing {}: {e}", dir.display())),
+        self.release_run(id, &mut errors, None);
+        self.remove_released(db, id, errors, None)
+    }
+
+    /// The rest of [`Engine::teardown`] once the run is released: the
+    /// snapshot, the files, and (if all that went) the row. With `later`
+    /// the files are only moved aside, for the caller to delete.
+    fn remove_released(
+        &self,
+        db: &Db,
+        id: &str,
+        mut errors: Vec<String>,
+        later: Option<&mut Leftovers>,
+    ) -> Result<()> {
+        let dirs = [self.paths.bundle(id), self.paths.container_dir(id)];
+        if let Some(later) = later {
+            match self.store().and_then(|s| images::detach_rootfs(&s, id)) {
+                Ok(d) => d.into_iter().for_each(|d| later.add_snapshot(d)),
+                Err(e) => errors.push(e.to_string()),
+            }
+            for dir in &dirs {
+                if let Err(e) = later.move_aside(dir) {
+                    errors.push(format!("removing {}: {e}", dir.display()));
+                }
+            }
+        } else {
+            if let Err(e) = self.store().and_then(|s| images::remove_rootfs(&s, id)) {
+                errors.push(e.to_string());
+            }
+            for dir in &dirs {
+                match fs::remove_dir_all(dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => errors.push(format!("removing {}: {e}", dir.display())),
+                }
             }
         }
         if errors.is_empty() {
@@ -412,6 +510,30 @@ impl Engine {
                 id: id.to_string(),
                 errors,
             })
+        }
+    }
+
+    /// Deletes what removers that died left moved aside (see
+    /// [`crate::leftovers`]).
+    pub fn sweep_leftovers(&self) {
+        crate::leftovers::sweep(&self.paths.container_parents());
+        // A runtime state is made after its row and, but for a --rm
+        // container's, deleted before it: one without a row was left by a
+        // monitor that died after answering (or is being deleted now).
+        let root = self.paths.runtime_root();
+        let Ok(ids) = berth_runtime::state::list_ids(&root) else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let Ok(known) = self.db().and_then(|db| db.ids()) else {
+            return;
+        };
+        for id in ids.iter().filter(|i| !known.contains(*i)) {
+            if let Err(e) = self.runtime().delete(id, true) {
+                tracing::debug!(id, error = %e, "deleting a leftover runtime state");
+            }
         }
     }
 
@@ -432,17 +554,40 @@ impl Engine {
     }
 
     /// The monitor's record of an exit: runtime state and mounts go, the
-    /// code and time are kept, and a `--rm` container is removed.
-    pub fn record_exit(&self, id: &str, code: i32) -> Result<()> {
+    /// code and time are kept, and a `--rm` container is removed: its row
+    /// now, its directories into `later`, to delete once the monitor has
+    /// answered.
+    pub fn record_exit(&self, id: &str, code: i32, later: &mut Leftovers) -> Result<()> {
         let mut errors = Vec::new();
-        // Read before the runtime's delete takes the cgroup and its count.
-        let oom_killed = self.runtime().oom_kills(id).unwrap_or(0) > 0;
-        // docker frees the address and ports at exit, not at rm.
-        self.release_run(id, &mut errors);
         let db = self.db()?;
-        db.set_exited(id, code, oom_killed, chrono::Utc::now())?;
-        if let Err(e) = self.remove_if_auto(&db, id) {
-            errors.push(e.to_string());
+        let c = db.find(id)?;
+        let rm = c.config.auto_remove;
+        // Read before the runtime's delete takes the cgroup and its count.
+        // Not for --rm: its row goes now, and the read loads the runtime's
+        // state (the whole spec) on the path of every `run --rm`.
+        let oom_killed = !rm && self.runtime().oom_kills(id).unwrap_or(0) > 0;
+        // docker frees the address and ports at exit, not at rm. A --rm
+        // container's cgroups and runtime state go after the answer.
+        self.release_run(id, &mut errors, rm.then_some(&mut *later));
+        crate::timing::mark("exit: released");
+        let now = chrono::Utc::now();
+        if !rm {
+            db.set_exited(id, code, oom_killed, now)?;
+        } else if db.set_exited_removing(id, code, now)? {
+            crate::timing::mark("exit: claimed");
+            // One write to removing (a racing `rm` then leaves it to us),
+            // and the teardown without releasing the run a second time
+            // unless the first failed.
+            let removed = if errors.is_empty() {
+                self.remove_released(&db, id, Vec::new(), Some(later))
+            } else {
+                self.teardown(&db, id)
+            };
+            if let Err(e) = removed {
+                errors.push(e.to_string());
+            }
+            // docker: --rm also removes the container's anonymous volumes.
+            errors.extend(self.remove_anonymous(&c.config.host_config.mounts));
         }
         Error::teardown(id, errors)
     }
@@ -550,7 +695,9 @@ impl Engine {
         if opts.cmd.is_empty() {
             return Err(Error::InvalidArgument("exec needs a command".into()));
         }
-        let s: oci_spec::runtime::Spec = serde_json::from_str(&c.spec)
+        let path = self.paths.bundle(&c.id).join("config.json");
+        let json = fs::read(&path).map_err(io_err(format!("reading {}", path.display())))?;
+        let s: oci_spec::runtime::Spec = serde_json::from_slice(&json)
             .map_err(|e| Error::InvalidArgument(format!("container {}: bad spec: {e}", c.id)))?;
         let mut p = s.process().clone().unwrap_or_default();
         p.set_args(Some(opts.cmd.clone()));
@@ -675,6 +822,28 @@ fn user_of(u: &user::User) -> oci_spec::runtime::User {
     x.set_gid(u.gid);
     x.set_additional_gids(Some(u.additional_gids.clone()));
     x
+}
+
+/// Mounts a container's root. A `--rm` container's overlay is volatile:
+/// its changes die with it, so its unmount need not sync the whole host
+/// filesystem under the upper directory (overlay's syncfs on unmount),
+/// which on a busy disk is the slowest step of `run --rm`.
+fn mount_root(
+    mounts: &[berth_image::snapshot::Mount],
+    rm: bool,
+    mount: impl Fn(&[berth_image::snapshot::Mount]) -> Result<()>,
+) -> Result<()> {
+    if rm && mounts.iter().any(|m| m.kind == "overlay") {
+        let mut volatile = mounts.to_vec();
+        for m in volatile.iter_mut().filter(|m| m.kind == "overlay") {
+            m.options.push("volatile".into());
+        }
+        // Before Linux 5.10 overlay has no `volatile`: mount as for others.
+        if mount(&volatile).is_ok() {
+            return Ok(());
+        }
+    }
+    mount(mounts)
 }
 
 /// Unmounts a container's root; not being mounted is fine.

@@ -4,6 +4,7 @@
 //! kernel (through the runtime) is the truth about whether it still runs.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -105,8 +106,6 @@ pub struct Container {
     /// The image's id (`sha256:…`).
     pub image_id: String,
     pub config: ContainerConfig,
-    /// The OCI runtime spec, as JSON.
-    pub spec: String,
     pub created: chrono::DateTime<chrono::Utc>,
     pub state: State,
     pub pid: i32,
@@ -121,11 +120,59 @@ pub struct Container {
 }
 
 pub struct Db {
-    conn: Connection,
+    /// `None` only while being dropped into its [`Pool`].
+    conn: Option<Connection>,
     path: PathBuf,
+    pool: Option<Pool>,
 }
 
-const COLUMNS: &str = "id, name, image, image_id, config, spec, created, state, pid, exit_code, started, finished, error, oom_killed";
+/// One connection kept open between uses by one process: opening costs
+/// the schema check, and the first connection of a process to a database
+/// nobody has open rebuilds the WAL index from the whole WAL. A [`Db`]
+/// taken from it goes back when dropped; a nested use meanwhile opens a
+/// second connection, which then is the one kept.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pool(Arc<Mutex<Option<Connection>>>);
+
+impl Pool {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Connection>> {
+        // A panic while holding the lock leaves at worst no connection.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn get(&self, path: &Path) -> Result<Db> {
+        let conn = self.slot().take();
+        let mut db = match conn {
+            Some(conn) => Db {
+                conn: Some(conn),
+                path: path.to_path_buf(),
+                pool: None,
+            },
+            None => Db::open(path)?,
+        };
+        db.pool = Some(self.clone());
+        Ok(db)
+    }
+
+    /// Closes the kept connection (a monitor does, before a long wait).
+    pub(crate) fn clear(&self) {
+        self.slot().take();
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let (Some(pool), Some(conn)) = (&self.pool, self.conn.take()) {
+            pool.slot().get_or_insert(conn);
+        }
+    }
+}
+
+// No `spec` column: the spec lives in the bundle while the container
+// runs, and every state change rewrote it (stores made before lose it on
+// open, see `schema`).
+const COLUMNS: &str =
+    "id, name, image, image_id, config, created, state, pid, exit_code, started, finished, error, oom_killed";
 
 impl Db {
     pub fn open(path: &Path) -> Result<Db> {
@@ -137,56 +184,21 @@ impl Db {
             path: path.display().to_string(),
             source,
         };
-        let conn =
+        let mut conn =
             berth_image::sqlite::open_shared(path, Duration::from_secs(30)).map_err(db_err)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS containers (
-                id TEXT PRIMARY KEY,
-                name TEXT NOT NULL UNIQUE,
-                image TEXT NOT NULL,
-                image_id TEXT NOT NULL,
-                config TEXT NOT NULL,
-                spec TEXT NOT NULL,
-                created TEXT NOT NULL,
-                state TEXT NOT NULL,
-                pid INTEGER NOT NULL DEFAULT 0,
-                exit_code INTEGER,
-                started TEXT,
-                finished TEXT,
-                error TEXT,
-                oom_killed INTEGER NOT NULL DEFAULT 0
-            );
-            CREATE TABLE IF NOT EXISTS volumes (
-                name TEXT PRIMARY KEY,
-                created TEXT NOT NULL,
-                labels TEXT NOT NULL,
-                anonymous INTEGER NOT NULL
-            );",
-        )
-        .map_err(db_err)?;
-        // A store made before the column existed.
-        let has_oom: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('containers') WHERE name = 'oom_killed'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(db_err)?;
-        if !has_oom {
-            conn.execute_batch(
-                "ALTER TABLE containers ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0",
-            )
-            .map_err(db_err)?;
-        }
+        schema(&mut conn).map_err(db_err)?;
         Ok(Db {
-            conn,
+            conn: Some(conn),
             path: path.to_path_buf(),
+            pool: None,
         })
     }
 
     /// For the other tables' modules (volumes).
     pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
+        self.conn
+            .as_ref()
+            .expect("a Db holds its connection until dropped")
     }
 
     pub(crate) fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
@@ -206,15 +218,14 @@ impl Db {
             if generate_name {
                 c.name = names::generate(attempt / 8)?;
             }
-            let r = self.conn.execute(
-                &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+            let r = self.conn().execute(
+                &format!("INSERT INTO containers ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"),
                 params![
                     c.id,
                     c.name,
                     c.image,
                     c.image_id,
                     config,
-                    c.spec,
                     ts(&c.created),
                     c.state.as_str(),
                     c.pid,
@@ -249,7 +260,7 @@ impl Db {
     pub fn find(&self, key: &str) -> Result<Container> {
         let name = key.strip_prefix('/').unwrap_or(key);
         let exact = self
-            .conn
+            .conn()
             .query_row(&format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?2 ORDER BY id = ?1 DESC LIMIT 1"), params![key, name], from_row)
             .optional()
             .map_err(self.err())?;
@@ -260,7 +271,7 @@ impl Db {
             return Err(Error::NoSuchContainer(key.to_string()));
         }
         let mut stmt = self
-            .conn
+            .conn()
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM containers WHERE id >= ?1 AND id < ?2 LIMIT 2"
             ))
@@ -283,10 +294,24 @@ impl Db {
         }
     }
 
+    /// Every container's id.
+    pub fn ids(&self) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT id FROM containers")
+            .map_err(self.err())?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.err())?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.err())?;
+        Ok(ids)
+    }
+
     /// Every container, newest first (as `ps` lists them).
     pub fn list(&self) -> Result<Vec<Container>> {
         let mut stmt = self
-            .conn
+            .conn()
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM containers ORDER BY created DESC, id"
             ))
@@ -326,6 +351,25 @@ impl Db {
         )
     }
 
+    /// The exit of a `--rm` container, which goes straight to removing;
+    /// false when it was not running, created or exited (someone else
+    /// is removing it).
+    pub fn set_exited_removing(
+        &self,
+        id: &str,
+        code: i32,
+        finished: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE containers SET state = 'removing', pid = 0, exit_code = ?2, finished = ?3 WHERE id = ?1 AND state IN ('running', 'created', 'exited')",
+                params![id, code, ts(&finished)],
+            )
+            .map_err(self.err())?;
+        Ok(n == 1)
+    }
+
     /// A start that failed: the container stays startable, with the reason.
     pub fn set_start_failed(&self, id: &str, code: i32, error: &str) -> Result<()> {
         let now = chrono::Utc::now();
@@ -333,14 +377,6 @@ impl Db {
             id,
             "UPDATE containers SET state = CASE WHEN started IS NULL THEN 'created' ELSE 'exited' END, pid = 0, exit_code = ?2, finished = ?3, error = ?4 WHERE id = ?1",
             params![id, code, ts(&now), error],
-        )
-    }
-
-    pub fn set_spec(&self, id: &str, spec: &str) -> Result<()> {
-        self.update(
-            id,
-            "UPDATE containers SET spec = ?2 WHERE id = ?1",
-            params![id, spec],
         )
     }
 
@@ -357,7 +393,7 @@ impl Db {
     pub fn transition(&self, id: &str, from: &[State], to: State) -> Result<bool> {
         let list: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let n = self
-            .conn
+            .conn()
             .execute(
                 &format!(
                     "UPDATE containers SET state = ?2 WHERE id = ?1 AND state IN ({})",
@@ -370,19 +406,67 @@ impl Db {
     }
 
     pub fn delete(&self, id: &str) -> Result<()> {
-        self.conn
+        self.conn()
             .execute("DELETE FROM containers WHERE id = ?1", params![id])
             .map_err(self.err())?;
         Ok(())
     }
 
     fn update(&self, id: &str, sql: &str, p: impl rusqlite::Params) -> Result<()> {
-        let n = self.conn.execute(sql, p).map_err(self.err())?;
+        let n = self.conn().execute(sql, p).map_err(self.err())?;
         if n == 0 {
             return Err(Error::NoSuchContainer(id.to_string()));
         }
         Ok(())
     }
+}
+
+/// Makes the tables, or brings a store made by an earlier berth to this
+/// shape, in one write transaction: each statement would be a transaction
+/// of its own otherwise (even a CREATE that finds its table), and the
+/// IMMEDIATE lock keeps two processes from migrating at once.
+fn schema(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS containers (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            image TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            config TEXT NOT NULL,
+            created TEXT NOT NULL,
+            state TEXT NOT NULL,
+            pid INTEGER NOT NULL DEFAULT 0,
+            exit_code INTEGER,
+            started TEXT,
+            finished TEXT,
+            error TEXT,
+            oom_killed INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE IF NOT EXISTS volumes (
+            name TEXT PRIMARY KEY,
+            created TEXT NOT NULL,
+            labels TEXT NOT NULL,
+            anonymous INTEGER NOT NULL
+        );
+        {}",
+        crate::restart::SCHEMA
+    ))?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('containers')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let has = |c: &str| columns.iter().any(|x| x == c);
+    // `spec` NOT NULL without a default: an insert without it would fail.
+    if has("spec") {
+        tx.execute_batch("ALTER TABLE containers DROP COLUMN spec")?;
+    }
+    if !has("oom_killed") {
+        tx.execute_batch(
+            "ALTER TABLE containers ADD COLUMN oom_killed INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    tx.commit()
 }
 
 pub(crate) fn ts(t: &chrono::DateTime<chrono::Utc>) -> String {
@@ -401,10 +485,10 @@ pub(crate) fn parse_ts(s: &str) -> Result<chrono::DateTime<chrono::Utc>> {
 /// are malformed, so one bad row names itself).
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Container>> {
     let config: String = r.get(4)?;
-    let created: String = r.get(6)?;
-    let started: Option<String> = r.get(10)?;
-    let finished: Option<String> = r.get(11)?;
-    let state: String = r.get(7)?;
+    let created: String = r.get(5)?;
+    let started: Option<String> = r.get(9)?;
+    let finished: Option<String> = r.get(10)?;
+    let state: String = r.get(6)?;
     let id: String = r.get(0)?;
     let build = || -> Result<Container> {
         Ok(Container {
@@ -417,15 +501,14 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<Container>> {
                     "container {id}: bad config in the state database: {e}"
                 ))
             })?,
-            spec: r.get(5).map_err(db_field)?,
             created: parse_ts(&created)?,
             state: State::parse(&state),
-            pid: r.get(8).map_err(db_field)?,
-            exit_code: r.get(9).map_err(db_field)?,
+            pid: r.get(7).map_err(db_field)?,
+            exit_code: r.get(8).map_err(db_field)?,
             started: started.as_deref().map(parse_ts).transpose()?,
             finished: finished.as_deref().map(parse_ts).transpose()?,
-            error: r.get(12).map_err(db_field)?,
-            oom_killed: r.get(13).map_err(db_field)?,
+            error: r.get(11).map_err(db_field)?,
+            oom_killed: r.get(12).map_err(db_field)?,
         })
     };
     Ok(build())
@@ -452,7 +535,6 @@ mod tests {
                 cmd: vec!["true".into()],
                 ..Default::default()
             },
-            spec: "{}".into(),
             created: chrono::Utc::now(),
             state: State::Created,
             pid: 0,
@@ -566,5 +648,38 @@ mod tests {
                 h.join().unwrap().unwrap();
             }
         }
+    }
+
+    #[test]
+    fn a_store_with_the_old_columns_is_brought_up_to_date() {
+        // The shape before: a `spec` column (NOT NULL, no default) and no
+        // `oom_killed`.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        let id = "cd".repeat(32);
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE TABLE containers (
+                    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                    image TEXT NOT NULL, image_id TEXT NOT NULL,
+                    config TEXT NOT NULL, spec TEXT NOT NULL,
+                    created TEXT NOT NULL, state TEXT NOT NULL,
+                    pid INTEGER NOT NULL DEFAULT 0, exit_code INTEGER,
+                    started TEXT, finished TEXT, error TEXT);
+                INSERT INTO containers VALUES ('{id}', 'old', 'busybox',
+                    'sha256:00', '{{\"cmd\":[],\"entrypoint\":[],\"working_dir\":\"\",\"user\":\"\",\"network_mode\":\"\",\"auto_remove\":false}}',
+                    '{{}}', '2024-01-01T00:00:00Z', 'exited', 0, 1, NULL, NULL, NULL);"
+            ))
+            .unwrap();
+        let db = Db::open(&path).unwrap();
+        let old = db.find("old").unwrap();
+        assert_eq!((old.exit_code, old.oom_killed), (Some(1), false));
+        db.insert(&mut sample(&"ef".repeat(32), "new"), false)
+            .unwrap();
+        assert_eq!(db.list().unwrap().len(), 2);
+        drop(db);
+        // A second open finds nothing to change.
+        assert_eq!(Db::open(&path).unwrap().list().unwrap().len(), 2);
     }
 }

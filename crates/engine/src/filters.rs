@@ -104,7 +104,6 @@ mod tests {
             image: "bb".into(),
             image_id: "sha256:feedface".into(),
             config: cfg,
-            spec: String::new(),
             created: chrono::Utc::now(),
             state,
             pid: 0,

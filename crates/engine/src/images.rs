@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use berth_image::snapshot::overlay::OverlaySnapshotter;
-use berth_image::snapshot::Mount;
+use berth_image::snapshot::{Detached, Mount};
 use berth_image::store::{Image, ImportOptions, Store, StoreError};
 use berth_image::Reference;
 
@@ -116,6 +116,15 @@ pub fn remove_rootfs(store: &Store, id: &str) -> Result<()> {
     match store.snapshotter().remove(id) {
         Ok(()) => Ok(()),
         Err(berth_image::snapshot::SnapshotError::NotFound(_)) => Ok(()),
+        Err(e) => Err(Error::Image(e.into())),
+    }
+}
+
+/// [`remove_rootfs`], leaving the deletion of the files to the caller.
+pub fn detach_rootfs(store: &Store, id: &str) -> Result<Option<Detached>> {
+    match store.snapshotter().remove_detached(id) {
+        Ok(d) => Ok(Some(d)),
+        Err(berth_image::snapshot::SnapshotError::NotFound(_)) => Ok(None),
         Err(e) => Err(Error::Image(e.into())),
     }
 }

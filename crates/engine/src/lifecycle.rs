@@ -267,7 +267,7 @@ impl Engine {
             return Ok(None);
         }
         restart::count_one(&db, id)?;
-        self.prepare(&db, &c, None)?;
+        self.prepare(&c, None)?;
         Ok(Some(c))
     }
 }

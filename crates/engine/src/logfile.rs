@@ -168,28 +168,23 @@ fn rotated(path: &Path, n: u32) -> PathBuf {
 /// next record, never in the middle of one.
 pub struct LogWriter {
     file: Option<File>,
+    /// The driver keeps a log. Its file is made at the first record: a
+    /// container that writes nothing costs no file (readers take a
+    /// missing log as empty), and its start no open.
+    keep: bool,
     path: PathBuf,
     size: u64,
     limits: Limits,
 }
 
 impl LogWriter {
-    /// Opens (appending) the log at `path` as `cfg` asks; the `none`
-    /// driver writes nothing and creates no file.
+    /// The log at `path` as `cfg` asks, appended to from the first
+    /// record; the `none` driver writes nothing and creates no file.
     pub fn open(path: &Path, cfg: &LogConfig) -> Result<LogWriter> {
-        let limits = cfg.limits()?;
         let mut w = LogWriter::discard();
+        w.limits = cfg.limits()?;
         w.path = path.to_path_buf();
-        w.limits = limits;
-        if cfg.readable() {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(crate::error::io_err(format!("opening {}", path.display())))?;
-            w.size = f.metadata().map(|m| m.len()).unwrap_or(0);
-            w.file = Some(f);
-        }
+        w.keep = cfg.readable();
         Ok(w)
     }
 
@@ -197,6 +192,7 @@ impl LogWriter {
     pub fn discard() -> LogWriter {
         LogWriter {
             file: None,
+            keep: false,
             path: PathBuf::new(),
             size: 0,
             limits: Limits {
@@ -239,8 +235,16 @@ impl LogWriter {
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.file.is_none() {
+        if !self.keep {
             return Ok(buf.len());
+        }
+        if self.file.is_none() {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            self.file = Some(f);
         }
         if self.limits.max_size.is_some_and(|max| self.size >= max) {
             self.rotate()?;
@@ -569,5 +573,15 @@ mod tests {
         let mut w = LogWriter::open(&path, &LogConfig::parse(Some("none"), &[]).unwrap()).unwrap();
         write_lines(&mut w, 0, 3);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_file_is_made_at_the_first_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let mut w = LogWriter::open(&path, &LogConfig::default()).unwrap();
+        assert!(!path.exists());
+        write_lines(&mut w, 0, 1);
+        assert_eq!(read_all(&path), "line 0000\n");
     }
 }

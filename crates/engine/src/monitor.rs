@@ -3,20 +3,24 @@
 //! `berth-monitor` ship together), or at `$BERTH_MONITOR`.
 
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::error::{io_err, Error, Result};
 use crate::paths::Paths;
-use crate::protocol::{Event, Reader};
+use crate::protocol::{self, Event, Reader};
 
 pub const BINARY: &str = "berth-monitor";
 
 /// The monitor's `start` flag that makes it run from a sealed copy.
 pub const SEALED: &str = "--sealed";
+
+/// The monitor's `start` flag that makes it fork away from its starter.
+pub const FORK: &str = "--fork";
 
 pub fn binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("BERTH_MONITOR") {
@@ -76,7 +80,7 @@ pub fn exec_command(paths: &Paths, id: &str, process: &std::path::Path) -> Resul
 pub struct Handle {
     pub id: String,
     pub pid: i32,
-    events: Reader<File>,
+    events: Reader<UnixStream>,
 }
 
 impl Handle {
@@ -93,25 +97,50 @@ impl Handle {
     }
 }
 
-/// Spawns the monitor for container `id` and waits for it to report the
-/// start. With `attach` (a socket) the monitor serves the container's
-/// stdio on it as [`crate::stream`] frames. With `sealed` it runs from a
-/// sealed copy of itself (see `berth_runtime::cloned`): for a container
-/// whose init other processes can see while it is still the monitor.
-pub fn spawn(paths: &Paths, id: &str, attach: Option<OwnedFd>, sealed: bool) -> Result<Handle> {
+/// A monitor started before its container's bundle is ready: it loads,
+/// reads the row, opens the log and its socket while the starter mounts
+/// the root and writes the spec, and creates the container on
+/// [`Pending::go`]. Dropped instead, it exits without touching anything.
+pub struct Pending {
+    id: String,
+    child: Child,
+    status: UnixStream,
+}
+
+/// How [`launch`] starts a monitor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Launch {
+    /// It runs from a sealed copy of itself (see `berth_runtime::cloned`):
+    /// for a container whose init other processes can see while it is
+    /// still the monitor.
+    pub sealed: bool,
+    /// It forks away at once, for a starter that outlives it and would
+    /// not reap it. Otherwise it stays our child, in a session of its
+    /// own, for as long as we live (the CLI exits first).
+    pub fork: bool,
+}
+
+/// Starts the monitor for container `id`, whose bundle directory exists.
+/// With `attach` (a socket) the monitor serves the container's stdio on
+/// it as [`crate::stream`] frames.
+pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>, how: Launch) -> Result<Pending> {
+    let (ours, theirs) = UnixStream::pair().map_err(io_err("creating a socket pair"))?;
     let mut cmd = command(paths)?;
     cmd.arg("start").arg(id);
-    if sealed {
+    if how.sealed {
         cmd.arg(SEALED);
     }
+    if how.fork {
+        cmd.arg(FORK);
+    }
+    // The status socket rides on the monitor's stdin: only 0, 1 and 2
+    // pass through exec without unsafe code on either side.
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(paths.monitor_log(id))
-        .map_err(io_err(format!(
-            "opening {}",
-            paths.monitor_log(id).display()
-        )))?;
+        .map_err(io_err("opening the monitor log"))?;
     cmd.stderr(Stdio::from(log));
     if let Some(s) = attach {
         cmd.arg("--attach");
@@ -119,30 +148,85 @@ pub fn spawn(paths: &Paths, id: &str, attach: Option<OwnedFd>, sealed: bool) -> 
     } else {
         cmd.stdout(Stdio::null());
     }
-    run_reporting(cmd, id)
+    let child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
+    crate::timing::mark("spawn: spawned");
+    // Our copy of its end must go, or a dead monitor never reads as EOF.
+    drop(cmd);
+    let mut pending = Pending {
+        id: id.to_string(),
+        child,
+        status: ours,
+    };
+    if how.fork {
+        // The half that forked away exits at once: reaped here, its
+        // status says nothing of the container's start.
+        pending
+            .child
+            .wait()
+            .map_err(io_err(format!("waiting for {BINARY}")))?;
+    }
+    Ok(pending)
+}
+
+impl Pending {
+    /// The bundle is ready: the monitor creates and starts the container.
+    /// Returns once it reports the start.
+    pub fn go(self) -> Result<Handle> {
+        let Pending {
+            id,
+            mut child,
+            mut status,
+        } = self;
+        let id = id.as_str();
+        // A monitor that already died shows in its report (none).
+        let _ = status.write_all(protocol::GO.as_bytes());
+        let mut events = Reader::new(status, id);
+        let first = events.next_event();
+        crate::timing::mark("spawn: reported");
+        let first = match first {
+            Ok(Event::Started(pid)) => Event::Started(pid),
+            // It ends right after reporting anything else, or it ended
+            // without a word and its status tells.
+            other => {
+                let status = child
+                    .wait()
+                    .map_err(io_err(format!("waiting for {BINARY}")))?;
+                match other {
+                    Err(_) if !status.success() => {
+                        return Err(Error::Monitor {
+                            id: id.into(),
+                            reason: format!("exited with {status} before starting the container"),
+                        })
+                    }
+                    other => other?,
+                }
+            }
+        };
+        let pid = started(first, id)?;
+        Ok(Handle {
+            id: id.to_string(),
+            pid,
+            events,
+        })
+    }
 }
 
 /// `exec -d`: a monitor that starts the process described in `process`
-/// and stays its parent; returns the process's pid once it runs.
+/// and stays its parent; returns the process's pid once it runs. It
+/// forks away at once (an exec ends when its process does, and nobody
+/// waits for it) and reports the start on a pipe.
 pub fn spawn_exec_detached(paths: &Paths, id: &str, process: &std::path::Path) -> Result<i32> {
     let mut cmd = exec_command(paths, id, process)?;
     cmd.arg("--detach");
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    Ok(run_reporting(cmd, id)?.pid)
-}
-
-/// Runs a monitor command that forks away at once and reports the start
-/// on a pipe, and waits for that report.
-fn run_reporting(mut cmd: Command, id: &str) -> Result<Handle> {
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| io_err("creating a pipe")(e.into()))?;
-    // The status pipe rides on the monitor's stdin: only 0, 1 and 2 pass
-    // through exec without unsafe code on either side.
+    // On stdin, as the status socket of `launch`.
     cmd.stdin(Stdio::from(w));
     let mut child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
     // Our copy of the write end must go, or a dead monitor never reads as EOF.
     drop(cmd);
-    // The monitor forks into its own session at once; this reaps the parent half.
+    // This reaps the half that forked away.
     let status = child
         .wait()
         .map_err(io_err(format!("waiting for {BINARY}")))?;
@@ -151,15 +235,16 @@ fn run_reporting(mut cmd: Command, id: &str) -> Result<Handle> {
     if !status.success() && first.is_err() {
         return Err(Error::Monitor {
             id: id.into(),
-            reason: format!("exited with {status} before starting the container"),
+            reason: format!("exited with {status} before starting the process"),
         });
     }
-    match first? {
-        Event::Started(pid) => Ok(Handle {
-            id: id.to_string(),
-            pid,
-            events,
-        }),
+    started(first?, id)
+}
+
+/// The pid in a monitor's first report, or the error it reports.
+fn started(first: Event, id: &str) -> Result<i32> {
+    match first {
+        Event::Started(pid) => Ok(pid),
         Event::Failed(127, msg) => Err(Error::CommandNotFound(msg)),
         Event::Failed(126, msg) => Err(Error::CannotInvoke(msg)),
         Event::Failed(_, msg) => Err(Error::Monitor {

@@ -27,6 +27,14 @@ impl Paths {
         &self.root
     }
 
+    /// Where every container's directory and bundle are.
+    pub fn container_parents(&self) -> [PathBuf; 2] {
+        [
+            self.root.join("containers"),
+            self.runroot.join("containers"),
+        ]
+    }
+
     /// Persistent per-container files: the json-file log.
     pub fn container_dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)

@@ -1,9 +1,33 @@
 //! What the engine and `berth-monitor` say to each other. The monitor's
-//! stdin is a pipe back to whoever started it, carrying one line when the
-//! container started (or failed to) and one when it exited; its socket
-//! tells `wait` and `logs -f` of the exit.
+//! stdin is a socket to whoever started it: the starter says [`GO`] once
+//! the bundle is ready, and the monitor answers one line when the
+//! container started (or failed to) and one when it exited; its own
+//! socket tells `wait` and `logs -f` of the exit.
 
 use std::io::{BufRead, BufReader, Read};
+
+/// The starter's word: the bundle is ready, create the container.
+pub const GO: &str = "go\n";
+
+/// The monitor's wait for [`GO`]: false when the starter closed the
+/// socket instead (it gave up, and cleans up itself).
+pub fn wait_go(mut r: impl Read) -> std::io::Result<bool> {
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while got.len() < GO.len() {
+        if r.read(&mut b)? == 0 {
+            return Ok(false);
+        }
+        got.push(b[0]);
+    }
+    if got != GO.as_bytes() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unexpected word from the starter: {got:?}"),
+        ));
+    }
+    Ok(true)
+}
 
 use crate::error::{Error, Result};
 
@@ -95,6 +119,14 @@ mod tests {
             Some(Event::Failed(127, "exec: \"x\": not found".into()))
         );
         assert_eq!(parse("bogus"), None);
+    }
+
+    #[test]
+    fn go_or_give_up() {
+        assert!(wait_go(GO.as_bytes()).unwrap());
+        assert!(!wait_go(&b""[..]).unwrap());
+        assert!(!wait_go(&b"g"[..]).unwrap());
+        assert!(wait_go(&b"no\n"[..]).is_err());
     }
 
     #[test]

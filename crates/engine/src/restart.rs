@@ -98,20 +98,14 @@ pub struct Restarts {
     pub stopped_by_user: bool,
 }
 
-fn table(db: &Db) -> Result<()> {
-    db.conn()
-        .execute_batch(
-            "CREATE TABLE IF NOT EXISTS restarts (
-                id TEXT PRIMARY KEY,
-                count INTEGER NOT NULL DEFAULT 0,
-                stopped_by_user INTEGER NOT NULL DEFAULT 0
-            )",
-        )
-        .map_err(db.err())
-}
+/// The restarts table, made with the others when the database opens.
+pub(crate) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS restarts (
+    id TEXT PRIMARY KEY,
+    count INTEGER NOT NULL DEFAULT 0,
+    stopped_by_user INTEGER NOT NULL DEFAULT 0
+);";
 
 pub fn get(db: &Db, id: &str) -> Result<Restarts> {
-    table(db)?;
     let r = db
         .conn()
         .query_row(
@@ -130,7 +124,6 @@ pub fn get(db: &Db, id: &str) -> Result<Restarts> {
 }
 
 fn put(db: &Db, id: &str, r: Restarts) -> Result<()> {
-    table(db)?;
     db.conn()
         .execute(
             "INSERT INTO restarts (id, count, stopped_by_user) VALUES (?1, ?2, ?3)
@@ -156,7 +149,12 @@ pub fn mark_stopped(db: &Db, id: &str) -> Result<()> {
 
 /// A start by the user: the policy applies again, counted afresh.
 pub fn reset(db: &Db, id: &str) -> Result<()> {
-    put(db, id, Restarts::default())
+    // No row reads as the defaults; a read costs no write lock, and a new
+    // container has no row.
+    if get(db, id)? == Restarts::default() {
+        return Ok(());
+    }
+    forget(db, id)
 }
 
 /// The monitor restarts the container: one more.
@@ -173,7 +171,6 @@ pub fn count_one(db: &Db, id: &str) -> Result<()> {
 }
 
 pub fn forget(db: &Db, id: &str) -> Result<()> {
-    table(db)?;
     db.conn()
         .execute("DELETE FROM restarts WHERE id = ?1", params![id])
         .map_err(db.err())?;

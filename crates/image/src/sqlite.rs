@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, ErrorCode};
 
 /// Opens `path` (creating it) in WAL mode with `synchronous=NORMAL`,
@@ -38,6 +39,13 @@ pub fn open_shared(path: &Path, busy: Duration) -> rusqlite::Result<Connection> 
     // In WAL mode NORMAL survives any process crash (SIGKILL included);
     // only a power loss can drop the last commits, never corrupt.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // No checkpoint (and WAL deletion, and its recreation by the next
+    // writer: four fsyncs) each time the last connection closes: every
+    // short-lived `berth` and monitor would pay it.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    // Checkpoints at 256 pages instead of 1000: every process's first
+    // connection reads the whole WAL to rebuild its index.
+    conn.pragma_update(None, "wal_autocheckpoint", 256)?;
     Ok(conn)
 }
 

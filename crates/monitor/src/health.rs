@@ -220,6 +220,8 @@ impl<'a> Checker<'a> {
             Ok(status) => self.status = status,
             Err(e) => eprintln!("berth-monitor: recording a probe of {}: {e}", self.id),
         }
+        // Idle until the next probe: no database connection kept.
+        self.engine.release();
         // docker counts the interval from the end of a probe.
         self.next = Instant::now() + self.wait();
     }

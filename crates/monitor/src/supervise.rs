@@ -8,6 +8,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Instant;
 
+use berth_engine::leftovers::Leftovers;
 use berth_engine::logfile::LogWriter;
 use berth_engine::protocol;
 use berth_engine::{ContainerConfig, Engine};
@@ -23,9 +24,9 @@ fn dup(fd: impl AsFd) -> std::io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
 }
 
-/// Runs the whole life of container `id`; returns our exit code (only
-/// the short-lived first process's is seen by anyone).
-pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
+/// Runs the whole life of container `id`; returns our exit code, which
+/// the starter reads only when we end without a report.
+pub fn start(engine: &Engine, id: &str, attach: bool, fork: bool) -> i32 {
     let status = match dup(std::io::stdin()) {
         Ok(fd) => File::from(fd),
         Err(e) => {
@@ -43,17 +44,36 @@ pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
         None
     };
     // Our own session, so the starter's terminal signals (ctrl-c) reach
-    // the starter and not us, then a fork so the starter's wait returns
-    // at once and we are nobody's child but init's.
-    let _ = rustix::process::setsid();
-    match berth_sys::process::fork_with_flags(0, false, None) {
-        Ok(berth_sys::process::Forked::Parent { .. }) => return 0,
-        Ok(berth_sys::process::Forked::Child) => {}
-        Err(e) => return report_failure(status, 125, &format!("forking the monitor: {e}")),
+    // the starter and not us. No fork to leave the starter's family: it
+    // does not wait for us (see berth_engine::monitor::launch), and a fork
+    // here was a scheduling round more on the path of every start.
+    if let Err(e) = rustix::process::setsid() {
+        return report_failure(status, 125, &format!("starting a session: {e}"));
     }
-    match supervise(engine, id, attached, &status) {
-        Ok(code) => {
+    // A starter that outlives us and would not reap us (`berth serve`)
+    // asks for the fork: its wait returns at once, and init adopts us.
+    if fork {
+        match berth_sys::process::fork_with_flags(0, false, None) {
+            Ok(berth_sys::process::Forked::Parent { .. }) => return 0,
+            Ok(berth_sys::process::Forked::Child) => {}
+            Err(e) => return report_failure(status, 125, &format!("forking the monitor: {e}")),
+        }
+    }
+    let mut later = Leftovers::default();
+    match supervise(engine, id, attached, &status, &mut later) {
+        // The starter gave up before the bundle was ready.
+        Ok(None) => 0,
+        Ok(Some(code)) => {
             let _ = (&status).write_all(protocol::exited(code).as_bytes());
+            drop(status);
+            // Everyone has heard: now the slow part of a --rm teardown,
+            // and what monitors that died before theirs left.
+            berth_engine::timing::mark("monitor: replied");
+            for e in later.purge() {
+                eprintln!("berth-monitor: removing {id}: {e}");
+            }
+            engine.sweep_leftovers();
+            berth_engine::timing::mark("monitor: purged");
             0
         }
         Err((code, msg)) => report_failure(status, code, &msg),
@@ -77,7 +97,8 @@ fn supervise(
     id: &str,
     attach: Option<UnixStream>,
     mut status: &File,
-) -> Result<i32, Failure> {
+    later: &mut Leftovers,
+) -> Result<Option<i32>, Failure> {
     let paths = &engine.paths;
     let mut cfg = engine
         .find(id)
@@ -98,6 +119,16 @@ fn supervise(
     listener
         .set_nonblocking(true)
         .map_err(|e| fail("socket", &e))?;
+    berth_engine::timing::mark("monitor: listening");
+    // Set up while the starter prepared the bundle: now its word.
+    match protocol::wait_go(status) {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = std::fs::remove_file(&sock_path);
+            return Ok(None);
+        }
+        Err(e) => return Err(fail("reading the starter's word", &e)),
+    }
 
     let mut backoff = berth_engine::restart::Backoff::default();
     let mut first = true;
@@ -116,12 +147,14 @@ fn supervise(
                 // does when the start itself fails.
                 eprintln!("berth-monitor: restarting {id}: {msg}");
                 clients.exited(code);
-                return Ok(code);
+                return Ok(Some(code));
             }
         };
+        berth_engine::timing::mark("monitor: container started");
         if let Err(e) = engine.record_started(id, pid) {
             eprintln!("berth-monitor: recording the start of {id}: {e}");
         }
+        berth_engine::timing::mark("monitor: start recorded");
         // Before the start is reported: a caller's first `inspect` already
         // sees the health as starting.
         let mut checker = Checker::new(engine, id, cfg.healthcheck.as_ref());
@@ -133,6 +166,11 @@ fn supervise(
             // exited and waits on our socket for this run to end.
             let _ = engine.runtime().kill(id, 9, true);
         }
+        // An idle monitor is the engine's cost per container: no database
+        // connections or caches, no heap or stack left from the start.
+        engine.release();
+        let _ = berth_sys::memory::release_unused_stack();
+        berth_sys::memory::trim_heap();
         let began = Instant::now();
         let code = watch(
             pid,
@@ -144,31 +182,33 @@ fn supervise(
             checker.as_mut(),
         )?;
         drop(stdio);
+        berth_engine::timing::mark("monitor: container exited");
         if let Some(c) = checker {
             c.stop();
         }
         clients.accept(&listener);
-        if let Err(e) = engine.record_exit(id, code) {
+        if let Err(e) = engine.record_exit(id, code, later) {
             eprintln!("berth-monitor: recording the exit of {id}: {e}");
         }
+        berth_engine::timing::mark("monitor: exit recorded");
         // Clients hear of the exit only once it is recorded: `stop` then
         // `rm` must find the row exited.
         clients.exited(code);
         if !engine.should_restart(id, code) {
             let _ = std::fs::remove_file(&sock_path);
-            return Ok(code);
+            return Ok(Some(code));
         }
         std::thread::sleep(backoff.next(began.elapsed()));
         match engine.prepare_restart(id) {
             Ok(Some(c)) => cfg = c.config,
             Ok(None) => {
                 let _ = std::fs::remove_file(&sock_path);
-                return Ok(code);
+                return Ok(Some(code));
             }
             Err(e) => {
                 eprintln!("berth-monitor: preparing the restart of {id}: {e}");
                 let _ = std::fs::remove_file(&sock_path);
-                return Ok(code);
+                return Ok(Some(code));
             }
         }
     }
@@ -240,6 +280,7 @@ fn create(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<(i32, Stdi
     let rt = engine.runtime();
     let bundle = paths.bundle(id);
     let created = rt.create(id, &bundle, &opts);
+    berth_engine::timing::mark("monitor: runtime created");
     set_stdio(&devnull, &devnull, &mlog).map_err(|e| fail("restoring stdio", &e))?;
     let mut stdio = stdio;
     let result = created.map_err(failure).and_then(|pid| {
@@ -281,7 +322,10 @@ pub fn watch(
     let p = Pid::from_raw(pid).ok_or((125, format!("bad pid {pid}")))?;
     let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
         .map_err(|e| (125, format!("pidfd_open {pid}: {e}")))?;
-    let mut buf = vec![0u8; 64 * 1024];
+    // Made at the first output: an idle container's monitor keeps no
+    // 64 KiB of zeroed pages.
+    let mut buf = Vec::new();
+    let buf_len = 64 * 1024;
     loop {
         let (exited, ready_sock, ready_outs, ready_clients) = {
             let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
@@ -333,6 +377,7 @@ pub fn watch(
             )
         };
         for i in ready_outs {
+            buf.resize(buf_len, 0);
             stdio.outs[i].pump(log, &mut buf, clients);
         }
         for i in ready_clients {
@@ -356,6 +401,7 @@ pub fn watch(
         Ok(None) => 255,
         Err(e) => return Err((125, format!("waiting for {pid}: {e}"))),
     };
+    buf.resize(buf_len, 0);
     stdio.drain(log, &mut buf, clients);
     Ok(code)
 }

@@ -110,6 +110,15 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // No checkpoint (two fsyncs) and WAL deletion at every close.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
+        // Checkpoints at 256 pages: a new process reads the whole WAL.
+        // (berth_image::sqlite::open_shared sets the same for the other
+        // stores; this crate does not depend on that one.)
+        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
         // Every attach opens the store: one lookup instead of the nine
         // statements of create_schema once the schema is there (its last
         // index is made last, so its presence means all of it is).

@@ -10,6 +10,7 @@
 
 pub mod activation;
 pub mod bpf;
+pub mod memory;
 pub mod mount;
 pub mod process;
 pub mod seccomp;

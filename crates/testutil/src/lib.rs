@@ -279,3 +279,89 @@ pub fn oci_archive(out: &Path, reference: &str, cmd: &[&str]) -> io::Result<()> 
     }
     Ok(())
 }
+
+/// Where tests keep what is slow to make and never changes (a
+/// debootstrap tree), so CI makes it once per machine.
+pub const TEST_CACHE: &str = "/var/cache/berth-test";
+
+/// A tar (uncompressed, numeric owners) of a Debian bookworm minbase with
+/// gcc and libc6-dev, made by debootstrap from the mirror apt uses, once:
+/// later calls return the cached file. A build container has no internet,
+/// so the compiler comes in at debootstrap time, not by a RUN apt-get.
+/// Callers in parallel wait for the first (an flock on a file beside it).
+pub fn debian_gcc_rootfs_tar() -> io::Result<PathBuf> {
+    const SUITE: &str = "bookworm";
+    const INCLUDE: &str = "gcc,libc6-dev";
+    let cache = Path::new(TEST_CACHE);
+    fs::create_dir_all(cache)?;
+    let out = cache.join(format!("debian-{SUITE}-gcc.tar"));
+    let lock = fs::File::create(cache.join(format!("debian-{SUITE}-gcc.lock")))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)?;
+    if out.exists() {
+        return Ok(out);
+    }
+    let tree = cache.join(format!("debian-{SUITE}-gcc.tmp"));
+    if tree.exists() {
+        fs::remove_dir_all(&tree)?;
+    }
+    let mut cmd = Command::new("debootstrap");
+    cmd.arg("--variant=minbase")
+        .arg(format!("--include={INCLUDE}"))
+        .arg(SUITE)
+        .arg(&tree)
+        .arg("http://deb.debian.org/debian")
+        .stdout(std::process::Stdio::null());
+    // debootstrap fetches with wget, which knows only the environment's
+    // proxy; apt may have one configured instead.
+    if let Some(proxy) = apt_http_proxy() {
+        cmd.env("http_proxy", proxy);
+    }
+    let status = cmd.status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "debootstrap {SUITE} failed ({status}); see {}/debootstrap/debootstrap.log",
+            tree.display()
+        )));
+    }
+    // What an image build would clean: downloaded packages and lists.
+    for d in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        let dir = tree.join(d);
+        for e in fs::read_dir(&dir)? {
+            let e = e?;
+            if e.file_type()?.is_file() && e.file_name() != "lock" {
+                fs::remove_file(e.path())?;
+            }
+        }
+    }
+    let partial = cache.join(format!("debian-{SUITE}-gcc.tar.partial"));
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .arg("--numeric-owner")
+        .arg("-cf")
+        .arg(&partial)
+        .arg(".")
+        .status()?;
+    if !status.success() {
+        return Err(io::Error::other(format!("tar failed: {status}")));
+    }
+    fs::rename(&partial, &out)?;
+    fs::remove_dir_all(&tree)?;
+    Ok(out)
+}
+
+/// apt's `Acquire::http::Proxy`, if one is set.
+fn apt_http_proxy() -> Option<String> {
+    let out = Command::new("apt-config")
+        .args(["shell", "P", "Acquire::http::Proxy"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let proxy = text
+        .split_once("P=")?
+        .1
+        .trim()
+        .trim_matches(['\'', '"'])
+        .to_string();
+    (!proxy.is_empty() && proxy != "DIRECT").then_some(proxy)
+}

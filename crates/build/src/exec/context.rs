@@ -162,14 +162,17 @@ fn read_ignore(root: &Path, dockerfile: Option<&Path>) -> Result<DockerIgnore> {
     let beside = dockerfile.map(|d| {
         let mut s = d.as_os_str().to_os_string();
         s.push(".dockerignore");
-        PathBuf::from(s)
+        (PathBuf::from(&s), s.to_string_lossy().into_owned())
     });
-    for p in beside
-        .iter()
-        .chain(std::iter::once(&root.join(".dockerignore")))
-    {
+    let top = (root.join(".dockerignore"), ".dockerignore".to_string());
+    for (p, name) in beside.iter().chain(std::iter::once(&top)) {
         match std::fs::read_to_string(p) {
-            Ok(text) => return Ok(DockerIgnore::parse(&text)?),
+            Ok(text) => {
+                return DockerIgnore::parse(&text).map_err(|error| BuildError::Ignore {
+                    file: name.clone(),
+                    error,
+                })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(format!("reading {}", p.display()))(e)),
         }

@@ -16,7 +16,7 @@ use super::stage::{now, StageRun};
 use super::tarball::{self, Chmod};
 use super::view::View;
 use crate::dockerfile::{Copy, Source};
-use crate::dockerignore::DockerIgnore;
+use crate::dockerignore::{DockerIgnore, IgnoreError};
 
 /// What a COPY or ADD reads, kept readable until its layer is written.
 pub(super) struct Sources<'b> {
@@ -97,7 +97,15 @@ impl<'b> StageRun<'b> {
             ));
         }
         if !c.excludes.is_empty() {
-            let ex = DockerIgnore::parse(&c.excludes.join("\n"))?;
+            let ex = DockerIgnore::parse(&c.excludes.join("\n")).map_err(|e| {
+                let (IgnoreError::BareExclusion { line, .. }
+                | IgnoreError::BadPattern { line, .. }) = e;
+                let pattern = c.excludes.get(line - 1).map_or("", String::as_str);
+                BuildError::Invalid(format!(
+                    "--exclude={pattern}: {}",
+                    e.to_string().split_once(": ").map_or("", |(_, m)| m)
+                ))
+            })?;
             items.retain(|i| !ex.matches(&i.name));
             for i in &mut items {
                 let name = i.name.clone();
@@ -196,14 +204,24 @@ impl<'b> StageRun<'b> {
             .map(|s| chown_ids(s, view.root()))
             .transpose()?;
         let chmod = c.chmod.as_deref().map(Chmod::parse).transpose()?;
-        let placed = tarball::place(&sources.items, &c.dest, &workdir, view.root(), keyword)?;
+        // --link: the layer is made apart from the image (BuildKit's
+        // rule): no directory or link of it shapes where files land or
+        // the parents made for them, so the layer fits on any parent.
+        let apart;
+        let onto = if c.link {
+            apart = View::mount(&self.b.store, None, &self.b.scratch)?;
+            apart.root()
+        } else {
+            view.root()
+        };
+        let placed = tarball::place(&sources.items, &c.dest, &workdir, onto, keyword)?;
         let o = tarball::Options {
             chown,
             chmod,
             epoch: self.b.opts.source_date_epoch,
             now: now(),
         };
-        let mut write = |w: &mut dyn Write| tarball::write(w, view.root(), &placed, &o).map(|_| ());
+        let mut write = |w: &mut dyn Write| tarball::write(w, onto, &placed, &o).map(|_| ());
         child(
             &self.b.store,
             &self.cur,

@@ -5,7 +5,7 @@ use std::io;
 
 use berth_engine::ErrorKind;
 
-use crate::dockerfile::ParseError;
+use crate::dockerfile::{ParseError, Span};
 use crate::dockerignore::IgnoreError;
 use crate::plan::PlanError;
 
@@ -15,13 +15,16 @@ pub enum BuildError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     Plan(#[from] PlanError),
-    #[error(transparent)]
-    Ignore(#[from] IgnoreError),
-    /// A step failed: where it is in the Dockerfile, and why.
-    #[error("{file}:{line}: {keyword}: {cause}")]
+    /// A bad pattern in the ignore file `file`.
+    #[error("{file}:{error}")]
+    Ignore { file: String, error: IgnoreError },
+    /// A step failed: where it is in the Dockerfile (at the offending
+    /// text when the instruction shows it), and why.
+    #[error("{file}:{line}:{column}: {keyword}: {cause}")]
     Step {
         file: String,
         line: usize,
+        column: usize,
         keyword: &'static str,
         cause: Box<BuildError>,
     },
@@ -65,7 +68,7 @@ impl BuildError {
         match self {
             BuildError::Parse(_)
             | BuildError::Plan(_)
-            | BuildError::Ignore(_)
+            | BuildError::Ignore { .. }
             | BuildError::OutsideContext(_)
             | BuildError::NoSources
             | BuildError::Invalid(_)
@@ -87,17 +90,47 @@ impl BuildError {
         }
     }
 
-    /// Locates this error at a Dockerfile instruction (once: an error that
-    /// already knows its line keeps it).
-    pub(crate) fn at(self, file: &str, line: usize, keyword: &'static str) -> BuildError {
+    /// Locates this error at the instruction at `span`, whose text is
+    /// `source` (once: an error that already knows its line keeps it).
+    pub(crate) fn at(
+        self,
+        file: &str,
+        span: Span,
+        source: &str,
+        keyword: &'static str,
+    ) -> BuildError {
         match self {
             e @ (BuildError::Step { .. } | BuildError::Cancelled | BuildError::Parse(_)) => e,
-            e => BuildError::Step {
-                file: file.to_string(),
-                line,
-                keyword,
-                cause: Box::new(e),
-            },
+            e => {
+                // The source of an instruction on one line is that line
+                // (trimmed), so an offset into it is a column.
+                let column = match e.offending() {
+                    Some(text) if span.line == span.end_line && !text.is_empty() => source
+                        .find(text)
+                        .or_else(|| source.find(text.trim_start_matches('/')))
+                        .map_or(span.column, |i| span.column + source[..i].chars().count()),
+                    _ => span.column,
+                };
+                BuildError::Step {
+                    file: file.to_string(),
+                    line: span.line,
+                    column,
+                    keyword,
+                    cause: Box::new(e),
+                }
+            }
+        }
+    }
+
+    /// The text of the instruction this error is about, if it names one.
+    fn offending(&self) -> Option<&str> {
+        match self {
+            BuildError::OutsideContext(s)
+            | BuildError::NotInContext(s)
+            | BuildError::NotInImage(s, _) => Some(s),
+            BuildError::Pull { image, .. } => Some(image),
+            BuildError::Download { url, .. } => Some(url),
+            _ => None,
         }
     }
 }

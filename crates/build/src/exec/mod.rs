@@ -23,6 +23,7 @@ mod mounts;
 mod resolve;
 mod run;
 mod source;
+mod squash;
 mod stage;
 mod tarball;
 mod view;
@@ -71,6 +72,8 @@ pub struct BuildOptions {
     /// SOURCE_DATE_EPOCH: image times and file mtimes no later than this,
     /// so the same input gives the same digest.
     pub source_date_epoch: Option<i64>,
+    /// `--squash`: the final stage's new layers as one.
+    pub squash: bool,
 }
 
 /// What a build reports, in order per stage. Stages building side by side
@@ -120,8 +123,11 @@ pub enum Event {
         stage: usize,
         id: Digest,
     },
+    /// The stage is over: all its steps done, or `failed` (by its own
+    /// error, or stopped by another stage's).
     StageDone {
         stage: usize,
+        failed: bool,
     },
     Warning(String),
 }
@@ -179,6 +185,8 @@ pub(crate) struct StageResult {
     pub current: commit::Current,
     /// The key of its last step: a `FROM stage`'s parent key.
     pub key: Digest,
+    /// Where it started (for `--squash`).
+    pub base: commit::Current,
 }
 
 /// Everything the stages of one build share.
@@ -330,7 +338,21 @@ pub fn build(
     let result = b.results.lock().unwrap_or_else(|p| p.into_inner())[target]
         .clone()
         .expect("the target stage was built");
-    let image = commit::materialize(&b.store, &result.current)?;
+    let last = if opts.squash {
+        squash::squash(
+            &b.store,
+            &result.base,
+            &result.current,
+            &b.scratch,
+            &berth_image::layer::DiffOptions {
+                source_date_epoch: opts.source_date_epoch,
+            },
+            &b.created(),
+        )?
+    } else {
+        result.current
+    };
+    let image = commit::materialize(&b.store, &last)?;
     for t in &opts.tags {
         b.store.tag(&image.id, t)?;
     }

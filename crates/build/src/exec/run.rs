@@ -237,6 +237,7 @@ impl StageRun<'_> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         env.extend(mounts.env.iter().cloned());
+        let offline = network == Network::None;
         let opts = RunOptions {
             image: image.id.to_string(),
             entrypoint: Some(String::new()),
@@ -251,7 +252,14 @@ impl StageRun<'_> {
                 ..Default::default()
             },
             net: NetOptions {
-                add_hosts: b.opts.add_hosts.clone(),
+                // The engine refuses hosts entries for a container with no
+                // network; a `RUN --network=none` under `--add-host` is
+                // still a step docker runs.
+                add_hosts: if offline {
+                    Vec::new()
+                } else {
+                    b.opts.add_hosts.clone()
+                },
                 ..Default::default()
             },
             ..Default::default()

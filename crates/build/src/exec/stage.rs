@@ -13,7 +13,7 @@ use super::error::{BuildError, Result};
 use super::run::run_command;
 use super::{Build, Event, StageResult};
 use crate::dockerfile::{parse_file, Instruction, KeyValue, Node};
-use crate::plan::{base_key, step_key, Base, BaseKey, Platform, Scope, Step};
+use crate::plan::{base_key, link_key, step_key, Base, BaseKey, Platform, Scope, Step};
 
 /// Builds stage `index` and records its result; always tells the printer
 /// the stage is over, and on failure cancels the stages running beside.
@@ -22,13 +22,16 @@ pub(crate) fn run(b: &Build<'_>, index: usize) -> Result<()> {
     if r.is_err() {
         b.cancel.stop();
     }
-    (b.events)(Event::StageDone { stage: index });
+    (b.events)(Event::StageDone {
+        stage: index,
+        failed: r.is_err(),
+    });
     r
 }
 
 fn build(b: &Build<'_>, index: usize) -> Result<()> {
     let stage = &b.df.stages[index];
-    let at = |e: BuildError| e.at(&b.df.file, stage.span.line, "FROM");
+    let at = |e: BuildError| e.at(&b.df.file, stage.span, &stage.source, "FROM");
     let mut number = b.numbers[&index];
     let mut announce = |text: String| {
         (b.events)(Event::Step {
@@ -69,6 +72,7 @@ fn build(b: &Build<'_>, index: usize) -> Result<()> {
             id: id.clone(),
         });
     }
+    let base = cur.clone();
     let scope = b.plan.scope(&config::env_pairs(&cur.runtime()));
     let mut s = StageRun {
         b,
@@ -84,8 +88,14 @@ fn build(b: &Build<'_>, index: usize) -> Result<()> {
             return Err(BuildError::Cancelled);
         }
         announce(node.source.clone());
-        s.node(node)
-            .map_err(|e| e.at(&b.df.file, node.span.line, node.instruction.keyword()))?;
+        s.node(node).map_err(|e| {
+            e.at(
+                &b.df.file,
+                node.span,
+                &node.source,
+                node.instruction.keyword(),
+            )
+        })?;
     }
     if index == b.plan.target() && !b.opts.labels.is_empty() {
         let kvs: Vec<KeyValue> = b
@@ -106,12 +116,12 @@ fn build(b: &Build<'_>, index: usize) -> Result<()> {
         s.step(Step {
             instruction: Instruction::Label(kvs),
             args: BTreeMap::new(),
-        })
-        .map_err(|e| e.at("--label", 0, "LABEL"))?;
+        })?;
     }
     b.results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(StageResult {
         current: s.cur,
         key: s.key,
+        base,
     });
     Ok(())
 }
@@ -230,7 +240,9 @@ impl<'b> StageRun<'b> {
             let parsed = parse_file(&self.b.df.file, &format!("FROM scratch\n{t}\n"))
                 .map_err(|e| BuildError::Invalid(format!("ONBUILD trigger {t:?}: {}", e.kind)))?;
             for mut node in parsed.stages.into_iter().flat_map(|s| s.instructions) {
+                // Located at the FROM that brought them in.
                 node.span = span;
+                node.source = self.b.df.stages[self.index].source.clone();
                 self.node(&node)?;
             }
         }
@@ -257,7 +269,16 @@ impl<'b> StageRun<'b> {
             }
             None => {
                 let created_by = self.created_by(&step, sources.as_ref())?;
-                let next = match self.reuse_cache_from(&step, &created_by)? {
+                let link = self.link_key(&step, sources.as_ref());
+                let reused = match self.reuse_cache_from(&step, &created_by)? {
+                    Some(c) => Some(c),
+                    None if self.b.opts.no_cache => None,
+                    None => match &link {
+                        Some(k) => self.reuse_link(k, &step, &created_by)?,
+                        None => None,
+                    },
+                };
+                let next = match reused {
                     Some(c) => {
                         self.emit(Event::UsingCache { stage: self.index });
                         c
@@ -266,6 +287,9 @@ impl<'b> StageRun<'b> {
                 };
                 if let Some(id) = next.id() {
                     self.b.cache.put(&key, id, self.cur.id())?;
+                    if let Some(k) = &link {
+                        self.b.cache.put(k, id, self.cur.id())?;
+                    }
                 }
                 next
             }
@@ -282,6 +306,66 @@ impl<'b> StageRun<'b> {
             });
         }
         Ok(())
+    }
+
+    /// The key of a `COPY --link` (or `ADD --link`) layer, which does not
+    /// depend on the steps before it. `--chown` by name reads the image's
+    /// passwd, so such a step is keyed as any other.
+    fn link_key(&self, step: &Step, sources: Option<&Sources<'_>>) -> Option<Digest> {
+        let (Instruction::Copy(c) | Instruction::Add(c)) = &step.instruction else {
+            return None;
+        };
+        let numeric = |s: &str| s.split(':').all(|p| p.parse::<u32>().is_ok());
+        if !c.link || !c.chown.as_deref().is_none_or(numeric) {
+            return None;
+        }
+        let workdir = self
+            .cur
+            .runtime()
+            .get("WorkingDir")
+            .and_then(Value::as_str)
+            .map(String::from);
+        Some(link_key(
+            step,
+            sources.map(|s| &s.digest),
+            workdir.as_deref().unwrap_or(""),
+        ))
+    }
+
+    /// A `--link` layer made before, on whatever parent, put on this one
+    /// (BuildKit's rebase): the image it went into last time gives its top
+    /// layer.
+    fn reuse_link(&self, key: &Digest, step: &Step, created_by: &str) -> Result<Option<Current>> {
+        let Some(made) = self.lookup(key)? else {
+            return Ok(None);
+        };
+        let empty = made
+            .history()
+            .last()
+            .is_some_and(|h| h["empty_layer"].as_bool().unwrap_or(false));
+        let layer = if empty {
+            Layer::None
+        } else {
+            let (Some(descriptor), Some(diff_id)) = (
+                made.layer_descriptors(&self.b.store)?.last().cloned(),
+                made.diff_ids().last().cloned(),
+            ) else {
+                return Ok(None);
+            };
+            Layer::Reuse {
+                descriptor,
+                diff_id,
+            }
+        };
+        let rt = self.next_runtime(&step.instruction)?;
+        Ok(Some(child(
+            &self.b.store,
+            &self.cur,
+            rt,
+            json!({"created_by": created_by}),
+            layer,
+            &self.b.created(),
+        )?))
     }
 
     fn lookup(&self, key: &Digest) -> Result<Option<Current>> {

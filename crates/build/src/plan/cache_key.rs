@@ -59,6 +59,23 @@ pub fn base_key(base: BaseKey) -> Digest {
     d.digest()
 }
 
+/// The key of the layer a `COPY --link` makes: the step's key without a
+/// parent, and with the working directory it resolves a relative
+/// destination against. Such a layer does not depend on what is below
+/// it, so a build whose earlier steps changed may still reuse it.
+pub fn link_key(step: &Step, content: Option<&Digest>, workdir: &str) -> Digest {
+    let mut d = Digester::new();
+    field(&mut d, b"berth-build/link/v1");
+    field(&mut d, workdir.as_bytes());
+    field(
+        &mut d,
+        step_key(&Digest::of(b""), step, content)
+            .as_str()
+            .as_bytes(),
+    );
+    d.digest()
+}
+
 /// The cache key of `step` on top of `parent`; see the module docs.
 pub fn step_key(parent: &Digest, step: &Step, content: Option<&Digest>) -> Digest {
     let mut d = Digester::new();

@@ -18,11 +18,11 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-pub use cache_key::{base_key, step_key, BaseKey};
+pub use cache_key::{base_key, link_key, step_key, BaseKey};
 pub use platform::{Platform, PlatformError};
 pub use scope::{Scope, Step, PROXY_ARGS};
 
-use crate::dockerfile::{expand_word, Dockerfile, Instruction, MountKind, SubstError};
+use crate::dockerfile::{expand_word, Dockerfile, Instruction, MountKind, Span, SubstError};
 
 /// What the user asked for (`docker build` flags that shape the plan).
 #[derive(Debug, Clone)]
@@ -49,12 +49,13 @@ impl Default for PlanOptions {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("{file}:{line}:{column}: {source}")]
+    /// Not the error's `source`: it is already in the message.
+    #[error("{file}:{line}:{column}: {error}")]
     Substitution {
         file: String,
         line: usize,
         column: usize,
-        source: SubstError,
+        error: SubstError,
     },
     #[error("{file}:{line}:{column}: base image name {text:?} is empty after substitution")]
     BlankBase {
@@ -67,8 +68,14 @@ pub enum PlanError {
     NoStages,
     #[error("target stage {0:?} could not be found")]
     UnknownTarget(String),
-    #[error("circular dependency between stages: {0}")]
-    Cycle(String),
+    /// At the first place one stage on the cycle names another.
+    #[error("{file}:{line}:{column}: circular dependency between stages: {stages}")]
+    Cycle {
+        file: String,
+        line: usize,
+        column: usize,
+        stages: String,
+    },
     #[error("{file}:{line}:{column}: stage {stage:?} copies from itself")]
     SelfReference {
         file: String,
@@ -104,6 +111,8 @@ pub struct PlannedStage {
     pub platform: Option<String>,
     /// Stages this one needs: its base, `COPY --from`, `RUN --mount=from=`.
     pub deps: BTreeSet<usize>,
+    /// Where each of `deps` is first named: (line, column).
+    pub dep_sites: BTreeMap<usize, (usize, usize)>,
     /// Images (not stages) named by `COPY --from` or a mount's `from`.
     pub images: BTreeSet<String>,
 }
@@ -114,6 +123,8 @@ pub struct Plan {
     target: usize,
     groups: Vec<Vec<usize>>,
     escape: char,
+    /// The Dockerfile's name in messages.
+    file: String,
     options: PlanOptions,
     globals: BTreeMap<String, Option<String>>,
     automatic: BTreeMap<String, String>,
@@ -124,11 +135,11 @@ impl Plan {
     pub fn new(df: &Dockerfile, options: &PlanOptions) -> Result<Plan, PlanError> {
         let automatic = platform::automatic_args(&options.target_platform, &options.build_platform);
         let escape = df.directives.escape;
-        let subst_err = |node_line: usize, column: usize, source| PlanError::Substitution {
+        let subst_err = |span: Span, text: &str, error| PlanError::Substitution {
             file: df.file.clone(),
-            line: node_line,
-            column,
-            source,
+            line: span.line,
+            column: subst_column(span, text, &error),
+            error,
         };
 
         // Global scope: automatic platform args, then the ARGs before FROM.
@@ -145,7 +156,7 @@ impl Plan {
             let expanded = node
                 .instruction
                 .expand(escape, &mut |n| lookup_globals(&globals, n))
-                .map_err(|e| subst_err(node.span.line, node.span.column, e))?;
+                .map_err(|e| subst_err(node.span, &node.source, e))?;
             if let Instruction::Arg(decls) = expanded {
                 for d in decls {
                     let value = match options.build_args.get(&d.name) {
@@ -175,6 +186,7 @@ impl Plan {
             target: 0,
             groups: Vec::new(),
             escape,
+            file: df.file.clone(),
             options: options.clone(),
             globals,
             automatic,
@@ -190,7 +202,7 @@ impl Plan {
                     .flatten()
                     .or_else(|| automatic.get(n).cloned())
             };
-            let at_from = |e| subst_err(stage.span.line, stage.span.column, e);
+            let at_from = |e| subst_err(stage.span, &stage.source, e);
             let image = expand_word(&stage.from.image, escape, &mut lookup).map_err(at_from)?;
             let platform = stage
                 .from
@@ -208,10 +220,20 @@ impl Plan {
                 });
             }
             let mut deps = BTreeSet::new();
+            let mut dep_sites = BTreeMap::new();
             let base = if image == "scratch" {
                 Base::Scratch
             } else if let Some(i) = by_name(&image, stage.index) {
                 deps.insert(i);
+                dep_sites.insert(
+                    i,
+                    site(
+                        stage.span,
+                        &stage.source,
+                        &format!(" {}", stage.from.image),
+                        1,
+                    ),
+                );
                 Base::Stage(i)
             } else {
                 Base::Image(image)
@@ -224,7 +246,7 @@ impl Plan {
             for node in &stage.instructions {
                 let step = scope
                     .step(node)
-                    .map_err(|e| subst_err(node.span.line, node.span.column, e))?;
+                    .map_err(|e| subst_err(node.span, &node.source, e))?;
                 let mut refs: Vec<&str> = Vec::new();
                 match &step.instruction {
                     Instruction::Copy(c) => refs.extend(c.from.as_deref()),
@@ -237,10 +259,13 @@ impl Plan {
                     _ => {}
                 }
                 for r in refs {
-                    let at = |line: usize, column: usize| (df.file.clone(), line, column);
+                    let at = || {
+                        let (line, column) = site(node.span, &node.source, &format!("from={r}"), 5);
+                        (df.file.clone(), line, column)
+                    };
                     if let Ok(index) = r.parse::<usize>() {
                         if index >= df.stages.len() {
-                            let (file, line, column) = at(node.span.line, node.span.column);
+                            let (file, line, column) = at();
                             return Err(PlanError::StageIndex {
                                 file,
                                 line,
@@ -249,7 +274,7 @@ impl Plan {
                             });
                         }
                         if index == stage.index {
-                            let (file, line, column) = at(node.span.line, node.span.column);
+                            let (file, line, column) = at();
                             return Err(PlanError::SelfReference {
                                 file,
                                 line,
@@ -258,8 +283,11 @@ impl Plan {
                             });
                         }
                         deps.insert(index);
+                        dep_sites.entry(index).or_insert_with(|| {
+                            site(node.span, &node.source, &format!("from={r}"), 5)
+                        });
                     } else if stage.from.name.as_deref() == Some(r.to_ascii_lowercase().as_str()) {
-                        let (file, line, column) = at(node.span.line, node.span.column);
+                        let (file, line, column) = at();
                         return Err(PlanError::SelfReference {
                             file,
                             line,
@@ -268,6 +296,9 @@ impl Plan {
                         });
                     } else if let Some(i) = by_name(r, stage.index) {
                         deps.insert(i);
+                        dep_sites.entry(i).or_insert_with(|| {
+                            site(node.span, &node.source, &format!("from={r}"), 5)
+                        });
                     } else {
                         images.insert(r.to_string());
                     }
@@ -280,6 +311,7 @@ impl Plan {
                 base,
                 platform,
                 deps,
+                dep_sites,
                 images,
             });
         }
@@ -335,12 +367,25 @@ impl Plan {
                 .filter(|s| !level.contains_key(s))
                 .collect();
             // Name only the stages on a cycle, not those merely behind one.
-            let names: Vec<String> = stuck
+            let on: Vec<usize> = stuck
                 .iter()
-                .filter(|&&s| self.reaches(s, s, &stuck))
-                .map(|&s| self.display_name(s))
+                .copied()
+                .filter(|&s| self.reaches(s, s, &stuck))
                 .collect();
-            return Err(PlanError::Cycle(names.join(", ")));
+            let names: Vec<String> = on.iter().map(|&s| self.display_name(s)).collect();
+            let (line, column) = on
+                .iter()
+                .find_map(|&s| {
+                    let sites = &self.stages[s].dep_sites;
+                    on.iter().find_map(|d| sites.get(d).copied())
+                })
+                .unwrap_or((1, 1));
+            return Err(PlanError::Cycle {
+                file: self.file.clone(),
+                line,
+                column,
+                stages: names.join(", "),
+            });
         }
         let depth = level.values().max().map_or(0, |m| m + 1);
         let mut groups = vec![Vec::new(); depth];
@@ -424,4 +469,35 @@ impl Plan {
             consumed: BTreeSet::new(),
         }
     }
+}
+
+/// The column of the variable a substitution error is about, when the
+/// instruction is on one line and shows it; else the instruction's.
+fn subst_column(span: Span, text: &str, error: &SubstError) -> usize {
+    let SubstError::Required { name, .. } = error else {
+        return span.column;
+    };
+    if span.line != span.end_line {
+        return span.column;
+    }
+    [format!("${{{name}"), format!("${name}")]
+        .iter()
+        .find_map(|v| text.find(v.as_str()))
+        .map_or(span.column, |i| span.column + text[..i].chars().count())
+}
+
+/// (line, column) of what follows the first `skip` bytes of `needle` in
+/// an instruction at `span` whose text is `source`, or of the instruction
+/// when it spans lines or does not show it.
+fn site(span: Span, source: &str, needle: &str, skip: usize) -> (usize, usize) {
+    let at = (span.line == span.end_line)
+        .then(|| source.find(needle))
+        .flatten()
+        .map(|i| i + skip);
+    (
+        span.line,
+        at.map_or(span.column, |i| {
+            span.column + source.get(..i).map_or(0, |p| p.chars().count())
+        }),
+    )
 }

@@ -77,13 +77,13 @@ fn copy_from_index_and_errors() {
         plan("FROM a\nCOPY --from=3 /x /x\n", opts(None, &[]))
             .unwrap_err()
             .to_string(),
-        "Dockerfile:2:1: no stage with index 3"
+        "Dockerfile:2:13: no stage with index 3"
     );
     assert_eq!(
         plan("FROM a AS me\nCOPY --from=me /x /x\n", opts(None, &[]))
             .unwrap_err()
             .to_string(),
-        "Dockerfile:2:1: stage \"me\" copies from itself"
+        "Dockerfile:2:13: stage \"me\" copies from itself"
     );
     // `FROM node AS node` names an image, not itself.
     let p = plan("FROM node AS node\nRUN x\n", opts(None, &[])).unwrap();
@@ -104,13 +104,20 @@ fn hand_built_dockerfile_without_stages_is_an_error() {
 fn cycles_are_reported() {
     // The last stage is blocked by the cycle but not part of it.
     let err = plan("FROM b AS a\nFROM a AS b\nFROM a\n", opts(None, &[])).unwrap_err();
-    assert_eq!(err, PlanError::Cycle("a, b".into()));
+    assert_eq!(
+        err.to_string(),
+        "Dockerfile:1:6: circular dependency between stages: a, b",
+        "at the first stage's name for the second"
+    );
     let err = plan(
         "FROM x AS x2\nCOPY --from=y / /\nFROM alpine AS y\nCOPY --from=x2 / /\n",
         opts(None, &[]),
     )
     .unwrap_err();
-    assert_eq!(err.to_string(), "circular dependency between stages: x2, y");
+    assert_eq!(
+        err.to_string(),
+        "Dockerfile:2:13: circular dependency between stages: x2, y"
+    );
 }
 
 #[test]
@@ -130,7 +137,11 @@ fn global_args_reach_from_lines_with_overrides() {
         "Dockerfile:2:1: base image name \"${B}\" is empty after substitution"
     );
     let err = plan("FROM ${B:?need-a-base}\n", opts(None, &[])).unwrap_err();
-    assert_eq!(err.to_string(), "Dockerfile:1:1: B: need-a-base");
+    assert_eq!(
+        err.to_string(),
+        "Dockerfile:1:6: B: need-a-base",
+        "at the variable"
+    );
 }
 
 /// Steps through the last stage, returning the substituted steps.
@@ -282,6 +293,14 @@ fn cache_keys() {
         step_key(&parent, &step("x", &[("a", "bc")]), None),
         step_key(&parent, &step("x", &[("ab", "c")]), None)
     );
+    // A --link layer's key: the same on any parent, not for another
+    // working directory, content or instruction, and never a step key.
+    let l = link_key(&step("make", &[]), Some(&digest("c")), "/");
+    assert_eq!(l, link_key(&step("make", &[]), Some(&digest("c")), "/"));
+    assert_ne!(l, link_key(&step("make", &[]), Some(&digest("c")), "/src"));
+    assert_ne!(l, link_key(&step("make", &[]), Some(&digest("d")), "/"));
+    assert_ne!(l, link_key(&step("make all", &[]), Some(&digest("c")), "/"));
+    assert!(!all.contains(&&l));
     // Pinned: the encoding is part of the cache format; changing it must
     // be deliberate (bump the domain tag).
     assert_eq!(

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{io_err, Info, Kind, Result, SnapshotError};
+use super::{io_err, Detached, Info, Kind, Result, SnapshotError};
 
 pub(crate) const STAGE_PREFIX: &str = "stage-";
 
@@ -38,14 +38,16 @@ impl Meta {
         // AUTOINCREMENT: an id is never reused, so a directory left by a
         // crash can never be mistaken for a later snapshot's.
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS snapshots (
+            "BEGIN IMMEDIATE;
+            CREATE TABLE IF NOT EXISTS snapshots (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 key TEXT NOT NULL UNIQUE,
                 parent TEXT REFERENCES snapshots(key),
                 kind TEXT NOT NULL,
                 created TEXT NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);",
+            CREATE INDEX IF NOT EXISTS snapshots_parent ON snapshots(parent);
+            COMMIT;",
         )?;
         Ok(Meta {
             conn: Mutex::new(conn),
@@ -186,6 +188,12 @@ impl Meta {
     /// aside inside the transaction and deleted after it, so a crash leaves
     /// at worst a `rm-*` directory, never a row without its directory.
     pub(crate) fn remove(&self, key: &str) -> Result<()> {
+        self.detach(key)?.purge()
+    }
+
+    /// [`Meta::remove`] up to the deletion of the moved directory, which
+    /// the returned guard does.
+    pub(crate) fn detach(&self, key: &str) -> Result<Detached> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let row = get(&tx, key)?.ok_or_else(|| SnapshotError::NotFound(key.to_string()))?;
@@ -212,9 +220,7 @@ impl Meta {
             let _ = std::fs::rename(&trash, &dir);
             return Err(e.into());
         }
-        std::fs::remove_dir_all(&trash)
-            .or_else(ignore_missing)
-            .map_err(io_err(format!("removing {}", trash.display())))
+        Ok(Detached::new(trash))
     }
 
     /// Deletes directories a crash left behind in `remove`, and staged
@@ -239,14 +245,6 @@ impl Meta {
             .query_map([], row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
-    }
-}
-
-fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        Ok(())
-    } else {
-        Err(e)
     }
 }
 

@@ -161,6 +161,15 @@ pub trait Snapshotter: Send + Sync {
     /// Deletes a snapshot with no children.
     fn remove(&self, key: &str) -> Result<()>;
 
+    /// [`Snapshotter::remove`] but for the deletion of the snapshot's
+    /// files, which on some filesystems is its slowest part: the record is
+    /// gone and the files out of the way on return, and the caller purges
+    /// the returned [`Detached`] when it has the time (containerd's
+    /// asynchronous remove).
+    fn remove_detached(&self, key: &str) -> Result<Detached> {
+        self.remove(key).map(|()| Detached::default())
+    }
+
     /// Every snapshot, parents before children.
     fn list(&self) -> Result<Vec<Info>>;
 
@@ -190,6 +199,43 @@ pub trait Snapshotter: Send + Sync {
                 self.name()
             ),
         })
+    }
+}
+
+/// The files of a removed snapshot, moved aside but not yet deleted (see
+/// [`Snapshotter::remove_detached`]). Dropped without [`Detached::purge`],
+/// they are deleted then; a crash first leaves them to the sweep at the
+/// snapshotter's next open.
+#[derive(Debug, Default)]
+#[must_use = "the files are deleted when it drops"]
+pub struct Detached {
+    path: Option<PathBuf>,
+}
+
+impl Detached {
+    pub(crate) fn new(path: PathBuf) -> Detached {
+        Detached { path: Some(path) }
+    }
+
+    /// Deletes the files.
+    pub fn purge(mut self) -> Result<()> {
+        match self.path.take() {
+            Some(p) => std::fs::remove_dir_all(&p)
+                .or_else(|e| match e.kind() {
+                    io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(io_err(format!("removing {}", p.display()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
     }
 }
 

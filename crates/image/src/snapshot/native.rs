@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, Gid, Mode, Timespec, Timestamps, Uid, XattrFlags, CWD};
 
 use super::meta::{Meta, Row};
-use super::{io_err, Info, Kind, Mount, Result, SnapshotError, Snapshotter};
+use super::{io_err, Detached, Info, Kind, Mount, Result, SnapshotError, Snapshotter};
 
 pub struct NativeSnapshotter {
     meta: Meta,
@@ -95,6 +95,10 @@ impl Snapshotter for NativeSnapshotter {
 
     fn remove(&self, key: &str) -> Result<()> {
         self.meta.remove(key)
+    }
+
+    fn remove_detached(&self, key: &str) -> Result<Detached> {
+        self.meta.detach(key)
     }
 
     fn list(&self) -> Result<Vec<Info>> {

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::meta::{Meta, Row, STAGE_PREFIX};
-use super::{io_err, Info, Kind, Mount, Result, SnapshotError, Snapshotter, Staged};
+use super::{io_err, Detached, Info, Kind, Mount, Result, SnapshotError, Snapshotter, Staged};
 
 pub struct OverlaySnapshotter {
     meta: Meta,
@@ -120,6 +120,10 @@ impl Snapshotter for OverlaySnapshotter {
 
     fn remove(&self, key: &str) -> Result<()> {
         self.meta.remove(key)
+    }
+
+    fn remove_detached(&self, key: &str) -> Result<Detached> {
+        self.meta.detach(key)
     }
 
     fn stage(&self) -> Result<Option<Staged>> {

@@ -137,6 +137,47 @@ pub(super) fn remove(s: &dyn Snapshotter) {
     assert_eq!(s.remove("base").unwrap_err().kind(), ErrorKind::NotFound);
 }
 
+/// Entries named `rm-*` anywhere under `root`: removed snapshots' files.
+fn trash_under(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with("rm-") {
+                out.push(e.path());
+            } else if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// A detached removal: the record and the directory go at once, the
+/// files when purged, or at the next open after a crash.
+pub(super) fn remove_detached(
+    s: &dyn Snapshotter,
+    root: &Path,
+    reopen: &dyn Fn() -> Box<dyn Snapshotter>,
+) {
+    s.prepare("ctr", None).unwrap();
+    let dir = s.stat("ctr").unwrap().dir;
+    fs::write(dir.join("file"), b"x").unwrap();
+    let d = s.remove_detached("ctr").unwrap();
+    assert_eq!(s.stat("ctr").unwrap_err().kind(), ErrorKind::NotFound);
+    assert!(!dir.exists());
+    assert_eq!(trash_under(root).len(), 1, "the files wait aside");
+    s.prepare("ctr", None).unwrap();
+    assert!(!s.stat("ctr").unwrap().dir.join("file").exists());
+    d.purge().unwrap();
+    assert!(trash_under(root).is_empty(), "purged");
+    // A crash between the two: the next open sweeps them.
+    std::mem::forget(s.remove_detached("ctr").unwrap());
+    assert_eq!(trash_under(root).len(), 1);
+    drop(reopen());
+    assert!(trash_under(root).is_empty(), "swept at open");
+}
+
 pub(super) fn layers_stack_with_whiteouts(s: &dyn Snapshotter) {
     unpack(
         s,
@@ -253,6 +294,13 @@ macro_rules! suite {
             #[test]
             fn remove() {
                 super::remove(&*open().1);
+            }
+
+            #[test]
+            fn remove_detached() {
+                let (dir, s) = open();
+                let reopen = || -> Box<dyn Snapshotter> { Box::new($open(dir.path()).unwrap()) };
+                super::remove_detached(&*s, dir.path(), &reopen);
             }
 
             #[test]

@@ -185,8 +185,11 @@ impl Store {
         let conn =
             crate::sqlite::open_shared(&root.join("berth.db"), std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // One transaction: each CREATE ... IF NOT EXISTS is a write
+        // transaction of its own otherwise, even when nothing is made.
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS layers (
+            "BEGIN IMMEDIATE;
+            CREATE TABLE IF NOT EXISTS layers (
                 chain_id TEXT PRIMARY KEY,
                 diff_id TEXT NOT NULL,
                 parent TEXT REFERENCES layers(chain_id),
@@ -227,7 +230,8 @@ impl Store {
                 kind TEXT NOT NULL,
                 key TEXT NOT NULL,
                 PRIMARY KEY (lease_id, kind, key)
-            );",
+            );
+            COMMIT;",
         )?;
         Ok(Store {
             db: Mutex::new(conn),
