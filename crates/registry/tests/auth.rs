@@ -8,6 +8,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use berth_image::reference::Reference;
+use berth_image::store::{Image, Store};
 use berth_registry::{login, logout, CredentialStore, Credentials, ErrorKind, Event, PullOptions};
 use berth_testutil::peers::{Registry, RegistryOptions as Options};
 use common::image::{read_file, two_layers};
@@ -21,6 +22,23 @@ fn docker_config(path: &Path, host: &str, user: &str, password: &str) -> Credent
     let cfg = serde_json::json!({"auths": {host: {"auth": auth}}, "psFormat": "kept"});
     std::fs::write(path, serde_json::to_vec(&cfg).unwrap()).unwrap();
     CredentialStore::new(path)
+}
+
+/// Pushes `image` from `src` as `reference` with `c`, pulls it back into a
+/// store at `dst` and returns its /etc/hello.
+fn round_trip(
+    c: &berth_registry::Client,
+    src: &Store,
+    image: &Image,
+    reference: &Reference,
+    dst: &Path,
+) -> Vec<u8> {
+    c.push(src, image, reference, &no_progress).unwrap();
+    let dst = store(dst);
+    let pulled = c
+        .pull(&dst, reference, &PullOptions::default(), &no_progress)
+        .unwrap();
+    read_file(&dst, &pulled.image, "etc/hello")
 }
 
 fn creds(user: &str, password: &str) -> Credentials {
@@ -85,17 +103,13 @@ fn basic_auth_over_tls_with_a_registry_ca() {
     // The right one: push and pull.
     let good = docker_config(&tmp.path().join("good.json"), &host, "alice", "s3cret");
     let c = client_with(&certs, Some(good));
-    c.push(&src, &image, &reference, &no_progress).unwrap();
-    let dst = store(&tmp.path().join("dst"));
-    let pulled = c
-        .pull(&dst, &reference, &PullOptions::default(), &no_progress)
-        .unwrap();
     assert_eq!(
-        read_file(&dst, &pulled.image, "etc/hello"),
+        round_trip(&c, &src, &image, &reference, &tmp.path().join("dst")),
         b"hello from basic\n"
     );
 
     // Without the CA the certificate is not trusted.
+    let dst = store(&tmp.path().join("dst"));
     let err = client_with(Path::new("/nonexistent"), None)
         .pull(&dst, &reference, &PullOptions::default(), &no_progress)
         .unwrap_err();
@@ -189,13 +203,8 @@ fn bearer_tokens_from_a_token_server() {
     let good = docker_config(&tmp.path().join("config.json"), &host, "carol", "tokenpw");
     let c = client_with(Path::new("/nonexistent"), Some(good));
     let before = tokens.issued.load(std::sync::atomic::Ordering::SeqCst);
-    c.push(&src, &image, &reference, &no_progress).unwrap();
-    let dst = store(&tmp.path().join("dst"));
-    let pulled = c
-        .pull(&dst, &reference, &PullOptions::default(), &no_progress)
-        .unwrap();
     assert_eq!(
-        read_file(&dst, &pulled.image, "etc/hello"),
+        round_trip(&c, &src, &image, &reference, &tmp.path().join("dst")),
         b"hello from token\n"
     );
     // One token per scope (push, then pull), reused across the dozen
@@ -236,13 +245,8 @@ fn client_certificate_from_certs_d() {
     std::fs::copy(&client_cert, dir.join("client.cert")).unwrap();
     std::fs::copy(&client_key, dir.join("client.key")).unwrap();
     let c = client_with(&certs, None);
-    c.push(&src, &image, &reference, &no_progress).unwrap();
-    let dst = store(&tmp.path().join("dst"));
-    let pulled = c
-        .pull(&dst, &reference, &PullOptions::default(), &no_progress)
-        .unwrap();
     assert_eq!(
-        read_file(&dst, &pulled.image, "etc/hello"),
+        round_trip(&c, &src, &image, &reference, &tmp.path().join("dst")),
         b"hello from mtls\n"
     );
 }
