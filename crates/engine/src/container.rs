@@ -340,6 +340,9 @@ impl Engine {
                     op: "remove (stop it first or use -f)",
                 });
             }
+            // Its restart policy ends here: a monitor that restarted it
+            // would leave us waiting for an exit that never comes.
+            crate::restart::mark_stopped(&self.db()?, &c.id)?;
             if let Err(e) = self.runtime().kill(&c.id, 9, true) {
                 tracing::debug!(id = c.id, error = %e, "SIGKILL");
             }
