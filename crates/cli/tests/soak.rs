@@ -42,6 +42,8 @@ fn entries(dir: &std::path::Path) -> Vec<String> {
     std::fs::read_dir(dir).map_or(Vec::new(), |d| {
         d.flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            // Dot-files are caches (the runtime's compiled seccomp filters).
+            .filter(|n| !n.starts_with('.'))
             .collect()
     })
 }
