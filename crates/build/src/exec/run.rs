@@ -254,6 +254,8 @@ impl StageRun<'_> {
                 add_hosts: b.opts.add_hosts.clone(),
                 ..Default::default()
             },
+            // A build killed with SIGKILL cannot remove it: the next does.
+            labels: [(super::scratch::LABEL.to_string(), super::scratch::process())].into(),
             ..Default::default()
         };
         let c = StepContainer::create(b.engine, &opts, b.cancel)?;
