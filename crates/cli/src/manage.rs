@@ -287,20 +287,6 @@ pub fn container(engine: &Engine, c: ContainerCmd) -> Result<u8> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_in_binary_units() {
-        assert_eq!(binary_size(0), "0B");
-        assert_eq!(binary_size(1536 * 1024), "1.5MiB");
-        assert_eq!(binary_size(512 << 20), "512MiB");
-        assert_eq!(binary_size(7_800_000_000), "7.264GiB");
-        assert_eq!(binary_size(1000), "1000B");
-    }
-}
-
 /// `system boot`: starts what the restart policies say should run (after
 /// a reboot, or a monitor that died), one line per container: its name,
 /// or the error of its start. Exit 1 if any start failed.
@@ -316,4 +302,18 @@ pub fn boot(engine: &Engine) -> Result<u8> {
         }
     }
     Ok(u8::from(failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_in_binary_units() {
+        assert_eq!(binary_size(0), "0B");
+        assert_eq!(binary_size(1536 * 1024), "1.5MiB");
+        assert_eq!(binary_size(512 << 20), "512MiB");
+        assert_eq!(binary_size(7_800_000_000), "7.264GiB");
+        assert_eq!(binary_size(1000), "1000B");
+    }
 }

@@ -31,9 +31,7 @@ fn monitors(b: &Berth) -> Vec<i32> {
             .split(|b| *b == 0)
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if args.first().is_some_and(|a| a.ends_with("berth-monitor"))
-            && args.iter().any(|a| *a == root)
-        {
+        if args.first().is_some_and(|a| a.ends_with("berth-monitor")) && args.contains(&root) {
             v.push(pid);
         }
     }
