@@ -276,8 +276,9 @@ macro_rules! suite {
                 // What `remove` does before its commit: the snapshot's
                 // directory moved aside as rm-<n>, the row still there.
                 let snap = files.parent().unwrap().to_path_buf();
+                // By a remover that died: pid 0 is never a process's.
                 let trash = snap.with_file_name(format!(
-                    "rm-{}",
+                    "rm-{}-0",
                     snap.file_name().unwrap().to_string_lossy()
                 ));
                 fs::rename(&snap, &trash).unwrap();
