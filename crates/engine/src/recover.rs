@@ -103,7 +103,11 @@ impl Engine {
             Err(e) => return Err(e),
         }
         tracing::warn!(id = c.id, "its monitor died: recording the exit");
-        self.record_exit(&c.id, UNKNOWN_EXIT)?;
+        // A teardown that failed in part is reported, not fatal to the
+        // reader (`ps` must list the rest); the row says what was done.
+        if let Err(e) = self.record_exit(&c.id, UNKNOWN_EXIT) {
+            tracing::warn!(id = c.id, error = %e, "recording the exit of a dead monitor's container");
+        }
         match db.find(&c.id) {
             Ok(now) => Ok(Some(now)),
             Err(Error::NoSuchContainer(_)) => Ok(None),
