@@ -10,7 +10,7 @@ BIN := $(CARGO_TARGET_DIR)/release
 DEPS_BUILD := busybox-static libseccomp-dev pkg-config gcc make tar
 DEPS_TEST := $(DEPS_BUILD) runc crun podman docker.io containerd skopeo umoci debootstrap hyperfine tmux iproute2 procps nftables util-linux docker-registry time
 
-.PHONY: all build release deps-build deps-test test demo bench clean fmt lint
+.PHONY: all build release deps-build deps-test test soak demo bench clean fmt lint
 
 all: build
 
@@ -33,6 +33,15 @@ test: deps-test
 	else \
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
+
+# The load soak of issue 10: SOAK_LOOPS (100) parallel `run --rm` loops
+# for SOAK_SECONDS (600), then nothing may be left behind.
+SOAK_SECONDS ?= 600
+SOAK_LOOPS ?= 100
+soak: deps-test
+	$(CARGO) build -p berth-cli -p berth-monitor
+	BERTH_REQUIRE_ROOT=1 SOAK_SECONDS=$(SOAK_SECONDS) SOAK_LOOPS=$(SOAK_LOOPS) \
+	  $(CARGO) test -p berth-cli --test soak -- --ignored --nocapture
 
 demo: release
 	BIN=$(BIN) scripts/demo

@@ -83,6 +83,9 @@ pub enum SystemSub {
     Df(DfArgs),
     /// Verify the image store (exit 1 if it has problems).
     Check(CheckArgs),
+    /// Start the containers whose restart policy says so, as after a
+    /// machine's start (run it from the boot; `serve` does it too).
+    Boot,
 }
 
 /// Runs one image command; every one follows docker's plain exit codes,
@@ -135,6 +138,7 @@ fn dispatch(engine: &Engine, cmd: ImageCmd) -> Result<u8> {
         ImageCmd::Image(ImageSub::Prune(a)) => prune(engine, a),
         ImageCmd::System(SystemSub::Df(a)) => df(engine, a),
         ImageCmd::System(SystemSub::Check(a)) => check(engine, a),
+        ImageCmd::System(SystemSub::Boot) => crate::manage::boot(engine),
     }
 }
 

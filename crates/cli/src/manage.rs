@@ -287,6 +287,23 @@ pub fn container(engine: &Engine, c: ContainerCmd) -> Result<u8> {
     }
 }
 
+/// `system boot`: starts what the restart policies say should run (after
+/// a reboot, or a monitor that died), one line per container: its name,
+/// or the error of its start. Exit 1 if any start failed.
+pub fn boot(engine: &Engine) -> Result<u8> {
+    let mut failed = false;
+    for (c, started) in engine.boot()? {
+        match started {
+            Ok(()) => println!("{}", c.name),
+            Err(e) => {
+                failed = true;
+                eprintln!("berth: starting {}: {e}", c.name);
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

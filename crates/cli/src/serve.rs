@@ -29,6 +29,18 @@ pub fn serve(engine: &Engine, a: ServeArgs) -> Result<u8> {
         hosts,
         group: a.group,
     };
+    // dockerd starts the containers whose restart policy says so when it
+    // starts: a failed one is reported, and does not keep the API down.
+    match engine.boot() {
+        Ok(tried) => {
+            for (c, r) in tried {
+                if let Err(e) = r {
+                    eprintln!("berth: restarting {}: {e}", c.name);
+                }
+            }
+        }
+        Err(e) => eprintln!("berth: restarting containers: {e}"),
+    }
     let shown: Vec<&str> = a.hosts.iter().map(String::as_str).collect();
     berth_api::serve(engine.clone().outliving_containers(), opts, || {
         eprintln!("berth: serving the Docker API on {}", shown.join(", "));

@@ -679,24 +679,85 @@ fn a_full_disk_fails_load_import_and_commit_cleanly() {
         &["import", fs.to_str().unwrap(), "imp"],
         &["commit", "work", "committed"],
     ] {
-        let r = b.run(args);
-        // Whichever write meets the full disk first says so: a file's
-        // (ENOSPC) or the state database's (SQLite's "disk is full").
-        let err = stderr(&r);
-        let needle = if err.contains("disk is full") {
-            "disk is full"
-        } else {
-            "No space left on device"
-        };
-        fails(&r, 1, needle);
-        assert_eq!(store_state(&b), before, "{args:?}");
-        // What the failed command wrote is gone again (the database
-        // may have grown by a page or two).
-        let now = used(&b.root);
-        assert!(
-            now < disk + (256 << 10),
-            "{args:?}: {now} bytes used, {disk} before"
-        );
+        fails_for_space(&b, args, &before, disk);
     }
+    assert_eq!(b.ok(&["run", "--rm", "bb", "echo", "fine"]), "fine\n");
+}
+
+/// `args` fails on the full disk, saying so in one line, and leaves the
+/// store as `before` and the disk as used as `disk` bytes.
+fn fails_for_space(b: &Berth, args: &[&str], before: &(String, String), disk: u64) {
+    let r = b.run(args);
+    // Whichever write meets the full disk first says so: a file's
+    // (ENOSPC) or the state database's (SQLite's "disk is full").
+    let err = stderr(&r);
+    let needle = if err.contains("disk is full") {
+        "disk is full"
+    } else {
+        "No space left on device"
+    };
+    if args[0] == "build" {
+        // The steps run so far come first; the error is the last line.
+        assert_eq!(r.status.code(), Some(1), "stderr: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.contains(needle), "{err:?} lacks {needle:?}");
+    } else {
+        fails(&r, 1, needle);
+    }
+    assert_eq!(&store_state(b), before, "{args:?}");
+    // What the failed command wrote is gone again (the database may have
+    // grown by a page or two).
+    let now = used(&b.root);
+    assert!(
+        now < disk + (256 << 10),
+        "{args:?}: {now} bytes used, {disk} before"
+    );
+}
+
+/// A fresh berth whose --root is a tmpfs of `size` (the guard unmounts
+/// it), with busybox imported as `bb`.
+fn on_small_disk(size: &str) -> Berth {
+    let b = Berth::new();
+    std::fs::create_dir_all(&b.root).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&b.root)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let tar = b.dir.path().join("rootfs.tar");
+    berth_testutil::rootfs_tar(&tar).unwrap();
+    b.ok(&["import", tar.to_str().unwrap(), "bb"]);
+    b
+}
+
+#[test]
+fn a_full_disk_fails_pull_and_build_cleanly() {
+    if !berth_testutil::require_root("a_full_disk_fails_pull_and_build_cleanly") {
+        return;
+    }
+    let b = on_small_disk("24m");
+    let before = store_state(&b);
+    let disk = used(&b.root);
+
+    // A 30 MB layer of noise (gzip cannot shrink it) in a registry.
+    let reg = berth_testutil::peers::Registry::start();
+    let name = format!("{}/full/big:1", reg.host());
+    let other = Berth::with_image();
+    other.sh(
+        "big",
+        "dd if=/dev/urandom of=/big bs=1M count=30 2>/dev/null",
+    );
+    other.ok(&["commit", "big", &name]);
+    other.ok(&["push", "-q", &name]);
+    // A build whose COPY is bigger than the disk.
+    let ctx = b.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("big"), berth_testutil::noise(30 << 20, 7)).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM bb\nCOPY big /big\n").unwrap();
+
+    fails_for_space(&b, &["pull", "-q", &name], &before, disk);
+    let ctx = ctx.to_str().unwrap();
+    fails_for_space(&b, &["build", "-q", "-t", "built", ctx], &before, disk);
     assert_eq!(b.ok(&["run", "--rm", "bb", "echo", "fine"]), "fine\n");
 }

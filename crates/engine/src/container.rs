@@ -99,11 +99,17 @@ impl Engine {
     }
 
     pub fn find(&self, key: &str) -> Result<Container> {
-        self.db()?.find(key)
+        let c = self.db()?.find(key)?;
+        let id = c.id.clone();
+        self.refresh(c)?.ok_or(Error::NoSuchContainer(id))
     }
 
     pub fn list(&self) -> Result<Vec<Container>> {
-        self.db()?.list()
+        let mut v = Vec::new();
+        for c in self.db()?.list()? {
+            v.extend(self.refresh(c)?);
+        }
+        Ok(v)
     }
 
     /// `create`: the row, and the container's writable snapshot on top of
@@ -385,7 +391,7 @@ impl Engine {
         }
     }
 
-    fn runtime_running(&self, id: &str) -> bool {
+    pub(crate) fn runtime_running(&self, id: &str) -> bool {
         matches!(
             self.runtime().status(id),
             Ok(berth_runtime::Status::Running
@@ -406,17 +412,24 @@ impl Engine {
                     op: "remove (stop it first or use -f)",
                 });
             }
+            // Its restart policy ends here: a monitor that restarted it
+            // would leave us waiting for an exit that never comes.
+            crate::restart::mark_stopped(&self.db()?, &c.id)?;
             if let Err(e) = self.runtime().kill(&c.id, 9, true) {
                 tracing::debug!(id = c.id, error = %e, "SIGKILL");
             }
             self.wait_exit(&c.id, None)?;
+            self.reap_orphan(&c.id)?;
         }
         let db = self.db()?;
         // Whoever moves the row to `removing` does the teardown: the
         // monitor of a `--rm` container may be racing us.
         match db.transition(&c.id, &[State::Created, State::Exited], State::Removing) {
             Ok(true) => {}
-            Ok(false) => return Ok(c),
+            Ok(false) => {
+                self.finish_abandoned_removal(&db, &c.id)?;
+                return Ok(c);
+            }
             Err(Error::NoSuchContainer(_)) => return Ok(c),
             Err(e) => return Err(e),
         }
@@ -464,6 +477,11 @@ impl Engine {
     /// Removes everything of a stopped container: runtime state, mounts,
     /// snapshot, files, row. Keeps going past failures, reporting all.
     pub fn teardown(&self, db: &Db, id: &str) -> Result<()> {
+        let _held = crate::recover::lock_removal(&self.paths, id, true)?;
+        // Finished by another while we waited for the lock.
+        if matches!(db.find(id), Err(Error::NoSuchContainer(_))) {
+            return Ok(());
+        }
         let mut errors = Vec::new();
         // Before the bundle goes: the network's record of itself is there.
         self.release_run(id, &mut errors, None);

@@ -22,6 +22,7 @@ mod error;
 mod mounts;
 mod resolve;
 mod run;
+mod scratch;
 mod source;
 mod squash;
 mod stage;
@@ -272,9 +273,7 @@ pub fn build(
             }
         })
         .collect();
-    let scratch = engine.paths.runroot.join("build");
-    std::fs::create_dir_all(&scratch)
-        .map_err(error::io_err(format!("creating {}", scratch.display())))?;
+    let scratch = scratch::open(engine, &engine.paths.runroot.join("build"))?;
     let stages = df.stages.len();
     let b = Build {
         engine,

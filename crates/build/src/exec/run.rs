@@ -262,6 +262,8 @@ impl StageRun<'_> {
                 },
                 ..Default::default()
             },
+            // A build killed with SIGKILL cannot remove it: the next does.
+            labels: [(super::scratch::LABEL.to_string(), super::scratch::process())].into(),
             ..Default::default()
         };
         let c = StepContainer::create(b.engine, &opts, b.cancel)?;

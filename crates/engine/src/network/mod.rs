@@ -225,7 +225,9 @@ impl Engine {
     /// the repair an exhausted subnet triggers. Returns how many leases
     /// came back.
     pub(crate) fn reclaim_network_leftovers(&self) -> Result<usize> {
-        let live = self.live_ids(&self.list()?);
+        // The rows as they are: `list` would record dead containers' exits
+        // (and release their leases) in the middle of this allocation.
+        let live = self.live_ids(&self.db()?.list()?);
         let report = self
             .net()?
             .prune(&|id| live.contains(id))

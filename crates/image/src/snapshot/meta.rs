@@ -210,7 +210,10 @@ impl Meta {
         }
         tx.execute("DELETE FROM snapshots WHERE id = ?1", [row.id])?;
         let dir = self.dir(row.id);
-        let trash = self.dirs.join(format!("rm-{}", row.id));
+        // The remover's pid in the name: `sweep` leaves a live one's alone.
+        let trash = self
+            .dirs
+            .join(format!("rm-{}-{}", row.id, std::process::id()));
         match std::fs::rename(&dir, &trash) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -224,15 +227,40 @@ impl Meta {
     }
 
     /// Deletes directories a crash left behind in `remove`, and staged
-    /// layers of writers that died.
+    /// layers of writers that died. A remover killed between moving the
+    /// directory aside and committing left its row: the directory goes
+    /// back, or the store would hold a snapshot without its files. A
+    /// remover still alive (in another process, or a thread of ours) is
+    /// left to finish.
     pub(crate) fn sweep(&self) {
         crate::fsutil::sweep_dead(&self.dirs, STAGE_PREFIX);
         let Ok(entries) = std::fs::read_dir(&self.dirs) else {
             return;
         };
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("rm-") {
-                let _ = std::fs::remove_dir_all(e.path());
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("rm-") else {
+                continue;
+            };
+            let (id, pid) = match rest.split_once('-') {
+                Some((id, pid)) => (id, pid.parse::<u32>().ok()),
+                None => (rest, None),
+            };
+            if pid.is_some_and(crate::fsutil::pid_alive) {
+                continue;
+            }
+            let kept = id.parse::<i64>().ok().filter(|id| {
+                self.lock()
+                    .query_row("SELECT 1 FROM snapshots WHERE id = ?1", [id], |_| Ok(()))
+                    .is_ok()
+            });
+            match kept {
+                Some(id) if !self.dir(id).exists() => {
+                    let _ = std::fs::rename(e.path(), self.dir(id));
+                }
+                _ => {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
             }
         }
     }

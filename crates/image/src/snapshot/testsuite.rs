@@ -314,6 +314,32 @@ macro_rules! suite {
             }
 
             #[test]
+            fn a_remove_killed_before_its_commit_is_undone_at_open() {
+                let (dir, s) = open();
+                s.prepare("a", None).unwrap();
+                s.commit("base", "a").unwrap();
+                let files = s.stat("base").unwrap().dir;
+                fs::create_dir_all(&files).unwrap();
+                fs::write(files.join("kept"), "x").unwrap();
+                // What `remove` does before its commit: the snapshot's
+                // directory moved aside as rm-<n>, the row still there.
+                let snap = files.parent().unwrap().to_path_buf();
+                // By a remover that died: pid 0 is never a process's.
+                let trash = snap.with_file_name(format!(
+                    "rm-{}-0",
+                    snap.file_name().unwrap().to_string_lossy()
+                ));
+                fs::rename(&snap, &trash).unwrap();
+                drop(s);
+                let s = $open(dir.path()).unwrap();
+                assert_eq!(
+                    fs::read_to_string(s.stat("base").unwrap().dir.join("kept")).unwrap(),
+                    "x"
+                );
+                assert!(!trash.exists());
+            }
+
+            #[test]
             fn layers_stack_with_whiteouts() {
                 if !berth_testutil::require_root(concat!(
                     stringify!($modname),
