@@ -585,6 +585,16 @@ impl Engine {
         self.remove_if_auto(&db, id)
     }
 
+    /// [`Engine::record_exit`] for a caller with no answer to hurry (not
+    /// the container's monitor): what it moves aside is deleted at once.
+    pub fn record_exit_now(&self, id: &str, code: i32) -> Result<()> {
+        let mut later = Leftovers::default();
+        let recorded = self.record_exit(id, code, &mut later);
+        let purged = later.purge();
+        recorded?;
+        Error::teardown(id, purged)
+    }
+
     /// The monitor's record of an exit: runtime state and mounts go, the
     /// code and time are kept, and a `--rm` container is removed: its row
     /// now, its directories into `later`, to delete once the monitor has

@@ -105,7 +105,7 @@ impl Engine {
         tracing::warn!(id = c.id, "its monitor died: recording the exit");
         // A teardown that failed in part is reported, not fatal to the
         // reader (`ps` must list the rest); the row says what was done.
-        if let Err(e) = self.record_exit(&c.id, UNKNOWN_EXIT) {
+        if let Err(e) = self.record_exit_now(&c.id, UNKNOWN_EXIT) {
             tracing::warn!(id = c.id, error = %e, "recording the exit of a dead monitor's container");
         }
         match db.find(&c.id) {
@@ -122,7 +122,7 @@ impl Engine {
         let db = self.db()?;
         match db.find(id) {
             Ok(c) if c.state == State::Running && !monitor_alive(&self.paths, id) => {
-                self.record_exit(id, KILLED)
+                self.record_exit_now(id, KILLED)
             }
             Ok(_) | Err(Error::NoSuchContainer(_)) => Ok(()),
             Err(e) => Err(e),
