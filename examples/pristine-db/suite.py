@@ -71,7 +71,8 @@ def connect(ip, deadline):
     answers a query (postgres refuses connections while it starts)."""
     while True:
         try:
-            conn = psycopg.connect(host=ip, port=5432, user="postgres", dbname="app", connect_timeout=2)
+            conn = psycopg.connect(host=ip, port=5432, user="postgres", dbname="app", connect_timeout=2,
+                                   autocommit=True)
             conn.execute("SELECT 1")
             return conn
         except psycopg.OperationalError:
@@ -179,7 +180,6 @@ def run_pristine(engine, image, tests, jobs, hold=None):
         try:
             ip = engine.start(image, name)
             with connect(ip, time.monotonic() + READY_TIMEOUT) as conn:
-                conn.autocommit = True
                 kind = one_test(conn, n)
                 if barrier:
                     # The change on disk, not only in the WAL and memory.
@@ -207,7 +207,6 @@ def run_reset(engine, image, tests):
     try:
         ip = engine.start(image, name)
         with connect(ip, time.monotonic() + READY_TIMEOUT) as conn:
-            conn.autocommit = True
 
             def test(n):
                 try:
