@@ -109,7 +109,15 @@ def main():
         build_s = time.perf_counter() - t0
         archive = f"{work}/pg.tar"
         subprocess.run(berth + ["save", "-o", archive, IMAGE], check=True)
-        engines = [Engine("berth", berth)]
+        # Whatever a failed or interrupted run left running goes first.
+        cleanups.append(lambda: subprocess.run(berth + ["rm", "-f"] + ps_all(berth), capture_output=True))
+        cleanups.append(lambda: subprocess.run(berth + ["network", "rm", "pristine"], capture_output=True))
+        # A network of its own, on a subnet of its own: the default
+        # bridge (berth0, 10.87.0.0/24) is shared by every berth root on
+        # this host, each with its own address leases.
+        subprocess.run(berth + ["network", "create", "--subnet", "10.213.77.0/24", "pristine"], check=True,
+                       stdout=subprocess.DEVNULL)
+        engines = [Engine("berth", berth, network="pristine")]
         stores = {"berth": f"{work}/br"}
         versions = {"berth": version([berth[0], "--version"])}
 
@@ -129,7 +137,8 @@ def main():
             # containers go on a network of its own.
             subprocess.run(d.argv + ["network", "create", "pristine"], check=True, stdout=subprocess.DEVNULL)
             subprocess.run(d.argv + ["load", "-q", "-i", archive], check=True, stdout=subprocess.DEVNULL)
-            cleanups.insert(0, lambda: subprocess.run(d.argv + ["rm", "-f"] + d_ps(d.argv), capture_output=True))
+            cleanups.insert(0, lambda: subprocess.run(d.argv + ["network", "rm", "pristine"], capture_output=True))
+            cleanups.insert(0, lambda: subprocess.run(d.argv + ["rm", "-f"] + ps_all(d.argv), capture_output=True))
             engines.append(Engine("docker", d.argv, network="pristine"))
             stores["docker"] = f"{work}/dd"
             versions["docker"] = version(["docker", "--version"])
@@ -161,8 +170,8 @@ def main():
     print(text)
 
 
-def d_ps(docker):
-    return subprocess.run(docker + ["ps", "-aq"], capture_output=True, text=True).stdout.split()
+def ps_all(engine):
+    return subprocess.run(engine + ["ps", "-aq"], capture_output=True, text=True).stdout.split()
 
 
 def report(engines, versions, rounds, build_s, suite, reset, ready, sizes, disks):
@@ -178,7 +187,7 @@ def report(engines, versions, rounds, build_s, suite, reset, ready, sizes, disks
         "its own change, then its container is removed. The alternative: one container for the whole suite, reset "
         "between tests (`TRUNCATE` every table, reload the seed), the tests one after another. The same image "
         "(`berth save`, then `docker load`/`podman load`) in every engine, private roots, containers reached on each "
-        "engine's own bridge (dockerd on a user network, as this one has no default bridge; podman with `--runtime "
+        "engine's own bridge (berth and dockerd on a user network, podman on its default one; podman with `--runtime "
         f"runc`). Medians of {rounds} interleaved run{'s' if rounds > 1 else ''}; wall time of the whole suite "
         f"process. See bench/pristine.py. `berth build` of the image (cold, .debs cached): {build_s:.1f} s. "
         f"Load average when the report was written: {load:.1f} on {os.cpu_count()} cores.",

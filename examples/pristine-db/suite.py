@@ -70,12 +70,17 @@ def connect(ip, deadline):
     """A connection to the database at `ip` once it accepts one and
     answers a query (postgres refuses connections while it starts)."""
     while True:
+        conn = None
         try:
+            # tcp_user_timeout: a lost peer fails the test instead of
+            # hanging it.
             conn = psycopg.connect(host=ip, port=5432, user="postgres", dbname="app", connect_timeout=2,
-                                   autocommit=True)
+                                   tcp_user_timeout=30000, autocommit=True)
             conn.execute("SELECT 1")
             return conn
         except psycopg.OperationalError:
+            if conn is not None:
+                conn.close()
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
