@@ -455,13 +455,25 @@ impl Net {
 
     fn setup_with(&self, store: &Store, cfg: &NetworkConfig) -> Result<()> {
         let mut rt = Rtnl::open()?;
-        match rt.add_bridge(&cfg.bridge, bridge_mac(&cfg.id)) {
-            Err(e) if e.raw_os_error() == Some(EEXIST) => {}
-            other => other?,
-        }
-        let idx = rt
-            .link_index(&cfg.bridge)?
+        let existed = match rt.add_bridge(&cfg.bridge, bridge_mac(&cfg.id)) {
+            Err(e) if e.raw_os_error() == Some(EEXIST) => true,
+            other => other.map(|()| false)?,
+        };
+        let link = rt
+            .link(&cfg.bridge)?
             .ok_or_else(|| Error::NotFound(format!("bridge {}", cfg.bridge)))?;
+        if existed {
+            // A bridge made by someone else (another root, an older berth,
+            // by hand) may have no MAC of its own: it then takes its
+            // lowest port's, and each container leaving can change it,
+            // stranding the others' cached gateway MAC (their replies to
+            // the host go nowhere until ARP gives up). Fixing it where it
+            // is changes nothing for the containers already there.
+            if let Some(mac) = &link.mac {
+                rt.set_mac(&cfg.bridge, mac)?;
+            }
+        }
+        let idx = link.index;
         let mut addrs = vec![(IpAddr::V4(cfg.gateway), cfg.subnet.prefix())];
         if let (Some(s6), Some(gw6)) = (cfg.subnet6, cfg.gateway6) {
             addrs.push((IpAddr::V6(gw6), s6.prefix()));

@@ -35,6 +35,8 @@ pub struct Link {
     pub kind: Option<String>,
     /// The bridge this link is a port of.
     pub master: Option<u32>,
+    /// Its hardware address, if it has one.
+    pub mac: Option<Vec<u8>>,
 }
 
 pub struct Rtnl {
@@ -236,6 +238,20 @@ impl Rtnl {
         .map(drop)
     }
 
+    /// Sets the MAC of `name`. Setting a bridge's MAC, even to the one it
+    /// has, also fixes it: the kernel stops following its ports' lowest.
+    pub fn set_mac(&mut self, name: &str, mac: &[u8]) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.into()));
+        msg.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        self.request(
+            &format!("set the MAC of {name}"),
+            RouteNetlinkMessage::SetLink(msg),
+            NLM_F_ACK,
+        )
+        .map(drop)
+    }
+
     /// Deletes the interface `name`; deleting one end of a veth deletes
     /// both. Returns false if there was no such interface.
     pub fn del_link(&mut self, name: &str) -> Result<bool> {
@@ -328,11 +344,13 @@ fn to_link(l: LinkMessage) -> Link {
         name: String::new(),
         kind: None,
         master: None,
+        mac: None,
     };
     for a in l.attributes {
         match a {
             LinkAttribute::IfName(n) => link.name = n,
             LinkAttribute::Controller(m) => link.master = Some(m),
+            LinkAttribute::Address(a) => link.mac = Some(a),
             LinkAttribute::LinkInfo(infos) => {
                 link.kind = infos.into_iter().find_map(|i| match i {
                     LinkInfo::Kind(k) => Some(k.to_string()),

@@ -10,7 +10,7 @@ use std::process::Command;
 use berth_net::netns;
 use berth_net::rtnl::Rtnl;
 use berth_net::{AttachOptions, ErrorKind, NetworkOptions, PortSpec};
-use common::{NsGuard, TestNet};
+use common::{in_lab, NsGuard, TestNet};
 
 fn ip_in(ns: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new("nsenter")
@@ -20,6 +20,50 @@ fn ip_in(ns: &std::path::Path, args: &[&str]) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn mac_of(rt: &mut Rtnl, name: &str) -> Vec<u8> {
+    rt.link(name).unwrap().unwrap().mac.unwrap()
+}
+
+#[test]
+fn a_bridge_made_elsewhere_keeps_its_mac_when_ports_come_and_go() {
+    if !berth_testutil::require_root("a_bridge_made_elsewhere_keeps_its_mac_when_ports_come_and_go")
+    {
+        return;
+    }
+    in_lab("pinmac", || {
+        let t = TestNet::new("pm", 16);
+        let bridge = t.net.config().default_bridge.clone();
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        // Made by hand, as another root or an older berth would leave it:
+        // no MAC of its own.
+        ip(&["link", "add", &bridge, "type", "bridge"]);
+        let mut rt = Rtnl::open().unwrap();
+        let before = mac_of(&mut rt, &bridge);
+        t.net.ensure_default().unwrap();
+        assert_eq!(
+            mac_of(&mut rt, &bridge),
+            before,
+            "unchanged when taken over"
+        );
+        // A port with a lower MAC than any: a bridge left to choose would
+        // take it.
+        ip(&[
+            "link", "add", "pmlow", "type", "veth", "peer", "name", "pmlow-p",
+        ]);
+        ip(&["link", "set", "pmlow", "address", "00:00:00:00:00:01"]);
+        ip(&["link", "set", "pmlow", "master", &bridge]);
+        assert_eq!(
+            mac_of(&mut rt, &bridge),
+            before,
+            "fixed while ports come and go"
+        );
+        rt.del_link("pmlow").unwrap();
+    })
 }
 
 #[test]
