@@ -171,11 +171,24 @@ pub(super) fn remove_detached(
     assert!(!s.stat("ctr").unwrap().dir.join("file").exists());
     d.purge().unwrap();
     assert!(trash_under(root).is_empty(), "purged");
-    // A crash between the two: the next open sweeps them.
+    // A remover still alive keeps its files aside at the next open...
     std::mem::forget(s.remove_detached("ctr").unwrap());
-    assert_eq!(trash_under(root).len(), 1);
+    let trash = trash_under(root);
+    assert_eq!(trash.len(), 1);
     drop(reopen());
-    assert!(trash_under(root).is_empty(), "swept at open");
+    assert_eq!(trash_under(root), trash, "a live remover's files stay");
+    // ...one that died (its pid in the name is gone) has them swept.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let name = trash[0].file_name().unwrap().to_string_lossy().into_owned();
+    let (stem, _pid) = name.rsplit_once('-').unwrap();
+    fs::rename(&trash[0], trash[0].with_file_name(format!("{stem}-{dead}"))).unwrap();
+    drop(reopen());
+    assert!(
+        trash_under(root).is_empty(),
+        "a dead remover's files are swept"
+    );
 }
 
 pub(super) fn layers_stack_with_whiteouts(s: &dyn Snapshotter) {
