@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = expand_words(&input, '\\', &mut lookup);
     let _ = expand_heredoc(&input, &mut lookup);
     if let Ok(df) = dockerfile::parse(&input) {
-        let nodes = df.global_args.iter().chain(df.stages.iter().flat_map(|s| s.instructions.iter()));
+        let nodes = df
+            .global_args
+            .iter()
+            .chain(df.stages.iter().flat_map(|s| s.instructions.iter()));
         for node in nodes {
             let _ = node.instruction.expand(df.directives.escape, &mut lookup);
         }

@@ -181,10 +181,14 @@ pub async fn remove(ctx: Ctx, name: String) -> Result<Response, ApiError> {
 /// Refuses credentials in X-Registry-Auth: pulls use the server's own
 /// docker config (a client's credentials would be used silently wrong).
 fn check_auth(ctx: &Ctx) -> Result<(), ApiError> {
-    let Some(h) = ctx.headers.get("X-Registry-Auth") else {
-        return Ok(());
-    };
-    let raw = h.as_bytes();
+    match ctx.headers.get("X-Registry-Auth") {
+        Some(h) => check_auth_header(h.as_bytes()),
+        None => Ok(()),
+    }
+}
+
+/// [`check_auth`] on the header's value.
+pub(crate) fn check_auth_header(raw: &[u8]) -> Result<(), ApiError> {
     if raw.is_empty() {
         return Ok(());
     }

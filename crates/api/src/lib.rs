@@ -18,6 +18,8 @@ mod containers;
 mod create;
 mod error;
 mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod images;
 mod listen;
 mod logs;
