@@ -25,6 +25,11 @@ def put(target, name, data):
         data = data.encode()
     with open(os.path.join(d, "seed-" + name), "wb") as f:
         f.write(data)
+    # libFuzzer (and `cargo fuzz cmin`) name a unit by its sha1: the same
+    # seed under that name is a copy.
+    copy = os.path.join(d, hashlib.sha1(data).hexdigest())
+    if os.path.exists(copy):
+        os.remove(copy)
 
 
 def tar(entries, fmt=tarfile.GNU_FORMAT):
