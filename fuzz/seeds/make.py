@@ -75,6 +75,8 @@ def references():
         "host:port/", ":tag", "@sha256:", "a/b:" + "t" * 129, "registry.example.com:99999/a",
     ]):
         put("reference_parse", f"{i:02}", r)
+    # The crash fuzzing found: its familiar form named another registry.
+    put("reference_parse", "familiar-domainlike", "docker.io/l.io/libibrarytest")
 
 
 def layers():
