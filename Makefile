@@ -10,7 +10,7 @@ BIN := $(CARGO_TARGET_DIR)/release
 DEPS_BUILD := busybox-static libseccomp-dev pkg-config gcc make tar
 DEPS_TEST := $(DEPS_BUILD) runc crun podman docker.io containerd skopeo umoci debootstrap hyperfine tmux iproute2 procps nftables util-linux docker-registry time python3-venv
 
-.PHONY: all build release deps-build deps-test test soak demo bench clean fmt lint
+.PHONY: all build release deps-build deps-test test soak demo bench fuzz clean fmt lint
 
 all: build
 
@@ -48,6 +48,12 @@ demo: release
 
 bench: release deps-test
 	BIN=$(BIN) bench/run $(if $(QUICK),--quick,)
+
+# Every fuzz target of fuzz/ for FUZZ_SECONDS each (FUZZ_TARGETS to pick
+# some); the corpora grow in fuzz/corpus/. See docs/fuzzing.md.
+FUZZ_SECONDS ?= 600
+fuzz: deps-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz $(FUZZ_TARGETS)
 
 fmt:
 	$(CARGO) fmt --all

@@ -42,11 +42,11 @@ struct Run {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     attach_stdin: bool,
     attach_stdout: bool,
     attach_stderr: bool,
-    console_size: Option<Vec<u16>>,
+    pub(crate) console_size: Option<Vec<u16>>,
     detach_keys: String,
     tty: bool,
     env: Option<Vec<String>>,
@@ -58,13 +58,13 @@ struct CreateBody {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-struct StartBody {
+pub(crate) struct StartBody {
     detach: bool,
     tty: bool,
-    console_size: Option<Vec<u16>>,
+    pub(crate) console_size: Option<Vec<u16>>,
 }
 
-fn console(v: &Option<Vec<u16>>) -> Result<Option<(u16, u16)>, ApiError> {
+pub(crate) fn console(v: &Option<Vec<u16>>) -> Result<Option<(u16, u16)>, ApiError> {
     match v.as_deref() {
         None | Some([0, 0]) => Ok(None),
         Some([h, w]) => Ok(Some((*h, *w))),

@@ -184,10 +184,14 @@ pub async fn remove(ctx: Ctx, name: String) -> Result<Response, ApiError> {
 /// `user:password`. An empty header or `{}` means none: the server's own
 /// docker config is used then. Tokens are refused by name.
 pub fn registry_auth(ctx: &Ctx) -> Result<Option<Credentials>, ApiError> {
-    let Some(h) = ctx.headers.get("X-Registry-Auth") else {
-        return Ok(None);
-    };
-    let raw = h.as_bytes();
+    match ctx.headers.get("X-Registry-Auth") {
+        Some(h) => registry_auth_header(h.as_bytes()),
+        None => Ok(None),
+    }
+}
+
+/// [`registry_auth`] on the header's value.
+pub(crate) fn registry_auth_header(raw: &[u8]) -> Result<Option<Credentials>, ApiError> {
     if raw.is_empty() {
         return Ok(None);
     }

@@ -21,6 +21,8 @@ mod create;
 mod error;
 mod events;
 mod exec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod images;
 mod images_io;
 mod listen;

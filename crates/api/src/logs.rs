@@ -70,13 +70,18 @@ impl Opts {
 }
 
 /// docker's `since`/`until`: Unix seconds, maybe with a fraction.
-fn parse_time(k: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn parse_time(k: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
     let Some(v) = v.filter(|v| !v.is_empty() && *v != "0") else {
         return Ok(None);
     };
     let bad = || ApiError::bad_request(format!("invalid {k} {v:?}: want Unix seconds"));
     let (secs, frac) = v.split_once('.').unwrap_or((v, "0"));
     let secs: i64 = secs.parse().map_err(|_| bad())?;
+    // Checked before padding and cutting: a cut inside a multi-byte
+    // character would panic.
+    if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let nanos: u32 = format!("{frac:0<9}")[..9].parse().map_err(|_| bad())?;
     DateTime::from_timestamp(secs, nanos)
         .map(Some)
@@ -85,7 +90,7 @@ fn parse_time(k: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiErro
 
 /// The complete records of `buf` (a trailing partial line stays) and how
 /// many bytes they took.
-fn records(buf: &[u8]) -> Result<(Vec<Record>, usize), ApiError> {
+pub(crate) fn records(buf: &[u8]) -> Result<(Vec<Record>, usize), ApiError> {
     let mut out = Vec::new();
     let mut used = 0;
     while let Some(nl) = buf[used..].iter().position(|&b| b == b'\n') {
@@ -227,6 +232,35 @@ pub async fn logs(ctx: Ctx, id: String) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_and_until_take_unix_seconds_and_refuse_the_rest() {
+        let t = parse_time("since", Some("1700000000.25")).unwrap().unwrap();
+        assert_eq!(
+            (t.timestamp(), t.timestamp_subsec_nanos()),
+            (1700000000, 250_000_000)
+        );
+        let t = parse_time("since", Some("1700000000.1234567891"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(t.timestamp_subsec_nanos(), 123_456_789);
+        assert_eq!(parse_time("since", Some("0")).unwrap(), None);
+        // A fraction of multi-byte characters once panicked cutting it.
+        for bad in [
+            "1.\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
+            "1.",
+            "1.-5",
+            "x",
+            "1.5.5",
+        ] {
+            let e = parse_time("until", Some(bad)).unwrap_err();
+            assert!(
+                e.message.contains("invalid until"),
+                "{bad:?}: {}",
+                e.message
+            );
+        }
+    }
 
     #[test]
     fn records_render_framed_filtered_and_stamped() {

@@ -67,7 +67,7 @@ pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     name: String,
     check_duplicate: Option<bool>,
     driver: String,
@@ -104,7 +104,17 @@ struct IpamConfig {
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
-    let b: CreateBody = ctx.json().await?;
+    let opts = create_options(&ctx.json().await?)?;
+    let n = ctx.api.blocking(move |e| e.network_create(&opts)).await?;
+    Ok(body::json(
+        StatusCode::CREATED,
+        &json!({"Id": n.id, "Warning": ""}),
+    ))
+}
+
+/// A create body as the engine's options; what berth cannot do is refused
+/// by name.
+pub(crate) fn create_options(b: &CreateBody) -> Result<NetworkOptions, ApiError> {
     let bad = |m: String| Err(ApiError::bad_request(m));
     if b.name.is_empty() {
         return bad("a network needs a Name".into());
@@ -167,11 +177,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
             }
         }
     }
-    let n = ctx.api.blocking(move |e| e.network_create(&opts)).await?;
-    Ok(body::json(
-        StatusCode::CREATED,
-        &json!({"Id": n.id, "Warning": ""}),
-    ))
+    Ok(opts)
 }
 
 #[derive(Deserialize, Default)]

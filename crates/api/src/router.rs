@@ -74,7 +74,7 @@ fn minor_of(v: &str) -> u32 {
 }
 
 /// Splits `/v1.41/containers/json` into the version and the segments.
-fn split_path(path: &str) -> (Option<&str>, Vec<String>) {
+pub(crate) fn split_path(path: &str) -> (Option<&str>, Vec<String>) {
     let mut segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let mut version = None;
     if let Some(v) = segs.first().and_then(|s| s.strip_prefix('v')) {
@@ -128,7 +128,7 @@ pub async fn handle(api: Arc<Api>, mut req: Request<Incoming>) -> Response {
     resp
 }
 
-fn check_version(v: &str) -> Result<u32, ApiError> {
+pub(crate) fn check_version(v: &str) -> Result<u32, ApiError> {
     let (want, max, min) = (
         minor_of(v),
         minor_of(API_VERSION),

@@ -55,7 +55,7 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     name: String,
     driver: String,
     driver_opts: BTreeMap<String, String>,

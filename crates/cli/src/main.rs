@@ -115,8 +115,12 @@ enum Cmd {
 /// Which of docker's exit-code conventions a command follows.
 #[derive(Clone, Copy, PartialEq)]
 enum Codes {
-    /// run, create, start, exec: 125 for the engine, 126/127 for the command.
+    /// run, create, start: 125 for the engine, 126/127 for the command.
     Container,
+    /// exec, attach: 126/127 for the command, 1 for what the engine (docker's
+    /// daemon) cannot find or do, such as an unknown or stopped container,
+    /// and 125 for a request refused as invalid.
+    Exec,
     /// Everything else: 1.
     Plain,
 }
@@ -142,8 +146,29 @@ fn exit_code(e: &anyhow::Error, codes: Codes) -> u8 {
         (Codes::Container, Some(ErrorKind::CommandNotFound)) => 127,
         (Codes::Container, Some(ErrorKind::CannotInvoke)) => 126,
         (Codes::Container, _) => 125,
+        (Codes::Exec, Some(ErrorKind::CommandNotFound)) => 127,
+        (Codes::Exec, Some(ErrorKind::CannotInvoke)) => 126,
+        (Codes::Exec, Some(ErrorKind::InvalidArgument) | None) => 125,
+        (Codes::Exec, Some(_)) => 1,
         (Codes::Plain, _) => 1,
     }
+}
+
+/// clap's error as one line: its first paragraph (the error and what it
+/// names, e.g. the missing arguments), without the tips and usage after.
+fn usage_error(rendered: &str) -> String {
+    let first = rendered
+        .trim_start()
+        .split("\n\n")
+        .next()
+        .unwrap_or_default();
+    let words: Vec<&str> = first
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let line = words.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 fn main() -> ExitCode {
@@ -151,13 +176,16 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    let _ = e.print();
                     ExitCode::SUCCESS
                 }
                 // Docker exits 125 on a flag it does not know.
-                _ => ExitCode::from(125),
+                _ => {
+                    eprintln!("berth: {}", usage_error(&e.render().to_string()));
+                    ExitCode::from(125)
+                }
             };
         }
     };
@@ -172,8 +200,8 @@ fn main() -> ExitCode {
         Cmd::Ps(a) => (Codes::Plain, containers::ps(&engine, a)),
         Cmd::Logs(a) => (Codes::Plain, containers::logs(&engine, a)),
         Cmd::Wait(a) => (Codes::Plain, containers::wait(&engine, a)),
-        Cmd::Exec(a) => (Codes::Container, containers::exec(&engine, a)),
-        Cmd::Attach(a) => (Codes::Container, containers::attach(&engine, a)),
+        Cmd::Exec(a) => (Codes::Exec, containers::exec(&engine, a)),
+        Cmd::Attach(a) => (Codes::Exec, containers::attach(&engine, a)),
         Cmd::Restart(a) => (Codes::Plain, manage::restart(&engine, a)),
         Cmd::Pause(a) => (Codes::Plain, manage::pause(&engine, a)),
         Cmd::Unpause(a) => (Codes::Plain, manage::unpause(&engine, a)),
@@ -199,5 +227,35 @@ fn main() -> ExitCode {
             }
             ExitCode::from(exit_code(&e, codes))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_error(args: &[&str]) -> String {
+        match Cli::try_parse_from(args) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(e) => usage_error(&e.render().to_string()),
+        }
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_naming_the_flag() {
+        let e = parse_error(&["berth", "run", "--pids-limit", "lots", "bb"]);
+        assert!(
+            !e.contains('\n') && e.contains("--pids-limit") && e.contains("lots"),
+            "{e}"
+        );
+        let e = parse_error(&["berth", "nosuchcmd"]);
+        assert!(!e.contains('\n') && e.contains("nosuchcmd"), "{e}");
+        // The missing argument is on clap's second line: it is kept.
+        let e = parse_error(&["berth", "tag", "bb"]);
+        assert!(
+            !e.contains('\n') && e.contains("required") && e.contains('<'),
+            "{e}"
+        );
+        assert!(!e.starts_with("error:"), "{e}");
     }
 }

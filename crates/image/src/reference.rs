@@ -183,10 +183,17 @@ impl Reference {
         if self.domain != DEFAULT_DOMAIN {
             return self.name();
         }
-        match self.path.strip_prefix(OFFICIAL_PREFIX) {
-            Some(short) if !short.contains('/') => short.to_string(),
-            _ => self.path.clone(),
+        let short = match self.path.strip_prefix(OFFICIAL_PREFIX) {
+            Some(short) if !short.contains('/') => short,
+            _ => &self.path,
+        };
+        // A Docker Hub path whose first component reads as a domain
+        // (`docker.io/l.io/app`) would, shortened, name an image of
+        // another registry; docker shortens it anyway, berth keeps it whole.
+        if split_domain(short).0.is_some() {
+            return self.name();
         }
+        short.to_string()
     }
 
     /// The whole reference as docker shows it: `busybox:latest`.
@@ -352,6 +359,23 @@ mod tests {
     use super::*;
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn familiar_forms_name_the_same_image() {
+        // Found by fuzz/reference_parse: the familiar form of a Hub path
+        // starting with something domain-like named another registry.
+        for (input, familiar) in [
+            ("docker.io/l.io/app", "docker.io/l.io/app:latest"),
+            ("docker.io/localhost/app:1", "docker.io/localhost/app:1"),
+            ("docker.io/library/l.io", "l.io:latest"),
+            ("user/app", "user/app:latest"),
+            ("busybox", "busybox:latest"),
+        ] {
+            let r = Reference::parse(input).unwrap();
+            assert_eq!(r.familiar(), familiar, "{input}");
+            assert_eq!(Reference::parse(&r.familiar()).unwrap(), r, "{input}");
+        }
+    }
 
     #[test]
     fn normalises_like_docker() {

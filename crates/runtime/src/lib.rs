@@ -15,6 +15,8 @@ mod console_proxy;
 mod container;
 pub mod error;
 pub mod features;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hooks;
 mod init;
 pub mod namespaces;
