@@ -1,6 +1,7 @@
 //! Bad input, refused: malformed image references, unknown images and
 //! containers, name conflicts, bad port and mount flags, a malformed
-//! config.json for `berth-runtime`, Dockerfiles with syntax errors. Each
+//! config.json for `berth-runtime`, Dockerfiles with syntax errors, a
+//! registry answering garbage or lying about a digest. Each
 //! gets one line on stderr naming what is wrong, docker's exit code, and
 //! leaves `ps -a`, `images`, `network ls`, `volume ls` and `system check`
 //! as they were. (Bad resource values are in resources.rs, corrupt
@@ -389,4 +390,88 @@ fn dockerfile_syntax_errors_name_the_line() {
             needle,
         );
     }
+}
+
+/// A registry on loopback that answers each request with what `answer`
+/// makes of its path (the whole response, status line included), one
+/// request per connection. Its address.
+fn fake_registry(answer: fn(&str) -> Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = BufReader::new(s);
+            let mut first = String::new();
+            if r.read_line(&mut first).is_err() {
+                continue;
+            }
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let path = first.split(' ').nth(1).unwrap_or("").to_string();
+            let _ = r.get_mut().write_all(&answer(&path));
+        }
+    });
+    addr
+}
+
+fn http(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut v = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    v.extend_from_slice(body);
+    v
+}
+
+#[test]
+fn a_registry_answering_garbage_or_lying_about_a_digest_is_named() {
+    if !berth_testutil::require_root(
+        "a_registry_answering_garbage_or_lying_about_a_digest_is_named",
+    ) {
+        return;
+    }
+    let b = Berth::with_image();
+    // Not HTTP at all.
+    let junk = fake_registry(|_| b"\x00\x01 this is no registry \xff\r\n\r\n".to_vec());
+    refused(&b, &["pull", &format!("{junk}/app:1")], 1, &junk);
+    // HTTP, but the manifest is not JSON.
+    let garbled = fake_registry(|path| match path {
+        "/v2/" => http("200 OK", "", b"{}"),
+        _ => http(
+            "200 OK",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n",
+            b"<html>surprise</html>",
+        ),
+    });
+    refused(
+        &b,
+        &["pull", &format!("{garbled}/app:1")],
+        1,
+        "invalid manifest",
+    );
+    // A manifest asked for by digest whose bytes have another digest.
+    let liar = fake_registry(|path| {
+        match path {
+        "/v2/" => http("200 OK", "", b"{}"),
+        _ => http(
+            "200 OK",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n",
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[]}"#,
+        ),
+    }
+    });
+    let asked = format!("sha256:{}", "ab".repeat(32));
+    let o = b.run(&["pull", &format!("{liar}/app@{asked}")]);
+    let err = stderr(&o);
+    assert!(err.contains(&asked) && err.contains("hashes to"), "{err}");
+    refused(
+        &b,
+        &["pull", &format!("{liar}/app@{asked}")],
+        1,
+        "hashes to",
+    );
 }
