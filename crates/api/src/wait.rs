@@ -96,6 +96,10 @@ async fn until(
     let mut changes = api.subscribe();
     let mut last = first.exit_code;
     let mut exited = false;
+    // After a failed look at a running container's monitor: its exit was
+    // just recorded (the row read was older) or it is not listening yet;
+    // look again soon, then less often.
+    let mut retry = Duration::from_millis(2);
     loop {
         let key = id.clone();
         let now = api.blocking(move |e| e.find(&key)).await;
@@ -119,7 +123,8 @@ async fn until(
                     return Ok(code);
                 }
             } else {
-                tokio::time::sleep(POLL).await;
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(POLL);
             }
             continue;
         }

@@ -14,8 +14,11 @@ use rusqlite::params;
 use crate::db::{Container, Db};
 use crate::error::Result;
 
-/// Rows kept; older ones are trimmed as new ones come.
+/// Rows kept; older ones are trimmed as new ones come (at most
+/// [`TRIM_EVERY`] more between two trims).
 pub const KEEP: i64 = 10_000;
+
+const TRIM_EVERY: i64 = 64;
 
 pub(crate) const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -75,8 +78,12 @@ fn append_keeping(
     )
     .map_err(db.err())?;
     let seq = conn.last_insert_rowid();
-    conn.execute("DELETE FROM events WHERE seq <= ?1", params![seq - keep])
-        .map_err(db.err())?;
+    // Trimmed now and then, not at every event: each statement here is a
+    // commit of its own on the path of every `run`.
+    if seq % TRIM_EVERY == 0 {
+        conn.execute("DELETE FROM events WHERE seq <= ?1", params![seq - keep])
+            .map_err(db.err())?;
+    }
     Ok(())
 }
 
@@ -150,9 +157,12 @@ mod tests {
         assert_eq!(all[0].attributes["name"], "web");
         assert!(all[0].time_nano <= all[1].time_nano);
         assert_eq!(after(&db, all[0].seq, 100).unwrap().len(), 1);
-        for _ in 0..3 {
+        // Trimmed at every TRIM_EVERY-th event, to the newest `keep`.
+        while (last(&db).unwrap() + 1) % TRIM_EVERY != 0 {
             append_keeping(&db, 3, "container", "die", "abc", &attrs).unwrap();
         }
+        assert!(after(&db, 0, 100).unwrap().len() > 3);
+        append_keeping(&db, 3, "container", "die", "abc", &attrs).unwrap();
         let kept = after(&db, 0, 100).unwrap();
         assert_eq!(kept.len(), 3);
         assert!(kept.iter().all(|e| e.action == "die"));
