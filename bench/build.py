@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Dockerd, busybox_rootfs, podman, timed, version  # noqa: E402
+from common import emit, Dockerd, busybox_rootfs, podman, timed, version  # noqa: E402
 
 DOCKERFILE = """FROM bench/busybox
 COPY . /app
@@ -109,10 +109,7 @@ def main():
     lines.append("Targets (builds issue): cold no slower than the fastest peer; the no-op rebuild at least 5x faster "
                  "than the fastest peer's.")
     lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        open(args.out, "w").write(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

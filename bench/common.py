@@ -81,28 +81,21 @@ def podman(work):
     return argv, env
 
 
-class Dockerd:
-    """A dockerd of our own (socket, data and exec roots under `work`),
-    stopped by `stop`."""
+class Daemon:
+    """A daemon of ours (`argv`), logging to `log`, ready once its client
+    `client` + `probe` succeeds; stopped by `stop`. The bench exits if it
+    does not come up in `timeout` seconds."""
 
-    def __init__(self, work):
-        self.sock = f"{work}/d.sock"
-        self.log = open(f"{work}/dockerd.log", "w")
-        self.proc = subprocess.Popen(
-            ["dockerd", "--data-root", f"{work}/dd", "--exec-root", f"{work}/de", "--pidfile", f"{work}/d.pid",
-             "-H", f"unix://{self.sock}", "--bridge=none", "--iptables=false", "--ip6tables=false"],
-            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        self.argv = ["docker", "-H", f"unix://{self.sock}"]
-        deadline = time.time() + 60
-        while subprocess.run(self.argv + ["info"], capture_output=True).returncode != 0:
+    def __init__(self, name, argv, client, probe, log, timeout=60, interval=0.3):
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        self.argv = client
+        deadline = time.time() + timeout
+        while subprocess.run(client + probe, capture_output=True).returncode != 0:
             if time.time() > deadline or self.proc.poll() is not None:
                 self.stop()
-                sys.exit(f"dockerd did not start (see {work}/dockerd.log)")
-            time.sleep(0.3)
-
-    @staticmethod
-    def available():
-        return shutil.which("dockerd") is not None
+                sys.exit(f"{name} did not start (see {log})")
+            time.sleep(interval)
 
     def stop(self):
         self.proc.terminate()
@@ -111,6 +104,26 @@ class Dockerd:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+
+
+class Dockerd(Daemon):
+    """A dockerd of our own (socket, data and exec roots under `work`).
+    Without `network` it makes no bridge and no iptables rules; with it,
+    its default bridge and rules (for a bench inside a network namespace
+    of its own)."""
+
+    def __init__(self, work, network=False):
+        self.sock = f"{work}/d.sock"
+        flags = [] if network else ["--bridge=none", "--iptables=false", "--ip6tables=false"]
+        super().__init__(
+            "dockerd",
+            ["dockerd", "--data-root", f"{work}/dd", "--exec-root", f"{work}/de", "--pidfile", f"{work}/d.pid",
+             "-H", f"unix://{self.sock}"] + flags,
+            ["docker", "-H", f"unix://{self.sock}"], ["info"], f"{work}/dockerd.log")
+
+    @staticmethod
+    def available():
+        return shutil.which("dockerd") is not None
 
 
 def unmount_under(work):

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import berth_env, Dockerd, busybox_rootfs, podman, timed, unmount_under, version  # noqa: E402
+from common import emit, berth_env, Daemon, Dockerd, busybox_rootfs, podman, timed, unmount_under, version  # noqa: E402
 from runtime import make_bundle  # noqa: E402
 import plot  # noqa: E402
 
@@ -40,31 +40,6 @@ def reexec_isolated():
     argv = ["unshare", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script, "sh",
             sys.executable, os.path.abspath(__file__)] + sys.argv[1:]
     os.execvpe("unshare", argv, dict(os.environ, BENCH_ISOLATED="1"))
-
-
-class Serve:
-    """`berth serve` on a socket of our own, sharing berth's roots."""
-
-    def __init__(self, berth, work):
-        self.sock = f"{work}/bs.sock"
-        self.log = open(f"{work}/serve.log", "w")
-        self.proc = subprocess.Popen(berth + ["serve", "--host", f"unix://{self.sock}"],
-                                     stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
-        self.argv = ["docker", "-H", f"unix://{self.sock}"]
-        deadline = time.time() + 30
-        while subprocess.run(self.argv + ["version"], capture_output=True).returncode != 0:
-            if time.time() > deadline or self.proc.poll() is not None:
-                self.stop()
-                sys.exit(f"berth serve did not start (see {work}/serve.log)")
-            time.sleep(0.1)
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 def main():
@@ -108,7 +83,10 @@ def main():
         cmds["berth run --network none"] = (berth + ["run", "--rm", "--network", "none", "bench/busybox", "true"], benv)
         cmds["berth run (bridge)"] = (berth + ["run", "--rm", "bench/busybox", "true"], benv)
         if shutil.which("docker"):
-            s = Serve(berth, work)
+            sock = f"{work}/bs.sock"
+            s = Daemon("berth serve", berth + ["serve", "--host", f"unix://{sock}"],
+                       ["docker", "-H", f"unix://{sock}"], ["version"], f"{work}/serve.log",
+                       timeout=30, interval=0.1)
             cleanups.append(s.stop)
             cmds["docker run via berth serve"] = (s.argv + ["run", "--rm", "--network", "none", "bench/busybox", "true"],
                                                   None)
@@ -172,11 +150,7 @@ def main():
                        f"load {load:.1f}; bench/latency.py")
         lines.append(f"![start latency]({os.path.basename(args.svg)})")
         lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

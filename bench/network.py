@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import berth_env, busybox_rootfs, timed, version  # noqa: E402
+from common import emit, berth_env, busybox_rootfs, Dockerd, timed, version  # noqa: E402
 
 
 BLOCK = 5
@@ -145,27 +145,11 @@ def main():
             conc["podman"] = (lambda i: podman + ["run", "-d", "--network", "conc", img, "sleep", "600"], penv, podman)
             cleanups.append(lambda: run(podman + ["rm", "-af", "-t", "0"], penv, check=False))
 
-        if not args.no_peers and shutil.which("dockerd"):
-            sock = f"{work}/d.sock"
-            log = open(f"{work}/dockerd.log", "w")
+        if not args.no_peers and Dockerd.available():
             # Its default bridge and iptables rules, inside our namespace.
-            d = subprocess.Popen(["dockerd", "--data-root", f"{work}/dd", "--exec-root", f"{work}/de",
-                                  "--pidfile", f"{work}/d.pid", "-H", f"unix://{sock}"],
-                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-            docker = ["docker", "-H", f"unix://{sock}"]
-            deadline = time.time() + 60
-            while subprocess.run(docker + ["info"], capture_output=True).returncode != 0:
-                if time.time() > deadline or d.poll() is not None:
-                    sys.exit("dockerd did not start; see " + f"{work}/dockerd.log")
-                time.sleep(0.3)
-
-            def stop_docker():
-                d.terminate()
-                try:
-                    d.wait(20)
-                except subprocess.TimeoutExpired:
-                    d.kill()
-            cleanups.append(stop_docker)
+            d = Dockerd(work, network=True)
+            cleanups.append(d.stop)
+            docker = d.argv
             run(docker + ["import", tar, "bench/busybox"])
             versions["docker"] = version(["docker", "--version"])
             dbase = docker + ["run", "--rm"]
@@ -239,10 +223,7 @@ def main():
         lines.append("")
     lines.append("Target (networking issue): network setup adds under 5 ms per container.")
     lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        open(args.out, "w").write(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from common import Dockerd, Scratch, debian_archive, podman, timed, unmount_under, version
+from common import emit, Dockerd, Scratch, debian_archive, podman, timed, unmount_under, version
 
 
 def run(argv, env=None):
@@ -302,10 +302,7 @@ def main():
     lines.append(f"- load average (1 min) at the start and the end: {load[0]:.1f} and {os.getloadavg()[0]:.1f} on "
                  f"{os.cpu_count()} cores: the machine is shared with other engineers' builds.")
     lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        open(args.out, "w").write(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import emit  # noqa: E402
+
 
 def sh(*args, **kw):
     return subprocess.run(args, check=True, **kw)
@@ -121,10 +124,7 @@ def outer(args):
     lines.append("")
     lines.append("Targets (runtime issue): at most half of runc's time, and no slower than crun's.")
     lines.append("")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        open(args.out, "w").write(text + "\n")
+    emit(lines, args.out)
 
 
 def main():
