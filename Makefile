@@ -41,7 +41,7 @@ SOAK_LOOPS ?= 100
 soak: deps-test
 	$(CARGO) build -p berth-cli -p berth-monitor
 	BERTH_REQUIRE_ROOT=1 SOAK_SECONDS=$(SOAK_SECONDS) SOAK_LOOPS=$(SOAK_LOOPS) \
-	  $(CARGO) test -p berth-cli --test soak -- --ignored --nocapture
+	  $(CARGO) test -p berth-cli --test soak -- --nocapture
 
 demo: release
 	BIN=$(BIN) scripts/demo
