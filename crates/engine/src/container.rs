@@ -24,6 +24,13 @@ use crate::security;
 use crate::spec;
 use crate::user;
 
+/// How one attempt of [`Engine::remove`] ended.
+enum Removal {
+    Done(Box<Container>),
+    /// The row changed state under us: try again with what it says now.
+    Moved(String),
+}
+
 /// The engine: everything under one `--root` and `--runroot`.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -403,7 +410,18 @@ impl Engine {
     /// `rm`: removes a stopped container; with `force`, kills it first.
     /// With `volumes` its anonymous volumes go too (`rm -v`).
     pub fn remove(&self, key: &str, force: bool, volumes: bool) -> Result<Container> {
-        let c = self.find(key)?;
+        let mut c = self.find(key)?;
+        // A container still `created` may be starting under its monitor:
+        // read it again when it moved on while we looked.
+        loop {
+            match self.remove_once(c, force, volumes)? {
+                Removal::Done(c) => return Ok(*c),
+                Removal::Moved(id) => c = self.find(&id)?,
+            }
+        }
+    }
+
+    fn remove_once(&self, c: Container, force: bool, volumes: bool) -> Result<Removal> {
         if c.state == State::Running {
             if !force {
                 return Err(Error::WrongState {
@@ -426,11 +444,17 @@ impl Engine {
         // monitor of a `--rm` container may be racing us.
         match db.transition(&c.id, &[State::Created, State::Exited], State::Removing) {
             Ok(true) => {}
-            Ok(false) => {
-                self.finish_abandoned_removal(&db, &c.id)?;
-                return Ok(c);
-            }
-            Err(Error::NoSuchContainer(_)) => return Ok(c),
+            Ok(false) => match db.find(&c.id) {
+                // Its monitor started it since we read it.
+                Ok(now) if now.state == State::Running => return Ok(Removal::Moved(c.id)),
+                Ok(_) => {
+                    self.finish_abandoned_removal(&db, &c.id)?;
+                    return Ok(Removal::Done(Box::new(c)));
+                }
+                Err(Error::NoSuchContainer(_)) => return Ok(Removal::Done(Box::new(c))),
+                Err(e) => return Err(e),
+            },
+            Err(Error::NoSuchContainer(_)) => return Ok(Removal::Done(Box::new(c))),
             Err(e) => return Err(e),
         }
         self.teardown(&db, &c.id)?;
@@ -440,7 +464,7 @@ impl Engine {
                 return Err(Error::Teardown { id: c.id, errors });
             }
         }
-        Ok(c)
+        Ok(Removal::Done(Box::new(c)))
     }
 
     /// What a run holds once its process is gone: the runtime's state, the
@@ -528,6 +552,8 @@ impl Engine {
             let _ = crate::health::forget(db, id);
             crate::userns::release(db, id)?;
             db.delete(id)?;
+            // A start's hold leaves the lock file; a --rm exit takes no lock.
+            crate::recover::forget_lock(&self.paths, id);
             if let Some(c) = row {
                 crate::events::container(db, &c, "destroy", &[]);
             }
@@ -564,7 +590,8 @@ impl Engine {
         }
     }
 
-    /// The monitor's record of a started container.
+    /// The monitor's record of a started container. `NoSuchContainer` when
+    /// the row is gone or being removed: the process must not outlive it.
     pub fn record_started(&self, id: &str, pid: i32) -> Result<()> {
         let db = self.db()?;
         db.set_running(id, pid, chrono::Utc::now())?;

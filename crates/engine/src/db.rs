@@ -332,7 +332,7 @@ impl Db {
     ) -> Result<()> {
         self.update(
             id,
-            "UPDATE containers SET state = 'running', pid = ?2, started = ?3, exit_code = NULL, finished = NULL, error = NULL, oom_killed = 0 WHERE id = ?1",
+            "UPDATE containers SET state = 'running', pid = ?2, started = ?3, exit_code = NULL, finished = NULL, error = NULL, oom_killed = 0 WHERE id = ?1 AND state != 'removing'",
             params![id, pid, ts(&started)],
         )
     }

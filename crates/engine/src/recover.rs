@@ -34,14 +34,26 @@ pub fn monitor_alive(paths: &Paths, id: &str) -> bool {
 pub(crate) struct RemovalLock {
     path: std::path::PathBuf,
     _file: File,
+    /// A teardown's lock: the file goes with the container.
+    unlink: bool,
 }
 
 impl Drop for RemovalLock {
     fn drop(&mut self) {
         // Unlinked while held: a waiter then holds a lock on a file no one
         // else can open, re-reads the row and finds it gone.
-        let _ = std::fs::remove_file(&self.path);
+        if self.unlink {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
+}
+
+/// A monitor's hold on its container while it creates the container's
+/// process and records it running: an `rm` waits for it, and it does not
+/// start a container an `rm` has begun to remove (see
+/// [`Engine::hold_for_start`]).
+pub struct StartHold {
+    _lock: RemovalLock,
 }
 
 fn lock_path(paths: &Paths, id: &str) -> std::path::PathBuf {
@@ -49,6 +61,11 @@ fn lock_path(paths: &Paths, id: &str) -> std::path::PathBuf {
         .runroot
         .join("containers")
         .join(format!("{id}.removing"))
+}
+
+/// Removes the removal lock's file of a container whose row is gone.
+pub(crate) fn forget_lock(paths: &Paths, id: &str) {
+    let _ = std::fs::remove_file(lock_path(paths, id));
 }
 
 /// Takes the removal lock of `id`; with `wait` false, `None` when someone
@@ -71,7 +88,11 @@ pub(crate) fn lock_removal(paths: &Paths, id: &str, wait: bool) -> Result<Option
         FlockOperation::NonBlockingLockExclusive
     };
     match flock(&file, op) {
-        Ok(()) => Ok(Some(RemovalLock { path, _file: file })),
+        Ok(()) => Ok(Some(RemovalLock {
+            path,
+            _file: file,
+            unlink: true,
+        })),
         Err(rustix::io::Errno::WOULDBLOCK) if !wait => Ok(None),
         Err(e) => Err(io_err(format!(
             "locking {}",
@@ -81,6 +102,27 @@ pub(crate) fn lock_removal(paths: &Paths, id: &str, wait: bool) -> Result<Option
 }
 
 impl Engine {
+    /// Taken by a monitor before it creates container `id`'s process, and
+    /// held until the start is recorded: the removal lock, so a teardown
+    /// of `id` (an `rm -f` of a container still `created`) never runs
+    /// while its process is being made, which would leave that process
+    /// running with no row. `None` when the container is gone or being
+    /// removed: it must not start. [`Engine::record_started`] refuses a
+    /// row that an `rm` moved to removing meanwhile.
+    pub fn hold_for_start(&self, id: &str) -> Result<Option<StartHold>> {
+        let Some(mut lock) = lock_removal(&self.paths, id, true)? else {
+            return Ok(None);
+        };
+        // The teardown unlinks the file when it ends; we leave it for the
+        // teardown to come (a waiting `rm` holds it open).
+        lock.unlink = false;
+        match self.db()?.find(id) {
+            Ok(c) if c.state != State::Removing => Ok(Some(StartHold { _lock: lock })),
+            Ok(_) | Err(Error::NoSuchContainer(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The row corrected for a monitor that died without recording the
     /// exit: while the container's process runs, it is running; once it
     /// is gone, it exited (with 255: the code died with the monitor), and

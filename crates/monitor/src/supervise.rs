@@ -132,10 +132,28 @@ fn supervise(
 
     let mut backoff = berth_engine::restart::Backoff::default();
     let mut first = true;
+    let mut last_code = None;
     loop {
+        // Held from the process's creation to its record: an `rm -f` of
+        // the row (still `created`) waits, or comes first and we stop.
+        let removed = || {
+            let _ = std::fs::remove_file(&sock_path);
+            match last_code {
+                Some(code) => Ok(Some(code)),
+                None => Err((125, format!("container {id} was removed before it started"))),
+            }
+        };
+        let hold = match engine.hold_for_start(id) {
+            Ok(Some(h)) => h,
+            Ok(None) => return removed(),
+            Err(e) => return Err(fail("locking the container", &e)),
+        };
         let (pid, mut stdio) = match create(engine, id, &cfg) {
             Ok(x) => x,
             Err((code, msg)) => {
+                // The record may tear a --rm container down, under the
+                // same lock.
+                drop(hold);
                 if let Err(re) = engine.record_start_failed(id, code, &msg) {
                     eprintln!("berth-monitor: recording the failed start of {id}: {re}");
                 }
@@ -151,9 +169,20 @@ fn supervise(
             }
         };
         berth_engine::timing::mark("monitor: container started");
-        if let Err(e) = engine.record_started(id, pid) {
-            eprintln!("berth-monitor: recording the start of {id}: {e}");
+        match engine.record_started(id, pid) {
+            Ok(()) => {}
+            Err(berth_engine::Error::NoSuchContainer(_)) => {
+                // An `rm -f` moved the row to removing while we made the
+                // process: it waits for our hold to tear down the rest.
+                if let Err(e) = engine.runtime().delete(id, true) {
+                    eprintln!("berth-monitor: deleting {id}, removed as it started: {e}");
+                }
+                drop((stdio, hold));
+                return removed();
+            }
+            Err(e) => eprintln!("berth-monitor: recording the start of {id}: {e}"),
         }
+        drop(hold);
         berth_engine::timing::mark("monitor: start recorded");
         // Before the start is reported: a caller's first `inspect` already
         // sees the health as starting.
@@ -194,6 +223,7 @@ fn supervise(
         // Clients hear of the exit only once it is recorded: `stop` then
         // `rm` must find the row exited.
         clients.exited(code);
+        last_code = Some(code);
         if !engine.should_restart(id, code) {
             let _ = std::fs::remove_file(&sock_path);
             return Ok(Some(code));

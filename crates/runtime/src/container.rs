@@ -587,8 +587,12 @@ impl Runtime {
                 tracing::warn!(id, error = %e, "poststop hook failed");
             }
         }
-        if let Err(e) = fs::remove_dir_all(state::dir(&self.root, id)) {
-            errors.push(format!("removing state: {e}"));
+        match fs::remove_dir_all(state::dir(&self.root, id)) {
+            // Another delete of the same container (a `--rm` monitor racing
+            // `rm -f`) got there first: the container is gone either way.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => errors.push(format!("removing state: {e}")),
+            Ok(()) => {}
         }
         if errors.is_empty() {
             Ok(())
