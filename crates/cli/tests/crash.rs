@@ -57,10 +57,12 @@ impl Points {
 
     /// Round `round` of `kills` (from 1): a point in its own slice of
     /// 0..1.1 times the run, so the points cover the whole run (and a
-    /// little past a quick one) wherever the draws fall.
-    fn delay(&mut self, mean: Duration, round: u32, kills: u32) -> Duration {
+    /// little past a quick one) wherever the draws fall. `run` is the
+    /// fastest whole run: one slowed by a busy machine (the first, cold
+    /// one, often) would put most points after the command's end.
+    fn delay(&mut self, run: Duration, round: u32, kills: u32) -> Duration {
         let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        mean.mul_f64((f64::from(round - 1) + u) / f64::from(kills) * 1.1)
+        run.mul_f64((f64::from(round - 1) + u) / f64::from(kills) * 1.1)
     }
 }
 
@@ -253,19 +255,20 @@ impl Victim<'_> {
         self.rmi();
         assert_eq!(disk(b), disk_before);
         // And one more, warm as the rest will be: how long it takes.
-        // Every round runs the command whole once: the mean of those
+        // Every round runs the command whole once: the fastest of those
         // runs spreads the next kills over the run as it is now.
         let start = Instant::now();
         b.ok(&self.args());
         let (mut runs, mut total) = (1, start.elapsed());
+        let mut fastest = total;
         self.rmi();
 
         let (mut interrupted, mut finished) = (0, 0);
         let mut points = Points::new(self.test);
         for round in 1..=self.kills {
-            // Up to 1.1 times the mean run: the last few land after a
-            // run that went quicker than the mean has ended.
-            let delay = points.delay(total / runs, round, self.kills);
+            // Up to 1.1 times the fastest run: the last few land after
+            // the command has ended.
+            let delay = points.delay(fastest, round, self.kills);
             if kill_after(b, &self.args(), delay) {
                 interrupted += 1;
             }
@@ -288,7 +291,9 @@ impl Victim<'_> {
             // is gone.
             let start = Instant::now();
             b.ok(&self.args());
-            total += start.elapsed();
+            let took = start.elapsed();
+            fastest = fastest.min(took);
+            total += took;
             runs += 1;
             assert_eq!(shape(b, self.reference), shape_full, "round {round}");
             let garbage = b.ok(&["system", "check", "-v"]);
@@ -549,12 +554,13 @@ fn kill_container_command(b: &Berth, test: &str, args: &[&str], setup: &[&[&str]
     let start = Instant::now();
     b.ok(args);
     let (mut runs, mut total) = (1, start.elapsed());
+    let mut fastest = total;
     remove_all_and_check(b, "the whole run");
     let mut points = Points::new(test);
     let mut interrupted = 0;
     for round in 1..=kills {
         setup();
-        let delay = points.delay(total / runs, round, kills);
+        let delay = points.delay(fastest, round, kills);
         if kill_after(b, args, delay) {
             interrupted += 1;
         }
@@ -565,7 +571,9 @@ fn kill_container_command(b: &Berth, test: &str, args: &[&str], setup: &[&[&str]
         setup();
         let start = Instant::now();
         b.ok(args);
-        total += start.elapsed();
+        let took = start.elapsed();
+        fastest = fastest.min(took);
+        total += took;
         runs += 1;
         remove_all_and_check(b, &format!("{when}, run again"));
     }
