@@ -24,6 +24,41 @@ use crate::security;
 use crate::spec;
 use crate::user;
 
+/// A container's network being made beside the rest of its start: on a
+/// scoped thread when it has one to make (`none` and `host` do not).
+enum NetSetup<'scope, 'env> {
+    Thread(std::thread::ScopedJoinHandle<'scope, Result<Option<crate::network::Sandbox>>>),
+    Nothing(std::marker::PhantomData<&'env ()>),
+    Later(&'env Engine, &'env Container),
+}
+
+impl<'scope, 'env> NetSetup<'scope, 'env> {
+    fn begin(
+        s: &'scope std::thread::Scope<'scope, 'env>,
+        engine: &'env Engine,
+        c: &'env Container,
+    ) -> Self {
+        match c.config.network_mode.as_str() {
+            "none" | "host" => NetSetup::Nothing(std::marker::PhantomData),
+            // Its idmapped mounts clone a user namespace, which only a
+            // process of one thread may do: made in turn.
+            _ if c.config.host_config.id_map.is_some() => NetSetup::Later(engine, c),
+            _ => NetSetup::Thread(s.spawn(move || crate::network::setup(engine, c))),
+        }
+    }
+
+    /// Waits for it: what was made, for the spec.
+    fn finish(self) -> Result<Option<crate::network::Sandbox>> {
+        match self {
+            NetSetup::Nothing(_) => Ok(None),
+            NetSetup::Later(engine, c) => crate::network::setup(engine, c),
+            NetSetup::Thread(h) => h.join().unwrap_or_else(|_| {
+                Err(Error::InvalidArgument("the network setup panicked".into()))
+            }),
+        }
+    }
+}
+
 /// How one attempt of [`Engine::remove`] ended.
 enum Removal {
     Done(Box<Container>),
@@ -233,8 +268,22 @@ impl Engine {
             sealed,
             fork: self.long_lived,
         };
-        let pending = monitor::launch(&self.paths, &c.id, attach.map(|a| a.stream), how)?;
-        self.prepare(&c, console_size)?;
+        // The network (a namespace, a veth, addresses: kernel work that
+        // waits more than it computes) is made on a thread of its own
+        // while the monitor starts and the root is mounted.
+        let prepared = std::thread::scope(|s| {
+            let net = NetSetup::begin(s, self, &c);
+            match monitor::launch(&self.paths, &c.id, attach.map(|a| a.stream), how) {
+                Ok(pending) => self.prepare_with(&c, console_size, net).map(|()| pending),
+                Err(e) => {
+                    if net.finish().is_ok_and(|sb| sb.is_some()) {
+                        let _ = self.unmount_run(&c.id);
+                    }
+                    Err(e)
+                }
+            }
+        });
+        let pending = prepared?;
         crate::timing::mark("start: prepared");
         let started = pending.go();
         if started.is_err() {
@@ -246,6 +295,35 @@ impl Engine {
     /// Mounts the container's root and writes its bundle: what a start
     /// needs before the monitor runs (the monitor's restarts need it too).
     pub fn prepare(&self, c: &Container, console_size: Option<(u16, u16)>) -> Result<()> {
+        std::thread::scope(|s| self.prepare_with(c, console_size, NetSetup::begin(s, self, c)))
+    }
+
+    /// [`Engine::prepare`] with the network being made by `net`.
+    fn prepare_with(
+        &self,
+        c: &Container,
+        console_size: Option<(u16, u16)>,
+        net: NetSetup<'_, '_>,
+    ) -> Result<()> {
+        let mut net = Some(net);
+        let prepared = self.prepare_root(c, console_size, &mut net);
+        if prepared.is_err() {
+            // The network thread must be done before what it made goes.
+            if let Some(n) = net {
+                let _ = n.finish();
+            }
+            // Nothing stays mounted for a start that never happened.
+            let _ = self.unmount_run(&c.id);
+        }
+        prepared
+    }
+
+    fn prepare_root(
+        &self,
+        c: &Container,
+        console_size: Option<(u16, u16)>,
+        net: &mut Option<NetSetup<'_, '_>>,
+    ) -> Result<()> {
         let store = self.store()?;
         let mounts = images::rootfs_mounts(&store, &c.id)?;
         let rootfs = self.paths.rootfs(&c.id);
@@ -268,7 +346,7 @@ impl Engine {
             .map_err(|e| Error::Image(e.into()))
         })?;
         crate::timing::mark("prepare: mounted");
-        let prepared = (|| {
+        {
             let mut u = user::resolve_in_root(&rootfs, &c.config.user)?;
             for g in user::groups_in_root(&rootfs, &c.config.host_config.group_add)? {
                 if g != u.gid && !u.additional_gids.contains(&g) {
@@ -283,7 +361,9 @@ impl Engine {
                 info.shared.volumes = self.idmap_volumes(c, ns.as_fd())?;
             }
             let mut s = spec::build(&c.id, &c.config, &rootfs, &u, &info)?;
-            if let Some(sandbox) = crate::network::setup(self, c)? {
+            let sandbox = net.take().map_or(Ok(None), NetSetup::finish)?;
+            crate::timing::mark("prepare: network joined");
+            if let Some(sandbox) = sandbox {
                 if let (Some(m), Some(files)) = (&id_map, &sandbox.files) {
                     // docker's remapped root owns them, as root does elsewhere.
                     for f in files {
@@ -301,12 +381,7 @@ impl Engine {
             write_atomic(&self.paths.bundle(&c.id).join("config.json"), &json)?;
             fs::create_dir_all(self.paths.container_dir(&c.id))
                 .map_err(io_err("creating the container directory"))
-        })();
-        if prepared.is_err() {
-            // Nothing stays mounted for a start that never happened.
-            let _ = self.unmount_run(&c.id);
         }
-        prepared
     }
 
     /// `stop`: the container's stop signal (`--stop-signal`, the image's

@@ -88,6 +88,7 @@ pub(crate) fn setup(engine: &Engine, c: &Container) -> Result<Option<Sandbox>> {
         release(engine, id)?;
     }
     let path = netns::create(runroot, id).map_err(net_err)?;
+    crate::timing::mark("net: namespace");
     let made = attach_all(engine, &net, c, &path);
     match made {
         Ok(files) => Ok(Some(Sandbox {
@@ -127,6 +128,7 @@ fn attach_all(engine: &Engine, net: &Net, c: &Container, path: &Path) -> Result<
             upstream: s.dns.clone(),
         };
         let a = attach(engine, net, &cfg.name, id, path, &opts)?;
+        crate::timing::mark("net: attached");
         state.joined.push(Joined {
             attachment: a,
             aliases: ep.aliases.clone(),
@@ -140,6 +142,7 @@ fn attach_all(engine: &Engine, net: &Net, c: &Container, path: &Path) -> Result<
         let mappings = port_mappings(s)?;
         if !mappings.is_empty() {
             net.publish(id, ip, ip6, &mappings).map_err(net_err)?;
+            crate::timing::mark("net: published");
             state.ports = mappings;
             write_state(engine, id, &state)?;
         }
