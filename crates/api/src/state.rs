@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_engine::Engine;
@@ -27,6 +28,10 @@ pub struct Api {
     exits: Mutex<HashMap<String, Exit>>,
     exit_seq: Mutex<u64>,
     pub execs: Mutex<HashMap<String, Arc<exec::Instance>>>,
+    /// Engine calls running now, and the most that ran side by side
+    /// since the server was last idle (see [`Api::blocking`]).
+    calls: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +56,8 @@ impl Api {
             exits: Mutex::default(),
             exit_seq: Mutex::new(0),
             execs: Mutex::default(),
+            calls: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         }
     }
 
@@ -60,10 +67,28 @@ impl Api {
         f: impl FnOnce(&Engine) -> berth_engine::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me.engine))
-            .await
-            .map_err(|e| ApiError::internal(format!("engine call failed: {e}")))?
-            .map_err(ApiError::from)
+        let now = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::task::spawn_blocking(move || {
+            let r = f(&me.engine);
+            me.call_done();
+            r
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("engine call failed: {e}")))?
+        .map_err(ApiError::from)
+    }
+
+    /// Calls side by side each opened a database connection of their
+    /// own, and SQLite keeps the files of those closed meanwhile open for
+    /// as long as the kept one is (see [`Engine::release`]): once the
+    /// server is idle after such a burst, it lets go of all of them. One
+    /// client's calls in turn never open a second one, and pay nothing.
+    fn call_done(&self) {
+        if self.calls.fetch_sub(1, Ordering::SeqCst) == 1 && self.peak.swap(0, Ordering::SeqCst) > 1
+        {
+            self.engine.release();
+        }
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {

@@ -1,0 +1,126 @@
+//! `berth serve` under load: `API_LOAD_CLIENTS` (100) clients side by
+//! side, each creating, starting, waiting for and removing `bb true`
+//! (network none) through raw requests on the socket for
+//! `API_LOAD_SECONDS` (20; `make soak` runs 60). No request may fail, and
+//! afterwards no container, monitor or fd of the server's may be left.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use berth_testutil::require_root;
+
+mod common;
+
+use common::*;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}: a number")))
+        .unwrap_or(default)
+}
+
+/// One run of `bb true` through the API, as `docker run --rm` does it
+/// but with an explicit remove.
+fn one_run(sock: &std::path::Path) -> Result<(), String> {
+    let step = |method: &str, path: &str, body: Option<&str>, want: u16| match http(
+        sock, method, path, body,
+    ) {
+        Ok((code, out)) if code == want => Ok(out),
+        Ok((code, out)) => Err(format!(
+            "{method} {path}: {code} {}",
+            String::from_utf8_lossy(&out)
+        )),
+        Err(e) => Err(format!("{method} {path}: {e}")),
+    };
+    let out = step(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image":"bb","Cmd":["true"],"HostConfig":{"NetworkMode":"none"}}"#),
+        201,
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| format!("create: {e}"))?;
+    let id = v["Id"].as_str().ok_or("create: no Id")?.to_string();
+    step("POST", &format!("/containers/{id}/start"), None, 204)?;
+    let out = step("POST", &format!("/containers/{id}/wait"), None, 200)?;
+    let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| format!("wait: {e}"))?;
+    if v["StatusCode"] != 0 {
+        return Err(format!("wait {id}: {v}"));
+    }
+    step("DELETE", &format!("/containers/{id}"), None, 204)?;
+    Ok(())
+}
+
+#[test]
+fn api_load_hundred_clients_run_containers_and_leak_nothing() {
+    if !require_root("api_load_hundred_clients_run_containers_and_leak_nothing") {
+        return;
+    }
+    let seconds = env_or("API_LOAD_SECONDS", 20);
+    let clients = env_or("API_LOAD_CLIENTS", 100);
+    let s = Served::start();
+    let sock = s.socket();
+    let pid = s.pid();
+    // What the first runs open once (the database, the runtime's caches)
+    // is the baseline, not a leak.
+    for _ in 0..3 {
+        one_run(&sock).unwrap();
+    }
+    let fds_before = fd_count(pid);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let runs = Mutex::new(0u64);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..clients {
+            scope.spawn(|| {
+                while Instant::now() < deadline {
+                    match one_run(&sock) {
+                        Ok(()) => *runs.lock().unwrap() += 1,
+                        Err(e) => failures.lock().unwrap().push(e),
+                    }
+                }
+            });
+        }
+    });
+    let runs = runs.into_inner().unwrap();
+    let failures = failures.into_inner().unwrap();
+    eprintln!(
+        "api load: {clients} clients for {seconds} s: {runs} runs, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} runs failed; the first: {:#?}\nserver log: {}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        s.log()
+    );
+    assert!(runs >= clients, "every client ran at least once");
+    // Every run was removed before its client went on.
+    let o = s.berth(&["ps", "-aq"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "", "containers left");
+    // A monitor reports the exit just before it ends; the server closes a
+    // connection's fds once its task ends: both get a moment.
+    let settle = Instant::now() + Duration::from_secs(30);
+    while (!processes_naming(&s.dir.0, pid).is_empty() || fd_count(pid) > fds_before)
+        && Instant::now() < settle
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        processes_naming(&s.dir.0, pid),
+        Vec::<String>::new(),
+        "monitors left"
+    );
+    let fds_after = fd_count(pid);
+    assert!(
+        fds_after <= fds_before,
+        "the server holds {fds_after} fds, {fds_before} before the load: {:?}",
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .collect::<Vec<_>>()
+    );
+}
