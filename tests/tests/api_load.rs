@@ -61,12 +61,12 @@ fn api_load_hundred_clients_run_containers_and_leak_nothing() {
     let s = Served::start();
     let sock = s.socket();
     let pid = s.pid();
-    // What the first runs open once (the database, the runtime's caches)
-    // is the baseline, not a leak.
+    // What the first runs open once (the runtime's caches) is the
+    // baseline, not a leak.
     for _ in 0..3 {
         one_run(&sock).unwrap();
     }
-    let fds_before = fd_count(pid);
+    let fds_before = s.idle_fds();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let runs = Mutex::new(0u64);
     let failures = Mutex::new(Vec::new());
@@ -100,12 +100,9 @@ fn api_load_hundred_clients_run_containers_and_leak_nothing() {
     let o = s.berth(&["ps", "-aq"]);
     assert!(o.status.success(), "{}", show(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "", "containers left");
-    // A monitor reports the exit just before it ends; the server closes a
-    // connection's fds once its task ends: both get a moment.
+    // A monitor reports the exit just before it ends.
     let settle = Instant::now() + Duration::from_secs(30);
-    while (!processes_naming(&s.dir.0, pid).is_empty() || fd_count(pid) > fds_before)
-        && Instant::now() < settle
-    {
+    while !processes_naming(&s.dir.0, pid).is_empty() && Instant::now() < settle {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
@@ -113,14 +110,5 @@ fn api_load_hundred_clients_run_containers_and_leak_nothing() {
         Vec::<String>::new(),
         "monitors left"
     );
-    let fds_after = fd_count(pid);
-    assert!(
-        fds_after <= fds_before,
-        "the server holds {fds_after} fds, {fds_before} before the load: {:?}",
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read_link(e.path()).ok())
-            .collect::<Vec<_>>()
-    );
+    s.assert_fds_back(fds_before);
 }

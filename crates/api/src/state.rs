@@ -14,6 +14,10 @@ use tokio::sync::watch;
 use crate::error::ApiError;
 use crate::exec;
 
+/// How long the server is idle before it closes its database
+/// connection and image store.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Exits remembered for late waiters; older ones are forgotten.
 const KEEP_EXITS: usize = 4096;
 
@@ -28,10 +32,19 @@ pub struct Api {
     exits: Mutex<HashMap<String, Exit>>,
     exit_seq: Mutex<u64>,
     pub execs: Mutex<HashMap<String, Arc<exec::Instance>>>,
-    /// Engine calls running now, and the most that ran side by side
-    /// since the server was last idle (see [`Api::blocking`]).
+    /// Engine calls running now, and how many ever started (see
+    /// [`Api::call_done`]).
     calls: AtomicUsize,
-    peak: AtomicUsize,
+    started: AtomicUsize,
+}
+
+/// Ends a call in [`Api::blocking`], even one that panicked.
+struct CallDone(Arc<Api>);
+
+impl Drop for CallDone {
+    fn drop(&mut self) {
+        self.0.call_done();
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +70,7 @@ impl Api {
             exit_seq: Mutex::new(0),
             execs: Mutex::default(),
             calls: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
         }
     }
 
@@ -67,28 +80,40 @@ impl Api {
         f: impl FnOnce(&Engine) -> berth_engine::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
         let me = self.clone();
-        let now = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.started.fetch_add(1, Ordering::SeqCst);
         tokio::task::spawn_blocking(move || {
-            let r = f(&me.engine);
-            me.call_done();
-            r
+            let _done = CallDone(me.clone());
+            f(&me.engine)
         })
         .await
         .map_err(|e| ApiError::internal(format!("engine call failed: {e}")))?
         .map_err(ApiError::from)
     }
 
-    /// Calls side by side each opened a database connection of their
-    /// own, and SQLite keeps the files of those closed meanwhile open for
-    /// as long as the kept one is (see [`Engine::release`]): once the
-    /// server is idle after such a burst, it lets go of all of them. One
-    /// client's calls in turn never open a second one, and pay nothing.
-    fn call_done(&self) {
-        if self.calls.fetch_sub(1, Ordering::SeqCst) == 1 && self.peak.swap(0, Ordering::SeqCst) > 1
-        {
-            self.engine.release();
+    /// Lets go of the engine's database connection and image store once
+    /// the server has been idle for [`IDLE_RELEASE`]. Calls side by side
+    /// (and builds and pulls, which open their own) open more connections,
+    /// and SQLite keeps the files of those closed meanwhile open for as
+    /// long as any other stays open (see [`Engine::release`]): without
+    /// this, a burst of clients leaves as many fds open for good. A busy
+    /// server keeps its connection; an idle one pays one open at its next
+    /// call.
+    fn call_done(self: &Arc<Self>) {
+        if self.calls.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return;
         }
+        let seen = self.started.load(Ordering::SeqCst);
+        let me = self.clone();
+        // On a blocking thread of the runtime: its context is entered.
+        tokio::spawn(async move {
+            tokio::time::sleep(IDLE_RELEASE).await;
+            if me.calls.load(Ordering::SeqCst) == 0 && me.started.load(Ordering::SeqCst) == seen {
+                // A call that starts meanwhile takes its own connection
+                // (or the kept one first, and keeps it).
+                let _ = tokio::task::spawn_blocking(move || me.engine.release()).await;
+            }
+        });
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {

@@ -127,6 +127,50 @@ impl Served {
         self.wait_ready();
     }
 
+    /// The server's fds when idle: it closes its database and image
+    /// store a moment after its last call, and then holds only what is
+    /// its own (listeners, logs) and what its clients hold open.
+    pub fn idle_fds(&self) -> usize {
+        let (code, _) = http(&self.socket(), "GET", "/containers/json", None).unwrap();
+        assert_eq!(code, 200);
+        let busy = fd_count(self.pid());
+        let settle = Instant::now() + Duration::from_secs(30);
+        while fd_count(self.pid()) >= busy && Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        fd_count(self.pid())
+    }
+
+    /// Asserts that the server is back to `before` fds (from
+    /// [`Served::idle_fds`]), and says which it holds if not.
+    pub fn assert_fds_back(&self, before: usize) {
+        let settle = Instant::now() + Duration::from_secs(30);
+        let mut now = self.idle_fds();
+        while now > before && Instant::now() < settle {
+            std::thread::sleep(Duration::from_millis(200));
+            now = self.idle_fds();
+        }
+        assert!(
+            now <= before,
+            "the server holds {now} fds, {before} before: {:?}",
+            std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+                .unwrap()
+                .flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// A build context `ctx` in the test's directory holding `files`.
+    pub fn context(&self, files: &[(&str, &str)]) -> PathBuf {
+        let ctx = self.dir.0.join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        for (name, text) in files {
+            std::fs::write(ctx.join(name), text).unwrap();
+        }
+        ctx
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.0.join("api.sock")
     }
