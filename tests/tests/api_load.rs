@@ -3,6 +3,8 @@
 //! (network none) through raw requests on the socket for
 //! `API_LOAD_SECONDS` (20; `make soak` runs 60). No request may fail, and
 //! afterwards no container, monitor or fd of the server's may be left.
+//! And more containers running than the server has blocking threads
+//! (`API_MANY_CONTAINERS`, 520): it still answers.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -111,4 +113,69 @@ fn api_load_hundred_clients_run_containers_and_leak_nothing() {
         "monitors left"
     );
     s.assert_fds_back(fds_before);
+}
+
+/// `count` containers of `bb sleep 1000` created and started by `threads`
+/// clients side by side; their ids.
+fn start_sleepers(sock: &std::path::Path, count: u64, threads: u64) -> Vec<String> {
+    let ids = Mutex::new(Vec::new());
+    let next = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < count {
+                    let (code, out) = http(
+                        sock,
+                        "POST",
+                        "/containers/create",
+                        Some(r#"{"Image":"bb","Cmd":["sleep","1000"],"HostConfig":{"NetworkMode":"none"}}"#),
+                    )
+                    .unwrap();
+                    assert_eq!(code, 201, "{}", String::from_utf8_lossy(&out));
+                    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                    let id = v["Id"].as_str().unwrap().to_string();
+                    let (code, out) =
+                        http(sock, "POST", &format!("/containers/{id}/start"), None).unwrap();
+                    assert_eq!(code, 204, "{}", String::from_utf8_lossy(&out));
+                    ids.lock().unwrap().push(id);
+                }
+            });
+        }
+    });
+    ids.into_inner().unwrap()
+}
+
+#[test]
+fn api_load_more_running_containers_than_blocking_threads() {
+    if !require_root("api_load_more_running_containers_than_blocking_threads") {
+        return;
+    }
+    // tokio runs blocking calls on at most 512 threads: a server that
+    // held one per running container stopped answering past that.
+    let count = env_or("API_MANY_CONTAINERS", 520);
+    let s = Served::start();
+    let sock = s.socket();
+    let ids = start_sleepers(&sock, count, 16);
+    assert_eq!(ids.len() as u64, count);
+    let (code, out) = http(&sock, "GET", "/containers/json", None).unwrap();
+    assert_eq!(code, 200);
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+    assert_eq!(list.len() as u64, count, "all of them run");
+    // The server still runs containers to their end.
+    one_run(&sock).unwrap();
+    // And removes the others, side by side.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(id) = ids.get(i) else { break };
+                let (code, out) =
+                    http(&sock, "DELETE", &format!("/containers/{id}?force=1"), None).unwrap();
+                assert_eq!(code, 204, "{}", String::from_utf8_lossy(&out));
+            });
+        }
+    });
+    let o = s.berth(&["ps", "-aq"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "", "containers left");
 }
