@@ -255,7 +255,7 @@ fn containers_outlive_a_killed_server_and_are_seen_again() {
     assert_eq!(s.ok(&["wait", "cb"]).trim(), "3");
     assert_eq!(s.ok(&["logs", "cb"]), "b up\nb bye\n");
     s.ok(&["kill", "ca", "cc"]);
-    assert_eq!(s.ok(&["wait", "ca"]).trim(), "137");
+    assert_eq!(s.ok(&["wait", "ca", "cc"]), "137\n137\n");
     s.ok(&["rm", "ca", "cb", "cc"]);
     assert_eq!(s.ok(&["ps", "-aq"]), "");
     let settle = Instant::now() + Duration::from_secs(30);
