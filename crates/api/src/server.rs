@@ -134,6 +134,10 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
+/// How long a client has to finish its TLS handshake: one that connects
+/// and says nothing would hold its socket for good.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The TLS handshake in the connection's own task, so a slow or hostile
 /// client does not hold up the accept loop.
 fn handshake(
@@ -143,9 +147,10 @@ fn handshake(
     peer: std::net::SocketAddr,
 ) {
     tokio::spawn(async move {
-        match acceptor.accept(s).await {
-            Ok(s) => connection(api, s),
-            Err(e) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
+            Ok(Ok(s)) => connection(api, s),
+            Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+            Err(_) => tracing::info!(%peer, "TLS handshake not finished in time"),
         }
     });
 }
