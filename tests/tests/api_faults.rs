@@ -45,6 +45,26 @@ fn leave_after(mut cmd: Command, marker: &str) -> String {
     seen
 }
 
+/// A hijacked attach to `name`'s output, as docker's client makes it,
+/// once the server switched protocols.
+fn raw_attach(s: &Served, name: &str) -> std::os::unix::net::UnixStream {
+    let mut c = std::os::unix::net::UnixStream::connect(s.socket()).unwrap();
+    write!(
+        c,
+        "POST /v1.41/containers/{name}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n\
+         Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(c.read(&mut b).unwrap(), 1, "{head:?}");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
+    c
+}
+
 fn running(s: &Served, name: &str) -> bool {
     s.ok(&["inspect", "-f", "{{.State.Running}}", name]).trim() == "true"
 }
@@ -84,26 +104,62 @@ fn attach_clients_that_leave_leave_the_container_running() {
         leave_after(s.docker(&["attach", "chatty"]), "tick");
         // A client that hangs up on a container that says nothing: only
         // the hang-up itself tells the server.
-        let mut c = std::os::unix::net::UnixStream::connect(s.socket()).unwrap();
-        c.write_all(
-            b"POST /v1.41/containers/quiet/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n\
-              Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n",
-        )
-        .unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            assert_eq!(c.read(&mut b).unwrap(), 1, "{head:?}");
-            head.push(b[0]);
-        }
-        assert!(head.starts_with(b"HTTP/1.1 101"), "{head:?}");
-        drop(c);
+        drop(raw_attach(&s, "quiet"));
     }
     s.assert_fds_back(before);
     assert!(running(&s, "chatty") && running(&s, "quiet"));
     s.ok(&["stop", "-t", "1", "chatty", "quiet"]);
     assert_eq!(s.ok(&["wait", "quiet"]).trim(), "137");
     s.ok(&["rm", "chatty", "quiet"]);
+}
+
+#[test]
+fn an_attach_waiting_for_a_start_ends_with_its_client_or_its_container() {
+    if !require_root("an_attach_waiting_for_a_start_ends_with_its_client_or_its_container")
+        || !have_docker()
+    {
+        return;
+    }
+    let s = Served::start();
+    let create = |name: &str| {
+        s.ok(&[
+            "create",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "bb",
+            "echo",
+            "hello",
+        ])
+    };
+    create("late");
+    let before = s.idle_fds();
+    // docker's client attaches, then starts: one that dies in between
+    // must not keep the next from attaching.
+    drop(raw_attach(&s, "late"));
+    let mut c = raw_attach(&s, "late");
+    s.ok(&["start", "late"]);
+    let mut out = Vec::new();
+    c.read_to_end(&mut out).unwrap();
+    assert!(
+        out.windows(6).any(|w| w == b"hello\n"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    s.ok(&["rm", "late"]);
+    // A container removed before its start ends the stream waiting for
+    // it.
+    create("never");
+    let mut c = raw_attach(&s, "never");
+    s.ok(&["rm", "never"]);
+    // Bounded only so that a failure is a failure, not a hang.
+    c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest)
+        .expect("the stream of a removed container ends");
+    drop(c);
+    s.assert_fds_back(before);
 }
 
 #[test]

@@ -328,10 +328,18 @@ pub async fn remove(ctx: Ctx, id: &str) -> Result<Response, ApiError> {
         return Err(ApiError::bad_request("links are not supported by berth"));
     }
     let (force, volumes) = (ctx.query.flag("force"), ctx.query.flag("v"));
-    let id = id.to_string();
-    ctx.api
-        .blocking(move |e| e.remove(&id, force, volumes))
+    let key = id.to_string();
+    let id = ctx
+        .api
+        .blocking(move |e| {
+            let id = e.find(&key)?.id;
+            e.remove(&key, force, volumes)?;
+            Ok(id)
+        })
         .await?;
+    // A client attached before a start that will not come now: its
+    // stream ends.
+    drop(ctx.api.take_pending_attach(&id));
     no_content()
 }
 

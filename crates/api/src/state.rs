@@ -38,6 +38,19 @@ pub struct Api {
     started: AtomicUsize,
 }
 
+/// Which attach waits for a start: the inode of its end of the stream.
+pub struct PendingAttach(u64);
+
+impl PendingAttach {
+    pub fn of(fd: &OwnedFd) -> Option<PendingAttach> {
+        inode(fd).map(PendingAttach)
+    }
+}
+
+fn inode(fd: &OwnedFd) -> Option<u64> {
+    rustix::fs::fstat(fd).ok().map(|st| st.st_ino)
+}
+
 /// Ends a call in [`Api::blocking`], even one that panicked.
 struct CallDone(Arc<Api>);
 
@@ -135,6 +148,16 @@ impl Api {
 
     pub fn take_pending_attach(&self, id: &str) -> Option<OwnedFd> {
         lock(&self.pending).remove(id)
+    }
+
+    /// Forgets the attach `mine` left waiting for `id`'s start, if it is
+    /// still that one (the start may have taken it, and another client's
+    /// may wait now): its client left, or the container went.
+    pub fn forget_pending_attach(&self, id: &str, mine: &PendingAttach) {
+        let mut p = lock(&self.pending);
+        if p.get(id).is_some_and(|fd| inode(fd) == Some(mine.0)) {
+            p.remove(id);
+        }
     }
 
     pub fn set_console(&self, id: &str, size: (u16, u16)) {

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::body::{self, Response};
 use crate::error::ApiError;
 use crate::router::Ctx;
+use crate::state::PendingAttach;
 
 /// docker's default detach keys (ctrl-p ctrl-q).
 pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
@@ -272,6 +273,7 @@ pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
     } else {
         Vec::new()
     };
+    let mut pending = None;
     let monitor = if !stream_on {
         None
     } else if c.state == State::Running {
@@ -282,7 +284,9 @@ pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
         // Not started yet: the stream is handed to the monitor at start.
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| ApiError::internal(format!("creating a socket pair: {e}")))?;
-        if !ctx.api.set_pending_attach(&c.id, OwnedFd::from(theirs)) {
+        let theirs = OwnedFd::from(theirs);
+        pending = PendingAttach::of(&theirs);
+        if !ctx.api.set_pending_attach(&c.id, theirs) {
             return Err(ApiError::conflict(format!(
                 "container {} already has a client waiting to attach at its start",
                 c.id
@@ -293,19 +297,20 @@ pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let api = ctx.api.clone();
     let id = c.id.clone();
     tokio::spawn(async move {
-        let Ok(up) = upgrade.await else {
-            let _ = api.take_pending_attach(&id);
-            return;
-        };
-        let (mut client, hangup) = hijacked(up);
-        if client.write_all(&history).await.is_err() {
-            let _ = api.take_pending_attach(&id);
-            return;
+        if let Ok(up) = upgrade.await {
+            let (mut client, hangup) = hijacked(up);
+            if client.write_all(&history).await.is_ok() {
+                if let Some(m) = monitor {
+                    bridge(&mut client, m, &s, None, hangup.as_ref()).await;
+                }
+            }
+            let _ = client.shutdown().await;
         }
-        if let Some(m) = monitor {
-            bridge(&mut client, m, &s, None, hangup.as_ref()).await;
+        // A client gone before the start leaves no stream waiting for it
+        // (which would refuse the next client's attach).
+        if let Some(p) = &pending {
+            api.forget_pending_attach(&id, p);
         }
-        let _ = client.shutdown().await;
     });
     Ok(switching(content_type(ctx.minor, c.config.tty)))
 }
