@@ -35,13 +35,19 @@ test: deps-test
 	fi
 
 # The load soak of issue 10: SOAK_LOOPS (100) parallel `run --rm` loops
-# for SOAK_SECONDS (600), then nothing may be left behind.
+# for SOAK_SECONDS (600), then nothing may be left behind; then issue 8's
+# API load for API_LOAD_SECONDS.
 SOAK_SECONDS ?= 600
 SOAK_LOOPS ?= 100
+# Issue 8's: 100 API clients running containers through `berth serve`.
+API_LOAD_SECONDS ?= 60
 soak: deps-test
 	$(CARGO) build -p berth-cli -p berth-monitor
 	BERTH_REQUIRE_ROOT=1 SOAK_SECONDS=$(SOAK_SECONDS) SOAK_LOOPS=$(SOAK_LOOPS) \
 	  $(CARGO) test -p berth-cli --test soak -- --nocapture
+	$(CARGO) build --workspace --bins
+	BERTH_REQUIRE_ROOT=1 API_LOAD_SECONDS=$(API_LOAD_SECONDS) \
+	  $(CARGO) test -p berth-tests --test api_load -- --nocapture
 
 demo: release
 	BIN=$(BIN) scripts/demo

@@ -799,15 +799,14 @@ fn docker_build_through_berth_serve() {
         return;
     }
     let s = Served::start();
-    let ctx = s.dir.0.join("ctx");
-    std::fs::create_dir(&ctx).unwrap();
-    std::fs::write(ctx.join("file.txt"), "from the context\n").unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM bb\nARG WHO=nobody\nRUN echo \"built by $WHO\" > /built\nCOPY file.txt /file.txt\n\
-         LABEL tier=web\nCMD [\"cat\", \"/built\", \"/file.txt\"]\n",
-    )
-    .unwrap();
+    let ctx = s.context(&[
+        ("file.txt", "from the context\n"),
+        (
+            "Dockerfile",
+            "FROM bb\nARG WHO=nobody\nRUN echo \"built by $WHO\" > /built\nCOPY file.txt /file.txt\n\
+             LABEL tier=web\nCMD [\"cat\", \"/built\", \"/file.txt\"]\n",
+        ),
+    ]);
     let build = |extra: &[&str]| {
         let mut args = vec!["build", "-t", "app:1", "--build-arg", "WHO=docker"];
         args.extend_from_slice(extra);

@@ -278,6 +278,11 @@ where
                     }
                 }
                 r = &mut job => break r,
+                // Gone while the job says nothing (a quiet RUN step).
+                _ = tx.closed() => {
+                    on_gone();
+                    return;
+                }
             }
         };
         while let Ok(v) = erx.try_recv() {

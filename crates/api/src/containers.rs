@@ -151,18 +151,41 @@ pub async fn start(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     ctx.api.bump();
     // The monitor reports the exit on the start pipe: remembered for
     // waiters that come late (a `--rm` container is gone by then).
+    // Read without a blocking thread: those are few (512), and a server
+    // holding one per running container stopped answering past that.
     let api = ctx.api.clone();
-    tokio::task::spawn_blocking(move || {
-        let id = handle.id.clone();
-        match handle.wait() {
-            Ok(code) => api.record_exit(&id, code),
-            Err(e) => {
-                tracing::debug!(id, error = %e, "waiting for the exit");
+    let (id, sock, rest) = handle.into_parts();
+    tokio::spawn(async move {
+        match exit_of(sock, rest).await {
+            Some(code) => api.record_exit(&id, code),
+            None => {
+                tracing::debug!(id, "the monitor ended without reporting the exit");
                 api.bump();
             }
         }
     });
     no_content()
+}
+
+/// The exit code a monitor reports on its status socket (`got`: what was
+/// read from it already).
+async fn exit_of(sock: std::os::unix::net::UnixStream, mut got: Vec<u8>) -> Option<i32> {
+    use tokio::io::AsyncReadExt;
+    let mut sock = crate::streams::to_tokio(sock).ok()?;
+    loop {
+        if let Some(nl) = got.iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&got[..=nl]);
+            return match berth_engine::protocol::parse(&line) {
+                Some(berth_engine::protocol::Event::Exited(code)) => Some(code),
+                _ => None,
+            };
+        }
+        let mut b = [0u8; 64];
+        match sock.read(&mut b).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+        }
+    }
 }
 
 fn timeout(ctx: &Ctx) -> Result<Option<Duration>, ApiError> {
@@ -305,10 +328,18 @@ pub async fn remove(ctx: Ctx, id: &str) -> Result<Response, ApiError> {
         return Err(ApiError::bad_request("links are not supported by berth"));
     }
     let (force, volumes) = (ctx.query.flag("force"), ctx.query.flag("v"));
-    let id = id.to_string();
-    ctx.api
-        .blocking(move |e| e.remove(&id, force, volumes))
+    let key = id.to_string();
+    let id = ctx
+        .api
+        .blocking(move |e| {
+            let id = e.find(&key)?.id;
+            e.remove(&key, force, volumes)?;
+            Ok(id)
+        })
         .await?;
+    // A client attached before a start that will not come now: its
+    // stream ends.
+    drop(ctx.api.take_pending_attach(&id));
     no_content()
 }
 

@@ -14,6 +14,8 @@ pub enum Error {
         what: String,
         source: std::io::Error,
     },
+    #[error("TLS: {what}: {why}")]
+    Tls { what: String, why: String },
     #[error("socket group {0:?} does not exist")]
     NoSuchGroup(String),
     #[error("starting the server: {0}")]

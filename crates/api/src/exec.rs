@@ -325,7 +325,7 @@ impl Proc {
     {
         match self {
             Proc::Tty(child, sock, file) => {
-                let ended = streams::bridge(client, sock, s, Some(resize)).await;
+                let ended = streams::bridge(client, sock, s, Some(resize), None).await;
                 let _ = std::fs::remove_file(&file);
                 match ended {
                     Ended::Exited(code) => {

@@ -1,5 +1,5 @@
 //! `berth serve`: the Docker Engine HTTP API (versions 1.40 to 1.47) on
-//! unix sockets and loopback TCP, mapped onto the engine. Every docker
+//! unix sockets and TCP (with TLS client certificates off loopback), mapped onto the engine. Every docker
 //! client (the docker CLI, compose, docker-py, testcontainers) talks to
 //! berth through it.
 //!
@@ -35,12 +35,14 @@ mod state;
 mod stats;
 mod streams;
 mod system;
+mod tls;
 mod volumes;
 mod wait;
 
 pub use error::Error;
 pub use listen::{Host, DEFAULT_SOCKET};
 pub use server::{serve, ServeOptions};
+pub use tls::TlsOptions;
 
 /// The newest API version served; `/_ping` and every response say so.
 pub const API_VERSION: &str = "1.47";

@@ -1,7 +1,7 @@
 //! Where the server listens: `--host unix:///path` (mode 0660, owned by
-//! the socket group), `--host tcp://127.0.0.1:PORT` (loopback only: there
-//! is no TLS yet, and the API is root on this machine), and `fd://`, the
-//! sockets systemd passes (socket activation).
+//! the socket group), `--host tcp://IP:PORT` (off loopback only with TLS
+//! client certificates: see [`crate::tls`]), and `fd://`, the sockets
+//! systemd passes (socket activation).
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -39,17 +39,12 @@ impl FromStr for Host {
                 .trim_end_matches('/')
                 .parse()
                 .map_err(|_| bad("expected tcp://IP:PORT"))?;
-            if !addr.ip().is_loopback() {
-                return Err(bad(
-                    "only loopback addresses are served (TLS client certificates are not supported yet)",
-                ));
-            }
             return Ok(Host::Tcp(addr));
         }
         if s == "fd://" {
             return Ok(Host::Activated);
         }
-        Err(bad("expected unix:///PATH, tcp://127.0.0.1:PORT or fd://"))
+        Err(bad("expected unix:///PATH, tcp://IP:PORT or fd://"))
     }
 }
 
@@ -163,7 +158,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hosts_parse_and_tcp_stays_on_loopback() {
+    fn hosts_parse() {
         assert_eq!(
             "unix:///run/b.sock".parse::<Host>().unwrap(),
             Host::Unix("/run/b.sock".into())
@@ -173,8 +168,7 @@ mod tests {
             Host::Tcp("127.0.0.1:2375".parse().unwrap())
         );
         assert_eq!("fd://".parse::<Host>().unwrap(), Host::Activated);
-        let e = "tcp://0.0.0.0:2375".parse::<Host>().unwrap_err();
-        assert!(e.to_string().contains("loopback"), "{e}");
+        assert!("tcp://localhost".parse::<Host>().is_err());
         assert!("unix://rel.sock".parse::<Host>().is_err());
         assert!("http://x".parse::<Host>().is_err());
     }

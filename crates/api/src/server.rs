@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::error::Error;
 use crate::listen::{self, Bound, Host};
 use crate::state::Api;
+use crate::tls::{self, TlsOptions};
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -22,6 +23,8 @@ pub struct ServeOptions {
     /// The unix sockets' group: `Some(name)` must exist; `None` tries
     /// docker's `docker` group and keeps root's when there is none.
     pub group: Option<String>,
+    /// TLS on the TCP hosts.
+    pub tls: Option<TlsOptions>,
 }
 
 impl Default for ServeOptions {
@@ -29,7 +32,16 @@ impl Default for ServeOptions {
         ServeOptions {
             hosts: vec![Host::Unix(listen::DEFAULT_SOCKET.into())],
             group: None,
+            tls: None,
         }
+    }
+}
+
+impl ServeOptions {
+    /// What can be refused before anything starts: a TCP host off
+    /// loopback without verified clients.
+    pub fn check(&self) -> Result<(), Error> {
+        tls::check_hosts(&self.hosts, self.tls.as_ref())
     }
 }
 
@@ -40,6 +52,13 @@ pub fn serve(engine: Engine, opts: ServeOptions, ready: impl FnOnce()) -> Result
         Some(g) => Some(listen::group_id(g).ok_or_else(|| Error::NoSuchGroup(g.clone()))?),
         None => listen::group_id("docker"),
     };
+    opts.check()?;
+    let acceptor = opts
+        .tls
+        .as_ref()
+        .map(tls::server_config)
+        .transpose()?
+        .map(tokio_rustls::TlsAcceptor::from);
     // Before any thread exists: activation edits the environment.
     let bound = listen::bind(&opts.hosts, gid)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -66,15 +85,23 @@ pub fn serve(engine: Engine, opts: ServeOptions, ready: impl FnOnce()) -> Result
                     });
                 }
                 Bound::Tcp(l) => {
+                    // Activated sockets were not seen by the check above.
+                    if let Ok(a) = l.local_addr() {
+                        tls::check_hosts(&[Host::Tcp(a)], opts.tls.as_ref())?;
+                    }
                     l.set_nonblocking(true).map_err(Error::Runtime)?;
                     let l = tokio::net::TcpListener::from_std(l).map_err(Error::Runtime)?;
                     let api = api.clone();
+                    let acceptor = acceptor.clone();
                     tokio::spawn(async move {
                         loop {
                             match l.accept().await {
-                                Ok((s, _)) => {
+                                Ok((s, peer)) => {
                                     let _ = s.set_nodelay(true);
-                                    connection(api.clone(), s)
+                                    match &acceptor {
+                                        None => connection(api.clone(), s),
+                                        Some(a) => handshake(api.clone(), a.clone(), s, peer),
+                                    }
                                 }
                                 Err(e) => accept_failed(e).await,
                             }
@@ -105,6 +132,27 @@ pub fn serve(engine: Engine, opts: ServeOptions, ready: impl FnOnce()) -> Result
 async fn accept_failed(e: std::io::Error) {
     tracing::warn!(error = %e, "accept");
     tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+/// How long a client has to finish its TLS handshake: one that connects
+/// and says nothing would hold its socket for good.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The TLS handshake in the connection's own task, so a slow or hostile
+/// client does not hold up the accept loop.
+fn handshake(
+    api: Arc<Api>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    s: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) {
+    tokio::spawn(async move {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
+            Ok(Ok(s)) => connection(api, s),
+            Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+            Err(_) => tracing::info!(%peer, "TLS handshake not finished in time"),
+        }
+    });
 }
 
 fn connection<S>(api: Arc<Api>, s: S)

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_engine::Engine;
@@ -12,6 +13,10 @@ use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::exec;
+
+/// How long the server is idle before it closes its database
+/// connection and image store.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Exits remembered for late waiters; older ones are forgotten.
 const KEEP_EXITS: usize = 4096;
@@ -27,6 +32,32 @@ pub struct Api {
     exits: Mutex<HashMap<String, Exit>>,
     exit_seq: Mutex<u64>,
     pub execs: Mutex<HashMap<String, Arc<exec::Instance>>>,
+    /// Engine calls running now, and how many ever started (see
+    /// [`Api::call_done`]).
+    calls: AtomicUsize,
+    started: AtomicUsize,
+}
+
+/// Which attach waits for a start: the inode of its end of the stream.
+pub struct PendingAttach(u64);
+
+impl PendingAttach {
+    pub fn of(fd: &OwnedFd) -> Option<PendingAttach> {
+        inode(fd).map(PendingAttach)
+    }
+}
+
+fn inode(fd: &OwnedFd) -> Option<u64> {
+    rustix::fs::fstat(fd).ok().map(|st| st.st_ino)
+}
+
+/// Ends a call in [`Api::blocking`], even one that panicked.
+struct CallDone(Arc<Api>);
+
+impl Drop for CallDone {
+    fn drop(&mut self) {
+        self.0.call_done();
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +82,8 @@ impl Api {
             exits: Mutex::default(),
             exit_seq: Mutex::new(0),
             execs: Mutex::default(),
+            calls: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
         }
     }
 
@@ -60,10 +93,40 @@ impl Api {
         f: impl FnOnce(&Engine) -> berth_engine::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
         let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me.engine))
-            .await
-            .map_err(|e| ApiError::internal(format!("engine call failed: {e}")))?
-            .map_err(ApiError::from)
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.started.fetch_add(1, Ordering::SeqCst);
+        tokio::task::spawn_blocking(move || {
+            let _done = CallDone(me.clone());
+            f(&me.engine)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("engine call failed: {e}")))?
+        .map_err(ApiError::from)
+    }
+
+    /// Lets go of the engine's database connection and image store once
+    /// the server has been idle for [`IDLE_RELEASE`]. Calls side by side
+    /// (and builds and pulls, which open their own) open more connections,
+    /// and SQLite keeps the files of those closed meanwhile open for as
+    /// long as any other stays open (see [`Engine::release`]): without
+    /// this, a burst of clients leaves as many fds open for good. A busy
+    /// server keeps its connection; an idle one pays one open at its next
+    /// call.
+    fn call_done(self: &Arc<Self>) {
+        if self.calls.fetch_sub(1, Ordering::SeqCst) != 1 {
+            return;
+        }
+        let seen = self.started.load(Ordering::SeqCst);
+        let me = self.clone();
+        // On a blocking thread of the runtime: its context is entered.
+        tokio::spawn(async move {
+            tokio::time::sleep(IDLE_RELEASE).await;
+            if me.calls.load(Ordering::SeqCst) == 0 && me.started.load(Ordering::SeqCst) == seen {
+                // A call that starts meanwhile takes its own connection
+                // (or the kept one first, and keeps it).
+                let _ = tokio::task::spawn_blocking(move || me.engine.release()).await;
+            }
+        });
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
@@ -85,6 +148,16 @@ impl Api {
 
     pub fn take_pending_attach(&self, id: &str) -> Option<OwnedFd> {
         lock(&self.pending).remove(id)
+    }
+
+    /// Forgets the attach `mine` left waiting for `id`'s start, if it is
+    /// still that one (the start may have taken it, and another client's
+    /// may wait now): its client left, or the container went.
+    pub fn forget_pending_attach(&self, id: &str, mine: &PendingAttach) {
+        let mut p = lock(&self.pending);
+        if p.get(id).is_some_and(|fd| inode(fd) == Some(mine.0)) {
+            p.remove(id);
+        }
     }
 
     pub fn set_console(&self, id: &str, size: (u16, u16)) {

@@ -4,18 +4,20 @@
 //! with docker's 8-byte multiplexing header (stream byte, three zeros, a
 //! big-endian length).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use berth_engine::stream::{self, DetachWatch, Kind};
 use berth_engine::State;
 use hyper::{header, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::sync::mpsc;
 
 use crate::body::{self, Response};
 use crate::error::ApiError;
 use crate::router::Ctx;
+use crate::state::PendingAttach;
 
 /// docker's default detach keys (ctrl-p ctrl-q).
 pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
@@ -93,17 +95,75 @@ pub enum Ended {
     Closed,
 }
 
+/// Watches a unix socket client for its hang-up. docker's client closes
+/// its sending side once its stdin ends (or at once, without stdin) and
+/// goes on reading: the end of its input is not its leaving. A client
+/// that closed the whole connection (or died) is told apart only by the
+/// socket's hang-up. Watched for writability: its end of input is a
+/// lasting state that a watch for reading would report again and again,
+/// while writability comes and goes as the client reads, and a hang-up
+/// ends it for good.
+pub struct Hangup(AsyncFd<OwnedFd>);
+
+impl Hangup {
+    fn new(s: &tokio::net::UnixStream) -> Option<Hangup> {
+        let fd = s.as_fd().try_clone_to_owned().ok()?;
+        // Deprecated for fds the AsyncFd does not own (it could outlive
+        // them); this one owns its OwnedFd. The sound replacement is
+        // unsafe, which only berth-sys may be.
+        #[allow(deprecated)]
+        AsyncFd::with_interest(fd, Interest::WRITABLE)
+            .ok()
+            .map(Hangup)
+    }
+
+    async fn wait(h: Option<&Hangup>) {
+        let Some(Hangup(fd)) = h else {
+            return std::future::pending().await;
+        };
+        loop {
+            match fd.ready(Interest::WRITABLE).await {
+                Ok(g) if g.ready().is_write_closed() => return,
+                Ok(mut g) => g.clear_ready(),
+                Err(_) => return std::future::pending().await,
+            }
+        }
+    }
+}
+
+/// Something a hijacked client speaks over.
+pub trait ClientIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> ClientIo for T {}
+
+/// The connection of an upgraded request, and on a unix socket a watch
+/// for its hang-up.
+pub fn hijacked(up: hyper::upgrade::Upgraded) -> (Box<dyn ClientIo>, Option<Hangup>) {
+    match up.downcast::<TokioIo<tokio::net::UnixStream>>() {
+        Ok(parts) => {
+            let sock = parts.io.into_inner();
+            let hangup = Hangup::new(&sock);
+            let (rd, wr) = sock.into_split();
+            // What hyper read past the request is the client's first input.
+            let rd = std::io::Cursor::new(parts.read_buf).chain(rd);
+            (Box::new(tokio::io::join(rd, wr)), hangup)
+        }
+        Err(up) => (Box::new(TokioIo::new(up)), None),
+    }
+}
+
 /// Serves a client connection against a monitor's attach stream until
-/// the process exits, the client detaches or either side closes. The
-/// client connection is left open for the caller to finish.
+/// the process exits, the client detaches or either side closes (or, with
+/// `hangup`, the client hangs up). The client connection is left open for
+/// the caller to finish.
 pub async fn bridge<C>(
     client: &mut C,
     mut monitor: tokio::net::UnixStream,
     s: &Streams,
     mut resize: Option<mpsc::Receiver<(u16, u16)>>,
+    hangup: Option<&Hangup>,
 ) -> Ended
 where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
     let mut frames = stream::Decoder::default();
     let mut watch = DetachWatch::new(if s.tty {
@@ -168,6 +228,7 @@ where
             Some((rows, cols)) = async { match resize.as_mut() { Some(r) => r.recv().await, None => None } } => {
                 let _ = monitor.write_all(&stream::resize(rows, cols)).await;
             }
+            () = Hangup::wait(hangup) => return Ended::Closed,
         }
     }
 }
@@ -212,6 +273,7 @@ pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
     } else {
         Vec::new()
     };
+    let mut pending = None;
     let monitor = if !stream_on {
         None
     } else if c.state == State::Running {
@@ -222,7 +284,9 @@ pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
         // Not started yet: the stream is handed to the monitor at start.
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| ApiError::internal(format!("creating a socket pair: {e}")))?;
-        if !ctx.api.set_pending_attach(&c.id, OwnedFd::from(theirs)) {
+        let theirs = OwnedFd::from(theirs);
+        pending = PendingAttach::of(&theirs);
+        if !ctx.api.set_pending_attach(&c.id, theirs) {
             return Err(ApiError::conflict(format!(
                 "container {} already has a client waiting to attach at its start",
                 c.id
@@ -233,19 +297,20 @@ pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let api = ctx.api.clone();
     let id = c.id.clone();
     tokio::spawn(async move {
-        let Ok(up) = upgrade.await else {
-            let _ = api.take_pending_attach(&id);
-            return;
-        };
-        let mut client = TokioIo::new(up);
-        if client.write_all(&history).await.is_err() {
-            let _ = api.take_pending_attach(&id);
-            return;
+        if let Ok(up) = upgrade.await {
+            let (mut client, hangup) = hijacked(up);
+            if client.write_all(&history).await.is_ok() {
+                if let Some(m) = monitor {
+                    bridge(&mut client, m, &s, None, hangup.as_ref()).await;
+                }
+            }
+            let _ = client.shutdown().await;
         }
-        if let Some(m) = monitor {
-            bridge(&mut client, m, &s, None).await;
+        // A client gone before the start leaves no stream waiting for it
+        // (which would refuse the next client's attach).
+        if let Some(p) = &pending {
+            api.forget_pending_attach(&id, p);
         }
-        let _ = client.shutdown().await;
     });
     Ok(switching(content_type(ctx.minor, c.config.tty)))
 }

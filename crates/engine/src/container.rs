@@ -126,7 +126,11 @@ impl Engine {
 
     /// Closes the database connection and image store kept open between
     /// uses: a monitor does before it waits for its container, so that a
-    /// thousand idle monitors hold no SQLite caches.
+    /// thousand idle monitors hold no SQLite caches. A server that ran
+    /// calls side by side does once it is idle: SQLite cannot close a
+    /// connection's file while another connection of the process holds a
+    /// lock on it (that would drop the process's POSIX locks), so it keeps
+    /// the fds of those closed meanwhile until the last one closes.
     pub fn release(&self) {
         self.handles.db.clear();
         self.handles

@@ -84,6 +84,15 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// The monitor's status socket and what was already read from it, for
+    /// a starter that waits for the exit without a thread of its own (a
+    /// server, for every container it started): the exit comes as one
+    /// line [`protocol::parse`] reads.
+    pub fn into_parts(self) -> (String, UnixStream, Vec<u8>) {
+        let (sock, rest) = self.events.into_parts();
+        (self.id, sock, rest)
+    }
+
     /// Blocks until the container exited (and with `--rm` was removed);
     /// returns its exit code.
     pub fn wait(mut self) -> Result<i32> {

@@ -83,6 +83,12 @@ impl<R: Read> Reader<R> {
         }
     }
 
+    /// The source, and what was read from it past the events taken.
+    pub fn into_parts(self) -> (R, Vec<u8>) {
+        let rest = self.inner.buffer().to_vec();
+        (self.inner.into_inner(), rest)
+    }
+
     /// The next event; an error when the monitor went away without one.
     pub fn next_event(&mut self) -> Result<Event> {
         let mut line = String::new();
