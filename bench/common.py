@@ -277,7 +277,7 @@ def command_line(argv, work=None, bin_dir=None):
         s = s.replace(work, "$WORK")
     if bin_dir:
         s = s.replace(os.path.abspath(bin_dir), "$BIN")
-    return s
+    return s.replace(REPO + "/", "")
 
 
 def provenance(peers, bin_dir, commands=(), work=None):

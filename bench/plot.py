@@ -116,7 +116,7 @@ def lines(path, title, xs, series, xlabel, unit, note=""):
     """A measure against a count: series of (label, [(median, low, high)
     per x], dashed); low/high draw a whisker at each point (None for
     none). Writes an SVG file at `path`."""
-    left, plot_w, plot_h, top, legend_w = 70, 480, 300, 50, 300
+    left, plot_w, plot_h, top, legend_w = 70, 480, 300, 50, 320
     width = left + plot_w + legend_w
     height = top + plot_h + FOOT_H + 10
     ymax = nice_max(max(max(p[2] if p[2] is not None else p[0] for p in pts) for _, pts, _ in series))
