@@ -85,12 +85,20 @@ def main():
         for k, (_, _, server) in found.items():
             commands.append((f"{k}, the server", server))
             commands.append((f"{k}, the client", cmds[k]))
+        # What the client costs alone: the CLI's start and one API round
+        # trip (`docker version`) against berth serve, in the same rounds.
+        floor_argv = found["berth serve"][0] + ["version"]
+        commands.append(("the client alone", floor_argv))
         results = {k: [] for k in cmds}
+        floor = []
         for i in range(args.runs + 2):
             for k, argv in cmds.items():
                 dt = common.timed(argv)
                 if i >= 2:  # the first rounds warm caches
                     results[k].append(dt)
+            dt = common.timed(floor_argv)
+            if i >= 2:
+                floor.append(dt)
     finally:
         for c in reversed(cleanups):
             try:
@@ -118,6 +126,11 @@ def main():
         ratio = f"{base / m:.1f}x" if base else "-"
         lines.append(f"| {k} | {m:.1f} | {lo:.1f} | {hi:.1f} | {ratio} |")
     lines.append("")
+    if floor:
+        lines.append(f"The client alone (`docker version` against berth serve, in the same rounds: the CLI's start and "
+                     f"one round trip): median {statistics.median(floor) * 1000:.1f} ms. No server can make `docker run` "
+                     "take less than that.")
+        lines.append("")
     if base and "berth serve" in stats:
         got = base / stats["berth serve"][0]
         lines.append(f"Target (API issue): 10x faster than dockerd: {'met' if got >= 10 else 'not met'} "
