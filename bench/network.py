@@ -99,8 +99,8 @@ def main():
         os.execvpe("unshare", cmd, dict(os.environ, BENCH_NETNS="1"))
     if args.quick:
         args.runs = 5
-        args.churn = min(args.churn, 20)
-    n_conc = 5 if args.quick else 50
+        args.churn = min(args.churn, 10)
+    n_conc = 3 if args.quick else 50
     bin_dir = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="bn", dir="/tmp")
     tar = os.path.join(work, "rootfs.tar")
