@@ -151,6 +151,10 @@ def main():
             subprocess.run(berth + ["save", "-o", archive, IMAGE], check=True)
             shutil.copyfile(archive, kept + ".tmp")
             os.rename(kept + ".tmp", kept)
+            # Those of earlier inputs are of no more use.
+            for f in os.listdir(CACHE):
+                if f.startswith("pristine-postgres-") and os.path.join(CACHE, f) != kept:
+                    os.unlink(os.path.join(CACHE, f))
         # Whatever a failed or interrupted run left running goes first.
         cleanups.append(lambda: subprocess.run(berth + ["rm", "-f"] + ps_all(berth), capture_output=True))
         cleanups.append(lambda: subprocess.run(berth + ["network", "rm", "pristine"], capture_output=True))
