@@ -176,7 +176,7 @@ def main():
     lines.append("")
     if args.svg and results:
         label = {k: f"{k} ({r['n']})" for k, r in results.items()}
-        plot.panels(args.svg, "Density: many sleep containers (engine (containers started))", [
+        plot.panels(args.svg, "Density: the cost of each sleeping container (how many ran at once)", [
             ("start, per container", "ms", [(label[k], r["took"] / r["n"] * 1000, None, None)
                                             for k, r in results.items()]),
             ("host-side PSS per container", "MiB", [(label[k], r["pss_kib"] / 1024, None, None)
