@@ -52,6 +52,9 @@ soak: deps-test
 demo: release
 	BIN=$(BIN) scripts/demo
 
+# Every benchmark beside the peers, into docs/benchmarks.md and its plots
+# (docs/*.svg); QUICK=1: a small version of each in a few minutes, into
+# target/bench-quick/ (see bench/run).
 bench: release deps-test
 	BIN=$(BIN) bench/run $(if $(QUICK),--quick,)
 

@@ -49,7 +49,7 @@ def main():
     ap.add_argument("--out")
     args = ap.parse_args()
     if args.quick:
-        args.runs = 3
+        args.runs, args.files = 1, 200
     bin_dir = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="bb", dir="/tmp")
     tar = os.path.join(work, "rootfs.tar")
@@ -109,7 +109,10 @@ def main():
     lines.append("Targets (builds issue): cold no slower than the fastest peer; the no-op rebuild at least 5x faster "
                  "than the fastest peer's.")
     lines.append("")
-    emit(lines, args.out)
+    commands = []
+    for k, (argv, _, _) in engines.items():
+        commands += [(f"{k}, cold", argv + ["--no-cache", ctx]), (f"{k}, no-op rebuild", argv + [ctx])]
+    emit(lines, args.out, peers=list(engines), bin_dir=bin_dir, commands=commands, work=work)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -82,19 +83,21 @@ def podman(work):
 
 
 class Daemon:
-    """A daemon of ours (`argv`), logging to `log`, ready once its client
-    `client` + `probe` succeeds; stopped by `stop`. The bench exits if it
+    """A daemon of ours (`argv`, in `env`), logging to `log`, ready once its
+    client `client` + `probe` succeeds; stopped by `stop`. The bench exits if it
     does not come up in `timeout` seconds."""
 
-    def __init__(self, name, argv, client, probe, log, timeout=60, interval=0.3):
+    def __init__(self, name, argv, client, probe, log, timeout=60, interval=0.3, env=None):
         self.log = open(log, "w")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, env=env)
         self.argv = client
         deadline = time.time() + timeout
         while subprocess.run(client + probe, capture_output=True).returncode != 0:
             if time.time() > deadline or self.proc.poll() is not None:
                 self.stop()
-                sys.exit(f"{name} did not start (see {log})")
+                # The log goes with the bench's folder: its end, here.
+                tail = "".join(open(log, errors="replace").readlines()[-20:])
+                sys.exit(f"{name} did not start; the end of its log ({log}):\n{tail}")
             time.sleep(interval)
 
     def stop(self):
@@ -126,6 +129,13 @@ class Dockerd(Daemon):
         return shutil.which("dockerd") is not None
 
 
+def du(path):
+    """Bytes on disk under `path` (blocks, hard links once, this
+    filesystem only: not the containers' mounted root filesystems)."""
+    out = subprocess.run(["du", "-sx", "-B1", path], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[0])
+
+
 def unmount_under(work):
     """Lazily unmounts whatever the engines left mounted under `work`."""
     subprocess.run(["sh", "-c", f"grep ' {work}' /proc/self/mountinfo | cut -d' ' -f5 | sort -r | xargs -r -n1 umount -l"],
@@ -139,8 +149,9 @@ class Engine:
     """One engine's command line (`argv` + `env`) with the bench image
     imported as `image`, its version, and how it is stopped."""
 
-    def __init__(self, name, argv, image, env=None, ver="?", stop=None):
+    def __init__(self, name, argv, image, env=None, ver="?", stop=None, root=None):
         self.name = name
+        self.root = root  # its store (data root)
         self.argv = argv
         self.image = image
         self.env = env
@@ -165,7 +176,7 @@ def engines(work, bin_dir, want=("berth", "podman", "docker")):
     if "berth" in want:
         berth = [os.path.join(bin_dir, "berth"), "--root", f"{work}/br", "--runroot", f"{work}/brr"]
         subprocess.run(berth + ["import", tar, IMAGE], check=True, stdout=subprocess.DEVNULL)
-        found["berth"] = Engine("berth", berth, IMAGE, ver=version([berth[0], "--version"]))
+        found["berth"] = Engine("berth", berth, IMAGE, ver=version([berth[0], "--version"]), root=f"{work}/br")
     pm = podman(work) if "podman" in want else None
     if pm:
         pod, env = pm
@@ -173,11 +184,12 @@ def engines(work, bin_dir, want=("berth", "podman", "docker")):
                        env=env)
         found["podman"] = Engine(
             "podman", pod, "localhost/" + IMAGE, env=env, ver=version(["podman", "--version"]),
-            stop=lambda: subprocess.run(pod + ["rmi", "-af"], env=env, capture_output=True))
+            stop=lambda: subprocess.run(pod + ["rmi", "-af"], env=env, capture_output=True), root=f"{work}/pr")
     if "docker" in want and Dockerd.available():
         d = Dockerd(work)
         subprocess.run(d.argv + ["import", tar, IMAGE], check=True, stdout=subprocess.DEVNULL)
-        found["docker"] = Engine("docker", d.argv, IMAGE, ver=version(["docker", "--version"]), stop=d.stop)
+        found["docker"] = Engine("docker", d.argv, IMAGE, ver=version(["docker", "--version"]), stop=d.stop,
+                                 root=f"{work}/dd")
     return found
 
 
@@ -193,8 +205,113 @@ def load():
     return open("/proc/loadavg").read().split()[0]
 
 
-def emit(lines, out):
-    """Prints a report section, and writes it to `out` if given."""
+# When this bench began: the date and load its report gives.
+STARTED = time.gmtime()
+START_LOAD = os.getloadavg()[0]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# What each engine's figures depend on, as commands printing a version:
+# docker's CLI and its daemon are packaged apart (and here differ), and
+# both docker and podman (run with --runtime runc) start containers with runc.
+STACKS = {
+    "docker": [("CLI", ["docker", "--version"]), ("dockerd", ["dockerd", "--version"]),
+               ("containerd", ["containerd", "--version"]), ("runc", ["runc", "--version"])],
+    "podman": [("podman", ["podman", "--version"]), ("conmon", ["conmon", "--version"]), ("runc", ["runc", "--version"])],
+    "runc": [("runc", ["runc", "--version"])],
+    "crun": [("crun", ["crun", "--version"])],
+    "skopeo": [("skopeo", ["skopeo", "--version"])],
+    "docker-registry": [("docker-registry", ["docker-registry", "--version"])],
+}
+
+
+def machine():
+    """CPU, cores, memory, OS and kernel of this host, in one line."""
+    cpu = "?"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = 0
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            mem = int(line.split()[1]) / (1 << 20)
+    distro = "?"
+    try:
+        for line in open("/etc/os-release"):
+            if line.startswith("PRETTY_NAME="):
+                distro = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, {distro}, Linux {os.uname().release}"
+
+
+def berth_version(bin_dir):
+    """berth's version and the commit of the tree the bench runs from."""
+    v = version([os.path.join(bin_dir, "berth"), "--version"])
+    commit = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True,
+                            text=True).stdout.strip()
+    return f"{v} (commit {commit or '?'})"
+
+
+def stack_versions(peers, bin_dir):
+    """One line per peer name (berth, docker, podman, ...): the versions
+    of everything its figures depend on."""
+    out = []
+    for p in peers:
+        if p == "berth":
+            out.append(f"berth: {berth_version(bin_dir)}")
+        elif p == "berth-runtime":
+            out.append(f"berth-runtime: {version([os.path.join(bin_dir, 'berth-runtime'), '--version'])}")
+        elif p in STACKS:
+            out.append(f"{p}: " + "; ".join(f"{label} `{version(argv)}`" for label, argv in STACKS[p]
+                                            if shutil.which(argv[0])))
+    return out
+
+
+def command_line(argv, work=None, bin_dir=None):
+    """`argv` as a shell line, the run's temporary folder as $WORK and the
+    binaries' folder as $BIN."""
+    import shlex
+    s = shlex.join(str(a) for a in argv)
+    if work:
+        s = s.replace(work, "$WORK")
+    if bin_dir:
+        s = s.replace(os.path.abspath(bin_dir), "$BIN")
+    return s.replace(REPO + "/", "")
+
+
+def provenance(peers, bin_dir, commands=(), work=None):
+    """The lines that say where a section's figures come from: the date,
+    the machine and its load, the bench's own command line, the versions
+    of every peer and the timed command lines (label, argv)."""
+    bench = command_line([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:], bin_dir=bin_dir)
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', STARTED)} on {machine()}; load average "
+        f"{START_LOAD:.1f} at the start, {os.getloadavg()[0]:.1f} at the end. Bench: `{bench}`.",
+        "",
+        "Versions:",
+        "",
+    ]
+    lines += [f"- {v}" for v in stack_versions(peers, bin_dir)]
+    if commands:
+        lines += ["", "Command lines" + (" ($WORK: the run's temporary folder)" if work else "") + ":", ""]
+        lines += [f"- {label}: `{command_line(argv, work, bin_dir)}`" for label, argv in commands]
+    lines.append("")
+    return lines
+
+
+def figure_note(script):
+    """The small print under a plot: when, where, under which load."""
+    return (f"{time.strftime('%Y-%m-%d', STARTED)}; {os.cpu_count()} cores, Linux {os.uname().release}; "
+            f"load {START_LOAD:.1f} -> {os.getloadavg()[0]:.1f}; bench/{script}")
+
+
+def emit(lines, out, peers=(), bin_dir="target/release", commands=(), work=None):
+    """Prints a report section, followed by its provenance when `peers`
+    names the engines it measured (see `provenance`), and writes it to
+    `out` if given."""
+    if peers:
+        lines = list(lines) + provenance(peers, bin_dir, commands, work)
     text = "\n".join(lines)
     print(text)
     if out:
@@ -329,6 +446,34 @@ def make_debian(out):
 def debian_archive():
     """The path of the Debian image's docker-archive, made once."""
     return cached("debian-layers", make_debian)
+
+
+# The quick runs' stand-in for the Debian image: about 20 MB, one layer.
+SMALL = "bench/small:latest"
+
+
+def make_small(out, tag=SMALL):
+    """About 20 MB: busybox and 18 MB of incompressible files, tagged `tag`."""
+    def filler(root):
+        rng = random.Random(20)
+        os.makedirs(os.path.join(root, "opt/data"))
+        for i in range(18):
+            with open(os.path.join(root, f"opt/data/{i}.bin"), "wb") as f:
+                f.write(rng.randbytes(1 << 20))
+    os.makedirs(CACHE, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="small-", dir=CACHE)
+    try:
+        p = os.path.join(work, "0.tar")
+        busybox_rootfs(p, filler)
+        docker_archive([p], tag, ["/bin/sh"], out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def quick_archive():
+    """The small image tagged as the Debian one (DEBIAN): what --quick
+    loads, pulls and pushes instead, so that no debootstrap runs."""
+    return cached("small-as-debian", lambda out: make_small(out, DEBIAN))
 
 
 class Scratch:

@@ -17,14 +17,18 @@ import tempfile
 import time
 
 import common
+import plot
 
 SLEEP = "100000"
 
 
+def run_args(e, hb):
+    return ["run", "-d", "--network", "none", "-v", f"{hb}:/hb", e.image,
+            "sh", "-c", f"touch /hb/$(hostname); exec sleep {SLEEP}"]
+
+
 def start_one(e, hb):
-    r = e.run(["run", "-d", "--network", "none", "-v", f"{hb}:/hb", e.image,
-               "sh", "-c", f"touch /hb/$(hostname); exec sleep {SLEEP}"],
-              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    r = e.run(run_args(e, hb), stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{e.name} run -d: {r.stderr.strip()}")
     return r.stdout.strip().splitlines()[-1]
@@ -106,8 +110,10 @@ def measure(e, n, workers, work):
     os.makedirs(hb)
     ids = []
     try:
+        store = common.du(e.root)
         ids, took = start_all(e, n, workers, hb)
         ok = answered(ids, hb)
+        disk = common.du(e.root) - store
         ex = exec_sample(e, ids)
         pids = host_processes(HOST_SIDE[e.name], work)
         pss = [pss_kib(p) for p in pids]
@@ -115,7 +121,7 @@ def measure(e, n, workers, work):
         running = len(e.run(["ps", "-q"], capture_output=True, text=True).stdout.split())
         return {
             "n": n, "took": took, "answered": ok, "running": running, "exec_ms": ex,
-            "procs": len(pids), "pss_kib": sum(pss) / n, "fds": max(fd) if fd else 0,
+            "procs": len(pids), "pss_kib": sum(pss) / n, "fds": max(fd) if fd else 0, "disk": disk / n,
         }
     finally:
         remove_all(e, ids, workers)
@@ -130,17 +136,22 @@ def main():
     ap.add_argument("--engines", default="berth,podman,docker")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out")
+    ap.add_argument("--svg")
     args = ap.parse_args()
     if args.quick:
-        args.count, args.peers = 100, 10
+        args.count, args.peers = 50, 5
     work = tempfile.mkdtemp(prefix="bd", dir="/tmp")
+    bin_dir = os.path.abspath(args.bin)
     engines = {}
     results = {}
+    commands = []
     loads = [common.load()]
     try:
-        engines = common.engines(work, os.path.abspath(args.bin), args.engines.split(","))
+        engines = common.engines(work, bin_dir, args.engines.split(","))
         for name, e in engines.items():
             n = args.count if name == "berth" else args.peers
+            commands.append((f"{name}, {n} times, {args.workers} at a time",
+                             e.argv + run_args(e, os.path.join(work, f"hb-{name}"))))
             results[name] = measure(e, n, args.workers, work)
             loads.append(common.load())
     finally:
@@ -151,15 +162,29 @@ def main():
                  "named by its hostname to a bound host directory, and `exec true` reaches 10 of them. Memory is the "
                  "proportional set size (PSS, /proc/PID/smaps_rollup) of the host-side processes of all containers "
                  "(berth-monitor, podman's conmon, docker's containerd-shim), divided by the number of containers. "
+                 "Disk is what the engine's store (data root, `du -sx -B1`: blocks, hard links once, not the "
+                 "mounted root filesystems) grew by with all of them running, divided by their number. "
                  f"Load average {' -> '.join(loads)} over the run. See bench/density.py.")
     lines.append("")
     lines.append("| engine | containers | start all s | per container ms | answered | running | exec ms | "
-                 "host processes | PSS per container MiB | most fds in one |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
+                 "host processes | PSS per container MiB | most fds in one | disk per container kB |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for k, r in results.items():
         lines.append(f"| {k} | {r['n']} | {r['took']:.1f} | {r['took'] / r['n'] * 1000:.0f} | {r['answered']} | "
-                     f"{r['running']} | {r['exec_ms']:.0f} | {r['procs']} | {r['pss_kib'] / 1024:.2f} | {r['fds']} |")
+                     f"{r['running']} | {r['exec_ms']:.0f} | {r['procs']} | {r['pss_kib'] / 1024:.2f} | {r['fds']} | "
+                     f"{r['disk'] / 1000:.1f} |")
     lines.append("")
+    if args.svg and results:
+        label = {k: f"{k} ({r['n']})" for k, r in results.items()}
+        plot.panels(args.svg, "Density: the cost of each sleeping container (how many ran at once)", [
+            ("start, per container", "ms", [(label[k], r["took"] / r["n"] * 1000, None, None)
+                                            for k, r in results.items()]),
+            ("host-side PSS per container", "MiB", [(label[k], r["pss_kib"] / 1024, None, None)
+                                                    for k, r in results.items()]),
+            ("disk per container", "kB", [(label[k], r["disk"] / 1000, None, None) for k, r in results.items()]),
+        ], note=common.figure_note("density.py"))
+        lines.append(f"![density]({os.path.basename(args.svg)})")
+        lines.append("")
     if "berth" in results:
         b = results["berth"]
         all_up = b["answered"] == b["n"] == b["running"]
@@ -170,7 +195,7 @@ def main():
                            f"({b['pss_kib'] / 1024:.2f} vs {c / 1024:.2f} MiB)")
         lines.append("Targets (containers issue): " + "; ".join(verdict) + ".")
         lines.append("")
-    common.emit(lines, args.out)
+    common.emit(lines, args.out, peers=list(results), bin_dir=bin_dir, commands=commands, work=work)
 
 
 if __name__ == "__main__":

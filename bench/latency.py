@@ -23,10 +23,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import emit, berth_env, Daemon, Dockerd, busybox_rootfs, podman, timed, unmount_under, version  # noqa: E402
+from common import (emit, berth_env, figure_note, Daemon, Dockerd, busybox_rootfs, podman, timed, unmount_under,  # noqa: E402
+                    version)
 from runtime import make_bundle  # noqa: E402
 import plot  # noqa: E402
 
@@ -54,7 +54,7 @@ def main():
     if os.environ.get("BENCH_ISOLATED") != "1":
         reexec_isolated()
     if args.quick:
-        args.runs = 8
+        args.runs = 5
     bin_dir = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="bl", dir="/tmp")
     tar = os.path.join(work, "rootfs.tar")
@@ -64,6 +64,7 @@ def main():
     versions = {}
     cleanups = []
     results = {}
+    serve = None
     try:
         bundle = os.path.join(work, "bundle")
         os.makedirs(bundle)
@@ -84,7 +85,8 @@ def main():
         cmds["berth run (bridge)"] = (berth + ["run", "--rm", "bench/busybox", "true"], benv)
         if shutil.which("docker"):
             sock = f"{work}/bs.sock"
-            s = Daemon("berth serve", berth + ["serve", "--host", f"unix://{sock}"],
+            serve = berth + ["serve", "--host", f"unix://{sock}"]
+            s = Daemon("berth serve", serve,
                        ["docker", "-H", f"unix://{sock}"], ["version"], f"{work}/serve.log",
                        timeout=30, interval=0.1)
             cleanups.append(s.stop)
@@ -141,16 +143,15 @@ def main():
     for k, (m, lo, hi) in stats.items():
         lines.append(f"| {k} | {m:.1f} | {lo:.1f} | {hi:.1f} | {m / base:.2f}x |")
     lines.append("")
-    lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
-    lines.append("")
     if args.svg:
         plot.bars(args.svg, "Start latency: busybox true (median, p10-p90)",
-                  [(k, m, lo, hi) for k, (m, lo, hi) in stats.items()], unit="ms",
-                  note=f"{time.strftime('%Y-%m-%d')}, {os.uname().release}, {os.cpu_count()} cores, "
-                       f"load {load:.1f}; bench/latency.py")
+                  [(k, m, lo, hi) for k, (m, lo, hi) in stats.items()], unit="ms", note=figure_note("latency.py"))
         lines.append(f"![start latency]({os.path.basename(args.svg)})")
         lines.append("")
-    emit(lines, args.out)
+    commands = [(k, [a.replace("{i}", "N") for a in argv]) for k, (argv, _) in cmds.items()]
+    if serve:
+        commands.append(("berth serve", serve))
+    emit(lines, args.out, peers=list(versions), bin_dir=bin_dir, commands=commands, work=work)
 
 
 if __name__ == "__main__":

@@ -98,9 +98,9 @@ def main():
                sys.executable, os.path.abspath(__file__)] + sys.argv[1:]
         os.execvpe("unshare", cmd, dict(os.environ, BENCH_NETNS="1"))
     if args.quick:
-        args.runs = 8
-        args.churn = min(args.churn, 100)
-    n_conc = 10 if args.quick else 50
+        args.runs = 5
+        args.churn = min(args.churn, 10)
+    n_conc = 3 if args.quick else 50
     bin_dir = os.path.abspath(args.bin)
     work = tempfile.mkdtemp(prefix="bn", dir="/tmp")
     tar = os.path.join(work, "rootfs.tar")
@@ -223,7 +223,8 @@ def main():
         lines.append("")
     lines.append("Target (networking issue): network setup adds under 5 ms per container.")
     lines.append("")
-    emit(lines, args.out)
+    emit(lines, args.out, peers=list(versions), bin_dir=bin_dir,
+         commands=[(f"{e}, {m}", argv) for (e, m), (argv, _) in modes.items()], work=work)
 
 
 if __name__ == "__main__":

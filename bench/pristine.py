@@ -13,16 +13,20 @@ socket; the containers are reached on the engines' own bridges. All of it
 is removed afterwards."""
 
 import argparse
+import hashlib
 import os
 import re
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from common import Dockerd, podman, unmount_under, version
+import common
+import plot
+from common import Dockerd, du, podman, unmount_under, version
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -31,6 +35,19 @@ SETUP = os.path.join(REPO, "examples/postgres/setup.sh")
 CACHE = "/var/cache/berth-examples"
 IMAGE = "pristine/postgres:15"
 TESTS = 50
+# What the image is made of: a full run keeps the image it built (`berth
+# save`) under a name made from these, and --quick loads that instead of
+# building it (two minutes here).
+INPUTS = ["examples/postgres/Dockerfile", "examples/postgres/schema.sql", "examples/postgres/seed.sql",
+          "examples/postgres/setup.sh"]
+
+
+def built_archive():
+    """Where the archive of the image built from today's INPUTS is kept."""
+    h = hashlib.sha256()
+    for p in INPUTS:
+        h.update(open(os.path.join(REPO, p), "rb").read())
+    return f"{CACHE}/pristine-postgres-{h.hexdigest()[:16]}.tar"
 
 
 def venv_python():
@@ -51,12 +68,16 @@ class Engine:
     def __init__(self, name, argv, env=None, network=""):
         self.name, self.argv, self.env, self.network = name, argv, env, network
 
-    def suite(self, py, *args):
-        """The suite's output; its failure is the benchmark's failure."""
+    def suite_argv(self, py, *args):
         argv = [py, SUITE, "--engine", shlex.join(self.argv), "--image", IMAGE]
         if self.network:
             argv += ["--network", self.network]
-        r = subprocess.run(argv + list(args), capture_output=True, text=True, env=self.env, stdin=subprocess.DEVNULL)
+        return argv + list(args)
+
+    def suite(self, py, *args):
+        """The suite's output; its failure is the benchmark's failure."""
+        r = subprocess.run(self.suite_argv(py, *args), capture_output=True, text=True, env=self.env,
+                           stdin=subprocess.DEVNULL)
         if r.returncode != 0:
             raise RuntimeError(f"{self.name}: suite {' '.join(args)}: {r.stdout}{r.stderr}")
         return r.stdout
@@ -71,16 +92,11 @@ class Engine:
         return float(re.search(r"ready in ([0-9.]+) s", out).group(1))
 
 
-def du(path):
-    """Bytes on disk under `path` (blocks, hard links once)."""
-    return int(subprocess.run(["du", "-sx", "-B1", path], capture_output=True, text=True, check=True).stdout.split()[0])
-
-
-def disk(py, engine, store):
-    """The store with the image alone, and with 50 containers that each
-    made their test's change (measured while all are there)."""
+def disk(py, engine, store, tests):
+    """The store with the image alone, and with `tests` containers that
+    each made their test's change (measured while all are there)."""
     before = du(store)
-    out = engine.suite(py, "--hold", f"du -sx -B1 {shlex.quote(store)}")
+    out = engine.suite(py, "--tests", str(tests), "--hold", f"du -sx -B1 {shlex.quote(store)}")
     during = int(re.search(r"^(\d+)\s", out, re.M).group(1))
     return before, during
 
@@ -92,23 +108,53 @@ def med(xs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--quick", action="store_true", help="1 run of each instead of 3")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"1 run, 5 tests, N = 2 and 5; the image loaded from the archive a full run keeps in {CACHE} "
+                         "instead of built (skipped if there is none)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved runs of everything (medians)")
     ap.add_argument("--out")
+    ap.add_argument("--svg", help="the plot of time to all-ready; its disk plot goes beside it (-disk.svg)")
     args = ap.parse_args()
-    rounds = 1 if args.quick else 3
-    sizes = [10, 25, 50]
+    rounds = 1 if args.quick else args.rounds
+    tests = 5 if args.quick else TESTS
+    sizes = [2, 5] if args.quick else [10, 25, 50]
     bin_dir = os.path.abspath(args.bin)
+    kept = built_archive()
+    if args.quick and not os.path.exists(kept):
+        common.emit(["## One pristine database per test", "",
+                     f"Not run by `--quick`: it loads the PostgreSQL image a full run (`make bench`) builds once and "
+                     f"keeps in {kept}, and there is none yet (building it takes about two minutes here).", ""],
+                    args.out)
+        return
     py = venv_python()
-    work = tempfile.mkdtemp(prefix="bp", dir="/tmp")
+    # The stores on a filesystem of their own (common.Scratch): loading
+    # three copies of a 500 MB image and removing them afterwards on this
+    # host's journal-less root filesystem takes minutes.
+    scratch = common.Scratch()
+    # Short, for podman's socket paths.
+    work = tempfile.mkdtemp(prefix="p", dir=scratch.path)
     cleanups = []
+    commands = []
     try:
         berth = [os.path.join(bin_dir, "berth"), "--root", f"{work}/br", "--runroot", f"{work}/brr"]
-        t0 = time.perf_counter()
-        subprocess.run([SETUP], check=True, env=dict(os.environ, BERTH=shlex.join(berth), IMAGE=IMAGE, CACHE=CACHE),
-                       stdout=subprocess.DEVNULL)
-        build_s = time.perf_counter() - t0
         archive = f"{work}/pg.tar"
-        subprocess.run(berth + ["save", "-o", archive, IMAGE], check=True)
+        build_s = None
+        if args.quick:
+            subprocess.run(berth + ["load", "-q", "-i", kept], check=True, stdout=subprocess.DEVNULL)
+            archive = kept
+        else:
+            t0 = time.perf_counter()
+            subprocess.run([SETUP], check=True,
+                           env=dict(os.environ, BERTH=shlex.join(berth), IMAGE=IMAGE, CACHE=CACHE),
+                           stdout=subprocess.DEVNULL)
+            build_s = time.perf_counter() - t0
+            subprocess.run(berth + ["save", "-o", archive, IMAGE], check=True)
+            shutil.copyfile(archive, kept + ".tmp")
+            os.rename(kept + ".tmp", kept)
+            # Those of earlier inputs are of no more use.
+            for f in os.listdir(CACHE):
+                if f.startswith("pristine-postgres-") and os.path.join(CACHE, f) != kept:
+                    os.unlink(os.path.join(CACHE, f))
         # Whatever a failed or interrupted run left running goes first.
         cleanups.append(lambda: subprocess.run(berth + ["rm", "-f"] + ps_all(berth), capture_output=True))
         cleanups.append(lambda: subprocess.run(berth + ["network", "rm", "pristine"], capture_output=True))
@@ -143,45 +189,88 @@ def main():
             stores["docker"] = f"{work}/dd"
             versions["docker"] = version(["docker", "--version"])
 
+        for e in engines:
+            commands.append((f"{e.name}, the suite", e.suite_argv(py, "--tests", str(tests), "--mode", "pristine")))
+        commands.append(("each container (suite.py's Engine.start)",
+                         berth + ["run", "-d", "--name", "NAME", "--network", "pristine", IMAGE]))
+
         suite = {e.name: [] for e in engines}
         reset = {e.name: [] for e in engines}
         ready = {(e.name, n): [] for e in engines for n in sizes}
+        # One container of each first, untimed: an engine's first on its
+        # network sets the network up, and the image's files come into the
+        # page cache.
+        for e in engines:
+            e.ready(py, 1)
+        # The serial alternative for N tests, with berth: the line the
+        # all-ready curves are drawn against.
+        reset_n = {n: [] for n in sizes}
         for r in range(rounds):
             # Interleaved, the engine going first rotating.
             order = engines[r % len(engines):] + engines[:r % len(engines)]
             for e in order:
-                suite[e.name].append(e.timed_suite(py, "--mode", "pristine"))
-                reset[e.name].append(e.timed_suite(py, "--mode", "reset"))
+                suite[e.name].append(e.timed_suite(py, "--tests", str(tests), "--mode", "pristine"))
+                reset[e.name].append(e.timed_suite(py, "--tests", str(tests), "--mode", "reset"))
                 for n in sizes:
                     ready[(e.name, n)].append(e.ready(py, n))
+                if e.name == "berth":
+                    for n in sizes:
+                        reset_n[n].append(reset["berth"][-1] if n == tests else
+                                          e.timed_suite(py, "--tests", str(n), "--mode", "reset"))
                 print(f"round {r + 1}/{rounds} {e.name}: suite {suite[e.name][-1]:.2f} s, reset {reset[e.name][-1]:.2f} s, "
                       + ", ".join(f"ready({n}) {ready[(e.name, n)][-1]:.2f} s" for n in sizes), flush=True)
-        disks = {e.name: disk(py, e, stores[e.name]) for e in engines}
+        disks = {e.name: disk(py, e, stores[e.name], tests) for e in engines}
     finally:
         for c in cleanups:
             c()
         unmount_under(work)
-        subprocess.run(["rm", "-rf", work])
+        if scratch.dev is None:
+            subprocess.run(["rm", "-rf", work])
+        scratch.close()
 
-    lines = report(engines, versions, rounds, build_s, suite, reset, ready, sizes, disks)
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        open(args.out, "w").write(text)
-    print(text)
+    lines = report(engines, versions, rounds, build_s, suite, reset, ready, sizes, disks, tests)
+    lines[2] += f" The engines' stores are on {scratch.kind}."
+    if args.svg:
+        lines += figures(args.svg, engines, ready, reset_n, sizes, disks, tests)
+    common.emit(lines, args.out, peers=[e.name for e in engines], bin_dir=bin_dir, commands=commands, work=work)
+
+
+def spread(xs):
+    """Median, min and max; no whisker for a single run."""
+    return (med(xs), min(xs), max(xs)) if len(xs) > 1 else (med(xs), None, None)
+
+
+def figures(path, engines, ready, reset_n, sizes, disks, tests):
+    """The all-ready plot at `path`, the disk plot beside it; their
+    markdown."""
+    series = [(e.name, [spread(ready[(e.name, n)]) for n in sizes], False) for e in engines]
+    series.append(("serial reset: N tests, one database", [spread(reset_n[n]) for n in sizes], True))
+    plot.lines(path, "N pristine PostgreSQL containers: time until all answer (median, min-max)", sizes, series,
+               "N containers started at once", "seconds", note=common.figure_note("pristine.py"))
+    disk_path = path[:-len(".svg")] + "-disk.svg" if path.endswith(".svg") else path + "-disk.svg"
+    plot.panels(disk_path, f"Disk: the image once, plus {tests} changed containers", [
+        ("store with the image", "MB", [(e.name, disks[e.name][0] / 1e6, None, None) for e in engines]),
+        ("added per changed container", "MB", [(e.name, (disks[e.name][1] - disks[e.name][0]) / tests / 1e6, None, None)
+                                               for e in engines]),
+    ], note=common.figure_note("pristine.py"))
+    return [f"![time until N pristine databases all answer]({os.path.basename(path)})", "",
+            "The dashed line is the classic alternative with berth: one database container, the N tests one after "
+            "another with a reset (truncate and reload) between, from its start to the last test's end.", "",
+            f"![disk of the image and {tests} changed containers]({os.path.basename(disk_path)})", ""]
 
 
 def ps_all(engine):
     return subprocess.run(engine + ["ps", "-aq"], capture_output=True, text=True).stdout.split()
 
 
-def report(engines, versions, rounds, build_s, suite, reset, ready, sizes, disks):
+def report(engines, versions, rounds, build_s, suite, reset, ready, sizes, disks, tests):
     names = [e.name for e in engines]
     load = os.getloadavg()[0]
     b = med(suite["berth"])
     out = [
         "## One pristine database per test",
         "",
-        f"The suite of examples/pristine-db: {TESTS} tests, each in its own PostgreSQL 15 container (Debian's packages "
+        f"The suite of examples/pristine-db: {tests} tests, each in its own PostgreSQL 15 container (Debian's packages "
         "on a debootstrap bookworm base, schema and seed data loaded at build time by `berth build` of "
         "examples/postgres), all at once; each test checks it starts from the seed, changes the data and sees only "
         "its own change, then its container is removed. The alternative: one container for the whole suite, reset "
@@ -189,10 +278,13 @@ def report(engines, versions, rounds, build_s, suite, reset, ready, sizes, disks
         "(`berth save`, then `docker load`/`podman load`) in every engine, private roots, containers reached on each "
         "engine's own bridge (berth and dockerd on a user network, podman on its default one; podman with `--runtime "
         f"runc`). Medians of {rounds} interleaved run{'s' if rounds > 1 else ''}; wall time of the whole suite "
-        f"process. See bench/pristine.py. `berth build` of the image (cold, .debs cached): {build_s:.1f} s. "
-        f"Load average when the report was written: {load:.1f} on {os.cpu_count()} cores.",
+        f"process. See bench/pristine.py. "
+        + (f"`berth build` of the image (cold, .debs cached): {build_s:.1f} s. " if build_s is not None else
+           f"Quick run (`--quick`): {tests} tests instead of {TESTS}, N = {', '.join(map(str, sizes))}, one run; the "
+           "image not built but loaded from the archive the last full run kept (its build takes about two minutes). ")
+        + f"Load average when the report was written: {load:.1f} on {os.cpu_count()} cores.",
         "",
-        f"| engine | version | {TESTS} tests, a container each, in parallel s | vs berth | {TESTS} tests, one database reset between, serially s |",
+        f"| engine | version | {tests} tests, a container each, in parallel s | vs berth | {tests} tests, one database reset between, serially s |",
         "|---|---|---|---|---|",
     ]
     for n in names:
@@ -220,15 +312,15 @@ def report(engines, versions, rounds, build_s, suite, reset, ready, sizes, disks
         "### Disk: the image once, plus each container's changes",
         "",
         f"`du -sx -B1` of each engine's whole store (blocks on disk, hard links once) with the image alone, and with "
-        f"{TESTS} containers running that have each made their test's change (and a `CHECKPOINT`, so it is in the "
+        f"{tests} containers running that have each made their test's change (and a `CHECKPOINT`, so it is in the "
         "data files).",
         "",
-        f"| engine | store with the image MB | with {TESTS} changed containers MB | added per container MB |",
+        f"| engine | store with the image MB | with {tests} changed containers MB | added per container MB |",
         "|---|---|---|---|",
     ]
     for n in names:
         before, during = disks[n]
-        out.append(f"| {n} | {before / 1e6:.1f} | {during / 1e6:.1f} | {(during - before) / TESTS / 1e6:.2f} |")
+        out.append(f"| {n} | {before / 1e6:.1f} | {during / 1e6:.1f} | {(during - before) / tests / 1e6:.2f} |")
     out += [
         "",
         "berth's store keeps the image's compressed layer blobs beside the unpacked layers (as `berth save` and "

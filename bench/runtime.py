@@ -124,7 +124,8 @@ def outer(args):
     lines.append("")
     lines.append("Targets (runtime issue): at most half of runc's time, and no slower than crun's.")
     lines.append("")
-    emit(lines, args.out)
+    emit(lines, args.out, peers=list(res), bin_dir=args.bin,
+         commands=[("each runtime, the same bundle", ["RUNTIME", "--root", "STATE", "run", "--bundle", "BUNDLE", "ID"])])
 
 
 def main():
