@@ -1,6 +1,8 @@
 //! Docker's container filters (`ps --filter`, the API's `filters`):
 //! status, name, label, ancestor, exited, health and id; one key given twice
-//! matches either value, different keys must all match.
+//! matches either value, except `label`, whose values must all match (as
+//! docker: compose selects a project's service with two labels); different
+//! keys must all match.
 
 use crate::db::{Container, State};
 use crate::error::{Error, Result};
@@ -66,7 +68,7 @@ impl Filters {
             if vals.peek().is_none() {
                 return true;
             }
-            vals.any(|(_, v)| match *key {
+            let one = |v: &String| match *key {
                 "status" => state == v,
                 "name" => c.name.contains(v.as_str()),
                 "label" => match v.split_once('=') {
@@ -86,7 +88,12 @@ impl Filters {
                         && c.exit_code.map(|x| x.to_string()) == Some(v.clone())
                 }
                 _ => false,
-            })
+            };
+            if *key == "label" {
+                vals.all(|(_, v)| one(v))
+            } else {
+                vals.any(|(_, v)| one(v))
+            }
         })
     }
 }
@@ -129,6 +136,8 @@ mod tests {
         assert!(f(&["label=tier"]).matches(&web, "exited", "none"));
         assert!(f(&["label=tier=web"]).matches(&web, "exited", "none"));
         assert!(!f(&["label=tier=db"]).matches(&web, "exited", "none"));
+        assert!(!f(&["label=tier=web", "label=other"]).matches(&web, "exited", "none"));
+        assert!(f(&["label=tier=web", "label=tier"]).matches(&web, "exited", "none"));
         assert!(f(&["ancestor=bb"]).matches(&web, "exited", "none"));
         assert!(f(&["ancestor=feedfa"]).matches(&web, "exited", "none"));
         assert!(!f(&["ancestor=alpine"]).matches(&web, "exited", "none"));
