@@ -203,9 +203,9 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
     }
     opts.cmd = cmd;
     opts.net.expose = cfg.keys("ExposedPorts")?;
-    let mut mounts = Vec::new();
+    let mut anonymous = Vec::new();
     for v in cfg.keys("Volumes")? {
-        mounts.push(berth_engine::volumes::parse_volume_flag(&v)?);
+        anonymous.push(berth_engine::volumes::parse_volume_flag(&v)?);
     }
     for k in ["AttachStdin", "AttachStdout", "AttachStderr"] {
         cfg.client_side(k);
@@ -216,7 +216,7 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
     let netcfg = cfg.get("NetworkingConfig");
     cfg.finish()?;
 
-    let (h, console) = host_config(&mut host, &mut opts, mounts)?;
+    let (h, console) = host_config(&mut host, &mut opts, anonymous)?;
     opts.host = h;
     let mode = host.string("NetworkMode")?;
     host.finish()?;
@@ -227,7 +227,7 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
 fn host_config(
     f: &mut Fields<'_>,
     opts: &mut RunOptions,
-    mut mounts: Vec<hc::MountSpec>,
+    anonymous: Vec<hc::MountSpec>,
 ) -> R<(HostConfig, Option<(u16, u16)>)> {
     let mut h = HostConfig {
         memory: f.int("Memory")?.unwrap_or(0),
@@ -293,12 +293,21 @@ fn host_config(
                 .push(hc::parse_device(&format!("{host}:{ctr}:{perms}"))?);
         }
     }
+    let mut mounts = Vec::new();
     for b in f.list("Binds")? {
         mounts.push(berth_engine::volumes::parse_volume_flag(&b)?);
     }
     if let Some(Value::Array(list)) = f.get("Mounts") {
         for m in list {
             mounts.push(mount(m)?);
+        }
+    }
+    // As dockerd: a `Volumes` path that a bind or mount already covers
+    // gets no anonymous volume (docker-compose sends a named volume in
+    // both).
+    for v in anonymous {
+        if !mounts.iter().any(|m| m.target == v.target) {
+            mounts.push(v);
         }
     }
     h.mounts = mounts;
@@ -614,6 +623,23 @@ mod tests {
         assert_eq!(o.host.mounts[0].target, "/data");
         assert_eq!(o.labels["k"], "v");
         assert_eq!(o.host.pids_limit, None);
+    }
+
+    #[test]
+    fn a_volumes_path_under_a_bind_gets_no_anonymous_volume() {
+        // docker-compose 1.29's body for a service with `shared:/shared`.
+        let o = p(
+            json!({"Image": "bb", "Volumes": {"/shared": {}, "/other": {}},
+            "HostConfig": {"Binds": ["proj_shared:/shared:rw"]}}),
+        )
+        .unwrap();
+        let m: Vec<_> = o
+            .host
+            .mounts
+            .iter()
+            .map(|m| (m.source.as_str(), m.target.as_str()))
+            .collect();
+        assert_eq!(m, [("proj_shared", "/shared"), ("", "/other")]);
     }
 
     #[test]
