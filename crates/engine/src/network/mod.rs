@@ -307,6 +307,16 @@ impl Engine {
                 "Gateway": n.gateway6.map(|g| g.to_string()).unwrap_or_default(),
             }));
         }
+        // Docker lists the driver options the network was created with:
+        // a client (docker-compose) compares them with its own and
+        // recreates a network whose options seem to have changed.
+        let chosen_bridge = n.name == net.config().default_name
+            || n.bridge != berth_net::network::default_bridge_name(&n.id);
+        let options = if chosen_bridge {
+            json!({"com.docker.network.bridge.name": n.bridge})
+        } else {
+            json!({})
+        };
         Ok(json!({
             "Name": n.name,
             "Id": n.id,
@@ -318,7 +328,7 @@ impl Engine {
             "Attachable": false,
             "Ingress": false,
             "Containers": containers,
-            "Options": {"com.docker.network.bridge.name": n.bridge},
+            "Options": options,
             "Labels": n.labels,
         }))
     }
