@@ -320,6 +320,7 @@ fn host_config(
     opts.net.dns_options = f.list("DnsOptions")?;
     opts.net.dns_search = f.list("DnsSearch")?;
     opts.net.add_hosts = f.list("ExtraHosts")?;
+    opts.net.links = f.list("Links")?;
     opts.net.publish_all = f.boolean("PublishAllPorts")?;
     if let Some(pb) = f.get("PortBindings") {
         let Value::Object(pb) = pb else {

@@ -60,6 +60,13 @@ pub(crate) fn prepare(
         }
         Network::Networks(eps) => {
             cfg.net = settings::settings(eps, &opts.net, &image.exposed_ports)?;
+            // docker refuses a link to a container it cannot find at
+            // create; whether the two share a network is known at start.
+            for l in &opts.net.links {
+                let (target, alias) = settings::parse_link(l)?;
+                let t = engine.find(&target)?;
+                cfg.net.links.push(format!("{}:{alias}", t.name));
+            }
             let net = engine.net()?;
             for ep in eps.iter().filter(|e| e.network != DEFAULT_NETWORK) {
                 // docker refuses an unknown network at create.
@@ -480,6 +487,13 @@ impl Engine {
             h.insert("DnsSearch".into(), json!(n.dns_search));
             h.insert("DnsOptions".into(), json!(n.dns_options));
             h.insert("ExtraHosts".into(), json!(n.extra_hosts));
+            let links: Vec<String> = n
+                .links
+                .iter()
+                .filter_map(|l| l.split_once(':'))
+                .map(|(t, alias)| format!("/{t}:/{}/{alias}", c.name))
+                .collect();
+            h.insert("Links".into(), json!(links));
         }
         if let Some(cfg) = v["Config"].as_object_mut() {
             let exposed: Map<String, Value> = n
