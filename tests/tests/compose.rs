@@ -156,6 +156,23 @@ fn compose_up_ps_logs_and_down_of_a_three_service_app() {
         "hello from web\n"
     );
 
+    // A one-off container of a service: compose links it to the service's
+    // running container under the service's names.
+    let hosts = compose_ok(
+        &s,
+        &[
+            "run",
+            "--rm",
+            "-T",
+            "reader",
+            "sh",
+            "-c",
+            "cat /etc/hosts /shared/page",
+        ],
+    );
+    assert!(hosts.lines().any(|l| l.ends_with("\treader_1")), "{hosts}");
+    assert!(hosts.ends_with("hello from web\n"), "{hosts}");
+
     // Again: nothing changed, nothing is recreated (compose compares the
     // network's options and the containers' config hashes with its own).
     let ids = compose_ok(&s, &["ps", "-q"]);
