@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use berth_engine::health::Healthcheck;
 use berth_engine::hostconfig::{self as hc, HostConfig};
 use berth_engine::lifecycle::Update;
 use berth_engine::network::Endpoint;
@@ -206,6 +207,17 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
     let mut anonymous = Vec::new();
     for v in cfg.keys("Volumes")? {
         anonymous.push(berth_engine::volumes::parse_volume_flag(&v)?);
+    }
+    if let Some(h) = cfg.get("Healthcheck") {
+        // compose sends null for the durations it leaves to the default.
+        let mut h = h.clone();
+        if let Some(o) = h.as_object_mut() {
+            o.retain(|_, v| !v.is_null());
+        }
+        let h: Healthcheck = serde_json::from_value(h)
+            .map_err(|e| ApiError::bad_request(format!("Healthcheck: {e}")))?;
+        // All zero: the image's check, as no field at all.
+        opts.healthcheck = (h != Healthcheck::default()).then_some(h);
     }
     for k in ["AttachStdin", "AttachStdout", "AttachStderr"] {
         cfg.client_side(k);
@@ -644,6 +656,25 @@ mod tests {
     }
 
     #[test]
+    fn healthchecks_as_compose_sends_them() {
+        let o = p(
+            json!({"Image": "bb", "Healthcheck": {"Test": ["CMD-SHELL", "test -e /ok"],
+            "Interval": 1_000_000_000i64, "Timeout": 0, "Retries": 3, "StartPeriod": 0}}),
+        )
+        .unwrap();
+        let h = o.healthcheck.unwrap();
+        assert_eq!(
+            (h.test.join(" "), h.interval, h.retries),
+            ("CMD-SHELL test -e /ok".to_string(), 1_000_000_000, 3)
+        );
+        let o = p(json!({"Image": "bb", "Healthcheck": {"Test": ["NONE"]}})).unwrap();
+        assert_eq!(o.healthcheck, Some(Healthcheck::none()));
+        let o = p(json!({"Image": "bb", "Healthcheck": {"Test": []}})).unwrap();
+        assert_eq!(o.healthcheck, None);
+        assert!(p(json!({"Image": "bb", "Healthcheck": {"Interval": "1s"}})).is_err());
+    }
+
+    #[test]
     fn entrypoints_and_networks() {
         let o =
             p(json!({"Image": "bb", "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo x"]})).unwrap();
@@ -672,8 +703,8 @@ mod tests {
         let e = p(json!({"Image": "bb", "HostConfig": {"PidMode": "host"}})).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.message, "HostConfig.PidMode is not supported by berth");
-        let e = p(json!({"Image": "bb", "Healthcheck": {"Test": ["CMD", "true"]}})).unwrap_err();
-        assert_eq!(e.message, "Healthcheck is not supported by berth");
+        let e = p(json!({"Image": "bb", "Shell": ["/bin/bash", "-c"]})).unwrap_err();
+        assert_eq!(e.message, "Shell is not supported by berth");
         let e =
             p(json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "syslog"}}})).unwrap_err();
         assert!(e.message.contains("LogConfig"), "{}", e.message);
