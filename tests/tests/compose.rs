@@ -1,9 +1,10 @@
 //! Debian's docker-compose 1.29 against `berth serve`, unchanged: the
 //! three-service app in tests/fixtures/compose (a web server image built
-//! from a Dockerfile with the classic builder, a client that fetches its
-//! page by service name over the project's network into a named volume,
-//! and a reader of that volume) comes up, is listed, logs, and goes away
-//! with its network and volume.
+//! from a Dockerfile with the classic builder and health-checked, a client
+//! started once it is healthy that fetches its page by service name over
+//! the project's network into a named volume, and a reader of that volume)
+//! comes up, is listed, logs, runs a one-off, is brought up again and
+//! recreated, and goes away with its network and volume.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -83,6 +84,12 @@ fn compose_up_ps_logs_and_down_of_a_three_service_app() {
             .unwrap_or_else(|| panic!("{name} is not listed: {ps}"));
         assert!(row.contains(" Up"), "{row}");
     }
+    // The client waited for web's health check (depends_on:
+    // service_healthy), which compose reads from inspect.
+    let web = ps
+        .lines()
+        .find(|l| l.starts_with(&format!("{PROJECT}_web_1")));
+    assert!(web.is_some_and(|r| r.contains("Up (healthy)")), "{ps}");
     assert_eq!(compose_ok(&s, &["ps", "-q"]).lines().count(), 3, "{ps}");
     // Compose finds its containers by their labels; so does docker.
     let labelled = s.ok(&[
@@ -112,8 +119,13 @@ fn compose_up_ps_logs_and_down_of_a_three_service_app() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(logs.contains("client got: hello from web"), "{logs}");
-    // httpd -v logs each answer with its client's address.
-    assert!(logs.contains("response:200"), "{logs}");
+    // httpd -v logs each answer with its client's address: the health
+    // check's from 127.0.0.1, the client's from the network.
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("response:200") && !l.contains("127.0.0.1")),
+        "{logs}"
+    );
     let net = format!("{PROJECT}_front");
     let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(nets.lines().any(|l| l == net), "{nets}");
