@@ -52,11 +52,13 @@ fn parse_time(k: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
 
 const FILTERS: &[&str] = &["type", "event", "container", "image", "label"];
 
-/// Each filter key must match one of its values; every key must match.
+/// Each filter key must match one of its values, but `label` all of
+/// them (as dockerd: compose follows its project with two labels); every
+/// key must match.
 fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
     let attr = |k: &str| e.attributes.get(k).map(String::as_str);
     f.iter().all(|(k, vals)| {
-        vals.iter().any(|v| match k.as_str() {
+        let one = |v: &String| match k.as_str() {
             "type" => e.kind == *v,
             "event" => e.action == *v,
             "container" => {
@@ -69,7 +71,12 @@ fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
                 None => attr(v).is_some(),
             },
             _ => false,
-        })
+        };
+        if k == "label" {
+            vals.iter().all(one)
+        } else {
+            vals.iter().any(one)
+        }
     })
 }
 
@@ -220,6 +227,8 @@ mod tests {
         assert!(!matches(&f(&[("container", &["db"])]), &e));
         assert!(matches(&f(&[("label", &["tier=web"])]), &e));
         assert!(!matches(&f(&[("label", &["tier=db"])]), &e));
+        assert!(!matches(&f(&[("label", &["tier=web", "tier=db"])]), &e));
+        assert!(matches(&f(&[("label", &["tier=web", "tier"])]), &e));
         assert!(matches(&f(&[("image", &["bb"])]), &e));
         let m = message(&e);
         assert_eq!(m["status"], "start");
