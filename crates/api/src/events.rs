@@ -58,7 +58,10 @@ const FILTERS: &[&str] = &["type", "event", "container", "image", "label"];
 fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
     let attr = |k: &str| e.attributes.get(k).map(String::as_str);
     f.iter().all(|(k, vals)| {
-        let one = |v: &String| match k.as_str() {
+        if k == "label" {
+            return berth_engine::filters::labels_match(vals, &e.attributes);
+        }
+        vals.iter().any(|v| match k.as_str() {
             "type" => e.kind == *v,
             "event" => e.action == *v,
             "container" => {
@@ -66,17 +69,8 @@ fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
                     && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str()))
             }
             "image" => attr("image") == Some(v.as_str()),
-            "label" => match v.split_once('=') {
-                Some((lk, lv)) => attr(lk) == Some(lv),
-                None => attr(v).is_some(),
-            },
             _ => false,
-        };
-        if k == "label" {
-            vals.iter().all(one)
-        } else {
-            vals.iter().any(one)
-        }
+        })
     })
 }
 

@@ -4,8 +4,20 @@
 //! docker: compose selects a project's service with two labels); different
 //! keys must all match.
 
+use std::collections::BTreeMap;
+
 use crate::db::{Container, State};
 use crate::error::{Error, Result};
+
+/// Docker's `label` filter over `labels`: every value (`KEY` or
+/// `KEY=VALUE`) must match, for containers, networks, volumes and events
+/// alike.
+pub fn labels_match(wanted: &[String], labels: &BTreeMap<String, String>) -> bool {
+    wanted.iter().all(|v| match v.split_once('=') {
+        Some((k, want)) => labels.get(k).is_some_and(|x| x == want),
+        None => labels.contains_key(v.as_str()),
+    })
+}
 
 /// Parsed `--filter key=value` flags.
 #[derive(Debug, Default)]
@@ -71,10 +83,7 @@ impl Filters {
             let one = |v: &String| match *key {
                 "status" => state == v,
                 "name" => c.name.contains(v.as_str()),
-                "label" => match v.split_once('=') {
-                    Some((k, want)) => c.config.labels.get(k).is_some_and(|x| x == want),
-                    None => c.config.labels.contains_key(v.as_str()),
-                },
+                "label" => labels_match(std::slice::from_ref(v), &c.config.labels),
                 "ancestor" => {
                     let bare = v.strip_prefix("sha256:").unwrap_or(v);
                     c.image == *v
