@@ -143,6 +143,22 @@ fn compose_up_ps_logs_and_down_of_a_three_service_app() {
     let vol = format!("{PROJECT}_shared");
     let vols = s.ok(&["volume", "ls", "--format", "{{.Name}}"]);
     assert_eq!(vols.trim(), vol, "only the named volume, no anonymous one");
+    // What the project made, found by its label as docker finds it.
+    let project = format!("label=com.docker.compose.project={PROJECT}");
+    for what in ["network", "volume"] {
+        let found = s.ok(&[what, "ls", "-q", "--filter", &project]);
+        assert_eq!(found.lines().count(), 1, "{what}: {found}");
+        let none = s.ok(&[
+            what,
+            "ls",
+            "-q",
+            "--filter",
+            &project,
+            "--filter",
+            "label=other",
+        ]);
+        assert_eq!(none, "", "{what}: every label must match");
+    }
     let label = s.ok(&[
         "volume",
         "inspect",
