@@ -357,12 +357,27 @@ fn host_config(
         }
     }
     if let Some(lc) = f.get("LogConfig") {
-        let kind = lc["Type"].as_str().unwrap_or("");
-        if !matches!(kind, "" | "json-file") || !is_zero(&lc["Config"]) {
-            return Err(ApiError::bad_request(
-                "HostConfig.LogConfig: only the json-file driver with its defaults is supported",
-            ));
+        let kind = lc["Type"].as_str().filter(|k| !k.is_empty());
+        let mut cfg = Vec::new();
+        match &lc["Config"] {
+            Value::Null => {}
+            Value::Object(o) => {
+                for (k, v) in o {
+                    let v = v.as_str().ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "HostConfig.LogConfig.Config.{k}: expected a string"
+                        ))
+                    })?;
+                    cfg.push(format!("{k}={v}"));
+                }
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "HostConfig.LogConfig.Config: expected an object",
+                ))
+            }
         }
+        opts.log_config = berth_engine::logfile::LogConfig::parse(kind, &cfg)?;
     }
     if let Some(rt) = f.string("Runtime")? {
         if rt != "berth" && rt != "runc" {
@@ -675,6 +690,22 @@ mod tests {
     }
 
     #[test]
+    fn log_options_reach_the_engine() {
+        let o = p(
+            json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "json-file",
+            "Config": {"max-size": "1m", "max-file": "2"}}}}),
+        )
+        .unwrap();
+        let l = o.log_config.limits().unwrap();
+        assert_eq!((l.max_size, l.max_files), (Some(1_000_000), 2));
+        let o = p(json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "none"}}})).unwrap();
+        assert!(!o.log_config.readable());
+        let bad =
+            json!({"Image": "bb", "HostConfig": {"LogConfig": {"Config": {"max-size": "x"}}}});
+        assert_eq!(p(bad).unwrap_err().status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
     fn entrypoints_and_networks() {
         let o =
             p(json!({"Image": "bb", "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo x"]})).unwrap();
@@ -707,7 +738,7 @@ mod tests {
         assert_eq!(e.message, "Shell is not supported by berth");
         let e =
             p(json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "syslog"}}})).unwrap_err();
-        assert!(e.message.contains("LogConfig"), "{}", e.message);
+        assert!(e.message.contains("syslog"), "{}", e.message);
         let e = p(json!({"Cmd": ["x"]})).unwrap_err();
         assert_eq!(e.message, "Config.Image is required");
         let e = p(json!({"Image": "bb", "HostConfig": {"Memory": "lots"}})).unwrap_err();
