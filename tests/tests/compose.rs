@@ -143,6 +143,13 @@ fn compose_up_ps_logs_and_down_of_a_three_service_app() {
     let vol = format!("{PROJECT}_shared");
     let vols = s.ok(&["volume", "ls", "--format", "{{.Name}}"]);
     assert_eq!(vols.trim(), vol, "only the named volume, no anonymous one");
+    let log = s.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}}",
+        &format!("{PROJECT}_reader_1"),
+    ]);
+    assert_eq!(log.trim(), "json-file 1m");
     // What the project made, found by its label as docker finds it.
     let project = format!("label=com.docker.compose.project={PROJECT}");
     for what in ["network", "volume"] {
