@@ -8,7 +8,7 @@ BIN := $(CARGO_TARGET_DIR)/release
 # containerd, runc, crun, skopeo, the registry) are for interop tests and
 # benchmarks.
 DEPS_BUILD := busybox-static libseccomp-dev pkg-config gcc make tar
-DEPS_TEST := $(DEPS_BUILD) runc crun podman docker.io containerd skopeo umoci debootstrap hyperfine tmux iproute2 procps nftables util-linux docker-registry time python3-venv
+DEPS_TEST := $(DEPS_BUILD) runc crun podman docker.io containerd skopeo umoci debootstrap hyperfine tmux iproute2 procps nftables util-linux docker-registry time python3-venv docker-compose
 
 .PHONY: all build release deps-build deps-test test soak demo bench fuzz clean fmt lint
 

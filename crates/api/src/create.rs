@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use berth_engine::health::Healthcheck;
 use berth_engine::hostconfig::{self as hc, HostConfig};
 use berth_engine::lifecycle::Update;
 use berth_engine::network::Endpoint;
@@ -203,9 +204,20 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
     }
     opts.cmd = cmd;
     opts.net.expose = cfg.keys("ExposedPorts")?;
-    let mut mounts = Vec::new();
+    let mut anonymous = Vec::new();
     for v in cfg.keys("Volumes")? {
-        mounts.push(berth_engine::volumes::parse_volume_flag(&v)?);
+        anonymous.push(berth_engine::volumes::parse_volume_flag(&v)?);
+    }
+    if let Some(h) = cfg.get("Healthcheck") {
+        // compose sends null for the durations it leaves to the default.
+        let mut h = h.clone();
+        if let Some(o) = h.as_object_mut() {
+            o.retain(|_, v| !v.is_null());
+        }
+        let h: Healthcheck = serde_json::from_value(h)
+            .map_err(|e| ApiError::bad_request(format!("Healthcheck: {e}")))?;
+        // All zero: the image's check, as no field at all.
+        opts.healthcheck = (h != Healthcheck::default()).then_some(h);
     }
     for k in ["AttachStdin", "AttachStdout", "AttachStderr"] {
         cfg.client_side(k);
@@ -216,7 +228,7 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
     let netcfg = cfg.get("NetworkingConfig");
     cfg.finish()?;
 
-    let (h, console) = host_config(&mut host, &mut opts, mounts)?;
+    let (h, console) = host_config(&mut host, &mut opts, anonymous)?;
     opts.host = h;
     let mode = host.string("NetworkMode")?;
     host.finish()?;
@@ -227,7 +239,7 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
 fn host_config(
     f: &mut Fields<'_>,
     opts: &mut RunOptions,
-    mut mounts: Vec<hc::MountSpec>,
+    anonymous: Vec<hc::MountSpec>,
 ) -> R<(HostConfig, Option<(u16, u16)>)> {
     let mut h = HostConfig {
         memory: f.int("Memory")?.unwrap_or(0),
@@ -293,12 +305,21 @@ fn host_config(
                 .push(hc::parse_device(&format!("{host}:{ctr}:{perms}"))?);
         }
     }
+    let mut mounts = Vec::new();
     for b in f.list("Binds")? {
         mounts.push(berth_engine::volumes::parse_volume_flag(&b)?);
     }
     if let Some(Value::Array(list)) = f.get("Mounts") {
         for m in list {
             mounts.push(mount(m)?);
+        }
+    }
+    // As dockerd: a `Volumes` path that a bind or mount already covers
+    // gets no anonymous volume (docker-compose sends a named volume in
+    // both).
+    for v in anonymous {
+        if !mounts.iter().any(|m| m.target == v.target) {
+            mounts.push(v);
         }
     }
     h.mounts = mounts;
@@ -311,6 +332,7 @@ fn host_config(
     opts.net.dns_options = f.list("DnsOptions")?;
     opts.net.dns_search = f.list("DnsSearch")?;
     opts.net.add_hosts = f.list("ExtraHosts")?;
+    opts.net.links = f.list("Links")?;
     opts.net.publish_all = f.boolean("PublishAllPorts")?;
     if let Some(pb) = f.get("PortBindings") {
         let Value::Object(pb) = pb else {
@@ -335,12 +357,27 @@ fn host_config(
         }
     }
     if let Some(lc) = f.get("LogConfig") {
-        let kind = lc["Type"].as_str().unwrap_or("");
-        if !matches!(kind, "" | "json-file") || !is_zero(&lc["Config"]) {
-            return Err(ApiError::bad_request(
-                "HostConfig.LogConfig: only the json-file driver with its defaults is supported",
-            ));
+        let kind = lc["Type"].as_str().filter(|k| !k.is_empty());
+        let mut cfg = Vec::new();
+        match &lc["Config"] {
+            Value::Null => {}
+            Value::Object(o) => {
+                for (k, v) in o {
+                    let v = v.as_str().ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "HostConfig.LogConfig.Config.{k}: expected a string"
+                        ))
+                    })?;
+                    cfg.push(format!("{k}={v}"));
+                }
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "HostConfig.LogConfig.Config: expected an object",
+                ))
+            }
         }
+        opts.log_config = berth_engine::logfile::LogConfig::parse(kind, &cfg)?;
     }
     if let Some(rt) = f.string("Runtime")? {
         if rt != "berth" && rt != "runc" {
@@ -617,6 +654,58 @@ mod tests {
     }
 
     #[test]
+    fn a_volumes_path_under_a_bind_gets_no_anonymous_volume() {
+        // docker-compose 1.29's body for a service with `shared:/shared`.
+        let o = p(
+            json!({"Image": "bb", "Volumes": {"/shared": {}, "/other": {}},
+            "HostConfig": {"Binds": ["proj_shared:/shared:rw"]}}),
+        )
+        .unwrap();
+        let m: Vec<_> = o
+            .host
+            .mounts
+            .iter()
+            .map(|m| (m.source.as_str(), m.target.as_str()))
+            .collect();
+        assert_eq!(m, [("proj_shared", "/shared"), ("", "/other")]);
+    }
+
+    #[test]
+    fn healthchecks_as_compose_sends_them() {
+        let o = p(
+            json!({"Image": "bb", "Healthcheck": {"Test": ["CMD-SHELL", "test -e /ok"],
+            "Interval": 1_000_000_000i64, "Timeout": 0, "Retries": 3, "StartPeriod": 0}}),
+        )
+        .unwrap();
+        let h = o.healthcheck.unwrap();
+        assert_eq!(
+            (h.test.join(" "), h.interval, h.retries),
+            ("CMD-SHELL test -e /ok".to_string(), 1_000_000_000, 3)
+        );
+        let o = p(json!({"Image": "bb", "Healthcheck": {"Test": ["NONE"]}})).unwrap();
+        assert_eq!(o.healthcheck, Some(Healthcheck::none()));
+        let o = p(json!({"Image": "bb", "Healthcheck": {"Test": []}})).unwrap();
+        assert_eq!(o.healthcheck, None);
+        assert!(p(json!({"Image": "bb", "Healthcheck": {"Interval": "1s"}})).is_err());
+    }
+
+    #[test]
+    fn log_options_reach_the_engine() {
+        let o = p(
+            json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "json-file",
+            "Config": {"max-size": "1m", "max-file": "2"}}}}),
+        )
+        .unwrap();
+        let l = o.log_config.limits().unwrap();
+        assert_eq!((l.max_size, l.max_files), (Some(1_000_000), 2));
+        let o = p(json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "none"}}})).unwrap();
+        assert!(!o.log_config.readable());
+        let bad =
+            json!({"Image": "bb", "HostConfig": {"LogConfig": {"Config": {"max-size": "x"}}}});
+        assert_eq!(p(bad).unwrap_err().status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
     fn entrypoints_and_networks() {
         let o =
             p(json!({"Image": "bb", "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo x"]})).unwrap();
@@ -645,11 +734,11 @@ mod tests {
         let e = p(json!({"Image": "bb", "HostConfig": {"PidMode": "host"}})).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.message, "HostConfig.PidMode is not supported by berth");
-        let e = p(json!({"Image": "bb", "Healthcheck": {"Test": ["CMD", "true"]}})).unwrap_err();
-        assert_eq!(e.message, "Healthcheck is not supported by berth");
+        let e = p(json!({"Image": "bb", "Shell": ["/bin/bash", "-c"]})).unwrap_err();
+        assert_eq!(e.message, "Shell is not supported by berth");
         let e =
             p(json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "syslog"}}})).unwrap_err();
-        assert!(e.message.contains("LogConfig"), "{}", e.message);
+        assert!(e.message.contains("syslog"), "{}", e.message);
         let e = p(json!({"Cmd": ["x"]})).unwrap_err();
         assert_eq!(e.message, "Config.Image is required");
         let e = p(json!({"Image": "bb", "HostConfig": {"Memory": "lots"}})).unwrap_err();

@@ -52,10 +52,15 @@ fn parse_time(k: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
 
 const FILTERS: &[&str] = &["type", "event", "container", "image", "label"];
 
-/// Each filter key must match one of its values; every key must match.
+/// Each filter key must match one of its values, but `label` all of
+/// them (as dockerd: compose follows its project with two labels); every
+/// key must match.
 fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
     let attr = |k: &str| e.attributes.get(k).map(String::as_str);
     f.iter().all(|(k, vals)| {
+        if k == "label" {
+            return berth_engine::filters::labels_match(vals, &e.attributes);
+        }
         vals.iter().any(|v| match k.as_str() {
             "type" => e.kind == *v,
             "event" => e.action == *v,
@@ -64,10 +69,6 @@ fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
                     && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str()))
             }
             "image" => attr("image") == Some(v.as_str()),
-            "label" => match v.split_once('=') {
-                Some((lk, lv)) => attr(lk) == Some(lv),
-                None => attr(v).is_some(),
-            },
             _ => false,
         })
     })
@@ -220,6 +221,8 @@ mod tests {
         assert!(!matches(&f(&[("container", &["db"])]), &e));
         assert!(matches(&f(&[("label", &["tier=web"])]), &e));
         assert!(!matches(&f(&[("label", &["tier=db"])]), &e));
+        assert!(!matches(&f(&[("label", &["tier=web", "tier=db"])]), &e));
+        assert!(matches(&f(&[("label", &["tier=web", "tier"])]), &e));
         assert!(matches(&f(&[("image", &["bb"])]), &e));
         let m = message(&e);
         assert_eq!(m["status"], "start");

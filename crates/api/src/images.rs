@@ -110,7 +110,14 @@ pub async fn inspect(ctx: Ctx, name: String) -> Result<Response, ApiError> {
             let store = open(e)?;
             let image = find(&store, &name)?;
             let i = berth_engine::image_ops::inspect(&store, &image)?;
-            serde_json::to_value(i).map_err(|e| berth_engine::Error::InvalidArgument(e.to_string()))
+            let container_config = i.container_config.clone();
+            let mut v = serde_json::to_value(i)
+                .map_err(|e| berth_engine::Error::InvalidArgument(e.to_string()))?;
+            // dockerd stopped sending it in API 1.45, which broke every
+            // recreate of docker-compose 1.29 (it negotiates the newest
+            // version and reads the field); a field more harms no client.
+            v["ContainerConfig"] = container_config;
+            Ok(v)
         })
         .await?;
     Ok(body::json(StatusCode::OK, &v))

@@ -15,7 +15,7 @@ use crate::router::Ctx;
 pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
     let filters = ctx.query.filters()?;
     for k in filters.keys() {
-        if !matches!(k.as_str(), "name" | "id") {
+        if !matches!(k.as_str(), "name" | "id" | "label") {
             return Err(ApiError::bad_request(format!(
                 "network filter '{k}' is not supported by berth yet"
             )));
@@ -32,7 +32,10 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                 let id_ok = filters
                     .get("id")
                     .is_none_or(|vs| vs.iter().any(|v| n.id.starts_with(v.as_str())));
-                if name_ok && id_ok {
+                let label_ok = filters
+                    .get("label")
+                    .is_none_or(|vs| berth_engine::filters::labels_match(vs, &n.labels));
+                if name_ok && id_ok && label_ok {
                     out.push(e.network_inspect(&n.name)?);
                 }
             }

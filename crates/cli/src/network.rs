@@ -42,6 +42,9 @@ pub struct NetFlags {
     /// A custom host-to-IP mapping (HOST:IP, IP may be host-gateway).
     #[arg(long)]
     add_host: Vec<String>,
+    /// Resolve a container sharing a network by ALIAS (CONTAINER[:ALIAS]).
+    #[arg(long)]
+    link: Vec<String>,
     /// A DNS server for the container.
     #[arg(long)]
     dns: Vec<String>,
@@ -114,6 +117,7 @@ impl NetFlags {
             dns_search: self.dns_search.clone(),
             dns_options: self.dns_option.clone(),
             add_hosts: self.add_host.clone(),
+            links: self.link.clone(),
         }
     }
 }

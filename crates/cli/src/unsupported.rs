@@ -45,7 +45,6 @@ unsupported_flags! {
     }
     values {
         gpus: "gpus";
-        link: "link";
         runtime: "runtime";
         isolation: "isolation";
         storage_opt: "storage-opt";

@@ -859,3 +859,114 @@ fn addresses_come_back_after_a_crash() {
     let n = inspect(&b, &["network", "inspect", "tiny"]);
     assert_eq!(n["Containers"].as_object().unwrap().len(), 4, "{n}");
 }
+
+#[test]
+fn links_resolve_a_running_container_sharing_a_network() {
+    if !root("links_resolve_a_running_container_sharing_a_network") {
+        return;
+    }
+    let b = Berth::with_image();
+    network(&b, "front", 1, &[]);
+    network(&b, "back", 2, &[]);
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "alpha",
+        "--network",
+        "front",
+        "bb",
+        "sleep",
+        "60",
+    ]);
+    let alpha_ip = ip_of(&b, "alpha", "front");
+    let hosts = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--link",
+        "alpha:db",
+        "bb",
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(hosts.contains(&format!("{alpha_ip}\tdb\n")), "{hosts}");
+    assert!(hosts.contains(&format!("{alpha_ip}\talpha\n")), "{hosts}");
+    b.ok(&[
+        "create",
+        "--name",
+        "gamma",
+        "--network",
+        "front",
+        "--link",
+        "alpha:db",
+        "bb",
+        "true",
+    ]);
+    let v = inspect(&b, &["inspect", "gamma"]);
+    assert_eq!(
+        v["HostConfig"]["Links"],
+        serde_json::json!(["/alpha:/gamma/db"])
+    );
+    b.ok(&["rm", "gamma"]);
+    // Refused: a missing container (at create), one on no shared network
+    // and a stopped one (at start), and a link without a network.
+    b.fails(
+        &[
+            "create",
+            "--network",
+            "front",
+            "--link",
+            "nosuch:db",
+            "bb",
+            "true",
+        ],
+        125,
+        "nosuch",
+    );
+    b.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "back",
+            "--link",
+            "alpha",
+            "bb",
+            "true",
+        ],
+        125,
+        "share no network",
+    );
+    b.ok(&["stop", "-t", "0", "alpha"]);
+    b.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "front",
+            "--link",
+            "alpha",
+            "bb",
+            "true",
+        ],
+        125,
+        "not running",
+    );
+    b.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--link",
+            "alpha",
+            "bb",
+            "true",
+        ],
+        125,
+        "--link cannot be used with --network none",
+    );
+    b.ok(&["rm", "-f", "alpha"]);
+}

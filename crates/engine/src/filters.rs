@@ -1,9 +1,23 @@
 //! Docker's container filters (`ps --filter`, the API's `filters`):
 //! status, name, label, ancestor, exited, health and id; one key given twice
-//! matches either value, different keys must all match.
+//! matches either value, except `label`, whose values must all match (as
+//! docker: compose selects a project's service with two labels); different
+//! keys must all match.
+
+use std::collections::BTreeMap;
 
 use crate::db::{Container, State};
 use crate::error::{Error, Result};
+
+/// Docker's `label` filter over `labels`: every value (`KEY` or
+/// `KEY=VALUE`) must match, for containers, networks, volumes and events
+/// alike.
+pub fn labels_match(wanted: &[String], labels: &BTreeMap<String, String>) -> bool {
+    wanted.iter().all(|v| match v.split_once('=') {
+        Some((k, want)) => labels.get(k).is_some_and(|x| x == want),
+        None => labels.contains_key(v.as_str()),
+    })
+}
 
 /// Parsed `--filter key=value` flags.
 #[derive(Debug, Default)]
@@ -66,13 +80,10 @@ impl Filters {
             if vals.peek().is_none() {
                 return true;
             }
-            vals.any(|(_, v)| match *key {
+            let one = |v: &String| match *key {
                 "status" => state == v,
                 "name" => c.name.contains(v.as_str()),
-                "label" => match v.split_once('=') {
-                    Some((k, want)) => c.config.labels.get(k).is_some_and(|x| x == want),
-                    None => c.config.labels.contains_key(v.as_str()),
-                },
+                "label" => labels_match(std::slice::from_ref(v), &c.config.labels),
                 "ancestor" => {
                     let bare = v.strip_prefix("sha256:").unwrap_or(v);
                     c.image == *v
@@ -86,7 +97,12 @@ impl Filters {
                         && c.exit_code.map(|x| x.to_string()) == Some(v.clone())
                 }
                 _ => false,
-            })
+            };
+            if *key == "label" {
+                vals.all(|(_, v)| one(v))
+            } else {
+                vals.any(|(_, v)| one(v))
+            }
         })
     }
 }
@@ -129,6 +145,8 @@ mod tests {
         assert!(f(&["label=tier"]).matches(&web, "exited", "none"));
         assert!(f(&["label=tier=web"]).matches(&web, "exited", "none"));
         assert!(!f(&["label=tier=db"]).matches(&web, "exited", "none"));
+        assert!(!f(&["label=tier=web", "label=other"]).matches(&web, "exited", "none"));
+        assert!(f(&["label=tier=web", "label=tier"]).matches(&web, "exited", "none"));
         assert!(f(&["ancestor=bb"]).matches(&web, "exited", "none"));
         assert!(f(&["ancestor=feedfa"]).matches(&web, "exited", "none"));
         assert!(!f(&["ancestor=alpine"]).matches(&web, "exited", "none"));

@@ -176,6 +176,11 @@ pub struct ImageInspect {
     #[serde(rename = "RootFS")]
     pub rootfs: Value,
     pub metadata: Value,
+    /// The config of the container the image was committed from (empty
+    /// for built and pulled OCI images). Docker's CLI no longer shows it;
+    /// `berth serve` still sends it, as compose 1.29 reads it.
+    #[serde(skip)]
+    pub container_config: Value,
 }
 
 /// `docker image inspect`: docker's JSON for one image.
@@ -219,6 +224,7 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
         graph_driver: json!({"Data": null, "Name": store.snapshotter().name()}),
         rootfs: json!({"Type": "layers", "Layers": diff_ids}),
         metadata: json!({"LastTagTime": "0001-01-01T00:00:00Z"}),
+        container_config: docker_config(&cfg["container_config"]),
     })
 }
 

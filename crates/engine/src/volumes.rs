@@ -345,31 +345,38 @@ impl Engine {
                 });
             }
         }
+        // Everything is checked before the first volume is made, so a
+        // refused create leaves no volume behind.
         let mut seen = std::collections::HashSet::new();
-        for m in mounts.iter_mut() {
+        for m in mounts.iter() {
             if !seen.insert(m.target.clone()) {
                 return Err(Error::InvalidArgument(format!(
                     "duplicate mount point: {}",
                     m.target
                 )));
             }
-            match m.kind.as_str() {
-                "volume" => {
-                    let anonymous = m.source.is_empty();
-                    let v = self.volume_create(
-                        (!anonymous).then_some(m.source.as_str()),
-                        &BTreeMap::new(),
-                        anonymous,
-                    )?;
-                    m.source = v.name;
+            if m.kind == "bind" && !Path::new(&m.source).exists() {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid mount config: bind source path does not exist: {}",
+                    m.source
+                )));
+            }
+        }
+        for i in 0..mounts.len() {
+            if mounts[i].kind != "volume" {
+                continue;
+            }
+            let anonymous = mounts[i].source.is_empty();
+            match self.volume_create(
+                (!anonymous).then_some(mounts[i].source.as_str()),
+                &BTreeMap::new(),
+                anonymous,
+            ) {
+                Ok(v) => mounts[i].source = v.name,
+                Err(e) => {
+                    let _ = self.remove_anonymous(&mounts[..i]);
+                    return Err(e);
                 }
-                "bind" if !Path::new(&m.source).exists() => {
-                    return Err(Error::InvalidArgument(format!(
-                        "invalid mount config: bind source path does not exist: {}",
-                        m.source
-                    )));
-                }
-                _ => {}
             }
         }
         Ok(())
@@ -517,6 +524,27 @@ pub(crate) fn spec_mount(m: &MountSpec, data: Option<&Path>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_mount_list_creates_no_volume() {
+        let d = tempfile::tempdir().unwrap();
+        let e = crate::Engine::new(crate::Paths::new(
+            d.path().join("root"),
+            d.path().join("run"),
+        ));
+        for bad in [
+            vec!["/a", "named:/b", "/b"],
+            vec!["/a", "named:/b", "/no/such/dir:/c"],
+        ] {
+            let mut mounts: Vec<MountSpec> =
+                bad.iter().map(|f| parse_volume_flag(f).unwrap()).collect();
+            assert!(e.prepare_mounts(&mut mounts, &[]).is_err(), "{bad:?}");
+            assert!(e.volumes().unwrap().is_empty(), "{bad:?}");
+        }
+        let mut mounts = vec![parse_volume_flag("/a").unwrap()];
+        e.prepare_mounts(&mut mounts, &["/img".into()]).unwrap();
+        assert_eq!(e.volumes().unwrap().len(), 2);
+    }
 
     #[test]
     fn volume_flags() {

@@ -82,6 +82,12 @@ impl NetConfig {
     }
 }
 
+/// The bridge of a user network created without
+/// `com.docker.network.bridge.name`.
+pub fn default_bridge_name(id: &str) -> String {
+    format!("berth-{}", &id[..9.min(id.len())])
+}
+
 /// `network create`'s options (docker's flags).
 #[derive(Debug, Clone, Default)]
 pub struct NetworkOptions {
@@ -265,7 +271,7 @@ impl Net {
         let bridge = opts
             .bridge
             .clone()
-            .unwrap_or_else(|| format!("berth-{}", &id[..9]));
+            .unwrap_or_else(|| default_bridge_name(&id));
         validate_ifname(&bridge)?;
         if !opts.ipv6 && (opts.subnet6.is_some() || opts.gateway6.is_some()) {
             return Err(Error::Invalid(

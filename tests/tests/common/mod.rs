@@ -29,9 +29,15 @@ pub fn built(name: &str) -> PathBuf {
 pub const DOCKER: &str = "/usr/bin/docker";
 
 pub fn have_docker() -> bool {
-    let ok = Path::new(DOCKER).exists();
+    have_client(DOCKER, "docker.io")
+}
+
+/// Whether a client binary is installed; under BERTH_REQUIRE_ROOT=1 its
+/// absence fails the test instead of skipping it.
+pub fn have_client(path: &str, package: &str) -> bool {
+    let ok = Path::new(path).exists();
     if !ok && std::env::var("BERTH_REQUIRE_ROOT").as_deref() == Ok("1") {
-        panic!("{DOCKER} is missing (make test installs docker.io)");
+        panic!("{path} is missing (make test installs {package})");
     }
     ok
 }
@@ -407,5 +413,7 @@ impl Drop for Served {
             let _ = self.berth(&["rm", "-f", id]);
         }
         let _ = self.berth(&["network", "prune", "-f"]);
+        // Named volumes (a compose project's) outlive their containers.
+        let _ = self.berth(&["volume", "prune", "-a", "-f"]);
     }
 }

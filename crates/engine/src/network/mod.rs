@@ -60,6 +60,13 @@ pub(crate) fn prepare(
         }
         Network::Networks(eps) => {
             cfg.net = settings::settings(eps, &opts.net, &image.exposed_ports)?;
+            // docker refuses a link to a container it cannot find at
+            // create; whether the two share a network is known at start.
+            for l in &opts.net.links {
+                let (target, alias) = settings::parse_link(l)?;
+                let t = engine.find(&target)?;
+                cfg.net.links.push(format!("{}:{alias}", t.name));
+            }
             let net = engine.net()?;
             for ep in eps.iter().filter(|e| e.network != DEFAULT_NETWORK) {
                 // docker refuses an unknown network at create.
@@ -307,6 +314,16 @@ impl Engine {
                 "Gateway": n.gateway6.map(|g| g.to_string()).unwrap_or_default(),
             }));
         }
+        // Docker lists the driver options the network was created with:
+        // a client (docker-compose) compares them with its own and
+        // recreates a network whose options seem to have changed.
+        let chosen_bridge = n.name == net.config().default_name
+            || n.bridge != berth_net::network::default_bridge_name(&n.id);
+        let options = if chosen_bridge {
+            json!({"com.docker.network.bridge.name": n.bridge})
+        } else {
+            json!({})
+        };
         Ok(json!({
             "Name": n.name,
             "Id": n.id,
@@ -318,7 +335,7 @@ impl Engine {
             "Attachable": false,
             "Ingress": false,
             "Containers": containers,
-            "Options": {"com.docker.network.bridge.name": n.bridge},
+            "Options": options,
             "Labels": n.labels,
         }))
     }
@@ -470,6 +487,13 @@ impl Engine {
             h.insert("DnsSearch".into(), json!(n.dns_search));
             h.insert("DnsOptions".into(), json!(n.dns_options));
             h.insert("ExtraHosts".into(), json!(n.extra_hosts));
+            let links: Vec<String> = n
+                .links
+                .iter()
+                .filter_map(|l| l.split_once(':'))
+                .map(|(t, alias)| format!("/{t}:/{}/{alias}", c.name))
+                .collect();
+            h.insert("Links".into(), json!(links));
         }
         if let Some(cfg) = v["Config"].as_object_mut() {
             let exposed: Map<String, Value> = n

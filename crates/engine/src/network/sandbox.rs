@@ -263,6 +263,14 @@ fn write_files(
                 .map_err(|e| Error::InvalidArgument(e.to_string()))?,
         );
     }
+    for l in &s.links {
+        for (name, ip) in link_hosts(engine, c, state, l)? {
+            // compose links one container under several aliases.
+            if !extra.iter().any(|(n, _)| *n == name) {
+                extra.push((name, ip));
+            }
+        }
+    }
     let me = host_line_names(c, state.joined.first().map_or(&[][..], |j| &j.aliases));
     let own = state.joined.first().map(|j| IpAddr::V4(j.attachment.ip));
     let names: Vec<&str> = me.split(' ').collect();
@@ -276,6 +284,44 @@ fn write_files(
         fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))?;
     }
     Ok(files)
+}
+
+/// The /etc/hosts lines of one link (`CONTAINER:ALIAS`): the alias and
+/// the container's name at its address on the first network the two
+/// share. As docker, the linked container must be running.
+fn link_hosts(
+    engine: &Engine,
+    c: &Container,
+    state: &NetState,
+    link: &str,
+) -> Result<Vec<(String, IpAddr)>> {
+    let (target, alias) = link.split_once(':').unwrap_or((link, link));
+    let t = engine.find(target)?;
+    let cannot = |why: &str| {
+        Error::InvalidArgument(format!(
+            "cannot link {} to {target} as {alias}: {why}",
+            c.name
+        ))
+    };
+    let theirs = read_state(engine, &t.id)
+        .filter(|_| t.state == State::Running)
+        .ok_or_else(|| cannot("it is not running"))?;
+    let ip = state
+        .joined
+        .iter()
+        .find_map(|mine| {
+            theirs
+                .joined
+                .iter()
+                .find(|j| j.attachment.network == mine.attachment.network)
+                .map(|j| IpAddr::V4(j.attachment.ip))
+        })
+        .ok_or_else(|| cannot("the two share no network"))?;
+    let mut v = vec![(alias.to_string(), ip)];
+    if t.name != alias {
+        v.push((t.name, ip));
+    }
+    Ok(v)
 }
 
 /// resolv.conf: the DNS server of the first joined network that has one

@@ -45,6 +45,8 @@ pub struct NetOptions {
     pub dns_options: Vec<String>,
     /// `--add-host NAME:IP` (IP may be `host-gateway`).
     pub add_hosts: Vec<String>,
+    /// `--link CONTAINER[:ALIAS]` (the API's HostConfig.Links).
+    pub links: Vec<String>,
 }
 
 /// What a container's row keeps of its networking: docker's
@@ -62,6 +64,11 @@ pub struct NetSettings {
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
     pub extra_hosts: Vec<String>,
+    /// `CONTAINER:ALIAS`, the container by its name at create: at each
+    /// start both names resolve, in /etc/hosts, to its address on a
+    /// network the two share (docker's links, without the environment
+    /// variables of the legacy bridge).
+    pub links: Vec<String>,
 }
 
 impl NetSettings {
@@ -177,7 +184,22 @@ pub fn settings(
         dns_search: opts.dns_search.clone(),
         dns_options: opts.dns_options.clone(),
         extra_hosts: opts.add_hosts.clone(),
+        links: Vec::new(),
     })
+}
+
+/// `--link CONTAINER[:ALIAS]`: the container and the alias (its name
+/// when none). docker also takes `/name:/me/alias`, as its inspect shows.
+pub fn parse_link(s: &str) -> Result<(String, String)> {
+    let (name, alias) = s.split_once(':').unwrap_or((s, s));
+    let name = name.trim_start_matches('/');
+    let alias = alias.rsplit('/').next().unwrap_or_default();
+    if name.is_empty() || !valid_host_name(alias) {
+        return Err(Error::InvalidArgument(format!(
+            "invalid --link {s:?}: want CONTAINER[:ALIAS]"
+        )));
+    }
+    Ok((name.to_string(), alias.to_string()))
 }
 
 /// The first flag of `opts` that only makes sense with a network of
@@ -190,6 +212,7 @@ pub fn first_flag(opts: &NetOptions) -> Option<&'static str> {
         (!opts.dns_search.is_empty(), "--dns-search"),
         (!opts.dns_options.is_empty(), "--dns-option"),
         (!opts.add_hosts.is_empty(), "--add-host"),
+        (!opts.links.is_empty(), "--link"),
     ]
     .into_iter()
     .find_map(|(set, flag)| set.then_some(flag))
@@ -358,5 +381,17 @@ mod tests {
             }),
             Some("--publish-all")
         );
+    }
+
+    #[test]
+    fn links_name_a_container_and_an_alias() {
+        let l = |s: &str| parse_link(s).map(|(n, a)| format!("{n} {a}"));
+        assert_eq!(l("db").unwrap(), "db db");
+        assert_eq!(l("db:data").unwrap(), "db data");
+        // As docker's inspect writes them, and compose sends them back.
+        assert_eq!(l("/db:/web/data").unwrap(), "db data");
+        for bad in ["", ":x", "db:", "db:a b"] {
+            assert!(parse_link(bad).is_err(), "{bad:?}");
+        }
     }
 }
