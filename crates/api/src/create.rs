@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use berth_engine::hostconfig::{self as hc, HostConfig};
 use berth_engine::lifecycle::Update;
-use berth_engine::network::Endpoint;
+use berth_engine::network::{Endpoint, DEFAULT_NETWORK};
 use berth_engine::restart::RestartPolicy;
 use berth_engine::{Network, RunOptions};
 use hyper::StatusCode;
@@ -506,7 +506,13 @@ fn network(
             }
             ef.finish()?;
             eps.push(Endpoint {
-                network: name.clone(),
+                // docker's client (28) keys the endpoint of a run without
+                // --network by the mode's "default" too.
+                network: if name == "default" {
+                    DEFAULT_NETWORK.to_string()
+                } else {
+                    name.clone()
+                },
                 ip,
                 ip6,
                 aliases,
@@ -637,6 +643,12 @@ mod tests {
         );
         assert_eq!(eps[0].ip, Some("10.1.0.9".parse().unwrap()));
         let o = p(json!({"Image": "bb"})).unwrap();
+        assert_eq!(o.network, Network::parse("default").unwrap());
+        // docker 28's `docker run` without --network: one endpoint, on the
+        // default network, not a second network called "default".
+        let o = p(json!({"Image": "bb", "HostConfig": {"NetworkMode": "default"},
+            "NetworkingConfig": {"EndpointsConfig": {"default": {"MacAddress": "", "GwPriority": 0}}}}))
+        .unwrap();
         assert_eq!(o.network, Network::parse("default").unwrap());
     }
 
