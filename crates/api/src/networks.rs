@@ -15,7 +15,7 @@ use crate::router::Ctx;
 pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
     let filters = ctx.query.filters()?;
     for k in filters.keys() {
-        if !matches!(k.as_str(), "name" | "id") {
+        if !matches!(k.as_str(), "name" | "id" | "label") {
             return Err(ApiError::bad_request(format!(
                 "network filter '{k}' is not supported by berth yet"
             )));
@@ -32,7 +32,11 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                 let id_ok = filters
                     .get("id")
                     .is_none_or(|vs| vs.iter().any(|v| n.id.starts_with(v.as_str())));
-                if name_ok && id_ok {
+                let labels = filters.get("label").map_or(&[][..], Vec::as_slice);
+                let label_ok = berth_engine::filters::labels_match(labels, |k| {
+                    n.labels.get(k).map(String::as_str)
+                });
+                if name_ok && id_ok && label_ok {
                     out.push(e.network_inspect(&n.name)?);
                 }
             }
@@ -76,6 +80,9 @@ pub(crate) struct CreateBody {
     ingress: bool,
     #[serde(rename = "EnableIPv6")]
     enable_ipv6: Option<bool>,
+    /// API 1.48; berth's bridges always carry IPv4.
+    #[serde(rename = "EnableIPv4")]
+    enable_ipv4: Option<bool>,
     #[serde(rename = "IPAM")]
     ipam: Option<Ipam>,
     options: BTreeMap<String, String>,
@@ -129,6 +136,9 @@ pub(crate) fn create_options(b: &CreateBody) -> Result<NetworkOptions, ApiError>
         return bad(
             "Ingress, ConfigOnly, ConfigFrom and EnableIPv6 are not supported by berth".into(),
         );
+    }
+    if b.enable_ipv4 == Some(false) {
+        return bad("EnableIPv4=false is not supported by berth: its networks carry IPv4".into());
     }
     if !matches!(b.scope.as_str(), "" | "local") {
         return bad(format!("network scope {:?} is not supported", b.scope));

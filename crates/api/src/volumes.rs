@@ -14,10 +14,12 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
     let filters = ctx.query.filters()?;
     let mut dangling = None;
     let mut names = Vec::new();
+    let mut labels = Vec::new();
     for (k, vs) in &filters {
         match k.as_str() {
             "dangling" => dangling = vs.last().map(|v| v == "true" || v == "1"),
             "name" => names.extend(vs.iter().cloned()),
+            "label" => labels.extend(vs.iter().cloned()),
             _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
         }
     }
@@ -27,6 +29,11 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
             let mut out = Vec::new();
             for v in e.volumes()? {
                 if !names.is_empty() && !names.iter().any(|n| v.name.contains(n.as_str())) {
+                    continue;
+                }
+                if !berth_engine::filters::labels_match(&labels, |k| {
+                    v.labels.get(k).map(String::as_str)
+                }) {
                     continue;
                 }
                 let j = e.volume_inspect(&v.name)?;

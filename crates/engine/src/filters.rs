@@ -5,6 +5,16 @@
 use crate::db::{Container, State};
 use crate::error::{Error, Result};
 
+/// docker's `label` filters on networks, volumes and images: every one
+/// must hold, `k` by presence and `k=v` by value; `get` looks a label up
+/// on the object.
+pub fn labels_match<'a>(wants: &[String], get: impl Fn(&str) -> Option<&'a str>) -> bool {
+    wants.iter().all(|w| match w.split_once('=') {
+        Some((k, v)) => get(k) == Some(v),
+        None => get(w).is_some(),
+    })
+}
+
 /// Parsed `--filter key=value` flags.
 #[derive(Debug, Default)]
 pub struct Filters(Vec<(String, String)>);
@@ -94,6 +104,16 @@ impl Filters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_label_filter_must_hold() {
+        let labels: std::collections::BTreeMap<String, String> = [("a".into(), "b".into())].into();
+        let get = |k: &str| labels.get(k).map(String::as_str);
+        assert!(labels_match(&["a=b".into(), "a".into()], get));
+        assert!(!labels_match(&["a=b".into(), "c".into()], get));
+        assert!(!labels_match(&["a=c".into()], get));
+        assert!(labels_match(&[], get));
+    }
 
     fn c(name: &str, state: State, code: Option<i32>) -> Container {
         let mut cfg = crate::ContainerConfig::default();
