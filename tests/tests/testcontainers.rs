@@ -1,0 +1,255 @@
+//! testcontainers, unchanged, against `berth serve`: Python's from PyPI in
+//! a venv of the test's own and Rust's from crates.io each start a busybox
+//! container, wait for its log line, use it (exec and a published port)
+//! and leave nothing behind. Ryuk, the reaper those libraries start by
+//! default, cannot be pulled here; the last test shows what it needs from
+//! the engine: a container that reaches the API through the bind-mounted
+//! socket and removes the session's labelled containers.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_testutil::require_root;
+
+mod common;
+
+use common::*;
+
+/// Serves a page with busybox's httpd (which binds before it forks into
+/// the background), then says so on stdout.
+const HTTPD: &str = "mkdir /www && echo hello-from-bb > /www/index.html \
+    && httpd -p 8080 -h /www && echo server is ready && exec sleep 3600";
+
+const PY_SCRIPT: &str = r#"
+import urllib.request
+
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+SCRIPT = __import__("sys").argv[1]
+
+container = (
+    DockerContainer("bb")
+    .with_command(["sh", "-c", SCRIPT])
+    .with_exposed_ports(8080)
+    .waiting_for(LogMessageWaitStrategy("server is ready"))
+)
+with container as c:
+    code, out = c.exec(["cat", "/www/index.html"])
+    assert (code, out) == (0, b"hello-from-bb\n"), (code, out)
+    url = f"http://{c.get_container_host_ip()}:{c.get_exposed_port(8080)}/index.html"
+    body = urllib.request.urlopen(url, timeout=30).read()
+    assert body == b"hello-from-bb\n", body
+    print(c.get_container_id())
+"#;
+
+/// `berth ps -a` on the served root: every container left, one per line.
+fn left(s: &Served) -> String {
+    let o = s.berth(&["ps", "-aq", "--no-trunc"]);
+    assert!(o.status.success(), "berth ps: {}", show(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn testcontainers_python_runs_waits_uses_and_removes_a_container() {
+    if !require_root("testcontainers_python_runs_waits_uses_and_removes_a_container") {
+        return;
+    }
+    let s = Served::start();
+    // 4.13 brought the wait strategies the script uses.
+    let venv = s.venv(&["testcontainers>=4.13"]);
+    let script = s.dir.0.join("tc.py");
+    std::fs::write(&script, PY_SCRIPT).unwrap();
+    let o = Command::new(venv.join("bin/python"))
+        .arg(&script)
+        .arg(HTTPD)
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", s.dir.0.join("api.sock").display()),
+        )
+        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
+        .env("DOCKER_CONFIG", s.dir.0.join("docker-config"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\nserver log: {}", show(&o), s.log());
+    let id = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(id.trim().len(), 64, "{id}");
+    assert_eq!(left(&s), "", "the container outlived its `with` block");
+}
+
+#[test]
+fn testcontainers_rust_runs_waits_uses_and_removes_a_container() {
+    use testcontainers::core::{ExecCommand, IntoContainerPort, WaitFor};
+    use testcontainers::runners::SyncRunner;
+    use testcontainers::{GenericImage, ImageExt};
+
+    if !require_root("testcontainers_rust_runs_waits_uses_and_removes_a_container") {
+        return;
+    }
+    let s = Served::start();
+    // The crate reads its daemon from the environment only; nextest runs
+    // each test in a process of its own, so this touches no other test.
+    std::env::set_var(
+        "DOCKER_HOST",
+        format!("unix://{}", s.dir.0.join("api.sock").display()),
+    );
+    std::env::set_var("TESTCONTAINERS_RYUK_DISABLED", "true");
+    std::env::set_var("DOCKER_CONFIG", s.dir.0.join("docker-config"));
+    let c = GenericImage::new("bb", "latest")
+        .with_exposed_port(8080.tcp())
+        .with_wait_for(WaitFor::message_on_stdout("server is ready"))
+        .with_cmd(["sh", "-c", HTTPD])
+        .start()
+        .unwrap_or_else(|e| panic!("start: {e}\nserver log: {}", s.log()));
+    let id = c.id().to_string();
+    assert_eq!(left(&s).trim(), id);
+
+    let mut r = c
+        .exec(ExecCommand::new(["cat", "/www/index.html"]))
+        .unwrap_or_else(|e| panic!("exec: {e}\nserver log: {}", s.log()));
+    assert_eq!(r.stdout_to_vec().unwrap(), b"hello-from-bb\n");
+    assert_eq!(r.exit_code().unwrap(), Some(0));
+
+    let host = c.get_host().unwrap().to_string();
+    let port = c.get_host_port_ipv4(8080).unwrap();
+    let addr = if host == "localhost" {
+        "127.0.0.1".to_string()
+    } else {
+        host
+    };
+    let mut conn = TcpStream::connect((addr.as_str(), port)).unwrap();
+    conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+    let mut page = String::new();
+    conn.read_to_string(&mut page).unwrap();
+    assert!(
+        page.starts_with("HTTP/1.") && page.ends_with("hello-from-bb\n"),
+        "{page}"
+    );
+
+    drop(c);
+    assert_eq!(left(&s), "", "the container outlived its handle");
+}
+
+/// A reaper image: busybox and the host's docker client, which needs only
+/// libc and the dynamic loader beside it.
+fn build_reaper(s: &Served) {
+    let ctx = s.dir.0.join("reaper");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let files = [
+        (DOCKER, "/usr/bin/docker"),
+        (
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/x86_64-linux-gnu/libc.so.6",
+        ),
+        ("/lib64/ld-linux-x86-64.so.2", "/lib64/ld-linux-x86-64.so.2"),
+    ];
+    let mut dockerfile = String::from("FROM bb\n");
+    for (i, (host, inside)) in files.iter().enumerate() {
+        std::fs::copy(host, ctx.join(i.to_string()))
+            .unwrap_or_else(|e| panic!("{host}: {e} (the reaper image needs it)"));
+        dockerfile.push_str(&format!("COPY {i} {inside}\n"));
+    }
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    let o = s
+        .docker(&["build", "-q", "-t", "reaper"])
+        .arg(&ctx)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "build: {}\nserver log: {}",
+        show(&o),
+        s.log()
+    );
+}
+
+const SESSION: &str = "org.testcontainers.session-id";
+
+/// What Ryuk does once its client's connection ends: list the session's
+/// containers, networks and volumes by label through the API socket and
+/// remove them. Like Ryuk, it learns the filter from that client over a
+/// published TCP port.
+const REAPER: &str = "set -o pipefail; echo reaper listening; \
+    f=$(nc -l -p 8080 | head -n 1); \
+    echo reaping $f; \
+    docker ps -aq --filter \"$f\" | xargs -r docker rm -f \
+    && docker network ls -q --filter \"$f\" | xargs -r docker network rm \
+    && docker volume ls -q --filter \"$f\" | xargs -r docker volume rm \
+    && echo reaped";
+
+#[test]
+fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket() {
+    if !require_root(
+        "testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket",
+    ) || !have_docker()
+    {
+        return;
+    }
+    let s = Served::start();
+    build_reaper(&s);
+    let label = format!("{SESSION}=X");
+    for name in ["tc-a", "tc-b"] {
+        s.sh_detached_with(name, &["--label", &label], "exec sleep 3600");
+    }
+    s.ok(&["network", "create", "--label", &label, "tc-net"]);
+    s.ok(&["volume", "create", "--label", &label, "tc-vol"]);
+    s.sh_detached("bystander", "exec sleep 3600");
+    s.ok(&["network", "create", "bystander-net"]);
+
+    let sock = s.dir.0.join("api.sock");
+    s.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "reaper",
+        "-p",
+        "127.0.0.1::8080",
+        "-v",
+        &format!("{}:/var/run/docker.sock", sock.display()),
+        "reaper",
+        "sh",
+        "-c",
+        REAPER,
+    ]);
+    let port = s.ok(&["port", "reaper", "8080/tcp"]);
+    let port = port.trim().rsplit(':').next().unwrap().to_string();
+    // The port answers once nc listens; a refused connection is nc not
+    // being there yet.
+    let start = Instant::now();
+    let mut conn = loop {
+        let logs = s.ok(&["logs", "reaper"]);
+        if logs.contains("listening") {
+            if let Ok(c) = TcpStream::connect(format!("127.0.0.1:{port}")) {
+                break c;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the reaper never listened: {logs}\nserver log: {}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    conn.write_all(format!("label={label}\n").as_bytes())
+        .unwrap();
+    drop(conn);
+    let code = s.ok(&["wait", "reaper"]);
+    let logs = s.ok(&["logs", "reaper"]);
+    assert_eq!(code.trim(), "0", "reaper: {logs}\nserver log: {}", s.log());
+    assert!(logs.ends_with("reaped\n"), "{logs}");
+
+    let names = s.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(names, ["bystander", "reaper"]);
+    let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.lines().any(|n| n == "tc-net"), "{nets}");
+    assert!(nets.lines().any(|n| n == "bystander-net"), "{nets}");
+    let vols = s.ok(&["volume", "ls", "-q"]);
+    assert!(!vols.lines().any(|v| v == "tc-vol"), "{vols}");
+    s.ok(&["rm", "-f", "reaper", "bystander"]);
+    s.ok(&["network", "rm", "bystander-net"]);
+}
