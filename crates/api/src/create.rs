@@ -203,9 +203,9 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
     }
     opts.cmd = cmd;
     opts.net.expose = cfg.keys("ExposedPorts")?;
-    let mut mounts = Vec::new();
+    let mut volumes = Vec::new();
     for v in cfg.keys("Volumes")? {
-        mounts.push(berth_engine::volumes::parse_volume_flag(&v)?);
+        volumes.push(berth_engine::volumes::parse_volume_flag(&v)?);
     }
     for k in ["AttachStdin", "AttachStdout", "AttachStderr"] {
         cfg.client_side(k);
@@ -216,7 +216,7 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
     let netcfg = cfg.get("NetworkingConfig");
     cfg.finish()?;
 
-    let (h, console) = host_config(&mut host, &mut opts, mounts)?;
+    let (h, console) = host_config(&mut host, &mut opts, volumes)?;
     opts.host = h;
     let mode = host.string("NetworkMode")?;
     host.finish()?;
@@ -227,8 +227,9 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
 fn host_config(
     f: &mut Fields<'_>,
     opts: &mut RunOptions,
-    mut mounts: Vec<hc::MountSpec>,
+    volumes: Vec<hc::MountSpec>,
 ) -> R<(HostConfig, Option<(u16, u16)>)> {
+    let mut mounts = Vec::new();
     let mut h = HostConfig {
         memory: f.int("Memory")?.unwrap_or(0),
         memory_swap: f.int("MemorySwap")?.unwrap_or(0),
@@ -301,7 +302,15 @@ fn host_config(
             mounts.push(mount(m)?);
         }
     }
-    h.mounts = mounts;
+    // Config.Volumes are the container's own VOLUMEs; a bind or mount at
+    // the same path takes one's place, as in dockerd (docker-py lists
+    // every bind's target there too).
+    let mut all: Vec<hc::MountSpec> = volumes
+        .into_iter()
+        .filter(|v| !mounts.iter().any(|m| m.target == v.target))
+        .collect();
+    all.append(&mut mounts);
+    h.mounts = all;
     if let Some(rp) = f.get("RestartPolicy") {
         h.restart_policy = restart_policy(rp)?.unwrap_or_default();
     }
@@ -620,6 +629,17 @@ mod tests {
         assert_eq!(o.host.mounts[0].target, "/data");
         assert_eq!(o.labels["k"], "v");
         assert_eq!(o.host.pids_limit, None);
+        // docker-py names a bind's target in Volumes too: one mount, the bind.
+        let o = p(json!({"Image": "bb", "Volumes": {"/s": {}, "/v": {}},
+            "HostConfig": {"Binds": ["/run/x.sock:/s:rw"]}}))
+        .unwrap();
+        let m: Vec<(&str, &str)> = o
+            .host
+            .mounts
+            .iter()
+            .map(|m| (m.target.as_str(), m.source.as_str()))
+            .collect();
+        assert_eq!(m, [("/v", ""), ("/s", "/run/x.sock")]);
     }
 
     #[test]
