@@ -2,9 +2,11 @@
 //! a venv of the test's own and Rust's from crates.io each start a busybox
 //! container, wait for its log line, use it (exec and a published port)
 //! and leave nothing behind. Ryuk, the reaper those libraries start by
-//! default, cannot be pulled here; the last test shows what it needs from
-//! the engine: a container that reaches the API through the bind-mounted
-//! socket and removes the session's labelled containers.
+//! default, cannot be pulled here; a reaper of our own (busybox and the
+//! docker client, speaking Ryuk's protocol) shows what Ryuk needs from the
+//! engine: a container that reaches the API through the bind-mounted
+//! socket and removes the session's labelled containers, networks and
+//! volumes, driven by hand and by Python's testcontainers in Ryuk's place.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -22,6 +24,7 @@ use common::*;
 const HTTPD: &str = "mkdir /www && echo hello-from-bb > /www/index.html \
     && httpd -p 8080 -h /www && echo server is ready && exec sleep 3600";
 
+/// Starts the server, waits for it, and uses it by exec and by its port.
 const PY_SCRIPT: &str = r#"
 import urllib.request
 
@@ -45,6 +48,29 @@ with container as c:
     print(c.get_container_id())
 "#;
 
+/// Runs `script` (with `args`) under testcontainers from PyPI, in a venv
+/// of the server's own, pointed at its socket, with one more variable
+/// set; what it prints.
+fn python(s: &Served, script: &str, args: &[&str], var: (&str, &str)) -> String {
+    // 4.13 brought the wait strategies the scripts use.
+    let venv = s.venv(&["testcontainers>=4.13"]);
+    let path = s.dir.0.join("script.py");
+    std::fs::write(&path, script).unwrap();
+    let o = Command::new(venv.join("bin/python"))
+        .arg(&path)
+        .args(args)
+        .env(
+            "DOCKER_HOST",
+            format!("unix://{}", s.dir.0.join("api.sock").display()),
+        )
+        .env("DOCKER_CONFIG", s.dir.0.join("docker-config"))
+        .env(var.0, var.1)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\nserver log: {}", show(&o), s.log());
+    String::from_utf8(o.stdout).unwrap()
+}
+
 /// `berth ps -a` on the served root: every container left, one per line.
 fn left(s: &Served) -> String {
     let o = s.berth(&["ps", "-aq", "--no-trunc"]);
@@ -58,23 +84,12 @@ fn testcontainers_python_runs_waits_uses_and_removes_a_container() {
         return;
     }
     let s = Served::start();
-    // 4.13 brought the wait strategies the script uses.
-    let venv = s.venv(&["testcontainers>=4.13"]);
-    let script = s.dir.0.join("tc.py");
-    std::fs::write(&script, PY_SCRIPT).unwrap();
-    let o = Command::new(venv.join("bin/python"))
-        .arg(&script)
-        .arg(HTTPD)
-        .env(
-            "DOCKER_HOST",
-            format!("unix://{}", s.dir.0.join("api.sock").display()),
-        )
-        .env("TESTCONTAINERS_RYUK_DISABLED", "true")
-        .env("DOCKER_CONFIG", s.dir.0.join("docker-config"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}\nserver log: {}", show(&o), s.log());
-    let id = String::from_utf8(o.stdout).unwrap();
+    let id = python(
+        &s,
+        PY_SCRIPT,
+        &[HTTPD],
+        ("TESTCONTAINERS_RYUK_DISABLED", "true"),
+    );
     assert_eq!(id.trim().len(), 64, "{id}");
     assert_eq!(left(&s), "", "the container outlived its `with` block");
 }
@@ -151,6 +166,8 @@ fn build_reaper(s: &Served) {
             .unwrap_or_else(|e| panic!("{host}: {e} (the reaper image needs it)"));
         dockerfile.push_str(&format!("COPY {i} {inside}\n"));
     }
+    std::fs::write(ctx.join("reaper.sh"), REAPER).unwrap();
+    dockerfile.push_str("COPY reaper.sh /reaper.sh\nCMD [\"sh\", \"/reaper.sh\"]\n");
     std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
     let o = s
         .docker(&["build", "-q", "-t", "reaper"])
@@ -168,17 +185,20 @@ fn build_reaper(s: &Served) {
 
 const SESSION: &str = "org.testcontainers.session-id";
 
-/// What Ryuk does once its client's connection ends: list the session's
-/// containers, networks and volumes by label through the API socket and
-/// remove them. Like Ryuk, it learns the filter from that client over a
-/// published TCP port.
-const REAPER: &str = "set -o pipefail; echo reaper listening; \
-    f=$(nc -l -p 8080 | head -n 1); \
-    echo reaping $f; \
-    docker ps -aq --filter \"$f\" | xargs -r docker rm -f \
-    && docker network ls -q --filter \"$f\" | xargs -r docker network rm \
-    && docker volume ls -q --filter \"$f\" | xargs -r docker volume rm \
-    && echo reaped";
+/// What Ryuk does, in Ryuk's protocol: say "Started!", take the session's
+/// filter line from the client over port 8080, and once that connection
+/// ends, list the session's containers, networks and volumes by label
+/// through the API socket and remove them.
+const REAPER: &str = r#"set -o pipefail
+echo "reaper Started!"
+nc -l -p 8080 > /tmp/filter
+f=$(head -n 1 /tmp/filter | tr -d '\r')
+echo "reaping $f"
+docker ps -aq --filter "$f" | xargs -r docker rm -f \
+    && docker network ls -q --filter "$f" | xargs -r docker network rm \
+    && docker volume ls -q --filter "$f" | xargs -r docker volume rm \
+    && echo reaped
+"#;
 
 #[test]
 fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket() {
@@ -210,18 +230,15 @@ fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket
         "-v",
         &format!("{}:/var/run/docker.sock", sock.display()),
         "reaper",
-        "sh",
-        "-c",
-        REAPER,
     ]);
     let port = s.ok(&["port", "reaper", "8080/tcp"]);
     let port = port.trim().rsplit(':').next().unwrap().to_string();
     // The port answers once nc listens; a refused connection is nc not
-    // being there yet.
+    // being there yet (testcontainers retries the same way).
     let start = Instant::now();
     let mut conn = loop {
         let logs = s.ok(&["logs", "reaper"]);
-        if logs.contains("listening") {
+        if logs.contains("Started!") {
             if let Ok(c) = TcpStream::connect(format!("127.0.0.1:{port}")) {
                 break c;
             }
@@ -252,4 +269,59 @@ fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket
     assert!(!vols.lines().any(|v| v == "tc-vol"), "{vols}");
     s.ok(&["rm", "-f", "reaper", "bystander"]);
     s.ok(&["network", "rm", "bystander-net"]);
+}
+
+/// Python's testcontainers with its reaper on (ours, in Ryuk's place): the
+/// test process dies without cleaning up, as a killed test run does, and
+/// the reaper removes what the session left, then itself (AutoRemove).
+const PY_CRASH: &str = r#"
+import os
+
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.labels import SESSION_ID
+from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+c = (
+    DockerContainer("bb")
+    .with_command(["sh", "-c", "echo up && exec sleep 3600"])
+    .waiting_for(LogMessageWaitStrategy("up"))
+)
+c.start()
+print(SESSION_ID, c.get_container_id(), flush=True)
+os._exit(0)
+"#;
+
+#[test]
+fn testcontainers_python_with_a_reaper_cleans_up_after_a_crashed_session() {
+    if !require_root("testcontainers_python_with_a_reaper_cleans_up_after_a_crashed_session")
+        || !have_docker()
+    {
+        return;
+    }
+    let s = Served::start();
+    build_reaper(&s);
+    let out = python(&s, PY_CRASH, &[], ("RYUK_CONTAINER_IMAGE", "reaper"));
+    let (session, id) = out.trim().split_once(' ').unwrap();
+    // What the session left: its container, labelled, and the reaper.
+    let labelled = s.ok(&[
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label={SESSION}={session}"),
+    ]);
+    let start = Instant::now();
+    while !left(&s).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "left after the session ended: {}\nlabelled at first: {labelled}\nserver log: {}",
+            s.ok(&["ps", "-a"]),
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        labelled.is_empty() || labelled.trim() == id,
+        "{labelled} {id}"
+    );
 }
