@@ -10,6 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -166,18 +167,29 @@ fn build_reaper(s: &Served) {
             .unwrap_or_else(|e| panic!("{host}: {e} (the reaper image needs it)"));
         dockerfile.push_str(&format!("COPY {i} {inside}\n"));
     }
-    std::fs::write(ctx.join("reaper.sh"), REAPER).unwrap();
-    dockerfile.push_str("COPY reaper.sh /reaper.sh\nCMD [\"sh\", \"/reaper.sh\"]\n");
+    for (name, script) in [("reaper.sh", REAPER), ("ack.sh", ACK)] {
+        let path = ctx.join(name);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        dockerfile.push_str(&format!("COPY {name} /{name}\n"));
+    }
+    dockerfile.push_str("CMD [\"/reaper.sh\"]\n");
+    build(s, "reaper", &ctx, &dockerfile);
+}
+
+/// `docker build -t TAG` of `dockerfile` in the context `ctx`.
+fn build(s: &Served, tag: &str, ctx: &std::path::Path, dockerfile: &str) {
+    std::fs::create_dir_all(ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
     let o = s
-        .docker(&["build", "-q", "-t", "reaper"])
-        .arg(&ctx)
+        .docker(&["build", "-q", "-t", tag])
+        .arg(ctx)
         .env("DOCKER_BUILDKIT", "0")
         .output()
         .unwrap();
     assert!(
         o.status.success(),
-        "build: {}\nserver log: {}",
+        "build {tag}: {}\nserver log: {}",
         show(&o),
         s.log()
     );
@@ -186,18 +198,35 @@ fn build_reaper(s: &Served) {
 const SESSION: &str = "org.testcontainers.session-id";
 
 /// What Ryuk does, in Ryuk's protocol: say "Started!", take the session's
-/// filter line from the client over port 8080, and once that connection
-/// ends, list the session's containers, networks and volumes by label
-/// through the API socket and remove them.
-const REAPER: &str = r#"set -o pipefail
+/// filters from the client over port 8080 (a line each, `&` joining the
+/// parts of one, each line answered ACK), and once that connection ends,
+/// list what each filter matches through the API socket (containers,
+/// networks, volumes, images) and remove it.
+const REAPER: &str = r#"#!/bin/sh
+set -o pipefail
 echo "reaper Started!"
-nc -l -p 8080 > /tmp/filter
-f=$(head -n 1 /tmp/filter | tr -d '\r')
-echo "reaping $f"
-docker ps -aq --filter "$f" | xargs -r docker rm -f \
-    && docker network ls -q --filter "$f" | xargs -r docker network rm \
-    && docker volume ls -q --filter "$f" | xargs -r docker volume rm \
-    && echo reaped
+nc -l -p 8080 -e /ack.sh
+while read -r line; do
+    set --
+    for part in $(echo "$line" | tr -d '\r' | tr '&' ' '); do
+        set -- "$@" --filter "$part"
+    done
+    echo "reaping $*"
+    docker ps -aq "$@" | xargs -r docker rm -f -v \
+        && docker network ls -q "$@" | xargs -r docker network rm \
+        && docker volume ls -q "$@" | xargs -r docker volume rm -f \
+        && docker images -q "$@" | xargs -r docker rmi \
+        || exit 1
+done < /tmp/filters
+echo reaped
+"#;
+
+/// One client's connection: its filters kept, each acknowledged.
+const ACK: &str = r#"#!/bin/sh
+while read -r line; do
+    echo "$line" >> /tmp/filters
+    echo ACK
+done
 "#;
 
 #[test]
@@ -216,6 +245,12 @@ fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket
     }
     s.ok(&["network", "create", "--label", &label, "tc-net"]);
     s.ok(&["volume", "create", "--label", &label, "tc-vol"]);
+    build(
+        &s,
+        "tc-img",
+        &s.dir.0.join("tc-img"),
+        &format!("FROM bb\nLABEL {label}\n"),
+    );
     s.sh_detached("bystander", "exec sleep 3600");
     s.ok(&["network", "create", "bystander-net"]);
 
@@ -250,8 +285,12 @@ fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    conn.write_all(format!("label={label}\n").as_bytes())
+    // Two filters in one line, as testcontainers-go sends them.
+    conn.write_all(format!("label={label}&label={SESSION}\r\n").as_bytes())
         .unwrap();
+    let mut ack = [0; 4];
+    conn.read_exact(&mut ack).unwrap();
+    assert_eq!(&ack, b"ACK\n");
     drop(conn);
     let code = s.ok(&["wait", "reaper"]);
     let logs = s.ok(&["logs", "reaper"]);
@@ -267,6 +306,10 @@ fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket
     assert!(nets.lines().any(|n| n == "bystander-net"), "{nets}");
     let vols = s.ok(&["volume", "ls", "-q"]);
     assert!(!vols.lines().any(|v| v == "tc-vol"), "{vols}");
+    let images = s.ok(&["images", "--format", "{{.Repository}}"]);
+    let mut images: Vec<&str> = images.lines().collect();
+    images.sort();
+    assert_eq!(images, ["bb", "reaper"]);
     s.ok(&["rm", "-f", "reaper", "bystander"]);
     s.ok(&["network", "rm", "bystander-net"]);
 }
