@@ -40,6 +40,19 @@ fn docker_version_info_and_images_through_berth_serve() {
     assert_eq!(images.trim(), "bb:latest");
     let id = s.ok(&["image", "inspect", "-f", "{{.Id}}", "bb"]);
     assert!(id.trim().starts_with("sha256:"), "{id}");
+    // API 1.49's platform on inspect: the image's own is there, another not.
+    let host = format!(
+        "/images/bb/json?platform=%7B%22os%22%3A%22linux%22%2C%22architecture%22%3A%22{}%22%7D",
+        s.ok(&["image", "inspect", "-f", "{{.Architecture}}", "bb"])
+            .trim()
+    );
+    assert_eq!(s.api("GET", &host, None).0, 200);
+    let (code, body) = s.api(
+        "GET",
+        "/images/bb/json?platform=%7B%22os%22%3A%22plan9%22%7D",
+        None,
+    );
+    assert_eq!(code, 404, "{}", String::from_utf8_lossy(&body));
     // A client newer than the server is refused, as dockerd does.
     let o = s
         .docker(&["ps"])

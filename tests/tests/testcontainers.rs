@@ -25,11 +25,13 @@ use common::*;
 const HTTPD: &str = "mkdir /www && echo hello-from-bb > /www/index.html \
     && httpd -p 8080 -h /www && echo server is ready && exec sleep 3600";
 
-/// Starts the server, waits for it, and uses it by exec and by its port.
+/// Starts the server, waits for it, and uses it by exec, by its published
+/// port, and from another container over a network.
 const PY_SCRIPT: &str = r#"
 import urllib.request
 
 from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
 SCRIPT = __import__("sys").argv[1]
@@ -47,6 +49,28 @@ with container as c:
     body = urllib.request.urlopen(url, timeout=30).read()
     assert body == b"hello-from-bb\n", body
     print(c.get_container_id())
+
+# A second container reaches the first by its alias on a network of the
+# session's own, which goes with it.
+CLIENT = ["sh", "-c", "echo up && exec sleep 3600"]
+with Network() as net:
+    web = (
+        DockerContainer("bb")
+        .with_command(["sh", "-c", SCRIPT])
+        .with_network(net)
+        .with_network_aliases("web")
+        .waiting_for(LogMessageWaitStrategy("server is ready"))
+    )
+    client = (
+        DockerContainer("bb")
+        .with_command(CLIENT)
+        .with_network(net)
+        .waiting_for(LogMessageWaitStrategy("up"))
+    )
+    with web, client:
+        get = "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc web 8080"
+        code, out = client.exec(["sh", "-c", get])
+        assert code == 0 and out.endswith(b"\r\n\r\nhello-from-bb\n"), (code, out)
 "#;
 
 /// Runs `script` (with `args`) under testcontainers from PyPI, in a venv
@@ -92,7 +116,9 @@ fn testcontainers_python_runs_waits_uses_and_removes_a_container() {
         ("TESTCONTAINERS_RYUK_DISABLED", "true"),
     );
     assert_eq!(id.trim().len(), 64, "{id}");
-    assert_eq!(left(&s), "", "the container outlived its `with` block");
+    assert_eq!(left(&s), "", "a container outlived its `with` block");
+    let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(nets.trim(), "bridge", "the session's network outlived it");
 }
 
 #[test]
