@@ -125,7 +125,7 @@ fn testcontainers_python_runs_waits_uses_and_removes_a_container() {
 fn testcontainers_rust_runs_waits_uses_and_removes_a_container() {
     use testcontainers::core::{ExecCommand, IntoContainerPort, WaitFor};
     use testcontainers::runners::SyncRunner;
-    use testcontainers::{GenericImage, ImageExt};
+    use testcontainers::{GenericImage, Healthcheck, ImageExt};
 
     if !require_root("testcontainers_rust_runs_waits_uses_and_removes_a_container") {
         return;
@@ -142,11 +142,19 @@ fn testcontainers_rust_runs_waits_uses_and_removes_a_container() {
     let c = GenericImage::new("bb", "latest")
         .with_exposed_port(8080.tcp())
         .with_wait_for(WaitFor::message_on_stdout("server is ready"))
+        // Then healthy, by a check the container's exec runs.
+        .with_wait_for(WaitFor::healthcheck())
         .with_cmd(["sh", "-c", HTTPD])
+        .with_health_check(
+            Healthcheck::cmd_shell("test -s /www/index.html")
+                .with_interval(Duration::from_millis(200)),
+        )
         .start()
         .unwrap_or_else(|e| panic!("start: {e}\nserver log: {}", s.log()));
     let id = c.id().to_string();
     assert_eq!(left(&s).trim(), id);
+    let health = s.ok(&["inspect", "-f", "{{.State.Health.Status}}", &id]);
+    assert_eq!(health.trim(), "healthy");
 
     let mut r = c
         .exec(ExecCommand::new(["cat", "/www/index.html"]))

@@ -186,6 +186,7 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
         tty: cfg.boolean("Tty")?,
         open_stdin: cfg.boolean("OpenStdin")?,
         stdin_once: cfg.boolean("StdinOnce")?,
+        healthcheck: healthcheck(cfg.get("Healthcheck"))?,
         ..RunOptions::default()
     };
     let mut cmd = cfg.list("Cmd")?;
@@ -388,6 +389,23 @@ fn host_config(
 }
 
 /// docker's `RestartPolicy` object; `None` for an empty name.
+/// Config.Healthcheck: docker's HealthConfig, over the image's check as
+/// `--health-*` is; `{"Test": ["NONE"]}` turns it off.
+fn healthcheck(v: Option<&Value>) -> R<Option<berth_engine::health::Healthcheck>> {
+    let Some(v) = v else { return Ok(None) };
+    let mut f = Fields::new(Some(v), "Healthcheck")?;
+    let h = berth_engine::health::Healthcheck {
+        test: f.list("Test")?,
+        interval: f.int("Interval")?.unwrap_or(0),
+        timeout: f.int("Timeout")?.unwrap_or(0),
+        start_period: f.int("StartPeriod")?.unwrap_or(0),
+        start_interval: f.int("StartInterval")?.unwrap_or(0),
+        retries: f.int("Retries")?.unwrap_or(0),
+    };
+    f.finish()?;
+    Ok(Some(h))
+}
+
 fn restart_policy(rp: &Value) -> R<Option<RestartPolicy>> {
     let name = rp["Name"].as_str().unwrap_or("");
     let count = rp["MaximumRetryCount"].as_i64().unwrap_or(0);
@@ -664,6 +682,15 @@ mod tests {
         assert_eq!(eps[0].ip, Some("10.1.0.9".parse().unwrap()));
         let o = p(json!({"Image": "bb"})).unwrap();
         assert_eq!(o.network, Network::parse("default").unwrap());
+        assert_eq!(o.healthcheck, None);
+        let o = p(
+            json!({"Image": "bb", "Healthcheck": {"Test": ["CMD-SHELL", "true"],
+            "Interval": 1_000_000_000_i64, "Retries": 3}}),
+        )
+        .unwrap();
+        let h = o.healthcheck.unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "true"]);
+        assert_eq!((h.interval, h.retries, h.timeout), (1_000_000_000, 3, 0));
         // docker 28's `docker run` without --network: one endpoint, on the
         // default network, not a second network called "default".
         let o = p(json!({"Image": "bb", "HostConfig": {"NetworkMode": "default"},
@@ -677,8 +704,11 @@ mod tests {
         let e = p(json!({"Image": "bb", "HostConfig": {"PidMode": "host"}})).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(e.message, "HostConfig.PidMode is not supported by berth");
-        let e = p(json!({"Image": "bb", "Healthcheck": {"Test": ["CMD", "true"]}})).unwrap_err();
-        assert_eq!(e.message, "Healthcheck is not supported by berth");
+        let e = p(json!({"Image": "bb", "Shell": ["/bin/bash", "-c"]})).unwrap_err();
+        assert_eq!(e.message, "Shell is not supported by berth");
+        let e = p(json!({"Image": "bb", "Healthcheck": {"Test": ["CMD", "true"], "Every": 1}}))
+            .unwrap_err();
+        assert_eq!(e.message, "Healthcheck.Every is not supported by berth");
         let e =
             p(json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "syslog"}}})).unwrap_err();
         assert!(e.message.contains("LogConfig"), "{}", e.message);
