@@ -121,6 +121,20 @@ fn testcontainers_python_runs_waits_uses_and_removes_a_container() {
     assert_eq!(nets.trim(), "bridge", "the session's network outlived it");
 }
 
+/// A server the testcontainers crate is pointed at. The crate reads its
+/// daemon from the environment only; nextest runs each test in a process
+/// of its own, so setting it touches no other test.
+fn served_for_the_crate() -> Served {
+    let s = Served::start();
+    std::env::set_var(
+        "DOCKER_HOST",
+        format!("unix://{}", s.dir.0.join("api.sock").display()),
+    );
+    std::env::set_var("TESTCONTAINERS_RYUK_DISABLED", "true");
+    std::env::set_var("DOCKER_CONFIG", s.dir.0.join("docker-config"));
+    s
+}
+
 #[test]
 fn testcontainers_rust_runs_waits_uses_and_removes_a_container() {
     use testcontainers::core::{ExecCommand, IntoContainerPort, WaitFor};
@@ -130,15 +144,7 @@ fn testcontainers_rust_runs_waits_uses_and_removes_a_container() {
     if !require_root("testcontainers_rust_runs_waits_uses_and_removes_a_container") {
         return;
     }
-    let s = Served::start();
-    // The crate reads its daemon from the environment only; nextest runs
-    // each test in a process of its own, so this touches no other test.
-    std::env::set_var(
-        "DOCKER_HOST",
-        format!("unix://{}", s.dir.0.join("api.sock").display()),
-    );
-    std::env::set_var("TESTCONTAINERS_RYUK_DISABLED", "true");
-    std::env::set_var("DOCKER_CONFIG", s.dir.0.join("docker-config"));
+    let s = served_for_the_crate();
     let c = GenericImage::new("bb", "latest")
         .with_exposed_port(8080.tcp())
         .with_wait_for(WaitFor::message_on_stdout("server is ready"))
@@ -180,6 +186,72 @@ fn testcontainers_rust_runs_waits_uses_and_removes_a_container() {
 
     drop(c);
     assert_eq!(left(&s), "", "the container outlived its handle");
+}
+
+#[test]
+fn testcontainers_rust_mounts_copies_networks_and_restarts() {
+    use testcontainers::core::{CmdWaitFor, ExecCommand, Mount, WaitFor};
+    use testcontainers::runners::SyncRunner;
+    use testcontainers::{GenericImage, ImageExt};
+
+    if !require_root("testcontainers_rust_mounts_copies_networks_and_restarts") {
+        return;
+    }
+    let s = served_for_the_crate();
+    let host = s.dir.0.join("data");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("file"), "from-host").unwrap();
+    let c = GenericImage::new("bb", "latest")
+        .with_wait_for(WaitFor::message_on_stdout("up"))
+        .with_cmd([
+            "sh",
+            "-c",
+            "echo \"$GREETING $(pwd) $(cat /etc/copied) $(cat file)\"; echo up; exec sleep 3600",
+        ])
+        .with_env_var("GREETING", "hi")
+        .with_mount(Mount::bind_mount(host.display().to_string(), "/data"))
+        .with_copy_to("/etc/copied", b"copied".to_vec())
+        .with_working_dir("/data")
+        .with_container_name("tc-web")
+        .with_network("tc-net")
+        .start()
+        .unwrap_or_else(|e| panic!("start: {e}\nserver log: {}", s.log()));
+    let out = String::from_utf8(c.stdout_to_vec().unwrap()).unwrap();
+    assert!(out.starts_with("hi /data copied from-host\nup\n"), "{out}");
+    let nets = s.ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+        "tc-web",
+    ]);
+    assert_eq!(nets.trim(), "tc-net");
+
+    // An exec that writes through the bind mount, waited for by its exit.
+    let r = c
+        .exec(
+            ExecCommand::new(["sh", "-c", "echo from-container > /data/back"])
+                .with_cmd_ready_condition(CmdWaitFor::exit_code(0)),
+        )
+        .unwrap();
+    assert_eq!(r.exit_code().unwrap(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(host.join("back")).unwrap(),
+        "from-container\n"
+    );
+
+    c.stop_with_timeout(Some(1)).unwrap();
+    assert!(!c.is_running().unwrap());
+    c.start().unwrap();
+    assert!(c.is_running().unwrap());
+
+    drop(c);
+    assert_eq!(left(&s), "", "the container outlived its handle");
+    let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(
+        nets.trim(),
+        "bridge",
+        "the crate's network outlived its container"
+    );
 }
 
 /// A reaper image: busybox and the host's docker client, which needs only
