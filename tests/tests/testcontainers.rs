@@ -302,6 +302,8 @@ fn build(s: &Served, tag: &str, ctx: &std::path::Path, dockerfile: &str) {
 }
 
 const SESSION: &str = "org.testcontainers.session-id";
+/// What testcontainers labels every container of every session with.
+const TC: &str = "org.testcontainers=true";
 
 /// What Ryuk does, in Ryuk's protocol: say "Started!", take the session's
 /// filters from the client over port 8080 (a line each, `&` joining the
@@ -347,17 +349,27 @@ fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket
     build_reaper(&s);
     let label = format!("{SESSION}=X");
     for name in ["tc-a", "tc-b"] {
-        s.sh_detached_with(name, &["--label", &label], "exec sleep 3600");
+        s.sh_detached_with(name, &["--label", &label, "--label", TC], "exec sleep 3600");
     }
-    s.ok(&["network", "create", "--label", &label, "tc-net"]);
-    s.ok(&["volume", "create", "--label", &label, "tc-vol"]);
+    s.ok(&[
+        "network", "create", "--label", &label, "--label", TC, "tc-net",
+    ]);
+    s.ok(&[
+        "volume", "create", "--label", &label, "--label", TC, "tc-vol",
+    ]);
     build(
         &s,
         "tc-img",
         &s.dir.0.join("tc-img"),
-        &format!("FROM bb\nLABEL {label}\n"),
+        &format!("FROM bb\nLABEL {label} {TC}\n"),
     );
     s.sh_detached("bystander", "exec sleep 3600");
+    // Another session's: testcontainers' label, not this session's.
+    s.sh_detached_with(
+        "other-session",
+        &["--label", &format!("{SESSION}=Y"), "--label", TC],
+        "exec sleep 3600",
+    );
     s.ok(&["network", "create", "bystander-net"]);
 
     let sock = s.dir.0.join("api.sock");
@@ -391,8 +403,9 @@ fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket
         );
         std::thread::sleep(Duration::from_millis(100));
     };
-    // Two filters in one line, as testcontainers-go sends them.
-    conn.write_all(format!("label={label}&label={SESSION}\r\n").as_bytes())
+    // Two filters in one line, both to hold, as testcontainers-go sends
+    // them.
+    conn.write_all(format!("label={TC}&label={label}\r\n").as_bytes())
         .unwrap();
     let mut ack = [0; 4];
     conn.read_exact(&mut ack).unwrap();
@@ -406,7 +419,7 @@ fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket
     let names = s.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     let mut names: Vec<&str> = names.lines().collect();
     names.sort();
-    assert_eq!(names, ["bystander", "reaper"]);
+    assert_eq!(names, ["bystander", "other-session", "reaper"]);
     let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!nets.lines().any(|n| n == "tc-net"), "{nets}");
     assert!(nets.lines().any(|n| n == "bystander-net"), "{nets}");
@@ -416,7 +429,7 @@ fn testcontainers_ryuk_reaps_labelled_containers_through_the_bind_mounted_socket
     let mut images: Vec<&str> = images.lines().collect();
     images.sort();
     assert_eq!(images, ["bb", "reaper"]);
-    s.ok(&["rm", "-f", "reaper", "bystander"]);
+    s.ok(&["rm", "-f", "reaper", "bystander", "other-session"]);
     s.ok(&["network", "rm", "bystander-net"]);
 }
 

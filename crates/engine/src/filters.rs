@@ -1,6 +1,7 @@
 //! Docker's container filters (`ps --filter`, the API's `filters`):
 //! status, name, label, ancestor, exited, health and id; one key given twice
-//! matches either value, different keys must all match.
+//! matches either value (but every label must hold), different keys must
+//! all match.
 
 use crate::db::{Container, State};
 use crate::error::{Error, Result};
@@ -76,13 +77,16 @@ impl Filters {
             if vals.peek().is_none() {
                 return true;
             }
+            if *key == "label" {
+                // Unlike the other keys, every label asked for must be
+                // there (docker's; Ryuk reaps by session label and
+                // `org.testcontainers=true` together).
+                let wants: Vec<String> = vals.map(|(_, v)| v.clone()).collect();
+                return labels_match(&wants, |k| c.config.labels.get(k).map(String::as_str));
+            }
             vals.any(|(_, v)| match *key {
                 "status" => state == v,
                 "name" => c.name.contains(v.as_str()),
-                "label" => match v.split_once('=') {
-                    Some((k, want)) => c.config.labels.get(k).is_some_and(|x| x == want),
-                    None => c.config.labels.contains_key(v.as_str()),
-                },
                 "ancestor" => {
                     let bare = v.strip_prefix("sha256:").unwrap_or(v);
                     c.image == *v
@@ -149,6 +153,8 @@ mod tests {
         assert!(f(&["label=tier"]).matches(&web, "exited", "none"));
         assert!(f(&["label=tier=web"]).matches(&web, "exited", "none"));
         assert!(!f(&["label=tier=db"]).matches(&web, "exited", "none"));
+        assert!(!f(&["label=tier=web", "label=other"]).matches(&web, "exited", "none"));
+        assert!(f(&["label=tier=web", "label=tier"]).matches(&web, "exited", "none"));
         assert!(f(&["ancestor=bb"]).matches(&web, "exited", "none"));
         assert!(f(&["ancestor=feedfa"]).matches(&web, "exited", "none"));
         assert!(!f(&["ancestor=alpine"]).matches(&web, "exited", "none"));
