@@ -105,7 +105,9 @@ fn left(s: &Served) -> String {
 
 #[test]
 fn testcontainers_python_runs_waits_uses_and_removes_a_container() {
-    if !require_root("testcontainers_python_runs_waits_uses_and_removes_a_container") {
+    if !require_root("testcontainers_python_runs_waits_uses_and_removes_a_container")
+        || !have_docker()
+    {
         return;
     }
     let s = Served::start();
@@ -141,7 +143,9 @@ fn testcontainers_rust_runs_waits_uses_and_removes_a_container() {
     use testcontainers::runners::SyncRunner;
     use testcontainers::{GenericImage, Healthcheck, ImageExt};
 
-    if !require_root("testcontainers_rust_runs_waits_uses_and_removes_a_container") {
+    if !require_root("testcontainers_rust_runs_waits_uses_and_removes_a_container")
+        || !have_docker()
+    {
         return;
     }
     let s = served_for_the_crate();
@@ -194,7 +198,7 @@ fn testcontainers_rust_mounts_copies_networks_and_restarts() {
     use testcontainers::runners::SyncRunner;
     use testcontainers::{GenericImage, ImageExt};
 
-    if !require_root("testcontainers_rust_mounts_copies_networks_and_restarts") {
+    if !require_root("testcontainers_rust_mounts_copies_networks_and_restarts") || !have_docker() {
         return;
     }
     let s = served_for_the_crate();
