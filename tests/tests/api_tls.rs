@@ -83,7 +83,7 @@ fn docker_over_tcp_with_client_certificates() {
     };
     let o = docker(&["version", "--format", "{{.Server.APIVersion}}"], true);
     assert!(o.status.success(), "{}\n{}", show(&o), s.log());
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1.47");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1.49");
     let o = docker(
         &["run", "--rm", "--network", "none", "bb", "echo", "hi"],
         true,

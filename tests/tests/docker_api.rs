@@ -24,8 +24,12 @@ fn docker_version_info_and_images_through_berth_serve() {
         "--format",
         "{{.Server.APIVersion}} {{.Client.APIVersion}}",
     ]);
-    // The server speaks 1.47; Debian's client negotiates its own 1.41.
-    assert_eq!(v.trim(), "1.47 1.41", "{v}");
+    // The server speaks 1.49; the client negotiates the older of its own
+    // and that (Debian's 20.10 says 1.41, a docker 28 client 1.49).
+    let (server, client) = v.trim().split_once(' ').unwrap();
+    assert_eq!(server, "1.49", "{v}");
+    let minor: u32 = client.strip_prefix("1.").unwrap().parse().unwrap();
+    assert!((41..=49).contains(&minor), "{v}");
     let info = s.ok(&[
         "info",
         "--format",
@@ -36,16 +40,29 @@ fn docker_version_info_and_images_through_berth_serve() {
     assert_eq!(images.trim(), "bb:latest");
     let id = s.ok(&["image", "inspect", "-f", "{{.Id}}", "bb"]);
     assert!(id.trim().starts_with("sha256:"), "{id}");
+    // API 1.49's platform on inspect: the image's own is there, another not.
+    let host = format!(
+        "/images/bb/json?platform=%7B%22os%22%3A%22linux%22%2C%22architecture%22%3A%22{}%22%7D",
+        s.ok(&["image", "inspect", "-f", "{{.Architecture}}", "bb"])
+            .trim()
+    );
+    assert_eq!(s.api("GET", &host, None).0, 200);
+    let (code, body) = s.api(
+        "GET",
+        "/images/bb/json?platform=%7B%22os%22%3A%22plan9%22%7D",
+        None,
+    );
+    assert_eq!(code, 404, "{}", String::from_utf8_lossy(&body));
     // A client newer than the server is refused, as dockerd does.
     let o = s
         .docker(&["ps"])
-        .env("DOCKER_API_VERSION", "1.48")
+        .env("DOCKER_API_VERSION", "1.50")
         .output()
         .unwrap();
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr)
-            .contains("is too new. Maximum supported API version is 1.47"),
+            .contains("is too new. Maximum supported API version is 1.49"),
         "{}",
         show(&o)
     );
@@ -907,19 +924,7 @@ fn docker_py_drives_berth_serve() {
         return;
     }
     let s = Served::start();
-    let venv = s.dir.0.join("venv");
-    let o = Command::new("python3")
-        .arg("-m")
-        .arg("venv")
-        .arg(&venv)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "venv: {}", show(&o));
-    let o = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "docker"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "pip install docker: {}", show(&o));
+    let venv = s.venv(&["docker"]);
     let script = s.dir.0.join("client.py");
     std::fs::write(&script, DOCKER_PY_SCRIPT).unwrap();
     let o = Command::new(venv.join("bin/python"))

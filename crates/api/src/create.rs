@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use berth_engine::health::Healthcheck;
 use berth_engine::hostconfig::{self as hc, HostConfig};
 use berth_engine::lifecycle::Update;
-use berth_engine::network::Endpoint;
+use berth_engine::network::{Endpoint, DEFAULT_NETWORK};
 use berth_engine::restart::RestartPolicy;
 use berth_engine::{Network, RunOptions};
 use hyper::StatusCode;
@@ -187,6 +187,7 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
         tty: cfg.boolean("Tty")?,
         open_stdin: cfg.boolean("OpenStdin")?,
         stdin_once: cfg.boolean("StdinOnce")?,
+        healthcheck: healthcheck(cfg.get("Healthcheck"))?,
         ..RunOptions::default()
     };
     let mut cmd = cfg.list("Cmd")?;
@@ -207,17 +208,6 @@ pub fn parse(body: &Value, name: Option<String>) -> R<Parsed> {
     let mut anonymous = Vec::new();
     for v in cfg.keys("Volumes")? {
         anonymous.push(berth_engine::volumes::parse_volume_flag(&v)?);
-    }
-    if let Some(h) = cfg.get("Healthcheck") {
-        // compose sends null for the durations it leaves to the default.
-        let mut h = h.clone();
-        if let Some(o) = h.as_object_mut() {
-            o.retain(|_, v| !v.is_null());
-        }
-        let h: Healthcheck = serde_json::from_value(h)
-            .map_err(|e| ApiError::bad_request(format!("Healthcheck: {e}")))?;
-        // All zero: the image's check, as no field at all.
-        opts.healthcheck = (h != Healthcheck::default()).then_some(h);
     }
     for k in ["AttachStdin", "AttachStdout", "AttachStderr"] {
         cfg.client_side(k);
@@ -415,6 +405,24 @@ fn host_config(
     Ok((h, console))
 }
 
+/// Config.Healthcheck: docker's HealthConfig, over the image's check as
+/// `--health-*` is; `{"Test": ["NONE"]}` turns it off, and all zero (as
+/// compose sends it, with nulls) is the image's check.
+fn healthcheck(v: Option<&Value>) -> R<Option<Healthcheck>> {
+    let Some(v) = v else { return Ok(None) };
+    let mut f = Fields::new(Some(v), "Healthcheck")?;
+    let h = Healthcheck {
+        test: f.list("Test")?,
+        interval: f.int("Interval")?.unwrap_or(0),
+        timeout: f.int("Timeout")?.unwrap_or(0),
+        start_period: f.int("StartPeriod")?.unwrap_or(0),
+        start_interval: f.int("StartInterval")?.unwrap_or(0),
+        retries: f.int("Retries")?.unwrap_or(0),
+    };
+    f.finish()?;
+    Ok((h != Healthcheck::default()).then_some(h))
+}
+
 /// docker's `RestartPolicy` object; `None` for an empty name.
 fn restart_policy(rp: &Value) -> R<Option<RestartPolicy>> {
     let name = rp["Name"].as_str().unwrap_or("");
@@ -543,7 +551,13 @@ fn network(
             }
             ef.finish()?;
             eps.push(Endpoint {
-                network: name.clone(),
+                // docker's client (28) keys the endpoint of a run without
+                // --network by the mode's "default" too.
+                network: if name == "default" {
+                    DEFAULT_NETWORK.to_string()
+                } else {
+                    name.clone()
+                },
                 ip,
                 ip6,
                 aliases,
@@ -651,6 +665,17 @@ mod tests {
         assert_eq!(o.host.mounts[0].target, "/data");
         assert_eq!(o.labels["k"], "v");
         assert_eq!(o.host.pids_limit, None);
+        // docker-py names a bind's target in Volumes too: one mount, the bind.
+        let o = p(json!({"Image": "bb", "Volumes": {"/s": {}, "/v": {}},
+            "HostConfig": {"Binds": ["/run/x.sock:/s:rw"]}}))
+        .unwrap();
+        let m: Vec<(&str, &str)> = o
+            .host
+            .mounts
+            .iter()
+            .map(|m| (m.target.as_str(), m.source.as_str()))
+            .collect();
+        assert_eq!(m, [("/s", "/run/x.sock"), ("/v", "")]);
     }
 
     #[test]
@@ -727,6 +752,21 @@ mod tests {
         assert_eq!(eps[0].ip, Some("10.1.0.9".parse().unwrap()));
         let o = p(json!({"Image": "bb"})).unwrap();
         assert_eq!(o.network, Network::parse("default").unwrap());
+        assert_eq!(o.healthcheck, None);
+        let o = p(
+            json!({"Image": "bb", "Healthcheck": {"Test": ["CMD-SHELL", "true"],
+            "Interval": 1_000_000_000_i64, "Retries": 3}}),
+        )
+        .unwrap();
+        let h = o.healthcheck.unwrap();
+        assert_eq!(h.test, ["CMD-SHELL", "true"]);
+        assert_eq!((h.interval, h.retries, h.timeout), (1_000_000_000, 3, 0));
+        // docker 28's `docker run` without --network: one endpoint, on the
+        // default network, not a second network called "default".
+        let o = p(json!({"Image": "bb", "HostConfig": {"NetworkMode": "default"},
+            "NetworkingConfig": {"EndpointsConfig": {"default": {"MacAddress": "", "GwPriority": 0}}}}))
+        .unwrap();
+        assert_eq!(o.network, Network::parse("default").unwrap());
     }
 
     #[test]
@@ -736,6 +776,9 @@ mod tests {
         assert_eq!(e.message, "HostConfig.PidMode is not supported by berth");
         let e = p(json!({"Image": "bb", "Shell": ["/bin/bash", "-c"]})).unwrap_err();
         assert_eq!(e.message, "Shell is not supported by berth");
+        let e = p(json!({"Image": "bb", "Healthcheck": {"Test": ["CMD", "true"], "Every": 1}}))
+            .unwrap_err();
+        assert_eq!(e.message, "Healthcheck.Every is not supported by berth");
         let e =
             p(json!({"Image": "bb", "HostConfig": {"LogConfig": {"Type": "syslog"}}})).unwrap_err();
         assert!(e.message.contains("syslog"), "{}", e.message);

@@ -59,7 +59,9 @@ fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
     let attr = |k: &str| e.attributes.get(k).map(String::as_str);
     f.iter().all(|(k, vals)| {
         if k == "label" {
-            return berth_engine::filters::labels_match(vals, &e.attributes);
+            return berth_engine::filters::labels_match(vals, |k| {
+                e.attributes.get(k).map(String::as_str)
+            });
         }
         vals.iter().any(|v| match k.as_str() {
             "type" => e.kind == *v,

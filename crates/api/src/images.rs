@@ -57,10 +57,7 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                 }
                 let cfg = store.config(&i).map_err(berth_engine::Error::from)?;
                 let img_labels = cfg["config"]["Labels"].clone();
-                let label_ok = labels.iter().all(|l| match l.split_once('=') {
-                    Some((k, v)) => img_labels[k].as_str() == Some(v),
-                    None => img_labels[l.as_str()].is_string(),
-                });
+                let label_ok = berth_engine::filters::labels_match(&labels, |k| img_labels[k].as_str());
                 let ref_ok = references.is_empty()
                     || i.tags.iter().any(|t| {
                         let full = format!("{}:{}", t.familiar_name(), t.tag().unwrap_or(""));
@@ -104,23 +101,74 @@ fn find(
 }
 
 pub async fn inspect(ctx: Ctx, name: String) -> Result<Response, ApiError> {
-    let v = ctx
+    if ctx.query.flag("manifests") {
+        return Err(ApiError::bad_request(
+            "image inspect with manifests is not supported by berth (one platform per image)",
+        ));
+    }
+    let platform = match ctx.query.get("platform").filter(|p| !p.is_empty()) {
+        None => None,
+        Some(p) => Some(Platform::parse(p)?),
+    };
+    let shown = name.clone();
+    let i = ctx
         .api
         .blocking(move |e| {
             let store = open(e)?;
             let image = find(&store, &name)?;
-            let i = berth_engine::image_ops::inspect(&store, &image)?;
-            let container_config = i.container_config.clone();
-            let mut v = serde_json::to_value(i)
-                .map_err(|e| berth_engine::Error::InvalidArgument(e.to_string()))?;
-            // dockerd stopped sending it in API 1.45, which broke every
-            // recreate of docker-compose 1.29 (it negotiates the newest
-            // version and reads the field); a field more harms no client.
-            v["ContainerConfig"] = container_config;
-            Ok(v)
+            berth_engine::image_ops::inspect(&store, &image)
         })
         .await?;
+    // API 1.49 picks a variant of a multi-platform image; berth keeps one
+    // platform per image, so any other is not there, as dockerd says of a
+    // single-platform image.
+    if let Some(p) = platform.filter(|p| !p.matches(&i)) {
+        return Err(ApiError::not_found(format!(
+            "image with reference {shown} was found but does not provide the specified platform ({p})"
+        )));
+    }
+    let container_config = i.container_config.clone();
+    let mut v = serde_json::to_value(i).map_err(|e| ApiError::internal(e.to_string()))?;
+    // dockerd stopped sending it in API 1.45, which broke every recreate
+    // of docker-compose 1.29 (it negotiates the newest version and reads
+    // the field); a field more harms no client.
+    v["ContainerConfig"] = container_config;
     Ok(body::json(StatusCode::OK, &v))
+}
+
+/// An OCI platform as the API sends it: `{"os": ..., "architecture": ...,
+/// "variant": ...}`, each part optional.
+#[derive(Debug, Default, serde::Deserialize)]
+struct Platform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: String,
+}
+
+impl Platform {
+    fn parse(s: &str) -> Result<Platform, ApiError> {
+        serde_json::from_str(s)
+            .map_err(|e| ApiError::bad_request(format!("invalid platform {s:?}: {e}")))
+    }
+
+    fn matches(&self, i: &berth_engine::image_ops::ImageInspect) -> bool {
+        (self.os.is_empty() || self.os == i.os)
+            && (self.architecture.is_empty() || self.architecture == i.architecture)
+            && (self.variant.is_empty() || Some(&self.variant) == i.variant.as_ref())
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if !self.variant.is_empty() {
+            write!(f, "/{}", self.variant)?;
+        }
+        Ok(())
+    }
 }
 
 pub async fn history(ctx: Ctx, name: String) -> Result<Response, ApiError> {
@@ -430,6 +478,40 @@ pub async fn auth(mut ctx: Ctx) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_platform_matches_the_parts_it_names() {
+        let i = berth_engine::image_ops::ImageInspect {
+            id: String::new(),
+            repo_tags: vec![],
+            repo_digests: vec![],
+            parent: String::new(),
+            comment: String::new(),
+            created: String::new(),
+            docker_version: String::new(),
+            author: String::new(),
+            config: Value::Null,
+            container_config: Value::Null,
+            architecture: "amd64".into(),
+            variant: None,
+            os: "linux".into(),
+            size: 0,
+            graph_driver: Value::Null,
+            rootfs: Value::Null,
+            metadata: Value::Null,
+        };
+        let p = |s: &str| Platform::parse(s).unwrap();
+        assert!(p(r#"{"os":"linux","architecture":"amd64"}"#).matches(&i));
+        assert!(p(r#"{"architecture":"amd64"}"#).matches(&i));
+        let arm = p(r#"{"os":"linux","architecture":"arm64","variant":"v8"}"#);
+        assert!(!arm.matches(&i));
+        assert_eq!(arm.to_string(), "linux/arm64/v8");
+        assert!(!p(r#"{"os":"linux","architecture":"amd64","variant":"v2"}"#).matches(&i));
+        assert!(Platform::parse("linux/amd64")
+            .unwrap_err()
+            .message
+            .contains("invalid platform"));
+    }
 
     #[test]
     fn progress_reads_as_dockers() {

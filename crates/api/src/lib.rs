@@ -1,5 +1,6 @@
-//! `berth serve`: the Docker Engine HTTP API (versions 1.40 to 1.47) on
-//! unix sockets and TCP (with TLS client certificates off loopback), mapped onto the engine. Every docker
+//! `berth serve`: the Docker Engine HTTP API (versions 1.40 to 1.49) on
+//! unix sockets and TCP (with TLS client certificates off loopback),
+//! mapped onto the engine. Every docker
 //! client (the docker CLI, compose, docker-py, testcontainers) talks to
 //! berth through it.
 //!
@@ -45,6 +46,8 @@ pub use server::{serve, ServeOptions};
 pub use tls::TlsOptions;
 
 /// The newest API version served; `/_ping` and every response say so.
-pub const API_VERSION: &str = "1.47";
+/// 1.49 is docker 28.1's: clients built on it (bollard 0.19, so the
+/// testcontainers crate) send it without negotiating.
+pub const API_VERSION: &str = "1.49";
 /// The oldest API version served.
 pub const MIN_API_VERSION: &str = "1.40";

@@ -32,9 +32,10 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                 let id_ok = filters
                     .get("id")
                     .is_none_or(|vs| vs.iter().any(|v| n.id.starts_with(v.as_str())));
-                let label_ok = filters
-                    .get("label")
-                    .is_none_or(|vs| berth_engine::filters::labels_match(vs, &n.labels));
+                let labels = filters.get("label").map_or(&[][..], Vec::as_slice);
+                let label_ok = berth_engine::filters::labels_match(labels, |k| {
+                    n.labels.get(k).map(String::as_str)
+                });
                 if name_ok && id_ok && label_ok {
                     out.push(e.network_inspect(&n.name)?);
                 }
@@ -79,6 +80,9 @@ pub(crate) struct CreateBody {
     ingress: bool,
     #[serde(rename = "EnableIPv6")]
     enable_ipv6: Option<bool>,
+    /// API 1.48; berth's bridges always carry IPv4.
+    #[serde(rename = "EnableIPv4")]
+    enable_ipv4: Option<bool>,
     #[serde(rename = "IPAM")]
     ipam: Option<Ipam>,
     options: BTreeMap<String, String>,
@@ -132,6 +136,9 @@ pub(crate) fn create_options(b: &CreateBody) -> Result<NetworkOptions, ApiError>
         return bad(
             "Ingress, ConfigOnly, ConfigFrom and EnableIPv6 are not supported by berth".into(),
         );
+    }
+    if b.enable_ipv4 == Some(false) {
+        return bad("EnableIPv4=false is not supported by berth: its networks carry IPv4".into());
     }
     if !matches!(b.scope.as_str(), "" | "local") {
         return bad(format!("network scope {:?} is not supported", b.scope));

@@ -262,8 +262,8 @@ mod tests {
         assert_eq!(v, None);
         assert_eq!(s, ["images", "docker.io", "library", "bb:latest", "json"]);
         assert_eq!(check_version("1.40").unwrap(), 40);
-        assert_eq!(check_version("1.47").unwrap(), 47);
-        let e = check_version("1.48").unwrap_err();
+        assert_eq!(check_version("1.49").unwrap(), 49);
+        let e = check_version("1.50").unwrap_err();
         assert!(e.message.contains("too new"), "{}", e.message);
         assert!(check_version("1.39")
             .unwrap_err()

@@ -129,7 +129,7 @@ pub async fn info(ctx: Ctx) -> Result<Response, ApiError> {
     let count = |s: &str| containers.iter().filter(|x| **x == s).count();
     let paths = &ctx.api.engine.paths;
     let uname = rustix::system::uname();
-    let v: Value = json!({
+    let mut v: Value = json!({
         "ID": "",
         "Containers": containers.len(),
         "ContainersRunning": count("running"),
@@ -193,6 +193,11 @@ pub async fn info(ctx: Ctx) -> Result<Response, ApiError> {
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": [],
     });
+    if ctx.minor >= 49 {
+        // Published ports and masquerading are nftables rules of berth's
+        // own table.
+        v["FirewallBackend"] = json!({"Driver": "nftables"});
+    }
     Ok(body::json(StatusCode::OK, &v))
 }
 

@@ -31,7 +31,9 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                 if !names.is_empty() && !names.iter().any(|n| v.name.contains(n.as_str())) {
                     continue;
                 }
-                if !berth_engine::filters::labels_match(&labels, &v.labels) {
+                if !berth_engine::filters::labels_match(&labels, |k| {
+                    v.labels.get(k).map(String::as_str)
+                }) {
                     continue;
                 }
                 let j = e.volume_inspect(&v.name)?;

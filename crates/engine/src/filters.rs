@@ -1,21 +1,20 @@
 //! Docker's container filters (`ps --filter`, the API's `filters`):
 //! status, name, label, ancestor, exited, health and id; one key given twice
 //! matches either value, except `label`, whose values must all match (as
-//! docker: compose selects a project's service with two labels); different
+//! docker: compose selects a project's service with two labels, Ryuk reaps
+//! by session label and `org.testcontainers=true` together); different
 //! keys must all match.
-
-use std::collections::BTreeMap;
 
 use crate::db::{Container, State};
 use crate::error::{Error, Result};
 
-/// Docker's `label` filter over `labels`: every value (`KEY` or
-/// `KEY=VALUE`) must match, for containers, networks, volumes and events
-/// alike.
-pub fn labels_match(wanted: &[String], labels: &BTreeMap<String, String>) -> bool {
-    wanted.iter().all(|v| match v.split_once('=') {
-        Some((k, want)) => labels.get(k).is_some_and(|x| x == want),
-        None => labels.contains_key(v.as_str()),
+/// docker's `label` filters on networks, volumes and images: every one
+/// must hold, `k` by presence and `k=v` by value; `get` looks a label up
+/// on the object.
+pub fn labels_match<'a>(wants: &[String], get: impl Fn(&str) -> Option<&'a str>) -> bool {
+    wants.iter().all(|w| match w.split_once('=') {
+        Some((k, v)) => get(k) == Some(v),
+        None => get(w).is_some(),
     })
 }
 
@@ -80,10 +79,16 @@ impl Filters {
             if vals.peek().is_none() {
                 return true;
             }
-            let one = |v: &String| match *key {
+            if *key == "label" {
+                // Unlike the other keys, every label asked for must be
+                // there (docker's; Ryuk reaps by session label and
+                // `org.testcontainers=true` together).
+                let wants: Vec<String> = vals.map(|(_, v)| v.clone()).collect();
+                return labels_match(&wants, |k| c.config.labels.get(k).map(String::as_str));
+            }
+            vals.any(|(_, v)| match *key {
                 "status" => state == v,
                 "name" => c.name.contains(v.as_str()),
-                "label" => labels_match(std::slice::from_ref(v), &c.config.labels),
                 "ancestor" => {
                     let bare = v.strip_prefix("sha256:").unwrap_or(v);
                     c.image == *v
@@ -97,12 +102,7 @@ impl Filters {
                         && c.exit_code.map(|x| x.to_string()) == Some(v.clone())
                 }
                 _ => false,
-            };
-            if *key == "label" {
-                vals.all(|(_, v)| one(v))
-            } else {
-                vals.any(|(_, v)| one(v))
-            }
+            })
         })
     }
 }
@@ -110,6 +110,16 @@ impl Filters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_label_filter_must_hold() {
+        let labels: std::collections::BTreeMap<String, String> = [("a".into(), "b".into())].into();
+        let get = |k: &str| labels.get(k).map(String::as_str);
+        assert!(labels_match(&["a=b".into(), "a".into()], get));
+        assert!(!labels_match(&["a=b".into(), "c".into()], get));
+        assert!(!labels_match(&["a=c".into()], get));
+        assert!(labels_match(&[], get));
+    }
 
     fn c(name: &str, state: State, code: Option<i32>) -> Container {
         let mut cfg = crate::ContainerConfig::default();

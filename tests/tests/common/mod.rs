@@ -216,18 +216,35 @@ impl Served {
 
     /// `docker run -d --name NAME --network none bb sh -c SCRIPT`; stdout.
     pub fn sh_detached(&self, name: &str, script: &str) -> String {
-        self.ok(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "none",
-            "bb",
-            "sh",
-            "-c",
-            script,
-        ])
+        self.sh_detached_with(name, &[], script)
+    }
+
+    /// [`Served::sh_detached`] with more `docker run` flags.
+    pub fn sh_detached_with(&self, name: &str, flags: &[&str], script: &str) -> String {
+        let mut args = vec!["run", "-d", "--name", name, "--network", "none"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb", "sh", "-c", script]);
+        self.ok(&args)
+    }
+
+    /// A Python venv of the server's own with `packages` from PyPI;
+    /// its directory.
+    pub fn venv(&self, packages: &[&str]) -> PathBuf {
+        let venv = self.dir.0.join("venv");
+        let o = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "venv: {}", show(&o));
+        let o = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q"])
+            .args(packages)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "pip install {packages:?}: {}", show(&o));
+        venv
     }
 
     /// A raw request through curl: the status and the body.

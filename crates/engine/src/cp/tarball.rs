@@ -539,6 +539,17 @@ fn clear(dir: BorrowedFd, name: &Path) -> R<bool> {
 /// resolved in the root, every member made with an `*at` call there. A
 /// directory never gives way to a file; with `keep_non_dirs` (docker's
 /// `noOverwriteDirNonDir`) a file never gives way to a directory either.
+/// A numeric header field as docker (Go's archive/tar) reads it: one left
+/// unset, all NULs or spaces, is 0. Tar writers that only set a size and
+/// mode (testcontainers' copy_to, tokio-tar's `Header::new_gnu`) send
+/// those.
+fn unset_is_zero(parsed: io::Result<u64>, raw: &[u8]) -> io::Result<u64> {
+    match parsed {
+        Err(_) if raw.iter().all(|b| *b == 0 || *b == b' ') => Ok(0),
+        r => r,
+    }
+}
+
 pub fn unpack(
     r: impl Read,
     root: BorrowedFd,
@@ -557,11 +568,16 @@ pub fn unpack(
             continue;
         };
         let h = e.header();
-        let mode = Mode::from_raw_mode(h.mode()? & 0o7777);
-        let (uid, gid) = owner.ids(h.uid()? as u32, h.gid()? as u32);
+        let old = h.as_old();
+        let mode =
+            Mode::from_raw_mode(unset_is_zero(h.mode().map(u64::from), &old.mode)? as u32 & 0o7777);
+        let (uid, gid) = owner.ids(
+            unset_is_zero(h.uid(), &old.uid)? as u32,
+            unset_is_zero(h.gid(), &old.gid)? as u32,
+        );
         let uid = Some(rustix::fs::Uid::from_raw(uid));
         let gid = Some(rustix::fs::Gid::from_raw(gid));
-        let mt = h.mtime()?;
+        let mt = unset_is_zero(h.mtime(), &old.mtime)?;
         let kind = h.entry_type();
         ensure_parents(root, base, &rel)?;
         let (pfd, name) = parent_of(root, base, &rel)?;
@@ -682,4 +698,27 @@ pub fn unpack(
         let _ = rfs::utimensat(&pfd, &name, &ts(*mt), AtFlags::SYMLINK_NOFOLLOW);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unset_numeric_field_reads_as_zero_and_a_bad_one_fails() {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        let old = h.as_old();
+        assert!(h.uid().is_err(), "tar reads an unset uid as an error");
+        assert_eq!(unset_is_zero(h.uid(), &old.uid).unwrap(), 0);
+        assert_eq!(unset_is_zero(h.mtime(), &old.mtime).unwrap(), 0);
+        assert_eq!(
+            unset_is_zero(h.mode().map(u64::from), &old.mode).unwrap(),
+            0o644
+        );
+        let bad = *b"12x4567\0";
+        let err = io::Error::other("not a number");
+        assert!(unset_is_zero(Err(err), &bad).is_err());
+    }
 }

@@ -329,6 +329,8 @@ impl Engine {
             "Id": n.id,
             "Scope": "local",
             "Driver": "bridge",
+            // API 1.48: every berth network carries IPv4.
+            "EnableIPv4": true,
             "EnableIPv6": n.subnet6.is_some(),
             "IPAM": {"Driver": "default", "Options": {}, "Config": ipam},
             "Internal": n.internal,
