@@ -750,19 +750,38 @@ fn docker_events_and_system_df_through_berth_serve() {
     let _ = follow.wait();
     assert_eq!(seen, want);
     // A bounded query ends by itself at `until`; filters narrow it.
-    let until = (unix_now() + 1).to_string();
-    let out = s.ok(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--filter",
-        "event=die",
-        "--format",
+    let bounded = |filters: &[&str], format: &str| {
+        let until = (unix_now() + 1).to_string();
+        let mut args = vec!["events", "--since", &since, "--until", &until];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        args.extend(["--format", format]);
+        s.ok(&args)
+    };
+    let out = bounded(
+        &["event=die"],
         "{{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
-    ]);
+    );
     assert_eq!(out, "ev 3\n");
+    // Images, networks and volumes have their events too.
+    s.ok(&["tag", "bb", "evtag:1"]);
+    s.ok(&["rmi", "evtag:1"]);
+    s.ok(&["network", "create", "evnet"]);
+    s.ok(&["network", "rm", "evnet"]);
+    s.ok(&["volume", "create", "evvol"]);
+    s.ok(&["volume", "rm", "evvol"]);
+    let out = bounded(
+        &["type=image", "type=network", "type=volume"],
+        "{{.Type}} {{.Action}} {{or .Actor.Attributes.name .Actor.Attributes.driver}}",
+    );
+    assert_eq!(
+        out,
+        "image tag evtag:1\nimage untag evtag:1\nnetwork create evnet\n\
+         network destroy evnet\nvolume create local\nvolume destroy local\n"
+    );
+    let out = bounded(&["volume=evvol"], "{{.Action}} {{.Actor.ID}}");
+    assert_eq!(out, "create evvol\ndestroy evvol\n");
     let (code, out) = s.api(
         "GET",
         "/events?filters=%7B%22nosuch%22%3A%5B%22x%22%5D%7D",

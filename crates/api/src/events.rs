@@ -50,7 +50,15 @@ fn parse_time(k: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
     ))
 }
 
-const FILTERS: &[&str] = &["type", "event", "container", "image", "label"];
+const FILTERS: &[&str] = &[
+    "type",
+    "event",
+    "container",
+    "image",
+    "network",
+    "volume",
+    "label",
+];
 
 /// Each filter key must match one of its values, but `label` all of
 /// them (as dockerd: compose follows its project with two labels); every
@@ -70,7 +78,16 @@ fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
                 e.kind == "container"
                     && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str()))
             }
-            "image" => attr("image") == Some(v.as_str()),
+            "image" => {
+                attr("image") == Some(v.as_str())
+                    || (e.kind == "image"
+                        && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str())))
+            }
+            "network" => {
+                e.kind == "network"
+                    && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str()))
+            }
+            "volume" => e.kind == "volume" && e.actor == *v,
             _ => false,
         })
     })

@@ -208,7 +208,7 @@ pub async fn tag(ctx: Ctx, name: String) -> Result<Response, ApiError> {
         None => repo.to_string(),
     };
     ctx.api
-        .blocking(move |e| berth_engine::image_ops::tag(&open(e)?, &name, &target))
+        .blocking(move |e| berth_engine::image_ops::tag(e, &open(e)?, &name, &target))
         .await?;
     Ok(body::empty(StatusCode::CREATED))
 }

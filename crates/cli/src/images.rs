@@ -433,7 +433,7 @@ pub struct TagArgs {
 
 pub fn tag(engine: &Engine, a: TagArgs) -> Result<u8> {
     let s = store::open(&engine.paths)?;
-    image_ops::tag(&s, &a.source, &a.target)?;
+    image_ops::tag(engine, &s, &a.source, &a.target)?;
     Ok(0)
 }
 

@@ -101,6 +101,47 @@ pub fn container(db: &Db, c: &Container, action: &str, extra: &[(&str, String)])
     }
 }
 
+/// Records an event of an image, network or volume with `attributes`; a
+/// failure is logged, not returned.
+pub fn object(db: &Db, kind: &str, action: &str, actor: &str, attributes: &[(&str, String)]) {
+    let attrs: BTreeMap<String, String> = attributes
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect();
+    if let Err(e) = append(db, kind, action, actor, &attrs) {
+        tracing::warn!(actor, kind, action, error = %e, "recording an event");
+    }
+}
+
+impl crate::Engine {
+    /// [`object`] through this engine's database; a database that cannot
+    /// be opened loses the event, as a failed write does.
+    pub fn event(&self, kind: &str, action: &str, actor: &str, attributes: &[(&str, String)]) {
+        match self.db() {
+            Ok(db) => object(&db, kind, action, actor, attributes),
+            Err(e) => tracing::warn!(actor, kind, action, error = %e, "recording an event"),
+        }
+    }
+
+    /// docker's image events for what `rmi` or `image prune` removed:
+    /// `untag` with the name, `delete` with the id.
+    pub fn image_events(&self, removed: &[berth_image::store::Removed]) {
+        for r in removed {
+            match r {
+                berth_image::store::Removed::Untagged(name) => self.event(
+                    "image",
+                    "untag",
+                    &name.to_string(),
+                    &[("name", name.familiar())],
+                ),
+                berth_image::store::Removed::Deleted(id) => {
+                    self.event("image", "delete", id.as_str(), &[("name", id.to_string())])
+                }
+            }
+        }
+    }
+}
+
 /// The events after sequence number `after`, oldest first, at most
 /// `limit` of them.
 pub fn after(db: &Db, after: i64, limit: i64) -> Result<Vec<Event>> {

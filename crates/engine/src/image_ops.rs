@@ -43,9 +43,11 @@ pub fn in_use(engine: &Engine) -> Result<HashSet<Digest>> {
 /// `docker rmi NAME`: docker's Untagged/Deleted lines, in order.
 pub fn remove(engine: &Engine, store: &Store, name: &str, force: bool) -> Result<Vec<Removed>> {
     let used = in_use(engine)?;
-    store
+    let removed = store
         .remove_image(name, force, &used)
-        .map_err(not_found(name))
+        .map_err(not_found(name))?;
+    engine.image_events(&removed);
+    Ok(removed)
 }
 
 /// `docker image prune [-a]`: dangling (or, with `all`, unused) images,
@@ -53,11 +55,12 @@ pub fn remove(engine: &Engine, store: &Store, name: &str, force: bool) -> Result
 pub fn prune(engine: &Engine, store: &Store, all: bool) -> Result<(Vec<Removed>, u64)> {
     let used = in_use(engine)?;
     let (removed, report) = store.prune(all, &used)?;
+    engine.image_events(&removed);
     Ok((removed, report.bytes_reclaimed))
 }
 
 /// `docker tag SOURCE TARGET`.
-pub fn tag(store: &Store, source: &str, target: &str) -> Result<()> {
+pub fn tag(engine: &Engine, store: &Store, source: &str, target: &str) -> Result<()> {
     let image = store.image(source).map_err(not_found(source))?;
     let r = Reference::parse(target).map_err(|e| Error::Image(e.into()))?;
     if r.digest().is_some() {
@@ -65,7 +68,9 @@ pub fn tag(store: &Store, source: &str, target: &str) -> Result<()> {
             "refusing to create a tag with a digest reference: {target}"
         )));
     }
-    Ok(store.tag(&image.id, &r)?)
+    store.tag(&image.id, &r)?;
+    engine.event("image", "tag", image.id.as_str(), &[("name", r.familiar())]);
+    Ok(())
 }
 
 /// One container in `system df`.

@@ -217,12 +217,22 @@ impl Engine {
         let data = self.volume_data(&name);
         fs::create_dir_all(&data).map_err(io_err(format!("creating {}", data.display())))?;
         let labels_json = serde_json::to_string(labels).unwrap_or_else(|_| "{}".into());
-        db.conn()
+        let made = db
+            .conn()
             .execute(
                 "INSERT OR IGNORE INTO volumes (name, created, labels, anonymous) VALUES (?1, ?2, ?3, ?4)",
                 params![name, db::ts(&chrono::Utc::now()), labels_json, anonymous],
             )
             .map_err(db.err())?;
+        if made == 1 {
+            crate::events::object(
+                &db,
+                "volume",
+                "create",
+                &name,
+                &[("driver", "local".into())],
+            );
+        }
         self.volume(&db, &name)
     }
 
@@ -309,6 +319,13 @@ impl Engine {
         db.conn()
             .execute("DELETE FROM volumes WHERE name = ?1", params![name])
             .map_err(db.err())?;
+        crate::events::object(
+            &db,
+            "volume",
+            "destroy",
+            name,
+            &[("driver", "local".into())],
+        );
         Ok(())
     }
 

@@ -132,7 +132,19 @@ impl Engine {
                 opts.name
             )));
         }
-        self.net()?.create_network(opts).map_err(Error::Net)
+        let n = self.net()?.create_network(opts).map_err(Error::Net)?;
+        self.network_event("create", &n, None);
+        Ok(n)
+    }
+
+    /// docker's network events: the network's id, name and type, and the
+    /// container for connect and disconnect.
+    fn network_event(&self, action: &str, n: &NetworkConfig, container: Option<&str>) {
+        let mut attrs = vec![("name", n.name.clone()), ("type", "bridge".to_string())];
+        if let Some(c) = container {
+            attrs.push(("container", c.to_string()));
+        }
+        self.event("network", action, &n.id, &attrs);
     }
 
     /// `network ls`: every network, the default one made if need be.
@@ -174,6 +186,7 @@ impl Engine {
             });
         }
         net.remove_network(&n.name).map_err(Error::Net)?;
+        self.network_event("destroy", &n, None);
         Ok(n.name)
     }
 
@@ -194,7 +207,10 @@ impl Engine {
                 continue;
             }
             match net.remove_network(&n.name) {
-                Ok(()) => removed.push(n.name),
+                Ok(()) => {
+                    self.network_event("destroy", &n, None);
+                    removed.push(n.name)
+                }
                 Err(e) if e.kind() == berth_net::ErrorKind::Conflict => {}
                 Err(e) => return Err(Error::Net(e)),
             }
@@ -405,7 +421,9 @@ impl Engine {
         }
         let mut cfg = c.config.clone();
         cfg.net.endpoints.push(ep);
-        self.save_config(&c.id, &cfg)
+        self.save_config(&c.id, &cfg)?;
+        self.network_event("connect", &n, Some(&c.id));
+        Ok(())
     }
 
     /// `network disconnect`.
@@ -432,7 +450,9 @@ impl Engine {
         }
         let mut cfg = c.config.clone();
         cfg.net.endpoints.retain(|e| e.network != n.name);
-        self.save_config(&c.id, &cfg)
+        self.save_config(&c.id, &cfg)?;
+        self.network_event("disconnect", &n, Some(&c.id));
+        Ok(())
     }
 
     fn save_config(&self, id: &str, cfg: &ContainerConfig) -> Result<()> {
