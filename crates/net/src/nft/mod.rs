@@ -405,6 +405,7 @@ impl Firewall {
                 .put(NFTA_RULE_HANDLE, &r.handle.to_be_bytes());
             b.add(NFT_MSG_DELRULE, 0, a);
         }
+        self.nft.deleted = true;
         match self.nft.commit("delete rules", b) {
             // Someone else removed them first: the goal is reached.
             Err(e) if e.raw_os_error() == Some(ENOENT) => Ok(()),

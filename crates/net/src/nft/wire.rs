@@ -170,6 +170,26 @@ pub struct Reply {
 pub struct Nft {
     sock: Socket,
     seq: u32,
+    /// It deleted rules: see its `Drop`.
+    pub(crate) deleted: bool,
+}
+
+impl Drop for Nft {
+    fn drop(&mut self) {
+        // The last close of a netfilter socket waits for nf_tables to
+        // finish destroying the rules deleted lately (an RCU grace period:
+        // 7-13 ms here). One that deleted rules is closed on a thread of
+        // its own, off the path of the exit or `rm` that deleted them; our
+        // fd then closes at once, as the copy keeps the socket.
+        if !self.deleted {
+            return;
+        }
+        if let Ok(copy) = rustix::io::fcntl_dupfd_cloexec(&self.sock, 0) {
+            let _ = std::thread::Builder::new()
+                .name("nft-close".into())
+                .spawn(move || drop(copy));
+        }
+    }
 }
 
 impl Nft {
@@ -180,7 +200,11 @@ impl Nft {
             .map_err(|e| Error::netlink("bind netfilter socket", e))?;
         sock.connect(&SocketAddr::new(0, 0))
             .map_err(|e| Error::netlink("connect netfilter socket", e))?;
-        Ok(Nft { sock, seq: 0 })
+        Ok(Nft {
+            sock,
+            seq: 0,
+            deleted: false,
+        })
     }
 
     fn next_seq(&mut self) -> u32 {
