@@ -643,17 +643,7 @@ fn a_full_disk_fails_load_import_and_commit_cleanly() {
         return;
     }
     // The whole --root on a small tmpfs (the guard unmounts it).
-    let b = Berth::new();
-    std::fs::create_dir_all(&b.root).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-        .arg(&b.root)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let tar = b.dir.path().join("rootfs.tar");
-    berth_testutil::rootfs_tar(&tar).unwrap();
-    b.ok(&["import", tar.to_str().unwrap(), "bb"]);
+    let b = on_small_disk("24m");
     // ~10 MB of changes: room for them, not for a layer made of them.
     b.sh(
         "work",
