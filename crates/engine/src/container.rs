@@ -28,7 +28,7 @@ use crate::user;
 /// scoped thread when it has one to make (`none` and `host` do not).
 enum NetSetup<'scope, 'env> {
     Thread(std::thread::ScopedJoinHandle<'scope, Result<Option<crate::network::Sandbox>>>),
-    Nothing(std::marker::PhantomData<&'env ()>),
+    Nothing,
     Later(&'env Engine, &'env Container),
 }
 
@@ -39,7 +39,7 @@ impl<'scope, 'env> NetSetup<'scope, 'env> {
         c: &'env Container,
     ) -> Self {
         match c.config.network_mode.as_str() {
-            "none" | "host" => NetSetup::Nothing(std::marker::PhantomData),
+            "none" | "host" => NetSetup::Nothing,
             // Its idmapped mounts clone a user namespace, which only a
             // process of one thread may do: made in turn.
             _ if c.config.host_config.id_map.is_some() => NetSetup::Later(engine, c),
@@ -50,7 +50,7 @@ impl<'scope, 'env> NetSetup<'scope, 'env> {
     /// Waits for it: what was made, for the spec.
     fn finish(self) -> Result<Option<crate::network::Sandbox>> {
         match self {
-            NetSetup::Nothing(_) => Ok(None),
+            NetSetup::Nothing => Ok(None),
             NetSetup::Later(engine, c) => crate::network::setup(engine, c),
             NetSetup::Thread(h) => h.join().unwrap_or_else(|_| {
                 Err(Error::InvalidArgument("the network setup panicked".into()))
