@@ -10,7 +10,6 @@ is the API path and the engine behind it, not each one's bridge. All
 servers run on private roots under one temporary folder and are stopped,
 and the folder removed, afterwards."""
 
-import argparse
 import os
 import shutil
 import statistics
@@ -61,12 +60,7 @@ def servers(work, bin_dir, tar):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out")
-    ap.add_argument("--svg")
+    ap = common.arguments(runs=30, plot=True)
     args = ap.parse_args()
     if not shutil.which("docker"):
         sys.exit("api.py needs the docker CLI")

@@ -10,7 +10,6 @@ figures each, medians of interleaved runs:
 Each engine runs on private roots; dockerd is started here on its own
 socket and stopped afterwards."""
 
-import argparse
 import os
 import shutil
 import statistics
@@ -19,7 +18,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import emit, Dockerd, busybox_rootfs, podman, timed, version  # noqa: E402
+from common import arguments, emit, Dockerd, busybox_rootfs, podman, timed, version  # noqa: E402
 
 DOCKERFILE = """FROM bench/busybox
 COPY . /app
@@ -41,12 +40,8 @@ def make_context(path, files):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--runs", type=int, default=5)
+    ap = arguments(runs=5)
     ap.add_argument("--files", type=int, default=1000)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out")
     args = ap.parse_args()
     if args.quick:
         args.runs, args.files = 1, 200

@@ -4,6 +4,7 @@ host needs; see shared PEERS.md), a busybox root filesystem, the Debian
 image in layers (made once, cached), a scratch filesystem for the stores,
 and the small helpers they time with."""
 
+import argparse
 import hashlib
 import io
 import json
@@ -16,6 +17,20 @@ import tarfile
 import tempfile
 import time
 
+
+def arguments(runs=None, plot=False):
+    """The options bench/run gives every bench: where berth's binaries are,
+    quick mode, the report (and the plot); `runs`, when given, is the
+    default number of timed runs. Each bench adds its own."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release")
+    if runs is not None:
+        ap.add_argument("--runs", type=int, default=runs)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out")
+    if plot:
+        ap.add_argument("--svg")
+    return ap
 
 def busybox_rootfs(path, extra=None):
     """A tar at `path` of a busybox-static root filesystem with its applets

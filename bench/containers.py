@@ -4,7 +4,6 @@ the same with the same image (a busybox-static rootfs imported into each),
 interleaved, medians. Each engine runs on private roots; dockerd is
 started here on its own socket and stopped afterwards (see common.py)."""
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -13,11 +12,7 @@ import common
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out")
+    ap = common.arguments(runs=30)
     args = ap.parse_args()
     if args.quick:
         args.runs = 5

@@ -8,7 +8,6 @@ exec sleep ...'` with a host directory bound at /hb, so a file per hostname
 (the short id) shows it ran; a sample is also reached with `exec`.
 Everything is removed afterwards."""
 
-import argparse
 import concurrent.futures
 import os
 import statistics
@@ -128,15 +127,11 @@ def measure(e, n, workers, work):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release")
+    ap = common.arguments(plot=True)
     ap.add_argument("--count", type=int, default=1000, help="berth's containers")
     ap.add_argument("--peers", type=int, default=50, help="podman's and docker's containers")
     ap.add_argument("--workers", type=int, default=4, help="parallel `run -d` at a time")
     ap.add_argument("--engines", default="berth,podman,docker")
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out")
-    ap.add_argument("--svg")
     args = ap.parse_args()
     if args.quick:
         args.count, args.peers = 50, 5

@@ -8,7 +8,6 @@ The Debian tree and the archives are cached under /var/cache/berth-bench
 (debootstrap runs once); each engine runs on private roots, dockerd on its
 own socket, all stopped and removed afterwards."""
 
-import argparse
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ import tarfile
 import tempfile
 import time
 
-from common import (emit, DEBIAN, INCLUDE, SMALL, SUITE, Dockerd, Scratch, cached, debian_archive, du, make_small,
+from common import (arguments, emit, DEBIAN, INCLUDE, SMALL, SUITE, Dockerd, Scratch, cached, debian_archive, du, make_small,
                     podman, quick_archive, timed, unmount_under, version)
 
 BIG = DEBIAN
@@ -125,13 +124,9 @@ def bench_disk(berth, root, count):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--runs", type=int, default=5)
+    ap = arguments(runs=5)
     ap.add_argument("--containers", type=int, default=1000)
-    ap.add_argument("--quick", action="store_true")
     ap.add_argument("--peers", default="docker,podman", help="comma-separated peers to run beside berth")
-    ap.add_argument("--out")
     args = ap.parse_args()
     if args.quick:
         args.runs, args.containers = 1, 20

@@ -16,7 +16,6 @@ hierarchy's controllers file is hidden, because crun 1.8 refuses this
 hybrid-cgroup host otherwise (see runtime.py); every command sees the
 same view. Writes a table (--out) and an SVG plot (--svg)."""
 
-import argparse
 import os
 import shutil
 import statistics
@@ -25,7 +24,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (emit, berth_env, figure_note, Daemon, Dockerd, busybox_rootfs, podman, timed, unmount_under,  # noqa: E402
+from common import (arguments, emit, berth_env, figure_note, Daemon, Dockerd, busybox_rootfs, podman, timed, unmount_under,  # noqa: E402
                     version)
 from runtime import make_bundle  # noqa: E402
 import plot  # noqa: E402
@@ -43,13 +42,8 @@ def reexec_isolated():
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--quick", action="store_true")
+    ap = arguments(runs=30, plot=True)
     ap.add_argument("--no-peers", action="store_true")
-    ap.add_argument("--out")
-    ap.add_argument("--svg")
     args = ap.parse_args()
     if os.environ.get("BENCH_ISOLATED") != "1":
         reexec_isolated()

@@ -10,7 +10,6 @@ re-executes itself under `unshare --net`): bridges, nftables/iptables
 rules, sysctls and docker's daemon all live and die there, the host's
 network is never touched, and nothing can leave."""
 
-import argparse
 import os
 import shutil
 import statistics
@@ -21,7 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import emit, berth_env, busybox_rootfs, Dockerd, timed, version  # noqa: E402
+from common import arguments, emit, berth_env, busybox_rootfs, Dockerd, timed, version  # noqa: E402
 
 
 BLOCK = 5
@@ -82,14 +81,10 @@ def churn_leftovers(berth, env, work, n):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--quick", action="store_true")
+    ap = arguments(runs=30)
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--churn", type=int, default=1000,
                     help="berth run --rm with networking this many times, then count what is left")
-    ap.add_argument("--out")
     args = ap.parse_args()
     if os.environ.get("BENCH_NETNS") != "1":
         # Our own network namespace, loopback up, for the whole run (the

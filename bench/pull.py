@@ -12,7 +12,6 @@ The engines' stores live on common.Scratch's ext4. Runs are interleaved
 as common.py runs them (dockerd on its own socket and data root, stopped
 afterwards)."""
 
-import argparse
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from common import emit, Dockerd, Scratch, debian_archive, podman, quick_archive, timed, unmount_under, version
+from common import arguments, emit, Dockerd, Scratch, debian_archive, podman, quick_archive, timed, unmount_under, version
 
 
 def run(argv, env=None):
@@ -155,14 +154,10 @@ def blob_sizes(host, repo):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--quick", action="store_true")
+    ap = arguments(runs=5)
     ap.add_argument("--archive", help="docker-archive of the image to pull (default: the Debian one of common.py)")
     ap.add_argument("--engines", default="berth,docker,podman")
     ap.add_argument("--no-push", action="store_true")
-    ap.add_argument("--out")
     args = ap.parse_args()
     if args.quick:
         args.runs = 1

@@ -5,7 +5,6 @@ unless the unified hierarchy's cgroup.controllers looks empty, so all
 three run in one private mount namespace where an empty file is bound over
 it: every runtime sees the same view and the host is unchanged."""
 
-import argparse
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import emit  # noqa: E402
+from common import arguments, emit  # noqa: E402
 
 
 def sh(*args, **kw):
@@ -129,12 +128,8 @@ def outer(args):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", default="target/release")
-    ap.add_argument("--runs", type=int, default=50)
-    ap.add_argument("--quick", action="store_true")
+    ap = arguments(runs=50)
     ap.add_argument("--inner", action="store_true")
-    ap.add_argument("--out")
     args = ap.parse_args()
     if args.quick:
         args.runs = 10
