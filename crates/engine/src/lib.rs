@@ -37,7 +37,7 @@ pub mod security;
 pub mod spec;
 pub mod status;
 pub mod stream;
-pub mod timing;
+pub use berth_runtime::timing;
 pub mod user;
 pub mod userns;
 mod view;

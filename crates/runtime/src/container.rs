@@ -211,9 +211,11 @@ impl Runtime {
             .ok_or_else(|| Error::InvalidConfig("process is missing".into()))?;
         let plan = namespaces::plan(linux)?;
         let cg = cgroups::Manager::new(linux.cgroups_path().as_deref(), id)?;
+        crate::timing::mark("runtime: cgroups found");
         cg.create()?;
         *cg_out = Some(cg.clone());
         cg.apply(&effective_resources(linux))?;
+        crate::timing::mark("runtime: cgroups made");
         let console = if process.terminal().unwrap_or(false) {
             let path = opts.console_socket.as_ref().ok_or_else(|| {
                 Error::InvalidConfig(
@@ -265,6 +267,7 @@ impl Runtime {
             entered.leave()?;
         }
         let forked = forked?;
+        crate::timing::mark("runtime: cloned");
         let pid = match forked {
             berth_sys::process::Forked::Child => {
                 drop(parent_ch);
@@ -341,6 +344,7 @@ impl Runtime {
         if !in_cgroup {
             cg.add_process(pid)?;
         }
+        crate::timing::mark("runtime: in cgroups");
         if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .map_err(io_err(format!("setting oom_score_adj {adj}")))?;
@@ -389,7 +393,10 @@ impl Runtime {
                     )?;
                     crate::seccomp::send_listener(path, fd.as_fd(), AsRef::<[u8]>::as_ref(&st))?;
                 }
-                Some((Msg::Ready, _)) => break,
+                Some((Msg::Ready, _)) => {
+                    crate::timing::mark("runtime: init ready");
+                    break;
+                }
                 Some((Msg::Error { msg }, _)) => return Err(Error::Init(msg)),
                 Some((m, _)) => {
                     return Err(Error::Init(format!("unexpected message from init: {m:?}")))

@@ -23,6 +23,7 @@ pub mod namespaces;
 pub mod seccomp;
 pub mod signal;
 pub mod state;
+pub mod timing;
 
 pub use container::{default_spec, exit_code, CreateOptions, ExecOptions, Runtime};
 pub use error::{Error, ErrorKind, Result};

@@ -83,6 +83,7 @@ fn setup(a: &InitArgs<'_>) -> std::result::Result<Error, Error> {
         Some((Msg::Error { msg }, _)) => return Err(Error::Init(msg)),
         _ => return Err(Error::Init("the runtime went away".into())),
     };
+    crate::timing::mark("init: go");
     namespaces::join_all(&a.plan.join)?;
     let new_user = a.plan.clone_flags & namespaces::CLONE_NEWUSER != 0;
     if new_user {
@@ -124,6 +125,7 @@ fn setup(a: &InitArgs<'_>) -> std::result::Result<Error, Error> {
             return Err(Error::InvalidConfig("a mount namespace is required".into()));
         }
         setup_root(a, new_user, &state)?;
+        crate::timing::mark("init: root set up");
     }
     if p.terminal().unwrap_or(false) {
         let sock = a.console.as_ref().ok_or_else(|| {
