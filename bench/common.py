@@ -66,6 +66,50 @@ def berth_env(work):
     return dict(os.environ, BERTH_CONFIG=conf)
 
 
+def cgroup2_mount():
+    """(mount point, superblock options) of the host's cgroup2 mount, or
+    None on a cgroup v1 only host."""
+    best = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fields, fs = pre.split(), post.split()
+            if fs[0] == "cgroup2" and fields[3] == "/":
+                if best is None or fields[4].count("/") < best[0].count("/"):
+                    best = (fields[4], [o for o in fs[2].split(",") if o not in ("rw", "ro")])
+    return best
+
+
+def favordynmods_on():
+    with open("/proc/self/mountinfo") as f:
+        return any("favordynmods" in line.partition(" - ")[2].split()[2].split(",")
+                   for line in f if " - cgroup" in line)
+
+
+def favordynmods_off():
+    """Takes the kernel's `favordynmods` off the cgroup2 mount again (a
+    benchmark that had berth set it restores the host so): fspick and
+    fsconfig, as berth sets it, with the mount's other options given
+    again, since a reconfigure resets those it is not given."""
+    import ctypes
+    m = cgroup2_mount()
+    if m is None or "favordynmods" not in m[1]:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_fsconfig, SYS_fspick = 431, 433  # x86_64 and aarch64 alike
+    fd = libc.syscall(SYS_fspick, -100, m[0].encode(), 1)  # AT_FDCWD, FSPICK_CLOEXEC
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), f"fspick {m[0]}")
+    try:
+        for o in m[1]:
+            if o != "favordynmods" and libc.syscall(SYS_fsconfig, fd, 0, o.encode(), None, 0) < 0:
+                raise OSError(ctypes.get_errno(), f"fsconfig {o}")
+        if libc.syscall(SYS_fsconfig, fd, 7, None, None, 0) < 0:  # FSCONFIG_CMD_RECONFIGURE
+            raise OSError(ctypes.get_errno(), f"reconfiguring {m[0]}")
+    finally:
+        os.close(fd)
+
+
 def timed(argv, env=None):
     """Wall time of one command; its failure is the benchmark's failure."""
     t0 = time.perf_counter()

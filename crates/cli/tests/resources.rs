@@ -351,3 +351,88 @@ fn bad_values_fail_naming_the_flag() {
     assert!(stderr(&o).contains(&hard), "{}", stderr(&o));
     assert_eq!(b.ok(&["ps", "-aq"]), "", "a refused run left a container");
 }
+
+/// The superblock options of the host's cgroup mounts, cgroup2 first.
+fn cgroup_options() -> Vec<Vec<String>> {
+    let mut out: Vec<(bool, Vec<String>)> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(" - "))
+        .filter(|(_, fs)| fs.starts_with("cgroup"))
+        .map(|(_, fs)| {
+            let f: Vec<&str> = fs.split(' ').collect();
+            (
+                f[0] != "cgroup2",
+                f[2].split(',').map(str::to_string).collect(),
+            )
+        })
+        .collect();
+    out.sort_by_key(|(v1, _)| *v1);
+    out.into_iter().map(|(_, o)| o).collect()
+}
+
+fn favordynmods_on() -> bool {
+    cgroup_options()
+        .iter()
+        .flatten()
+        .any(|o| o == "favordynmods")
+}
+
+#[test]
+fn berth_toml_favordynmods_is_on_the_host_before_a_start() {
+    if !berth_testutil::require_root("berth_toml_favordynmods_is_on_the_host_before_a_start") {
+        return;
+    }
+    use berth_runtime::cgroups::{favor_dynmods, DynMods};
+    // The host as it was is put back, whatever happens below.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = favor_dynmods(self.0);
+        }
+    }
+    let _restore = Restore(favordynmods_on());
+    // Off first, so that what turns it on is berth's start.
+    match favor_dynmods(false) {
+        Ok(DynMods::Set(_) | DynMods::Already(_)) => {}
+        Err(e) => panic!("this host cannot take favordynmods off (set at boot?): {e}"),
+    }
+    assert!(!favordynmods_on());
+    let before = cgroup_options();
+    let b = Berth::with_image();
+    let config = std::fs::read_to_string(&b.net.config).unwrap();
+    // Without the setting a start leaves the host alone.
+    b.ok(&["run", "--rm", "--network", "none", "bb", "true"]);
+    assert!(!favordynmods_on(), "berth changed the host unasked");
+    std::fs::write(
+        &b.net.config,
+        format!("{config}[cgroups]\nfavordynmods = true\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        b.ok(&["run", "--rm", "--network", "none", "bb", "echo", "hi"]),
+        "hi\n"
+    );
+    assert!(favordynmods_on(), "not set by the start");
+    // Only that changed: the cgroup2 mount's other options survive the
+    // reconfigure.
+    let mut expected = before;
+    expected[0].push("favordynmods".into());
+    assert_eq!(cgroup_options(), expected);
+    // A misspelt key fails the start, naming the table and the key.
+    std::fs::write(
+        &b.net.config,
+        format!("{config}[cgroups]\nfavordynmod = true\n"),
+    )
+    .unwrap();
+    b.fails(
+        &["run", "--rm", "--network", "none", "bb", "true"],
+        125,
+        "[cgroups]",
+    );
+    b.fails(
+        &["run", "--rm", "--network", "none", "bb", "true"],
+        125,
+        "favordynmod",
+    );
+}

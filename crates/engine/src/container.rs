@@ -260,6 +260,7 @@ impl Engine {
             });
         }
         crate::restart::reset(&db, &c.id)?;
+        crate::tuning::apply()?;
         let console_size = attach.as_ref().and_then(|a| a.console_size);
         // The monitor loads and sets up on one CPU while we mount the root
         // and write the spec on the other.

@@ -38,6 +38,7 @@ pub mod spec;
 pub mod status;
 pub mod stream;
 pub use berth_runtime::timing;
+pub mod tuning;
 pub mod user;
 pub mod userns;
 mod view;

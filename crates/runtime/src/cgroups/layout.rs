@@ -34,6 +34,9 @@ pub(super) struct Mount {
     /// subtree or a mount made in a cgroup namespace).
     pub root: PathBuf,
     pub controllers: Vec<String>,
+    /// The superblock's options (`nsdelegate`, `favordynmods`, ...), without
+    /// `rw`/`ro` and the v1 controllers.
+    pub options: Vec<String>,
 }
 
 /// The cgroup path under each hierarchy root: an absolute `cgroups_path`
@@ -133,14 +136,82 @@ pub(super) fn parse_mountinfo(text: &str) -> Vec<Mount> {
                 .map(str::to_string)
                 .collect()
         };
+        let options = opts
+            .split(',')
+            .filter(|o| !matches!(*o, "rw" | "ro") && !controllers.iter().any(|c| c == o))
+            .map(str::to_string)
+            .collect();
         out.push(Mount {
             v2,
             point: unescape(point).into(),
             root: unescape(root).into(),
             controllers,
+            options,
         });
     }
     out
+}
+
+/// How to get `favordynmods` onto the host's cgroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum DynModsPlan {
+    Already(PathBuf),
+    /// Reconfigure the cgroup2 mount at `point` with `options`: its own
+    /// (which a reconfigure would otherwise drop), with or without
+    /// `favordynmods`.
+    Reconfigure {
+        point: PathBuf,
+        options: Vec<String>,
+    },
+}
+
+/// The plan for `favordynmods` to be `on` (or off).
+pub(super) fn dynmods_plan(mounts: &[Mount], on: bool) -> Result<DynModsPlan, Error> {
+    let has = |m: &&Mount| m.options.iter().any(|o| o == "favordynmods");
+    // Only the initial cgroup namespace's view may change the flags: a
+    // mount showing a subtree is a container's.
+    let v2 = mounts
+        .iter()
+        .filter(|m| m.v2 && m.root == Path::new("/"))
+        .min_by_key(|m| m.point.components().count());
+    if on {
+        if let Some(m) = mounts.iter().find(has) {
+            return Ok(DynModsPlan::Already(m.point.clone()));
+        }
+    } else {
+        match (mounts.iter().find(has), v2) {
+            (None, Some(m)) => return Ok(DynModsPlan::Already(m.point.clone())),
+            (Some(m), _) if !m.v2 => {
+                return Err(Error::Unsupported(format!(
+                    "taking favordynmods off {}: a v1 hierarchy keeps it from boot",
+                    m.point.display()
+                )))
+            }
+            _ => {}
+        }
+    }
+    match v2 {
+        Some(m) => Ok(DynModsPlan::Reconfigure {
+            point: m.point.clone(),
+            options: m
+                .options
+                .iter()
+                .filter(|o| *o != "favordynmods")
+                .cloned()
+                .chain(on.then(|| "favordynmods".to_string()))
+                .collect(),
+        }),
+        None if mounts.is_empty() => Err(Error::NoCgroupFs),
+        None if mounts.iter().any(|m| m.v2) => Err(Error::Unsupported(
+            "favordynmods from inside a cgroup namespace (the host's cgroup2 mount is not seen)"
+                .into(),
+        )),
+        None => Err(Error::Unsupported(
+            "favordynmods on a host with cgroup v1 only (v1 hierarchies take it at boot: \
+             cgroup_favordynmods=true on the kernel's command line)"
+                .into(),
+        )),
+    }
 }
 
 /// `rel` inside a hierarchy mounted at `point` showing cgroup `root`.

@@ -155,6 +155,56 @@ pub enum Version {
     V2,
 }
 
+/// What [`favor_dynmods`] found, or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DynMods {
+    /// Nothing to do: this hierarchy already shows the setting asked for
+    /// (the kernel's setting is one for all hierarchies).
+    Already(PathBuf),
+    /// This cgroup2 mount was reconfigured.
+    Set(PathBuf),
+}
+
+/// Makes moving a process into a cgroup cheap, for the whole kernel: the
+/// cgroup2 mount option `favordynmods`. Without it every move (writing
+/// `cgroup.procs`) waits for an RCU grace period, several milliseconds on
+/// a quiet host, and a container's init is moved on every start wherever
+/// `CLONE_INTO_CGROUP` cannot place it (v1 and hybrid hosts). The price,
+/// in the kernel's words, is slightly dearer forks and exits. The cgroup2
+/// mount is reconfigured with its present options plus this one (a
+/// reconfigure resets the options it is not given); v1 hierarchies cannot
+/// take it after boot, so a v1-only host needs `cgroup_favordynmods=true`
+/// on the kernel's command line.
+///
+/// With `on` false it takes the option off again (tests restore the host
+/// so), which only a cgroup2 mount allows.
+pub fn favor_dynmods(on: bool) -> Result<DynMods, Error> {
+    let mountinfo = files::read_path(Path::new("/proc/self/mountinfo"))?;
+    let mounts = layout::parse_mountinfo(&mountinfo);
+    match layout::dynmods_plan(&mounts, on)? {
+        layout::DynModsPlan::Already(point) => Ok(DynMods::Already(point)),
+        layout::DynModsPlan::Reconfigure { point, options } => {
+            use rustix::mount::{fsconfig_reconfigure, fsconfig_set_flag, fspick, FsPickFlags};
+            let failed = |source: rustix::io::Errno| Error::Write {
+                path: point.clone(),
+                value: "favordynmods".into(),
+                source: source.into(),
+            };
+            let fs = fspick(
+                rustix::fs::CWD,
+                &point,
+                FsPickFlags::FSPICK_CLOEXEC | FsPickFlags::FSPICK_NO_AUTOMOUNT,
+            )
+            .map_err(failed)?;
+            for o in &options {
+                fsconfig_set_flag(&fs, o.as_str()).map_err(failed)?;
+            }
+            fsconfig_reconfigure(&fs).map_err(failed)?;
+            Ok(DynMods::Set(point))
+        }
+    }
+}
+
 /// One mounted hierarchy and the container's directory in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hierarchy {

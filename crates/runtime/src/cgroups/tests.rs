@@ -128,6 +128,62 @@ const HYBRID_MOUNTINFO: &str = "\
 ";
 
 #[test]
+fn favordynmods_goes_on_the_cgroup2_mount_with_its_own_options() {
+    use layout::DynModsPlan;
+    let plan =
+        layout::dynmods_plan(&layout::parse_mountinfo(HYBRID_MOUNTINFO), true).expect("hybrid");
+    assert_eq!(
+        plan,
+        DynModsPlan::Reconfigure {
+            point: "/sys/fs/cgroup/unified".into(),
+            options: vec!["favordynmods".into()]
+        }
+    );
+    let v2 = "30 24 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+    assert_eq!(
+        layout::dynmods_plan(&layout::parse_mountinfo(v2), true).expect("v2"),
+        DynModsPlan::Reconfigure {
+            point: "/sys/fs/cgroup".into(),
+            options: vec![
+                "nsdelegate".into(),
+                "memory_recursiveprot".into(),
+                "favordynmods".into()
+            ]
+        }
+    );
+    let on = "30 24 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate,favordynmods\n";
+    assert_eq!(
+        layout::dynmods_plan(&layout::parse_mountinfo(on), true).expect("on"),
+        DynModsPlan::Already("/sys/fs/cgroup".into())
+    );
+    // A v1 hierarchy booted with it counts: the setting is the kernel's.
+    let v1_on = "33 31 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory,favordynmods\n";
+    assert_eq!(
+        layout::dynmods_plan(&layout::parse_mountinfo(v1_on), true).expect("v1 on"),
+        DynModsPlan::Already("/sys/fs/cgroup/memory".into())
+    );
+    let v1 = "33 31 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n";
+    let e = layout::dynmods_plan(&layout::parse_mountinfo(v1), true).unwrap_err();
+    assert!(e.to_string().contains("cgroup_favordynmods=true"), "{e}");
+    // Off again: the other options stay; a v1 hierarchy keeps it.
+    assert_eq!(
+        layout::dynmods_plan(&layout::parse_mountinfo(on), false).expect("off"),
+        DynModsPlan::Reconfigure {
+            point: "/sys/fs/cgroup".into(),
+            options: vec!["nsdelegate".into()]
+        }
+    );
+    assert_eq!(
+        layout::dynmods_plan(&layout::parse_mountinfo(v2), false).expect("off already"),
+        DynModsPlan::Already("/sys/fs/cgroup".into())
+    );
+    assert!(layout::dynmods_plan(&layout::parse_mountinfo(v1_on), false).is_err());
+    // A container's view of a subtree cannot change the host's flags.
+    let sub = "30 24 0:26 /berth/c1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+    assert!(layout::dynmods_plan(&layout::parse_mountinfo(sub), true).is_err());
+}
+
+#[test]
 fn mountinfo_hybrid_layout() {
     let mounts = layout::parse_mountinfo(HYBRID_MOUNTINFO);
     assert_eq!(mounts.len(), 7, "{mounts:?}");
