@@ -250,22 +250,10 @@ pub async fn df(ctx: Ctx) -> Result<Response, ApiError> {
                     v
                 })
                 .collect();
-            let all = e.list()?;
             let mut volumes = Vec::new();
-            for vol in e.volumes()? {
-                let mut v = e.volume_inspect(&vol.name)?;
-                let refs = all
-                    .iter()
-                    .filter(|c| {
-                        c.config
-                            .host_config
-                            .mounts
-                            .iter()
-                            .any(|m| m.kind == "volume" && m.source == vol.name)
-                    })
-                    .count();
-                let size = berth_engine::image_ops::dir_size(&e.volume_data(&vol.name));
-                v["UsageData"] = json!({"Size": size, "RefCount": refs});
+            for u in e.volume_usage()? {
+                let mut v = e.volume_inspect(&u.volume.name)?;
+                v["UsageData"] = json!({"Size": u.size, "RefCount": u.containers});
                 volumes.push(v);
             }
             Ok(json!({

@@ -552,6 +552,15 @@ pub fn df(engine: &Engine, a: DfArgs) -> Result<u8> {
         .iter()
         .filter(|c| c.container.state == berth_engine::State::Running)
         .count();
+    let volumes = engine.volume_usage()?;
+    let vol_size: u64 = volumes.iter().map(|u| u.size).sum();
+    // docker: a volume no container uses is reclaimable.
+    let vol_reclaim: u64 = volumes
+        .iter()
+        .filter(|u| u.containers == 0)
+        .map(|u| u.size)
+        .sum();
+    let vol_active = volumes.iter().filter(|u| u.containers > 0).count();
     let mut out = std::io::stdout().lock();
     if !a.verbose {
         let rows = vec![
@@ -561,7 +570,9 @@ pub fn df(engine: &Engine, a: DfArgs) -> Result<u8> {
             json!({"Type": "Containers", "TotalCount": d.containers.len().to_string(), "Active": running.to_string(),
                    "Size": format::human_size(ctr_size),
                    "Reclaimable": format!("{} ({})", format::human_size(ctr_reclaim), percent(ctr_reclaim, ctr_size))}),
-            json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+            json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": vol_active.to_string(),
+                   "Size": format::human_size(vol_size),
+                   "Reclaimable": format!("{} ({})", format::human_size(vol_reclaim), percent(vol_reclaim, vol_size))}),
             json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
         ];
         let default = "{{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
@@ -617,8 +628,15 @@ pub fn df(engine: &Engine, a: DfArgs) -> Result<u8> {
     ];
     for c in &d.containers {
         let ct = &c.container;
+        let local_volumes = ct
+            .config
+            .host_config
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume")
+            .count();
         lines.push(format!(
-            "{}\t{}\t{}\t0\t{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{local_volumes}\t{}\t{}\t{}\t{}",
             &ct.id[..12],
             ct.image,
             format::command(&berth_engine::spec::args(&ct.config)),
@@ -631,11 +649,16 @@ pub fn df(engine: &Engine, a: DfArgs) -> Result<u8> {
     writeln!(out, "\nContainers space usage:\n")?;
     write!(out, "{}", crate::template::tabwrite(&lines))?;
     writeln!(out, "\nLocal Volumes space usage:\n")?;
-    write!(
-        out,
-        "{}",
-        crate::template::tabwrite(&["VOLUME NAME\tLINKS\tSIZE".to_string()])
-    )?;
+    let mut lines = vec!["VOLUME NAME\tLINKS\tSIZE".to_string()];
+    for u in &volumes {
+        lines.push(format!(
+            "{}\t{}\t{}",
+            u.volume.name,
+            u.containers,
+            format::human_size(u.size)
+        ));
+    }
+    write!(out, "{}", crate::template::tabwrite(&lines))?;
     writeln!(out, "\nBuild cache usage: 0B\n")?;
     write!(
         out,

@@ -271,6 +271,21 @@ fn system_df_and_check() {
     }
     let b = Berth::with_image();
     b.ok(&["create", "bb", "true"]);
+    // Two volumes: one a container uses (8 KiB in it), one nobody does.
+    b.ok(&["volume", "create", "idle"]);
+    b.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "used:/data",
+        "bb",
+        "dd",
+        "if=/dev/zero",
+        "of=/data/f",
+        "bs=1024",
+        "count=8",
+    ]);
     let df = b.ok(&["system", "df"]);
     let lines: Vec<&str> = df.lines().collect();
     assert!(
@@ -278,11 +293,37 @@ fn system_df_and_check() {
         "{df}"
     );
     assert!(lines[1].starts_with("Images          1         1"), "{df}");
-    assert!(lines[2].starts_with("Containers      1         0"), "{df}");
+    assert!(lines[2].starts_with("Containers      2         0"), "{df}");
+    let vols: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(vols[..5], ["Local", "Volumes", "2", "1", "8.19kB"], "{df}");
+    assert_eq!(vols[5..], ["0B", "(0%)"], "{df}");
     let v = b.ok(&["system", "df", "-v"]);
     assert!(v.starts_with("Images space usage:\n\nREPOSITORY"), "{v}");
     assert!(v.contains("SHARED SIZE   UNIQUE SIZE   CONTAINERS"), "{v}");
     assert!(v.contains("Containers space usage:"), "{v}");
+    let writer = v
+        .lines()
+        .find(|l| l.ends_with("writer"))
+        .expect("writer's row");
+    let cols: Vec<&str> = writer.split("  ").filter(|c| !c.is_empty()).collect();
+    assert_eq!(cols[3].trim(), "1", "LOCAL VOLUMES of writer: {v}");
+    let vol_rows: Vec<Vec<&str>> = v
+        .split("Local Volumes space usage:")
+        .nth(1)
+        .unwrap()
+        .split("Build cache usage")
+        .next()
+        .unwrap()
+        .lines()
+        .skip(3)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        vol_rows,
+        [vec!["idle", "0", "0B"], vec!["used", "1", "8.19kB"]],
+        "{v}"
+    );
     let o = b.run(&["system", "check"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "");

@@ -180,6 +180,16 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, 
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
+/// A volume as `system df` shows it.
+#[derive(Debug, Clone)]
+pub struct VolumeUsage {
+    pub volume: Volume,
+    /// Bytes of its data on disk.
+    pub size: u64,
+    /// Containers whose mounts use it.
+    pub containers: usize,
+}
+
 fn to_volume((name, created, labels, anonymous): (String, String, String, bool)) -> Result<Volume> {
     Ok(Volume {
         name,
@@ -280,6 +290,32 @@ impl Engine {
             "Options": null,
             "Scope": "local",
         }))
+    }
+
+    /// `system df`'s volumes: each with its size on disk and the number of
+    /// containers (running or not) whose mounts use it.
+    pub fn volume_usage(&self) -> Result<Vec<VolumeUsage>> {
+        let all = self.list()?;
+        let mut out = Vec::new();
+        for volume in self.volumes()? {
+            let containers = all
+                .iter()
+                .filter(|c| {
+                    c.config
+                        .host_config
+                        .mounts
+                        .iter()
+                        .any(|m| m.kind == "volume" && m.source == volume.name)
+                })
+                .count();
+            let size = crate::image_ops::dir_size(&self.volume_data(&volume.name));
+            out.push(VolumeUsage {
+                volume,
+                size,
+                containers,
+            });
+        }
+        Ok(out)
     }
 
     /// The containers (ids) whose mounts use volume `name`.
