@@ -344,12 +344,8 @@ pub async fn remove(ctx: Ctx, id: &str) -> Result<Response, ApiError> {
 }
 
 pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
-    if !ctx.query.filters()?.is_empty() {
-        return Err(ApiError::bad_request(
-            "container prune filters are not supported by berth yet",
-        ));
-    }
-    let removed = ctx.api.blocking(|e| e.prune()).await?;
+    let (f, _) = ctx.query.prune_filters("container", true, &[])?;
+    let removed = ctx.api.blocking(move |e| e.prune(&f)).await?;
     Ok(body::json(
         StatusCode::OK,
         &json!({ "ContainersDeleted": removed }),

@@ -57,12 +57,8 @@ pub async fn remove(ctx: Ctx, id: String) -> Result<Response, ApiError> {
 }
 
 pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
-    if !ctx.query.filters()?.is_empty() {
-        return Err(ApiError::bad_request(
-            "network prune filters are not supported by berth yet",
-        ));
-    }
-    let p = ctx.api.blocking(|e| e.network_prune()).await?;
+    let (f, _) = ctx.query.prune_filters("network", false, &[])?;
+    let p = ctx.api.blocking(move |e| e.network_prune(&f)).await?;
     Ok(body::json(
         StatusCode::OK,
         &json!({"NetworksDeleted": p.networks}),

@@ -48,6 +48,31 @@ impl Query {
     }
 
     /// `filters={"key":["v1","v2"]}`; old clients send `{"key":{"v":true}}`.
+    /// The `filters` of a prune of `what`, minus the keys in `own` (the
+    /// caller's, returned beside): docker's label, label! and until.
+    pub fn prune_filters(
+        &self,
+        what: &str,
+        until_ok: bool,
+        own: &[&str],
+    ) -> Result<
+        (
+            berth_engine::filters::PruneFilters,
+            BTreeMap<String, Vec<String>>,
+        ),
+        ApiError,
+    > {
+        let mut all = self.filters()?;
+        let mine: BTreeMap<String, Vec<String>> =
+            own.iter().filter_map(|k| all.remove_entry(*k)).collect();
+        let pairs = all
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.as_str(), v.as_str())));
+        let f = berth_engine::filters::PruneFilters::parse(pairs, what, until_ok)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((f, mine))
+    }
+
     pub fn filters(&self) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
         let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
             return Ok(BTreeMap::new());
@@ -113,6 +138,29 @@ pub fn decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_filters_take_docker_keys_and_refuse_the_rest() {
+        // What `docker volume prune -a --filter label=app --filter label!=keep` sends.
+        let q = Query::parse(Some(
+            "filters=%7B%22all%22%3A%5B%22true%22%5D%2C%22label%22%3A%5B%22app%22%5D%2C%22label%21%22%3A%5B%22keep%22%5D%7D",
+        ));
+        let (f, own) = q.prune_filters("volume", true, &["all"]).unwrap();
+        assert_eq!(f.labels, ["app"]);
+        assert_eq!(f.not_labels, ["keep"]);
+        assert_eq!(own["all"], ["true"]);
+        let e = q.prune_filters("network", false, &[]).unwrap_err();
+        assert_eq!(e.status.as_u16(), 400);
+        assert!(e.message.contains("all"), "{}", e.message);
+        let q = Query::parse(Some("filters=%7B%22until%22%3A%5B%2210m%22%5D%7D"));
+        assert!(q
+            .prune_filters("container", true, &[])
+            .unwrap()
+            .0
+            .until
+            .is_some());
+        assert!(q.prune_filters("network", false, &[]).is_err());
+    }
 
     #[test]
     fn queries_decode_as_go_encodes_them() {

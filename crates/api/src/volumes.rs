@@ -119,18 +119,11 @@ pub async fn remove(ctx: Ctx, name: String) -> Result<Response, ApiError> {
 }
 
 pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
-    let mut all = false;
-    for (k, vs) in ctx.query.filters()? {
-        match k.as_str() {
-            "all" => all = vs.iter().any(|v| v == "true" || v == "1"),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "volume prune filter '{k}' is not supported by berth yet"
-                )))
-            }
-        }
-    }
-    let removed = ctx.api.blocking(move |e| e.volume_prune(all)).await?;
+    let (f, own) = ctx.query.prune_filters("volume", true, &["all"])?;
+    let all = own
+        .get("all")
+        .is_some_and(|vs| vs.iter().any(|v| v == "true" || v == "1"));
+    let removed = ctx.api.blocking(move |e| e.volume_prune(all, &f)).await?;
     Ok(body::json(
         StatusCode::OK,
         &json!({"VolumesDeleted": removed}),

@@ -258,11 +258,16 @@ pub struct PruneArgs {
     /// Do not ask for confirmation.
     #[arg(short, long)]
     force: bool,
+    /// Only what these select: label=K[=V], label!=K[=V], until=TIME.
+    #[arg(long)]
+    filter: Vec<String>,
 }
 
 pub fn container(engine: &Engine, c: ContainerCmd) -> Result<u8> {
     match c {
         ContainerCmd::Prune(a) => {
+            let filters =
+                berth_engine::filters::PruneFilters::parse_flags(&a.filter, "container", true)?;
             if !a.force {
                 print!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
                 std::io::stdout().flush()?;
@@ -272,7 +277,7 @@ pub fn container(engine: &Engine, c: ContainerCmd) -> Result<u8> {
                     return Ok(0);
                 }
             }
-            let gone = engine.prune()?;
+            let gone = engine.prune(&filters)?;
             let mut out = std::io::stdout().lock();
             if !gone.is_empty() {
                 writeln!(out, "Deleted Containers:")?;

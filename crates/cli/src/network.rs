@@ -177,6 +177,10 @@ pub struct LsArgs {
     quiet: bool,
     #[arg(long)]
     no_trunc: bool,
+    /// `table`, `json` or a Go template over ID, Name, Driver, Scope,
+    /// IPv6, Internal and Labels.
+    #[arg(long)]
+    format: Option<String>,
 }
 
 #[derive(Args)]
@@ -199,6 +203,9 @@ pub struct PruneArgs {
     /// Do not ask (berth never asks; accepted for docker's scripts).
     #[arg(short, long)]
     force: bool,
+    /// Only what these select: label=K[=V], label!=K[=V].
+    #[arg(long)]
+    filter: Vec<String>,
 }
 
 #[derive(Args)]
@@ -242,8 +249,10 @@ pub fn run(engine: &Engine, cmd: NetworkCmd) -> Result<u8> {
             }
             Ok(if failed { 1 } else { 0 })
         }
-        NetworkCmd::Prune(_) => {
-            let r = engine.network_prune()?;
+        NetworkCmd::Prune(a) => {
+            let filters =
+                berth_engine::filters::PruneFilters::parse_flags(&a.filter, "network", false)?;
+            let r = engine.network_prune(&filters)?;
             if !r.networks.is_empty() {
                 println!("Deleted Networks:");
                 for n in &r.networks {
@@ -369,15 +378,35 @@ fn ls(engine: &Engine, a: LsArgs) -> Result<u8> {
         }
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = nets
+    let rows: Vec<serde_json::Value> = nets
         .iter()
-        .map(|n| vec![id(&n.id), n.name.clone(), "bridge".into(), "local".into()])
+        .map(|n| {
+            let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            serde_json::json!({
+                "ID": id(&n.id),
+                "Name": n.name,
+                "Driver": "bridge",
+                "Scope": "local",
+                "IPv6": n.subnet6.is_some().to_string(),
+                "Internal": n.internal.to_string(),
+                "Labels": labels.join(","),
+            })
+        })
         .collect();
-    write!(
-        out,
-        "{}",
-        format::table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
+    let fmt = crate::template::Format::parse(
+        a.format.as_deref(),
+        "{{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
     )?;
+    let headers = [
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("Labels", "LABELS"),
+    ];
+    write!(out, "{}", fmt.render(&rows, &headers)?)?;
     Ok(0)
 }
 

@@ -67,6 +67,9 @@ pub struct PruneArgs {
     /// Do not ask for confirmation (berth never asks).
     #[arg(short, long)]
     force: bool,
+    /// Only what these select: label=K[=V], label!=K[=V], until=TIME.
+    #[arg(long)]
+    filter: Vec<String>,
 }
 
 pub fn run(engine: &Engine, cmd: VolumeCmd) -> Result<u8> {
@@ -120,7 +123,9 @@ pub fn run(engine: &Engine, cmd: VolumeCmd) -> Result<u8> {
         }
         VolumeCmd::Prune(a) => {
             let _ = a.force;
-            let removed = engine.volume_prune(a.all)?;
+            let filters =
+                berth_engine::filters::PruneFilters::parse_flags(&a.filter, "volume", true)?;
+            let removed = engine.volume_prune(a.all, &filters)?;
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 for n in &removed {

@@ -171,3 +171,196 @@ mod tests {
         assert!(Filters::parse(&["health=sick".into()]).is_err());
     }
 }
+
+/// docker's prune filters: `label=K`, `label=K=V` (the object must carry
+/// it), `label!=K`, `label!=K=V` (it must not), `until=T` (made before T).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PruneFilters {
+    pub labels: Vec<String>,
+    pub not_labels: Vec<String>,
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl PruneFilters {
+    /// From `key=value` pairs (the CLI's `--filter`, the API's `filters`)
+    /// for pruning `what`; `until` only where `what` has a creation time.
+    /// Other keys are an error naming them.
+    pub fn parse<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        what: &str,
+        until_ok: bool,
+    ) -> Result<PruneFilters> {
+        let mut f = PruneFilters::default();
+        for (k, v) in pairs {
+            match k {
+                "label" => f.labels.push(v.to_string()),
+                "label!" => f.not_labels.push(v.to_string()),
+                "until" if until_ok => {
+                    let t = point_in_time(v, chrono::Utc::now()).ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "{what} prune filter until={v:?}: want a Unix time, an RFC 3339 date or a duration like 24h"
+                        ))
+                    })?;
+                    f.until = Some(f.until.map_or(t, |u| u.min(t)));
+                }
+                "until" => return Err(Error::NotSupported {
+                    flag: format!(
+                        "{what} prune --filter until (berth does not record when {what}s are made)"
+                    ),
+                }),
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid filter {k:?} for {what} prune (label, label!{})",
+                        if until_ok { ", until" } else { "" }
+                    )))
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// `key=value` flags, as the CLI's `--filter` gives them.
+    pub fn parse_flags(flags: &[String], what: &str, until_ok: bool) -> Result<PruneFilters> {
+        let mut pairs = Vec::new();
+        for s in flags {
+            let (k, v) = s.split_once('=').ok_or_else(|| {
+                Error::InvalidArgument(format!("bad format of filter {s:?} (expected name=value)"))
+            })?;
+            // `label!=k` splits at its `=`: the key is `label!`.
+            pairs.push((k, v));
+        }
+        PruneFilters::parse(pairs, what, until_ok)
+    }
+
+    /// Whether an object with these labels, made at `created`, is to go.
+    pub fn matches<'a>(
+        &self,
+        get: impl Fn(&str) -> Option<&'a str> + Copy,
+        created: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> bool {
+        labels_match(&self.labels, get)
+            && self
+                .not_labels
+                .iter()
+                .all(|w| !labels_match(std::slice::from_ref(w), get))
+            && match (self.until, created) {
+                (Some(u), Some(c)) => c < u,
+                _ => true,
+            }
+    }
+}
+
+/// A time as docker's filters give it: seconds since the epoch (with a
+/// fraction), an RFC 3339 date-time or date, or a duration before `now`
+/// in Go's syntax (`90s`, `10m`, `1h30m`).
+pub fn point_in_time(
+    v: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::{DateTime, NaiveDate, Utc};
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc());
+    }
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() {
+            return DateTime::from_timestamp_millis((secs * 1000.0) as i64);
+        }
+        return None;
+    }
+    go_duration(v).and_then(|d| now.checked_sub_signed(chrono::Duration::from_std(d).ok()?))
+}
+
+/// Go's `time.ParseDuration` for positive durations: `1h30m`, `2.5s`.
+fn go_duration(s: &str) -> Option<std::time::Duration> {
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&n| n > 0)?;
+        let value: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * unit;
+        rest = &rest[u..];
+    }
+    std::time::Duration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn times_as_docker_takes_them() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .to_utc();
+        let at = |s: &str| point_in_time(s, now).map(|t| t.to_rfc3339());
+        assert_eq!(at("1h30m").unwrap(), "2026-01-02T01:34:05+00:00");
+        assert_eq!(at("90s").unwrap(), "2026-01-02T03:02:35+00:00");
+        assert_eq!(at("1700000000").unwrap(), "2023-11-14T22:13:20+00:00");
+        assert_eq!(at("2025-12-31").unwrap(), "2025-12-31T00:00:00+00:00");
+        assert_eq!(
+            at("2025-12-31T10:00:00+01:00").unwrap(),
+            "2025-12-31T09:00:00+00:00"
+        );
+        for bad in ["", "1d", "h", "yesterday", "NaN"] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn prune_filters_select_as_docker() {
+        let f = PruneFilters::parse_flags(
+            &[
+                "label=app".into(),
+                "label!=keep=yes".into(),
+                "until=1h".into(),
+            ],
+            "volume",
+            true,
+        )
+        .unwrap();
+        let labels = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let old = Some(chrono::Utc::now() - chrono::Duration::hours(2));
+        let new = Some(chrono::Utc::now());
+        let app = labels(&[("app", "x")]);
+        let kept = labels(&[("app", "x"), ("keep", "yes")]);
+        let other = labels(&[("keep", "no")]);
+        let on = |m: &BTreeMap<String, String>, created| {
+            f.matches(|k| m.get(k).map(String::as_str), created)
+        };
+        assert!(on(&app, old));
+        assert!(!on(&app, new), "too young");
+        assert!(!on(&kept, old), "label!= keeps it");
+        assert!(!on(&other, old), "no app label");
+        let e = PruneFilters::parse_flags(&["until=1h".into()], "network", false).unwrap_err();
+        assert!(e.to_string().contains("until"), "{e}");
+        let e = PruneFilters::parse_flags(&["dangling=true".into()], "volume", true).unwrap_err();
+        assert!(e.to_string().contains("dangling"), "{e}");
+        assert!(PruneFilters::parse_flags(&["label".into()], "volume", true).is_err());
+    }
+}

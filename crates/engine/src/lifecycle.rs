@@ -225,11 +225,16 @@ impl Engine {
         Ok(c)
     }
 
-    /// `container prune`: removes every stopped container; their ids.
-    pub fn prune(&self) -> Result<Vec<String>> {
+    /// `container prune`: removes every stopped container `filters`
+    /// select; their ids.
+    pub fn prune(&self, filters: &crate::filters::PruneFilters) -> Result<Vec<String>> {
         let mut gone = Vec::new();
         for c in self.list()? {
-            if matches!(c.state, State::Exited | State::Created) {
+            let chosen = filters.matches(
+                |k| c.config.labels.get(k).map(String::as_str),
+                Some(c.created),
+            );
+            if chosen && matches!(c.state, State::Exited | State::Created) {
                 match self.remove(&c.id, false, false) {
                     Ok(_) => gone.push(c.id),
                     // Started or removed by someone else meanwhile.

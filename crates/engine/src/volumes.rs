@@ -367,10 +367,15 @@ impl Engine {
 
     /// `volume prune`: unused anonymous volumes, or with `all` every unused
     /// volume (docker 23's rule). The names removed.
-    pub fn volume_prune(&self, all: bool) -> Result<Vec<String>> {
+    pub fn volume_prune(
+        &self,
+        all: bool,
+        filters: &crate::filters::PruneFilters,
+    ) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         for v in self.volumes()? {
-            if (all || v.anonymous) && self.volume_users(&v.name)?.is_empty() {
+            let chosen = filters.matches(|k| v.labels.get(k).map(String::as_str), Some(v.created));
+            if (all || v.anonymous) && chosen && self.volume_users(&v.name)?.is_empty() {
                 self.volume_remove(&v.name, false)?;
                 removed.push(v.name);
             }

@@ -193,7 +193,7 @@ impl Engine {
     /// `network prune`: first what crashed containers left (leases,
     /// veths, rules, namespaces), then every user network no container
     /// names.
-    pub fn network_prune(&self) -> Result<NetworkPrune> {
+    pub fn network_prune(&self, filters: &crate::filters::PruneFilters) -> Result<NetworkPrune> {
         let net = self.net()?;
         let containers = self.list()?;
         let live = self.live_ids(&containers);
@@ -203,7 +203,8 @@ impl Engine {
             let used = containers
                 .iter()
                 .any(|c| c.config.net.endpoints.iter().any(|e| e.network == n.name));
-            if n.name == DEFAULT_NETWORK || used {
+            let chosen = filters.matches(|k| n.labels.get(k).map(String::as_str), None);
+            if n.name == DEFAULT_NETWORK || used || !chosen {
                 continue;
             }
             match net.remove_network(&n.name) {
