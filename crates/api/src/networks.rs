@@ -128,10 +128,8 @@ pub(crate) fn create_options(b: &CreateBody) -> Result<NetworkOptions, ApiError>
             b.driver
         ));
     }
-    if b.ingress || b.config_only || b.config_from.is_some() || b.enable_ipv6 == Some(true) {
-        return bad(
-            "Ingress, ConfigOnly, ConfigFrom and EnableIPv6 are not supported by berth".into(),
-        );
+    if b.ingress || b.config_only || b.config_from.is_some() {
+        return bad("Ingress, ConfigOnly and ConfigFrom are not supported by berth".into());
     }
     if b.enable_ipv4 == Some(false) {
         return bad("EnableIPv4=false is not supported by berth: its networks carry IPv4".into());
@@ -144,6 +142,7 @@ pub(crate) fn create_options(b: &CreateBody) -> Result<NetworkOptions, ApiError>
         name: b.name.clone(),
         internal: b.internal,
         labels: b.labels.clone(),
+        ipv6: b.enable_ipv6 == Some(true),
         ..Default::default()
     };
     for (k, v) in &b.options {
@@ -159,13 +158,19 @@ pub(crate) fn create_options(b: &CreateBody) -> Result<NetworkOptions, ApiError>
             return bad("only the default IPAM driver without options is supported".into());
         }
         let cfgs = ipam.config.as_deref().unwrap_or_default();
-        if cfgs.len() > 1 {
-            return bad("one IPAM config per network is supported".into());
+        let (v6, v4): (Vec<&IpamConfig>, Vec<&IpamConfig>) = cfgs
+            .iter()
+            .partition(|c| c.subnet.contains(':') || c.gateway.contains(':'));
+        if v4.len() > 1 || v6.len() > 1 {
+            return bad("one IPAM config per address family is supported".into());
         }
-        if let Some(c) = cfgs.first() {
-            if c.aux_address.as_ref().is_some_and(|a| !a.is_empty()) {
-                return bad("IPAM AuxAddress is not supported by berth".into());
-            }
+        if cfgs
+            .iter()
+            .any(|c| c.aux_address.as_ref().is_some_and(|a| !a.is_empty()))
+        {
+            return bad("IPAM AuxAddress is not supported by berth".into());
+        }
+        if let Some(c) = v4.first() {
             let net = |s: &str, what: &str| -> Result<Option<berth_net::Ipv4Net>, ApiError> {
                 if s.is_empty() {
                     return Ok(None);
@@ -178,6 +183,24 @@ pub(crate) fn create_options(b: &CreateBody) -> Result<NetworkOptions, ApiError>
             opts.ip_range = net(&c.ip_range, "IPRange")?;
             if !c.gateway.is_empty() {
                 opts.gateway = Some(c.gateway.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid Gateway {:?}", c.gateway))
+                })?);
+            }
+        }
+        if let Some(c) = v6.first() {
+            if !opts.ipv6 {
+                return bad(format!("IPv6 subnet {:?} without EnableIPv6", c.subnet));
+            }
+            if !c.ip_range.is_empty() {
+                return bad("an IPv6 IPRange is not supported by berth".into());
+            }
+            if !c.subnet.is_empty() {
+                opts.subnet6 = Some(c.subnet.parse().map_err(|e| {
+                    ApiError::bad_request(format!("invalid Subnet {:?}: {e}", c.subnet))
+                })?);
+            }
+            if !c.gateway.is_empty() {
+                opts.gateway6 = Some(c.gateway.parse().map_err(|_| {
                     ApiError::bad_request(format!("invalid Gateway {:?}", c.gateway))
                 })?);
             }
@@ -248,4 +271,52 @@ pub async fn disconnect(mut ctx: Ctx, id: String) -> Result<Response, ApiError> 
         .blocking(move |e| e.network_disconnect(&id, &b.container))
         .await?;
     Ok(body::empty(StatusCode::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> CreateBody {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn dual_stack_creates_take_a_config_per_family() {
+        // What `docker network create --ipv6 --subnet 10.1.2.0/24 --subnet fd00:1::/64` sends.
+        let o = create_options(&body(json!({
+            "Name": "n6", "EnableIPv6": true,
+            "IPAM": {"Driver": "default", "Config": [
+                {"Subnet": "10.1.2.0/24"},
+                {"Subnet": "fd00:1::/64", "Gateway": "fd00:1::1"}
+            ]}
+        })))
+        .unwrap();
+        assert!(o.ipv6);
+        assert_eq!(o.subnet.unwrap().to_string(), "10.1.2.0/24");
+        assert_eq!(o.subnet6.unwrap().to_string(), "fd00:1::/64");
+        assert_eq!(o.gateway6.unwrap().to_string(), "fd00:1::1");
+        // IPv6 alone: the IPv4 subnet comes from the pool.
+        let o = create_options(&body(json!({"Name": "n", "EnableIPv6": true}))).unwrap();
+        assert!(o.ipv6 && o.subnet.is_none() && o.subnet6.is_none());
+        for (bad, why) in [
+            (
+                json!({"Name": "n", "IPAM": {"Config": [{"Subnet": "fd00:1::/64"}]}}),
+                "without EnableIPv6",
+            ),
+            (
+                json!({"Name": "n", "EnableIPv6": true, "IPAM": {"Config": [
+                    {"Subnet": "fd00:1::/64"}, {"Subnet": "fd00:2::/64"}]}}),
+                "per address family",
+            ),
+            (
+                json!({"Name": "n", "EnableIPv6": true, "IPAM": {"Config": [
+                    {"Subnet": "fd00:1::/64", "IPRange": "fd00:1::/80"}]}}),
+                "IPRange",
+            ),
+        ] {
+            let e = create_options(&body(bad)).unwrap_err();
+            assert!(e.message.contains(why), "{}", e.message);
+        }
+    }
 }

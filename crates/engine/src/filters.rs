@@ -203,11 +203,13 @@ impl PruneFilters {
                     })?;
                     f.until = Some(f.until.map_or(t, |u| u.min(t)));
                 }
-                "until" => return Err(Error::NotSupported {
-                    flag: format!(
+                "until" => {
+                    return Err(Error::NotSupported {
+                        flag: format!(
                         "{what} prune --filter until (berth does not record when {what}s are made)"
                     ),
-                }),
+                    })
+                }
                 _ => {
                     return Err(Error::InvalidArgument(format!(
                         "invalid filter {k:?} for {what} prune (label, label!{})",
