@@ -595,15 +595,57 @@ pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// A Go template over each container's JSON.
+    /// A Go template over each object's JSON.
     #[arg(short, long)]
     format: Option<String>,
-    #[arg(required = true)]
-    containers: Vec<String>,
+    /// Only this kind of object: container, image, network or volume
+    /// (default: the first kind a name is found as, in that order).
+    #[arg(long = "type", value_parser = ["container", "image", "network", "volume"])]
+    kind: Option<String>,
+    #[arg(required = true, value_name = "NAME|ID")]
+    objects: Vec<String>,
 }
 
+/// docker's `inspect`: containers, and images, networks and volumes by
+/// the same names.
 pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
-    match format::inspect(&a.containers, a.format.as_deref(), |c| engine.inspect(c))? {
+    let kinds: &[&str] = match a.kind.as_deref() {
+        Some("container") => &["container"],
+        Some("image") => &["image"],
+        Some("network") => &["network"],
+        Some("volume") => &["volume"],
+        _ => &["container", "image", "network", "volume"],
+    };
+    let mut store = None;
+    let mut find = |name: &str| -> std::result::Result<serde_json::Value, String> {
+        for kind in kinds {
+            let found = match *kind {
+                "container" => engine.inspect(name),
+                "image" => {
+                    if store.is_none() {
+                        store = Some(
+                            berth_engine::images::open(&engine.paths).map_err(|e| e.to_string())?,
+                        );
+                    }
+                    let s = store.as_ref().expect("opened above");
+                    berth_engine::images::find(s, name)
+                        .and_then(|i| berth_engine::image_ops::inspect(s, &i))
+                        .and_then(|i| {
+                            serde_json::to_value(i)
+                                .map_err(|e| berth_engine::Error::InvalidArgument(e.to_string()))
+                        })
+                }
+                "network" => engine.network_inspect(name),
+                _ => engine.volume_inspect(name),
+            };
+            match found {
+                Err(e) if kinds.len() > 1 && e.kind() == berth_engine::ErrorKind::NotFound => {}
+                other => return other.map_err(|e| e.to_string()),
+            }
+        }
+        Err(format!("no such object: {name}"))
+    };
+    match format::inspect(&a.objects, a.format.as_deref(), &mut find)? {
         0 => Ok(0),
         n => Err(Exit(n).into()),
     }

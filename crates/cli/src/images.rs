@@ -442,7 +442,8 @@ pub struct RmiArgs {
     /// Remove even if containers use it or several references name it.
     #[arg(short, long)]
     force: bool,
-    /// Accepted for docker's sake: berth keeps no untagged parents.
+    /// Keep untagged parents: what berth's rmi always does (a build's
+    /// intermediate images are its cache and go with `image prune`).
     #[arg(long)]
     no_prune: bool,
     #[arg(required = true)]

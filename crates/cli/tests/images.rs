@@ -792,3 +792,36 @@ fn a_full_disk_fails_pull_and_build_cleanly() {
     fails_for_space(&b, &["build", "-q", "-t", "built", ctx], &before, disk);
     assert_eq!(b.ok(&["run", "--rm", "bb", "echo", "fine"]), "fine\n");
 }
+
+#[test]
+fn inspect_finds_containers_images_networks_and_volumes() {
+    if !berth_testutil::require_root("inspect_finds_containers_images_networks_and_volumes") {
+        return;
+    }
+    let b = Berth::with_image();
+    let id = b
+        .ok(&["images", "-q", "--no-trunc", "bb"])
+        .trim()
+        .to_string();
+    b.ok(&["volume", "create", "vol1"]);
+    b.ok(&["create", "--name", "c1", "bb", "true"]);
+    let f = |args: &[&str]| b.ok(args).trim().to_string();
+    assert_eq!(f(&["inspect", "-f", "{{.Id}}", "bb"]), id);
+    assert_eq!(f(&["inspect", "-f", "{{.Name}}", "c1"]), "/c1");
+    assert_eq!(f(&["inspect", "-f", "{{.Driver}}", "vol1"]), "local");
+    assert_eq!(f(&["inspect", "-f", "{{.Name}}", "bridge"]), "bridge");
+    // Several kinds at once, in order.
+    assert_eq!(
+        f(&["inspect", "-f", "{{.Name}}", "c1", "vol1"]),
+        "/c1\nvol1"
+    );
+    // --type restricts the search.
+    b.fails(
+        &["inspect", "--type", "image", "c1"],
+        1,
+        "no such image: c1",
+    );
+    b.fails(&["inspect", "nothing"], 1, "no such object: nothing");
+    b.ok(&["rm", "c1"]);
+    b.ok(&["volume", "rm", "vol1"]);
+}
