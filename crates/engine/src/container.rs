@@ -571,7 +571,10 @@ impl Engine {
             unmount(&self.paths.rootfs(id)),
             self.unmount_shm(id),
             self.unmount_idmapped(id),
-            crate::network::release(self, id),
+            {
+                crate::timing::mark("exit: unmounted");
+                crate::network::release(self, id)
+            },
         ]
         .into_iter()
         .filter_map(|r| r.err().map(|e| e.to_string()))

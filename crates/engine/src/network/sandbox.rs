@@ -378,6 +378,7 @@ pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
         return Ok(());
     }
     let net = engine.net()?;
+    crate::timing::mark("release: net opened");
     let mut errors = Vec::new();
     let joined: Vec<String> = match &state {
         Some(s) => s
@@ -411,6 +412,7 @@ pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
             errors.push(e.to_string());
         }
     }
+    crate::timing::mark("release: leases");
     let unpublished = match &state {
         Some(s) if s.ports.is_empty() => Ok(()),
         Some(s) => match s.joined.first() {
@@ -431,6 +433,7 @@ pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
     if let Err(e) = netns::remove(&path) {
         errors.push(e.to_string());
     }
+    crate::timing::mark("release: netns removed");
     match fs::remove_file(state_path(engine, id)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
