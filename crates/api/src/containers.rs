@@ -345,10 +345,10 @@ pub async fn remove(ctx: Ctx, id: &str) -> Result<Response, ApiError> {
 
 pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
     let (f, _) = ctx.query.prune_filters("container", true, &[])?;
-    let removed = ctx.api.blocking(move |e| e.prune(&f)).await?;
+    let (removed, bytes) = ctx.api.blocking(move |e| e.prune(&f)).await?;
     Ok(body::json(
         StatusCode::OK,
-        &json!({ "ContainersDeleted": removed }),
+        &json!({ "ContainersDeleted": removed, "SpaceReclaimed": bytes }),
     ))
 }
 

@@ -277,7 +277,7 @@ pub fn container(engine: &Engine, c: ContainerCmd) -> Result<u8> {
                     return Ok(0);
                 }
             }
-            let gone = engine.prune(&filters)?;
+            let (gone, bytes) = engine.prune(&filters)?;
             let mut out = std::io::stdout().lock();
             if !gone.is_empty() {
                 writeln!(out, "Deleted Containers:")?;
@@ -286,7 +286,11 @@ pub fn container(engine: &Engine, c: ContainerCmd) -> Result<u8> {
                 }
                 writeln!(out)?;
             }
-            writeln!(out, "Total reclaimed space: 0B")?;
+            writeln!(
+                out,
+                "Total reclaimed space: {}",
+                crate::format::human_size(bytes)
+            )?;
             Ok(0)
         }
     }

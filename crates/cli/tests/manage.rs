@@ -366,9 +366,26 @@ fn prune_filters_choose_by_label_and_age() {
     assert!(out.starts_with("Deleted Volumes:\nva\n"), "{out}");
     assert_eq!(names(&["volume", "ls", "-q"]), ["vb", "vc"]);
     // Containers.
-    b.ok(&["create", "--name", "ca", "--label", "app=1", "bb", "true"]);
+    // ca's writable layer holds 8 KiB: what its prune reclaims.
+    b.ok(&[
+        "run",
+        "--name",
+        "ca",
+        "--label",
+        "app=1",
+        "bb",
+        "dd",
+        "if=/dev/zero",
+        "of=/f",
+        "bs=1024",
+        "count=8",
+    ]);
     b.ok(&["create", "--name", "cb", "bb", "true"]);
-    b.ok(&["container", "prune", "-f", "--filter", "label=app"]);
+    let out = b.ok(&["container", "prune", "-f", "--filter", "label=app"]);
+    assert!(
+        out.ends_with("\n\nTotal reclaimed space: 8.19kB\n"),
+        "{out}"
+    );
     assert_eq!(names(&["ps", "-a", "--format", "{{.Names}}"]), ["cb"]);
     // Networks: labels; no creation time is kept, so until is refused
     // (exit 1, as the docker CLI's for an error outside run).

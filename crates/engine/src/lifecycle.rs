@@ -226,17 +226,25 @@ impl Engine {
     }
 
     /// `container prune`: removes every stopped container `filters`
-    /// select; their ids.
-    pub fn prune(&self, filters: &crate::filters::PruneFilters) -> Result<Vec<String>> {
+    /// select; their ids, and the bytes their writable layers held.
+    pub fn prune(&self, filters: &crate::filters::PruneFilters) -> Result<(Vec<String>, u64)> {
         let mut gone = Vec::new();
+        let mut bytes = 0;
+        let store = crate::images::open(&self.paths)?;
         for c in self.list()? {
             let chosen = filters.matches(
                 |k| c.config.labels.get(k).map(String::as_str),
                 Some(c.created),
             );
             if chosen && matches!(c.state, State::Exited | State::Created) {
+                let size = crate::images::rootfs_dir(&store, &c.id)
+                    .map(|d| crate::image_ops::dir_size(&d))
+                    .unwrap_or(0);
                 match self.remove(&c.id, false, false) {
-                    Ok(_) => gone.push(c.id),
+                    Ok(_) => {
+                        gone.push(c.id);
+                        bytes += size;
+                    }
                     // Started or removed by someone else meanwhile.
                     Err(e)
                         if matches!(
@@ -247,7 +255,7 @@ impl Engine {
                 }
             }
         }
-        Ok(gone)
+        Ok((gone, bytes))
     }
 
     /// The monitor, after an exit: whether the policy restarts `id`.
