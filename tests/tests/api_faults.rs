@@ -48,11 +48,22 @@ fn leave_after(mut cmd: Command, marker: &str) -> String {
 /// A hijacked attach to `name`'s output, as docker's client makes it,
 /// once the server switched protocols.
 fn raw_attach(s: &Served, name: &str) -> std::os::unix::net::UnixStream {
+    hijack(
+        s,
+        &format!("/containers/{name}/attach?stream=1&stdout=1&stderr=1"),
+        "",
+    )
+}
+
+/// A POST of `body` to `path` on a hijacked connection, once the server
+/// switched protocols.
+fn hijack(s: &Served, path: &str, body: &str) -> std::os::unix::net::UnixStream {
     let mut c = std::os::unix::net::UnixStream::connect(s.socket()).unwrap();
     write!(
         c,
-        "POST /v1.41/containers/{name}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n\
-         Host: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        "POST /v1.41{path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut head = Vec::new();
@@ -111,6 +122,103 @@ fn attach_clients_that_leave_leave_the_container_running() {
     s.ok(&["stop", "-t", "1", "chatty", "quiet"]);
     assert_eq!(s.ok(&["wait", "quiet"]).trim(), "137");
     s.ok(&["rm", "chatty", "quiet"]);
+}
+
+/// The server's sockets: listeners, its clients' connections, streams
+/// to monitors.
+fn sockets(s: &Served) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", s.pid()))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// [`sockets`] once down to `at_most` (or after a generous while).
+fn sockets_settled(s: &Served, at_most: usize) -> usize {
+    let count = || sockets(s);
+    let settle = Instant::now() + Duration::from_secs(30);
+    let mut n = count();
+    while n > at_most && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(100));
+        n = count();
+    }
+    n
+}
+
+/// Polls (a generous while) until `done`.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn exec_clients_that_leave_free_the_server_and_the_process_runs_on() {
+    if !require_root("exec_clients_that_leave_free_the_server_and_the_process_runs_on")
+        || !have_docker()
+    {
+        return;
+    }
+    let s = Served::start();
+    s.sh_detached("host", "exec sleep 1000");
+    // What a first exec sets up once (the server's child reaper) is
+    // not a leak.
+    s.ok(&["exec", "host", "true"]);
+    let before = s.idle_fds();
+    let idle_sockets = sockets(&s);
+    let exists = |f: &str| s.run(&["exec", "host", "test", "-e", f]).status.success();
+    let inspect = |id: &str| s.api_json("GET", &format!("/exec/{id}/json"), None);
+    for tty in [false, true] {
+        let (eof, go, done) = (
+            format!("/tmp/eof-{tty}"),
+            format!("/tmp/go-{tty}"),
+            format!("/tmp/done-{tty}"),
+        );
+        // Reads its stdin to the end (a pipe's: a terminal's has no end
+        // when its writer leaves), waits for the test, then writes more
+        // than a pipe holds before it exits 7.
+        let input = if tty { "" } else { "cat >/dev/null; " };
+        let script = format!(
+            "{input}touch {eof}; while [ ! -e {go} ]; do sleep 0.1; done; \
+             i=0; while [ $i -lt 3000 ]; do echo line $i of what nobody reads; i=$((i+1)); done; \
+             touch {done}; exit 7"
+        );
+        let create = serde_json::json!({
+            "AttachStdin": true, "AttachStdout": true, "AttachStderr": true,
+            "Tty": tty, "Cmd": ["sh", "-c", script],
+        });
+        let v = s.api_json("POST", "/containers/host/exec", Some(&create.to_string()));
+        let id = v["Id"].as_str().unwrap().to_string();
+        let start = serde_json::json!({"Detach": false, "Tty": tty}).to_string();
+        drop(hijack(&s, &format!("/exec/{id}/start"), &start));
+        // The process saw its input end and runs on, and the server let
+        // the connection go without waiting for it.
+        eventually("the end of the exec's input", || exists(&eof));
+        assert_eq!(
+            sockets_settled(&s, idle_sockets),
+            idle_sockets,
+            "tty {tty}: the server holds the gone client's connection"
+        );
+        let v = inspect(&id);
+        assert_eq!(v["Running"], true, "tty {tty}: {v}");
+        // Its output, with nobody to read it, does not stop it.
+        s.ok(&["exec", "host", "touch", &go]);
+        eventually("the exec's end", || inspect(&id)["Running"] == false);
+        let v = inspect(&id);
+        assert_eq!(v["ExitCode"], 7, "tty {tty}: {v}");
+        assert!(
+            exists(&done),
+            "tty {tty}: the process did not run to its end"
+        );
+    }
+    s.assert_fds_back(before);
+    assert!(running(&s, "host"));
+    s.ok(&["stop", "-t", "1", "host"]);
+    s.ok(&["rm", "host"]);
 }
 
 #[test]

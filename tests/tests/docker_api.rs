@@ -667,6 +667,7 @@ fn docker_login_and_push_through_berth_serve() {
     });
     let name = format!("{}/test/bb:v1", reg.host());
     s.ok(&["tag", "bb", &name]);
+    let since = since_now();
     // No credentials yet: the registry refuses.
     let o = s.run(&["push", &name]);
     assert!(!o.status.success(), "{}", show(&o));
@@ -691,6 +692,28 @@ fn docker_login_and_push_through_berth_serve() {
         s.ok(&["run", "--rm", "--network", "none", &name, "echo", "pulled"]),
         "pulled\n"
     );
+    // dockerd's events of a push and a pull that went through (not of
+    // the refused push): the reference as sent, and its repository.
+    let out = events_until_now(
+        &s,
+        &since,
+        &["event=push", "event=pull"],
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    );
+    let repo = format!("{}/test/bb", reg.host());
+    assert_eq!(
+        out,
+        format!("image push {name} {repo}\nimage pull {name} {repo}\n")
+    );
+}
+
+/// Now as `docker events --since` takes it, to the nanosecond: what came
+/// earlier in the same second (the server's setup) is not in it.
+fn since_now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
 fn unix_now() -> u64 {
@@ -700,13 +723,25 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// `docker events` from `since` to a second from now (the query ends by
+/// itself at `until`), narrowed by `filters`, each event as `format`.
+fn events_until_now(s: &Served, since: &str, filters: &[&str], format: &str) -> String {
+    let until = (unix_now() + 1).to_string();
+    let mut args = vec!["events", "--since", since, "--until", &until];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    args.extend(["--format", format]);
+    s.ok(&args)
+}
+
 #[test]
 fn docker_events_and_system_df_through_berth_serve() {
     if !require_root("docker_events_and_system_df_through_berth_serve") || !have_docker() {
         return;
     }
     let s = Served::start();
-    let since = unix_now().to_string();
+    let since = since_now();
     // A follower: what was recorded since `since`, then what comes.
     let mut follow = s
         .docker(&[
@@ -750,15 +785,7 @@ fn docker_events_and_system_df_through_berth_serve() {
     let _ = follow.wait();
     assert_eq!(seen, want);
     // A bounded query ends by itself at `until`; filters narrow it.
-    let bounded = |filters: &[&str], format: &str| {
-        let until = (unix_now() + 1).to_string();
-        let mut args = vec!["events", "--since", &since, "--until", &until];
-        for f in filters {
-            args.extend(["--filter", f]);
-        }
-        args.extend(["--format", format]);
-        s.ok(&args)
-    };
+    let bounded = |filters: &[&str], format: &str| events_until_now(&s, &since, filters, format);
     let out = bounded(
         &["event=die"],
         "{{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}",
@@ -780,6 +807,10 @@ fn docker_events_and_system_df_through_berth_serve() {
         "image tag evtag:1\nimage untag evtag:1\nnetwork create evnet\n\
          network destroy evnet\nvolume create local\nvolume destroy local\n"
     );
+    // docker names the image of a tag and an untag by its id.
+    let bb = s.ok(&["inspect", "-f", "{{.Id}}", "bb"]);
+    let out = bounded(&["type=image"], "{{.Action}} {{.Actor.ID}}");
+    assert_eq!(out, format!("tag {0}untag {0}", bb));
     let out = bounded(&["volume=evvol"], "{{.Action}} {{.Actor.ID}}");
     assert_eq!(out, "create evvol\ndestroy evvol\n");
     let (code, out) = s.api(
@@ -827,6 +858,171 @@ fn docker_events_and_system_df_through_berth_serve() {
     assert_eq!(vol["UsageData"]["RefCount"], 1, "{v}");
     assert!(vol["UsageData"]["Size"].as_u64().unwrap() >= 100_000, "{v}");
     assert!(v["LayersSize"].as_u64().unwrap() > 0, "{v}");
+}
+
+#[test]
+fn docker_image_events_name_what_dockerd_names() {
+    if !require_root("docker_image_events_name_what_dockerd_names") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let since = since_now();
+    let id = |name: &str| s.ok(&["inspect", "-f", "{{.Id}}", name]).trim().to_string();
+    let bb = id("bb");
+    s.ok(&["tag", "bb", "evimg:1"]);
+    let archive = s.dir.0.join("evimg.tar");
+    s.ok(&["save", "-o", archive.to_str().unwrap(), "evimg:1"]);
+    s.ok(&["rmi", "evimg:1"]);
+    s.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let rootfs = s.dir.0.join("rootfs.tar");
+    let imported = s
+        .ok(&["import", rootfs.to_str().unwrap(), "evimp:1"])
+        .trim()
+        .to_string();
+    s.ok(&[
+        "run",
+        "--name",
+        "evc",
+        "--label",
+        "tier=db",
+        "--network",
+        "none",
+        "bb",
+        "true",
+    ]);
+    s.ok(&["commit", "-m", "a note", "evc", "evcommit:1"]);
+    let committed = id("evcommit:1");
+    let ctx = s.context(&[("Dockerfile", "FROM bb\nLABEL tier=web\n")]);
+    let o = s
+        .docker(&["build", "-t", "evbuild:1", ctx.to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    let built = id("evbuild:1");
+    // dockerd's actors: the image id, the name a tag or untag concerns,
+    // the id again as the name of save, load and import.
+    let out = events_until_now(
+        &s,
+        &since,
+        &["type=image"],
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    );
+    assert_eq!(
+        out,
+        format!(
+            "tag {bb} evimg:1\nsave {bb} {bb}\nuntag {bb} evimg:1\nload {bb} {bb}\n\
+             tag {imported} evimp:1\nimport {imported} {imported}\n\
+             tag {committed} evcommit:1\ntag {built} evbuild:1\n"
+        )
+    );
+    // commit is the container's event too, with the new image.
+    let out = events_until_now(
+        &s,
+        &since,
+        &["event=commit"],
+        "{{.Type}} {{.Actor.Attributes.name}} {{.Actor.Attributes.tier}} \
+         {{.Actor.Attributes.imageID}} {{.Actor.Attributes.imageRef}} {{.Actor.Attributes.comment}}",
+    );
+    assert_eq!(
+        out,
+        format!("container evc db {committed} evcommit:1 a note\n")
+    );
+    // An image event carries the image's labels, as dockerd's.
+    let out = events_until_now(
+        &s,
+        &since,
+        &["label=tier=web"],
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    );
+    assert_eq!(out, "image tag evbuild:1\n");
+    s.ok(&["rm", "evc"]);
+}
+
+#[test]
+fn containers_join_and_leave_their_networks_in_the_event_log() {
+    if !require_root("containers_join_and_leave_their_networks_in_the_event_log") || !have_docker()
+    {
+        return;
+    }
+    let s = Served::start();
+    let since = since_now();
+    s.ok(&["network", "create", "evnet"]);
+    let net_id = |n: &str| {
+        s.ok(&["network", "inspect", "-f", "{{.Id}}", n])
+            .trim()
+            .to_string()
+    };
+    let (bridge, evnet) = (net_id("bridge"), net_id("evnet"));
+    // Through the API, on a user network...
+    let docker_made = s
+        .ok(&[
+            "create",
+            "--name",
+            "evd",
+            "--network",
+            "evnet",
+            "bb",
+            "true",
+        ])
+        .trim()
+        .to_string();
+    s.ok(&["start", "-a", "evd"]);
+    s.ok(&["rm", "evd"]);
+    // ...and by the CLI, on the default bridge: its monitor records them.
+    let o = s.berth(&["run", "--name", "evb", "bb", "true"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let cli_made = s
+        .ok(&["inspect", "-f", "{{.Id}}", "evb"])
+        .trim()
+        .to_string();
+    s.ok(&["rm", "evb"]);
+    // Not on a network: none of its events.
+    s.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "evnone",
+        "--network",
+        "none",
+        "bb",
+        "true",
+    ]);
+    let out = events_until_now(
+        &s,
+        &since,
+        &["type=container", "type=network"],
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes \"container\"}} \
+         {{.Actor.Attributes.name}} {{index .Actor.Attributes \"type\"}}",
+    );
+    let of = |id: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| l.contains(id))
+            .map(|l| l.replace(id, "C"))
+            .collect()
+    };
+    let want = |net: &str, net_name: &str, name: &str| -> Vec<String> {
+        let c = |action: &str| format!("container {action} C  {name} ");
+        let n = |action: &str| format!("network {action} {net} C {net_name} bridge");
+        vec![
+            c("create"),
+            n("connect"),
+            c("start"),
+            c("die"),
+            n("disconnect"),
+            c("destroy"),
+        ]
+    };
+    assert_eq!(of(&docker_made), want(&evnet, "evnet", "evd"), "{out}");
+    assert_eq!(of(&cli_made), want(&bridge, "bridge", "evb"), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("network")
+            && !l.contains(&docker_made)
+            && !l.contains(&cli_made)
+            && !l.contains("network create")),
+        "{out}"
+    );
+    s.ok(&["network", "rm", "evnet"]);
 }
 
 #[test]

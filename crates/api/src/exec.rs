@@ -8,17 +8,17 @@ use std::sync::{Arc, Mutex};
 
 use berth_engine::ExecOptions;
 use hyper::StatusCode;
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::sync::mpsc;
 
 use crate::body::{self, Response};
 use crate::error::ApiError;
 use crate::router::Ctx;
 use crate::state::lock;
-use crate::streams::{self, Ended, Streams};
+use crate::streams::{self, ClientIo, Ended, Hangup, Streams};
 
 pub struct Instance {
     pub id: String,
@@ -264,10 +264,8 @@ pub async fn start(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
                 return;
             }
         };
-        let mut client = TokioIo::new(up);
-        let code = proc.attached(&mut client, &s, resize_rx).await;
-        i.finish(code);
-        let _ = client.shutdown().await;
+        let (client, hangup) = streams::hijacked(up);
+        proc.attached(client, hangup, &s, resize_rx, &i).await;
     });
     Ok(streams::switching(ctype))
 }
@@ -283,8 +281,23 @@ enum Proc {
     Piped(tokio::process::Child, std::path::PathBuf),
 }
 
+/// Waits for `child` through a pidfd: no thread is parked for a process
+/// that may run on for days after its client left. (Without pidfds, a
+/// blocking thread waits.)
 async fn reap(mut child: std::process::Child) -> i32 {
-    tokio::task::spawn_blocking(move || child.wait().ok().and_then(|s| s.code()).unwrap_or(255))
+    let code =
+        |s: std::io::Result<std::process::ExitStatus>| s.ok().and_then(|s| s.code()).unwrap_or(255);
+    let pid = rustix::process::Pid::from_child(&child);
+    if let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        // The AsyncFd owns its OwnedFd (see streams::Hangup).
+        #[allow(deprecated)]
+        if let Ok(fd) = AsyncFd::with_interest(fd, Interest::READABLE) {
+            // Readable once the process has exited.
+            let _ = fd.readable().await;
+            return code(child.wait());
+        }
+    }
+    tokio::task::spawn_blocking(move || code(child.wait()))
         .await
         .unwrap_or(255)
 }
@@ -301,80 +314,104 @@ impl Proc {
                 let _ = std::fs::remove_file(file);
                 code
             }
-            Proc::Piped(mut child, file) => {
-                let code = child
-                    .wait()
-                    .await
-                    .ok()
-                    .and_then(|s| s.code())
-                    .unwrap_or(255);
-                let _ = std::fs::remove_file(file);
-                code
-            }
+            Proc::Piped(mut child, file) => finish_piped(&mut child, &file).await,
         }
     }
 
-    async fn attached<C>(
+    /// Serves `client` until the process exits (its code is recorded in
+    /// `inst` before the stream closes) or the client leaves: then the
+    /// connection goes at once and, as with dockerd, the process runs on
+    /// (its stdin closed, its output dropped) until its code is recorded.
+    async fn attached(
         self,
-        client: &mut C,
+        mut client: Box<dyn ClientIo>,
+        hangup: Option<Hangup>,
         s: &Streams,
         resize: mpsc::Receiver<(u16, u16)>,
-    ) -> i32
-    where
-        C: tokio::io::AsyncRead + AsyncWrite + Unpin,
-    {
+        inst: &Instance,
+    ) {
         match self {
             Proc::Tty(child, sock, file) => {
-                let ended = streams::bridge(client, sock, s, Some(resize), None).await;
-                let _ = std::fs::remove_file(&file);
+                // With this stream gone, the helper serves the pty on to
+                // the process's exit, as for a detached exec.
+                let ended =
+                    streams::bridge(&mut client, sock, s, Some(resize), hangup.as_ref()).await;
                 match ended {
                     Ended::Exited(code) => {
+                        let _ = std::fs::remove_file(&file);
+                        inst.finish(code);
+                        let _ = client.shutdown().await;
                         tokio::task::spawn(reap(child));
-                        code
                     }
-                    // Detached or gone: the process runs on; its code
-                    // comes when it ends.
-                    Ended::Detached | Ended::Closed => reap(child).await,
+                    Ended::Detached | Ended::Closed => {
+                        let _ = client.shutdown().await;
+                        drop((client, hangup));
+                        // The process file goes once the helper is done
+                        // with it: a client gone at once may leave before
+                        // the helper has read it.
+                        let code = reap(child).await;
+                        let _ = std::fs::remove_file(&file);
+                        inst.finish(code);
+                    }
                 }
             }
             Proc::Piped(mut child, file) => {
-                let code = pump(client, &mut child).await;
-                let _ = std::fs::remove_file(file);
-                code
+                let gone = pump(&mut client, hangup.as_ref(), &mut child).await;
+                // A client gone is let go now, not at the process's end,
+                // and what the process still writes is read to nowhere so
+                // that it never blocks on a full pipe (dockerd drops it too).
+                let mut client = (!gone).then_some(client);
+                drop(hangup);
+                drain(child.stdout.take(), child.stderr.take()).await;
+                // The process file goes only now: a client gone at once
+                // may leave before the helper has read it.
+                inst.finish(finish_piped(&mut child, &file).await);
+                if let Some(c) = client.as_mut() {
+                    let _ = c.shutdown().await;
+                }
             }
         }
     }
 }
 
+/// Waits for a piped exec's end: its exit code, its process file removed.
+async fn finish_piped(child: &mut tokio::process::Child, file: &std::path::Path) -> i32 {
+    let code = child
+        .wait()
+        .await
+        .ok()
+        .and_then(|s| s.code())
+        .unwrap_or(255);
+    let _ = std::fs::remove_file(file);
+    code
+}
+
 /// A piped exec: its stdout and stderr to the client, framed; the
-/// client's bytes to its stdin. Returns once it exited and its output is
-/// drained.
-async fn pump<C>(client: &mut C, child: &mut tokio::process::Child) -> i32
-where
-    C: tokio::io::AsyncRead + AsyncWrite + Unpin,
-{
+/// client's bytes to its stdin. Returns once its output has ended, or
+/// with true once the client is gone (hung up, or a write failed), its
+/// stdin then closed.
+async fn pump(
+    client: &mut Box<dyn ClientIo>,
+    hangup: Option<&Hangup>,
+    child: &mut tokio::process::Child,
+) -> bool {
     let mut stdin = child.stdin.take();
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     let (mut ob, mut eb, mut cb) = (vec![0u8; 32768], vec![0u8; 32768], vec![0u8; 32768]);
     let mut client_open = true;
-    while out.is_some() || err.is_some() {
+    let mut gone = false;
+    while !gone && (out.is_some() || err.is_some()) {
         tokio::select! {
             n = async { out.as_mut().unwrap().read(&mut ob).await }, if out.is_some() => {
                 match n {
-                    Ok(n) if n > 0 => {
-                        if client.write_all(&streams::frame(1, &ob[..n])).await.is_err() { break; }
-                        let _ = client.flush().await;
-                    }
+                    Ok(n) if n > 0 => gone = send(client, 1, &ob[..n]).await.is_err(),
                     _ => out = None,
                 }
             }
             n = async { err.as_mut().unwrap().read(&mut eb).await }, if err.is_some() => {
                 match n {
-                    Ok(n) if n > 0 => {
-                        if client.write_all(&streams::frame(2, &eb[..n])).await.is_err() { break; }
-                        let _ = client.flush().await;
-                    }
+                    Ok(n) if n > 0 => gone = send(client, 2, &eb[..n]).await.is_err(),
                     _ => err = None,
                 }
             }
@@ -394,13 +431,28 @@ where
                     }
                 }
             }
+            () = Hangup::wait(hangup) => gone = true,
         }
     }
-    drop(stdin);
-    child
-        .wait()
-        .await
-        .ok()
-        .and_then(|st| st.code())
-        .unwrap_or(255)
+    // What is left of the output is the caller's to drain.
+    (child.stdout, child.stderr) = (out, err);
+    gone
+}
+
+async fn send(client: &mut Box<dyn ClientIo>, stream: u8, body: &[u8]) -> std::io::Result<()> {
+    client.write_all(&streams::frame(stream, body)).await?;
+    client.flush().await
+}
+
+/// Reads both pipes to their ends, keeping nothing.
+async fn drain(out: Option<tokio::process::ChildStdout>, err: Option<tokio::process::ChildStderr>) {
+    let to_nowhere = |p: Option<Box<dyn AsyncRead + Unpin + Send>>| async move {
+        if let Some(mut p) = p {
+            let _ = tokio::io::copy(&mut p, &mut tokio::io::sink()).await;
+        }
+    };
+    tokio::join!(
+        to_nowhere(out.map(|o| Box::new(o) as _)),
+        to_nowhere(err.map(|e| Box::new(e) as _)),
+    );
 }

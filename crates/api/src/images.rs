@@ -227,7 +227,7 @@ pub async fn remove(ctx: Ctx, name: String) -> Result<Response, ApiError> {
     let v: Vec<Value> = removed
         .iter()
         .map(|r| match r {
-            Removed::Untagged(t) => json!({"Untagged": t.familiar()}),
+            Removed::Untagged(t, _) => json!({"Untagged": t.familiar()}),
             Removed::Deleted(d) => json!({"Deleted": d.to_string()}),
         })
         .collect();
@@ -398,7 +398,7 @@ pub async fn create(ctx: Ctx) -> Result<Response, ApiError> {
                 }
             };
             let (reference, pulled) =
-                berth_engine::pull::pull(&client, &store, &name, platform.as_deref(), &sink)?;
+                berth_engine::pull::pull(e, &client, &store, &name, platform.as_deref(), &sink)?;
             send(json!({"status": format!("Digest: {}", pulled.digest)}));
             let fresh = before.as_ref() != Some(&pulled.image.id);
             send(json!({"status": format!(
@@ -436,7 +436,7 @@ pub async fn push(ctx: Ctx, name: String) -> Result<Response, ApiError> {
                 }
             };
             let (reference, image, digest) =
-                berth_engine::pull::push(&client, &store, &reference.to_string(), &sink)?;
+                berth_engine::pull::push(e, &client, &store, &reference.to_string(), &sink)?;
             let size = berth_image::content::read_blob(store.content(), &image.manifest)
                 .map(|b| b.len())
                 .unwrap_or(0);

@@ -60,7 +60,7 @@ pub async fn get(ctx: Ctx, names: Vec<String>) -> Result<Response, ApiError> {
             format: ArchiveFormat::Docker,
             compression: Compression::None,
         };
-        berth_image::archive::save(&store, &names, w, &opts)?;
+        berth_engine::image_ops::save(e, &store, &names, w, &opts)?;
         Ok(())
     })
     .await
@@ -90,7 +90,7 @@ pub async fn load(mut ctx: Ctx) -> Result<Response, ApiError> {
         .api
         .blocking(move |e| {
             let store = berth_engine::images::open(&e.paths)?;
-            Ok(berth_image::archive::load(&store, reader)?)
+            berth_engine::image_ops::load(e, &store, reader)
         })
         .await;
     feed.abort();
@@ -145,7 +145,7 @@ pub async fn import(mut ctx: Ctx) -> Result<Response, ApiError> {
         .api
         .blocking(move |e| {
             let store = berth_engine::images::open(&e.paths)?;
-            Ok(store.import(reader, &opts)?)
+            berth_engine::image_ops::import(e, &store, reader, &opts)
         })
         .await;
     feed.abort();

@@ -117,7 +117,7 @@ impl Hangup {
             .map(Hangup)
     }
 
-    async fn wait(h: Option<&Hangup>) {
+    pub(crate) async fn wait(h: Option<&Hangup>) {
         let Some(Hangup(fd)) = h else {
             return std::future::pending().await;
         };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use berth_engine::{images as store, Engine};
-use berth_image::archive::{self, ArchiveFormat, SaveOptions};
+use berth_image::archive::{ArchiveFormat, SaveOptions};
 use berth_image::layer::Compression;
 use berth_image::store::ImportOptions;
 use clap::Args;
@@ -64,7 +64,7 @@ pub fn save(engine: &Engine, a: SaveArgs) -> Result<u8> {
         compression,
     };
     write_output(a.output.as_deref(), "Saving", a.quiet, |w| {
-        archive::save(&s, &names, w, &opts).map_err(berth_engine::Error::from)?;
+        berth_engine::image_ops::save(engine, &s, &names, w, &opts)?;
         Ok(())
     })?;
     Ok(0)
@@ -155,7 +155,7 @@ pub fn load(engine: &Engine, a: LoadArgs) -> Result<u8> {
     let s = store::open(&engine.paths)?;
     let bar = progress::bytes_bar("Loading", len, a.quiet);
     let r = progress::read_then(&bar, r, "Unpacking layers");
-    let loaded = archive::load(&s, r).map_err(berth_engine::Error::from)?;
+    let loaded = berth_engine::image_ops::load(engine, &s, r)?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -214,9 +214,7 @@ pub fn import(engine: &Engine, a: ImportArgs) -> Result<u8> {
         message: a.message,
         source,
     };
-    let image = s
-        .import(r, &opts)
-        .map_err(berth_engine::Error::from)
+    let image = berth_engine::image_ops::import(engine, &s, r, &opts)
         .with_context(|| format!("importing {}", opts.source))?;
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -453,9 +453,9 @@ pub struct RmiArgs {
 fn print_removed(out: &mut impl Write, removed: &[Removed], lower: bool) -> Result<()> {
     for r in removed {
         match (r, lower) {
-            (Removed::Untagged(t), false) => writeln!(out, "Untagged: {}", t.familiar())?,
+            (Removed::Untagged(t, _), false) => writeln!(out, "Untagged: {}", t.familiar())?,
             (Removed::Deleted(d), false) => writeln!(out, "Deleted: {d}")?,
-            (Removed::Untagged(t), true) => writeln!(out, "untagged: {}", t.familiar())?,
+            (Removed::Untagged(t, _), true) => writeln!(out, "untagged: {}", t.familiar())?,
             (Removed::Deleted(d), true) => writeln!(out, "deleted: {d}")?,
         }
     }

@@ -57,7 +57,7 @@ fn pull_one(
         .unwrap_or_default();
     t.line(&format!("{what}: Pulling from {}", reference.path()));
     let sink = t.sink();
-    let result = reg::pull(&client, &s, name, platform, &sink);
+    let result = reg::pull(engine, &client, &s, name, platform, &sink);
     t.finish();
     let (reference, pulled) = result?;
     t.line(&format!("Digest: {}", pulled.digest));
@@ -150,7 +150,7 @@ pub fn push(engine: &Engine, a: PushArgs) -> Result<u8> {
             t.hide(i.id);
         }
         let sink = t.sink();
-        let result = reg::push(&client, &s, &name, &sink);
+        let result = reg::push(engine, &client, &s, &name, &sink);
         t.finish();
         let (reference, image, digest) = result?;
         let size = berth_image::content::read_blob(s.content(), &image.manifest)

@@ -13,6 +13,7 @@ use berth_runtime::Runtime;
 
 use crate::db::{Container, Db, State};
 use crate::error::{io_err, Error, Result};
+use crate::events::Pending;
 use crate::hostconfig::{self, HostConfig};
 use crate::images;
 use crate::leftovers::Leftovers;
@@ -282,7 +283,7 @@ impl Engine {
                 Ok(pending) => self.prepare_with(&c, console_size, net).map(|()| pending),
                 Err(e) => {
                     if net.finish().is_ok_and(|sb| sb.is_some()) {
-                        let _ = self.unmount_run(&c.id);
+                        let _ = self.unmount_run(&c.id, &mut Vec::new());
                     }
                     Err(e)
                 }
@@ -292,7 +293,7 @@ impl Engine {
         crate::timing::mark("start: prepared");
         let started = pending.go();
         if started.is_err() {
-            let _ = self.unmount_run(&c.id);
+            let _ = self.unmount_run(&c.id, &mut Vec::new());
         }
         started
     }
@@ -318,7 +319,7 @@ impl Engine {
                 let _ = n.finish();
             }
             // Nothing stays mounted for a start that never happened.
-            let _ = self.unmount_run(&c.id);
+            let _ = self.unmount_run(&c.id, &mut Vec::new());
         }
         prepared
     }
@@ -550,8 +551,15 @@ impl Engine {
     /// What a run holds once its process is gone: the runtime's state, the
     /// rootfs mount, the network. Failures are collected, not fatal, so
     /// teardown goes on past them.
-    /// With `later`, the runtime's state and cgroups are left to it.
-    fn release_run(&self, id: &str, errors: &mut Vec<String>, later: Option<&mut Leftovers>) {
+    /// With `later`, the runtime's state and cgroups are left to it. The
+    /// networks left, as (id, name), are added to `left`.
+    fn release_run(
+        &self,
+        id: &str,
+        errors: &mut Vec<String>,
+        later: Option<&mut Leftovers>,
+        left: &mut Vec<(String, String)>,
+    ) {
         match later {
             Some(later) => later.add_run(self.runtime(), id),
             None => match self.runtime().delete(id, true) {
@@ -560,20 +568,20 @@ impl Engine {
                 Err(e) => errors.push(e.to_string()),
             },
         }
-        errors.extend(self.unmount_run(id));
+        errors.extend(self.unmount_run(id, left));
     }
 
     /// The host's side of a run, once its processes are gone (or never
     /// were): the rootfs, /dev/shm and idmapped mounts, the network. The
-    /// failures, each as a message.
-    fn unmount_run(&self, id: &str) -> Vec<String> {
+    /// failures, each as a message; the networks left go to `left`.
+    fn unmount_run(&self, id: &str, left: &mut Vec<(String, String)>) -> Vec<String> {
         [
             unmount(&self.paths.rootfs(id)),
             self.unmount_shm(id),
             self.unmount_idmapped(id),
             {
                 crate::timing::mark("exit: unmounted");
-                crate::network::release(self, id)
+                crate::network::release(self, id, left)
             },
         ]
         .into_iter()
@@ -591,7 +599,7 @@ impl Engine {
         }
         let mut errors = Vec::new();
         // Before the bundle goes: the network's record of itself is there.
-        self.release_run(id, &mut errors, None);
+        self.release_run(id, &mut errors, None, &mut Vec::new());
         self.remove_released(db, id, errors, None)
     }
 
@@ -677,18 +685,22 @@ impl Engine {
     /// the row is gone or being removed: the process must not outlive it.
     pub fn record_started(&self, id: &str, pid: i32) -> Result<()> {
         let db = self.db()?;
-        db.set_running(id, pid, chrono::Utc::now())?;
-        if let Ok(c) = db.find(id) {
-            crate::events::container(&db, &c, "start", &[]);
-        }
-        Ok(())
+        let c = db.find(id)?;
+        // dockerd's order: the container joins its networks, then starts.
+        // Written in the commit of the running state, not one each.
+        let mut events: Vec<Pending> = crate::network::joined(self, &c)
+            .iter()
+            .map(|(net, name)| Pending::network("connect", net, name, id))
+            .collect();
+        events.push(Pending::container(&c, "start", &[]));
+        crate::events::with_state(&db, &events, || db.set_running(id, pid, chrono::Utc::now()))
     }
 
     /// The monitor's record of a start that failed: the row stays (docker
     /// keeps a container whose command was not found) unless `--rm`.
     pub fn record_start_failed(&self, id: &str, code: i32, msg: &str) -> Result<()> {
         let db = self.db()?;
-        for e in self.unmount_run(id) {
+        for e in self.unmount_run(id, &mut Vec::new()) {
             tracing::warn!(id, error = %e, "releasing what a failed start held");
         }
         db.set_start_failed(id, code, msg)?;
@@ -720,17 +732,33 @@ impl Engine {
         let oom_killed = !rm && self.runtime().oom_kills(id).unwrap_or(0) > 0;
         // docker frees the address and ports at exit, not at rm. A --rm
         // container's cgroups and runtime state go after the answer.
-        self.release_run(id, &mut errors, rm.then_some(&mut *later));
+        let mut left = Vec::new();
+        self.release_run(id, &mut errors, rm.then_some(&mut *later), &mut left);
         crate::timing::mark("exit: released");
         let now = chrono::Utc::now();
-        if !rm {
-            db.set_exited(id, code, oom_killed, now)?;
-        }
+        // dockerd's order: the container dies, then leaves its networks;
+        // all written in the commit of the exit.
+        let mut events = Vec::new();
         if oom_killed {
-            crate::events::container(&db, &c, "oom", &[]);
+            events.push(Pending::container(&c, "oom", &[]));
         }
-        crate::events::container(&db, &c, "die", &[("exitCode", code.to_string())]);
-        if rm && db.set_exited_removing(id, code, now)? {
+        events.push(Pending::container(
+            &c,
+            "die",
+            &[("exitCode", code.to_string())],
+        ));
+        events.extend(
+            left.iter()
+                .map(|(net, name)| Pending::network("disconnect", net, name, id)),
+        );
+        let claimed = crate::events::with_state(&db, &events, || {
+            if rm {
+                db.set_exited_removing(id, code, now)
+            } else {
+                db.set_exited(id, code, oom_killed, now).map(|()| false)
+            }
+        })?;
+        if claimed {
             crate::timing::mark("exit: claimed");
             // One write to removing (a racing `rm` then leaves it to us),
             // and the teardown without releasing the run a second time

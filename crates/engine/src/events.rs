@@ -1,8 +1,12 @@
 //! The event log (docker's `events`): an append-only table of the state
 //! database, written where a container's life happens (create, start,
-//! die, kill, stop, pause, unpause, rename, destroy) by whichever process
-//! does it (a CLI, `berth serve`, a monitor), and read back in order by
-//! sequence number. Only the newest [`KEEP`] rows are kept.
+//! die, kill, stop, pause, unpause, rename, commit, destroy), an image's
+//! (pull, push, tag, untag, load, save, import, delete), a network's
+//! (create, connect, disconnect, destroy) or a volume's, by whichever
+//! process does it (a CLI, `berth serve`, a monitor), and read back in
+//! order by sequence number. Only the newest [`KEEP`] rows are kept.
+//! Events that report a state change are written in its transaction
+//! ([`with_state`]): a commit is most of an event's cost.
 //!
 //! Recording never fails the operation it reports: a lost event is
 //! logged, a lost container is not risked for it.
@@ -10,6 +14,8 @@
 use std::collections::BTreeMap;
 
 use rusqlite::params;
+
+use berth_image::store::{Image, Store};
 
 use crate::db::{Container, Db};
 use crate::error::Result;
@@ -87,18 +93,88 @@ fn append_keeping(
     Ok(())
 }
 
+/// An event not yet written: made where the facts are known, written
+/// with the state change it reports (see [`with_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    pub kind: &'static str,
+    pub action: String,
+    pub actor: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Pending {
+    /// A container event with docker's attributes: its labels, name and
+    /// image, then `extra`.
+    pub fn container(c: &Container, action: &str, extra: &[(&str, String)]) -> Pending {
+        let mut attributes: BTreeMap<String, String> = c.config.labels.clone();
+        attributes.insert("name".into(), c.name.clone());
+        attributes.insert("image".into(), c.image.clone());
+        for (k, v) in extra {
+            attributes.insert((*k).to_string(), v.clone());
+        }
+        Pending {
+            kind: "container",
+            action: action.to_string(),
+            actor: c.id.clone(),
+            attributes,
+        }
+    }
+
+    /// A network's `connect` or `disconnect` of `container`, as dockerd
+    /// reports them (berth's networks are all bridges).
+    pub fn network(action: &str, id: &str, name: &str, container: &str) -> Pending {
+        let attributes = [("container", container), ("name", name), ("type", "bridge")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Pending {
+            kind: "network",
+            action: action.to_string(),
+            actor: id.to_string(),
+            attributes,
+        }
+    }
+
+    fn append(&self, db: &Db) {
+        if let Err(e) = append(db, self.kind, &self.action, &self.actor, &self.attributes) {
+            tracing::warn!(actor = self.actor, kind = self.kind, action = self.action, error = %e, "recording an event");
+        }
+    }
+}
+
+/// Runs `change` (statements on `db`) and writes `events` in the same
+/// transaction: one commit where there would be one for each. A failed
+/// change writes nothing; a failed event is logged and the change kept.
+pub fn with_state<T>(db: &Db, events: &[Pending], change: impl FnOnce() -> Result<T>) -> Result<T> {
+    let tx =
+        rusqlite::Transaction::new_unchecked(db.conn(), rusqlite::TransactionBehavior::Immediate)
+            .map_err(db.err())?;
+    let out = change()?;
+    for e in events {
+        e.append(db);
+    }
+    tx.commit().map_err(db.err())?;
+    Ok(out)
+}
+
+/// Writes `events` in one transaction; a failure is logged, not returned.
+pub fn record(db: &Db, events: &[Pending]) {
+    match events {
+        [] => {}
+        [one] => one.append(db),
+        _ => {
+            if let Err(e) = with_state(db, events, || Ok(())) {
+                tracing::warn!(error = %e, "recording events");
+            }
+        }
+    }
+}
+
 /// Records a container event with docker's attributes (its labels, name
 /// and image, then `extra`); a failure is logged, not returned.
 pub fn container(db: &Db, c: &Container, action: &str, extra: &[(&str, String)]) {
-    let mut attrs: BTreeMap<String, String> = c.config.labels.clone();
-    attrs.insert("name".into(), c.name.clone());
-    attrs.insert("image".into(), c.image.clone());
-    for (k, v) in extra {
-        attrs.insert((*k).to_string(), v.clone());
-    }
-    if let Err(e) = append(db, "container", action, &c.id, &attrs) {
-        tracing::warn!(id = c.id, action, error = %e, "recording an event");
-    }
+    Pending::container(c, action, extra).append(db);
 }
 
 /// Records an event of an image, network or volume with `attributes`; a
@@ -124,21 +200,42 @@ impl crate::Engine {
     }
 
     /// docker's image events for what `rmi` or `image prune` removed:
-    /// `untag` with the name, `delete` with the id.
+    /// `untag` and `delete`, both naming the image by id, with the tag
+    /// (or the id) as `name`.
     pub fn image_events(&self, removed: &[berth_image::store::Removed]) {
         for r in removed {
             match r {
-                berth_image::store::Removed::Untagged(name) => self.event(
-                    "image",
-                    "untag",
-                    &name.to_string(),
-                    &[("name", name.familiar())],
-                ),
+                berth_image::store::Removed::Untagged(name, id) => {
+                    self.event("image", "untag", id.as_str(), &[("name", name.familiar())])
+                }
                 berth_image::store::Removed::Deleted(id) => {
                     self.event("image", "delete", id.as_str(), &[("name", id.to_string())])
                 }
             }
         }
+    }
+
+    /// An image event as dockerd's `LogImageEvent` makes it: the image's
+    /// labels, then `name`, for `actor` (the image's id, or for pull and
+    /// push the reference as given).
+    pub fn image_event(&self, store: &Store, image: &Image, action: &str, actor: &str, name: &str) {
+        let mut attrs: Vec<(String, String)> = store
+            .config(image)
+            .ok()
+            .and_then(|v| v.pointer("/config/Labels").cloned())
+            .and_then(|l| serde_json::from_value::<BTreeMap<String, String>>(l).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        attrs.push(("name".into(), name.to_string()));
+        let attrs: Vec<(&str, String)> =
+            attrs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        self.event("image", action, actor, &attrs);
+    }
+
+    /// The `tag` event of `image` newly named `r`.
+    pub fn tag_event(&self, store: &Store, image: &Image, r: &berth_image::Reference) {
+        self.image_event(store, image, "tag", image.id.as_str(), &r.familiar());
     }
 }
 
@@ -208,5 +305,36 @@ mod tests {
         assert_eq!(kept.len(), 3);
         assert!(kept.iter().all(|e| e.action == "die"));
         assert_eq!(last(&db).unwrap(), kept[2].seq);
+    }
+
+    #[test]
+    fn events_with_a_state_change_are_written_with_it_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("berth.db")).unwrap();
+        let events = [
+            Pending::network("connect", "n1", "bridge", "c1"),
+            Pending::network("connect", "n2", "front", "c1"),
+        ];
+        // A change that fails takes its events with it.
+        let failed: Result<()> = with_state(&db, &events, || {
+            append(&db, "container", "start", "c1", &BTreeMap::new())?;
+            Err(crate::Error::NoSuchContainer("c1".into()))
+        });
+        assert!(failed.is_err());
+        assert!(after(&db, 0, 100).unwrap().is_empty());
+        with_state(&db, &events, || {
+            append(&db, "container", "start", "c1", &BTreeMap::new())
+        })
+        .unwrap();
+        let all = after(&db, 0, 100).unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|e| (e.action.as_str(), e.actor.as_str()))
+                .collect::<Vec<_>>(),
+            [("start", "c1"), ("connect", "n1"), ("connect", "n2")]
+        );
+        assert_eq!(all[2].attributes["name"], "front");
+        assert_eq!(all[2].attributes["container"], "c1");
+        assert_eq!(all[2].attributes["type"], "bridge");
     }
 }

@@ -1,18 +1,22 @@
 //! The image commands' engine half: what needs both the image store and
 //! the containers table (`rmi` and `image prune` refuse images containers
 //! use, `system df` counts both, `commit`, `export` and `diff` read a
-//! container's snapshot), and docker's JSON views of an image.
+//! container's snapshot), docker's JSON views of an image, and the image
+//! operations that record dockerd's events (load, save, import, tag).
 //!
 //! It prints nothing: the CLI renders what these return.
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use berth_image::archive::SaveOptions;
 use berth_image::layer::{diff as layer_diff, DiffOptions};
-use berth_image::store::{CheckReport, CommitOptions, DfReport, Image, Removed, Store, StoreError};
+use berth_image::store::{
+    CheckReport, CommitOptions, DfReport, Image, ImportOptions, Removed, Store, StoreError,
+};
 use berth_image::{Digest, Reference};
 use serde_json::{json, Value};
 
@@ -69,8 +73,63 @@ pub fn tag(engine: &Engine, store: &Store, source: &str, target: &str) -> Result
         )));
     }
     store.tag(&image.id, &r)?;
-    engine.event("image", "tag", image.id.as_str(), &[("name", r.familiar())]);
+    engine.tag_event(store, &image, &r);
     Ok(())
+}
+
+/// `docker load`: the images of a docker or OCI archive, each with
+/// dockerd's `load` event (named by its id).
+pub fn load(engine: &Engine, store: &Store, input: impl Read) -> Result<Vec<Image>> {
+    let loaded = berth_image::archive::load(store, input)?;
+    for i in &loaded {
+        engine.image_event(store, i, "load", i.id.as_str(), i.id.as_str());
+    }
+    Ok(loaded)
+}
+
+/// `docker save`: `names` as one archive on `out`, with dockerd's `save`
+/// event for each image in it.
+pub fn save<W: Write>(
+    engine: &Engine,
+    store: &Store,
+    names: &[&str],
+    out: W,
+    opts: &SaveOptions,
+) -> Result<W> {
+    let mut images: Vec<Image> = Vec::new();
+    for n in names {
+        let i = store.image(n).map_err(not_found(n))?;
+        if !images.iter().any(|seen| seen.id == i.id) {
+            images.push(i);
+        }
+    }
+    let out = berth_image::archive::save(store, names, out, opts)?;
+    for i in &images {
+        engine.image_event(store, i, "save", i.id.as_str(), i.id.as_str());
+    }
+    Ok(out)
+}
+
+/// `docker import`: a root filesystem tar as a one-layer image, with
+/// dockerd's events: `tag` when named, then `import` (by id).
+pub fn import(
+    engine: &Engine,
+    store: &Store,
+    input: impl Read,
+    opts: &ImportOptions,
+) -> Result<Image> {
+    let image = store.import(input, opts)?;
+    if let Some(r) = &opts.reference {
+        engine.tag_event(store, &image, r);
+    }
+    engine.image_event(
+        store,
+        &image,
+        "import",
+        image.id.as_str(),
+        image.id.as_str(),
+    );
+    Ok(image)
 }
 
 /// One container in `system df`.
@@ -373,7 +432,24 @@ pub fn commit(
             tracing::warn!(container = %c.id, error = %e, "could not resume after commit");
         }
     }
-    Ok(result?)
+    let made = result?;
+    // dockerd's: the new tag's event, then the container's `commit`.
+    if let Some(r) = &opts.reference {
+        engine.tag_event(store, &made, r);
+    }
+    let image_ref = opts.reference.as_ref().map(Reference::familiar);
+    let db = engine.db()?;
+    crate::events::container(
+        &db,
+        &c,
+        "commit",
+        &[
+            ("comment", opts.message.clone().unwrap_or_default()),
+            ("imageID", made.id.to_string()),
+            ("imageRef", image_ref.unwrap_or_default()),
+        ],
+    );
+    Ok(made)
 }
 
 /// `docker export`: the container's whole filesystem as one tar on `out`.

@@ -2,12 +2,9 @@
 //! image and its config, prepare and remove containers' root snapshots.
 //! The image crate does the work; this module only wires it to our paths.
 
-use std::io::Read;
-
 use berth_image::snapshot::overlay::OverlaySnapshotter;
 use berth_image::snapshot::{Detached, Mount};
-use berth_image::store::{Image, ImportOptions, Store, StoreError};
-use berth_image::Reference;
+use berth_image::store::{Image, Store, StoreError};
 
 use crate::error::{Error, Result};
 use crate::options::ImageConfig;
@@ -19,26 +16,6 @@ pub fn open(paths: &Paths) -> Result<Store> {
     let snap = OverlaySnapshotter::open(&paths.root.join("snapshots"))
         .map_err(|e| Error::Image(StoreError::from(e)))?;
     Ok(Store::open(paths.image_root(), Box::new(snap))?)
-}
-
-/// `import`: a rootfs tarball becomes a one-layer image, tagged when a
-/// reference is given.
-pub fn import(
-    store: &Store,
-    input: impl Read,
-    reference: Option<&str>,
-    source: &str,
-) -> Result<Image> {
-    let reference = reference
-        .map(Reference::parse)
-        .transpose()
-        .map_err(|e| Error::Image(e.into()))?;
-    let opts = ImportOptions {
-        reference,
-        source: source.to_string(),
-        ..Default::default()
-    };
-    Ok(store.import(input, &opts)?)
 }
 
 /// Finds an image by reference, id or id prefix.

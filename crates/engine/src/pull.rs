@@ -13,6 +13,7 @@ use berth_registry::{
 };
 
 use crate::error::{io_err, Error, Result};
+use crate::Engine;
 
 /// Where the engine's configuration lives; only `[registry]` is read here.
 pub const CONFIG_FILE: &str = "/etc/berth/berth.toml";
@@ -53,7 +54,10 @@ pub fn parse_platform(s: &str) -> Result<Platform> {
 }
 
 /// `docker pull NAME`: the reference as normalised, and what came of it.
+/// dockerd's `pull` event names the reference as pulled (`busybox:latest`)
+/// and its repository.
 pub fn pull(
+    engine: &Engine,
     client: &Client,
     store: &Store,
     name: &str,
@@ -65,6 +69,13 @@ pub fn pull(
         platform: platform.map(parse_platform).transpose()?,
     };
     let pulled = client.pull(store, &reference, &opts, progress)?;
+    engine.image_event(
+        store,
+        &pulled.image,
+        "pull",
+        &reference.familiar(),
+        &reference.familiar_name(),
+    );
     Ok((reference, pulled))
 }
 
@@ -85,6 +96,7 @@ pub fn repository_tags(client: &Client, name: &str) -> Result<(Reference, Vec<St
 /// `docker push NAME[:TAG]`: the local image so named goes to the
 /// registry in its domain. Returns the reference and the manifest's digest.
 pub fn push(
+    engine: &Engine,
     client: &Client,
     store: &Store,
     name: &str,
@@ -101,6 +113,14 @@ pub fn push(
         e => Error::Image(e),
     })?;
     let digest = client.push(store, &image, &reference, progress)?;
+    // dockerd's `push` event, named as `pull`'s.
+    engine.image_event(
+        store,
+        &image,
+        "push",
+        &reference.familiar(),
+        &reference.familiar_name(),
+    );
     Ok((reference, image, digest))
 }
 

@@ -353,8 +353,10 @@ pub fn build(
         result.current
     };
     let image = commit::materialize(&b.store, &last)?;
+    // The classic builder's only image events: a `tag` for each name.
     for t in &opts.tags {
         b.store.tag(&image.id, t)?;
+        b.engine.tag_event(&b.store, &image, t);
     }
     // SOURCE_DATE_EPOCH is read by the builder itself, as BuildKit does.
     let unused: Vec<&String> = b

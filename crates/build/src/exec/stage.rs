@@ -163,7 +163,9 @@ impl Build<'_> {
             image: name.to_string(),
         });
         let (_, p) = berth_engine::pull::client()
-            .and_then(|client| berth_engine::pull::pull(&client, &self.store, name, None, &|_| {}))
+            .and_then(|client| {
+                berth_engine::pull::pull(self.engine, &client, &self.store, name, None, &|_| {})
+            })
             .map_err(|cause| BuildError::Pull {
                 image: name.to_string(),
                 cause: Box::new(cause),

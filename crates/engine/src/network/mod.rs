@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 /// The net crate's types that cross the engine's interface.
 pub use berth_net::{Ipv4Net, Ipv6Net, NetworkConfig, NetworkOptions, PortMapping};
 pub use sandbox::NetState;
-pub(crate) use sandbox::{apply, release, setup, Sandbox};
+pub(crate) use sandbox::{apply, joined, release, setup, Sandbox};
 pub use settings::{
     config_file, expand_exposed, format_mac, net_config, parse_mac, Endpoint, NetOptions,
     NetSettings, DEFAULT_NETWORK,

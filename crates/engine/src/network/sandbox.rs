@@ -85,7 +85,7 @@ pub(crate) fn setup(engine: &Engine, c: &Container) -> Result<Option<Sandbox>> {
     let runroot = &engine.paths.runroot;
     // A namespace left by a monitor that died: its attachments go first.
     if netns::path(runroot, id).exists() {
-        release(engine, id)?;
+        release(engine, id, &mut Vec::new())?;
     }
     let path = netns::create(runroot, id).map_err(net_err)?;
     crate::timing::mark("net: namespace");
@@ -96,7 +96,7 @@ pub(crate) fn setup(engine: &Engine, c: &Container) -> Result<Option<Sandbox>> {
             files: Some(files),
         })),
         Err(e) => {
-            if let Err(re) = release(engine, id) {
+            if let Err(re) = release(engine, id, &mut Vec::new()) {
                 tracing::warn!(id, error = %re, "undoing a failed network setup");
             }
             Err(e)
@@ -369,13 +369,34 @@ fn host_line_names(c: &Container, aliases: &[String]) -> String {
     v.join(" ")
 }
 
+/// The networks of a started container, as (id, name): what its state
+/// file records. Nothing is read for `none`, `host` and `container:`.
+pub(crate) fn joined(engine: &Engine, c: &Container) -> Vec<(String, String)> {
+    let mode = c.config.network_mode.as_str();
+    if mode == "none" || mode == "host" || mode.starts_with("container:") {
+        return Vec::new();
+    }
+    read_state(engine, &c.id).map_or_else(Vec::new, |s| ids_and_names(&s))
+}
+
+fn ids_and_names(s: &NetState) -> Vec<(String, String)> {
+    s.joined
+        .iter()
+        .map(|j| (j.network_id.clone(), j.attachment.network.clone()))
+        .collect()
+}
+
 /// Undoes [`setup`]: ports, attachments, namespace, state. Repeatable and
 /// cheap for containers that never had a network (one stat, one open).
-pub(crate) fn release(engine: &Engine, id: &str) -> Result<()> {
+/// The networks it left, as (id, name), are added to `left`.
+pub(crate) fn release(engine: &Engine, id: &str, left: &mut Vec<(String, String)>) -> Result<()> {
     let path = netns::path(&engine.paths.runroot, id);
     let state = read_state(engine, id);
     if state.is_none() && !path.exists() {
         return Ok(());
+    }
+    if let Some(s) = &state {
+        left.extend(ids_and_names(s));
     }
     let net = engine.net()?;
     crate::timing::mark("release: net opened");

@@ -30,7 +30,9 @@ pub struct GcReport {
 /// One line of `docker rmi` output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Removed {
-    Untagged(Reference),
+    /// A tag removed, and the image it named (docker's untag event
+    /// names the image by id).
+    Untagged(Reference, Digest),
     Deleted(Digest),
 }
 
@@ -278,7 +280,7 @@ impl Store {
         if let Some(r) = &by_ref {
             if image.tags.len() > 1 {
                 self.untag(r)?;
-                return Ok(vec![Removed::Untagged(r.clone())]);
+                return Ok(vec![Removed::Untagged(r.clone(), image.id.clone())]);
             }
             if used && !force {
                 return Err(StoreError::Conflict(format!(
@@ -298,7 +300,11 @@ impl Store {
                 )));
             }
         }
-        let mut out: Vec<Removed> = image.tags.iter().cloned().map(Removed::Untagged).collect();
+        let mut out: Vec<Removed> = image
+            .tags
+            .iter()
+            .map(|t| Removed::Untagged(t.clone(), image.id.clone()))
+            .collect();
         self.delete_images(std::slice::from_ref(&image.id))?;
         out.push(Removed::Deleted(image.id));
         Ok(out)
@@ -314,7 +320,11 @@ impl Store {
             .collect();
         let mut out = Vec::new();
         for i in &victims {
-            out.extend(i.tags.iter().cloned().map(Removed::Untagged));
+            out.extend(
+                i.tags
+                    .iter()
+                    .map(|t| Removed::Untagged(t.clone(), i.id.clone())),
+            );
             out.push(Removed::Deleted(i.id.clone()));
         }
         let ids: Vec<Digest> = victims.into_iter().map(|i| i.id).collect();

@@ -108,7 +108,10 @@ fn rmi_untags_then_deletes_and_refuses_images_in_use() {
 
     assert_eq!(
         s.remove_image("app:v2", false, &none).unwrap(),
-        vec![Removed::Untagged(Reference::parse("app:v2").unwrap())]
+        vec![Removed::Untagged(
+            Reference::parse("app:v2").unwrap(),
+            a.id.clone()
+        )]
     );
     s.tag(&a.id, &Reference::parse("app:v2").unwrap()).unwrap();
     let e = s.remove_image(a.id.short(), false, &none).unwrap_err();
@@ -123,7 +126,7 @@ fn rmi_untags_then_deletes_and_refuses_images_in_use() {
     assert_eq!(
         out,
         vec![
-            Removed::Untagged(Reference::parse("app:v1").unwrap()),
+            Removed::Untagged(Reference::parse("app:v1").unwrap(), a.id.clone()),
             Removed::Deleted(a.id.clone())
         ]
     );
