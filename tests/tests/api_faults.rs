@@ -432,3 +432,47 @@ fn containers_outlive_a_killed_server_and_are_seen_again() {
         "monitors left"
     );
 }
+
+/// The children of `pid` that ended and were not waited for.
+fn zombies_of(pid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // `PID (COMM) STATE PPID ...`; COMM may hold spaces.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.first() == Some(&"Z") && f.get(1) == Some(&pid.to_string().as_str()) {
+            out.push(stat);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_server_reaps_the_monitors_of_its_containers() {
+    if !require_root("the_server_reaps_the_monitors_of_its_containers") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    // Monitors stay the server's children (they no longer fork away at
+    // their start): ended, each must be waited for, or the server
+    // collects one zombie per container.
+    for _ in 0..3 {
+        s.ok(&["run", "--rm", "--network", "none", "bb", "true"]);
+    }
+    s.sh_detached("long", "exec sleep 1000");
+    s.ok(&["rm", "-f", "long"]);
+    // The last monitor's --rm teardown may still be running.
+    let settle = Instant::now() + Duration::from_secs(30);
+    let mut left = zombies_of(s.pid());
+    while !left.is_empty() && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(100));
+        left = zombies_of(s.pid());
+    }
+    assert!(left.is_empty(), "unreaped children of the server: {left:?}");
+    assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
+}

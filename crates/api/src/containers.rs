@@ -135,19 +135,28 @@ pub async fn start(ctx: Ctx, id: String) -> Result<Response, ApiError> {
             "detachKeys on start is not supported: give them to attach",
         ));
     }
-    let c = ctx.api.blocking(move |e| e.find(&id)).await?;
-    if c.state == State::Running {
-        return Ok(body::empty(StatusCode::NOT_MODIFIED));
-    }
+    // One trip to a blocking thread for the look and the start: each
+    // trip is a thread's wakeup on the path of every `docker run`.
     let api = ctx.api.clone();
-    let attach = api
-        .take_pending_attach(&c.id)
-        .map(|stream| berth_engine::attach::AttachTo {
-            stream,
-            console_size: api.take_console(&c.id),
-        });
-    let id = c.id.clone();
-    let handle = ctx.api.blocking(move |e| e.start(&id, attach)).await?;
+    let started = ctx
+        .api
+        .blocking(move |e| {
+            let c = e.find(&id)?;
+            if c.state == State::Running {
+                return Ok(None);
+            }
+            let attach =
+                api.take_pending_attach(&c.id)
+                    .map(|stream| berth_engine::attach::AttachTo {
+                        stream,
+                        console_size: api.take_console(&c.id),
+                    });
+            e.start(&c.id, attach).map(Some)
+        })
+        .await?;
+    let Some(handle) = started else {
+        return Ok(body::empty(StatusCode::NOT_MODIFIED));
+    };
     ctx.api.bump();
     // The monitor reports the exit on the start pipe: remembered for
     // waiters that come late (a `--rm` container is gone by then).

@@ -93,6 +93,15 @@ pub async fn handle(api: Arc<Api>, mut req: Request<Incoming>) -> Response {
         .then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let (version, segs) = split_path(parts.uri.path());
+    let step = berth_engine::timing::on().then(|| {
+        let what = format!(
+            "api: {} {}",
+            parts.method,
+            segs.last().map_or("", |s| s.as_str())
+        );
+        berth_engine::timing::mark(&what);
+        what
+    });
     let mut resp = match version.map(check_version).transpose() {
         Err(e) => error(e),
         Ok(v) => {
@@ -124,6 +133,9 @@ pub async fn handle(api: Arc<Api>, mut req: Request<Incoming>) -> Response {
         env!("CARGO_PKG_VERSION")
     )) {
         h.insert(header::SERVER, v);
+    }
+    if let Some(what) = step {
+        berth_engine::timing::mark(&format!("{what}: answered {}", resp.status().as_u16()));
     }
     resp
 }

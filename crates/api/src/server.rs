@@ -46,7 +46,8 @@ impl ServeOptions {
 }
 
 /// Serves until SIGINT or SIGTERM. `ready` is called once every socket
-/// listens.
+/// listens. The engine's monitors are reaped by the server (see
+/// [`Engine::outliving_containers`]).
 pub fn serve(engine: Engine, opts: ServeOptions, ready: impl FnOnce()) -> Result<(), Error> {
     let gid = match &opts.group {
         Some(g) => Some(listen::group_id(g).ok_or_else(|| Error::NoSuchGroup(g.clone()))?),
@@ -61,6 +62,8 @@ pub fn serve(engine: Engine, opts: ServeOptions, ready: impl FnOnce()) -> Result
         .map(tokio_rustls::TlsAcceptor::from);
     // Before any thread exists: activation edits the environment.
     let bound = listen::bind(&opts.hosts, gid)?;
+    // Its reaper of monitors is the first thread.
+    let engine = engine.outliving_containers();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

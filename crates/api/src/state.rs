@@ -15,8 +15,11 @@ use crate::error::ApiError;
 use crate::exec;
 
 /// How long the server is idle before it closes its database
-/// connection and image store.
-const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_millis(250);
+/// connection and image store. Reopening both costs every call after a
+/// release (SQLite's open and schema check, the store's): a second keeps
+/// them across the gaps of a client's burst (a script's `docker run`s,
+/// a bench's rounds), and an idle server still lets go soon.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Exits remembered for late waiters; older ones are forgotten.
 const KEEP_EXITS: usize = 4096;

@@ -305,6 +305,7 @@ pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
                 }
             }
             let _ = client.shutdown().await;
+            berth_engine::timing::mark("api: attach: ended");
         }
         // A client gone before the start leaves no stream waiting for it
         // (which would refuse the next client's attach).

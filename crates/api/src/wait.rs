@@ -54,6 +54,8 @@ pub async fn wait(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     };
     let api = ctx.api.clone();
     let seq = api.exit_seq();
+    // Before the look: a start that comes after it wakes the waiter.
+    let changes = api.subscribe();
     let key = id.clone();
     let first = api.blocking(move |e| e.find(&key)).await;
     let c = match first {
@@ -72,7 +74,7 @@ pub async fn wait(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let (resp, tx) = body::stream("application/json");
     tokio::spawn(async move {
         let outcome = tokio::select! {
-            code = until(&api, &c, cond, seq) => code,
+            code = until(&api, c, cond, seq, changes) => code,
             _ = tx.closed() => return,
         };
         let v = match outcome {
@@ -81,28 +83,39 @@ pub async fn wait(ctx: Ctx, id: String) -> Result<Response, ApiError> {
         };
         let mut b = serde_json::to_vec(&v).unwrap_or_default();
         b.push(b'\n');
+        berth_engine::timing::mark("api: wait: condition met");
         let _ = tx.send(b.into()).await;
     });
     Ok(resp)
 }
 
+/// `first`: the container as the request found it, the first look (a
+/// second one at once would only race the start the client sends next,
+/// on a database connection of its own). `changes` was subscribed to
+/// before that look.
 async fn until(
     api: &Arc<Api>,
-    first: &berth_engine::Container,
+    first: berth_engine::Container,
     cond: Condition,
     seq: u64,
+    mut changes: tokio::sync::watch::Receiver<u64>,
 ) -> Result<i32, ApiError> {
     let id = first.id.clone();
-    let mut changes = api.subscribe();
-    let mut last = first.exit_code;
+    let (first_finished, mut last) = (first.finished, first.exit_code);
+    let mut seen = Some(first);
     let mut exited = false;
     // After a failed look at a running container's monitor: its exit was
     // just recorded (the row read was older) or it is not listening yet;
     // look again soon, then less often.
     let mut retry = Duration::from_millis(2);
     loop {
-        let key = id.clone();
-        let now = api.blocking(move |e| e.find(&key)).await;
+        let now = match seen.take() {
+            Some(c) => Ok(c),
+            None => {
+                let key = id.clone();
+                api.blocking(move |e| e.find(&key)).await
+            }
+        };
         // An exit since the wait began, seen by this server.
         if let Some(x) = api.exit_of(&id).filter(|x| x.seq > seq) {
             last = Some(x.code);
@@ -129,7 +142,7 @@ async fn until(
             continue;
         }
         // Stopped; it may have run and ended between two looks.
-        if c.finished != first.finished && c.finished.is_some() {
+        if c.finished != first_finished && c.finished.is_some() {
             exited = true;
             last = c.exit_code.or(last);
         }

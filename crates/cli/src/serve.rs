@@ -98,7 +98,7 @@ pub fn serve(engine: &Engine, a: ServeArgs) -> Result<u8> {
         Err(e) => eprintln!("berth: restarting containers: {e}"),
     }
     let shown: Vec<&str> = a.hosts.iter().map(String::as_str).collect();
-    berth_api::serve(engine.clone().outliving_containers(), opts, || {
+    berth_api::serve(engine.clone(), opts, || {
         eprintln!("berth: serving the Docker API on {}", shown.join(", "));
     })?;
     Ok(0)

@@ -78,11 +78,13 @@ pub struct Engine {
 }
 
 /// The state database and image store, opened once per process and
-/// shared by the engine's clones (see [`crate::db::Pool`]).
+/// shared by the engine's clones (see [`crate::db::Pool`]); and a
+/// long-lived process's reaper of its monitors.
 #[derive(Clone, Default)]
 struct Handles {
     db: crate::db::Pool,
     store: Arc<Mutex<Option<Arc<Store>>>>,
+    reaper: Arc<std::sync::OnceLock<crate::reaper::Reaper>>,
 }
 
 impl std::fmt::Debug for Handles {
@@ -101,13 +103,31 @@ impl Engine {
     }
 
     /// For a process that outlives the containers it starts (a daemon):
-    /// their monitors fork away from it at once, as nobody here would
-    /// reap them. A short-lived `berth` keeps them as children, which
-    /// saves a fork on the path of every start; they are orphaned, and
-    /// adopted by init, when it exits.
+    /// a thread of its own reaps their monitors as they end. A short-lived
+    /// `berth` leaves them to init, which adopts them when it exits.
     pub fn outliving_containers(mut self) -> Engine {
         self.long_lived = true;
+        // Now rather than at the first start: its thread and pipe belong
+        // to the idle process (one that fails is tried again there). So
+        // this comes after what must run while the process has one thread.
+        if let Ok(r) = crate::reaper::Reaper::new() {
+            let _ = self.handles.reaper.set(r);
+        }
         self
+    }
+
+    /// Who reaps the monitors this process starts: nobody (init, later)
+    /// for a short-lived one.
+    fn reaper(&self) -> Result<Option<crate::reaper::Reaper>> {
+        if !self.long_lived {
+            return Ok(None);
+        }
+        if let Some(r) = self.handles.reaper.get() {
+            return Ok(Some(r.clone()));
+        }
+        let r = crate::reaper::Reaper::new().map_err(io_err("starting the monitors' reaper"))?;
+        // Two first starts side by side: the loser's thread ends at once.
+        Ok(Some(self.handles.reaper.get_or_init(|| r).clone()))
     }
 
     pub fn db(&self) -> Result<Db> {
@@ -272,7 +292,7 @@ impl Engine {
         let sealed = !c.config.host_config.pid_mode.is_empty();
         let how = monitor::Launch {
             sealed,
-            fork: self.long_lived,
+            reaper: self.reaper()?,
         };
         // The network (a namespace, a veth, addresses: kernel work that
         // waits more than it computes) is made on a thread of its own

@@ -31,6 +31,7 @@ pub mod options;
 pub mod paths;
 pub mod protocol;
 pub mod pull;
+pub mod reaper;
 pub mod recover;
 pub mod restart;
 pub mod security;

@@ -19,9 +19,6 @@ pub const BINARY: &str = "berth-monitor";
 /// The monitor's `start` flag that makes it run from a sealed copy.
 pub const SEALED: &str = "--sealed";
 
-/// The monitor's `start` flag that makes it fork away from its starter.
-pub const FORK: &str = "--fork";
-
 pub fn binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("BERTH_MONITOR") {
         return Ok(PathBuf::from(p));
@@ -112,21 +109,50 @@ impl Handle {
 /// [`Pending::go`]. Dropped instead, it exits without touching anything.
 pub struct Pending {
     id: String,
-    child: Child,
+    child: MonitorProcess,
     status: UnixStream,
 }
 
+/// The monitor's process; one not waited for here goes to the reaper, if
+/// its starter has one, when this is dropped.
+struct MonitorProcess {
+    child: Option<Child>,
+    reaper: Option<crate::reaper::Reaper>,
+}
+
+impl MonitorProcess {
+    fn wait(&mut self) -> Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            return Err(Error::Monitor {
+                id: String::new(),
+                reason: "waited for twice".into(),
+            });
+        };
+        child
+            .wait()
+            .map_err(io_err(format!("waiting for {BINARY}")))
+    }
+}
+
+impl Drop for MonitorProcess {
+    fn drop(&mut self) {
+        if let (Some(child), Some(r)) = (self.child.take(), &self.reaper) {
+            r.adopt(child);
+        }
+    }
+}
+
 /// How [`launch`] starts a monitor.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct Launch {
     /// It runs from a sealed copy of itself (see `berth_runtime::cloned`):
     /// for a container whose init other processes can see while it is
     /// still the monitor.
     pub sealed: bool,
-    /// It forks away at once, for a starter that outlives it and would
-    /// not reap it. Otherwise it stays our child, in a session of its
-    /// own, for as long as we live (the CLI exits first).
-    pub fork: bool,
+    /// Who reaps it, for a starter that outlives it. Without one it
+    /// stays our child, in a session of its own, until we exit (the CLI
+    /// exits first) and init adopts it.
+    pub reaper: Option<crate::reaper::Reaper>,
 }
 
 /// Starts the monitor for container `id`, whose bundle directory exists.
@@ -138,9 +164,6 @@ pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>, how: Launch) -> 
     cmd.arg("start").arg(id);
     if how.sealed {
         cmd.arg(SEALED);
-    }
-    if how.fork {
-        cmd.arg(FORK);
     }
     // The status socket rides on the monitor's stdin: only 0, 1 and 2
     // pass through exec without unsafe code on either side.
@@ -157,24 +180,19 @@ pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>, how: Launch) -> 
     } else {
         cmd.stdout(Stdio::null());
     }
+    crate::timing::mark("spawn: spawning");
     let child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
     crate::timing::mark("spawn: spawned");
     // Our copy of its end must go, or a dead monitor never reads as EOF.
     drop(cmd);
-    let mut pending = Pending {
+    Ok(Pending {
         id: id.to_string(),
-        child,
+        child: MonitorProcess {
+            child: Some(child),
+            reaper: how.reaper,
+        },
         status: ours,
-    };
-    if how.fork {
-        // The half that forked away exits at once: reaped here, its
-        // status says nothing of the container's start.
-        pending
-            .child
-            .wait()
-            .map_err(io_err(format!("waiting for {BINARY}")))?;
-    }
-    Ok(pending)
+    })
 }
 
 impl Pending {
@@ -197,9 +215,7 @@ impl Pending {
             // It ends right after reporting anything else, or it ended
             // without a word and its status tells.
             other => {
-                let status = child
-                    .wait()
-                    .map_err(io_err(format!("waiting for {BINARY}")))?;
+                let status = child.wait()?;
                 match other {
                     Err(_) if !status.success() => {
                         return Err(Error::Monitor {

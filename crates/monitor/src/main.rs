@@ -22,13 +22,12 @@ use std::process::ExitCode;
 
 use berth_engine::{Engine, Paths};
 
-const USAGE: &str = "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] [--sealed] [--fork] | exec ID PROCESS_JSON [--stream|--detach] | probe ID PROCESS_JSON | dns NETWORK [--serve])";
+const USAGE: &str = "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] [--sealed] | exec ID PROCESS_JSON [--stream|--detach] | probe ID PROCESS_JSON | dns NETWORK [--serve])";
 
 enum Cmd {
     Start {
         id: String,
         attach: bool,
-        fork: bool,
     },
     Exec {
         id: String,
@@ -66,18 +65,16 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
     let paths = Paths::new(root, runroot);
     let cmd = match rest.as_slice() {
         ["start", id, flags @ ..] => {
-            let (mut attach, mut fork) = (false, false);
+            let mut attach = false;
             for f in flags {
                 match *f {
                     "--attach" => attach = true,
-                    berth_engine::monitor::FORK => fork = true,
                     _ => return Err(USAGE.into()),
                 }
             }
             Cmd::Start {
                 id: id.to_string(),
                 attach,
-                fork,
             }
         }
         ["exec", id, process, flags @ ..] => Cmd::Exec {
@@ -129,7 +126,7 @@ fn main() -> ExitCode {
     };
     let engine = Engine::new(paths);
     let code = match cmd {
-        Cmd::Start { id, attach, fork } => supervise::start(&engine, &id, attach, fork),
+        Cmd::Start { id, attach } => supervise::start(&engine, &id, attach),
         Cmd::Exec { id, process, how } => exec::run(&engine, &id, &process, how),
         Cmd::Probe { id, process } => health::probe(&engine, &id, &process),
         Cmd::Dns { network, serve } => match engine.dns_server(&network, serve) {
@@ -165,25 +162,11 @@ mod tests {
             (p.root, p.runroot),
             (PathBuf::from("/r"), PathBuf::from("/rr"))
         );
-        assert!(matches!(c, Cmd::Start { id, attach: true, fork: false } if id == "abc"));
+        assert!(matches!(c, Cmd::Start { id, attach: true } if id == "abc"));
         let (_, c) = with_roots(&["start", "abc", "--sealed"]).unwrap();
-        assert!(matches!(
-            c,
-            Cmd::Start {
-                attach: false,
-                fork: false,
-                ..
-            }
-        ));
-        let (_, c) = with_roots(&["start", "abc", "--fork", "--attach"]).unwrap();
-        assert!(matches!(
-            c,
-            Cmd::Start {
-                attach: true,
-                fork: true,
-                ..
-            }
-        ));
+        assert!(matches!(c, Cmd::Start { attach: false, .. }));
+        // Monitors no longer fork away: a server reaps them.
+        assert!(with_roots(&["start", "abc", "--fork"]).is_err());
         assert!(with_roots(&["start", "abc", "--bogus"]).is_err());
         let (_, c) = with_roots(&["exec", "abc", "/p.json"]).unwrap();
         assert!(

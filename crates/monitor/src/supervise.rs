@@ -26,7 +26,7 @@ fn dup(fd: impl AsFd) -> std::io::Result<OwnedFd> {
 
 /// Runs the whole life of container `id`; returns our exit code, which
 /// the starter reads only when we end without a report.
-pub fn start(engine: &Engine, id: &str, attach: bool, fork: bool) -> i32 {
+pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
     let status = match dup(std::io::stdin()) {
         Ok(fd) => File::from(fd),
         Err(e) => {
@@ -45,19 +45,11 @@ pub fn start(engine: &Engine, id: &str, attach: bool, fork: bool) -> i32 {
     };
     // Our own session, so the starter's terminal signals (ctrl-c) reach
     // the starter and not us. No fork to leave the starter's family: it
-    // does not wait for us (see berth_engine::monitor::launch), and a fork
-    // here was a scheduling round more on the path of every start.
+    // does not wait for us (see berth_engine::monitor::launch; a server
+    // reaps us, a CLI leaves us to init), and a fork here was a
+    // scheduling round more on the path of every start.
     if let Err(e) = rustix::process::setsid() {
         return report_failure(status, 125, &format!("starting a session: {e}"));
-    }
-    // A starter that outlives us and would not reap us (`berth serve`)
-    // asks for the fork: its wait returns at once, and init adopts us.
-    if fork {
-        match berth_sys::process::fork_with_flags(0, false, None) {
-            Ok(berth_sys::process::Forked::Parent { .. }) => return 0,
-            Ok(berth_sys::process::Forked::Child) => {}
-            Err(e) => return report_failure(status, 125, &format!("forking the monitor: {e}")),
-        }
     }
     let mut later = Leftovers::default();
     match supervise(engine, id, attached, &status, &mut later) {

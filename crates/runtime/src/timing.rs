@@ -13,6 +13,12 @@ fn file() -> Option<&'static std::path::Path> {
         .as_deref()
 }
 
+/// Whether steps are recorded: for a caller that would build the step's
+/// text only to have it dropped.
+pub fn on() -> bool {
+    file().is_some()
+}
+
 /// Records that `step` is done now.
 pub fn mark(step: &str) {
     let Some(path) = file() else { return };
