@@ -434,6 +434,18 @@ fn containers_outlive_a_killed_server_and_are_seen_again() {
 }
 
 /// The children of `pid` that ended and were not waited for.
+/// [`zombies_of`] `pid` once none is left or 30 s have passed (a
+/// monitor's --rm teardown may still be running).
+fn zombies_settled(pid: u32) -> Vec<String> {
+    let settle = Instant::now() + Duration::from_secs(30);
+    let mut left = zombies_of(pid);
+    while !left.is_empty() && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(100));
+        left = zombies_of(pid);
+    }
+    left
+}
+
 fn zombies_of(pid: u32) -> Vec<String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -467,12 +479,67 @@ fn the_server_reaps_the_monitors_of_its_containers() {
     s.sh_detached("long", "exec sleep 1000");
     s.ok(&["rm", "-f", "long"]);
     // The last monitor's --rm teardown may still be running.
-    let settle = Instant::now() + Duration::from_secs(30);
-    let mut left = zombies_of(s.pid());
-    while !left.is_empty() && Instant::now() < settle {
-        std::thread::sleep(Duration::from_millis(100));
-        left = zombies_of(s.pid());
-    }
+    let left = zombies_settled(s.pid());
     assert!(left.is_empty(), "unreaped children of the server: {left:?}");
     assert!(s.ok(&["ps", "-aq"]).trim().is_empty());
+}
+
+#[test]
+fn monitors_the_server_restarts_at_its_start_are_reaped_too() {
+    if !require_root("monitors_the_server_restarts_at_its_start_are_reaped_too") || !have_docker() {
+        return;
+    }
+    let mut s = Served::start();
+    let id = s
+        .ok(&[
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            "rr",
+            "bb",
+            "sleep",
+            "1000",
+        ])
+        .trim()
+        .to_string();
+    // A crash: the monitor and the container's process die; the server
+    // that starts next restarts the container (its restart policy).
+    let pids: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd);
+            (cmd.contains("berth-monitor") && cmd.contains(&id)).then_some(pid)
+        })
+        .collect();
+    assert!(!pids.is_empty(), "no monitor of {id}");
+    let pid: i32 = s
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "rr"])
+        .trim()
+        .parse()
+        .unwrap();
+    for p in pids.iter().chain([&pid]) {
+        std::process::Command::new("kill")
+            .args(["-9", &p.to_string()])
+            .status()
+            .unwrap();
+    }
+    s.kill_and_restart();
+    let restarted: i32 = s
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "rr"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        restarted > 0 && restarted != pid,
+        "not restarted: {restarted}"
+    );
+    // Its new monitor is the new server's child: once it ends, reaped.
+    s.ok(&["rm", "-f", "rr"]);
+    let left = zombies_settled(s.pid());
+    assert!(left.is_empty(), "unreaped children of the server: {left:?}");
 }

@@ -45,10 +45,17 @@ impl ServeOptions {
     }
 }
 
-/// Serves until SIGINT or SIGTERM. `ready` is called once every socket
-/// listens. The engine's monitors are reaped by the server (see
-/// [`Engine::outliving_containers`]).
-pub fn serve(engine: Engine, opts: ServeOptions, ready: impl FnOnce()) -> Result<(), Error> {
+/// Serves until SIGINT or SIGTERM. `boot` runs once the sockets are bound,
+/// before the first request is taken (dockerd's start of the containers
+/// whose restart policy says so); `ready` once every socket listens. The
+/// monitors of what the engine starts, `boot`'s included, are reaped by
+/// the server (see [`Engine::outliving_containers`]).
+pub fn serve(
+    engine: Engine,
+    opts: ServeOptions,
+    boot: impl FnOnce(&Engine),
+    ready: impl FnOnce(),
+) -> Result<(), Error> {
     let gid = match &opts.group {
         Some(g) => Some(listen::group_id(g).ok_or_else(|| Error::NoSuchGroup(g.clone()))?),
         None => listen::group_id("docker"),
@@ -64,6 +71,7 @@ pub fn serve(engine: Engine, opts: ServeOptions, ready: impl FnOnce()) -> Result
     let bound = listen::bind(&opts.hosts, gid)?;
     // Its reaper of monitors is the first thread.
     let engine = engine.outliving_containers();
+    boot(&engine);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

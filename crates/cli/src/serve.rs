@@ -87,7 +87,8 @@ pub fn serve(engine: &Engine, a: ServeArgs) -> Result<u8> {
     opts.check()?;
     // dockerd starts the containers whose restart policy says so when it
     // starts: a failed one is reported, and does not keep the API down.
-    match engine.boot() {
+    // With the server's engine, whose reaper takes their monitors.
+    let boot = |engine: &Engine| match engine.boot() {
         Ok(tried) => {
             for (c, r) in tried {
                 if let Err(e) = r {
@@ -96,9 +97,9 @@ pub fn serve(engine: &Engine, a: ServeArgs) -> Result<u8> {
             }
         }
         Err(e) => eprintln!("berth: restarting containers: {e}"),
-    }
+    };
     let shown: Vec<&str> = a.hosts.iter().map(String::as_str).collect();
-    berth_api::serve(engine.clone(), opts, || {
+    berth_api::serve(engine.clone(), opts, boot, || {
         eprintln!("berth: serving the Docker API on {}", shown.join(", "));
     })?;
     Ok(0)
