@@ -76,18 +76,26 @@ fn run(rx: mpsc::Receiver<Child>, wake: OwnedFd) {
             return;
         }
         let mut fds: Vec<PollFd> = Vec::with_capacity(kids.len() + 1);
-        fds.push(PollFd::new(&wake, PollFlags::IN));
+        // Once every sender is gone the pipe's write end is closed too: it
+        // would poll as hung up at once, for good, and spin this loop.
+        if open {
+            fds.push(PollFd::new(&wake, PollFlags::IN));
+        }
+        let first = fds.len();
         fds.extend(kids.iter().map(|(_, fd)| PollFd::new(fd, PollFlags::IN)));
         if poll(&mut fds, None).is_err() {
             // EINTR, or out of memory for the set: look again.
             continue;
         }
-        let ended: Vec<bool> = fds[1..].iter().map(|f| !f.revents().is_empty()).collect();
+        let ended: Vec<bool> = fds[first..]
+            .iter()
+            .map(|f| !f.revents().is_empty())
+            .collect();
         drop(fds);
         let mut buf = [0u8; 64];
         // Drained; at the end (every sender gone) it reads as 0 for good,
         // and the channel says so above.
-        while matches!(rustix::io::read(&wake, &mut buf), Ok(n) if n > 0) {}
+        while open && matches!(rustix::io::read(&wake, &mut buf), Ok(n) if n > 0) {}
         let mut ended = ended.into_iter();
         kids.retain_mut(|(child, _)| {
             if ended.next().unwrap_or(false) {
@@ -105,6 +113,41 @@ fn run(rx: mpsc::Receiver<Child>, wake: OwnedFd) {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_reaper_let_go_still_reaps_what_it_holds_without_spinning() {
+        let r = Reaper::new().unwrap();
+        let slow = std::process::Command::new("sleep")
+            .arg("0.5")
+            .spawn()
+            .unwrap();
+        let pid = slow.id();
+        r.adopt(slow);
+        drop(r);
+        let cpu = || {
+            let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+            let f: Vec<u64> = stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .map(|x| x.parse().unwrap())
+                .collect();
+            f[0] + f[1]
+        };
+        let before = cpu();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(Instant::now() < deadline, "{pid} was not reaped");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Half a second of waiting: a spinning thread would have burnt
+        // about 50 ticks of CPU; a sleeping one next to none.
+        let used = cpu() - before;
+        assert!(used < 20, "the reaper spun: {used} ticks");
+    }
 
     #[test]
     fn children_are_reaped_as_they_end() {
