@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::error::{io_err, Error, Result};
+use crate::error::{Error, Result};
 
 /// The `[cgroups]` table.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
@@ -17,31 +17,17 @@ pub struct Cgroups {
     pub favordynmods: bool,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ConfigFile {
-    #[serde(default)]
-    cgroups: Cgroups,
-}
-
-/// The `[cgroups]` table of `text` (berth.toml at `origin`); other tables
-/// belong to other readers.
+/// The `[cgroups]` table of `text` (berth.toml at `origin`).
 pub fn parse(text: &str, origin: &str) -> Result<Cgroups> {
-    let bad =
-        |e: &dyn std::fmt::Display| Error::InvalidArgument(format!("{origin} [cgroups]: {e}"));
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| bad(&e))?;
-    table.retain(|k, _| k == "cgroups");
-    let file: ConfigFile = table.try_into().map_err(|e| bad(&e))?;
-    Ok(file.cgroups)
+    crate::network::config_table(text, origin, "cgroups")
 }
 
 /// The `[cgroups]` table of berth.toml (`$BERTH_CONFIG` or
 /// /etc/berth/berth.toml); defaults without a file.
 pub fn cgroups() -> Result<Cgroups> {
-    let path = crate::network::config_file();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => parse(&text, &path.display().to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Cgroups::default()),
-        Err(e) => Err(io_err(format!("reading {}", path.display()))(e)),
+    match crate::network::config_text()? {
+        Some((text, origin)) => parse(&text, &origin),
+        None => Ok(Cgroups::default()),
     }
 }
 

@@ -21,6 +21,7 @@ pub use settings::{
     config_file, expand_exposed, format_mac, net_config, parse_mac, Endpoint, NetOptions,
     NetSettings, DEFAULT_NETWORK,
 };
+pub(crate) use settings::{config_table, config_text};
 
 use crate::container::Engine;
 use crate::db::{Container, ContainerConfig, State};

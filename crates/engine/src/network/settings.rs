@@ -251,10 +251,31 @@ struct NetworkTable {
     resolv_conf: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ConfigFile {
-    #[serde(default)]
-    network: NetworkTable,
+/// berth.toml's text and where it is read from ([`config_file`]); `None`
+/// without a file.
+pub(crate) fn config_text() -> Result<Option<(String, String)>> {
+    let path = config_file();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some((text, path.display().to_string()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// The table `name` of berth.toml's `text` (read from `origin`), its
+/// default when absent. Only that table is looked at: the others belong
+/// to other readers.
+pub(crate) fn config_table<T: serde::de::DeserializeOwned + Default>(
+    text: &str,
+    origin: &str,
+    name: &str,
+) -> Result<T> {
+    let bad = |e: &dyn std::fmt::Display| Error::InvalidArgument(format!("{origin} [{name}]: {e}"));
+    let mut all: toml::Table = toml::from_str(text).map_err(|e| bad(&e))?;
+    match all.remove(name) {
+        Some(table) => table.try_into().map_err(|e| bad(&e)),
+        None => Ok(T::default()),
+    }
 }
 
 /// The net crate's configuration for this engine: its database, its
@@ -273,20 +294,12 @@ pub fn net_config(paths: &Paths) -> Result<NetConfig> {
         paths.runroot.clone().into_os_string(),
         "dns".into(),
     ]);
-    let path = config_file();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(cfg),
-        Err(e) => return Err(io_err(format!("reading {}", path.display()))(e)),
+    let Some((text, origin)) = config_text()? else {
+        return Ok(cfg);
     };
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::InvalidArgument(format!("{} [network]: {e}", path.display()))
-    };
-    // Only [network] is ours: the other tables belong to other readers.
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(&e))?;
-    table.retain(|k, _| k == "network");
-    let file: ConfigFile = table.try_into().map_err(|e| bad(&e))?;
-    let n = file.network;
+    let n: NetworkTable = config_table(&text, &origin, "network")?;
+    let bad =
+        |e: &dyn std::fmt::Display| Error::InvalidArgument(format!("{origin} [network]: {e}"));
     let subnet = |s: &str| s.parse::<Ipv4Net>().map_err(|e| bad(&e));
     if let Some(b) = n.default_bridge {
         cfg.default_bridge = b;
