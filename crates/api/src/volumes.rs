@@ -38,13 +38,10 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                 }
                 let j = e.volume_inspect(&v.name)?;
                 if let Some(d) = dangling {
-                    let users = e.list()?.iter().any(|c| {
-                        c.config
-                            .host_config
-                            .mounts
-                            .iter()
-                            .any(|m| m.kind == "volume" && m.source == v.name)
-                    });
+                    let users = e
+                        .list()?
+                        .iter()
+                        .any(|c| berth_engine::volumes::uses(c, &v.name));
                     if d == users {
                         continue;
                     }

@@ -180,6 +180,15 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, 
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
+/// Whether `c`'s mounts use the volume `name`.
+pub fn uses(c: &crate::db::Container, name: &str) -> bool {
+    c.config
+        .host_config
+        .mounts
+        .iter()
+        .any(|m| m.kind == "volume" && m.source == name)
+}
+
 /// A volume as `system df` shows it.
 #[derive(Debug, Clone)]
 pub struct VolumeUsage {
@@ -298,16 +307,7 @@ impl Engine {
         let all = self.list()?;
         let mut out = Vec::new();
         for volume in self.volumes()? {
-            let containers = all
-                .iter()
-                .filter(|c| {
-                    c.config
-                        .host_config
-                        .mounts
-                        .iter()
-                        .any(|m| m.kind == "volume" && m.source == volume.name)
-                })
-                .count();
+            let containers = all.iter().filter(|c| uses(c, &volume.name)).count();
             let size = crate::image_ops::dir_size(&self.volume_data(&volume.name));
             out.push(VolumeUsage {
                 volume,
@@ -323,13 +323,7 @@ impl Engine {
         Ok(self
             .list()?
             .into_iter()
-            .filter(|c| {
-                c.config
-                    .host_config
-                    .mounts
-                    .iter()
-                    .any(|m| m.kind == "volume" && m.source == name)
-            })
+            .filter(|c| uses(c, name))
             .map(|c| c.id)
             .collect())
     }
