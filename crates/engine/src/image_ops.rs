@@ -179,12 +179,9 @@ pub fn df(engine: &Engine, store: &Store) -> Result<SystemDf> {
         .collect();
     let containers = containers
         .into_iter()
-        .map(|c| {
-            // A container whose snapshot is gone (half removed) counts 0.
-            let size = images::rootfs_dir(store, &c.id)
-                .map(|d| dir_size(&d))
-                .unwrap_or(0);
-            ContainerUsage { container: c, size }
+        .map(|c| ContainerUsage {
+            size: container_size(store, &c.id),
+            container: c,
         })
         .collect();
     Ok(SystemDf {
@@ -192,6 +189,14 @@ pub fn df(engine: &Engine, store: &Store) -> Result<SystemDf> {
         image_containers,
         containers,
     })
+}
+
+/// Bytes of container `id`'s writable layer; one whose snapshot is gone
+/// (half removed) counts 0.
+pub fn container_size(store: &Store, id: &str) -> u64 {
+    images::rootfs_dir(store, id)
+        .map(|d| dir_size(&d))
+        .unwrap_or(0)
 }
 
 /// Bytes of the files under `dir`, symlinks not followed; unreadable

@@ -237,9 +237,7 @@ impl Engine {
                 Some(c.created),
             );
             if chosen && matches!(c.state, State::Exited | State::Created) {
-                let size = crate::images::rootfs_dir(&store, &c.id)
-                    .map(|d| crate::image_ops::dir_size(&d))
-                    .unwrap_or(0);
+                let size = crate::image_ops::container_size(&store, &c.id);
                 match self.remove(&c.id, false, false) {
                     Ok(_) => {
                         gone.push(c.id);
