@@ -804,24 +804,25 @@ fn inspect_finds_containers_images_networks_and_volumes() {
         .trim()
         .to_string();
     b.ok(&["volume", "create", "vol1"]);
-    b.ok(&["create", "--name", "c1", "bb", "true"]);
+    b.ok(&["create", "--name", "box1", "bb", "true"]);
     let f = |args: &[&str]| b.ok(args).trim().to_string();
     assert_eq!(f(&["inspect", "-f", "{{.Id}}", "bb"]), id);
-    assert_eq!(f(&["inspect", "-f", "{{.Name}}", "c1"]), "/c1");
+    assert_eq!(f(&["inspect", "-f", "{{.Name}}", "box1"]), "/box1");
     assert_eq!(f(&["inspect", "-f", "{{.Driver}}", "vol1"]), "local");
     assert_eq!(f(&["inspect", "-f", "{{.Name}}", "bridge"]), "bridge");
     // Several kinds at once, in order.
     assert_eq!(
-        f(&["inspect", "-f", "{{.Name}}", "c1", "vol1"]),
-        "/c1\nvol1"
+        f(&["inspect", "-f", "{{.Name}}", "box1", "vol1"]),
+        "/box1\nvol1"
     );
-    // --type restricts the search.
+    // --type restricts the search. (A name of hex digits could be taken
+    // as the prefix of an image id: box1 cannot.)
     b.fails(
-        &["inspect", "--type", "image", "c1"],
+        &["inspect", "--type", "image", "box1"],
         1,
-        "no such image: c1",
+        "no such image: box1",
     );
     b.fails(&["inspect", "nothing"], 1, "no such object: nothing");
-    b.ok(&["rm", "c1"]);
+    b.ok(&["rm", "box1"]);
     b.ok(&["volume", "rm", "vol1"]);
 }
