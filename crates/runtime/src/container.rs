@@ -210,7 +210,10 @@ impl Runtime {
             .as_ref()
             .ok_or_else(|| Error::InvalidConfig("process is missing".into()))?;
         let plan = namespaces::plan(linux)?;
-        let cg = cgroups::Manager::new(linux.cgroups_path().as_deref(), id)?;
+        // Read once for the manager and the init's "cgroup" mount.
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+            .map_err(io_err("reading /proc/self/mountinfo"))?;
+        let cg = cgroups::Manager::from_mountinfo(linux.cgroups_path().as_deref(), id, &mountinfo)?;
         crate::timing::mark("runtime: cgroups found");
         cg.create()?;
         *cg_out = Some(cg.clone());
@@ -251,7 +254,7 @@ impl Runtime {
         }
         let filter = self.seccomp_filter(linux.seccomp().as_ref())?;
         let (parent_ch, child_ch) = channel::pair()?;
-        let cgroup_paths = cgroup_mount_paths(&cg);
+        let host_cgroups = host_cgroups(&cg, &mountinfo);
         let v2fd = cg.v2_dir_fd()?;
         let entered = namespaces::enter(&plan.parent_enter)?;
         let forked = berth_sys::process::fork_with_flags(
@@ -282,7 +285,7 @@ impl Runtime {
                     plan: &plan,
                     no_pivot: opts.no_pivot,
                     preserve_fds: opts.preserve_fds,
-                    cgroup_paths,
+                    cgroups: host_cgroups,
                     exec: false,
                     filter: filter.as_ref(),
                 })
@@ -783,7 +786,7 @@ impl Runtime {
                     plan: &plan,
                     no_pivot: false,
                     preserve_fds: opts.preserve_fds,
-                    cgroup_paths: Vec::new(),
+                    cgroups: Default::default(),
                     exec: true,
                     filter: filter.as_ref(),
                 })
@@ -991,16 +994,17 @@ fn destroy_cgroup(cg: &cgroups::Manager) -> std::result::Result<(), cgroups::Err
     }
 }
 
-/// The host directories of the container's cgroup, by mount name under
-/// /sys/fs/cgroup ("" for the cgroup2 hierarchy): what a container without
-/// its own cgroup namespace gets bound at /sys/fs/cgroup.
-fn cgroup_mount_paths(cg: &cgroups::Manager) -> Vec<(String, PathBuf)> {
+/// The host's cgroup mounts, and the host directories of the container's
+/// cgroup by mount name under /sys/fs/cgroup ("" for the cgroup2
+/// hierarchy): what a container without its own cgroup namespace gets
+/// bound at /sys/fs/cgroup.
+fn host_cgroups(cg: &cgroups::Manager, mountinfo: &str) -> init::mounts::HostCgroups {
     let rel = cg
         .path()
         .strip_prefix("/")
         .unwrap_or(cg.path())
         .to_path_buf();
-    let info = crate::init::mounts::host_cgroups();
+    let info = init::mounts::host_cgroups(mountinfo);
     let mut v: Vec<(String, PathBuf)> = info
         .v1
         .iter()
@@ -1019,7 +1023,7 @@ fn cgroup_mount_paths(cg: &cgroups::Manager) -> Vec<(String, PathBuf)> {
             Path::new("/sys/fs/cgroup/unified").join(&rel),
         ));
     }
-    v
+    init::mounts::HostCgroups { info, paths: v }
 }
 
 fn write_id_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {

@@ -239,9 +239,19 @@ impl Manager {
     /// host; `id` names the cgroup when the path is missing. Nothing is
     /// created yet.
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager, Error> {
-        let rel = layout::relative_path(cgroups_path, id)?;
         let mountinfo = files::read_path(Path::new("/proc/self/mountinfo"))?;
-        let mounts = layout::parse_mountinfo(&mountinfo);
+        Manager::from_mountinfo(cgroups_path, id, &mountinfo)
+    }
+
+    /// [`Manager::new`] with the text of /proc/self/mountinfo, for a caller
+    /// that reads it for more than this.
+    pub fn from_mountinfo(
+        cgroups_path: Option<&Path>,
+        id: &str,
+        mountinfo: &str,
+    ) -> Result<Manager, Error> {
+        let rel = layout::relative_path(cgroups_path, id)?;
+        let mounts = layout::parse_mountinfo(mountinfo);
         let (version, v1, unified) = layout::from_mounts(&mounts, &rel)?;
         Ok(Manager {
             version,

@@ -46,7 +46,7 @@ pub(crate) struct InitArgs<'a> {
     pub plan: &'a Plan,
     pub no_pivot: bool,
     pub preserve_fds: u32,
-    pub cgroup_paths: Vec<(String, PathBuf)>,
+    pub cgroups: mounts::HostCgroups,
     /// Joining a running container (`exec`) instead of making one.
     pub exec: bool,
     /// The seccomp filter, compiled (or taken from the cache) by the parent.
@@ -248,7 +248,7 @@ fn setup_root(a: &InitArgs<'_>, userns: bool, state: &str) -> Result<()> {
         root: &root,
         bundle: a.bundle,
         cgroupns: a.plan.has(LinuxNamespaceType::Cgroup),
-        cgroup_paths: a.cgroup_paths.clone(),
+        cgroups: &a.cgroups,
     };
     let ms = a.spec.mounts().clone().unwrap_or_default();
     for m in &ms {

@@ -200,17 +200,30 @@ pub fn prepare_root(spec: &Spec, rootfs: &Path) -> Result<()> {
 }
 
 /// Information about the host's cgroup layout for "cgroup" mounts.
+#[derive(Debug, Clone, Default)]
 pub struct CgroupMountInfo {
     /// (mount point name under /sys/fs/cgroup, super options) of v1 hierarchies.
     pub v1: Vec<(String, String)>,
     pub unified: bool,
 }
 
-pub fn host_cgroups() -> CgroupMountInfo {
+/// The host's cgroups for the container's "cgroup" mount, as the runtime
+/// found them before the clone: the init does not read the mount table
+/// again on its way to exec.
+#[derive(Debug, Clone, Default)]
+pub struct HostCgroups {
+    pub info: CgroupMountInfo,
+    /// The container's own directories, by mount name under
+    /// /sys/fs/cgroup ("" for the cgroup2 hierarchy).
+    pub paths: Vec<(String, PathBuf)>,
+}
+
+/// [`CgroupMountInfo`] from the text of /proc/self/mountinfo.
+pub fn host_cgroups(mountinfo: &str) -> CgroupMountInfo {
     let mut v1 = Vec::new();
     let mut unified = false;
-    if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
-        for line in mi.lines() {
+    {
+        for line in mountinfo.lines() {
             let Some((pre, post)) = line.split_once(" - ") else {
                 continue;
             };
@@ -251,7 +264,7 @@ pub struct MountCtx<'a> {
     pub root: &'a OwnedFd,
     pub bundle: &'a Path,
     pub cgroupns: bool,
-    pub cgroup_paths: Vec<(String, PathBuf)>,
+    pub cgroups: &'a HostCgroups,
 }
 
 /// Mounts one config entry under the root.
@@ -349,7 +362,8 @@ pub fn mount_one(ctx: &MountCtx<'_>, m: &Mount) -> Result<()> {
                 // Without its own cgroup namespace a container sees its
                 // cgroup through a bind of that directory.
                 let host = ctx
-                    .cgroup_paths
+                    .cgroups
+                    .paths
                     .iter()
                     .find(|(k, _)| k.is_empty())
                     .map(|(_, p)| p.clone());
@@ -488,13 +502,14 @@ fn mount_cgroup_v1(
     tp: &str,
     opts: &Options,
 ) -> std::result::Result<(), Errno> {
-    let info = host_cgroups();
+    let info = &ctx.cgroups.info;
     if info.unified {
         if mount("cgroup2", tp, "cgroup2", opts.flags, None).is_ok() {
             return Ok(());
         }
         let host = ctx
-            .cgroup_paths
+            .cgroups
+            .paths
             .iter()
             .find(|(k, _)| k.is_empty())
             .map(|(_, p)| p.clone())
@@ -527,7 +542,8 @@ fn mount_cgroup_v1(
             .is_ok();
         if !mounted {
             let host = ctx
-                .cgroup_paths
+                .cgroups
+                .paths
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, p)| p.clone());
@@ -549,7 +565,7 @@ fn mount_cgroup_v1(
             let p = fd_path(&fd);
             if !(ctx.cgroupns && mount("cgroup2", p.as_str(), "cgroup2", opts.flags, None).is_ok())
             {
-                if let Some((_, host)) = ctx.cgroup_paths.iter().find(|(k, _)| k.is_empty()) {
+                if let Some((_, host)) = ctx.cgroups.paths.iter().find(|(k, _)| k.is_empty()) {
                     if host.exists() {
                         let _ = mount_bind(host.as_path(), p.as_str());
                     }
