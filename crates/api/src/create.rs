@@ -608,6 +608,14 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     let parsed = parse(&body, name)?;
     let opts = parsed.opts;
     let c = ctx.api.blocking(move |e| e.create(&opts)).await?;
+    // Its start's monitor loads while the client attaches and asks to
+    // start: off the start's path, and not beside a container's exit.
+    let api = ctx.api.clone();
+    tokio::spawn(async move {
+        if let Err(e) = api.blocking(|e| e.hold_spare()).await {
+            tracing::warn!(error = %e.message, "starting a spare monitor");
+        }
+    });
     if let Some(size) = parsed.console {
         ctx.api.set_console(&c.id, size);
     }

@@ -140,6 +140,11 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
         opts.stdin_once = true;
     }
     let keys = a.stdio.check()?;
+    if opts.host.pid_mode.is_empty() {
+        // It loads while we create the container. A failure to start
+        // one is the start's to report, from the monitor it launches.
+        let _ = engine.hold_spare();
+    }
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
     berth_engine::timing::mark("cli: created");

@@ -88,15 +88,21 @@ pub fn serve(engine: &Engine, a: ServeArgs) -> Result<u8> {
     // dockerd starts the containers whose restart policy says so when it
     // starts: a failed one is reported, and does not keep the API down.
     // With the server's engine, whose reaper takes their monitors.
-    let boot = |engine: &Engine| match engine.boot() {
-        Ok(tried) => {
-            for (c, r) in tried {
-                if let Err(e) = r {
-                    eprintln!("berth: restarting {}: {e}", c.name);
+    let boot = |engine: &Engine| {
+        match engine.boot() {
+            Ok(tried) => {
+                for (c, r) in tried {
+                    if let Err(e) = r {
+                        eprintln!("berth: restarting {}: {e}", c.name);
+                    }
                 }
             }
+            Err(e) => eprintln!("berth: restarting containers: {e}"),
         }
-        Err(e) => eprintln!("berth: restarting containers: {e}"),
+        // The first start's monitor, loaded before it is asked for.
+        if let Err(e) = engine.hold_spare() {
+            eprintln!("berth: starting a spare monitor: {e}");
+        }
     };
     let shown: Vec<&str> = a.hosts.iter().map(String::as_str).collect();
     berth_api::serve(engine.clone(), opts, boot, || {

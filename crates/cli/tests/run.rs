@@ -295,6 +295,43 @@ fn a_start_that_fails_before_the_monitor_is_told_leaves_nothing_running() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n", "{}", stderr(&o));
 }
 
+/// `run` starts its container's monitor before it creates the container;
+/// a `run` that fails before the start (no such image, a name taken)
+/// leaves that monitor to end by itself, with nothing made; one that
+/// fails in the start (no such user) has it report the failure.
+#[test]
+fn a_run_that_fails_leaves_no_monitor_behind() {
+    if !berth_testutil::require_root("a_run_that_fails_leaves_no_monitor_behind") {
+        return;
+    }
+    let b = Berth::with_image();
+    let o = b.run(&["run", "--rm", "--pull", "never", "nosuch/image", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    b.ok(&["create", "--name", "taken", "bb", "true"]);
+    let o = b.run(&["run", "--name", "taken", "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("taken"), "{}", stderr(&o));
+    let o = b.run(&["run", "-u", "nosuch", "bb", "true"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("nosuch"), "{}", stderr(&o));
+    assert_eq!(monitors_after_a_while(&b), 0, "a monitor stayed");
+    assert!(b.mounts().is_empty(), "{:?}", b.mounts());
+    // The monitors that ran containers served them: their output and codes.
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "sh",
+        "-c",
+        "echo out; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(monitors_after_a_while(&b), 0, "a monitor stayed");
+}
+
 /// `run --rm` returns once the container is gone from `ps -a` and
 /// unmounted; its monitor deletes the directories after answering, and
 /// when it is done nothing of the container is left on disk.

@@ -85,6 +85,8 @@ struct Handles {
     db: crate::db::Pool,
     store: Arc<Mutex<Option<Arc<Store>>>>,
     reaper: Arc<std::sync::OnceLock<crate::reaper::Reaper>>,
+    /// A monitor started ahead of the next start: see [`Engine::hold_spare`].
+    spare: Arc<Mutex<Option<monitor::Spare>>>,
 }
 
 impl std::fmt::Debug for Handles {
@@ -132,6 +134,27 @@ impl Engine {
 
     pub fn db(&self) -> Result<Db> {
         self.handles.db.get(&self.paths.db())
+    }
+
+    /// Starts a monitor ahead of the next [`Engine::start`], which gives it
+    /// its container: the monitor's load, and its opening of the state
+    /// database, then happen while the container is created (`run`) or
+    /// before the start is asked for (a server, which holds one again
+    /// after each start). Does nothing when one is held already.
+    pub fn hold_spare(&self) -> Result<()> {
+        let mut slot = self.handles.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(monitor::spare(&self.paths, self.reaper()?)?);
+        }
+        Ok(())
+    }
+
+    fn take_spare(&self) -> Option<monitor::Spare> {
+        self.handles
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// The image store under `--root`, opened at the first use.
@@ -297,9 +320,16 @@ impl Engine {
         // The network (a namespace, a veth, addresses: kernel work that
         // waits more than it computes) is made on a thread of its own
         // while the monitor starts and the root is mounted.
+        let spare = if sealed { None } else { self.take_spare() };
+        let mut stream = attach.map(|a| a.stream);
         let prepared = std::thread::scope(|s| {
             let net = NetSetup::begin(s, self, &c);
-            match monitor::launch(&self.paths, &c.id, attach.map(|a| a.stream), how) {
+            let launched = match spare.map(|sp| sp.take(&c.id, &mut stream)) {
+                Some(Ok(pending)) => Ok(pending),
+                // None held, or it died: a monitor of its own.
+                _ => monitor::launch(&self.paths, &c.id, stream, how),
+            };
+            match launched {
                 Ok(pending) => self.prepare_with(&c, console_size, net).map(|()| pending),
                 Err(e) => {
                     if net.finish().is_ok_and(|sb| sb.is_some()) {

@@ -195,6 +195,65 @@ pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>, how: Launch) -> 
     })
 }
 
+/// The monitor's `start` flag for a spare: see [`Spare`].
+pub const SPARE: &str = "--spare";
+
+/// A monitor started before its container is known: it loads and opens
+/// the state database while the starter creates the container (the CLI's
+/// `run`) or waits for the next start (a server), then [`Spare::take`]
+/// gives it a container and it goes on as [`launch`]'s monitor. Dropped
+/// instead, it exits without touching anything. Never for a container
+/// that needs a sealed monitor.
+pub struct Spare {
+    child: MonitorProcess,
+    status: UnixStream,
+}
+
+/// Starts a spare monitor.
+pub fn spare(paths: &Paths, reaper: Option<crate::reaper::Reaper>) -> Result<Spare> {
+    let (ours, theirs) = UnixStream::pair().map_err(io_err("creating a socket pair"))?;
+    let mut cmd = command(paths)?;
+    cmd.arg("start").arg(SPARE);
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
+    // It has no log of its own until it has a container.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
+    drop(cmd);
+    Ok(Spare {
+        child: MonitorProcess {
+            child: Some(child),
+            reaper,
+        },
+        status: ours,
+    })
+}
+
+impl Spare {
+    /// Gives the spare container `id`, whose bundle directory exists, and
+    /// the attach stream if any. A spare that died meanwhile is an error,
+    /// and `attach` is still the caller's to give to another monitor.
+    pub fn take(self, id: &str, attach: &mut Option<OwnedFd>) -> Result<Pending> {
+        let word = protocol::take(id, attach.is_some()).ok_or_else(|| Error::Monitor {
+            id: id.to_string(),
+            reason: "not a container id".into(),
+        })?;
+        use std::os::fd::AsFd;
+        protocol::send_take(&self.status, &word, attach.as_ref().map(|f| f.as_fd())).map_err(
+            |e| Error::Monitor {
+                id: id.to_string(),
+                reason: format!("the spare monitor went away: {e}"),
+            },
+        )?;
+        // Ours must go now that it has a copy, or the stream never ends.
+        attach.take();
+        Ok(Pending {
+            id: id.to_string(),
+            child: self.child,
+            status: self.status,
+        })
+    }
+}
+
 impl Pending {
     /// The bundle is ready: the monitor creates and starts the container.
     /// Returns once it reports the start.

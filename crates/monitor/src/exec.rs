@@ -227,8 +227,17 @@ fn streamed(engine: &Engine, id: &str, p: &Process) -> Result<i32, Error> {
         tty: true,
         ..Default::default()
     };
-    let code = crate::supervise::watch(pid, &mut stdio, &mut log, None, &mut clients, &cfg, None)
-        .map_err(|(_, msg)| Error::Monitor {
+    let code = crate::supervise::watch(
+        pid,
+        &mut stdio,
+        &mut log,
+        None,
+        &mut clients,
+        &cfg,
+        None,
+        None,
+    )
+    .map_err(|(_, msg)| Error::Monitor {
         id: id.to_string(),
         reason: msg,
     })?;

@@ -22,9 +22,11 @@ use std::process::ExitCode;
 
 use berth_engine::{Engine, Paths};
 
-const USAGE: &str = "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] [--sealed] | exec ID PROCESS_JSON [--stream|--detach] | probe ID PROCESS_JSON | dns NETWORK [--serve])";
+const USAGE: &str = "usage: berth-monitor --root DIR --runroot DIR (start ID [--attach] [--sealed] | start --spare | exec ID PROCESS_JSON [--stream|--detach] | probe ID PROCESS_JSON | dns NETWORK [--serve])";
 
 enum Cmd {
+    /// A monitor started before its container: the starter's word names it.
+    Spare,
     Start {
         id: String,
         attach: bool,
@@ -64,6 +66,7 @@ fn parse(args: &[String]) -> Result<(Paths, Cmd), String> {
     };
     let paths = Paths::new(root, runroot);
     let cmd = match rest.as_slice() {
+        ["start", berth_engine::monitor::SPARE] => Cmd::Spare,
         ["start", id, flags @ ..] => {
             let mut attach = false;
             for f in flags {
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
     };
     let engine = Engine::new(paths);
     let code = match cmd {
+        Cmd::Spare => supervise::spare(&engine),
         Cmd::Start { id, attach } => supervise::start(&engine, &id, attach),
         Cmd::Exec { id, process, how } => exec::run(&engine, &id, &process, how),
         Cmd::Probe { id, process } => health::probe(&engine, &id, &process),

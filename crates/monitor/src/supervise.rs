@@ -24,6 +24,44 @@ fn dup(fd: impl AsFd) -> std::io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 3)?)
 }
 
+/// A spare's wait for its container (see berth_engine::monitor::Spare):
+/// the state database is opened meanwhile, then the container's monitor
+/// log becomes our stderr and its attach stream, if any, our stdout, as
+/// [`start`] would have had them from its starter.
+pub fn spare(engine: &Engine) -> i32 {
+    let status = match dup(std::io::stdin()) {
+        Ok(fd) => File::from(fd),
+        Err(e) => {
+            eprintln!("berth-monitor: no status socket on stdin: {e}");
+            return 125;
+        }
+    };
+    // Warm: the first connection of a process reads the WAL to build its
+    // index, which is better done now than on the start's path.
+    let _ = engine.db();
+    let (id, attach) = match protocol::recv_take(&status) {
+        Ok(Some(x)) => x,
+        // The starter gave up (its `run` failed, or the server ended).
+        Ok(None) => return 0,
+        Err(e) => return report_failure(status, 125, &format!("the starter's word: {e}")),
+    };
+    if let Ok(log) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(engine.paths.monitor_log(&id))
+    {
+        let _ = rustix::stdio::dup2_stderr(&log);
+    }
+    let attached = attach.is_some();
+    if let Some(fd) = attach {
+        if let Err(e) = rustix::stdio::dup2_stdout(&fd) {
+            return report_failure(status, 125, &format!("taking the attach stream: {e}"));
+        }
+    }
+    drop(status);
+    start(engine, &id, attached)
+}
+
 /// Runs the whole life of container `id`; returns our exit code, which
 /// the starter reads only when we end without a report.
 pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
@@ -189,9 +227,13 @@ fn supervise(
         }
         // An idle monitor is the engine's cost per container: no database
         // connections or caches, no heap or stack left from the start.
-        engine.release();
-        let _ = berth_sys::memory::release_unused_stack();
-        berth_sys::memory::trim_heap();
+        // Not at once: a container that ends soon (a test's, a `run --rm`
+        // of a command) has its exit recorded through them, unopened.
+        let mut settle = || {
+            engine.release();
+            let _ = berth_sys::memory::release_unused_stack();
+            berth_sys::memory::trim_heap();
+        };
         let began = Instant::now();
         let code = watch(
             pid,
@@ -201,6 +243,7 @@ fn supervise(
             &mut clients,
             &cfg,
             checker.as_mut(),
+            Some((began + SETTLE_AFTER, &mut settle)),
         )?;
         drop(stdio);
         berth_engine::timing::mark("monitor: container exited");
@@ -329,9 +372,14 @@ fn failure(e: berth_runtime::Error) -> Failure {
     (crate::exec::code_of(&e), e.to_string())
 }
 
+/// How long a started container's monitor keeps what the start opened
+/// before it settles into its idle size.
+const SETTLE_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Copies output, serves clients and collects waiters until the init
-/// exits, running the health check meanwhile; reaps the init and returns
-/// its code.
+/// exits, running the health check meanwhile, and `settle` once at its
+/// time if the init still runs; reaps the init and returns its code.
+#[allow(clippy::too_many_arguments)]
 pub fn watch(
     pid: i32,
     stdio: &mut Stdio,
@@ -340,6 +388,7 @@ pub fn watch(
     clients: &mut Clients,
     cfg: &ContainerConfig,
     mut health: Option<&mut Checker<'_>>,
+    mut settle: Option<(Instant, &mut dyn FnMut())>,
 ) -> Result<i32, Failure> {
     let p = Pid::from_raw(pid).ok_or((125, format!("bad pid {pid}")))?;
     let pidfd = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
@@ -374,9 +423,16 @@ pub fn watch(
             for fd in &health_fds {
                 fds.push(PollFd::from_borrowed_fd(*fd, PollFlags::IN));
             }
+            let settle_in = settle
+                .as_ref()
+                .map(|(at, _)| at.saturating_duration_since(Instant::now()));
             let timeout = health
                 .as_deref()
-                .and_then(|h| rustix::time::Timespec::try_from(h.timeout()).ok());
+                .map(|h| h.timeout())
+                .into_iter()
+                .chain(settle_in)
+                .min()
+                .and_then(|d| rustix::time::Timespec::try_from(d).ok());
             match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err((125, format!("poll: {e}"))),
@@ -416,6 +472,11 @@ pub fn watch(
         }
         if exited {
             break;
+        }
+        if settle.as_ref().is_some_and(|(at, _)| Instant::now() >= *at) {
+            if let Some((_, f)) = settle.take() {
+                f();
+            }
         }
     }
     let code = match rustix::process::waitpid(Some(p), WaitOptions::empty()) {

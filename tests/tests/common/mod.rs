@@ -398,8 +398,27 @@ pub fn parse_response(raw: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
 }
 
 /// The command lines of processes that name `root` (monitors, CLIs),
-/// but for `except` (the server).
+/// but for `except` (the server) and its spare monitor.
 pub fn processes_naming(root: &Path, except: u32) -> Vec<String> {
+    commands_naming(root, except)
+        .into_iter()
+        .filter(|c| !c.contains(SPARE))
+        .collect()
+}
+
+/// How a server's spare monitor shows in its command line: the one
+/// monitor it keeps started ahead of the next container's start.
+const SPARE: &str = " start --spare";
+
+/// The spare monitors naming `root`: a server holds one at most.
+pub fn spares_naming(root: &Path) -> usize {
+    commands_naming(root, 0)
+        .iter()
+        .filter(|c| c.contains(SPARE))
+        .count()
+}
+
+fn commands_naming(root: &Path, except: u32) -> Vec<String> {
     let root = root.to_str().unwrap().to_string();
     std::fs::read_dir("/proc")
         .unwrap()
