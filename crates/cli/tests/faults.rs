@@ -68,6 +68,15 @@ fn field(b: &Berth, name: &str, format: &str) -> String {
     b.ok(&["inspect", "-f", format, name]).trim().to_string()
 }
 
+/// The parent of process `pid`.
+fn parent_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit_once(") ")
+        .and_then(|(_, r)| r.split(' ').nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap()
+}
+
 fn pid_of(b: &Berth, name: &str) -> i32 {
     field(b, name, "{{.State.Pid}}").parse().unwrap()
 }
@@ -238,15 +247,12 @@ fn a_killed_serve_leaves_its_containers_running_and_a_new_serve_restarts_by_poli
     // always's monitor and process die (as in a crash): the next serve
     // starts it again when it starts, as dockerd does.
     let always_pid = pid_of(&b, "always");
-    for m in monitors(&b) {
-        if std::fs::read_to_string(format!("/proc/{m}/cmdline"))
-            .unwrap()
-            .contains(&field(&b, "always", "{{.Id}}"))
-        {
-            sigkill(m);
-            wait_gone(m);
-        }
-    }
+    // Its monitor is its init's parent (a monitor started as a spare
+    // does not name its container in its command line).
+    let m = parent_of(always_pid);
+    assert!(monitors(&b).contains(&m), "{m} is not a monitor");
+    sigkill(m);
+    wait_gone(m);
     sigkill(always_pid);
     wait_gone(always_pid);
 
