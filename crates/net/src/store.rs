@@ -115,10 +115,10 @@ impl Store {
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
         )?;
-        // Checkpoints at 256 pages: a new process reads the whole WAL.
+        // Checkpoints at 64 pages: a new process reads the whole WAL.
         // (berth_image::sqlite::open_shared sets the same for the other
-        // stores; this crate does not depend on that one.)
-        conn.pragma_update(None, "wal_autocheckpoint", 256)?;
+        // stores, and says why; this crate does not depend on that one.)
+        conn.pragma_update(None, "wal_autocheckpoint", 64)?;
         // Every attach opens the store: one lookup instead of the nine
         // statements of create_schema once the schema is there (its last
         // index is made last, so its presence means all of it is).
