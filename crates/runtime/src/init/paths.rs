@@ -60,7 +60,12 @@ pub fn fd_path(fd: &impl AsRawFd) -> String {
 /// Creates every missing directory of `path` under `root`, each resolved
 /// inside the root, and returns the last one opened as O_PATH.
 pub fn mkdir_all(root: impl AsFd, path: &Path, mode: u32) -> Result<OwnedFd> {
-    mkdir_all_depth(root.as_fd(), path, mode, 0)
+    // Most mount points exist: one resolution of the whole path, inside
+    // the root as the walk's, instead of an open per component.
+    match open_in_root(root.as_fd(), path, OFlags::PATH | OFlags::DIRECTORY) {
+        Ok(fd) => Ok(fd),
+        Err(_) => mkdir_all_depth(root.as_fd(), path, mode, 0),
+    }
 }
 
 fn mkdir_all_depth(
