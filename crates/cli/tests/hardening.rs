@@ -304,14 +304,16 @@ fn proc_and_sys_cannot_be_written_and_kernel_files_are_masked() {
          touch /sys/berth 2>/dev/null && echo sys-writable; \
          mkdir /sys/fs/cgroup/pids/evil 2>/dev/null && echo cgroup-writable; \
          grep -E ' /sys (sysfs|cgroup)' /proc/mounts | grep -vc ' ro,'; \
+         grep ' /sys/fs/cgroup' /proc/mounts | grep -vc ' ro,'; \
          echo kcore $(cat /proc/kcore 2>/dev/null | wc -c) keys $(wc -c < /proc/keys) \
               timer_list $(wc -c < /proc/timer_list); \
          ls /sys/firmware | wc -l",
     );
-    // No write went through; /sys is mounted read-only; the masked files
-    // read as empty (/dev/null over them) and /sys/firmware as an empty
-    // directory.
-    assert_eq!(out, "0\nkcore 0 keys 0 timer_list 0\n0\n", "{out}");
+    // No write went through; /sys and every cgroup mount under it (each
+    // hierarchy of a v1 host, the unified one of a hybrid host) are
+    // read-only; the masked files read as empty (/dev/null over them) and
+    // /sys/firmware as an empty directory.
+    assert_eq!(out, "0\n0\nkcore 0 keys 0 timer_list 0\n0\n", "{out}");
     assert_eq!(read_trim(Path::new("/proc/sys/kernel/hostname")), host_name);
 }
 
