@@ -802,9 +802,11 @@ fn docker_events_and_system_df_through_berth_serve() {
         &["type=image", "type=network", "type=volume"],
         "{{.Type}} {{.Action}} {{or .Actor.Attributes.name .Actor.Attributes.driver}}",
     );
+    // First the none network that `ev` joined and left, as dockerd's.
     assert_eq!(
         out,
-        "image tag evtag:1\nimage untag evtag:1\nnetwork create evnet\n\
+        "network connect none\nnetwork disconnect none\n\
+         image tag evtag:1\nimage untag evtag:1\nnetwork create evnet\n\
          network destroy evnet\nvolume create local\nvolume destroy local\n"
     );
     // docker names the image of a tag and an untag by its id.
@@ -977,17 +979,20 @@ fn containers_join_and_leave_their_networks_in_the_event_log() {
         .trim()
         .to_string();
     s.ok(&["rm", "evb"]);
-    // Not on a network: none of its events.
-    s.ok(&[
-        "run",
-        "--rm",
-        "--name",
-        "evnone",
-        "--network",
-        "none",
-        "bb",
-        "true",
-    ]);
+    // On the predefined none and host networks, as dockerd reports them.
+    for net in ["none", "host"] {
+        let name = format!("ev{net}");
+        s.ok(&[
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "--network",
+            net,
+            "bb",
+            "true",
+        ]);
+    }
     let out = events_until_now(
         &s,
         &since,
@@ -1003,7 +1008,12 @@ fn containers_join_and_leave_their_networks_in_the_event_log() {
     };
     let want = |net: &str, net_name: &str, name: &str| -> Vec<String> {
         let c = |action: &str| format!("container {action} C  {name} ");
-        let n = |action: &str| format!("network {action} {net} C {net_name} bridge");
+        let driver = match net_name {
+            "host" => "host",
+            "none" => "null",
+            _ => "bridge",
+        };
+        let n = |action: &str| format!("network {action} {net} C {net_name} {driver}");
         vec![
             c("create"),
             n("connect"),
@@ -1015,14 +1025,156 @@ fn containers_join_and_leave_their_networks_in_the_event_log() {
     };
     assert_eq!(of(&docker_made), want(&evnet, "evnet", "evd"), "{out}");
     assert_eq!(of(&cli_made), want(&bridge, "bridge", "evb"), "{out}");
+    // The --rm ones by the id their create names.
+    let id_of = |name: &str| -> String {
+        out.lines()
+            .find_map(|l| {
+                l.strip_prefix("container create ")?
+                    .strip_suffix(&format!("  {name} "))
+            })
+            .unwrap_or_else(|| panic!("no create of {name}: {out}"))
+            .to_string()
+    };
+    let (on_none, on_host) = (id_of("evnone"), id_of("evhost"));
+    assert_eq!(
+        of(&on_none),
+        want(&net_id("none"), "none", "evnone"),
+        "{out}"
+    );
+    assert_eq!(
+        of(&on_host),
+        want(&net_id("host"), "host", "evhost"),
+        "{out}"
+    );
     assert!(
         !out.lines().any(|l| l.starts_with("network")
-            && !l.contains(&docker_made)
-            && !l.contains(&cli_made)
+            && ![&docker_made, &cli_made, &on_none, &on_host]
+                .iter()
+                .any(|id| l.contains(id.as_str()))
             && !l.contains("network create")),
         "{out}"
     );
     s.ok(&["network", "rm", "evnet"]);
+}
+
+#[test]
+fn docker_sees_the_predefined_host_and_none_networks() {
+    if !require_root("docker_sees_the_predefined_host_and_none_networks") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let ls = |extra: &[&str]| {
+        let mut args = vec![
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Scope}}",
+        ];
+        args.extend_from_slice(extra);
+        s.ok(&args)
+    };
+    assert_eq!(
+        ls(&[]),
+        "bridge bridge local\nhost host local\nnone null local\n"
+    );
+    assert_eq!(ls(&["--filter", "driver=null"]), "none null local\n");
+    assert_eq!(ls(&["--filter", "type=custom"]), "");
+    assert_eq!(ls(&["--filter", "type=builtin"]).lines().count(), 3);
+    let v: serde_json::Value =
+        serde_json::from_str(&s.ok(&["network", "inspect", "host", "none"])).unwrap();
+    assert_eq!(
+        (&v[0]["Name"], &v[0]["Driver"]),
+        (&"host".into(), &"host".into())
+    );
+    assert_eq!(
+        (&v[1]["Name"], &v[1]["Driver"]),
+        (&"none".into(), &"null".into())
+    );
+    assert_eq!(v[1]["IPAM"]["Config"], serde_json::json!([]));
+    let host_id = v[0]["Id"].as_str().unwrap().to_string();
+    assert_eq!(host_id.len(), 64);
+
+    // Refused with dockerd's words and statuses.
+    let refused = |method: &str, path: &str, body: Option<&str>, code: u16, why: &str| {
+        let (got, out) = s.api(method, path, body);
+        let out = String::from_utf8_lossy(&out);
+        assert_eq!(got, code, "{method} {path}: {out}");
+        let msg: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(msg["message"], why, "{method} {path}");
+    };
+    for net in ["host", "none", "bridge"] {
+        let why = format!("{net} is a pre-defined network and cannot be removed");
+        refused("DELETE", &format!("/networks/{net}"), None, 403, &why);
+        let body = format!(r#"{{"Name": "{net}"}}"#);
+        let why = format!("operation is not permitted on predefined {net} network");
+        refused("POST", "/networks/create", Some(&body), 403, &why);
+    }
+    refused(
+        "POST",
+        "/networks/create",
+        Some(r#"{"Name": "h2", "Driver": "host"}"#),
+        403,
+        "only one instance of \"host\" network is allowed",
+    );
+    let o = s.run(&["network", "rm", "none"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("none is a pre-defined network and cannot be removed"),
+        "{}",
+        show(&o)
+    );
+
+    // A container on host: in the network's inspect and in its own.
+    let c = s
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "onhost",
+            "--network",
+            "host",
+            "bb",
+            "sleep",
+            "100",
+        ])
+        .trim()
+        .to_string();
+    let members = s.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range $id, $c := .Containers}}{{$id}} {{$c.Name}}{{end}}",
+        "host",
+    ]);
+    assert_eq!(members.trim(), format!("{c} onhost"));
+    let nets = s.ok(&[
+        "inspect",
+        "-f",
+        "{{range $n, $e := .NetworkSettings.Networks}}{{$n}} {{$e.NetworkID}}{{end}}",
+        "onhost",
+    ]);
+    assert_eq!(nets.trim(), format!("host {host_id}"));
+    let host_rule =
+        "container cannot be disconnected from host network or connected to host network";
+    let body = r#"{"Container": "onhost"}"#;
+    refused(
+        "POST",
+        "/networks/host/disconnect",
+        Some(body),
+        400,
+        host_rule,
+    );
+    refused(
+        "POST",
+        "/networks/none/connect",
+        Some(body),
+        400,
+        "container sharing network namespace with another container or host cannot be connected to any other network",
+    );
+    s.ok(&["network", "prune", "-f"]);
+    assert_eq!(ls(&["-q"]).lines().count(), 3);
+    s.ok(&["rm", "-f", "onhost"]);
 }
 
 #[test]

@@ -120,7 +120,11 @@ fn testcontainers_python_runs_waits_uses_and_removes_a_container() {
     assert_eq!(id.trim().len(), 64, "{id}");
     assert_eq!(left(&s), "", "a container outlived its `with` block");
     let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
-    assert_eq!(nets.trim(), "bridge", "the session's network outlived it");
+    assert_eq!(
+        nets.trim(),
+        "bridge\nhost\nnone",
+        "the session's network outlived it"
+    );
 }
 
 /// A server the testcontainers crate is pointed at. The crate reads its
@@ -253,7 +257,7 @@ fn testcontainers_rust_mounts_copies_networks_and_restarts() {
     let nets = s.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert_eq!(
         nets.trim(),
-        "bridge",
+        "bridge\nhost\nnone",
         "the crate's network outlived its container"
     );
 }

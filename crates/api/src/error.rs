@@ -64,6 +64,7 @@ pub fn status_of(kind: berth_engine::ErrorKind) -> StatusCode {
         // its client reads 126/127 from the message.
         K::InvalidArgument | K::CannotInvoke | K::CommandNotFound => StatusCode::BAD_REQUEST,
         K::Unauthorized => StatusCode::UNAUTHORIZED,
+        K::Forbidden => StatusCode::FORBIDDEN,
         K::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         K::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }

@@ -15,7 +15,10 @@ use crate::router::Ctx;
 pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
     let filters = ctx.query.filters()?;
     for k in filters.keys() {
-        if !matches!(k.as_str(), "name" | "id" | "label") {
+        if !matches!(
+            k.as_str(),
+            "name" | "id" | "label" | "driver" | "type" | "scope"
+        ) {
             return Err(ApiError::bad_request(format!(
                 "network filter '{k}' is not supported by berth yet"
             )));
@@ -28,16 +31,28 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
             for n in e.networks()? {
                 let name_ok = filters
                     .get("name")
-                    .is_none_or(|vs| vs.iter().any(|v| n.name.contains(v.as_str())));
+                    .is_none_or(|vs| vs.iter().any(|v| n.name().contains(v.as_str())));
                 let id_ok = filters
                     .get("id")
-                    .is_none_or(|vs| vs.iter().any(|v| n.id.starts_with(v.as_str())));
+                    .is_none_or(|vs| vs.iter().any(|v| n.id().starts_with(v.as_str())));
                 let labels = filters.get("label").map_or(&[][..], Vec::as_slice);
                 let label_ok = berth_engine::filters::labels_match(labels, |k| {
-                    n.labels.get(k).map(String::as_str)
+                    n.labels().get(k).map(String::as_str)
                 });
-                if name_ok && id_ok && label_ok {
-                    out.push(e.network_inspect(&n.name)?);
+                let driver_ok = filters
+                    .get("driver")
+                    .is_none_or(|vs| vs.iter().any(|v| v == n.driver()));
+                // docker's builtin networks are the predefined ones.
+                let builtin = berth_engine::network::is_predefined(n.name());
+                let type_ok = filters.get("type").is_none_or(|vs| {
+                    vs.iter()
+                        .any(|v| (v == "builtin" && builtin) || (v == "custom" && !builtin))
+                });
+                let scope_ok = filters
+                    .get("scope")
+                    .is_none_or(|vs| vs.iter().any(|v| v == "local"));
+                if name_ok && id_ok && label_ok && driver_ok && type_ok && scope_ok {
+                    out.push(e.network_inspect(n.name())?);
                 }
             }
             Ok(out)
@@ -122,12 +137,7 @@ pub(crate) fn create_options(b: &CreateBody) -> Result<NetworkOptions, ApiError>
     if b.name.is_empty() {
         return bad("a network needs a Name".into());
     }
-    if !matches!(b.driver.as_str(), "" | "bridge") {
-        return bad(format!(
-            "network driver {:?} is not supported: berth has bridge",
-            b.driver
-        ));
-    }
+    berth_engine::network::check_driver(&b.driver)?;
     if b.ingress || b.config_only || b.config_from.is_some() {
         return bad("Ingress, ConfigOnly and ConfigFrom are not supported by berth".into());
     }
@@ -318,5 +328,17 @@ mod tests {
             let e = create_options(&body(bad)).unwrap_err();
             assert!(e.message.contains(why), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn host_and_null_drivers_are_forbidden_as_dockerd_does() {
+        let e = create_options(&body(json!({"Name": "h", "Driver": "null"}))).unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            e.message,
+            "only one instance of \"null\" network is allowed"
+        );
+        let e = create_options(&body(json!({"Name": "m", "Driver": "macvlan"}))).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST, "{}", e.message);
     }
 }

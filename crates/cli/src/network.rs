@@ -280,11 +280,7 @@ pub fn run(engine: &Engine, cmd: NetworkCmd) -> Result<u8> {
 }
 
 fn create(engine: &Engine, a: CreateArgs) -> Result<u8> {
-    if a.driver != "bridge" {
-        bail!(berth_engine::Error::NotSupported {
-            flag: format!("--driver {} (only bridge)", a.driver)
-        });
-    }
+    berth_engine::network::check_driver(&a.driver)?;
     let invalid = |m: String| berth_engine::Error::InvalidArgument(m);
     let (mut subnet, mut subnet6) = (None, None);
     for sn in &a.subnet {
@@ -374,21 +370,21 @@ fn ls(engine: &Engine, a: LsArgs) -> Result<u8> {
     };
     if a.quiet {
         for n in &nets {
-            writeln!(out, "{}", id(&n.id))?;
+            writeln!(out, "{}", id(n.id()))?;
         }
         return Ok(0);
     }
     let rows: Vec<serde_json::Value> = nets
         .iter()
         .map(|n| {
-            let labels: Vec<String> = n.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let labels: Vec<String> = n.labels().iter().map(|(k, v)| format!("{k}={v}")).collect();
             serde_json::json!({
-                "ID": id(&n.id),
-                "Name": n.name,
-                "Driver": "bridge",
+                "ID": id(n.id()),
+                "Name": n.name(),
+                "Driver": n.driver(),
                 "Scope": "local",
-                "IPv6": n.subnet6.is_some().to_string(),
-                "Internal": n.internal.to_string(),
+                "IPv6": n.ipv6().to_string(),
+                "Internal": n.internal().to_string(),
                 "Labels": labels.join(","),
             })
         })

@@ -400,7 +400,7 @@ fn prune_filters_choose_by_label_and_age() {
     assert_eq!(out, "Deleted Networks:\nna\n");
     assert_eq!(
         names(&["network", "ls", "--format", "{{.Name}}"]),
-        ["bridge", "nb"]
+        ["bridge", "host", "nb", "none"]
     );
     b.fails(
         &["volume", "prune", "-f", "--filter", "dangling=true"],

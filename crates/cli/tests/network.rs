@@ -970,3 +970,190 @@ fn links_resolve_a_running_container_sharing_a_network() {
     );
     b.ok(&["rm", "-f", "alpha"]);
 }
+
+#[test]
+fn predefined_host_and_none_networks_as_docker_has_them() {
+    if !root("predefined_host_and_none_networks_as_docker_has_them") {
+        return;
+    }
+    let b = Berth::with_image();
+    let ls = |b: &Berth| {
+        b.ok(&[
+            "network",
+            "ls",
+            "--no-trunc",
+            "--format",
+            "{{.Name}} {{.Driver}} {{.Scope}} {{.ID}}",
+        ])
+    };
+    let first = ls(&b);
+    let rows: Vec<Vec<&str>> = first.lines().map(|l| l.split(' ').collect()).collect();
+    let named: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r[0], r[1], r[2])).collect();
+    assert_eq!(
+        named,
+        [
+            ("bridge", "bridge", "local"),
+            ("host", "host", "local"),
+            ("none", "null", "local")
+        ],
+        "{first}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r[3].len() == 64 && r[3].chars().all(|c| c.is_ascii_hexdigit())),
+        "{first}"
+    );
+    let (host_id, none_id) = (rows[1][3].to_string(), rows[2][3].to_string());
+    assert_ne!(host_id, none_id);
+    assert_eq!(ls(&b), first, "the ids are kept");
+
+    // inspect, by name and by id prefix, in docker's shape.
+    let h = inspect(&b, &["network", "inspect", "host"]);
+    assert_eq!(
+        (&h["Name"], &h["Id"], &h["Driver"], &h["Scope"]),
+        (
+            &serde_json::json!("host"),
+            &serde_json::json!(host_id),
+            &serde_json::json!("host"),
+            &serde_json::json!("local")
+        ),
+        "{h}"
+    );
+    assert_eq!(
+        h["IPAM"],
+        serde_json::json!({"Driver": "default", "Options": null, "Config": []})
+    );
+    assert_eq!(h["Containers"], serde_json::json!({}));
+    let n = inspect(&b, &["network", "inspect", &none_id[..12]]);
+    assert_eq!((&n["Name"], &n["Driver"]), (&"none".into(), &"null".into()));
+    assert_eq!(b.ok(&["inspect", "-f", "{{.Driver}}", "host"]), "host\n");
+
+    // Containers on them: listed by the network, naming it in their own.
+    let detached = |name: &str, net: &str| {
+        let args = [
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "bb",
+            "sleep",
+            "100",
+        ];
+        b.ok(&args).trim().to_string()
+    };
+    let on_host = detached("onhost", "host");
+    let on_none = detached("onnone", "none");
+    b.ok(&[
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "host",
+        "bb",
+        "true",
+    ]);
+    for (net, id, name) in [("host", &on_host, "onhost"), ("none", &on_none, "onnone")] {
+        let n = inspect(&b, &["network", "inspect", net]);
+        let members: Vec<&String> = n["Containers"].as_object().unwrap().keys().collect();
+        assert_eq!(members, [id], "{n}");
+        assert_eq!(n["Containers"][id]["Name"], name);
+        let nets = inspect(&b, &["inspect", name])["NetworkSettings"]["Networks"].clone();
+        let keys: Vec<&String> = nets.as_object().unwrap().keys().collect();
+        assert_eq!(keys, [net], "{nets}");
+        assert_eq!(nets[net]["NetworkID"], n["Id"], "{nets}");
+        assert_eq!(nets[net]["IPAddress"], "");
+    }
+    // Created, not started: on host, but not joined yet (docker's empty id).
+    let later = inspect(&b, &["inspect", "later"]);
+    assert_eq!(
+        later["NetworkSettings"]["Networks"]["host"]["NetworkID"],
+        ""
+    );
+
+    // Never removed, created over or pruned.
+    for net in ["host", "none", "bridge", &host_id[..12]] {
+        let name = if net.len() == 12 { "host" } else { net };
+        b.fails(
+            &["network", "rm", net],
+            1,
+            &format!("{name} is a pre-defined network and cannot be removed"),
+        );
+    }
+    for net in ["host", "none", "bridge"] {
+        b.fails(
+            &["network", "create", net],
+            1,
+            &format!("operation is not permitted on predefined {net} network"),
+        );
+    }
+    b.fails(
+        &["network", "create", "-d", "host", "h2"],
+        1,
+        "only one instance of \"host\" network is allowed",
+    );
+    b.fails(
+        &["network", "create", "--driver", "null", "n2"],
+        1,
+        "only one instance of \"null\" network is allowed",
+    );
+    b.ok(&["network", "prune", "-f"]);
+    assert_eq!(ls(&b), first);
+
+    // connect and disconnect: dockerd's rules and words.
+    network(&b, "front", 1, &[]);
+    detached("onfront", "front");
+    let host_rule =
+        "container cannot be disconnected from host network or connected to host network";
+    let shared = "container sharing network namespace with another container or host cannot be connected to any other network";
+    let private = "container cannot be connected to multiple networks with one of the networks in private (none) mode";
+    for (args, why) in [
+        (["connect", "host", "onfront"], host_rule),
+        (["connect", "host", "onnone"], host_rule),
+        (["connect", "none", "onfront"], private),
+        (["connect", "front", "onnone"], private),
+        (["connect", "front", "onhost"], shared),
+        (["connect", "none", "onhost"], shared),
+        (
+            ["connect", "host", "onhost"],
+            "already connected to network host",
+        ),
+        (["disconnect", "host", "onhost"], host_rule),
+        (
+            ["disconnect", "host", "onfront"],
+            "onfront is not connected to network host",
+        ),
+        (
+            ["disconnect", "none", "onhost"],
+            "onhost is not connected to network none",
+        ),
+    ] {
+        let mut a = vec!["network"];
+        a.extend(args);
+        b.fails(&a, 1, why);
+    }
+    // Nothing changed.
+    let keys = |name: &str| -> Vec<String> {
+        inspect(&b, &["inspect", name])["NetworkSettings"]["Networks"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(keys("onhost"), ["host"]);
+    assert_eq!(keys("onnone"), ["none"]);
+    // dockerd would leave onnone on no network at all; berth says so.
+    b.fails(
+        &["network", "disconnect", "none", "onnone"],
+        1,
+        "is not supported",
+    );
+    assert_eq!(keys("onnone"), ["none"]);
+    // A user network the container was created on leaves and comes back.
+    b.ok(&["network", "disconnect", "front", "onfront"]);
+    assert!(keys("onfront").is_empty());
+    b.ok(&["network", "connect", "front", "onfront"]);
+    assert_eq!(keys("onfront"), ["front"]);
+}

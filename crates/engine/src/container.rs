@@ -738,7 +738,7 @@ impl Engine {
         let c = db.find(id)?;
         // dockerd's order: the container joins its networks, then starts.
         // Written in the commit of the running state, not one each.
-        let mut events: Vec<Pending> = crate::network::joined(self, &c)
+        let mut events: Vec<Pending> = crate::network::joined(self, &db, &c)
             .iter()
             .map(|(net, name)| Pending::network("connect", net, name, id))
             .collect();
@@ -784,6 +784,7 @@ impl Engine {
         // container's cgroups and runtime state go after the answer.
         let mut left = Vec::new();
         self.release_run(id, &mut errors, rm.then_some(&mut *later), &mut left);
+        left.extend(crate::network::on_predefined(&db, &c));
         crate::timing::mark("exit: released");
         let now = chrono::Utc::now();
         // dockerd's order: the container dies, then leaves its networks;

@@ -15,6 +15,8 @@ pub enum ErrorKind {
     Internal,
     /// A registry refused our credentials (or we had none).
     Unauthorized,
+    /// Never allowed, whatever the state: changing a predefined network.
+    Forbidden,
     /// The container's command exists but cannot be run (docker's 126).
     CannotInvoke,
     /// The container's command does not exist (docker's 127).
@@ -39,6 +41,9 @@ pub enum Error {
     NotSupported { flag: String },
     #[error("network {0} not found")]
     NoSuchNetwork(String),
+    /// docker's words for what is never allowed (a predefined network).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Net(#[from] berth_net::Error),
     #[error("container {id} is {state}: cannot {op}")]
@@ -111,6 +116,7 @@ impl Error {
             Error::Archive(e) => image_kind(e.kind()),
             Error::Registry(e) => registry_kind(e.kind()),
             Error::NoSuchNetwork(_) => ErrorKind::NotFound,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Net(e) => net_kind(e.kind()),
             Error::Db { .. }
             | Error::Io { .. }

@@ -122,9 +122,10 @@ impl Pending {
     }
 
     /// A network's `connect` or `disconnect` of `container`, as dockerd
-    /// reports them (berth's networks are all bridges).
+    /// reports them, with the network's driver as its `type`.
     pub fn network(action: &str, id: &str, name: &str, container: &str) -> Pending {
-        let attributes = [("container", container), ("name", name), ("type", "bridge")]
+        let driver = crate::network::driver_of(name);
+        let attributes = [("container", container), ("name", name), ("type", driver)]
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();

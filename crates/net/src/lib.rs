@@ -31,5 +31,5 @@ pub use network::{
     AttachOptions, Attachment, Net, NetConfig, NetworkOptions, PortHandle, PruneReport,
 };
 pub use ports::{PortMapping, PortSpec, Proto};
-pub use store::{Lease, LeaseRequest, NetworkConfig};
+pub use store::{Lease, LeaseRequest, NetworkConfig, Predefined, PREDEFINED};
 pub use subnet::{Ipv4Net, Ipv6Net};

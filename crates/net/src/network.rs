@@ -22,7 +22,7 @@ use crate::error::{Error, Result, EEXIST};
 use crate::nft::{self, Family, Firewall};
 use crate::ports::PortMapping;
 use crate::rtnl::Rtnl;
-use crate::store::{Lease, LeaseRequest, NetworkConfig, Store};
+use crate::store::{Lease, LeaseRequest, NetworkConfig, Predefined, Store};
 use crate::subnet::{Ipv4Net, Ipv6Net};
 use crate::{dns, netns, sysctl};
 
@@ -448,6 +448,11 @@ impl Net {
 
     pub fn networks(&self) -> Result<Vec<NetworkConfig>> {
         self.store()?.networks()
+    }
+
+    /// docker's predefined `host` and `none` networks, ids made on first use.
+    pub fn predefined(&self) -> Result<Vec<Predefined>> {
+        self.store()?.predefined()
     }
 
     /// Makes the kernel state of network `name` match its record: bridge,
@@ -971,7 +976,7 @@ fn validate_ifname(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn random_id() -> Result<String> {
+pub(crate) fn random_id() -> Result<String> {
     use std::io::Read;
     let mut b = [0u8; 32];
     fs::File::open("/dev/urandom")

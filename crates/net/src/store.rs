@@ -49,6 +49,70 @@ pub struct NetworkConfig {
     pub gateway6: Option<Ipv6Addr>,
 }
 
+/// docker's predefined networks besides the default bridge, each with its
+/// driver: a container on `host` shares the host's stack, one on `none`
+/// has only loopback. They have no kernel state of their own; what is kept
+/// is an id, made once, so `ls`, inspect and events name them alike.
+pub const PREDEFINED: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+
+/// One of [`PREDEFINED`] with its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predefined {
+    pub name: String,
+    /// 64 hex digits, like every network's.
+    pub id: String,
+    /// docker's driver name: `host` or `null`.
+    pub driver: &'static str,
+}
+
+/// The predefined network `name`, its id made on first use. Over any
+/// connection to the store's database, so the engine can ask over the
+/// one it holds (in the commit of a container's start).
+pub fn predefined(conn: &Connection, name: &str) -> Result<Predefined> {
+    let driver = PREDEFINED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| *d)
+        .ok_or_else(|| Error::NotFound(format!("predefined network {name}")))?;
+    let get = |conn: &Connection| {
+        conn.query_row(
+            "SELECT id FROM net_predefined WHERE name = ?1",
+            [name],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+    };
+    let id = match get(conn) {
+        Ok(Some(id)) => id,
+        // The table is made here, not with the schema: databases made
+        // before these networks pass Store::open's readiness check.
+        Ok(None) => insert_predefined(conn, name, get)?,
+        Err(e) if e.to_string().contains("no such table") => insert_predefined(conn, name, get)?,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Predefined {
+        name: name.to_string(),
+        id,
+        driver,
+    })
+}
+
+fn insert_predefined(
+    conn: &Connection,
+    name: &str,
+    get: impl Fn(&Connection) -> rusqlite::Result<Option<String>>,
+) -> Result<String> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS net_predefined (name TEXT PRIMARY KEY, id TEXT NOT NULL)",
+    )?;
+    // Two first users race: the first id stays and both read it back.
+    conn.execute(
+        "INSERT OR IGNORE INTO net_predefined (name, id) VALUES (?1, ?2)",
+        params![name, crate::network::random_id()?],
+    )?;
+    get(conn)?.ok_or_else(|| Error::NotFound(format!("predefined network {name}")))
+}
+
 /// One address (two on a dual-stack network) held by one container on
 /// one network, and the names it answers to there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,6 +252,14 @@ impl Store {
 
     pub fn networks(&self) -> Result<Vec<NetworkConfig>> {
         list_in(&self.conn)
+    }
+
+    /// docker's `host` and `none` ([`PREDEFINED`]), in that order.
+    pub fn predefined(&self) -> Result<Vec<Predefined>> {
+        PREDEFINED
+            .iter()
+            .map(|(name, _)| predefined(&self.conn, name))
+            .collect()
     }
 
     /// Deletes a network record; Conflict while it still has leases
@@ -540,4 +612,31 @@ fn first_free(net: &NetworkConfig, used: &HashSet<u32>) -> Option<Ipv4Addr> {
     (lo..=hi).map(Ipv4Addr::from).find(|ip| {
         net.subnet.contains(*ip) && !reserved(net, *ip) && !used.contains(&u32::from(*ip))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predefined_networks_keep_the_ids_they_are_first_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        let first = Store::open(&db).unwrap().predefined().unwrap();
+        let names: Vec<(&str, &str)> = first.iter().map(|p| (&*p.name, p.driver)).collect();
+        assert_eq!(names, [("host", "host"), ("none", "null")]);
+        assert!(first.iter().all(|p| p.id.len() == 64));
+        assert_ne!(first[0].id, first[1].id);
+        // Another connection, as the engine's own, reads the same ids.
+        let conn = Connection::open(&db).unwrap();
+        assert_eq!(predefined(&conn, "none").unwrap(), first[1]);
+        assert_eq!(Store::open(&db).unwrap().predefined().unwrap(), first);
+        assert_eq!(
+            predefined(&conn, "bridge").unwrap_err().kind(),
+            crate::ErrorKind::NotFound
+        );
+        // A database that never had the table gets it from a plain connection.
+        let fresh = Connection::open(dir.path().join("other")).unwrap();
+        assert_eq!(predefined(&fresh, "host").unwrap().id.len(), 64);
+    }
 }

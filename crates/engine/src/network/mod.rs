@@ -10,16 +10,19 @@
 mod sandbox;
 mod settings;
 
-use berth_net::Net;
+use std::collections::BTreeMap;
+
+use berth_net::{Net, Predefined};
 use serde_json::{json, Map, Value};
 
 /// The net crate's types that cross the engine's interface.
 pub use berth_net::{Ipv4Net, Ipv6Net, NetworkConfig, NetworkOptions, PortMapping};
+pub(crate) use sandbox::on_predefined;
 pub use sandbox::NetState;
 pub(crate) use sandbox::{apply, joined, release, setup, Sandbox};
 pub use settings::{
-    config_file, expand_exposed, format_mac, net_config, parse_mac, Endpoint, NetOptions,
-    NetSettings, DEFAULT_NETWORK,
+    check_driver, config_file, driver_of, expand_exposed, format_mac, is_predefined, net_config,
+    parse_mac, Endpoint, NetOptions, NetSettings, DEFAULT_NETWORK,
 };
 pub(crate) use settings::{config_table, config_text};
 
@@ -71,7 +74,16 @@ pub(crate) fn prepare(
             let net = engine.net()?;
             for ep in eps.iter().filter(|e| e.network != DEFAULT_NETWORK) {
                 // docker refuses an unknown network at create.
-                let n = find_network(&net, &ep.network)?;
+                let n = match find_network(&net, &ep.network)? {
+                    NetworkInfo::Bridge(n) => n,
+                    // By id, or beside others: host and none are modes.
+                    NetworkInfo::Predefined(p) => {
+                        return Err(Error::InvalidArgument(format!(
+                            "--network {}: the {} network is joined alone, as --network {}",
+                            ep.network, p.name, p.name
+                        )))
+                    }
+                };
                 if n.name != ep.network {
                     cfg.net
                         .endpoints
@@ -90,17 +102,74 @@ pub(crate) fn prepare(
     }
 }
 
-/// A network by name, else by unique id prefix (docker's lookup).
-fn find_network(net: &Net, key: &str) -> Result<NetworkConfig> {
+/// A network as `network ls`, inspect and rm see it: one of berth's
+/// bridges, or docker's predefined `host` or `none` (no kernel state,
+/// only a name, an id and a driver).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkInfo {
+    Bridge(NetworkConfig),
+    Predefined(Predefined),
+}
+
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+
+impl NetworkInfo {
+    pub fn id(&self) -> &str {
+        match self {
+            NetworkInfo::Bridge(n) => &n.id,
+            NetworkInfo::Predefined(p) => &p.id,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            NetworkInfo::Bridge(n) => &n.name,
+            NetworkInfo::Predefined(p) => &p.name,
+        }
+    }
+
+    /// docker's driver name: `bridge`, `host` or `null`.
+    pub fn driver(&self) -> &'static str {
+        match self {
+            NetworkInfo::Bridge(_) => "bridge",
+            NetworkInfo::Predefined(p) => p.driver,
+        }
+    }
+
+    pub fn labels(&self) -> &BTreeMap<String, String> {
+        match self {
+            NetworkInfo::Bridge(n) => &n.labels,
+            NetworkInfo::Predefined(_) => &NO_LABELS,
+        }
+    }
+
+    pub fn internal(&self) -> bool {
+        matches!(self, NetworkInfo::Bridge(n) if n.internal)
+    }
+
+    pub fn ipv6(&self) -> bool {
+        matches!(self, NetworkInfo::Bridge(n) if n.subnet6.is_some())
+    }
+}
+
+/// A network by name, else by unique id prefix (docker's lookup), among
+/// berth's bridges and the predefined networks.
+fn find_network(net: &Net, key: &str) -> Result<NetworkInfo> {
     match net.network(key) {
-        Ok(n) => return Ok(n),
+        Ok(n) => return Ok(NetworkInfo::Bridge(n)),
         Err(e) if e.kind() != berth_net::ErrorKind::NotFound => return Err(Error::Net(e)),
         Err(_) => {}
+    }
+    let predefined = net.predefined().map_err(Error::Net)?;
+    if let Some(p) = predefined.iter().find(|p| p.name == key) {
+        return Ok(NetworkInfo::Predefined(p.clone()));
     }
     let all = net.networks().map_err(Error::Net)?;
     let mut hits = all
         .into_iter()
-        .filter(|n| !key.is_empty() && n.id.starts_with(key));
+        .map(NetworkInfo::Bridge)
+        .chain(predefined.into_iter().map(NetworkInfo::Predefined))
+        .filter(|n| !key.is_empty() && n.id().starts_with(key));
     match (hits.next(), hits.next()) {
         (Some(n), None) => Ok(n),
         (Some(_), Some(_)) => Err(Error::InvalidArgument(format!(
@@ -109,6 +178,19 @@ fn find_network(net: &Net, key: &str) -> Result<NetworkConfig> {
         _ => Err(Error::NoSuchNetwork(key.to_string())),
     }
 }
+
+/// Whether container `c` is on network `n`: one of its endpoints, or the
+/// predefined network it was created on.
+fn is_on(c: &Container, n: &NetworkInfo) -> bool {
+    match n {
+        NetworkInfo::Bridge(b) => c.config.net.endpoints.iter().any(|e| e.network == b.name),
+        NetworkInfo::Predefined(p) => c.config.network_mode == p.name,
+    }
+}
+
+/// dockerd's refusal to move a container onto or off `host`.
+const CONFLICT_HOST: &str =
+    "container cannot be disconnected from host network or connected to host network";
 
 /// What `network prune` removed.
 #[derive(Debug, Default)]
@@ -125,54 +207,77 @@ impl Engine {
         Ok(Net::new(net_config(&self.paths)?))
     }
 
-    /// `network create`.
+    /// `network create`: never under a predefined network's name.
     pub fn network_create(&self, opts: &NetworkOptions) -> Result<NetworkConfig> {
-        if opts.name == DEFAULT_NETWORK || opts.name == "host" || opts.name == "none" {
-            return Err(Error::InvalidArgument(format!(
-                "{} is a pre-defined network and cannot be created",
+        if is_predefined(&opts.name) {
+            return Err(Error::Forbidden(format!(
+                "operation is not permitted on predefined {} network",
                 opts.name
             )));
         }
         let n = self.net()?.create_network(opts).map_err(Error::Net)?;
-        self.network_event("create", &n, None);
+        self.network_event("create", &n.id, &n.name, None);
         Ok(n)
     }
 
     /// docker's network events: the network's id, name and type, and the
     /// container for connect and disconnect.
-    fn network_event(&self, action: &str, n: &NetworkConfig, container: Option<&str>) {
-        let mut attrs = vec![("name", n.name.clone()), ("type", "bridge".to_string())];
+    fn network_event(&self, action: &str, id: &str, name: &str, container: Option<&str>) {
+        let mut attrs = vec![
+            ("name", name.to_string()),
+            ("type", driver_of(name).to_string()),
+        ];
         if let Some(c) = container {
             attrs.push(("container", c.to_string()));
         }
-        self.event("network", action, &n.id, &attrs);
+        self.event("network", action, id, &attrs);
     }
 
-    /// `network ls`: every network, the default one made if need be.
-    pub fn networks(&self) -> Result<Vec<NetworkConfig>> {
+    /// `network ls`: every network by name, the default one made if need
+    /// be, with docker's predefined `host` and `none`.
+    pub fn networks(&self) -> Result<Vec<NetworkInfo>> {
         let net = self.net()?;
         net.ensure_default().map_err(Error::Net)?;
-        net.networks().map_err(Error::Net)
+        let mut all: Vec<NetworkInfo> = net
+            .networks()
+            .map_err(Error::Net)?
+            .into_iter()
+            .map(NetworkInfo::Bridge)
+            .collect();
+        all.extend(
+            net.predefined()
+                .map_err(Error::Net)?
+                .into_iter()
+                .map(NetworkInfo::Predefined),
+        );
+        all.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(all)
     }
 
-    pub fn network(&self, key: &str) -> Result<NetworkConfig> {
+    pub fn network(&self, key: &str) -> Result<NetworkInfo> {
         let net = self.net()?;
         if key == DEFAULT_NETWORK {
-            return net.ensure_default().map_err(Error::Net);
+            return net
+                .ensure_default()
+                .map(NetworkInfo::Bridge)
+                .map_err(Error::Net);
         }
         find_network(&net, key)
     }
 
     /// `network rm`: refused while containers are attached (docker's
-    /// "has active endpoints") and for the default network.
+    /// "has active endpoints") and for the predefined networks.
     pub fn network_remove(&self, key: &str) -> Result<String> {
         let net = self.net()?;
-        let n = find_network(&net, key)?;
-        if n.name == DEFAULT_NETWORK {
-            return Err(Error::InvalidArgument(format!(
-                "{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
-            )));
-        }
+        let n = match self.network(key)? {
+            NetworkInfo::Bridge(n) if n.name != DEFAULT_NETWORK => n,
+            predefined => {
+                return Err(Error::Forbidden(format!(
+                    "{} is a pre-defined network and cannot be removed",
+                    predefined.name()
+                )))
+            }
+        };
         // Stopped containers that name the network hold no lease, but
         // would fail to start without it: docker refuses as well.
         if let Some(c) = self
@@ -187,7 +292,7 @@ impl Engine {
             });
         }
         net.remove_network(&n.name).map_err(Error::Net)?;
-        self.network_event("destroy", &n, None);
+        self.network_event("destroy", &n.id, &n.name, None);
         Ok(n.name)
     }
 
@@ -210,7 +315,7 @@ impl Engine {
             }
             match net.remove_network(&n.name) {
                 Ok(()) => {
-                    self.network_event("destroy", &n, None);
+                    self.network_event("destroy", &n.id, &n.name, None);
                     removed.push(n.name)
                 }
                 Err(e) if e.kind() == berth_net::ErrorKind::Conflict => {}
@@ -292,7 +397,10 @@ impl Engine {
 
     /// `network inspect`: docker's shape, with the attached containers.
     pub fn network_inspect(&self, key: &str) -> Result<Value> {
-        let n = self.network(key)?;
+        let n = match self.network(key)? {
+            NetworkInfo::Bridge(n) => n,
+            NetworkInfo::Predefined(p) => return self.predefined_inspect(&p),
+        };
         let net = self.net()?;
         let leases = net.leases(Some(&n.name)).map_err(Error::Net)?;
         let db = self.db()?;
@@ -360,27 +468,71 @@ impl Engine {
         }))
     }
 
+    /// docker's `network inspect` of `host` or `none`: no addresses, and
+    /// the running containers that use it.
+    fn predefined_inspect(&self, p: &Predefined) -> Result<Value> {
+        let containers: Map<String, Value> = self
+            .list()?
+            .into_iter()
+            .filter(|c| c.state == State::Running && c.config.network_mode == p.name)
+            .map(|c| {
+                let entry = json!({"Name": c.name, "EndpointID": "", "MacAddress": "",
+                                   "IPv4Address": "", "IPv6Address": ""});
+                (c.id, entry)
+            })
+            .collect();
+        Ok(json!({
+            "Name": p.name,
+            "Id": p.id,
+            "Scope": "local",
+            "Driver": p.driver,
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": null, "Config": []},
+            "Internal": false,
+            "Attachable": false,
+            "Ingress": false,
+            "Containers": containers,
+            "Options": {},
+            "Labels": {},
+        }))
+    }
+
     /// `network connect`: on a running container the new interface
     /// (eth1, eth2...) appears at once; either way the container keeps
-    /// the network for its next starts.
+    /// the network for its next starts. docker's rules and words for the
+    /// predefined networks: `host` is joined only at create and alone, a
+    /// container on `host` or another's stack joins nothing more, and
+    /// `none` goes with no other network.
     pub fn network_connect(&self, network: &str, key: &str, ep: Endpoint) -> Result<()> {
         let c = self.find(key)?;
         let n = self.network(network)?;
         let mode = c.config.network_mode.as_str();
-        if mode == "host" || mode == "none" || mode.starts_with("container:") {
-            return Err(Error::InvalidArgument(format!(
-                "container {} uses --network {mode}: it cannot join other networks",
-                c.name
-            )));
-        }
-        if let Some(m) = &ep.mac {
-            parse_mac(m)?;
-        }
-        if c.config.net.endpoints.iter().any(|e| e.network == n.name) {
+        if is_on(&c, &n) {
             return Err(Error::InvalidArgument(format!(
                 "container {} is already connected to network {}",
-                c.name, n.name
+                c.name,
+                n.name()
             )));
+        }
+        if n.driver() == "host" {
+            return Err(Error::InvalidArgument(CONFLICT_HOST.into()));
+        }
+        if mode == "host" || mode.starts_with("container:") {
+            return Err(Error::InvalidArgument(
+                "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+            ));
+        }
+        let n = match n {
+            NetworkInfo::Bridge(n) if mode != "none" => n,
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "container cannot be connected to multiple networks with one of the networks in private (none) mode".into(),
+                ))
+            }
+        };
+        if let Some(m) = &ep.mac {
+            parse_mac(m)?;
         }
         let ep = Endpoint {
             network: n.name.clone(),
@@ -424,20 +576,37 @@ impl Engine {
         let mut cfg = c.config.clone();
         cfg.net.endpoints.push(ep);
         self.save_config(&c.id, &cfg)?;
-        self.network_event("connect", &n, Some(&c.id));
+        self.network_event("connect", &n.id, &n.name, Some(&c.id));
         Ok(())
     }
 
-    /// `network disconnect`.
+    /// `network disconnect`. A container stays on `host` or `none`, the
+    /// mode it was created with.
     pub fn network_disconnect(&self, network: &str, key: &str) -> Result<()> {
         let c = self.find(key)?;
         let n = self.network(network)?;
-        if !c.config.net.endpoints.iter().any(|e| e.network == n.name) {
+        if !is_on(&c, &n) {
             return Err(Error::InvalidArgument(format!(
                 "container {} is not connected to network {}",
-                c.name, n.name
+                c.name,
+                n.name()
             )));
         }
+        let n = match n {
+            NetworkInfo::Bridge(n) => n,
+            NetworkInfo::Predefined(p) if p.driver == "host" => {
+                return Err(Error::InvalidArgument(CONFLICT_HOST.into()))
+            }
+            // dockerd lets it go, leaving a container on no network at all.
+            NetworkInfo::Predefined(p) => {
+                return Err(Error::NotSupported {
+                    flag: format!(
+                        "network disconnect of a --network {0} container ({1}) from {0}",
+                        p.name, c.name
+                    ),
+                })
+            }
+        };
         if let Some(mut state) = sandbox::read_state(self, &c.id) {
             if let Some(pos) = state
                 .joined
@@ -453,7 +622,7 @@ impl Engine {
         let mut cfg = c.config.clone();
         cfg.net.endpoints.retain(|e| e.network != n.name);
         self.save_config(&c.id, &cfg)?;
-        self.network_event("disconnect", &n, Some(&c.id));
+        self.network_event("disconnect", &n.id, &n.name, Some(&c.id));
         Ok(())
     }
 
@@ -581,6 +750,7 @@ impl Engine {
                         }
                     },
                     "Links": null,
+                    "DriverOpts": null,
                     "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
                     "MacAddress": a.map(|a| format_mac(&a.mac)).unwrap_or_default(),
                     "NetworkID": j.map(|j| j.network_id.clone()).unwrap_or_default(),
@@ -598,10 +768,17 @@ impl Engine {
             );
         }
         if c.config.network_mode == "host" || c.config.network_mode == "none" {
+            // As docker: the network's id once the container is on it.
+            let id = match c.state {
+                State::Running => self.db().ok().and_then(|db| on_predefined(&db, c)),
+                _ => None,
+            };
             networks.insert(
                 c.config.network_mode.clone(),
                 json!({"IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
-                       "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+                       "DriverOpts": null,
+                       "NetworkID": id.map(|(id, _)| id).unwrap_or_default(),
+                       "EndpointID": "", "Gateway": "", "IPAddress": "",
                        "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                        "GlobalIPv6PrefixLen": 0, "DNSNames": null}),
             );

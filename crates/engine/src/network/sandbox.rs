@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::settings::{parse_mac, DEFAULT_NETWORK};
 use crate::container::Engine;
-use crate::db::{Container, State};
+use crate::db::{Container, Db, State};
 use crate::error::{io_err, Error, Result};
 
 /// One attachment and the names it answers to.
@@ -370,13 +370,36 @@ fn host_line_names(c: &Container, aliases: &[String]) -> String {
 }
 
 /// The networks of a started container, as (id, name): what its state
-/// file records. Nothing is read for `none`, `host` and `container:`.
-pub(crate) fn joined(engine: &Engine, c: &Container) -> Vec<(String, String)> {
+/// file records, or the predefined `host` or `none` network it is on
+/// (asked over `db`, the caller's connection). A `container:` one has
+/// none of its own.
+pub(crate) fn joined(engine: &Engine, db: &Db, c: &Container) -> Vec<(String, String)> {
     let mode = c.config.network_mode.as_str();
-    if mode == "none" || mode == "host" || mode.starts_with("container:") {
+    if mode == "none" || mode == "host" {
+        return on_predefined(db, c).into_iter().collect();
+    }
+    if mode.starts_with("container:") {
         return Vec::new();
     }
     read_state(engine, &c.id).map_or_else(Vec::new, |s| ids_and_names(&s))
+}
+
+/// The predefined network (`host` or `none`) `c` is on, as (id, name):
+/// dockerd reports a connect to it at start and a disconnect at exit.
+/// Its id made on first use; a failure to read it loses the event, not
+/// the start or exit it goes with.
+pub(crate) fn on_predefined(db: &Db, c: &Container) -> Option<(String, String)> {
+    let mode = c.config.network_mode.as_str();
+    if mode != "none" && mode != "host" {
+        return None;
+    }
+    match berth_net::store::predefined(db.conn(), mode) {
+        Ok(p) => Some((p.id, p.name)),
+        Err(e) => {
+            tracing::warn!(id = c.id, network = mode, error = %e, "reading a predefined network's id");
+            None
+        }
+    }
 }
 
 fn ids_and_names(s: &NetState) -> Vec<(String, String)> {

@@ -13,6 +13,36 @@ use crate::paths::Paths;
 /// docker's name for the default network.
 pub const DEFAULT_NETWORK: &str = "bridge";
 
+/// docker's driver of the network named `name`: `host` and `null` for the
+/// predefined `host` and `none`, `bridge` for every other (no user
+/// network may take a predefined name).
+pub fn driver_of(name: &str) -> &'static str {
+    berth_net::PREDEFINED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("bridge", |(_, driver)| driver)
+}
+
+/// `network create --driver`: berth makes bridges; `host` and `null`
+/// have their one predefined instance each, as in docker.
+pub fn check_driver(driver: &str) -> Result<()> {
+    match driver {
+        "" | "bridge" => Ok(()),
+        "host" | "null" => Err(Error::Forbidden(format!(
+            "only one instance of \"{driver}\" network is allowed"
+        ))),
+        _ => Err(Error::NotSupported {
+            flag: format!("network driver {driver:?} (berth has bridge)"),
+        }),
+    }
+}
+
+/// Whether `name` is one of docker's predefined networks, which no user
+/// creates or removes.
+pub fn is_predefined(name: &str) -> bool {
+    name == DEFAULT_NETWORK || berth_net::PREDEFINED.iter().any(|(n, _)| *n == name)
+}
+
 /// One network a container joins (`--network NAME` with `--ip`,
 /// `--network-alias`, `--mac-address`; or `network connect`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,6 +424,24 @@ mod tests {
             }),
             Some("--publish-all")
         );
+    }
+
+    #[test]
+    fn predefined_names_and_drivers() {
+        assert_eq!(
+            ["bridge", "host", "none", "front"].map(driver_of),
+            ["bridge", "host", "null", "bridge"]
+        );
+        assert!(["bridge", "host", "none"].into_iter().all(is_predefined));
+        assert!(!is_predefined("front"));
+        assert!(check_driver("").is_ok() && check_driver("bridge").is_ok());
+        for (driver, kind) in [
+            ("host", crate::ErrorKind::Forbidden),
+            ("null", crate::ErrorKind::Forbidden),
+            ("macvlan", crate::ErrorKind::InvalidArgument),
+        ] {
+            assert_eq!(check_driver(driver).unwrap_err().kind(), kind, "{driver}");
+        }
     }
 
     #[test]
