@@ -17,7 +17,8 @@ use crate::error::{errno, Error, Result};
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Msg {
-    /// Parent → init: ids are mapped and the cgroup joined; go on. Carries
+    /// Parent → init: ids are mapped (and, for an init that makes its cgroup
+    /// namespace, the cgroup joined; others are moved meanwhile); go on. Carries
     /// the state JSON that the init's own hooks get on stdin.
     Go { state: String },
     /// Init → parent: mounts are ready; run the prestart and createRuntime hooks.

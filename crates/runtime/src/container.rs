@@ -344,10 +344,17 @@ impl Runtime {
                 linux.gid_mappings().as_deref().unwrap_or(&[]),
             )?;
         }
-        if !in_cgroup {
+        // Moving the init into v1 hierarchies waits for an RCU grace period
+        // (see cgroups::Manager::add_process): it is done while the init
+        // sets up its root, which needs to be in them only before it execs
+        // (after our Start or a `start`, both after its Ready, which we
+        // read once moved) or makes its cgroup namespace, rooted where it
+        // is then.
+        let move_late = !in_cgroup && !plan.new_cgroup;
+        if !in_cgroup && !move_late {
             cg.add_process(pid)?;
+            crate::timing::mark("runtime: in cgroups");
         }
-        crate::timing::mark("runtime: in cgroups");
         if let Some(adj) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                 .map_err(io_err(format!("setting oom_score_adj {adj}")))?;
@@ -368,6 +375,10 @@ impl Runtime {
         ch.send(&Msg::Go {
             state: creating.clone(),
         })?;
+        if move_late {
+            cg.add_process(pid)?;
+            crate::timing::mark("runtime: in cgroups");
+        }
         loop {
             match ch.recv()? {
                 Some((Msg::RunHooks, _)) => {
