@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::process::{Command, Stdio};
+
 use common::Berth;
 
 fn stderr(o: &std::process::Output) -> String {
@@ -330,6 +332,48 @@ fn a_run_that_fails_leaves_no_monitor_behind() {
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
     assert_eq!(monitors_after_a_while(&b), 0, "a monitor stayed");
+}
+
+/// `run` has a parser of its own (see main.rs `RunOnly`): the global
+/// flags still go anywhere and in either form, and `--help` still shows
+/// run's usage.
+#[test]
+fn run_takes_global_flags_anywhere_and_shows_its_help() {
+    if !berth_testutil::require_root("run_takes_global_flags_anywhere_and_shows_its_help") {
+        return;
+    }
+    let b = Berth::with_image();
+    let (root, runroot) = (b.root.to_str().unwrap(), b.runroot.to_str().unwrap());
+    let go = |args: &[&str]| {
+        let o = Command::new(common::bin())
+            .args(args)
+            .env("BERTH_CONFIG", &b.net.config)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let tail = ["--rm", "--network", "none", "bb", "echo", "ok"];
+    let after: Vec<&str> = ["run", "--root", root, "--runroot", runroot]
+        .into_iter()
+        .chain(tail)
+        .collect();
+    assert_eq!(go(&after), (Some(0), "ok\n".to_string()));
+    let r = format!("--root={root}");
+    let rr = format!("--runroot={runroot}");
+    let eq: Vec<&str> = [r.as_str(), rr.as_str(), "run"]
+        .into_iter()
+        .chain(tail)
+        .collect();
+    assert_eq!(go(&eq), (Some(0), "ok\n".to_string()));
+    let (code, help) = go(&["run", "--help"]);
+    assert_eq!(code, Some(0));
+    assert!(help.contains("Usage: berth run"), "{help}");
+    // Nothing ran anywhere else.
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
 }
 
 /// `run --rm` returns once the container is gone from `ps -a` and
