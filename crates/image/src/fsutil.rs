@@ -56,26 +56,33 @@ pub(crate) fn sweep_dead(dir: &Path, prefix: &str) {
         return;
     };
     for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| name_pid(n, prefix)) else {
-            continue;
-        };
-        if pid_alive(pid) {
-            continue;
-        }
-        let path = e.path();
-        let res = if e.file_type().is_ok_and(|t| t.is_dir()) {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        match res {
-            Ok(()) => tracing::debug!(path = %path.display(), "removed leftover of a dead writer"),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "could not remove leftover")
-            }
+        remove_if_dead(&e, prefix);
+    }
+}
+
+/// [`sweep_dead`] of one entry, for a caller that lists the directory
+/// for more than this: whether the entry was named with `prefix`.
+pub(crate) fn remove_if_dead(e: &std::fs::DirEntry, prefix: &str) -> bool {
+    let name = e.file_name();
+    let Some(pid) = name.to_str().and_then(|n| name_pid(n, prefix)) else {
+        return false;
+    };
+    if pid_alive(pid) {
+        return true;
+    }
+    let path = e.path();
+    let res = if e.file_type().is_ok_and(|t| t.is_dir()) {
+        std::fs::remove_dir_all(&path)
+    } else {
+        std::fs::remove_file(&path)
+    };
+    match res {
+        Ok(()) => tracing::debug!(path = %path.display(), "removed leftover of a dead writer"),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove leftover")
         }
     }
+    true
 }
 
 #[cfg(test)]

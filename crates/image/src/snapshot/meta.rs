@@ -233,11 +233,15 @@ impl Meta {
     /// remover still alive (in another process, or a thread of ours) is
     /// left to finish.
     pub(crate) fn sweep(&self) {
-        crate::fsutil::sweep_dead(&self.dirs, STAGE_PREFIX);
+        // One listing for both kinds: every open of the store pays it, and
+        // it grows with the snapshots (a thousand containers, a thousand).
         let Ok(entries) = std::fs::read_dir(&self.dirs) else {
             return;
         };
         for e in entries.flatten() {
+            if crate::fsutil::remove_if_dead(&e, STAGE_PREFIX) {
+                continue;
+            }
             let name = e.file_name().to_string_lossy().into_owned();
             let Some(rest) = name.strip_prefix("rm-") else {
                 continue;

@@ -353,6 +353,34 @@ macro_rules! suite {
             }
 
             #[test]
+            fn one_open_sweeps_dead_stages_and_removals_and_keeps_live_ones() {
+                let (dir, s) = open();
+                s.prepare("a", None).unwrap();
+                s.commit("base", "a").unwrap();
+                let snap = s.stat("base").unwrap().dir.parent().unwrap().to_path_buf();
+                let beside = |name: String| snap.with_file_name(name);
+                // A layer staged by a writer that died (pid 0 is never a
+                // process's), one by a live writer (us), and the files of
+                // a removed snapshot whose remover died after its commit.
+                let dead = beside("stage-0-1-2".into());
+                let live = beside(format!("stage-{}-1-2", std::process::id()));
+                let removed = beside("rm-999999-0".into());
+                for d in [&dead, &live, &removed] {
+                    fs::create_dir_all(d.join("sub")).unwrap();
+                    fs::write(d.join("sub/f"), "x").unwrap();
+                }
+                drop(s);
+                let s = $open(dir.path()).unwrap();
+                assert!(!dead.exists(), "a dead writer's stage was kept");
+                assert!(!removed.exists(), "a removed snapshot's files were kept");
+                assert!(
+                    live.join("sub/f").exists(),
+                    "a live writer's stage was swept"
+                );
+                assert_eq!(s.stat("base").unwrap().kind, Kind::Committed);
+            }
+
+            #[test]
             fn layers_stack_with_whiteouts() {
                 if !berth_testutil::require_root(concat!(
                     stringify!($modname),
