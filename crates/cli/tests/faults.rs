@@ -185,7 +185,31 @@ fn api(sock: &Path, method: &str, path: &str, body: &str) -> String {
 }
 
 /// `berth serve` on `sock`, once it answers.
-fn serve(b: &Berth, sock: &Path) -> Child {
+/// A `berth serve` of the test, killed when dropped: also when the test
+/// fails half-way (a panic skips its own kill).
+struct Server(Child);
+
+impl std::ops::Deref for Server {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(b: &Berth, sock: &Path) -> Server {
     let log = std::fs::File::create(b.dir.path().join("serve.log")).unwrap();
     let mut child = b
         .cmd(&["serve", "--host", &format!("unix://{}", sock.display())])
@@ -203,7 +227,7 @@ fn serve(b: &Berth, sock: &Path) -> Child {
         assert!(Instant::now() < deadline, "serve never listened");
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
+    Server(child)
 }
 
 #[test]
