@@ -272,38 +272,8 @@ pub fn point_in_time(
         }
         return None;
     }
-    go_duration(v).and_then(|d| now.checked_sub_signed(chrono::Duration::from_std(d).ok()?))
-}
-
-/// Go's `time.ParseDuration` for positive durations: `1h30m`, `2.5s`.
-fn go_duration(s: &str) -> Option<std::time::Duration> {
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&n| n > 0)?;
-        let value: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * unit;
-        rest = &rest[u..];
-    }
-    std::time::Duration::try_from_secs_f64(total).ok()
+    crate::health::parse_duration(v)
+        .and_then(|d| now.checked_sub_signed(chrono::Duration::from_std(d).ok()?))
 }
 
 #[cfg(test)]
