@@ -621,20 +621,14 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
         Some("volume") => &["volume"],
         _ => &["container", "image", "network", "volume"],
     };
-    let mut store = None;
-    let mut find = |name: &str| -> std::result::Result<serde_json::Value, String> {
+    let find = |name: &str| -> std::result::Result<serde_json::Value, String> {
         for kind in kinds {
             let found = match *kind {
                 "container" => engine.inspect(name),
                 "image" => {
-                    if store.is_none() {
-                        store = Some(
-                            berth_engine::images::open(&engine.paths).map_err(|e| e.to_string())?,
-                        );
-                    }
-                    let s = store.as_ref().expect("opened above");
-                    berth_engine::images::find(s, name)
-                        .and_then(|i| berth_engine::image_ops::inspect(s, &i))
+                    let s = engine.store().map_err(|e| e.to_string())?;
+                    berth_engine::images::find(&s, name)
+                        .and_then(|i| berth_engine::image_ops::inspect(&s, &i))
                         .and_then(|i| {
                             serde_json::to_value(i)
                                 .map_err(|e| berth_engine::Error::InvalidArgument(e.to_string()))
@@ -650,7 +644,7 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
         }
         Err(format!("no such object: {name}"))
     };
-    match format::inspect(&a.objects, a.format.as_deref(), &mut find)? {
+    match format::inspect(&a.objects, a.format.as_deref(), find)? {
         0 => Ok(0),
         n => Err(Exit(n).into()),
     }

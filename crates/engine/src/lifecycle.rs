@@ -230,7 +230,7 @@ impl Engine {
     pub fn prune(&self, filters: &crate::filters::PruneFilters) -> Result<(Vec<String>, u64)> {
         let mut gone = Vec::new();
         let mut bytes = 0;
-        let store = crate::images::open(&self.paths)?;
+        let store = self.store()?;
         for c in self.list()? {
             let chosen = filters.matches(
                 |k| c.config.labels.get(k).map(String::as_str),
