@@ -47,7 +47,6 @@ impl Query {
         }
     }
 
-    /// `filters={"key":["v1","v2"]}`; old clients send `{"key":{"v":true}}`.
     /// The `filters` of a prune of `what`, minus the keys in `own` (the
     /// caller's, returned beside): docker's label, label! and until.
     pub fn prune_filters(
@@ -73,6 +72,7 @@ impl Query {
         Ok((f, mine))
     }
 
+    /// `filters={"key":["v1","v2"]}`; old clients send `{"key":{"v":true}}`.
     pub fn filters(&self) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
         let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {
             return Ok(BTreeMap::new());
