@@ -860,6 +860,11 @@ fn docker_events_and_system_df_through_berth_serve() {
     assert_eq!(vol["UsageData"]["RefCount"], 1, "{v}");
     assert!(vol["UsageData"]["Size"].as_u64().unwrap() >= 100_000, "{v}");
     assert!(v["LayersSize"].as_u64().unwrap() > 0, "{v}");
+    // volume ls's dangling filter: used by no container, or by one.
+    s.ok(&["volume", "create", "vol2"]);
+    let ls = |f: &str| s.ok(&["volume", "ls", "-q", "--filter", f]);
+    assert_eq!(ls("dangling=true"), "vol2\n");
+    assert_eq!(ls("dangling=false"), "vol1\n");
 }
 
 #[test]

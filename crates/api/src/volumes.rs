@@ -27,6 +27,12 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
         .api
         .blocking(move |e| {
             let mut out = Vec::new();
+            // Read once for every volume the dangling filter looks at.
+            let containers = if dangling.is_some() {
+                e.list()?
+            } else {
+                Vec::new()
+            };
             for v in e.volumes()? {
                 if !names.is_empty() && !names.iter().any(|n| v.name.contains(n.as_str())) {
                     continue;
@@ -36,17 +42,15 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                 }) {
                     continue;
                 }
-                let j = e.volume_inspect(&v.name)?;
                 if let Some(d) = dangling {
-                    let users = e
-                        .list()?
+                    let users = containers
                         .iter()
                         .any(|c| berth_engine::volumes::uses(c, &v.name));
                     if d == users {
                         continue;
                     }
                 }
-                out.push(j);
+                out.push(e.volume_inspect(&v.name)?);
             }
             Ok(out)
         })
