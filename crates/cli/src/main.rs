@@ -31,6 +31,10 @@ use std::process::ExitCode;
 use berth_engine::{Engine, ErrorKind, Paths};
 use clap::{Parser, Subcommand};
 
+/// `--root` and `--runroot` when not given, for [`Cli`] and [`RunOnly`].
+const DEFAULT_ROOT: &str = "/var/lib/berth";
+const DEFAULT_RUNROOT: &str = "/run/berth";
+
 #[derive(Parser)]
 #[command(
     name = "berth",
@@ -39,10 +43,10 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Where persistent state lives (database, images, logs).
-    #[arg(long, global = true, default_value = "/var/lib/berth")]
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
     root: PathBuf,
     /// Where state that dies with the machine lives (mounts, runtime, sockets).
-    #[arg(long, global = true, default_value = "/run/berth")]
+    #[arg(long, global = true, default_value = DEFAULT_RUNROOT)]
     runroot: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
@@ -54,9 +58,9 @@ struct Cli {
 #[derive(Parser)]
 #[command(name = "berth")]
 struct RunOnly {
-    #[arg(long, global = true, default_value = "/var/lib/berth")]
+    #[arg(long, global = true, default_value = DEFAULT_ROOT)]
     root: PathBuf,
-    #[arg(long, global = true, default_value = "/run/berth")]
+    #[arg(long, global = true, default_value = DEFAULT_RUNROOT)]
     runroot: PathBuf,
     #[command(subcommand)]
     cmd: RunCmd,
