@@ -222,27 +222,25 @@ pub struct HostCgroups {
 pub fn host_cgroups(mountinfo: &str) -> CgroupMountInfo {
     let mut v1 = Vec::new();
     let mut unified = false;
-    {
-        for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else {
-                continue;
-            };
-            let mp = pre.split_whitespace().nth(4).unwrap_or("");
-            let mut post = post.split_whitespace();
-            let fstype = post.next().unwrap_or("");
-            let _src = post.next();
-            let sopts = post.next().unwrap_or("");
-            if fstype == "cgroup2" && mp == "/sys/fs/cgroup" {
-                unified = true;
-            }
-            if fstype == "cgroup" {
-                if let Some(name) = mp.strip_prefix("/sys/fs/cgroup/") {
-                    let opts: Vec<&str> = sopts
-                        .split(',')
-                        .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
-                        .collect();
-                    v1.push((name.to_string(), opts.join(",")));
-                }
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mp = pre.split_whitespace().nth(4).unwrap_or("");
+        let mut post = post.split_whitespace();
+        let fstype = post.next().unwrap_or("");
+        let _src = post.next();
+        let sopts = post.next().unwrap_or("");
+        if fstype == "cgroup2" && mp == "/sys/fs/cgroup" {
+            unified = true;
+        }
+        if fstype == "cgroup" {
+            if let Some(name) = mp.strip_prefix("/sys/fs/cgroup/") {
+                let opts: Vec<&str> = sopts
+                    .split(',')
+                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
+                    .collect();
+                v1.push((name.to_string(), opts.join(",")));
             }
         }
     }
