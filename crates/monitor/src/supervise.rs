@@ -29,12 +29,8 @@ fn dup(fd: impl AsFd) -> std::io::Result<OwnedFd> {
 /// log becomes our stderr and its attach stream, if any, our stdout, as
 /// [`start`] would have had them from its starter.
 pub fn spare(engine: &Engine) -> i32 {
-    let status = match dup(std::io::stdin()) {
-        Ok(fd) => File::from(fd),
-        Err(e) => {
-            eprintln!("berth-monitor: no status socket on stdin: {e}");
-            return 125;
-        }
+    let Some(status) = status_socket() else {
+        return 125;
     };
     // Warm: the first connection of a process reads the WAL to build its
     // index, which is better done now than on the start's path.
@@ -58,20 +54,32 @@ pub fn spare(engine: &Engine) -> i32 {
             return report_failure(status, 125, &format!("taking the attach stream: {e}"));
         }
     }
-    drop(status);
-    start(engine, &id, attached)
+    run(engine, &id, attached, status)
+}
+
+/// The starter's status socket, our stdin; `None` (said on stderr)
+/// without one.
+fn status_socket() -> Option<File> {
+    match dup(std::io::stdin()) {
+        Ok(fd) => Some(File::from(fd)),
+        Err(e) => {
+            eprintln!("berth-monitor: no status socket on stdin: {e}");
+            None
+        }
+    }
 }
 
 /// Runs the whole life of container `id`; returns our exit code, which
 /// the starter reads only when we end without a report.
 pub fn start(engine: &Engine, id: &str, attach: bool) -> i32 {
-    let status = match dup(std::io::stdin()) {
-        Ok(fd) => File::from(fd),
-        Err(e) => {
-            eprintln!("berth-monitor: no status pipe on stdin: {e}");
-            return 125;
-        }
+    let Some(status) = status_socket() else {
+        return 125;
     };
+    run(engine, id, attach, status)
+}
+
+/// [`start`] with the starter's status socket in hand.
+fn run(engine: &Engine, id: &str, attach: bool, status: File) -> i32 {
     // With --attach our stdout is the starter's end of a socket pair.
     let attached = if attach {
         match dup(std::io::stdout()) {
