@@ -159,15 +159,11 @@ pub struct Launch {
 /// With `attach` (a socket) the monitor serves the container's stdio on
 /// it as [`crate::stream`] frames.
 pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>, how: Launch) -> Result<Pending> {
-    let (ours, theirs) = UnixStream::pair().map_err(io_err("creating a socket pair"))?;
     let mut cmd = command(paths)?;
     cmd.arg("start").arg(id);
     if how.sealed {
         cmd.arg(SEALED);
     }
-    // The status socket rides on the monitor's stdin: only 0, 1 and 2
-    // pass through exec without unsafe code on either side.
-    cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -181,18 +177,33 @@ pub fn launch(paths: &Paths, id: &str, attach: Option<OwnedFd>, how: Launch) -> 
         cmd.stdout(Stdio::null());
     }
     crate::timing::mark("spawn: spawning");
-    let child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
+    let (child, status) = spawn(cmd, how.reaper)?;
     crate::timing::mark("spawn: spawned");
-    // Our copy of its end must go, or a dead monitor never reads as EOF.
-    drop(cmd);
     Ok(Pending {
         id: id.to_string(),
-        child: MonitorProcess {
-            child: Some(child),
-            reaper: how.reaper,
-        },
-        status: ours,
+        child,
+        status,
     })
+}
+
+/// Starts `cmd`, a monitor, with a status socket on its stdin; the
+/// process and our end of the socket.
+fn spawn(
+    mut cmd: Command,
+    reaper: Option<crate::reaper::Reaper>,
+) -> Result<(MonitorProcess, UnixStream)> {
+    let (ours, theirs) = UnixStream::pair().map_err(io_err("creating a socket pair"))?;
+    // The status socket rides on the monitor's stdin: only 0, 1 and 2
+    // pass through exec without unsafe code on either side.
+    cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
+    let child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
+    // Our copy of its end must go, or a dead monitor never reads as EOF.
+    drop(cmd);
+    let child = MonitorProcess {
+        child: Some(child),
+        reaper,
+    };
+    Ok((child, ours))
 }
 
 /// The monitor's `start` flag for a spare: see [`Spare`].
@@ -211,21 +222,12 @@ pub struct Spare {
 
 /// Starts a spare monitor.
 pub fn spare(paths: &Paths, reaper: Option<crate::reaper::Reaper>) -> Result<Spare> {
-    let (ours, theirs) = UnixStream::pair().map_err(io_err("creating a socket pair"))?;
     let mut cmd = command(paths)?;
     cmd.arg("start").arg(SPARE);
-    cmd.stdin(Stdio::from(OwnedFd::from(theirs)));
     // It has no log of its own until it has a container.
     cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let child = cmd.spawn().map_err(io_err(format!("starting {BINARY}")))?;
-    drop(cmd);
-    Ok(Spare {
-        child: MonitorProcess {
-            child: Some(child),
-            reaper,
-        },
-        status: ours,
-    })
+    let (child, status) = spawn(cmd, reaper)?;
+    Ok(Spare { child, status })
 }
 
 impl Spare {
