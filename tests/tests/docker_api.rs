@@ -192,6 +192,63 @@ fn docker_manages_a_detached_container() {
 }
 
 #[test]
+fn docker_logs_reads_rotated_files_and_selects_lines() {
+    if !require_root("docker_logs_reads_rotated_files_and_selects_lines") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    // About 15 files of 1 kB: the log is read across all of them.
+    s.ok(&[
+        "run",
+        "--name",
+        "rot",
+        "--network",
+        "none",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=100",
+        "bb",
+        "sh",
+        "-c",
+        "for i in $(seq 1 200); do echo line $i; done",
+    ]);
+    let want: String = (1..=200).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(s.ok(&["logs", "rot"]), want);
+    assert_eq!(
+        s.ok(&["logs", "--tail", "2", "rot"]),
+        "line 199\nline 200\n"
+    );
+    // The docker CLI turns durations into Unix seconds for the server.
+    assert_eq!(s.ok(&["logs", "--since", "1h", "rot"]), want);
+    assert_eq!(s.ok(&["logs", "--until", "1h", "rot"]), "");
+    let stamped = s.ok(&["logs", "-t", "--tail", "1", "rot"]);
+    let (t, line) = stamped.split_once(' ').unwrap();
+    assert_eq!(line, "line 200\n");
+    assert_eq!(s.ok(&["logs", "--since", t, "rot"]), "line 200\n");
+
+    s.ok(&[
+        "run",
+        "--name",
+        "quiet",
+        "--network",
+        "none",
+        "--log-driver",
+        "none",
+        "bb",
+        "true",
+    ]);
+    let o = s.run(&["logs", "quiet"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        show(&o).contains("configured logging driver does not support reading"),
+        "{}",
+        show(&o)
+    );
+    s.ok(&["rm", "rot", "quiet"]);
+}
+
+#[test]
 fn berth_and_docker_share_one_store() {
     if !require_root("berth_and_docker_share_one_store") || !have_docker() {
         return;

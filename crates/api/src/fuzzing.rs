@@ -33,7 +33,7 @@ pub fn decode(target: &str, registry_auth: &[u8], body: &[u8]) -> usize {
         count(logs::parse_time(k, q.get(k)).is_ok());
     }
     count(images::registry_auth_header(registry_auth).is_ok());
-    count(logs::records(body).is_ok());
+    count(berth_engine::logs::read_records(&mut &body[..], &mut |_| Ok(())).is_ok());
 
     if let Ok(v) = serde_json::from_slice::<Value>(body) {
         count(create::parse(&v, segs.last().cloned()).is_ok());

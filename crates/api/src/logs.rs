@@ -2,14 +2,14 @@
 //! (multiplexed frames, or raw for a tty), with follow, tail, since,
 //! until and timestamps.
 
-use std::io::SeekFrom;
 use std::time::Duration;
 
-use berth_engine::logs::{Record, Stream};
+use berth_engine::logfile::Reader;
+use berth_engine::logs::{Record, Selection, Stream};
 use berth_engine::{Container, State};
 use chrono::{DateTime, Utc};
 use hyper::StatusCode;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 
 use crate::body::{self, Response};
 use crate::error::ApiError;
@@ -23,31 +23,11 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone)]
 struct Opts {
     tty: bool,
-    stdout: bool,
-    stderr: bool,
     timestamps: bool,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
 }
 
 impl Opts {
     fn render(&self, r: &Record, out: &mut Vec<u8>) {
-        let (want, n) = match r.stream {
-            Stream::Stdout => (self.stdout, 1),
-            Stream::Stderr => (self.stderr, 2),
-        };
-        if !want {
-            return;
-        }
-        if self.since.is_some() || self.until.is_some() {
-            let Ok(t) = DateTime::parse_from_rfc3339(&r.time) else {
-                return;
-            };
-            let t = t.with_timezone(&Utc);
-            if self.since.is_some_and(|s| t < s) || self.until.is_some_and(|u| t > u) {
-                return;
-            }
-        }
         let mut line = Vec::new();
         if self.timestamps {
             line.extend_from_slice(r.time.as_bytes());
@@ -57,14 +37,11 @@ impl Opts {
         if self.tty {
             out.extend_from_slice(&line);
         } else {
+            let n = match r.stream {
+                Stream::Stdout => 1,
+                Stream::Stderr => 2,
+            };
             out.extend_from_slice(&frame(n, &line));
-        }
-    }
-
-    fn wants(&self, r: &Record) -> bool {
-        match r.stream {
-            Stream::Stdout => self.stdout,
-            Stream::Stderr => self.stderr,
         }
     }
 }
@@ -88,40 +65,45 @@ pub(crate) fn parse_time(k: &str, v: Option<&str>) -> Result<Option<DateTime<Utc
         .ok_or_else(bad)
 }
 
-/// The complete records of `buf` (a trailing partial line stays) and how
-/// many bytes they took.
-pub(crate) fn records(buf: &[u8]) -> Result<(Vec<Record>, usize), ApiError> {
-    let mut out = Vec::new();
-    let mut used = 0;
-    while let Some(nl) = buf[used..].iter().position(|&b| b == b'\n') {
-        let line = &buf[used..used + nl];
-        used += nl + 1;
-        let r: Record = serde_json::from_slice(line)
-            .map_err(|e| ApiError::internal(format!("malformed log record: {e}")))?;
-        out.push(r);
-    }
-    Ok((out, used))
+/// The container's log, read across its rotated files by the engine's
+/// reader on a blocking thread; the reader comes back for the next read.
+struct Log {
+    reader: Option<Reader>,
+    path: std::path::PathBuf,
+    select: Selection,
 }
 
-/// Reads what the log holds from `offset`; advances it.
-async fn read_from(path: &std::path::Path, offset: &mut u64) -> Result<Vec<Record>, ApiError> {
-    let mut f = match tokio::fs::File::open(path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(ApiError::internal(format!(
-                "opening {}: {e}",
-                path.display()
-            )))
-        }
-    };
-    let io = |e: std::io::Error| ApiError::internal(format!("reading {}: {e}", path.display()));
-    f.seek(SeekFrom::Start(*offset)).await.map_err(io)?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf).await.map_err(io)?;
-    let (recs, used) = records(&buf)?;
-    *offset += used as u64;
-    Ok(recs)
+impl Log {
+    fn open(api: &Api, c: &Container, select: Selection) -> Result<Log, ApiError> {
+        let path = api.engine.paths.log_file(&c.id);
+        let limits = c.config.log_config.limits().map_err(ApiError::from)?;
+        Ok(Log {
+            reader: Some(Reader::new(&path, limits)),
+            path,
+            select,
+        })
+    }
+
+    /// What was written since the last read that the selection keeps; the
+    /// first read with `tail` keeps only the last `tail` of it.
+    async fn read(&mut self, tail: Option<usize>) -> Result<Vec<Record>, ApiError> {
+        let Some(mut reader) = self.reader.take() else {
+            return Err(ApiError::internal("the log's last read failed"));
+        };
+        let select = self.select.clone();
+        let (reader, got) = tokio::task::spawn_blocking(move || {
+            let mut recs = Vec::new();
+            let got = reader.select(&select, tail, |r| {
+                recs.push(r);
+                Ok(())
+            });
+            (reader, got.map(|()| recs))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the log failed: {e}")))?;
+        self.reader = Some(reader);
+        got.map_err(|e| ApiError::internal(format!("reading {}: {e}", self.path.display())))
+    }
 }
 
 /// The log so far, rendered for `attach?logs=1`.
@@ -133,15 +115,15 @@ pub async fn history(
 ) -> Result<Vec<u8>, ApiError> {
     let o = Opts {
         tty: c.config.tty,
+        timestamps: false,
+    };
+    let select = Selection {
         stdout,
         stderr,
-        timestamps: false,
-        since: None,
-        until: None,
+        ..Default::default()
     };
-    let mut offset = 0;
     let mut out = Vec::new();
-    for r in read_from(&api.engine.paths.log_file(&c.id), &mut offset).await? {
+    for r in Log::open(api, c, select)?.read(None).await? {
         o.render(&r, &mut out);
     }
     Ok(out)
@@ -150,34 +132,36 @@ pub async fn history(
 pub async fn logs(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let q = &ctx.query;
     let c = ctx.api.blocking(move |e| e.find(&id)).await?;
+    if !c.config.log_config.readable() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "configured logging driver does not support reading",
+        ));
+    }
     let o = Opts {
         tty: c.config.tty,
+        timestamps: q.flag("timestamps"),
+    };
+    let select = Selection {
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
-        timestamps: q.flag("timestamps"),
         since: parse_time("since", q.get("since"))?,
         until: parse_time("until", q.get("until"))?,
     };
-    if !o.stdout && !o.stderr {
+    if !select.stdout && !select.stderr {
         return Err(ApiError::bad_request(
             "Bad parameters: you must choose at least one stream",
         ));
     }
-    let tail: Option<usize> = match q.get("tail").unwrap_or("all") {
-        "all" | "" => None,
-        n => Some(n.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid tail {n:?}: want a number or all"))
-        })?),
+    let tail = q.get("tail").unwrap_or("all");
+    let Some(tail) = berth_engine::logs::parse_tail(tail) else {
+        return Err(ApiError::bad_request(format!(
+            "invalid tail {tail:?}: want a number or all"
+        )));
     };
-    let follow = q.flag("follow") && c.state == State::Running && o.until.is_none();
-    let path = ctx.api.engine.paths.log_file(&c.id);
-    let mut offset = 0u64;
-    let mut first = read_from(&path, &mut offset).await?;
-    if let Some(n) = tail {
-        first.retain(|r| o.wants(r));
-        let skip = first.len().saturating_sub(n);
-        first.drain(..skip);
-    }
+    let follow = q.flag("follow") && c.state == State::Running && !select.over(Utc::now());
+    let mut log = Log::open(&ctx.api, &c, select)?;
+    let first = log.read(tail).await?;
     // Before the response: the monitor's socket tells when it exits.
     let waiter = if follow {
         match berth_engine::monitor::socket_addr(&ctx.api.engine.paths, &c.id) {
@@ -209,7 +193,10 @@ pub async fn logs(ctx: Ctx, id: String) -> Result<Response, ApiError> {
                 _ = tokio::time::sleep(FOLLOW_POLL) => false,
                 _ = tx.closed() => return,
             };
-            let Ok(recs) = read_from(&path, &mut offset).await else {
+            // The clock before the read: once `until` has passed, every
+            // record stamped before it is in the file for this last read.
+            let over = log.select.over(Utc::now());
+            let Ok(recs) = log.read(None).await else {
                 return;
             };
             let mut out = Vec::new();
@@ -219,7 +206,7 @@ pub async fn logs(ctx: Ctx, id: String) -> Result<Response, ApiError> {
             if !out.is_empty() && tx.send(out.into()).await.is_err() {
                 return;
             }
-            if done {
+            if done || over {
                 return;
             }
         }
@@ -263,24 +250,19 @@ mod tests {
     }
 
     #[test]
-    fn records_render_framed_filtered_and_stamped() {
-        let log = concat!(
-            r#"{"log":"out\n","stream":"stdout","time":"2024-01-01T00:00:01.5Z"}"#,
-            "\n",
-            r#"{"log":"err\n","stream":"stderr","time":"2024-01-01T00:00:03Z"}"#,
-            "\n",
-            r#"{"log":"part"#
-        );
-        let (recs, used) = records(log.as_bytes()).unwrap();
-        assert_eq!(recs.len(), 2);
-        assert_eq!(&log[used..], r#"{"log":"part"#);
+    fn records_render_framed_or_raw_and_stamped() {
+        let rec = |log: &str, stream, time: &str| Record {
+            log: log.into(),
+            stream,
+            time: time.into(),
+        };
+        let recs = [
+            rec("out\n", Stream::Stdout, "2024-01-01T00:00:01.5Z"),
+            rec("err\n", Stream::Stderr, "2024-01-01T00:00:03Z"),
+        ];
         let mut o = Opts {
             tty: false,
-            stdout: true,
-            stderr: true,
             timestamps: false,
-            since: None,
-            until: None,
         };
         let mut out = Vec::new();
         recs.iter().for_each(|r| o.render(r, &mut out));
@@ -296,12 +278,11 @@ mod tests {
         );
         o.tty = true;
         o.timestamps = true;
-        o.since = parse_time("since", Some("1704067202")).unwrap();
         let mut out = Vec::new();
         recs.iter().for_each(|r| o.render(r, &mut out));
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "2024-01-01T00:00:03Z err\n"
+            "2024-01-01T00:00:01.5Z out\n2024-01-01T00:00:03Z err\n"
         );
         assert_eq!(
             parse_time("until", Some("1704067201.5"))

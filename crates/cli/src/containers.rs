@@ -515,18 +515,61 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
 
 #[derive(Args)]
 pub struct LogsArgs {
+    /// Follow the output until the container exits.
     #[arg(short, long)]
     follow: bool,
+    /// Show each line's timestamp.
     #[arg(short, long)]
     timestamps: bool,
+    /// Number of lines to show from the end of the log, or "all".
+    #[arg(
+        short = 'n',
+        long,
+        default_value = "all",
+        allow_negative_numbers = true
+    )]
+    tail: String,
+    /// Show lines written since a time: RFC 3339 ("2013-01-02T13:23:37Z"),
+    /// Unix seconds, or a duration before now ("42m").
+    #[arg(long)]
+    since: Option<String>,
+    /// Show lines written until a time, in the same forms as --since.
+    #[arg(long)]
+    until: Option<String>,
     container: String,
 }
 
+/// docker's `--since`/`--until`: a time, or a duration before now.
+fn log_time(flag: &str, v: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    match berth_engine::filters::point_in_time(v, chrono::Utc::now()) {
+        Some(t) => Ok(Some(t)),
+        None => bail!("invalid value for --{flag}: {v:?} is not a time or a duration"),
+    }
+}
+
 pub fn logs(engine: &Engine, a: LogsArgs) -> Result<u8> {
+    let Some(tail) = berth_engine::logs::parse_tail(&a.tail) else {
+        bail!(
+            "invalid value for --tail: {:?} is not a number or \"all\"",
+            a.tail
+        );
+    };
+    let opts = berth_engine::LogOptions {
+        follow: a.follow,
+        timestamps: a.timestamps,
+        tail,
+        select: berth_engine::logs::Selection {
+            since: log_time("since", a.since.as_deref())?,
+            until: log_time("until", a.until.as_deref())?,
+            ..Default::default()
+        },
+    };
     engine.logs(
         &a.container,
-        a.follow,
-        a.timestamps,
+        &opts,
         &mut std::io::stdout(),
         &mut std::io::stderr(),
     )?;

@@ -189,3 +189,170 @@ fn the_none_driver_keeps_no_log() {
         );
     }
 }
+
+/// Runs `berth logs ARGS NAME`; its stdout and stderr.
+fn logs(b: &Berth, args: &[&str], name: &str) -> (String, String) {
+    let o = b.run(&[&["logs"], args, &[name]].concat());
+    assert!(o.status.success(), "logs {args:?}: {}", common::stderr(&o));
+    (
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn logs_tail_since_and_until_choose_lines() {
+    if !berth_testutil::require_root("logs_tail_since_and_until_choose_lines") {
+        return;
+    }
+    let b = Berth::with_image();
+    b.sh(
+        "wr",
+        "echo a1; echo a2; echo e1 >&2; sleep 0.3; echo b1; echo b2",
+    );
+    let all = ("a1\na2\nb1\nb2\n".to_string(), "e1\n".to_string());
+    assert_eq!(logs(&b, &[], "wr"), all);
+    assert_eq!(logs(&b, &["--tail", "all"], "wr"), all);
+    assert_eq!(
+        logs(&b, &["--tail", "-1"], "wr"),
+        all,
+        "docker: negative is all"
+    );
+    assert_eq!(
+        logs(&b, &["--tail", "2"], "wr"),
+        ("b1\nb2\n".into(), "".into())
+    );
+    // The tail counts lines of both streams, in the order written.
+    assert_eq!(
+        logs(&b, &["-n", "3"], "wr"),
+        ("b1\nb2\n".into(), "e1\n".into())
+    );
+    assert_eq!(logs(&b, &["--tail", "0"], "wr"), ("".into(), "".into()));
+
+    // Each line's time, from -t, picks lines by --since and --until, both
+    // inclusive.
+    let (out, err) = logs(&b, &["-t"], "wr");
+    let time_of = |text: &str, line: &str| -> String {
+        let l = text
+            .lines()
+            .find(|l| l.ends_with(&format!(" {line}")))
+            .unwrap_or_else(|| panic!("{line} in {text}"));
+        l.split(' ').next().unwrap().to_string()
+    };
+    let (b1, e1) = (time_of(&out, "b1"), time_of(&err, "e1"));
+    assert_eq!(
+        logs(&b, &["--since", &b1], "wr"),
+        ("b1\nb2\n".into(), "".into())
+    );
+    assert_eq!(
+        logs(&b, &["--until", &e1], "wr"),
+        ("a1\na2\n".into(), "e1\n".into())
+    );
+    assert_eq!(
+        logs(&b, &["--since", &e1, "--until", &b1, "-t"], "wr"),
+        (format!("{b1} b1\n"), format!("{e1} e1\n"))
+    );
+    // Durations count back from now: the container ran within the hour.
+    assert_eq!(logs(&b, &["--since", "1h"], "wr"), all);
+    assert_eq!(logs(&b, &["--until", "1h"], "wr"), ("".into(), "".into()));
+    assert_eq!(logs(&b, &["--since", "1700000000.5"], "wr"), all);
+    // docker takes the tail first, then the times.
+    assert_eq!(
+        logs(&b, &["--tail", "2", "--until", &e1], "wr"),
+        ("".into(), "".into())
+    );
+
+    for (args, why) in [
+        (&["--tail", "x"][..], "invalid value for --tail: \"x\""),
+        (&["--since", "yesterday"], "invalid value for --since"),
+        (&["--until", "1d"], "invalid value for --until"),
+    ] {
+        b.fails(&[&["logs"], args, &["wr"]].concat(), 1, why);
+    }
+}
+
+#[test]
+fn logs_follow_starts_at_the_tail_and_stops_at_until() {
+    if !berth_testutil::require_root("logs_follow_starts_at_the_tail_and_stops_at_until") {
+        return;
+    }
+    let b = Berth::with_image();
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fo",
+        "bb",
+        "sh",
+        "-c",
+        "echo x1; echo x2; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo y",
+    ]);
+    while logs(&b, &[], "fo").0 != "x1\nx2\n" {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let follower = b
+        .cmd(&["logs", "-f", "--tail", "1", "fo"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The follower is past its first read once it prints x2.
+    let mut follower = follower;
+    let mut first = [0u8; 3];
+    std::io::Read::read_exact(follower.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"x2\n");
+    b.ok(&["exec", "fo", "touch", "/tmp/go"]);
+    let o = follower.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "y\n");
+
+    // A follower with an --until ends when that time passes, though the
+    // container goes on.
+    b.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "bb",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.05; done",
+    ]);
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 1.0;
+    let mut follower = b
+        .cmd(&[
+            "logs",
+            "-f",
+            "-t",
+            "--until",
+            &format!("{until:.3}"),
+            "ticker",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ended = None;
+    for _ in 0..300 {
+        if let Some(s) = follower.try_wait().unwrap() {
+            ended = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let Some(status) = ended else {
+        let _ = follower.kill();
+        panic!("logs -f --until {until} did not end");
+    };
+    assert!(status.success());
+    let mut out = String::new();
+    std::io::Read::read_to_string(follower.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(
+        out.lines().count() > 3 && out.lines().all(|l| l.ends_with(" tick")),
+        "{out}"
+    );
+    assert_eq!(common::inspect(&b, "ticker")["State"]["Running"], true);
+    b.ok(&["rm", "-f", "ticker"]);
+}

@@ -51,4 +51,4 @@ pub use error::{Error, ErrorKind, Result};
 pub use hostconfig::HostConfig;
 pub use options::{ExecOptions, ImageConfig, Network, RunOptions};
 pub use paths::Paths;
-pub use view::inspect_json;
+pub use view::{inspect_json, LogOptions};

@@ -4,7 +4,7 @@
 //! docker's json-file driver does), and the reader that `logs` follows
 //! through the rotated files in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::logs;
+use crate::logs::{self, Record, Selection};
 
 pub const JSON_FILE: &str = "json-file";
 pub const NONE: &str = "none";
@@ -328,14 +328,9 @@ impl Reader {
             .find_map(|n| Open::at(&self.path, n))
     }
 
-    /// Copies every complete record written since the last call to `out`
-    /// and `err` by stream.
-    pub fn copy(
-        &mut self,
-        out: &mut impl Write,
-        err: &mut impl Write,
-        timestamps: bool,
-    ) -> io::Result<()> {
+    /// Passes every complete record written since the last call to
+    /// `each`, in order.
+    pub fn read(&mut self, mut each: impl FnMut(Record) -> io::Result<()>) -> io::Result<()> {
         if self.open.is_none() {
             self.open = self.oldest();
         }
@@ -343,19 +338,51 @@ impl Reader {
             let Some(o) = self.open.as_mut() else {
                 return Ok(());
             };
-            o.read(out, err, timestamps)?;
+            o.read(&mut each)?;
             if inode(&self.path) == Some(o.ino) {
                 return Ok(());
             }
             // Rotated (or never current): the writer finished the file
             // before it moved it, so what was partial is whole now.
-            o.read(out, err, timestamps)?;
+            o.read(&mut each)?;
             match self.next() {
                 Some(n) => self.open = Some(n),
                 // Its successor is not there yet (a rotation half done).
                 None => return Ok(()),
             }
         }
+    }
+
+    /// The records written since the last call that `sel` keeps; with
+    /// `tail` (the first call of `logs --tail`), of the last `tail` records
+    /// of its streams only (docker takes the tail first, then the times).
+    /// Without a tail, records go to `each` as they are read, never all
+    /// held at once.
+    pub fn select(
+        &mut self,
+        sel: &Selection,
+        tail: Option<usize>,
+        mut each: impl FnMut(Record) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let Some(n) = tail else {
+            return self.read(|r| {
+                if sel.stream(&r) && sel.time(&r) {
+                    each(r)?;
+                }
+                Ok(())
+            });
+        };
+        let mut last = VecDeque::with_capacity(n.min(1024));
+        self.read(|r| {
+            if n > 0 && sel.stream(&r) {
+                if last.len() == n {
+                    last.pop_front();
+                }
+                last.push_back(r);
+            }
+            Ok(())
+        })?;
+        last.into_iter().filter(|r| sel.time(r)).try_for_each(each)
     }
 
     /// The file that followed the open one.
@@ -389,14 +416,9 @@ impl Reader {
 }
 
 impl Open {
-    fn read(
-        &mut self,
-        out: &mut impl Write,
-        err: &mut impl Write,
-        timestamps: bool,
-    ) -> io::Result<()> {
+    fn read(&mut self, each: &mut impl FnMut(Record) -> io::Result<()>) -> io::Result<()> {
         self.file.seek(SeekFrom::Start(self.offset))?;
-        self.offset += logs::copy_records(&mut BufReader::new(&self.file), out, err, timestamps)?;
+        self.offset += logs::read_records(&mut BufReader::new(&self.file), each)?;
         Ok(())
     }
 }
@@ -468,7 +490,7 @@ mod tests {
                 max_files: 1000,
             },
         )
-        .copy(&mut out, &mut Vec::new(), false)
+        .read(|r| r.write(&mut out, &mut io::sink(), false))
         .unwrap();
         String::from_utf8(out).unwrap()
     }
@@ -516,7 +538,8 @@ mod tests {
         for round in 0..20 {
             // Some rounds rotate more than once between two reads.
             write_lines(&mut w, round * 25, (round + 1) * 25);
-            r.copy(&mut out, &mut Vec::new(), false).unwrap();
+            r.read(|r| r.write(&mut out, &mut io::sink(), false))
+                .unwrap();
         }
         let want: String = (0..500).map(|i| format!("line {i:04}\n")).collect();
         assert_eq!(String::from_utf8(out).unwrap(), want);
@@ -533,10 +556,12 @@ mod tests {
         let mut r = Reader::new(&path, c.limits().unwrap());
         let mut out = Vec::new();
         while !writer.is_finished() {
-            r.copy(&mut out, &mut Vec::new(), false).unwrap();
+            r.read(|r| r.write(&mut out, &mut io::sink(), false))
+                .unwrap();
         }
         writer.join().unwrap();
-        r.copy(&mut out, &mut Vec::new(), false).unwrap();
+        r.read(|r| r.write(&mut out, &mut io::sink(), false))
+            .unwrap();
         String::from_utf8(out)
             .unwrap()
             .lines()
@@ -564,6 +589,70 @@ mod tests {
             assert!(seen.windows(2).all(|p| p[0] < p[1]), "{max_file}");
             assert_eq!(seen.last(), Some(&2999));
         }
+    }
+
+    #[test]
+    fn a_selection_takes_the_tail_first_then_the_times_across_rotations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c-json.log");
+        let c = cfg(&["max-size=300", "max-file=100"]).unwrap();
+        let mut w = LogWriter::open(&path, &c).unwrap();
+        // Line i at second i, every third on stderr.
+        for i in 0..30 {
+            let r = Record {
+                log: format!("line {i:04}\n"),
+                stream: if i % 3 == 0 {
+                    Stream::Stderr
+                } else {
+                    Stream::Stdout
+                },
+                time: format!("2024-01-01T00:00:{i:02}.5Z"),
+            };
+            let mut b = serde_json::to_vec(&r).unwrap();
+            b.push(b'\n');
+            w.write_all(&b).unwrap();
+        }
+        assert!(rotated(&path, 3).exists(), "the records span several files");
+        let at = |s: u32| Some(format!("2024-01-01T00:00:{s:02}Z").parse().unwrap());
+        let lines = |sel: &Selection, tail: Option<usize>| {
+            let mut got = Vec::new();
+            Reader::new(&path, c.limits().unwrap())
+                .select(sel, tail, |r| {
+                    got.push(r.log[5..9].parse::<u32>().unwrap());
+                    Ok(())
+                })
+                .unwrap();
+            got
+        };
+        let all = Selection::default();
+        assert_eq!(lines(&all, None), (0..30).collect::<Vec<_>>());
+        assert_eq!(lines(&all, Some(3)), [27, 28, 29]);
+        assert_eq!(lines(&all, Some(0)), Vec::<u32>::new());
+        assert_eq!(lines(&all, Some(100)).len(), 30);
+        let stderr = Selection {
+            stdout: false,
+            ..Selection::default()
+        };
+        assert_eq!(
+            lines(&stderr, Some(2)),
+            [24, 27],
+            "the tail counts its streams"
+        );
+        let window = Selection {
+            since: at(10),
+            until: at(13),
+            ..Selection::default()
+        };
+        assert_eq!(lines(&window, None), [10, 11, 12]);
+        // As docker does: the last five, then those up to `until`.
+        assert_eq!(lines(&window, Some(5)), Vec::<u32>::new());
+        let since = Selection {
+            since: at(27),
+            ..Selection::default()
+        };
+        assert_eq!(lines(&since, Some(5)), [27, 28, 29]);
+        assert!(window.over(at(14).unwrap()) && !window.over(at(12).unwrap()));
+        assert!(!all.over(at(59).unwrap()));
     }
 
     #[test]

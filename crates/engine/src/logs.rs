@@ -4,6 +4,7 @@
 
 use std::io::{self, BufRead, Write};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Docker splits longer lines into several records.
@@ -71,14 +72,95 @@ fn write_record(line: &[u8], stream: Stream, out: &mut impl Write) -> io::Result
     out.write_all(&buf)
 }
 
-/// Copies every complete record of `input` to `stdout`/`stderr` by stream,
-/// optionally with its timestamp. Returns how many bytes were consumed (a
-/// trailing partial record is left for the next call, for `--follow`).
-pub fn copy_records(
+impl Record {
+    /// When the monitor wrote it; `None` for a time that does not parse.
+    pub fn at(&self) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&self.time)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    /// Writes its line to `stdout` or `stderr` by stream, optionally after
+    /// its timestamp, as `logs` prints it.
+    pub fn write(
+        &self,
+        stdout: &mut impl Write,
+        stderr: &mut impl Write,
+        timestamps: bool,
+    ) -> io::Result<()> {
+        let out: &mut dyn Write = match self.stream {
+            Stream::Stdout => stdout,
+            Stream::Stderr => stderr,
+        };
+        if timestamps {
+            write!(out, "{} ", self.time)?;
+        }
+        out.write_all(self.log.as_bytes())
+    }
+}
+
+/// Which records `logs` shows: the streams asked for, written within
+/// docker's `--since` and `--until` (both inclusive).
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Default for Selection {
+    fn default() -> Selection {
+        Selection {
+            stdout: true,
+            stderr: true,
+            since: None,
+            until: None,
+        }
+    }
+}
+
+impl Selection {
+    /// Whether `r` is of a stream asked for.
+    pub fn stream(&self, r: &Record) -> bool {
+        match r.stream {
+            Stream::Stdout => self.stdout,
+            Stream::Stderr => self.stderr,
+        }
+    }
+
+    /// Whether `r` was written within the times asked for. A record whose
+    /// time does not parse is shown only when no time was asked for.
+    pub fn time(&self, r: &Record) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        r.at()
+            .is_some_and(|t| self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u))
+    }
+
+    /// Whether following can stop: anything written from `now` on is past
+    /// `until`.
+    pub fn over(&self, now: DateTime<Utc>) -> bool {
+        self.until.is_some_and(|u| now > u)
+    }
+}
+
+/// docker's `tail`: a count of records, or `all`. docker takes a negative
+/// count as all of it. `None` for anything else.
+pub fn parse_tail(v: &str) -> Option<Option<usize>> {
+    match v {
+        "all" | "" => Some(None),
+        n => n.parse::<i64>().ok().map(|n| usize::try_from(n).ok()),
+    }
+}
+
+/// Passes every complete record of `input` to `each`. Returns how many
+/// bytes they took (a trailing partial record is left for the next call,
+/// for `--follow`).
+pub fn read_records(
     input: &mut impl BufRead,
-    stdout: &mut impl Write,
-    stderr: &mut impl Write,
-    timestamps: bool,
+    each: &mut impl FnMut(Record) -> io::Result<()>,
 ) -> io::Result<u64> {
     let mut used = 0u64;
     let mut line = Vec::new();
@@ -89,23 +171,13 @@ pub fn copy_records(
             return Ok(used);
         }
         used += n as u64;
-        let rec: Record = match serde_json::from_slice(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("malformed log record: {e}"),
-                ))
-            }
-        };
-        let out: &mut dyn Write = match rec.stream {
-            Stream::Stdout => stdout,
-            Stream::Stderr => stderr,
-        };
-        if timestamps {
-            write!(out, "{} ", rec.time)?;
-        }
-        out.write_all(rec.log.as_bytes())?;
+        let rec: Record = serde_json::from_slice(&line).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("malformed log record: {e}"),
+            )
+        })?;
+        each(rec)?;
     }
 }
 
@@ -160,7 +232,7 @@ mod tests {
         s.feed(b"err\n", Stream::Stderr, &mut log).unwrap();
         log.extend_from_slice(b"{\"log\":\"partial");
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        let used = copy_records(&mut &log[..], &mut o, &mut e, false).unwrap();
+        let used = read_records(&mut &log[..], &mut |r| r.write(&mut o, &mut e, false)).unwrap();
         assert_eq!((o.as_slice(), e.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
         assert_eq!(used as usize, log.len() - b"{\"log\":\"partial".len());
     }

@@ -11,15 +11,28 @@ use crate::container::Engine;
 use crate::db::{Container, State};
 use crate::error::{io_err, Error, Result};
 use crate::logfile;
+use crate::logs::Selection;
 use crate::spec;
 
+/// What `logs` shows: docker's `--follow`, `--timestamps`, `--tail`,
+/// `--since` and `--until`.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub follow: bool,
+    pub timestamps: bool,
+    /// Only the last this many records of what there is; new ones as they
+    /// come after that.
+    pub tail: Option<usize>,
+    pub select: Selection,
+}
+
 impl Engine {
-    /// `logs`: the container's output so far; with `follow`, until it exits.
+    /// `logs`: the container's output so far as `opts` selects it; with
+    /// `follow`, until it exits (or its `until` passes).
     pub fn logs(
         &self,
         key: &str,
-        follow: bool,
-        timestamps: bool,
+        opts: &LogOptions,
         out: &mut impl Write,
         err: &mut impl Write,
     ) -> Result<()> {
@@ -31,15 +44,18 @@ impl Engine {
         }
         let path = self.paths.log_file(&c.id);
         let mut reader = logfile::Reader::new(&path, c.config.log_config.limits()?);
+        let mut tail = opts.tail;
         let mut copy = || -> Result<()> {
             reader
-                .copy(out, err, timestamps)
+                .select(&opts.select, tail.take(), |r| {
+                    r.write(out, err, opts.timestamps)
+                })
                 .map_err(io_err(format!("reading {}", path.display())))?;
             out.flush().map_err(io_err("writing"))?;
             err.flush().map_err(io_err("writing"))
         };
         copy()?;
-        if !follow || c.state != State::Running {
+        if !opts.follow || c.state != State::Running || opts.select.over(chrono::Utc::now()) {
             return Ok(());
         }
         // The monitor's socket closes (after a last report) when the
@@ -65,8 +81,11 @@ impl Engine {
                 }
                 None => true,
             };
+            // The clock before the read: once `until` has passed, every
+            // record stamped before it is in the file for this last read.
+            let over = opts.select.over(chrono::Utc::now());
             copy()?;
-            if done {
+            if done || over {
                 return Ok(());
             }
         }
