@@ -439,6 +439,18 @@ fn docker_stats_diff_export_and_update_through_berth_serve() {
     for want in ["A /added", "C /etc/group", "D /etc/passwd", "A /ready"] {
         assert!(diff.lines().any(|l| l == want), "{want} in {diff}");
     }
+    // Sizes, asked for by `ps -s` and `inspect -s`: the writable layer
+    // holds /added (4 bytes), /etc/group and /ready.
+    let ps = s.ok(&["ps", "-s", "--format", "{{.Size}}", "-f", "name=web"]);
+    assert!(ps.contains(" (virtual ") && !ps.starts_with("0B"), "{ps}");
+    let v = s.api_json("GET", "/containers/web/json?size=1", None);
+    let (rw, rootfs) = (
+        v["SizeRw"].as_u64().unwrap(),
+        v["SizeRootFs"].as_u64().unwrap(),
+    );
+    assert!(rw > 4 && rootfs > rw + 1_000_000, "{rw} {rootfs}");
+    let l = s.api_json("GET", "/containers/json?size=1", None);
+    assert_eq!(l[0]["SizeRw"].as_u64(), Some(rw), "{l}");
     // export: the whole filesystem, the container's changes in it.
     let tar = s.dir.0.join("web.tar");
     s.ok(&["export", "-o", tar.to_str().unwrap(), "web"]);

@@ -86,10 +86,12 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
     let flags = filter_flags(&ctx)?;
     let all = ctx.query.flag("all");
     let limit = ctx.query.int("limit")?.filter(|n| *n > 0);
+    let size = ctx.query.flag("size");
     let v = ctx
         .api
         .blocking(move |e| {
             let filters = berth_engine::filters::Filters::parse(&flags)?;
+            let store = if size { Some(e.store()?) } else { None };
             let healths = e.health_statuses()?;
             let mut list = e.list()?;
             // Newest first, as docker lists them.
@@ -103,12 +105,19 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                 let health = healths
                     .get(&c.id)
                     .map_or(berth_engine::health::NONE, String::as_str);
-                if filters.matches(c, state, health) {
-                    out.push(list_entry(e, c, state));
+                if !filters.matches(c, state, health) {
+                    continue;
                 }
-            }
-            if let Some(n) = limit {
-                out.truncate(n as usize);
+                if limit.is_some_and(|n| out.len() >= n as usize) {
+                    break;
+                }
+                let mut v = list_entry(e, c, state);
+                if let Some(store) = &store {
+                    let (rw, rootfs) = berth_engine::image_ops::container_sizes(store, c);
+                    v["SizeRw"] = json!(rw);
+                    v["SizeRootFs"] = json!(rootfs);
+                }
+                out.push(v);
             }
             Ok(out)
         })
@@ -117,13 +126,11 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
 }
 
 pub async fn inspect(ctx: Ctx, id: String) -> Result<Response, ApiError> {
-    if ctx.query.flag("size") {
-        // Sizes need a walk of the container's layer: not offered yet.
-        return Err(ApiError::bad_request(
-            "inspect with size=1 is not supported by berth yet",
-        ));
-    }
-    let v = ctx.api.blocking(move |e| e.inspect(&id)).await?;
+    let size = ctx.query.flag("size");
+    let v = ctx
+        .api
+        .blocking(move |e| e.inspect_sized(&id, size))
+        .await?;
     Ok(body::json(StatusCode::OK, &v))
 }
 

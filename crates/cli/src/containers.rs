@@ -409,10 +409,21 @@ pub(crate) fn each(items: &[String], mut f: impl FnMut(&str) -> Result<()>) -> R
 
 #[derive(Args)]
 pub struct PsArgs {
+    /// Show all containers (default: the running ones).
     #[arg(short, long)]
     all: bool,
+    /// Only the ids.
     #[arg(short, long)]
     quiet: bool,
+    /// Show the N last created containers, in any state (-1: no limit).
+    #[arg(short = 'n', long, default_value_t = -1, allow_negative_numbers = true)]
+    last: i64,
+    /// Show the last created container, in any state.
+    #[arg(short, long)]
+    latest: bool,
+    /// Show each container's size: its writable layer, and with its image.
+    #[arg(short, long)]
+    size: bool,
     #[arg(long)]
     no_trunc: bool,
     /// status=, name=, label=, ancestor=, exited=, health=
@@ -429,10 +440,16 @@ fn status(c: &berth_engine::Container) -> String {
 
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
     let filters = crate::pslist::Filters::parse(&a.filter)?;
-    let all = a.all || filters.wants_stopped();
+    // docker: -n and -l show containers in any state, newest first.
+    let last = if a.latest {
+        Some(1)
+    } else {
+        usize::try_from(a.last).ok()
+    };
+    let all = a.all || last.is_some() || filters.wants_stopped();
     let healths = engine.health_statuses()?;
     let health = |c: &berth_engine::Container| healths.get(&c.id).map(String::as_str);
-    let list: Vec<_> = engine
+    let mut list: Vec<_> = engine
         .list()?
         .into_iter()
         .filter(|c| all || c.state == State::Running)
@@ -441,6 +458,9 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
             filters.matches(c, crate::pslist::docker_state(engine, c), h)
         })
         .collect();
+    if let Some(n) = last {
+        list.truncate(n);
+    }
     let id = |c: &berth_engine::Container| {
         if a.no_trunc {
             c.id.clone()
@@ -468,12 +488,30 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
             None => status(c),
         }
     };
+    // docker's CLI asks for sizes too when a template shows them.
+    let sized = a.size || a.format.as_deref().is_some_and(|f| f.contains(".Size"));
+    let store = if sized { Some(engine.store()?) } else { None };
+    // docker's SIZE: the writable layer's, and with the image's.
+    let size = |c: &berth_engine::Container| {
+        store.as_ref().map(|s| {
+            let (rw, rootfs) = berth_engine::image_ops::container_sizes(s, c);
+            format!(
+                "{} (virtual {})",
+                format::human_size(rw),
+                format::human_size(rootfs)
+            )
+        })
+    };
     if let Some(f) = &a.format {
         let rows: Vec<_> = list
             .iter()
             .map(|c| {
                 let st = crate::pslist::docker_state(engine, c);
-                crate::pslist::row(c, st, &shown_status(c), a.no_trunc)
+                let mut row = crate::pslist::row(c, st, &shown_status(c), a.no_trunc);
+                row["Ports"] = crate::network::ps_ports(engine, c).into();
+                row["Networks"] = crate::pslist::networks(engine, c).into();
+                row["Size"] = size(c).unwrap_or_default().into();
+                row
             })
             .collect();
         let f = crate::template::Format::parse(Some(f), "")?;
@@ -483,7 +521,7 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|c| {
-            vec![
+            let mut row = vec![
                 id(c),
                 c.image.clone(),
                 format::command(&berth_engine::spec::args(&c.config)),
@@ -491,25 +529,24 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
                 shown_status(c),
                 crate::network::ps_ports(engine, c),
                 c.name.clone(),
-            ]
+            ];
+            row.extend(size(c));
+            row
         })
         .collect();
-    write!(
-        out,
-        "{}",
-        format::table(
-            &[
-                "CONTAINER ID",
-                "IMAGE",
-                "COMMAND",
-                "CREATED",
-                "STATUS",
-                "PORTS",
-                "NAMES"
-            ],
-            &rows
-        )
-    )?;
+    let mut headers = vec![
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    if a.size {
+        headers.push("SIZE");
+    }
+    write!(out, "{}", format::table(&headers, &rows))?;
     Ok(0)
 }
 
@@ -650,6 +687,9 @@ pub struct InspectArgs {
     /// (default: the first kind a name is found as, in that order).
     #[arg(long = "type", value_parser = ["container", "image", "network", "volume"])]
     kind: Option<String>,
+    /// With a container's sizes (SizeRw, SizeRootFs).
+    #[arg(short, long)]
+    size: bool,
     #[arg(required = true, value_name = "NAME|ID")]
     objects: Vec<String>,
 }
@@ -667,7 +707,7 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
     let find = |name: &str| -> std::result::Result<serde_json::Value, String> {
         for kind in kinds {
             let found = match *kind {
-                "container" => engine.inspect(name),
+                "container" => engine.inspect_sized(name, a.size),
                 "image" => {
                     let s = engine.store().map_err(|e| e.to_string())?;
                     berth_engine::images::find(&s, name)

@@ -34,8 +34,16 @@ pub fn row(c: &Container, state: &str, status: &str, no_trunc: bool) -> Value {
     })
 }
 
+/// The networks `c` is on, by name, as `{{.Networks}}` shows them.
+pub fn networks(engine: &berth_engine::Engine, c: &Container) -> String {
+    match engine.network_settings(c)["Networks"].as_object() {
+        Some(n) if !n.is_empty() => n.keys().cloned().collect::<Vec<_>>().join(","),
+        _ => c.config.network_mode.clone(),
+    }
+}
+
 /// `ps`'s columns by field, for `table` templates.
-pub const HEADERS: [(&str, &str); 12] = [
+pub const HEADERS: [(&str, &str); 13] = [
     ("ID", "CONTAINER ID"),
     ("Image", "IMAGE"),
     ("Command", "COMMAND"),
@@ -48,4 +56,5 @@ pub const HEADERS: [(&str, &str); 12] = [
     ("Labels", "LABELS"),
     ("Mounts", "MOUNTS"),
     ("Networks", "NETWORKS"),
+    ("Size", "SIZE"),
 ];

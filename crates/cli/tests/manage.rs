@@ -295,6 +295,61 @@ fn ps_filters_and_formats_inspect_format() {
     assert_eq!(names(&["-a", "-f", "ancestor=bb", "-f", "exited=0"]), "ok1");
     assert_eq!(b.run(&["ps", "-f", "colour=red"]).status.code(), Some(1));
 
+    // -l and -n: the newest, in any state; sizes with -s (or a template
+    // that shows them), as the writable layer's and with the image's.
+    b.ok(&[
+        "run",
+        "--name",
+        "big",
+        "bb",
+        "sh",
+        "-c",
+        "head -c 5000 /dev/zero > /big",
+    ]);
+    assert_eq!(b.ok(&["ps", "-l", "--format", "{{.Names}}"]), "big\n");
+    assert_eq!(
+        b.ok(&["ps", "-n", "2", "--format", "{{.Names}}"]),
+        "big\nok1\n"
+    );
+    assert_eq!(
+        b.ok(&[
+            "ps",
+            "-n",
+            "2",
+            "-f",
+            "label=tier",
+            "--format",
+            "{{.Names}}"
+        ]),
+        "db1\nweb1\n"
+    );
+    assert_eq!(
+        b.ok(&["ps", "-n", "-1", "--format", "{{.Names}}"]),
+        "web1\n"
+    );
+    let size = b.ok(&["ps", "-l", "--format", "{{.Size}}"]);
+    assert!(size.starts_with("5kB (virtual 2."), "{size}");
+    let t = b.ok(&["ps", "-a", "-s", "-f", "name=big"]);
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].ends_with("NAMES   SIZE"), "{t}");
+    assert!(
+        lines[1].contains("big") && lines[1].contains(" 5kB (virtual "),
+        "{t}"
+    );
+    let sizes = b.ok(&["inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "big"]);
+    let (rw, rootfs) = sizes.trim().split_once(' ').unwrap();
+    let image: u64 = b
+        .ok(&["image", "inspect", "-f", "{{.Size}}", "bb"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        (rw, rootfs.parse::<u64>().unwrap()),
+        ("5000", 5000 + image),
+        "{sizes}"
+    );
+    b.ok(&["rm", "big"]);
+
     let t = b.ok(&[
         "ps",
         "-a",

@@ -199,6 +199,14 @@ pub fn container_size(store: &Store, id: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// docker's `SizeRw` and `SizeRootFs` of container `c`: the bytes of its
+/// writable layer, and those plus its image's.
+pub fn container_sizes(store: &Store, c: &crate::Container) -> (u64, u64) {
+    let rw = container_size(store, &c.id);
+    let image = store.image(&c.image_id).map_or(0, |i| i.size);
+    (rw, rw + image)
+}
+
 /// Bytes of the files under `dir`, symlinks not followed; unreadable
 /// entries count nothing (they are the container's, not ours to fail on).
 pub fn dir_size(dir: &Path) -> u64 {

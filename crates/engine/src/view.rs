@@ -93,6 +93,12 @@ impl Engine {
 
     /// `inspect`: docker's JSON for one container.
     pub fn inspect(&self, key: &str) -> Result<Value> {
+        self.inspect_sized(key, false)
+    }
+
+    /// `inspect`, with `--size`: docker's `SizeRw` and `SizeRootFs` too,
+    /// which walk the container's writable layer.
+    pub fn inspect_sized(&self, key: &str, size: bool) -> Result<Value> {
         let c = self.find(key)?;
         let mut v = inspect_json(
             &c,
@@ -102,6 +108,12 @@ impl Engine {
         self.inspect_network(&c, &mut v);
         self.inspect_lifecycle(&c, &mut v);
         self.inspect_health(&c, &mut v);
+        if size {
+            let store = self.store()?;
+            let (rw, rootfs) = crate::image_ops::container_sizes(&store, &c);
+            v["SizeRw"] = json!(rw);
+            v["SizeRootFs"] = json!(rootfs);
+        }
         Ok(v)
     }
 }
