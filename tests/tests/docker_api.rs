@@ -505,11 +505,31 @@ fn docker_stats_diff_export_and_update_through_berth_serve() {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
     }
+    s.ok(&[
+        "update",
+        "--cpu-shares",
+        "512",
+        "--memory-reservation",
+        "32m",
+        "--cpuset-cpus",
+        "0",
+        "web",
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.CpuShares}} {{.HostConfig.MemoryReservation}} {{.HostConfig.CpusetCpus}}",
+            "web"
+        ])
+        .trim(),
+        "512 33554432 0"
+    );
     // What berth cannot change is refused by name.
-    let o = s.run(&["update", "--cpu-shares", "512", "web"]);
+    let o = s.run(&["update", "--blkio-weight", "300", "web"]);
     assert!(!o.status.success());
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("CpuShares is not supported"),
+        String::from_utf8_lossy(&o.stderr).contains("BlkioWeight is not supported"),
         "{}",
         show(&o)
     );

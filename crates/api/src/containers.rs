@@ -407,10 +407,10 @@ pub async fn export(ctx: Ctx, id: String) -> Result<Response, ApiError> {
 pub async fn update(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let b: Value = ctx.json().await?;
     let u = crate::create::update_body(&b)?;
-    if u.memory.is_none() && u.nano_cpus.is_none() && u.pids_limit.is_none() && u.restart.is_none()
-    {
+    if u.is_empty() {
         return Err(ApiError::bad_request(
-            "update needs at least one of Memory, NanoCpus, PidsLimit, RestartPolicy",
+            "update needs at least one of Memory, MemorySwap, MemoryReservation, NanoCpus, \
+             CpuShares, CpusetCpus, PidsLimit, RestartPolicy",
         ));
     }
     ctx.api.blocking(move |e| e.update(&id, &u)).await?;

@@ -447,7 +447,11 @@ pub fn update_body(body: &Value) -> R<Update> {
     let positive = |v: Option<i64>| v.filter(|n| *n != 0);
     let u = Update {
         memory: positive(f.int("Memory")?),
+        memory_swap: positive(f.int("MemorySwap")?),
+        memory_reservation: positive(f.int("MemoryReservation")?),
         nano_cpus: positive(f.int("NanoCpus")?),
+        cpu_shares: positive(f.int("CpuShares")?),
+        cpuset_cpus: f.string("CpusetCpus")?.filter(|c| !c.is_empty()),
         // docker: 0 and -1 both lift the limit.
         pids_limit: f.int("PidsLimit")?.map(|n| if n == 0 { -1 } else { n }),
         restart: match f.get("RestartPolicy") {

@@ -214,9 +214,21 @@ pub struct UpdateArgs {
     /// Memory limit (e.g. 512m).
     #[arg(short = 'm', long)]
     memory: Option<String>,
+    /// Memory plus swap limit (-1 for unlimited swap).
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Memory soft limit.
+    #[arg(long)]
+    memory_reservation: Option<String>,
     /// Number of CPUs.
     #[arg(long)]
     cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long)]
+    cpuset_cpus: Option<String>,
     /// Process limit (-1 for unlimited).
     #[arg(long, allow_hyphen_values = true)]
     pids_limit: Option<i64>,
@@ -228,20 +240,34 @@ pub struct UpdateArgs {
 }
 
 pub fn update(engine: &Engine, a: UpdateArgs) -> Result<u8> {
+    // docker: a zero or empty value leaves the setting as it is.
+    let bytes = |flag: &str, v: &Option<String>| -> Result<Option<i64>> {
+        Ok(match v.as_deref() {
+            None => None,
+            Some("-1") if flag == "--memory-swap" => Some(-1),
+            Some(v) => Some(hc::parse_bytes(flag, v)?).filter(|n| *n != 0),
+        })
+    };
     let u = berth_engine::lifecycle::Update {
-        memory: a
-            .memory
+        memory: bytes("--memory", &a.memory)?,
+        memory_swap: bytes("--memory-swap", &a.memory_swap)?,
+        memory_reservation: bytes("--memory-reservation", &a.memory_reservation)?,
+        nano_cpus: a
+            .cpus
             .as_deref()
-            .map(|m| hc::parse_bytes("--memory", m))
-            .transpose()?,
-        nano_cpus: a.cpus.as_deref().map(hc::parse_cpus).transpose()?,
+            .map(hc::parse_cpus)
+            .transpose()?
+            .filter(|n| *n != 0),
+        cpu_shares: a.cpu_shares.filter(|n| *n != 0),
+        cpuset_cpus: a.cpuset_cpus.filter(|c| !c.is_empty()),
         pids_limit: a.pids_limit,
         restart: a.restart.as_deref().map(RestartPolicy::parse).transpose()?,
     };
-    if u.memory.is_none() && u.nano_cpus.is_none() && u.pids_limit.is_none() && u.restart.is_none()
-    {
+    if u.is_empty() {
         bail!(berth_engine::Error::InvalidArgument(
-            "update needs at least one of -m, --cpus, --pids-limit, --restart".into()
+            "update needs at least one of -m, --memory-swap, --memory-reservation, --cpus, \
+             --cpu-shares, --cpuset-cpus, --pids-limit, --restart"
+                .into()
         ));
     }
     each(&a.containers, |c| Ok(engine.update(c, &u).map(|_| ())?))

@@ -130,14 +130,103 @@ fn pause_top_stats_rename_update_restart_prune() {
             .find_map(|d| std::fs::read_to_string(d.join(f)).ok())
             .unwrap_or_default()
     };
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if v2 {
         assert_eq!(read("memory.max").trim(), "67108864");
         assert_eq!(read("cpu.max").trim(), "50000 100000");
-        assert_eq!(read("pids.max").trim(), "20");
+    } else {
+        assert_eq!(read("memory.limit_in_bytes").trim(), "67108864");
+        assert_eq!(read("cpu.cfs_quota_us").trim(), "50000");
     }
+    assert_eq!(read("pids.max").trim(), "20");
     let v = inspect(&b, "m2");
     assert_eq!(v["HostConfig"]["Memory"], 64 << 20);
     assert_eq!(v["HostConfig"]["NanoCpus"], 500_000_000);
+
+    b.ok(&[
+        "update",
+        "--memory-swap",
+        "96m",
+        "--memory-reservation",
+        "32m",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "m2",
+    ]);
+    if v2 {
+        assert_eq!(read("memory.swap.max").trim(), (32u64 << 20).to_string());
+        assert_eq!(read("memory.low").trim(), (32u64 << 20).to_string());
+        // docker's (runc's) mapping of shares to a weight.
+        assert_eq!(
+            read("cpu.weight").trim(),
+            (1 + (510 * 9999) / 262142).to_string()
+        );
+    } else {
+        assert_eq!(
+            read("memory.memsw.limit_in_bytes").trim(),
+            (96u64 << 20).to_string()
+        );
+        assert_eq!(
+            read("memory.soft_limit_in_bytes").trim(),
+            (32u64 << 20).to_string()
+        );
+        assert_eq!(read("cpu.shares").trim(), "512");
+    }
+    assert_eq!(read("cpuset.cpus").trim(), "0");
+    assert_eq!(
+        read("memory.limit_in_bytes").trim().is_empty(),
+        v2,
+        "the limit stays"
+    );
+    let v = inspect(&b, "m2");
+    let h = &v["HostConfig"];
+    assert_eq!(
+        (
+            &h["MemorySwap"],
+            &h["MemoryReservation"],
+            &h["CpuShares"],
+            &h["CpusetCpus"]
+        ),
+        (
+            &(96 << 20).into(),
+            &(32 << 20).into(),
+            &512.into(),
+            &"0".into()
+        )
+    );
+    // As docker: a memory limit above the swap limit set before needs the
+    // swap limit changed with it; a zero changes nothing.
+    b.fails(
+        &["update", "-m", "128m", "m2"],
+        1,
+        "update the memoryswap at the same time",
+    );
+    b.fails(
+        &["update", "--memory-reservation", "1g", "m2"],
+        1,
+        "reservation",
+    );
+    b.fails(&["update", "--cpuset-cpus", "4096", "m2"], 1, "cpuset");
+    b.ok(&[
+        "update",
+        "-m",
+        "128m",
+        "--memory-swap",
+        "-1",
+        "--cpu-shares",
+        "0",
+        "m2",
+    ]);
+    assert_eq!(inspect(&b, "m2")["HostConfig"]["CpuShares"], 512);
+    assert_eq!(inspect(&b, "m2")["HostConfig"]["MemorySwap"], -1);
+    if !v2 {
+        assert_eq!(
+            read("memory.limit_in_bytes").trim(),
+            (128u64 << 20).to_string()
+        );
+    }
 
     let before = v["State"]["StartedAt"].clone();
     b.ok(&["restart", "-t", "1", "m2"]);
@@ -145,7 +234,12 @@ fn pause_top_stats_rename_update_restart_prune() {
     assert_eq!(v["State"]["Status"], "running");
     assert_ne!(v["State"]["StartedAt"], before);
     // The new limits outlive the restart.
-    assert_eq!(v["HostConfig"]["Memory"], 64 << 20);
+    assert_eq!(v["HostConfig"]["Memory"], 128 << 20);
+    let cg = common::cgroup_dirs(v["Id"].as_str().unwrap());
+    let cpuset = cg
+        .iter()
+        .find_map(|d| std::fs::read_to_string(d.join("cpuset.cpus")).ok());
+    assert_eq!(cpuset.as_deref().map(str::trim), Some("0"));
     let logs = wait_until(&b, "m2", "second start", |_| {
         b.ok(&["logs", "m2"]).matches("started").count() == 2
     });

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use crate::db::ContainerConfig;
 use crate::error::{Error, Result};
+use crate::hostconfig::HostConfig;
 use crate::spec::HostInfo;
 
 /// Where `--init` puts berth-init in the container.
@@ -135,9 +136,9 @@ fn mounts(v: &mut Value, cfg: &ContainerConfig) -> Result<()> {
     Ok(())
 }
 
-fn resources(v: &mut Value, cfg: &ContainerConfig, host: &HostInfo) {
-    let h = &cfg.host_config;
-    let r = &mut v["linux"]["resources"];
+/// The spec's `linux.resources.memory` for `h`'s limit, swap and
+/// reservation, as `create` and `update` set them.
+pub(crate) fn memory_resources(h: &HostConfig) -> serde_json::Map<String, Value> {
     let mut mem = serde_json::Map::new();
     if h.memory > 0 {
         mem.insert("limit".into(), json!(h.memory));
@@ -151,12 +152,11 @@ fn resources(v: &mut Value, cfg: &ContainerConfig, host: &HostInfo) {
     if h.memory_reservation > 0 {
         mem.insert("reservation".into(), json!(h.memory_reservation));
     }
-    if h.oom_kill_disable {
-        mem.insert("disableOOMKiller".into(), json!(true));
-    }
-    if !mem.is_empty() {
-        r["memory"] = Value::Object(mem);
-    }
+    mem
+}
+
+/// The spec's `linux.resources.cpu` for `h`'s shares, quota and cpuset.
+pub(crate) fn cpu_resources(h: &HostConfig) -> serde_json::Map<String, Value> {
     let mut cpu = serde_json::Map::new();
     if h.cpu_shares > 0 {
         cpu.insert("shares".into(), json!(h.cpu_shares));
@@ -169,6 +169,20 @@ fn resources(v: &mut Value, cfg: &ContainerConfig, host: &HostInfo) {
     if !h.cpuset_cpus.is_empty() {
         cpu.insert("cpus".into(), json!(h.cpuset_cpus));
     }
+    cpu
+}
+
+fn resources(v: &mut Value, cfg: &ContainerConfig, host: &HostInfo) {
+    let h = &cfg.host_config;
+    let r = &mut v["linux"]["resources"];
+    let mut mem = memory_resources(h);
+    if h.oom_kill_disable {
+        mem.insert("disableOOMKiller".into(), json!(true));
+    }
+    if !mem.is_empty() {
+        r["memory"] = Value::Object(mem);
+    }
+    let cpu = cpu_resources(h);
     if !cpu.is_empty() {
         r["cpu"] = Value::Object(cpu);
     }
@@ -205,7 +219,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::hostconfig::{parse_ulimit, HostConfig};
+    use crate::hostconfig::parse_ulimit;
     use crate::spec::build;
     use crate::user::User;
 

@@ -31,9 +31,28 @@ pub struct Sample {
 #[derive(Debug, Clone, Default)]
 pub struct Update {
     pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
     pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
     pub restart: Option<RestartPolicy>,
+}
+
+impl Update {
+    fn memory(&self) -> bool {
+        self.memory.is_some() || self.memory_swap.is_some() || self.memory_reservation.is_some()
+    }
+
+    fn cpu(&self) -> bool {
+        self.nano_cpus.is_some() || self.cpu_shares.is_some() || self.cpuset_cpus.is_some()
+    }
+
+    /// Whether it changes anything at all.
+    pub fn is_empty(&self) -> bool {
+        !self.memory() && !self.cpu() && self.pids_limit.is_none() && self.restart.is_none()
+    }
 }
 
 impl Engine {
@@ -188,13 +207,31 @@ impl Engine {
         let mut c = self.find(key)?;
         let h = &mut c.config.host_config;
         if let Some(m) = u.memory {
-            h.memory = m;
-            if h.memory_swap > 0 && h.memory_swap < m {
-                h.memory_swap = 0;
+            // As docker: a swap limit set before stays, so it must not
+            // fall below the new memory limit unless changed with it.
+            if u.memory_swap.is_none() && h.memory_swap > 0 && h.memory_swap < m {
+                return Err(Error::InvalidArgument(
+                    "Memory limit should be smaller than already set memoryswap limit, \
+                     update the memoryswap at the same time"
+                        .into(),
+                ));
             }
+            h.memory = m;
+        }
+        if let Some(s) = u.memory_swap {
+            h.memory_swap = s;
+        }
+        if let Some(r) = u.memory_reservation {
+            h.memory_reservation = r;
         }
         if let Some(n) = u.nano_cpus {
             h.nano_cpus = n;
+        }
+        if let Some(n) = u.cpu_shares {
+            h.cpu_shares = n;
+        }
+        if let Some(cpus) = &u.cpuset_cpus {
+            h.cpuset_cpus = cpus.clone();
         }
         if let Some(p) = u.pids_limit {
             h.pids_limit = Some(p);
@@ -208,9 +245,7 @@ impl Engine {
             h.restart_policy = r.clone();
         }
         crate::hostconfig::validate(h)?;
-        if c.state == State::Running
-            && (u.memory.is_some() || u.nano_cpus.is_some() || u.pids_limit.is_some())
-        {
+        if c.state == State::Running && (u.memory() || u.cpu() || u.pids_limit.is_some()) {
             self.runtime().update(&c.id, &resources(u, h)?)?;
         }
         let json =
@@ -296,24 +331,18 @@ impl Engine {
 }
 
 /// The runtime's resources for an update: docker's 100 ms CPU period.
+/// The resources `u` changes, as they now are in `h`.
 fn resources(u: &Update, h: &crate::HostConfig) -> Result<oci_spec::runtime::LinuxResources> {
     let mut v = json!({});
-    if u.memory.is_some() {
-        let limit = if h.memory > 0 { h.memory } else { -1 };
-        let swap = match (h.memory, h.memory_swap) {
-            (m, 0) if m > 0 => m * 2,
-            (_, s) if s != 0 => s,
-            _ => -1,
-        };
-        v["memory"] = json!({"limit": limit, "swap": swap});
+    if u.memory() {
+        let mut mem = crate::hostspec::memory_resources(h);
+        if h.oom_kill_disable {
+            mem.insert("disableOOMKiller".into(), json!(true));
+        }
+        v["memory"] = mem.into();
     }
-    if u.nano_cpus.is_some() {
-        let quota = if h.nano_cpus > 0 {
-            h.nano_cpus / 10_000
-        } else {
-            -1
-        };
-        v["cpu"] = json!({"period": 100_000u64, "quota": quota});
+    if u.cpu() {
+        v["cpu"] = crate::hostspec::cpu_resources(h).into();
     }
     if let Some(p) = u.pids_limit {
         v["pids"] = json!({"limit": if p <= 0 { -1 } else { p }});
@@ -385,12 +414,26 @@ mod tests {
             memory: Some(64 << 20),
             nano_cpus: Some(500_000_000),
             pids_limit: Some(20),
-            restart: None,
+            ..Default::default()
         };
         let r = resources(&u, &h).unwrap();
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["cpu"]["quota"], 50_000);
         assert_eq!(v["memory"]["limit"], 64 << 20);
+        assert_eq!(v["memory"]["swap"], 128 << 20, "docker's default swap");
         assert_eq!(v["pids"]["limit"], 20);
+        // Only what changes is applied: shares alone leave memory be.
+        let u = Update {
+            cpu_shares: Some(512),
+            ..Default::default()
+        };
+        let h = crate::HostConfig {
+            cpu_shares: 512,
+            ..h
+        };
+        let v = serde_json::to_value(resources(&u, &h).unwrap()).unwrap();
+        assert_eq!(v["cpu"]["shares"], 512);
+        assert!(v.get("memory").is_none_or(|m| m.is_null()), "{v}");
+        assert!(!u.is_empty() && Update::default().is_empty());
     }
 }
