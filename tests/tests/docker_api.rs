@@ -66,6 +66,26 @@ fn docker_version_info_and_images_through_berth_serve() {
         "{}",
         show(&o)
     );
+
+    // image prune: -a sends dangling=false; the label filter picks.
+    s.ok(&["run", "--name", "src", "--network", "none", "bb", "true"]);
+    s.ok(&["commit", "-c", "LABEL tier=drop", "src", "drop:1"]);
+    s.ok(&["commit", "src", "plain:1"]);
+    s.ok(&["rm", "src"]);
+    assert_eq!(
+        s.ok(&["image", "prune", "-f"]).trim(),
+        "Total reclaimed space: 0B",
+        "nothing dangles"
+    );
+    let out = s.ok(&["image", "prune", "-a", "-f", "--filter", "label=tier=drop"]);
+    assert!(out.contains("untagged: drop:1"), "{out}");
+    let mut left: Vec<String> = s
+        .ok(&["images", "--format", "{{.Repository}}"])
+        .lines()
+        .map(String::from)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["bb", "plain"]);
 }
 
 #[test]

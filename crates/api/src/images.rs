@@ -224,14 +224,45 @@ pub async fn remove(ctx: Ctx, name: String) -> Result<Response, ApiError> {
         .api
         .blocking(move |e| berth_engine::image_ops::remove(e, &open(e)?, &name, force))
         .await?;
-    let v: Vec<Value> = removed
+    Ok(body::json(
+        StatusCode::OK,
+        &Value::Array(removed_json(&removed)),
+    ))
+}
+
+fn removed_json(removed: &[Removed]) -> Vec<Value> {
+    removed
         .iter()
         .map(|r| match r {
             Removed::Untagged(t, _) => json!({"Untagged": t.familiar()}),
             Removed::Deleted(d) => json!({"Deleted": d.to_string()}),
         })
-        .collect();
-    Ok(body::json(StatusCode::OK, &Value::Array(v)))
+        .collect()
+}
+
+/// `POST /images/prune`: dangling images, or with `dangling=false` every
+/// image no container uses; by label and `until` too.
+pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
+    let (f, own) = ctx.query.prune_filters("image", true, &["dangling"])?;
+    let all = match own.get("dangling").map(Vec::as_slice) {
+        None => false,
+        Some([v]) if matches!(v.as_str(), "true" | "1") => false,
+        Some([v]) if matches!(v.as_str(), "false" | "0") => true,
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid filter 'dangling={}': want true or false",
+                v.join(",")
+            )))
+        }
+    };
+    let (removed, bytes) = ctx
+        .api
+        .blocking(move |e| berth_engine::image_ops::prune(e, &open(e)?, all, &f))
+        .await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &json!({"ImagesDeleted": removed_json(&removed), "SpaceReclaimed": bytes}),
+    ))
 }
 
 /// The credentials a client sent in `X-Registry-Auth` (base64url JSON,

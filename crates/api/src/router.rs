@@ -211,6 +211,7 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
         ["images", "json"] if get => images::list(ctx).await,
         ["images", "create"] if post => images::create(ctx).await,
         ["images", "load"] if post => images_io::load(ctx).await,
+        ["images", "prune"] if post => images::prune(ctx).await,
         ["images", "get"] if get => {
             let names = ctx.query.all("names");
             images_io::get(ctx, names).await

@@ -478,6 +478,7 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation.
     #[arg(short, long)]
     force: bool,
+    /// label=K[=V], label!=K[=V], until=TIME.
     #[arg(long)]
     filter: Vec<String>,
 }
@@ -499,11 +500,7 @@ fn confirm(warning: &str) -> Result<bool> {
 }
 
 pub fn prune(engine: &Engine, a: PruneArgs) -> Result<u8> {
-    if !a.filter.is_empty() {
-        bail!(berth_engine::Error::NotSupported {
-            flag: "image prune --filter".into()
-        });
-    }
+    let filters = berth_engine::filters::PruneFilters::parse_flags(&a.filter, "image", true)?;
     let warning = if a.all {
         "WARNING! This will remove all images without at least one container associated to them."
     } else {
@@ -513,7 +510,7 @@ pub fn prune(engine: &Engine, a: PruneArgs) -> Result<u8> {
         return Ok(0);
     }
     let s = store::open(&engine.paths)?;
-    let (removed, bytes) = image_ops::prune(engine, &s, a.all)?;
+    let (removed, bytes) = image_ops::prune(engine, &s, a.all, &filters)?;
     let mut out = std::io::stdout().lock();
     if !removed.is_empty() {
         writeln!(out, "Deleted Images:")?;

@@ -265,6 +265,70 @@ fn rmi_and_prune_respect_containers() {
 }
 
 #[test]
+fn image_prune_filters_choose_by_label_and_age() {
+    if !berth_testutil::require_root("image_prune_filters_choose_by_label_and_age") {
+        return;
+    }
+    let b = Berth::with_image();
+    let tar = b.dir.path().join("rootfs.tar");
+    for (name, change) in [
+        ("keep:1", Some("LABEL tier=keep")),
+        ("drop:1", Some("LABEL tier=drop")),
+        ("plain:1", None),
+    ] {
+        let mut args = vec!["import"];
+        if let Some(c) = change {
+            args.extend(["-c", c]);
+        }
+        args.extend([tar.to_str().unwrap(), name]);
+        b.ok(&args);
+    }
+    let images = || {
+        let mut v: Vec<String> = b
+            .ok(&["images", "--format", "{{.Repository}}"])
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v.join(" ")
+    };
+    assert_eq!(images(), "bb drop keep plain");
+    let prune = |filters: &[&str]| {
+        let mut args = vec!["image", "prune", "-a", "-f"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        b.ok(&args)
+    };
+    let out = prune(&["label=tier=drop"]);
+    assert!(
+        out.starts_with("Deleted Images:\nuntagged: drop:1\n"),
+        "{out}"
+    );
+    assert_eq!(images(), "bb keep plain");
+    // Made just now: none was made an hour ago.
+    assert_eq!(prune(&["until=1h"]), "Total reclaimed space: 0B\n");
+    assert_eq!(images(), "bb keep plain");
+    prune(&["label!=tier"]);
+    assert_eq!(images(), "keep");
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60;
+    prune(&["label=tier", &format!("until={soon}")]);
+    assert_eq!(images(), "");
+
+    for (filter, why) in [
+        ("colour=red", "invalid filter \"colour\" for image prune"),
+        ("until=someday", "image prune filter until=\"someday\""),
+    ] {
+        let o = b.run(&["image", "prune", "-f", "--filter", filter]);
+        fails(&o, 1, why);
+    }
+}
+
+#[test]
 fn system_df_and_check() {
     if !berth_testutil::require_root("system_df_and_check") {
         return;

@@ -54,11 +54,29 @@ pub fn remove(engine: &Engine, store: &Store, name: &str, force: bool) -> Result
     Ok(removed)
 }
 
-/// `docker image prune [-a]`: dangling (or, with `all`, unused) images,
-/// and the bytes their blobs took.
-pub fn prune(engine: &Engine, store: &Store, all: bool) -> Result<(Vec<Removed>, u64)> {
+/// `docker image prune [-a] [--filter]`: dangling (or, with `all`,
+/// unused) images that `filters` pick by label and creation time, and the
+/// bytes their blobs took.
+pub fn prune(
+    engine: &Engine,
+    store: &Store,
+    all: bool,
+    filters: &crate::filters::PruneFilters,
+) -> Result<(Vec<Removed>, u64)> {
     let used = in_use(engine)?;
-    let (removed, report) = store.prune(all, &used)?;
+    let chosen = |i: &Image| {
+        if filters.labels.is_empty() && filters.not_labels.is_empty() {
+            return filters.matches(|_| None, Some(i.created));
+        }
+        // An image whose config cannot be read is kept: its labels are
+        // unknown.
+        let Ok(config) = store.config(i) else {
+            return false;
+        };
+        let labels = &config["config"]["Labels"];
+        filters.matches(|k| labels[k].as_str(), Some(i.created))
+    };
+    let (removed, report) = store.prune(all, &used, &chosen)?;
     engine.image_events(&removed);
     Ok((removed, report.bytes_reclaimed))
 }

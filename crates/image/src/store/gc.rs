@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::lease::{lease_liveness, BLOB, SNAPSHOT};
-use super::{load_image, Result, Store, StoreError};
+use super::{load_image, Image, Result, Store, StoreError};
 use crate::content::{Manager, Provider};
 use crate::digest::Digest;
 use crate::reference::Reference;
@@ -311,12 +311,17 @@ impl Store {
     }
 
     /// `docker image prune`: deletes dangling images (with `all`, every
-    /// image) not in `in_use`, and what only they held.
-    pub fn prune(&self, all: bool, in_use: &HashSet<Digest>) -> Result<(Vec<Removed>, GcReport)> {
+    /// image) not in `in_use` that `chosen` picks, and what only they held.
+    pub fn prune(
+        &self,
+        all: bool,
+        in_use: &HashSet<Digest>,
+        chosen: &dyn Fn(&Image) -> bool,
+    ) -> Result<(Vec<Removed>, GcReport)> {
         let victims: Vec<_> = self
             .images()?
             .into_iter()
-            .filter(|i| (all || i.tags.is_empty()) && !in_use.contains(&i.id))
+            .filter(|i| (all || i.tags.is_empty()) && !in_use.contains(&i.id) && chosen(i))
             .collect();
         let mut out = Vec::new();
         for i in &victims {

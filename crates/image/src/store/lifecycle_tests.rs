@@ -166,7 +166,7 @@ fn prune_gc_and_leases() {
     assert_eq!(report.blobs_removed, vec![stray]);
     assert!(s.content().exists(&kept).unwrap());
 
-    let (removed, _) = s.prune(false, &HashSet::new()).unwrap();
+    let (removed, _) = s.prune(false, &HashSet::new(), &|_| true).unwrap();
     assert_eq!(removed, vec![Removed::Deleted(b.id.clone())]);
     assert_eq!(s.images().unwrap().len(), 1);
     // b's only layer is a's bottom layer: shared, so kept.
@@ -178,8 +178,8 @@ fn prune_gc_and_leases() {
 
     // prune -a removes the rest unless in use.
     let used: HashSet<_> = [a.id.clone()].into();
-    assert!(s.prune(true, &used).unwrap().0.is_empty());
-    s.prune(true, &HashSet::new()).unwrap();
+    assert!(s.prune(true, &used, &|_| true).unwrap().0.is_empty());
+    s.prune(true, &HashSet::new(), &|_| true).unwrap();
     assert!(s.images().unwrap().is_empty());
     assert!(s.snapshotter().list().unwrap().is_empty());
     assert!(s.content().list().unwrap().is_empty());
