@@ -268,6 +268,99 @@ fn docker_logs_reads_rotated_files_and_selects_lines() {
     s.ok(&["rm", "rot", "quiet"]);
 }
 
+type Ws = tungstenite::WebSocket<std::os::unix::net::UnixStream>;
+
+/// A websocket to `path` on the server.
+fn websocket(s: &Served, path: &str) -> Ws {
+    let sock = std::os::unix::net::UnixStream::connect(s.socket()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let (ws, resp) = tungstenite::client::client(format!("ws://localhost{path}"), sock)
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert_eq!(resp.status(), 101);
+    ws
+}
+
+/// What the websocket carries until `want` has come (or it closes).
+fn read_until(ws: &mut Ws, want: &str) -> String {
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains(want) {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => got.extend_from_slice(&b),
+            Ok(tungstenite::Message::Text(t)) => got.extend_from_slice(t.as_bytes()),
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn attach_over_a_websocket_streams_both_ways() {
+    if !require_root("attach_over_a_websocket_streams_both_ways") || !have_docker() {
+        return;
+    }
+    let s = Served::start();
+    let fds = s.idle_fds();
+    s.sh_detached_with(
+        "ws1",
+        &["-i"],
+        "echo ready; read line; echo \"got $line\"; echo oops >&2; read x; exit 3",
+    );
+    wait_for_log(&s, "ws1", "ready");
+    let mut ws = websocket(
+        &s,
+        "/v1.45/containers/ws1/attach/ws?logs=1&stream=1&stdin=1&stdout=1&stderr=1",
+    );
+    // The log so far first, raw: no multiplexing header.
+    assert_eq!(read_until(&mut ws, "ready\n"), "ready\n");
+    ws.send(tungstenite::Message::text("hello\n")).unwrap();
+    let out = read_until(&mut ws, "oops\n");
+    assert_eq!(out, "got hello\noops\n");
+    ws.send(tungstenite::Message::binary(b"bye\n".to_vec()))
+        .unwrap();
+    // The process exits: the server closes the websocket.
+    assert_eq!(read_until(&mut ws, "never"), "");
+    assert_eq!(s.ok(&["wait", "ws1"]).trim(), "3");
+
+    // Before 1.42 every stream is attached, whatever the query says; a
+    // client that leaves ends only its attach.
+    s.sh_detached_with("ws2", &["-i"], "while read l; do echo \"echo $l\"; done");
+    let mut ws = websocket(&s, "/v1.41/containers/ws2/attach/ws?stream=1");
+    ws.send(tungstenite::Message::text("one\n")).unwrap();
+    assert_eq!(read_until(&mut ws, "echo one\n"), "echo one\n");
+    ws.close(None).unwrap();
+    let _ = read_until(&mut ws, "never");
+    drop(ws);
+    let mut ws = websocket(&s, "/containers/ws2/attach/ws?stream=1&stdin=1&stdout=1");
+    ws.send(tungstenite::Message::text("two\n")).unwrap();
+    assert_eq!(read_until(&mut ws, "echo two\n"), "echo two\n");
+    drop(ws);
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{.State.Running}}", "ws2"]).trim(),
+        "true"
+    );
+
+    // Not a websocket handshake: docker's error JSON.
+    let (code, body) = s.api("GET", "/containers/ws2/attach/ws?stream=1", None);
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("websocket handshake"));
+    s.ok(&["rm", "-f", "ws1", "ws2"]);
+    s.assert_fds_back(fds);
+}
+
+/// Waits until container `name`'s log holds `line`.
+fn wait_for_log(s: &Served, name: &str, line: &str) {
+    let start = Instant::now();
+    while !s.ok(&["logs", name]).contains(line) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{name}: no {line}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn berth_and_docker_share_one_store() {
     if !require_root("berth_and_docker_share_one_store") || !have_docker() {

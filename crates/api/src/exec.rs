@@ -198,6 +198,7 @@ pub async fn start(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
     };
     let s = Streams {
         tty: i.opts.tty,
+        mux: !i.opts.tty,
         stdin: i.stdin,
         stdout: i.stdout,
         stderr: i.stderr,
@@ -334,8 +335,14 @@ impl Proc {
             Proc::Tty(child, sock, file) => {
                 // With this stream gone, the helper serves the pty on to
                 // the process's exit, as for a detached exec.
-                let ended =
-                    streams::bridge(&mut client, sock, s, Some(resize), hangup.as_ref()).await;
+                let ended = streams::bridge(
+                    &mut client,
+                    sock,
+                    s,
+                    Some(resize),
+                    streams::Hangup::wait(hangup.as_ref()),
+                )
+                .await;
                 match ended {
                     Ended::Exited(code) => {
                         let _ = std::fs::remove_file(&file);

@@ -39,6 +39,7 @@ mod system;
 mod tls;
 mod volumes;
 mod wait;
+mod websocket;
 
 pub use error::Error;
 pub use listen::{Host, DEFAULT_SOCKET};

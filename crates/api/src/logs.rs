@@ -106,15 +106,16 @@ impl Log {
     }
 }
 
-/// The log so far, rendered for `attach?logs=1`.
+/// The log so far, rendered for `attach?logs=1`: multiplexed when `mux`.
 pub async fn history(
     api: &Api,
     c: &Container,
     stdout: bool,
     stderr: bool,
+    mux: bool,
 ) -> Result<Vec<u8>, ApiError> {
     let o = Opts {
-        tty: c.config.tty,
+        tty: !mux,
         timestamps: false,
     };
     let select = Selection {

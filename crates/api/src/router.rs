@@ -205,6 +205,9 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
                 _ => Err(not_found()),
             }
         }
+        ["containers", id, "attach", "ws"] if method == M::GET => {
+            crate::websocket::attach(ctx, id.to_string()).await
+        }
         ["exec", id, "start"] if post => exec::start(ctx, id.to_string()).await,
         ["exec", id, "resize"] if post => exec::resize(ctx, id.to_string()).await,
         ["exec", id, "json"] if get => exec::inspect(ctx, id.to_string()).await,

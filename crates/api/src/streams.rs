@@ -59,6 +59,9 @@ pub fn switching(ctype: &str) -> Response {
 #[derive(Debug, Clone)]
 pub struct Streams {
     pub tty: bool,
+    /// Output with docker's multiplexing header (a hijacked connection
+    /// without a tty); raw otherwise (a tty, a websocket).
+    pub mux: bool,
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
@@ -77,10 +80,10 @@ impl Streams {
         if !want || body.is_empty() {
             return None;
         }
-        Some(if self.tty {
-            body.to_vec()
-        } else {
+        Some(if self.mux {
             frame(n, body)
+        } else {
+            body.to_vec()
         })
     }
 }
@@ -152,19 +155,20 @@ pub fn hijacked(up: hyper::upgrade::Upgraded) -> (Box<dyn ClientIo>, Option<Hang
 }
 
 /// Serves a client connection against a monitor's attach stream until
-/// the process exits, the client detaches or either side closes (or, with
-/// `hangup`, the client hangs up). The client connection is left open for
-/// the caller to finish.
+/// the process exits, the client detaches or either side closes (or
+/// `gone` says the client left: its input ends then too). The client
+/// connection is left open for the caller to finish.
 pub async fn bridge<C>(
     client: &mut C,
     mut monitor: tokio::net::UnixStream,
     s: &Streams,
     mut resize: Option<mpsc::Receiver<(u16, u16)>>,
-    hangup: Option<&Hangup>,
+    gone: impl std::future::Future<Output = ()>,
 ) -> Ended
 where
     C: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
+    tokio::pin!(gone);
     let mut frames = stream::Decoder::default();
     let mut watch = DetachWatch::new(if s.tty {
         s.detach_keys.clone()
@@ -228,7 +232,12 @@ where
             Some((rows, cols)) = async { match resize.as_mut() { Some(r) => r.recv().await, None => None } } => {
                 let _ = monitor.write_all(&stream::resize(rows, cols)).await;
             }
-            () = Hangup::wait(hangup) => return Ended::Closed,
+            () = &mut gone => {
+                if input_open && s.stdin {
+                    let _ = monitor.write_all(&stream::encode(Kind::StdinEof, &[])).await;
+                }
+                return Ended::Closed;
+            }
         }
     }
 }
@@ -247,7 +256,29 @@ pub fn detach_keys(ctx: &Ctx, given: Option<&str>) -> Result<Vec<u8>, ApiError> 
     Ok(stream::parse_detach_keys(k)?)
 }
 
-pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
+/// An attach made ready before its connection is taken: the log so far
+/// when asked for, and the monitor's stream (or the one it will be handed
+/// at the start) when streaming.
+pub(crate) struct Attach {
+    streams: Streams,
+    history: Vec<u8>,
+    monitor: Option<tokio::net::UnixStream>,
+    /// A stream left for the start to hand over; forgotten if the client
+    /// goes first.
+    pending: Option<PendingAttach>,
+    id: String,
+    tty: bool,
+}
+
+/// docker's `attach` query (logs, stream, stdin, stdout, stderr) on
+/// container `id`; `all_streams` for the websocket of API versions before
+/// 1.42, which attach every stream whatever the query says.
+pub(crate) async fn prepare(
+    ctx: &Ctx,
+    id: String,
+    mux: bool,
+    all_streams: bool,
+) -> Result<Attach, ApiError> {
     let q = &ctx.query;
     let (logs, stream_on) = (q.flag("logs"), q.flag("stream"));
     if !logs && !stream_on {
@@ -258,18 +289,14 @@ pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let c = ctx.api.blocking(move |e| e.find(&id)).await?;
     let s = Streams {
         tty: c.config.tty,
-        stdin: q.flag("stdin") && c.config.open_stdin,
-        stdout: q.flag("stdout"),
-        stderr: q.flag("stderr"),
-        detach_keys: detach_keys(&ctx, None)?,
+        mux: mux && !c.config.tty,
+        stdin: (all_streams || q.flag("stdin")) && c.config.open_stdin,
+        stdout: all_streams || q.flag("stdout"),
+        stderr: all_streams || q.flag("stderr"),
+        detach_keys: detach_keys(ctx, None)?,
     };
-    let upgrade = ctx.upgrade.take().ok_or_else(|| {
-        ApiError::bad_request(
-            "attach needs a hijacked connection (Connection: Upgrade, Upgrade: tcp)",
-        )
-    })?;
     let history = if logs {
-        crate::logs::history(&ctx.api, &c, s.stdout, s.stderr).await?
+        crate::logs::history(&ctx.api, &c, s.stdout, s.stderr, s.mux).await?
     } else {
         Vec::new()
     };
@@ -294,24 +321,63 @@ pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
         }
         Some(to_tokio(ours)?)
     };
-    let api = ctx.api.clone();
-    let id = c.id.clone();
-    tokio::spawn(async move {
-        if let Ok(up) = upgrade.await {
-            let (mut client, hangup) = hijacked(up);
-            if client.write_all(&history).await.is_ok() {
-                if let Some(m) = monitor {
-                    bridge(&mut client, m, &s, None, hangup.as_ref()).await;
-                }
+    Ok(Attach {
+        streams: s,
+        history,
+        monitor,
+        pending,
+        id: c.id,
+        tty: c.config.tty,
+    })
+}
+
+impl Attach {
+    /// Serves `client` to the end, then lets go of a stream still pending.
+    pub(crate) async fn serve<C>(
+        mut self,
+        api: &crate::state::Api,
+        client: &mut C,
+        gone: impl std::future::Future<Output = ()>,
+    ) where
+        C: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        if client.write_all(&self.history).await.is_ok() {
+            if let Some(m) = self.monitor.take() {
+                bridge(client, m, &self.streams, None, gone).await;
             }
-            let _ = client.shutdown().await;
-            berth_engine::timing::mark("api: attach: ended");
         }
-        // A client gone before the start leaves no stream waiting for it
-        // (which would refuse the next client's attach).
-        if let Some(p) = &pending {
-            api.forget_pending_attach(&id, p);
+        let _ = client.shutdown().await;
+        berth_engine::timing::mark("api: attach: ended");
+        self.forget(api);
+    }
+
+    /// A client gone before the start leaves no stream waiting for it
+    /// (which would refuse the next client's attach).
+    pub(crate) fn forget(&self, api: &crate::state::Api) {
+        if let Some(p) = &self.pending {
+            api.forget_pending_attach(&self.id, p);
+        }
+    }
+}
+
+pub async fn attach(mut ctx: Ctx, id: String) -> Result<Response, ApiError> {
+    let upgrade = ctx.upgrade.take().ok_or_else(|| {
+        ApiError::bad_request(
+            "attach needs a hijacked connection (Connection: Upgrade, Upgrade: tcp)",
+        )
+    })?;
+    let a = prepare(&ctx, id, true, false).await?;
+    let ctype = content_type(ctx.minor, a.tty);
+    let api = ctx.api.clone();
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(up) => {
+                let (mut client, hangup) = hijacked(up);
+                a.serve(&api, &mut client, Hangup::wait(hangup.as_ref()))
+                    .await;
+            }
+            Err(_) => a.forget(&api),
         }
     });
-    Ok(switching(content_type(ctx.minor, c.config.tty)))
+    Ok(switching(ctype))
 }
