@@ -80,18 +80,28 @@ pub struct StatsArgs {
     all: bool,
     #[arg(long)]
     no_trunc: bool,
+    /// A Go template over each container's figures (`table ...` for
+    /// columns), or json.
+    #[arg(long)]
+    format: Option<String>,
     containers: Vec<String>,
 }
 
-const STATS_HEADER: [&str; 8] = [
-    "CONTAINER ID",
-    "NAME",
-    "CPU %",
-    "MEM USAGE / LIMIT",
-    "MEM %",
-    "NET I/O",
-    "BLOCK I/O",
-    "PIDS",
+/// docker's default `stats` table.
+const STATS_TABLE: &str =
+    "{{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
+
+/// `stats`' columns by field, docker's names.
+const STATS_HEADERS: [(&str, &str); 9] = [
+    ("Container", "CONTAINER"),
+    ("ID", "CONTAINER ID"),
+    ("Name", "NAME"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
 ];
 
 /// docker's `units.BytesSize`: binary units, Go's `%.4g` ("1.5MiB").
@@ -118,8 +128,9 @@ fn binary_size(bytes: u64) -> String {
     format!("{s}{}", UNITS[u])
 }
 
-/// One row per container from two readings `wall` apart.
-fn stats_rows(engine: &Engine, a: &StatsArgs, wall: Duration) -> Result<Vec<Vec<String>>> {
+/// One row of docker's fields per container from two readings `wall`
+/// apart.
+fn stats_rows(engine: &Engine, a: &StatsArgs, wall: Duration) -> Result<Vec<serde_json::Value>> {
     let keys: Vec<String> = if a.containers.is_empty() {
         engine
             .list()?
@@ -152,48 +163,38 @@ fn stats_rows(engine: &Engine, a: &StatsArgs, wall: Duration) -> Result<Vec<Vec<
         } else {
             0.0
         };
-        rows.push(vec![
-            if a.no_trunc {
-                c.id.clone()
-            } else {
-                c.id[..12].to_string()
-            },
-            c.name.clone(),
-            format!("{cpu:.2}%"),
-            format!(
-                "{} / {}",
-                binary_size(s.mem_usage),
-                binary_size(s.mem_limit)
-            ),
-            format!("{mem_pct:.2}%"),
-            format!(
-                "{} / {}",
-                format::human_size(s.net_rx),
-                format::human_size(s.net_tx)
-            ),
-            format!(
+        rows.push(serde_json::json!({
+            "Container": k,
+            "ID": if a.no_trunc { c.id.clone() } else { c.id[..12].to_string() },
+            "Name": c.name,
+            "CPUPerc": format!("{cpu:.2}%"),
+            "MemUsage": format!("{} / {}", binary_size(s.mem_usage), binary_size(s.mem_limit)),
+            "MemPerc": format!("{mem_pct:.2}%"),
+            "NetIO": format!("{} / {}", format::human_size(s.net_rx), format::human_size(s.net_tx)),
+            "BlockIO": format!(
                 "{} / {}",
                 format::human_size(s.blk_read),
                 format::human_size(s.blk_write)
             ),
-            s.pids.to_string(),
-        ]);
+            "PIDs": s.pids.to_string(),
+        }));
     }
     Ok(rows)
 }
 
 pub fn stats(engine: &Engine, a: StatsArgs) -> Result<u8> {
+    let f = crate::template::Format::parse(a.format.as_deref(), STATS_TABLE)?;
     if a.no_stream {
         let rows = stats_rows(engine, &a, Duration::from_millis(500))?;
-        print!("{}", format::table(&STATS_HEADER, &rows));
+        print!("{}", f.render(&rows, &STATS_HEADERS)?);
         return Ok(0);
     }
-    // Live: the table redrawn every second until interrupted (ctrl-c
+    // Live: the figures redrawn every second until interrupted (ctrl-c
     // ends the process with the default SIGINT action).
     loop {
         let rows = stats_rows(engine, &a, Duration::from_secs(1))?;
         let mut out = std::io::stdout().lock();
-        write!(out, "\x1b[2J\x1b[H{}", format::table(&STATS_HEADER, &rows))?;
+        write!(out, "\x1b[2J\x1b[H{}", f.render(&rows, &STATS_HEADERS)?)?;
         out.flush()?;
     }
 }

@@ -96,6 +96,36 @@ fn pause_top_stats_rename_update_restart_prune() {
         Some("2"),
         "two processes: {stats}"
     );
+    // Templates, as docker's: the name given, the figures, json.
+    let f = b.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Container}} {{.Name}} {{.PIDs}} {{.MemPerc}}",
+        "m1",
+    ]);
+    let f: Vec<&str> = f.split_whitespace().collect();
+    assert_eq!(f[..3], ["m1", "m1", "2"], "{f:?}");
+    assert!(f[3].ends_with('%'), "{f:?}");
+    let t = b.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "table {{.Name}}\t{{.PIDs}}",
+        "m1",
+    ]);
+    assert_eq!(
+        t.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        ["NAME PIDS", "m1 2"]
+    );
+    let j: Value =
+        serde_json::from_str(&b.ok(&["stats", "--no-stream", "--format", "json", &id])).unwrap();
+    assert_eq!(
+        (&j["Name"], &j["ID"], &j["Container"]),
+        (&"m1".into(), &id[..12].into(), &id.as_str().into())
+    );
     // Live: the table is redrawn until the command is interrupted.
     let mut live = b.cmd(&["stats", "m1"]);
     live.stdout(std::process::Stdio::piped());
