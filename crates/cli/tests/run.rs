@@ -405,9 +405,17 @@ fn rm_leaves_no_files_once_its_monitor_is_done() {
         assert!(b.mounts().is_empty(), "{:?}", b.mounts());
     }
     assert_eq!(monitors_after_a_while(&b), 0, "monitors still running");
-    assert_eq!(entries(&b.root.join("containers")), Vec::<String>::new());
-    assert_eq!(entries(&b.runroot.join("containers")), Vec::<String>::new());
+    // Nothing either in the trash where removals move what they delete.
+    for parent in [b.root.join("containers"), b.runroot.join("containers")] {
+        let left: Vec<String> = entries(&parent)
+            .into_iter()
+            .filter(|e| e != ".trash")
+            .chain(entries(&parent.join(".trash")))
+            .collect();
+        assert_eq!(left, Vec::<String>::new(), "in {}", parent.display());
+    }
     assert_eq!(entries(&snapshots), layers);
+    assert_eq!(entries(&snapshots.join(".work")), Vec::<String>::new());
     // The runtime's states and the cgroups too.
     let states: Vec<String> = entries(&b.runroot.join("runtime"))
         .into_iter()

@@ -2,8 +2,9 @@
 //! answered: deleting directories and cgroups is the slowest part of a
 //! teardown (tens of milliseconds on a filesystem with online discard),
 //! and none of it is visible once the row is gone. Each directory is first
-//! renamed to `rm-<pid>-<id>` beside itself, so nothing can find it under
-//! its name; a remover that dies before deleting it leaves it to [`sweep`],
+//! renamed to `.trash/rm-<pid>-<id>` under its parent, so nothing can find
+//! it under its name; a remover that dies before deleting it leaves it to
+//! [`sweep`], which lists only the trash, not every container there is,
 //! and the runtime's state and cgroups to the sweep of runtime states
 //! without a row ([`crate::Engine::sweep_leftovers`]).
 
@@ -14,6 +15,9 @@ use std::path::{Path, PathBuf};
 use berth_image::snapshot::Detached;
 
 const PREFIX: &str = "rm-";
+
+/// The directory under each parent where directories wait for deletion.
+const TRASH: &str = ".trash";
 
 /// Directories moved aside, to delete with [`Leftovers::purge`].
 #[derive(Debug, Default)]
@@ -40,11 +44,17 @@ impl Leftovers {
         let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
             return Ok(());
         };
-        let to = parent.join(format!(
+        let trash = parent.join(TRASH);
+        let to = trash.join(format!(
             "{PREFIX}{}-{}",
             std::process::id(),
             name.to_string_lossy()
         ));
+        match fs::create_dir(&trash) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
         match fs::rename(dir, &to) {
             Ok(()) => {
                 self.dirs.push(to);
@@ -91,7 +101,7 @@ fn remove_dir(d: &Path) -> io::Result<()> {
 /// before deleting them moved aside.
 pub(crate) fn sweep(parents: &[PathBuf]) {
     for parent in parents {
-        let Ok(entries) = fs::read_dir(parent) else {
+        let Ok(entries) = fs::read_dir(parent.join(TRASH)) else {
             continue;
         };
         for e in entries.flatten() {
@@ -131,10 +141,14 @@ mod tests {
         l.move_aside(&t.path().join("missing")).unwrap();
         assert!(!dir.exists());
         let names = || -> Vec<String> {
-            fs::read_dir(t.path())
+            let mut v: Vec<String> = fs::read_dir(t.path())
                 .unwrap()
+                .chain(fs::read_dir(t.path().join(TRASH)).unwrap())
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
+                .filter(|n| n != TRASH)
+                .collect();
+            v.sort();
+            v
         };
         assert_eq!(names(), [format!("rm-{}-abc", std::process::id())]);
         // Ours (alive): the sweep leaves it.
@@ -143,7 +157,7 @@ mod tests {
         assert!(l.purge().is_empty());
         assert!(names().is_empty());
         // A dead remover's (no pid is above the kernel's maximum).
-        fs::create_dir_all(t.path().join("rm-99999999-def/x")).unwrap();
+        fs::create_dir_all(t.path().join(TRASH).join("rm-99999999-def/x")).unwrap();
         fs::create_dir_all(t.path().join("keep")).unwrap();
         sweep(&[t.path().to_path_buf()]);
         assert_eq!(names(), ["keep"]);

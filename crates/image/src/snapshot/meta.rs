@@ -15,6 +15,11 @@ pub(crate) const STAGE_PREFIX: &str = "stage-";
 pub(crate) struct Meta {
     conn: Mutex<Connection>,
     pub(crate) dirs: PathBuf,
+    /// Where layers are staged and removed snapshots' files wait for
+    /// deletion: inside `dirs` (a rename away from a snapshot's place), but
+    /// a directory of its own, so that the sweep at every open lists what
+    /// is in flight, not every snapshot there is.
+    pub(crate) work: PathBuf,
 }
 
 /// A row of the snapshots table.
@@ -30,7 +35,8 @@ pub(crate) struct Row {
 impl Meta {
     pub(crate) fn open(root: &Path) -> Result<Meta> {
         let dirs = root.join("snapshots");
-        std::fs::create_dir_all(&dirs).map_err(io_err(format!("creating {}", dirs.display())))?;
+        let work = dirs.join(".work");
+        std::fs::create_dir_all(&work).map_err(io_err(format!("creating {}", work.display())))?;
         let conn = crate::sqlite::open_shared(
             &root.join("metadata.db"),
             std::time::Duration::from_secs(10),
@@ -52,6 +58,7 @@ impl Meta {
         Ok(Meta {
             conn: Mutex::new(conn),
             dirs,
+            work,
         })
     }
 
@@ -212,7 +219,7 @@ impl Meta {
         let dir = self.dir(row.id);
         // The remover's pid in the name: `sweep` leaves a live one's alone.
         let trash = self
-            .dirs
+            .work
             .join(format!("rm-{}-{}", row.id, std::process::id()));
         match std::fs::rename(&dir, &trash) {
             Ok(()) => {}
@@ -233,9 +240,9 @@ impl Meta {
     /// remover still alive (in another process, or a thread of ours) is
     /// left to finish.
     pub(crate) fn sweep(&self) {
-        // One listing for both kinds: every open of the store pays it, and
-        // it grows with the snapshots (a thousand containers, a thousand).
-        let Ok(entries) = std::fs::read_dir(&self.dirs) else {
+        // One listing for both kinds, of the work directory only: every
+        // open of the store pays it.
+        let Ok(entries) = std::fs::read_dir(&self.work) else {
             return;
         };
         for e in entries.flatten() {

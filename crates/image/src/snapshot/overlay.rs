@@ -127,10 +127,10 @@ impl Snapshotter for OverlaySnapshotter {
     }
 
     fn stage(&self) -> Result<Option<Staged>> {
-        // Beside the snapshot directories: adoption is a rename.
+        // Under the snapshot directories: adoption is a rename.
         let path = self
             .meta
-            .dirs
+            .work
             .join(crate::fsutil::unique_name(STAGE_PREFIX));
         fs::create_dir(&path).map_err(io_err(format!("creating {}", path.display())))?;
         Ok(Some(Staged::new(path)))

@@ -338,7 +338,7 @@ macro_rules! suite {
                 // directory moved aside as rm-<n>, the row still there.
                 let snap = files.parent().unwrap().to_path_buf();
                 // By a remover that died: pid 0 is never a process's.
-                let trash = snap.with_file_name(format!(
+                let trash = snap.parent().unwrap().join(".work").join(format!(
                     "rm-{}-0",
                     snap.file_name().unwrap().to_string_lossy()
                 ));
@@ -358,7 +358,7 @@ macro_rules! suite {
                 s.prepare("a", None).unwrap();
                 s.commit("base", "a").unwrap();
                 let snap = s.stat("base").unwrap().dir.parent().unwrap().to_path_buf();
-                let beside = |name: String| snap.with_file_name(name);
+                let beside = |name: String| snap.parent().unwrap().join(".work").join(name);
                 // A layer staged by a writer that died (pid 0 is never a
                 // process's), one by a live writer (us), and the files of
                 // a removed snapshot whose remover died after its commit.
