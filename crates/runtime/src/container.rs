@@ -210,10 +210,9 @@ impl Runtime {
             .as_ref()
             .ok_or_else(|| Error::InvalidConfig("process is missing".into()))?;
         let plan = namespaces::plan(linux)?;
-        // Read once for the manager and the init's "cgroup" mount.
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo")
-            .map_err(io_err("reading /proc/self/mountinfo"))?;
-        let cg = cgroups::Manager::from_mountinfo(linux.cgroups_path().as_deref(), id, &mountinfo)?;
+        // Found once for the manager and the init's "cgroup" mount.
+        let mounts = cgroups::host_mounts(Some(&self.root.join(".cgroup-mounts")))?;
+        let cg = cgroups::Manager::from_mounts(linux.cgroups_path().as_deref(), id, &mounts)?;
         crate::timing::mark("runtime: cgroups found");
         cg.create()?;
         *cg_out = Some(cg.clone());
@@ -254,7 +253,7 @@ impl Runtime {
         }
         let filter = self.seccomp_filter(linux.seccomp().as_ref())?;
         let (parent_ch, child_ch) = channel::pair()?;
-        let host_cgroups = host_cgroups(&cg, &mountinfo);
+        let host_cgroups = host_cgroups(&cg, &mounts);
         let v2fd = cg.v2_dir_fd()?;
         let entered = namespaces::enter(&plan.parent_enter)?;
         let forked = berth_sys::process::fork_with_flags(
@@ -1009,13 +1008,13 @@ fn destroy_cgroup(cg: &cgroups::Manager) -> std::result::Result<(), cgroups::Err
 /// cgroup by mount name under /sys/fs/cgroup ("" for the cgroup2
 /// hierarchy): what a container without its own cgroup namespace gets
 /// bound at /sys/fs/cgroup.
-fn host_cgroups(cg: &cgroups::Manager, mountinfo: &str) -> init::mounts::HostCgroups {
+fn host_cgroups(cg: &cgroups::Manager, mounts: &[cgroups::HostMount]) -> init::mounts::HostCgroups {
     let rel = cg
         .path()
         .strip_prefix("/")
         .unwrap_or(cg.path())
         .to_path_buf();
-    let info = init::mounts::host_cgroups(mountinfo);
+    let info = init::mounts::host_cgroups(mounts);
     let mut v: Vec<(String, PathBuf)> = info
         .v1
         .iter()

@@ -2,9 +2,12 @@
 //! container's cgroup path in each.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::{Error, Hierarchy, Version, DEFAULT_PARENT};
+use serde::{Deserialize, Serialize};
+
+use super::{files, Error, Hierarchy, Version, DEFAULT_PARENT};
 
 /// The v1 controllers berth knows; other words in a cgroup mount's options
 /// are mount flags.
@@ -26,8 +29,10 @@ const V1_CONTROLLERS: &[&str] = &[
 ];
 
 /// A cgroup filesystem from /proc/self/mountinfo.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Mount {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Mount {
+    /// The mount's id (mountinfo's first field, statx's `stx_mnt_id`).
+    pub id: u64,
     pub v2: bool,
     pub point: PathBuf,
     /// The cgroup shown at the mount point (not "/" for a bind mount of a
@@ -108,7 +113,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// The cgroup and cgroup2 mounts in a mountinfo text, in order.
-pub(super) fn parse_mountinfo(text: &str) -> Vec<Mount> {
+pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
     let mut out = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
@@ -142,6 +147,7 @@ pub(super) fn parse_mountinfo(text: &str) -> Vec<Mount> {
             .map(str::to_string)
             .collect();
         out.push(Mount {
+            id: fields[0].parse().unwrap_or(0),
             v2,
             point: unescape(point).into(),
             root: unescape(root).into(),
@@ -150,6 +156,90 @@ pub(super) fn parse_mountinfo(text: &str) -> Vec<Mount> {
         });
     }
     out
+}
+
+/// What the cached cgroup mounts were read under: the mount and cgroup
+/// namespaces, and the mount holding /sys/fs/cgroup and each of its
+/// entries. A mount or unmount there, a remount, or another namespace
+/// changes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Fingerprint {
+    mnt_ns: u64,
+    cgroup_ns: u64,
+    entries: Vec<(String, u64)>,
+}
+
+/// The id of the mount holding `path` (not following a last symlink).
+fn mount_id(path: &Path) -> Option<u64> {
+    use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
+    let st = statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MNT_ID).ok()?;
+    (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id)
+}
+
+fn fingerprint() -> Option<Fingerprint> {
+    let ns = |n: &str| {
+        fs::metadata(format!("/proc/self/ns/{n}"))
+            .ok()
+            .map(|m| m.ino())
+    };
+    let root = Path::new("/sys/fs/cgroup");
+    let mut entries = vec![(String::new(), mount_id(root)?)];
+    for e in fs::read_dir(root).ok()? {
+        let name = e.ok()?.file_name();
+        let id = mount_id(&root.join(&name))?;
+        entries.push((name.to_string_lossy().into_owned(), id));
+    }
+    entries.sort();
+    Some(Fingerprint {
+        mnt_ns: ns("mnt")?,
+        cgroup_ns: ns("cgroup")?,
+        entries,
+    })
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    fingerprint: Fingerprint,
+    mounts: Vec<Mount>,
+}
+
+/// The host's cgroup mounts. /proc/self/mountinfo lists every mount, a
+/// container's root among them, and the kernel takes about 5 ms to write
+/// it out with a thousand containers running; so what was read from it is
+/// kept in `cache` and used again while the layout it was read under
+/// holds (every mount it names still at its place, see [`Fingerprint`]).
+/// A cgroup filesystem mounted later outside /sys/fs/cgroup is not seen
+/// until the cache is rebuilt; nothing of berth's mounts one.
+pub(crate) fn host_mounts(cache: Option<&Path>) -> Result<Vec<Mount>, Error> {
+    let fp = cache.and_then(|_| fingerprint());
+    if let (Some(path), Some(fp)) = (cache, &fp) {
+        let cached = fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Cached>(&b).ok());
+        if let Some(c) = cached.filter(|c| c.fingerprint == *fp) {
+            if c.mounts.iter().all(|m| mount_id(&m.point) == Some(m.id)) {
+                return Ok(c.mounts);
+            }
+        }
+    }
+    let mounts = parse_mountinfo(&files::read_path(Path::new("/proc/self/mountinfo"))?);
+    if let (Some(path), Some(fingerprint)) = (cache, fp) {
+        // Best effort: without it the next start reads mountinfo again.
+        let c = Cached {
+            fingerprint,
+            mounts: mounts.clone(),
+        };
+        if let Ok(b) = serde_json::to_vec(&c) {
+            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+            if fs::write(&tmp, b)
+                .and_then(|()| fs::rename(&tmp, path))
+                .is_err()
+            {
+                let _ = fs::remove_file(&tmp);
+            }
+        }
+    }
+    Ok(mounts)
 }
 
 /// How to get `favordynmods` onto the host's cgroups.

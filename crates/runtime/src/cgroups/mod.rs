@@ -40,6 +40,8 @@ use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxResources};
 use rustix::process::Signal;
 use serde::{Deserialize, Serialize};
 
+pub(crate) use layout::{host_mounts, Mount as HostMount};
+
 pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,
 };
@@ -239,20 +241,18 @@ impl Manager {
     /// host; `id` names the cgroup when the path is missing. Nothing is
     /// created yet.
     pub fn new(cgroups_path: Option<&Path>, id: &str) -> Result<Manager, Error> {
-        let mountinfo = files::read_path(Path::new("/proc/self/mountinfo"))?;
-        Manager::from_mountinfo(cgroups_path, id, &mountinfo)
+        Manager::from_mounts(cgroups_path, id, &layout::host_mounts(None)?)
     }
 
-    /// [`Manager::new`] with the text of /proc/self/mountinfo, for a caller
-    /// that reads it for more than this.
-    pub fn from_mountinfo(
+    /// [`Manager::new`] on the host's cgroup mounts as [`host_mounts`]
+    /// gave them, for a caller that needs them for more than this.
+    pub(crate) fn from_mounts(
         cgroups_path: Option<&Path>,
         id: &str,
-        mountinfo: &str,
+        mounts: &[HostMount],
     ) -> Result<Manager, Error> {
         let rel = layout::relative_path(cgroups_path, id)?;
-        let mounts = layout::parse_mountinfo(mountinfo);
-        let (version, v1, unified) = layout::from_mounts(&mounts, &rel)?;
+        let (version, v1, unified) = layout::from_mounts(mounts, &rel)?;
         Ok(Manager {
             version,
             path: rel,

@@ -1203,3 +1203,61 @@ fn real_device_programs_pass_the_verifier() {
             .unwrap_or_else(|e| panic!("{s}: {e}"));
     }
 }
+
+#[test]
+fn the_inits_cgroup_mounts_come_from_the_same_list() {
+    let info = crate::init::mounts::host_cgroups(&layout::parse_mountinfo(HYBRID_MOUNTINFO));
+    assert_eq!(
+        info.v1,
+        [
+            ("cpu", "cpu"),
+            ("cpuacct", "cpuacct"),
+            ("memory", "memory"),
+            ("devices", "devices"),
+            ("systemd", "name=systemd,xattr"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // The hybrid's cgroup2 is at unified, not /sys/fs/cgroup.
+    assert!(!info.unified);
+    let v2 = "30 24 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+    assert!(crate::init::mounts::host_cgroups(&layout::parse_mountinfo(v2)).unified);
+}
+
+#[test]
+fn host_mounts_are_cached_while_the_layout_holds() {
+    if !Path::new("/sys/fs/cgroup").exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join(".cgroup-mounts");
+    let fresh = layout::host_mounts(None).unwrap();
+    assert!(!fresh.is_empty(), "this host has cgroups");
+    assert_eq!(layout::host_mounts(Some(&cache)).unwrap(), fresh);
+    assert!(cache.exists(), "the first read is kept");
+    // A cache that still fits is what comes back (marked to tell).
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    v["mounts"][0]["options"] = serde_json::json!(["from-the-cache"]);
+    std::fs::write(&cache, serde_json::to_vec(&v).unwrap()).unwrap();
+    let got = layout::host_mounts(Some(&cache)).unwrap();
+    assert_eq!(got[0].options, ["from-the-cache"]);
+    // A mount that is not where the cache says, or another layout, sends
+    // it back to mountinfo (and the cache is made again).
+    for (field, value) in [
+        ("/mounts/0/id", serde_json::json!(u64::MAX)),
+        ("/fingerprint/mnt_ns", serde_json::json!(1)),
+    ] {
+        let mut stale = v.clone();
+        *stale.pointer_mut(field).unwrap() = value;
+        std::fs::write(&cache, serde_json::to_vec(&stale).unwrap()).unwrap();
+        assert_eq!(layout::host_mounts(Some(&cache)).unwrap(), fresh, "{field}");
+        assert_eq!(
+            layout::host_mounts(Some(&cache)).unwrap(),
+            fresh,
+            "{field} again"
+        );
+    }
+    // A cache that does not parse is read past.
+    std::fs::write(&cache, b"{").unwrap();
+    assert_eq!(layout::host_mounts(Some(&cache)).unwrap(), fresh);
+}

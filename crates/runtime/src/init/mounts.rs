@@ -218,30 +218,30 @@ pub struct HostCgroups {
     pub paths: Vec<(String, PathBuf)>,
 }
 
-/// [`CgroupMountInfo`] from the text of /proc/self/mountinfo.
-pub fn host_cgroups(mountinfo: &str) -> CgroupMountInfo {
+/// [`CgroupMountInfo`] from the host's cgroup mounts.
+pub(crate) fn host_cgroups(mounts: &[crate::cgroups::HostMount]) -> CgroupMountInfo {
     let mut v1 = Vec::new();
     let mut unified = false;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mp = pre.split_whitespace().nth(4).unwrap_or("");
-        let mut post = post.split_whitespace();
-        let fstype = post.next().unwrap_or("");
-        let _src = post.next();
-        let sopts = post.next().unwrap_or("");
-        if fstype == "cgroup2" && mp == "/sys/fs/cgroup" {
+    for m in mounts {
+        if m.v2 && m.point == Path::new("/sys/fs/cgroup") {
             unified = true;
         }
-        if fstype == "cgroup" {
-            if let Some(name) = mp.strip_prefix("/sys/fs/cgroup/") {
-                let opts: Vec<&str> = sopts
-                    .split(',')
-                    .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("release_agent"))
-                    .collect();
-                v1.push((name.to_string(), opts.join(",")));
-            }
+        if m.v2 {
+            continue;
+        }
+        let name = m
+            .point
+            .strip_prefix("/sys/fs/cgroup")
+            .unwrap_or(Path::new(""));
+        if !name.as_os_str().is_empty() {
+            let opts: Vec<&str> = m
+                .controllers
+                .iter()
+                .chain(&m.options)
+                .map(String::as_str)
+                .filter(|o| !o.starts_with("release_agent"))
+                .collect();
+            v1.push((name.to_string_lossy().into_owned(), opts.join(",")));
         }
     }
     CgroupMountInfo { v1, unified }
