@@ -158,12 +158,13 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
     out
 }
 
-/// What the cached cgroup mounts were read under: the mount and cgroup
-/// namespaces, and the mount holding /sys/fs/cgroup and each of its
-/// entries. A mount or unmount there, a remount, or another namespace
-/// changes it.
+/// What the cached cgroup mounts were read under: the boot, the mount and
+/// cgroup namespaces, and the mount holding /sys/fs/cgroup and each of its
+/// entries. A mount or unmount there, a remount, another namespace or a
+/// reboot (a state root on disk outlives it; mount ids repeat) changes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Fingerprint {
+    boot: String,
     mnt_ns: u64,
     cgroup_ns: u64,
     entries: Vec<(String, u64)>,
@@ -191,6 +192,7 @@ fn fingerprint() -> Option<Fingerprint> {
     }
     entries.sort();
     Some(Fingerprint {
+        boot: fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?,
         mnt_ns: ns("mnt")?,
         cgroup_ns: ns("cgroup")?,
         entries,

@@ -1246,6 +1246,7 @@ fn host_mounts_are_cached_while_the_layout_holds() {
     for (field, value) in [
         ("/mounts/0/id", serde_json::json!(u64::MAX)),
         ("/fingerprint/mnt_ns", serde_json::json!(1)),
+        ("/fingerprint/boot", serde_json::json!("another boot")),
     ] {
         let mut stale = v.clone();
         *stale.pointer_mut(field).unwrap() = value;
