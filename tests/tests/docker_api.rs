@@ -137,6 +137,29 @@ fn docker_run_prints_output_and_passes_the_exit_code() {
         "{}",
         show(&o)
     );
+    // --platform: this machine's runs; another is refused by name.
+    let host_platform = berth_testutil::host_platform();
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--platform",
+            &host_platform,
+            "bb",
+            "echo",
+            "native"
+        ]),
+        "native\n"
+    );
+    let o = s.run(&["create", "--platform", "linux/s390x", "bb", "true"]);
+    assert!(!o.status.success());
+    assert!(
+        show(&o).contains("berth runs this machine's platform only"),
+        "{}",
+        show(&o)
+    );
     // --rm: nothing is left.
     assert_eq!(s.ok(&["ps", "-aq"]), "");
 }

@@ -598,20 +598,29 @@ fn network(
 }
 
 pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
-    if ctx.query.get("platform").is_some_and(|p| !p.is_empty()) {
-        return Err(ApiError::bad_request(
-            "create with a platform is not supported by berth yet",
-        ));
-    }
     let name = ctx
         .query
         .get("name")
         .filter(|n| !n.is_empty())
         .map(String::from);
+    let platform = ctx
+        .query
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(String::from);
     let body: Value = ctx.json().await?;
     let parsed = parse(&body, name)?;
     let opts = parsed.opts;
-    let c = ctx.api.blocking(move |e| e.create(&opts)).await?;
+    let c = ctx
+        .api
+        .blocking(move |e| {
+            if let Some(p) = &platform {
+                let store = e.store()?;
+                berth_engine::pull::check_platform(&store, &opts.image, p)?;
+            }
+            e.create(&opts)
+        })
+        .await?;
     // Its start's monitor loads while the client attaches and asks to
     // start: off the start's path, and not beside a container's exit.
     let api = ctx.api.clone();

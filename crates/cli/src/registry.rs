@@ -264,6 +264,9 @@ pub fn ensure_image(engine: &Engine, flags: &PullFlags, image: &str) -> Result<(
     // The engine's own store: `run` and `create` use it next.
     let s = engine.store()?;
     let Need::Pull(reference) = reg::needs_pull(&s, image, policy)? else {
+        if let Some(p) = &flags.platform {
+            berth_engine::pull::check_platform(&s, image, p)?;
+        }
         return Ok(());
     };
     drop(s);
@@ -277,5 +280,9 @@ pub fn ensure_image(engine: &Engine, flags: &PullFlags, image: &str) -> Result<(
         false,
         Stream::Stderr,
     )?;
+    if let Some(p) = &flags.platform {
+        let s = engine.store()?;
+        berth_engine::pull::check_platform(&s, image, p)?;
+    }
     Ok(())
 }

@@ -422,12 +422,7 @@ fn pull_errors_name_their_cause() {
     );
     // The image is for this host's platform: another is refused, naming
     // the one there is.
-    let host_platform = format!(
-        "linux/{}",
-        std::env::consts::ARCH
-            .replace("x86_64", "amd64")
-            .replace("aarch64", "arm64")
-    );
+    let host_platform = berth_testutil::host_platform();
     let other = if host_platform == "linux/s390x" {
         "linux/ppc64le"
     } else {

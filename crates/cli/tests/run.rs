@@ -71,6 +71,9 @@ fn run_streams_output_and_exits_with_the_containers_code() {
     assert!(b.mounts().is_empty(), "{:?}", b.mounts());
 }
 
+/// A platform this project's machines are not.
+const FOREIGN: &str = "linux/s390x";
+
 #[test]
 fn unsupported_flags_fail_clearly() {
     if !berth_testutil::require_root("unsupported_flags_fail_clearly") {
@@ -98,11 +101,33 @@ fn unsupported_flags_fail_clearly() {
             &["run", "--network", "nosuchnet", "bb", "true"][..],
             "network nosuchnet not found",
         ),
+        // No emulation: another platform than this machine's is refused.
+        (
+            &["run", "--platform", FOREIGN, "bb", "true"][..],
+            "--platform linux/s390x (berth runs this machine's platform only",
+        ),
+        (
+            &["create", "--platform", "linux//", "bb", "true"][..],
+            "invalid platform \"linux//\"",
+        ),
     ] {
         let o = b.run(args);
         assert_eq!(o.status.code(), Some(125), "{args:?}");
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
     }
+    // This machine's own platform, which the image is of, runs.
+    assert_eq!(
+        b.ok(&[
+            "run",
+            "--rm",
+            "--platform",
+            &berth_testutil::host_platform(),
+            "bb",
+            "echo",
+            "here"
+        ]),
+        "here\n"
+    );
     assert_eq!(
         b.ok(&["ps", "-aq"]),
         "",

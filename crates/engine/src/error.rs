@@ -41,6 +41,12 @@ pub enum Error {
     NotSupported { flag: String },
     #[error("network {0} not found")]
     NoSuchNetwork(String),
+    #[error("image with reference {image} was found but does not match the specified platform: wanted {wanted}, actual: {actual}")]
+    PlatformMismatch {
+        image: String,
+        wanted: String,
+        actual: String,
+    },
     /// docker's words for what is never allowed (a predefined network).
     #[error("{0}")]
     Forbidden(String),
@@ -115,7 +121,7 @@ impl Error {
             Error::Image(e) => image_kind(e.kind()),
             Error::Archive(e) => image_kind(e.kind()),
             Error::Registry(e) => registry_kind(e.kind()),
-            Error::NoSuchNetwork(_) => ErrorKind::NotFound,
+            Error::NoSuchNetwork(_) | Error::PlatformMismatch { .. } => ErrorKind::NotFound,
             Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Net(e) => net_kind(e.kind()),
             Error::Db { .. }

@@ -53,6 +53,46 @@ pub fn parse_platform(s: &str) -> Result<Platform> {
     Ok(Platform::parse(s)?)
 }
 
+/// `run`/`create --platform P` (the API's `platform`): berth runs this
+/// machine's platform only (it has no emulation), from an image made for
+/// it. A foreign platform is refused by name; a local image of another
+/// platform than asked for gets dockerd's not-found (its clients pull
+/// then).
+pub fn check_platform(store: &Store, image: &str, platform: &str) -> Result<()> {
+    let want = parse_platform(platform)?;
+    let host = Platform::host();
+    if !want.matches(&host) {
+        return Err(Error::NotSupported {
+            flag: format!(
+                "--platform {platform} (berth runs this machine's platform only, {host})"
+            ),
+        });
+    }
+    let found = crate::images::find(store, image)?;
+    matches_image(&want, image, &store.config(&found)?)
+}
+
+/// Whether the image whose config is `config` is of platform `want`, in
+/// [`check_platform`]'s words if not.
+fn matches_image(want: &Platform, image: &str, config: &serde_json::Value) -> Result<()> {
+    let field = |k: &str| config[k].as_str().map(str::to_string);
+    let have = Platform {
+        os: field("os").unwrap_or_else(|| "linux".into()),
+        architecture: field("architecture").unwrap_or_default(),
+        variant: field("variant"),
+    };
+    // An image that does not say (an old import) is taken as this
+    // machine's.
+    if !have.architecture.is_empty() && !want.matches(&have) {
+        return Err(Error::PlatformMismatch {
+            image: image.to_string(),
+            wanted: want.to_string(),
+            actual: have.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// `docker pull NAME`: the reference as normalised, and what came of it.
 /// dockerd's `pull` event names the reference as pulled (`busybox:latest`)
 /// and its repository.
@@ -204,5 +244,29 @@ mod tests {
         );
         std::fs::write(&p, "[registry]\nnope = 1\n").unwrap();
         assert!(registry_config(&p).is_err());
+    }
+
+    #[test]
+    fn a_platform_is_checked_against_the_image() {
+        let amd64 = serde_json::json!({"os": "linux", "architecture": "amd64"});
+        let arm64 = serde_json::json!({"os": "linux", "architecture": "arm64", "variant": "v8"});
+        let want = |s: &str| parse_platform(s).unwrap();
+        assert!(matches_image(&want("linux/amd64"), "bb", &amd64).is_ok());
+        assert!(matches_image(&want("amd64"), "bb", &amd64).is_ok());
+        assert!(matches_image(&want("linux/arm64"), "bb", &arm64).is_ok());
+        let e = matches_image(&want("linux/amd64"), "bb", &arm64).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "image with reference bb was found but does not match the specified platform: \
+             wanted linux/amd64, actual: linux/arm64/v8"
+        );
+        assert_eq!(
+            e.kind(),
+            crate::ErrorKind::NotFound,
+            "dockerd's clients pull then"
+        );
+        // An image that does not say is taken as it comes.
+        assert!(matches_image(&want("linux/arm64"), "bb", &serde_json::json!({})).is_ok());
+        assert!(parse_platform("linux//x").is_err());
     }
 }

@@ -31,6 +31,17 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// Where Debian's busybox-static puts its binary.
 pub const BUSYBOX_CANDIDATES: &[&str] = &["/bin/busybox", "/usr/bin/busybox"];
 
+/// This machine's platform as docker names it (`linux/amd64`): what the
+/// images made from its busybox are.
+pub fn host_platform() -> String {
+    format!(
+        "linux/{}",
+        std::env::consts::ARCH
+            .replace("x86_64", "amd64")
+            .replace("aarch64", "arm64")
+    )
+}
+
 /// The host's static busybox, or a panic that says which package to install.
 pub fn busybox() -> PathBuf {
     for c in BUSYBOX_CANDIDATES {
