@@ -3,12 +3,10 @@
 //! new ones as they are recorded, until `until` passes or the client
 //! leaves. Filters: type, event, container, image, label.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_engine::events::{self, Event};
-use serde_json::{json, Value};
+use berth_engine::events::{self, Event, Take};
 
 use crate::body::{self, Response};
 use crate::error::ApiError;
@@ -18,8 +16,6 @@ use crate::state::Api;
 /// How often the log is read again for new events while a client waits
 /// (other processes write it: CLIs, monitors).
 const POLL: Duration = Duration::from_millis(200);
-/// Rows read at once.
-const BATCH: i64 = 500;
 
 /// docker's time parameters: `SECONDS[.NANOS]` (what its client sends)
 /// or RFC 3339; nanoseconds since the epoch.
@@ -50,94 +46,24 @@ fn parse_time(k: &str, v: Option<&str>) -> Result<Option<i64>, ApiError> {
     ))
 }
 
-const FILTERS: &[&str] = &[
-    "type",
-    "event",
-    "container",
-    "image",
-    "network",
-    "volume",
-    "label",
-];
-
-/// Each filter key must match one of its values, but `label` all of
-/// them (as dockerd: compose follows its project with two labels); every
-/// key must match.
-fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
-    let attr = |k: &str| e.attributes.get(k).map(String::as_str);
-    f.iter().all(|(k, vals)| {
-        if k == "label" {
-            return berth_engine::filters::labels_match(vals, |k| {
-                e.attributes.get(k).map(String::as_str)
-            });
-        }
-        vals.iter().any(|v| match k.as_str() {
-            "type" => e.kind == *v,
-            "event" => e.action == *v,
-            "container" => {
-                e.kind == "container"
-                    && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str()))
-            }
-            "image" => {
-                attr("image") == Some(v.as_str())
-                    || (e.kind == "image"
-                        && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str())))
-            }
-            "network" => {
-                e.kind == "network"
-                    && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str()))
-            }
-            "volume" => e.kind == "volume" && e.actor == *v,
-            _ => false,
-        })
-    })
-}
-
-fn message(e: &Event) -> Value {
-    let mut v = json!({
-        "Type": e.kind,
-        "Action": e.action,
-        "Actor": {"ID": e.actor, "Attributes": e.attributes},
-        "scope": "local",
-        "time": e.time_nano.div_euclid(1_000_000_000),
-        "timeNano": e.time_nano,
-    });
-    // The fields of docker's older format, which its clients still read.
-    if e.kind == "container" {
-        v["status"] = json!(e.action);
-        v["id"] = json!(e.actor);
-        if let Some(i) = e.attributes.get("image") {
-            v["from"] = json!(i);
-        }
-    }
-    v
-}
-
 fn now_nano() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 
 async fn read(api: &Arc<Api>, after: i64) -> Result<Vec<Event>, ApiError> {
-    api.blocking(move |e| events::after(&e.db()?, after, BATCH))
+    api.blocking(move |e| events::after(&e.db()?, after, events::BATCH))
         .await
 }
 
 pub async fn events(ctx: Ctx) -> Result<Response, ApiError> {
-    let since = parse_time("since", ctx.query.get("since"))?;
-    let until = parse_time("until", ctx.query.get("until"))?;
-    let filters = ctx.query.filters()?;
-    if let Some(k) = filters.keys().find(|k| !FILTERS.contains(&k.as_str())) {
-        return Err(ApiError::bad_request(format!(
-            "invalid filter '{k}': berth filters events by {}",
-            FILTERS.join(", ")
-        )));
-    }
-    // Without `since`, only what comes after this request.
-    let mut seq = if since.is_some() {
-        0
-    } else {
-        ctx.api.blocking(|e| events::last(&e.db()?)).await?
+    let q = events::Query {
+        since: parse_time("since", ctx.query.get("since"))?,
+        until: parse_time("until", ctx.query.get("until"))?,
+        filters: ctx.query.filters()?,
     };
+    events::check_filters(&q.filters).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let start = q.clone();
+    let mut seq = ctx.api.blocking(move |e| start.start(&e.db()?)).await?;
     let api = ctx.api.clone();
     let (resp, tx) = body::stream("application/json");
     tokio::spawn(async move {
@@ -149,19 +75,15 @@ pub async fn events(ctx: Ctx) -> Result<Response, ApiError> {
                     return;
                 }
             };
-            let full = batch.len() as i64 == BATCH;
+            let full = batch.len() as i64 == events::BATCH;
             for e in batch {
                 seq = e.seq;
-                if since.is_some_and(|s| e.time_nano < s) {
-                    continue;
+                match q.take(&e) {
+                    Take::Stop => return,
+                    Take::Skip => continue,
+                    Take::Show => {}
                 }
-                if until.is_some_and(|u| e.time_nano > u) {
-                    return;
-                }
-                if !matches(&filters, &e) {
-                    continue;
-                }
-                let mut line = serde_json::to_vec(&message(&e)).unwrap_or_default();
+                let mut line = serde_json::to_vec(&e.docker_message()).unwrap_or_default();
                 line.push(b'\n');
                 if tx.send(line.into()).await.is_err() {
                     return;
@@ -170,7 +92,7 @@ pub async fn events(ctx: Ctx) -> Result<Response, ApiError> {
             if full {
                 continue;
             }
-            if until.is_some_and(|u| now_nano() > u) {
+            if q.over(now_nano()) {
                 return;
             }
             // Idle, or the client gone: a closed body ends the loop too.
@@ -186,21 +108,6 @@ pub async fn events(ctx: Ctx) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ev(action: &str, name: &str) -> Event {
-        let mut attributes = BTreeMap::new();
-        attributes.insert("name".to_string(), name.to_string());
-        attributes.insert("image".to_string(), "bb".to_string());
-        attributes.insert("tier".to_string(), "web".to_string());
-        Event {
-            seq: 1,
-            time_nano: 1_700_000_000_123_456_789,
-            kind: "container".into(),
-            action: action.into(),
-            actor: "abcdef".into(),
-            attributes,
-        }
-    }
 
     #[test]
     fn times_parse_as_dockers_client_sends_them() {
@@ -218,34 +125,5 @@ mod tests {
         );
         assert!(parse_time("since", Some("yesterday")).is_err());
         assert_eq!(parse_time("since", None).unwrap(), None);
-    }
-
-    #[test]
-    fn filters_and_within_or_across() {
-        let f = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-                .collect()
-        };
-        let e = ev("start", "web");
-        assert!(matches(&f(&[]), &e));
-        assert!(matches(&f(&[("event", &["die", "start"])]), &e));
-        assert!(!matches(&f(&[("event", &["die"])]), &e));
-        assert!(matches(
-            &f(&[("container", &["web"]), ("type", &["container"])]),
-            &e
-        ));
-        assert!(matches(&f(&[("container", &["abc"])]), &e));
-        assert!(!matches(&f(&[("container", &["db"])]), &e));
-        assert!(matches(&f(&[("label", &["tier=web"])]), &e));
-        assert!(!matches(&f(&[("label", &["tier=db"])]), &e));
-        assert!(!matches(&f(&[("label", &["tier=web", "tier=db"])]), &e));
-        assert!(matches(&f(&[("label", &["tier=web", "tier"])]), &e));
-        assert!(matches(&f(&[("image", &["bb"])]), &e));
-        let m = message(&e);
-        assert_eq!(m["status"], "start");
-        assert_eq!(m["time"], 1_700_000_000);
-        assert_eq!(m["Actor"]["Attributes"]["name"], "web");
     }
 }

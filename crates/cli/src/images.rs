@@ -83,6 +83,8 @@ pub enum SystemSub {
     Df(DfArgs),
     /// Verify the image store (exit 1 if it has problems).
     Check(CheckArgs),
+    /// Show the engine's events (as `events`).
+    Events(crate::events::EventsArgs),
     /// Start the containers whose restart policy says so, as after a
     /// machine's start (run it from the boot; `serve` does it too).
     Boot,
@@ -138,6 +140,7 @@ fn dispatch(engine: &Engine, cmd: ImageCmd) -> Result<u8> {
         ImageCmd::Image(ImageSub::Prune(a)) => prune(engine, a),
         ImageCmd::System(SystemSub::Df(a)) => df(engine, a),
         ImageCmd::System(SystemSub::Check(a)) => check(engine, a),
+        ImageCmd::System(SystemSub::Events(a)) => crate::events::events(engine, a),
         ImageCmd::System(SystemSub::Boot) => crate::manage::boot(engine),
     }
 }

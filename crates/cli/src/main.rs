@@ -11,6 +11,7 @@ mod buildprogress;
 mod containerfs;
 mod containers;
 mod cp;
+mod events;
 mod format;
 mod images;
 mod manage;
@@ -146,6 +147,8 @@ enum Cmd {
     Cp(cp::CpArgs),
     /// Show containers' details as JSON.
     Inspect(containers::InspectArgs),
+    /// Show the engine's events: containers, images, networks, volumes.
+    Events(events::EventsArgs),
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCmd),
@@ -263,6 +266,7 @@ fn main() -> ExitCode {
         Cmd::Container(c) => (Codes::Plain, manage::container(&engine, c)),
         Cmd::Cp(a) => (Codes::Plain, cp::cp(&engine, a)),
         Cmd::Inspect(a) => (Codes::Plain, containers::inspect(&engine, a)),
+        Cmd::Events(a) => (Codes::Plain, events::events(&engine, a)),
         Cmd::Network(a) => (Codes::Plain, network::run(&engine, a)),
         Cmd::Port(a) => (Codes::Plain, network::port(&engine, a)),
         Cmd::Volume(a) => (Codes::Plain, volumes::run(&engine, a)),

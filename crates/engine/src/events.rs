@@ -240,6 +240,131 @@ impl crate::Engine {
     }
 }
 
+/// The keys docker filters events by.
+pub const FILTER_KEYS: &[&str] = &[
+    "type",
+    "event",
+    "container",
+    "image",
+    "network",
+    "volume",
+    "label",
+];
+
+/// Each filter key must match one of its values, but `label` all of
+/// them (as dockerd: compose follows its project with two labels); every
+/// key must match.
+pub fn matches(f: &BTreeMap<String, Vec<String>>, e: &Event) -> bool {
+    let attr = |k: &str| e.attributes.get(k).map(String::as_str);
+    f.iter().all(|(k, vals)| {
+        if k == "label" {
+            return crate::filters::labels_match(vals, |k| e.attributes.get(k).map(String::as_str));
+        }
+        vals.iter().any(|v| match k.as_str() {
+            "type" => e.kind == *v,
+            "event" => e.action == *v,
+            "container" => {
+                e.kind == "container"
+                    && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str()))
+            }
+            "image" => {
+                attr("image") == Some(v.as_str())
+                    || (e.kind == "image"
+                        && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str())))
+            }
+            "network" => {
+                e.kind == "network"
+                    && (e.actor.starts_with(v.as_str()) || attr("name") == Some(v.as_str()))
+            }
+            "volume" => e.kind == "volume" && e.actor == *v,
+            _ => false,
+        })
+    })
+}
+
+/// Refuses a filter key that docker's events do not have.
+pub fn check_filters(f: &BTreeMap<String, Vec<String>>) -> Result<()> {
+    match f.keys().find(|k| !FILTER_KEYS.contains(&k.as_str())) {
+        Some(k) => Err(crate::Error::InvalidArgument(format!(
+            "invalid filter '{k}': berth filters events by {}",
+            FILTER_KEYS.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl Event {
+    /// docker's JSON message for it, as `/events` streams and `events
+    /// --format` shows it.
+    pub fn docker_message(&self) -> serde_json::Value {
+        let e = self;
+        let mut v = serde_json::json!({
+            "Type": e.kind,
+            "Action": e.action,
+            "Actor": {"ID": e.actor, "Attributes": e.attributes},
+            "scope": "local",
+            "time": e.time_nano.div_euclid(1_000_000_000),
+            "timeNano": e.time_nano,
+        });
+        // The fields of docker's older format, which its clients still read.
+        if e.kind == "container" {
+            v["status"] = serde_json::json!(e.action);
+            v["id"] = serde_json::json!(e.actor);
+            if let Some(i) = e.attributes.get("image") {
+                v["from"] = serde_json::json!(i);
+            }
+        }
+        v
+    }
+}
+
+/// What a reader of the log asked for: docker's `since` and `until`
+/// (nanoseconds since the epoch) and filters.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub filters: BTreeMap<String, Vec<String>>,
+}
+
+/// What a reader does with the next event of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    Show,
+    Skip,
+    /// Past `until`: nothing after it is wanted either.
+    Stop,
+}
+
+impl Query {
+    /// Where a reader starts: the whole log with `since`, else only what
+    /// comes after now.
+    pub fn start(&self, db: &Db) -> Result<i64> {
+        match self.since {
+            Some(_) => Ok(0),
+            None => last(db),
+        }
+    }
+
+    pub fn take(&self, e: &Event) -> Take {
+        if self.until.is_some_and(|u| e.time_nano > u) {
+            Take::Stop
+        } else if self.since.is_some_and(|s| e.time_nano < s) || !matches(&self.filters, e) {
+            Take::Skip
+        } else {
+            Take::Show
+        }
+    }
+
+    /// Whether waiting for more is over at `now` (nanoseconds).
+    pub fn over(&self, now: i64) -> bool {
+        self.until.is_some_and(|u| now > u)
+    }
+}
+
+/// How many rows a reader reads at once.
+pub const BATCH: i64 = 500;
+
 /// The events after sequence number `after`, oldest first, at most
 /// `limit` of them.
 pub fn after(db: &Db, after: i64, limit: i64) -> Result<Vec<Event>> {
@@ -337,5 +462,49 @@ mod tests {
         assert_eq!(all[2].attributes["name"], "front");
         assert_eq!(all[2].attributes["container"], "c1");
         assert_eq!(all[2].attributes["type"], "bridge");
+    }
+
+    fn ev(action: &str, name: &str) -> Event {
+        let mut attributes = BTreeMap::new();
+        attributes.insert("name".to_string(), name.to_string());
+        attributes.insert("image".to_string(), "bb".to_string());
+        attributes.insert("tier".to_string(), "web".to_string());
+        Event {
+            seq: 1,
+            time_nano: 1_700_000_000_123_456_789,
+            kind: "container".into(),
+            action: action.into(),
+            actor: "abcdef".into(),
+            attributes,
+        }
+    }
+
+    #[test]
+    fn filters_and_within_or_across() {
+        let f = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect()
+        };
+        let e = ev("start", "web");
+        assert!(matches(&f(&[]), &e));
+        assert!(matches(&f(&[("event", &["die", "start"])]), &e));
+        assert!(!matches(&f(&[("event", &["die"])]), &e));
+        assert!(matches(
+            &f(&[("container", &["web"]), ("type", &["container"])]),
+            &e
+        ));
+        assert!(matches(&f(&[("container", &["abc"])]), &e));
+        assert!(!matches(&f(&[("container", &["db"])]), &e));
+        assert!(matches(&f(&[("label", &["tier=web"])]), &e));
+        assert!(!matches(&f(&[("label", &["tier=db"])]), &e));
+        assert!(!matches(&f(&[("label", &["tier=web", "tier=db"])]), &e));
+        assert!(matches(&f(&[("label", &["tier=web", "tier"])]), &e));
+        assert!(matches(&f(&[("image", &["bb"])]), &e));
+        let m = e.docker_message();
+        assert_eq!(m["status"], "start");
+        assert_eq!(m["time"], 1_700_000_000);
+        assert_eq!(m["Actor"]["Attributes"]["name"], "web");
     }
 }
