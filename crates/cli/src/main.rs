@@ -140,9 +140,9 @@ enum Cmd {
     Rename(manage::RenameArgs),
     /// Change containers' limits and restart policy.
     Update(manage::UpdateArgs),
-    /// Manage containers.
+    /// Manage containers: the container commands under one name.
     #[command(subcommand)]
-    Container(manage::ContainerCmd),
+    Container(ContainerCmd),
     /// Copy files between a container and the host.
     Cp(cp::CpArgs),
     /// Show containers' details as JSON.
@@ -164,6 +164,100 @@ enum Cmd {
     /// Image and registry commands (images.rs gathers them).
     #[command(flatten)]
     Image(images::ImageCmd),
+}
+
+/// `container COMMAND`: docker's management command, the same commands as
+/// at the top (`container ls` is `ps`) and `prune`.
+#[derive(Subcommand)]
+enum ContainerCmd {
+    /// List containers.
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(containers::PsArgs),
+    /// Create and start a container from an image.
+    #[command(disable_help_flag = true)]
+    Run(containers::RunArgs),
+    /// Create a container without starting it.
+    #[command(disable_help_flag = true)]
+    Create(containers::RunArgs),
+    /// Start stopped or created containers.
+    Start(containers::StartArgs),
+    /// Stop running containers.
+    Stop(containers::StopArgs),
+    /// Send a signal to running containers.
+    Kill(containers::KillArgs),
+    /// Remove containers.
+    #[command(visible_alias = "remove")]
+    Rm(containers::RmArgs),
+    /// Show a container's output.
+    Logs(containers::LogsArgs),
+    /// Wait for containers to stop and print their exit codes.
+    Wait(containers::WaitArgs),
+    /// Run a command in a running container.
+    Exec(containers::ExecArgs),
+    /// Attach our terminal to a running container.
+    Attach(containers::AttachArgs),
+    /// Restart containers.
+    Restart(manage::RestartArgs),
+    /// Freeze every process of containers.
+    Pause(manage::PauseArgs),
+    /// Thaw paused containers.
+    Unpause(manage::PauseArgs),
+    /// Show a container's processes.
+    Top(manage::TopArgs),
+    /// Show containers' resource usage.
+    Stats(manage::StatsArgs),
+    /// Rename a container.
+    Rename(manage::RenameArgs),
+    /// Change containers' limits and restart policy.
+    Update(manage::UpdateArgs),
+    /// Copy files between a container and the host.
+    Cp(cp::CpArgs),
+    /// Show containers' details as JSON.
+    Inspect(containers::InspectArgs),
+    /// List a container's published ports.
+    Port(network::PortArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(containerfs::ExportArgs),
+    /// Create a new image from a container's changes.
+    Commit(containerfs::CommitArgs),
+    /// Inspect changes to files on a container's filesystem.
+    Diff(containerfs::DiffArgs),
+    /// Remove all stopped containers.
+    Prune(manage::PruneArgs),
+}
+
+impl ContainerCmd {
+    /// The top-level command it is; `prune`, which has none, stays.
+    fn top(self) -> Cmd {
+        use images::ImageCmd;
+        match self {
+            ContainerCmd::Ls(a) => Cmd::Ps(a),
+            ContainerCmd::Run(a) => Cmd::Run(a),
+            ContainerCmd::Create(a) => Cmd::Create(a),
+            ContainerCmd::Start(a) => Cmd::Start(a),
+            ContainerCmd::Stop(a) => Cmd::Stop(a),
+            ContainerCmd::Kill(a) => Cmd::Kill(a),
+            ContainerCmd::Rm(a) => Cmd::Rm(a),
+            ContainerCmd::Logs(a) => Cmd::Logs(a),
+            ContainerCmd::Wait(a) => Cmd::Wait(a),
+            ContainerCmd::Exec(a) => Cmd::Exec(a),
+            ContainerCmd::Attach(a) => Cmd::Attach(a),
+            ContainerCmd::Restart(a) => Cmd::Restart(a),
+            ContainerCmd::Pause(a) => Cmd::Pause(a),
+            ContainerCmd::Unpause(a) => Cmd::Unpause(a),
+            ContainerCmd::Top(a) => Cmd::Top(a),
+            ContainerCmd::Stats(a) => Cmd::Stats(a),
+            ContainerCmd::Rename(a) => Cmd::Rename(a),
+            ContainerCmd::Update(a) => Cmd::Update(a),
+            ContainerCmd::Cp(a) => Cmd::Cp(a),
+            ContainerCmd::Inspect(a) => Cmd::Inspect(a),
+            ContainerCmd::Port(a) => Cmd::Port(a),
+            ContainerCmd::Export(a) => Cmd::Image(ImageCmd::Export(a)),
+            ContainerCmd::Commit(a) => Cmd::Image(ImageCmd::Commit(a)),
+            ContainerCmd::Diff(a) => Cmd::Image(ImageCmd::Diff(a)),
+            ContainerCmd::Prune(a) => Cmd::Container(ContainerCmd::Prune(a)),
+        }
+    }
 }
 
 /// Which of docker's exit-code conventions a command follows.
@@ -225,6 +319,43 @@ fn usage_error(rendered: &str) -> String {
     line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
+/// Runs `cmd`; its exit-code convention and what came of it.
+fn dispatch(engine: &Engine, cmd: Cmd) -> (Codes, anyhow::Result<u8>) {
+    match cmd {
+        Cmd::Run(a) => (Codes::Container, containers::run(engine, a)),
+        Cmd::Create(a) => (Codes::Container, containers::create(engine, a)),
+        Cmd::Start(a) => (Codes::Container, containers::start(engine, a)),
+        Cmd::Stop(a) => (Codes::Plain, containers::stop(engine, a)),
+        Cmd::Kill(a) => (Codes::Plain, containers::kill(engine, a)),
+        Cmd::Rm(a) => (Codes::Plain, containers::rm(engine, a)),
+        Cmd::Ps(a) => (Codes::Plain, containers::ps(engine, a)),
+        Cmd::Logs(a) => (Codes::Plain, containers::logs(engine, a)),
+        Cmd::Wait(a) => (Codes::Plain, containers::wait(engine, a)),
+        Cmd::Exec(a) => (Codes::Exec, containers::exec(engine, a)),
+        Cmd::Attach(a) => (Codes::Exec, containers::attach(engine, a)),
+        Cmd::Restart(a) => (Codes::Plain, manage::restart(engine, a)),
+        Cmd::Pause(a) => (Codes::Plain, manage::pause(engine, a)),
+        Cmd::Unpause(a) => (Codes::Plain, manage::unpause(engine, a)),
+        Cmd::Top(a) => (Codes::Plain, manage::top(engine, a)),
+        Cmd::Stats(a) => (Codes::Plain, manage::stats(engine, a)),
+        Cmd::Rename(a) => (Codes::Plain, manage::rename(engine, a)),
+        Cmd::Update(a) => (Codes::Plain, manage::update(engine, a)),
+        Cmd::Container(ContainerCmd::Prune(a)) => {
+            (Codes::Plain, manage::container_prune(engine, a))
+        }
+        Cmd::Container(c) => dispatch(engine, c.top()),
+        Cmd::Cp(a) => (Codes::Plain, cp::cp(engine, a)),
+        Cmd::Inspect(a) => (Codes::Plain, containers::inspect(engine, a)),
+        Cmd::Events(a) => (Codes::Plain, events::events(engine, a)),
+        Cmd::Network(a) => (Codes::Plain, network::run(engine, a)),
+        Cmd::Port(a) => (Codes::Plain, network::port(engine, a)),
+        Cmd::Volume(a) => (Codes::Plain, volumes::run(engine, a)),
+        Cmd::Serve(a) => (Codes::Plain, serve::serve(engine, a)),
+        Cmd::Build(a) => (Codes::Plain, build::build(engine, a)),
+        Cmd::Image(c) => (Codes::Plain, images::run(engine, c)),
+    }
+}
+
 fn main() -> ExitCode {
     berth_engine::timing::mark("cli: main");
     let cli = match parse() {
@@ -244,36 +375,7 @@ fn main() -> ExitCode {
         }
     };
     let engine = Engine::new(Paths::new(cli.root, cli.runroot));
-    let (codes, result) = match cli.cmd {
-        Cmd::Run(a) => (Codes::Container, containers::run(&engine, a)),
-        Cmd::Create(a) => (Codes::Container, containers::create(&engine, a)),
-        Cmd::Start(a) => (Codes::Container, containers::start(&engine, a)),
-        Cmd::Stop(a) => (Codes::Plain, containers::stop(&engine, a)),
-        Cmd::Kill(a) => (Codes::Plain, containers::kill(&engine, a)),
-        Cmd::Rm(a) => (Codes::Plain, containers::rm(&engine, a)),
-        Cmd::Ps(a) => (Codes::Plain, containers::ps(&engine, a)),
-        Cmd::Logs(a) => (Codes::Plain, containers::logs(&engine, a)),
-        Cmd::Wait(a) => (Codes::Plain, containers::wait(&engine, a)),
-        Cmd::Exec(a) => (Codes::Exec, containers::exec(&engine, a)),
-        Cmd::Attach(a) => (Codes::Exec, containers::attach(&engine, a)),
-        Cmd::Restart(a) => (Codes::Plain, manage::restart(&engine, a)),
-        Cmd::Pause(a) => (Codes::Plain, manage::pause(&engine, a)),
-        Cmd::Unpause(a) => (Codes::Plain, manage::unpause(&engine, a)),
-        Cmd::Top(a) => (Codes::Plain, manage::top(&engine, a)),
-        Cmd::Stats(a) => (Codes::Plain, manage::stats(&engine, a)),
-        Cmd::Rename(a) => (Codes::Plain, manage::rename(&engine, a)),
-        Cmd::Update(a) => (Codes::Plain, manage::update(&engine, a)),
-        Cmd::Container(c) => (Codes::Plain, manage::container(&engine, c)),
-        Cmd::Cp(a) => (Codes::Plain, cp::cp(&engine, a)),
-        Cmd::Inspect(a) => (Codes::Plain, containers::inspect(&engine, a)),
-        Cmd::Events(a) => (Codes::Plain, events::events(&engine, a)),
-        Cmd::Network(a) => (Codes::Plain, network::run(&engine, a)),
-        Cmd::Port(a) => (Codes::Plain, network::port(&engine, a)),
-        Cmd::Volume(a) => (Codes::Plain, volumes::run(&engine, a)),
-        Cmd::Serve(a) => (Codes::Plain, serve::serve(&engine, a)),
-        Cmd::Build(a) => (Codes::Plain, build::build(&engine, a)),
-        Cmd::Image(c) => (Codes::Plain, images::run(&engine, c)),
-    };
+    let (codes, result) = dispatch(&engine, cli.cmd);
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use berth_engine::hostconfig as hc;
 use berth_engine::restart::RestartPolicy;
 use berth_engine::{Engine, State};
-use clap::{Args, Subcommand};
+use clap::Args;
 
 use crate::format;
 
@@ -274,12 +274,6 @@ pub fn update(engine: &Engine, a: UpdateArgs) -> Result<u8> {
     each(&a.containers, |c| Ok(engine.update(c, &u).map(|_| ())?))
 }
 
-#[derive(Subcommand)]
-pub enum ContainerCmd {
-    /// Remove all stopped containers.
-    Prune(PruneArgs),
-}
-
 #[derive(Args)]
 pub struct PruneArgs {
     /// Do not ask for confirmation.
@@ -290,37 +284,33 @@ pub struct PruneArgs {
     filter: Vec<String>,
 }
 
-pub fn container(engine: &Engine, c: ContainerCmd) -> Result<u8> {
-    match c {
-        ContainerCmd::Prune(a) => {
-            let filters =
-                berth_engine::filters::PruneFilters::parse_flags(&a.filter, "container", true)?;
-            if !a.force {
-                print!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
-                std::io::stdout().flush()?;
-                let mut line = String::new();
-                std::io::stdin().read_line(&mut line)?;
-                if !matches!(line.trim(), "y" | "Y" | "yes") {
-                    return Ok(0);
-                }
-            }
-            let (gone, bytes) = engine.prune(&filters)?;
-            let mut out = std::io::stdout().lock();
-            if !gone.is_empty() {
-                writeln!(out, "Deleted Containers:")?;
-                for id in &gone {
-                    writeln!(out, "{id}")?;
-                }
-                writeln!(out)?;
-            }
-            writeln!(
-                out,
-                "Total reclaimed space: {}",
-                crate::format::human_size(bytes)
-            )?;
-            Ok(0)
+/// `container prune`.
+pub fn container_prune(engine: &Engine, a: PruneArgs) -> Result<u8> {
+    let filters = berth_engine::filters::PruneFilters::parse_flags(&a.filter, "container", true)?;
+    if !a.force {
+        print!("WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
         }
     }
+    let (gone, bytes) = engine.prune(&filters)?;
+    let mut out = std::io::stdout().lock();
+    if !gone.is_empty() {
+        writeln!(out, "Deleted Containers:")?;
+        for id in &gone {
+            writeln!(out, "{id}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        crate::format::human_size(bytes)
+    )?;
+    Ok(0)
 }
 
 /// `system boot`: starts what the restart policies say should run (after

@@ -203,3 +203,82 @@ fn create_then_start() {
     assert_eq!(b.ok(&["logs", &id]), "started\n");
     b.ok(&["rm", "later"]);
 }
+
+/// docker's management command: `container CMD` is `CMD` (`container ls`
+/// is `ps`), with the same exit codes.
+#[test]
+fn container_commands_are_the_top_level_ones() {
+    if !berth_testutil::require_root("container_commands_are_the_top_level_ones") {
+        return;
+    }
+    let b = Berth::with_image();
+    let id = b
+        .ok(&[
+            "container",
+            "create",
+            "--name",
+            "mc",
+            "--network",
+            "none",
+            "bb",
+            "sh",
+            "-c",
+            "echo out; touch /made",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(b.ok(&["container", "start", "-a", "mc"]), "out\n");
+    for ls in ["ls", "ps", "list"] {
+        assert_eq!(
+            b.ok(&["container", ls, "-a", "--format", "{{.Names}} {{.State}}"]),
+            "mc exited\n",
+            "container {ls}"
+        );
+    }
+    assert_eq!(
+        b.ok(&["container", "inspect", "-f", "{{.Id}}", "mc"])
+            .trim(),
+        id
+    );
+    assert_eq!(b.ok(&["container", "logs", "mc"]), "out\n");
+    assert!(b
+        .ok(&["container", "diff", "mc"])
+        .lines()
+        .any(|l| l == "A /made"));
+    assert_eq!(b.ok(&["container", "wait", "mc"]).trim(), "0");
+    b.ok(&["container", "rename", "mc", "mc2"]);
+    b.ok(&["container", "rm", "mc2"]);
+    assert_eq!(b.ok(&["container", "ls", "-aq"]), "");
+    // run's exit codes: the container's, 127 for a missing command.
+    let o = b.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = b.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bb",
+        "nosuchcmd",
+    ]);
+    assert_eq!(o.status.code(), Some(127));
+    b.fails(
+        &["container", "inspect", "nothere"],
+        1,
+        "no such object: nothere",
+    );
+    b.ok(&["run", "--network", "none", "--name", "gone", "bb", "true"]);
+    assert!(b
+        .ok(&["container", "prune", "-f"])
+        .contains("Deleted Containers:"));
+}
