@@ -1456,6 +1456,16 @@ fn docker_build_through_berth_serve() {
     assert!(o.status.success(), "{}", show(&o));
     let id = s.ok(&["image", "inspect", "-f", "{{.Id}}", "app:1"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id.trim());
+    // The build cache goes with `builder prune` and `system prune`.
+    assert!(s.ok(&["builder", "prune", "-f"]).contains("Total"));
+    assert!(s
+        .ok(&["system", "prune", "-f"])
+        .contains("Total reclaimed space"));
+    assert_eq!(
+        s.ok(&["run", "--rm", "--network", "none", "app:1"]),
+        "built by docker\nfrom the context\n",
+        "the tagged image stays"
+    );
     // A failing step fails the build with docker's words.
     std::fs::write(ctx.join("Dockerfile"), "FROM bb\nRUN exit 7\n").unwrap();
     let o = build(&[]);

@@ -236,3 +236,35 @@ impl Drop for FeedGuard {
 fn build_err(e: exec::BuildError) -> berth_engine::Error {
     berth_engine::Error::InvalidArgument(e.to_string())
 }
+
+/// `POST /build/prune` (`docker builder prune`, and `docker system prune`
+/// after the rest): berth's build cache is the images its build steps
+/// made, so this removes those no tag and no container keeps (with `all`;
+/// without, those of builds whose images are gone), as docker's
+/// `CachesDeleted` (their ids). A storage budget to keep is not offered.
+pub async fn prune(ctx: Ctx) -> R<Response> {
+    for k in [
+        "keep-storage",
+        "reserved-space",
+        "max-used-space",
+        "min-free-space",
+    ] {
+        if ctx.query.int(k)?.is_some_and(|n| n != 0) {
+            return Err(ApiError::bad_request(format!(
+                "build prune with {k} is not supported by berth (it removes all unused build cache)"
+            )));
+        }
+    }
+    let (filters, _) = ctx.query.prune_filters("build cache", true, &[])?;
+    let all = ctx.query.flag("all");
+    let api = ctx.api.clone();
+    let (ids, bytes) =
+        tokio::task::spawn_blocking(move || exec::prune_cache(&api.engine, &filters, all))
+            .await
+            .map_err(|e| ApiError::internal(format!("build prune failed: {e}")))?
+            .map_err(|e| ApiError::new(crate::error::status_of(e.kind()), e.to_string()))?;
+    Ok(body::json(
+        hyper::StatusCode::OK,
+        &json!({"CachesDeleted": ids, "SpaceReclaimed": bytes}),
+    ))
+}

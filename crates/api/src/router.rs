@@ -222,6 +222,7 @@ async fn route(ctx: Ctx, method: &Method, segs: &[&str]) -> Result<Response, Api
         ["commit"] if post => images_io::commit(ctx).await,
         ["auth"] if post => images::auth(ctx).await,
         ["build"] if post => crate::build::build(ctx).await,
+        ["build", "prune"] if post => crate::build::prune(ctx).await,
         ["images", "search"] if get => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
             "image search is not supported by berth",

@@ -247,3 +247,43 @@ pub fn build(engine: &Engine, a: BuildArgs) -> Result<u8> {
     p.succeeded(&built);
     Ok(0)
 }
+
+#[derive(clap::Subcommand)]
+pub enum BuilderCmd {
+    /// Remove the build cache: the images build steps made that no tag
+    /// and no container keeps.
+    Prune(BuilderPruneArgs),
+}
+
+#[derive(Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not only that of builds whose
+    /// images are gone.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    force: bool,
+    /// label=K[=V], label!=K[=V], until=TIME.
+    #[arg(long)]
+    filter: Vec<String>,
+}
+
+/// `builder prune`: docker's output, the removed cache objects and the
+/// total.
+pub fn builder(engine: &Engine, c: BuilderCmd) -> Result<u8> {
+    let BuilderCmd::Prune(a) = c;
+    let filters = berth_engine::filters::PruneFilters::parse_flags(&a.filter, "build cache", true)?;
+    let what = if a.all { "all" } else { "all dangling" };
+    if !a.force
+        && !crate::images::confirm(&format!("WARNING! This will remove {what} build cache."))?
+    {
+        return Ok(0);
+    }
+    let (ids, bytes) = exec::prune_cache(engine, &filters, a.all)?;
+    if !ids.is_empty() {
+        println!("Deleted build cache objects:\n{}\n", ids.join("\n"));
+    }
+    println!("Total:\t{}", crate::format::human_size(bytes));
+    Ok(0)
+}

@@ -85,6 +85,9 @@ pub enum SystemSub {
     Check(CheckArgs),
     /// Show the engine's events (as `events`).
     Events(crate::events::EventsArgs),
+    /// Remove stopped containers, unused networks, dangling images and
+    /// the build cache (and with --volumes, unused anonymous volumes).
+    Prune(SystemPruneArgs),
     /// Start the containers whose restart policy says so, as after a
     /// machine's start (run it from the boot; `serve` does it too).
     Boot,
@@ -141,6 +144,7 @@ fn dispatch(engine: &Engine, cmd: ImageCmd) -> Result<u8> {
         ImageCmd::System(SystemSub::Df(a)) => df(engine, a),
         ImageCmd::System(SystemSub::Check(a)) => check(engine, a),
         ImageCmd::System(SystemSub::Events(a)) => crate::events::events(engine, a),
+        ImageCmd::System(SystemSub::Prune(a)) => system_prune(engine, a),
         ImageCmd::System(SystemSub::Boot) => crate::manage::boot(engine),
     }
 }
@@ -486,8 +490,85 @@ pub struct PruneArgs {
     filter: Vec<String>,
 }
 
+#[derive(Args)]
+pub struct SystemPruneArgs {
+    /// Remove every image no container uses, not just dangling ones.
+    #[arg(short, long)]
+    all: bool,
+    /// Remove unused anonymous volumes too.
+    #[arg(long)]
+    volumes: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    force: bool,
+    /// label=K[=V], label!=K[=V], until=TIME.
+    #[arg(long)]
+    filter: Vec<String>,
+}
+
+/// `system prune`: each kind's prune in docker's order, one report.
+/// Networks keep no creation time: with an `until` filter they are left
+/// alone, and the report says so.
+pub fn system_prune(engine: &Engine, a: SystemPruneArgs) -> Result<u8> {
+    let filters = berth_engine::filters::PruneFilters::parse_flags(&a.filter, "system", true)?;
+    let mut warning = String::from(
+        "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n",
+    );
+    if a.volumes {
+        warning.push_str("  - all anonymous volumes not used by at least one container\n");
+    }
+    warning.push_str(if a.all {
+        "  - all images without at least one container associated to them\n"
+    } else {
+        "  - all dangling images\n"
+    });
+    warning.push_str(if a.all {
+        "  - all build cache\n"
+    } else {
+        "  - all dangling build cache\n"
+    });
+    if !a.force && !confirm(&warning)? {
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    let (containers, mut bytes) = engine.prune(&filters)?;
+    if !containers.is_empty() {
+        writeln!(out, "Deleted Containers:\n{}\n", containers.join("\n"))?;
+    }
+    if filters.until.is_some() {
+        writeln!(out, "Networks not pruned: berth does not record when networks are made, and an until filter was given\n")?;
+    } else {
+        let nets = engine.network_prune(&filters)?;
+        if !nets.networks.is_empty() {
+            writeln!(out, "Deleted Networks:\n{}\n", nets.networks.join("\n"))?;
+        }
+    }
+    if a.volumes {
+        let vols = engine.volume_prune(false, &filters)?;
+        if !vols.is_empty() {
+            writeln!(out, "Deleted Volumes:\n{}\n", vols.join("\n"))?;
+        }
+    }
+    let s = store::open(&engine.paths)?;
+    let (images, b) = image_ops::prune(engine, &s, a.all, &filters)?;
+    bytes += b;
+    if !images.is_empty() {
+        writeln!(out, "Deleted Images:")?;
+        print_removed(&mut out, &images, true)?;
+        writeln!(out)?;
+    }
+    drop(s);
+    let (cache, b) = berth_build::exec::prune_cache(engine, &filters, a.all)?;
+    bytes += b;
+    if !cache.is_empty() {
+        writeln!(out, "Deleted build cache objects:\n{}\n", cache.join("\n"))?;
+    }
+    writeln!(out, "Total reclaimed space: {}", format::human_size(bytes))?;
+    Ok(0)
+}
+
 /// docker's y/N prompt; anything but y or yes (or end of input) is no.
-fn confirm(warning: &str) -> Result<bool> {
+pub(crate) fn confirm(warning: &str) -> Result<bool> {
     let mut out = std::io::stdout().lock();
     write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
     out.flush()?;

@@ -161,6 +161,9 @@ enum Cmd {
     Serve(serve::ServeArgs),
     /// Build an image from a Dockerfile.
     Build(build::BuildArgs),
+    /// Manage builds: the build cache.
+    #[command(subcommand)]
+    Builder(build::BuilderCmd),
     /// Image and registry commands (images.rs gathers them).
     #[command(flatten)]
     Image(images::ImageCmd),
@@ -352,6 +355,7 @@ fn dispatch(engine: &Engine, cmd: Cmd) -> (Codes, anyhow::Result<u8>) {
         Cmd::Volume(a) => (Codes::Plain, volumes::run(engine, a)),
         Cmd::Serve(a) => (Codes::Plain, serve::serve(engine, a)),
         Cmd::Build(a) => (Codes::Plain, build::build(engine, a)),
+        Cmd::Builder(c) => (Codes::Plain, build::builder(engine, c)),
         Cmd::Image(c) => (Codes::Plain, images::run(engine, c)),
     }
 }

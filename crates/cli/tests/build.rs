@@ -1334,3 +1334,111 @@ fn build_copy_link_layers_stand_apart_from_the_steps_below() {
     let o = built(&b, &["--no-cache", "--build-arg", "V=2"], &ctx);
     assert_eq!(ran_steps(&o), vec![2, 3, 4, 5, 6], "{o}");
 }
+
+/// `builder prune` removes the build cache (the images of build steps no
+/// tag or container keeps); `system prune` every kind of unused thing,
+/// each in docker's report.
+#[test]
+fn builder_and_system_prune_remove_what_nothing_keeps() {
+    let Some((b, ctx)) = setup(
+        "builder_and_system_prune_remove_what_nothing_keeps",
+        &[(
+            "Dockerfile",
+            "FROM bb\nRUN echo one > /one\nRUN echo two > /two\n",
+        )],
+    ) else {
+        return;
+    };
+    let ids = |all: bool| -> Vec<String> {
+        let args: &[&str] = if all {
+            &["images", "-aq", "--no-trunc"]
+        } else {
+            &["images", "-q", "--no-trunc"]
+        };
+        let mut v: Vec<String> = b.ok(args).lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    built(&b, &["-t", "app"], &ctx);
+    let cache_of = |before: &[String]| -> Vec<String> {
+        let tagged = ids(false);
+        ids(true)
+            .into_iter()
+            .filter(|i| !tagged.contains(i) && !before.contains(i))
+            .collect()
+    };
+    let app_cache = cache_of(&[]);
+    assert_eq!(app_cache.len(), 1, "the first RUN's image is app's cache");
+    // Another build, whose image then goes: its cache is dangling.
+    let other = context(
+        &b,
+        "other",
+        &[("Dockerfile", "FROM bb\nRUN echo x > /x\nRUN echo y > /y\n")],
+    );
+    built(&b, &["-t", "other"], &other);
+    let other_cache = cache_of(&app_cache);
+    assert_eq!(other_cache.len(), 1);
+    b.ok(&["rmi", "other"]);
+    let o = b.ok(&["builder", "prune", "-f", "--filter", "until=1h"]);
+    assert_eq!(o, "Total:\t0B\n", "made just now: not an hour ago");
+    let o = b.ok(&["builder", "prune", "-f"]);
+    assert!(
+        o.starts_with(&format!(
+            "Deleted build cache objects:\n{}\n\nTotal:\t",
+            other_cache[0]
+        )),
+        "{o}"
+    );
+    assert!(
+        ids(true).contains(&app_cache[0]),
+        "a tagged image's cache stays without -a"
+    );
+    let o = b.ok(&["builder", "prune", "-a", "-f"]);
+    assert!(
+        o.starts_with(&format!("Deleted build cache objects:\n{}\n", app_cache[0])),
+        "{o}"
+    );
+    let tagged = ids(false);
+    assert_eq!(ids(true), tagged, "only the cache went");
+    assert_eq!(
+        b.ok(&["run", "--rm", "--network", "none", "app", "cat", "/two"]),
+        "two\n"
+    );
+    let o = b.run(&["builder", "prune", "-f", "--filter", "colour=red"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("invalid filter \"colour\" for build cache prune"),
+        "{}",
+        err(&o)
+    );
+
+    // system prune: a stopped container, a network, an untagged image.
+    b.ok(&[
+        "run",
+        "--name",
+        "stopped",
+        "--network",
+        "none",
+        "bb",
+        "true",
+    ]);
+    b.ok(&["network", "create", "spare"]);
+    let tar = b.dir.path().join("rootfs.tar");
+    let loose = b.ok(&["import", tar.to_str().unwrap()]).trim().to_string();
+    // With until, networks keep: berth has no time of theirs.
+    let o = b.ok(&["system", "prune", "-f", "--filter", "until=1h"]);
+    assert!(o.contains("Networks not pruned"), "{o}");
+    let o = b.ok(&["system", "prune", "-f"]);
+    assert!(o.starts_with("Deleted Containers:\n"), "{o}");
+    assert!(o.contains("\n\nDeleted Networks:\nspare\n"), "{o}");
+    assert!(
+        o.contains(&format!("Deleted Images:\ndeleted: {loose}\n")),
+        "{o}"
+    );
+    assert!(o.contains("\nTotal reclaimed space: "), "{o}");
+    assert_eq!(b.ok(&["ps", "-aq"]), "");
+    assert_eq!(ids(true), tagged, "tagged images stay without -a");
+    assert!(!b
+        .ok(&["network", "ls", "--format", "{{.Name}}"])
+        .contains("spare"));
+}

@@ -63,8 +63,23 @@ pub fn prune(
     all: bool,
     filters: &crate::filters::PruneFilters,
 ) -> Result<(Vec<Removed>, u64)> {
+    prune_where(engine, store, all, filters, &|_| true)
+}
+
+/// [`prune`] of the images `chosen` also picks (`builder prune`: those
+/// of the build cache).
+pub fn prune_where(
+    engine: &Engine,
+    store: &Store,
+    all: bool,
+    filters: &crate::filters::PruneFilters,
+    chosen: &dyn Fn(&Image) -> bool,
+) -> Result<(Vec<Removed>, u64)> {
     let used = in_use(engine)?;
-    let chosen = |i: &Image| {
+    let picked = |i: &Image| {
+        if !chosen(i) {
+            return false;
+        }
         if filters.labels.is_empty() && filters.not_labels.is_empty() {
             return filters.matches(|_| None, Some(i.created));
         }
@@ -76,7 +91,7 @@ pub fn prune(
         let labels = &config["config"]["Labels"];
         filters.matches(|k| labels[k].as_str(), Some(i.created))
     };
-    let (removed, report) = store.prune(all, &used, &chosen)?;
+    let (removed, report) = store.prune(all, &used, &picked)?;
     engine.image_events(&removed);
     Ok((removed, report.bytes_reclaimed))
 }

@@ -88,3 +88,59 @@ pub fn intermediate_images(db: &Path) -> Result<HashSet<String>> {
         .collect::<rusqlite::Result<HashSet<_>>>()?;
     Ok(ids)
 }
+
+/// Every image a build step made or started from that the cache still
+/// names, and each one's parent (the image its step started from).
+fn cached_images(db: &Path) -> Result<std::collections::HashMap<String, Option<String>>> {
+    let conn = open(db)?;
+    let mut stmt = conn.prepare(
+        "SELECT image_id, parent_id FROM build_cache
+         UNION SELECT parent_id, NULL FROM build_cache
+         WHERE parent_id IS NOT NULL AND parent_id NOT IN (SELECT image_id FROM build_cache)",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?
+        .collect::<rusqlite::Result<std::collections::HashMap<_, _>>>()?;
+    Ok(rows)
+}
+
+/// `builder prune`: berth's build cache is the images its build steps
+/// made, so this removes those of them no tag and no container keeps (and
+/// `filters` pick). Without `all`, the steps that led to a tagged image
+/// stay too, as docker keeps the cache its images still refer to: only
+/// the cache of builds whose images are gone goes. The ids of the images
+/// removed, and the bytes freed.
+pub fn prune(
+    engine: &berth_engine::Engine,
+    filters: &berth_engine::filters::PruneFilters,
+    all: bool,
+) -> Result<(Vec<String>, u64)> {
+    let cached = cached_images(&engine.paths.db())?;
+    let store = engine.store()?;
+    let mut kept = HashSet::new();
+    if !all {
+        for image in store.images()?.iter().filter(|i| !i.tags.is_empty()) {
+            let mut at = cached.get(image.id.as_str()).cloned().flatten();
+            while let Some(id) = at {
+                if !kept.insert(id.clone()) {
+                    break;
+                }
+                at = cached.get(&id).cloned().flatten();
+            }
+        }
+    }
+    let (removed, bytes) =
+        berth_engine::image_ops::prune_where(engine, &store, false, filters, &|i| {
+            cached.contains_key(i.id.as_str()) && !kept.contains(i.id.as_str())
+        })?;
+    let ids = removed
+        .into_iter()
+        .filter_map(|r| match r {
+            berth_image::store::Removed::Deleted(d) => Some(d.to_string()),
+            berth_image::store::Removed::Untagged(..) => None,
+        })
+        .collect();
+    Ok((ids, bytes))
+}
