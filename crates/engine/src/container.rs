@@ -740,7 +740,7 @@ impl Engine {
         // Written in the commit of the running state, not one each.
         let mut events: Vec<Pending> = crate::network::joined(self, &db, &c)
             .iter()
-            .map(|(net, name)| Pending::network("connect", net, name, id))
+            .map(|(net, name)| Pending::network("connect", net, name, Some(id)))
             .collect();
         events.push(Pending::container(&c, "start", &[]));
         crate::events::with_state(&db, &events, || db.set_running(id, pid, chrono::Utc::now()))
@@ -800,7 +800,7 @@ impl Engine {
         ));
         events.extend(
             left.iter()
-                .map(|(net, name)| Pending::network("disconnect", net, name, id)),
+                .map(|(net, name)| Pending::network("disconnect", net, name, Some(id))),
         );
         let claimed = crate::events::with_state(&db, &events, || {
             if rm {

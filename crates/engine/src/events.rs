@@ -123,12 +123,18 @@ impl Pending {
 
     /// A network's `connect` or `disconnect` of `container`, as dockerd
     /// reports them, with the network's driver as its `type`.
-    pub fn network(action: &str, id: &str, name: &str, container: &str) -> Pending {
+    /// A network's event (docker's `connect` and `disconnect` name the
+    /// container, `create` and `destroy` none).
+    pub fn network(action: &str, id: &str, name: &str, container: Option<&str>) -> Pending {
         let driver = crate::network::driver_of(name);
-        let attributes = [("container", container), ("name", name), ("type", driver)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let attributes = [
+            ("container", container),
+            ("name", Some(name)),
+            ("type", Some(driver)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v?.to_string())))
+        .collect();
         Pending {
             kind: "network",
             action: action.to_string(),
@@ -438,8 +444,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("berth.db")).unwrap();
         let events = [
-            Pending::network("connect", "n1", "bridge", "c1"),
-            Pending::network("connect", "n2", "front", "c1"),
+            Pending::network("connect", "n1", "bridge", Some("c1")),
+            Pending::network("connect", "n2", "front", Some("c1")),
         ];
         // A change that fails takes its events with it.
         let failed: Result<()> = with_state(&db, &events, || {

@@ -223,14 +223,11 @@ impl Engine {
     /// docker's network events: the network's id, name and type, and the
     /// container for connect and disconnect.
     fn network_event(&self, action: &str, id: &str, name: &str, container: Option<&str>) {
-        let mut attrs = vec![
-            ("name", name.to_string()),
-            ("type", driver_of(name).to_string()),
-        ];
-        if let Some(c) = container {
-            attrs.push(("container", c.to_string()));
+        let event = crate::events::Pending::network(action, id, name, container);
+        match self.db() {
+            Ok(db) => crate::events::record(&db, &[event]),
+            Err(e) => tracing::warn!(id, action, error = %e, "recording a network event"),
         }
-        self.event("network", action, id, &attrs);
     }
 
     /// `network ls`: every network by name, the default one made if need
