@@ -226,18 +226,29 @@ impl crate::Engine {
     /// labels, then `name`, for `actor` (the image's id, or for pull and
     /// push the reference as given).
     pub fn image_event(&self, store: &Store, image: &Image, action: &str, actor: &str, name: &str) {
-        let mut attrs: Vec<(String, String)> = store
+        let mut attributes: BTreeMap<String, String> = store
             .config(image)
             .ok()
             .and_then(|v| v.pointer("/config/Labels").cloned())
-            .and_then(|l| serde_json::from_value::<BTreeMap<String, String>>(l).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        attrs.push(("name".into(), name.to_string()));
-        let attrs: Vec<(&str, String)> =
-            attrs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        self.event("image", action, actor, &attrs);
+            .and_then(|l| serde_json::from_value(l).ok())
+            .unwrap_or_default();
+        attributes.insert("name".into(), name.to_string());
+        self.record(Pending {
+            kind: "image",
+            action: action.to_string(),
+            actor: actor.to_string(),
+            attributes,
+        });
+    }
+
+    /// Records one event built elsewhere; a failure is logged.
+    pub(crate) fn record(&self, event: Pending) {
+        match self.db() {
+            Ok(db) => record(&db, &[event]),
+            Err(e) => {
+                tracing::warn!(actor = %event.actor, action = %event.action, error = %e, "recording an event")
+            }
+        }
     }
 
     /// The `tag` event of `image` newly named `r`.

@@ -223,11 +223,7 @@ impl Engine {
     /// docker's network events: the network's id, name and type, and the
     /// container for connect and disconnect.
     fn network_event(&self, action: &str, id: &str, name: &str, container: Option<&str>) {
-        let event = crate::events::Pending::network(action, id, name, container);
-        match self.db() {
-            Ok(db) => crate::events::record(&db, &[event]),
-            Err(e) => tracing::warn!(id, action, error = %e, "recording a network event"),
-        }
+        self.record(crate::events::Pending::network(action, id, name, container));
     }
 
     /// `network ls`: every network by name, the default one made if need
