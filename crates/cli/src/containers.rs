@@ -576,17 +576,6 @@ pub struct LogsArgs {
     container: String,
 }
 
-/// docker's `--since`/`--until`: a time, or a duration before now.
-fn log_time(flag: &str, v: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
-    let Some(v) = v else {
-        return Ok(None);
-    };
-    match berth_engine::filters::point_in_time(v, chrono::Utc::now()) {
-        Some(t) => Ok(Some(t)),
-        None => bail!("invalid value for --{flag}: {v:?} is not a time or a duration"),
-    }
-}
-
 pub fn logs(engine: &Engine, a: LogsArgs) -> Result<u8> {
     let Some(tail) = berth_engine::logs::parse_tail(&a.tail) else {
         bail!(
@@ -599,8 +588,8 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<u8> {
         timestamps: a.timestamps,
         tail,
         select: berth_engine::logs::Selection {
-            since: log_time("since", a.since.as_deref())?,
-            until: log_time("until", a.until.as_deref())?,
+            since: berth_engine::filters::time_flag("since", a.since.as_deref())?,
+            until: berth_engine::filters::time_flag("until", a.until.as_deref())?,
             ..Default::default()
         },
     };

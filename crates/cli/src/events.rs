@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use berth_engine::events::{self, Event, Take};
+use berth_engine::filters::time_flag;
 use berth_engine::Engine;
 use chrono::{DateTime, Utc};
 use clap::Args;
@@ -33,16 +34,6 @@ pub struct EventsArgs {
     /// A Go template over docker's event message, or json.
     #[arg(long)]
     format: Option<String>,
-}
-
-fn time(flag: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>> {
-    let Some(v) = v else {
-        return Ok(None);
-    };
-    match berth_engine::filters::point_in_time(v, Utc::now()) {
-        Some(t) => Ok(Some(t)),
-        None => bail!("invalid value for --{flag}: {v:?} is not a time or a duration"),
-    }
 }
 
 fn nanos(t: DateTime<Utc>) -> i64 {
@@ -72,13 +63,10 @@ fn line(e: &Event) -> String {
 }
 
 pub fn events(engine: &Engine, a: EventsArgs) -> Result<u8> {
-    let since = time("since", a.since.as_deref())?.map(nanos);
-    let until = time("until", a.until.as_deref())?.map(nanos);
+    let since = time_flag("since", a.since.as_deref())?.map(nanos);
+    let until = time_flag("until", a.until.as_deref())?.map(nanos);
     let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for f in &a.filter {
-        let Some((k, v)) = f.split_once('=') else {
-            bail!("bad format of filter {f:?} (expected name=value)");
-        };
+    for (k, v) in berth_engine::filters::flag_pairs(&a.filter)? {
         filters
             .entry(k.to_string())
             .or_default()

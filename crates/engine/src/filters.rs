@@ -223,15 +223,7 @@ impl PruneFilters {
 
     /// `key=value` flags, as the CLI's `--filter` gives them.
     pub fn parse_flags(flags: &[String], what: &str, until_ok: bool) -> Result<PruneFilters> {
-        let mut pairs = Vec::new();
-        for s in flags {
-            let (k, v) = s.split_once('=').ok_or_else(|| {
-                Error::InvalidArgument(format!("bad format of filter {s:?} (expected name=value)"))
-            })?;
-            // `label!=k` splits at its `=`: the key is `label!`.
-            pairs.push((k, v));
-        }
-        PruneFilters::parse(pairs, what, until_ok)
+        PruneFilters::parse(flag_pairs(flags)?, what, until_ok)
     }
 
     /// Whether an object with these labels, made at `created`, is to go.
@@ -250,6 +242,34 @@ impl PruneFilters {
                 _ => true,
             }
     }
+}
+
+/// The CLI's `--filter key=value` flags as pairs; an error names a flag
+/// without `=`. (`label!=k` splits at its `=`: the key is `label!`.)
+pub fn flag_pairs(flags: &[String]) -> Result<Vec<(&str, &str)>> {
+    flags
+        .iter()
+        .map(|s| {
+            s.split_once('=').ok_or_else(|| {
+                Error::InvalidArgument(format!("bad format of filter {s:?} (expected name=value)"))
+            })
+        })
+        .collect()
+}
+
+/// A `--since`/`--until` flag's value (`logs`, `events`) read by
+/// [`point_in_time`] at this moment; an error names the flag.
+pub fn time_flag(flag: &str, v: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(v) = v else {
+        return Ok(None);
+    };
+    point_in_time(v, chrono::Utc::now())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "invalid value for --{flag}: {v:?} is not a time or a duration"
+            ))
+        })
 }
 
 /// A time as docker's filters give it: seconds since the epoch (with a
