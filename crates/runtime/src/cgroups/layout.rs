@@ -177,6 +177,32 @@ fn mount_id(path: &Path) -> Option<u64> {
     (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id)
 }
 
+impl Fingerprint {
+    /// The id of the mount at `point`: from the fingerprint for
+    /// /sys/fs/cgroup and its entries (their statx was just made), by
+    /// statx for anywhere else.
+    fn mount_at(&self, point: &Path) -> Option<u64> {
+        let root = Path::new("/sys/fs/cgroup");
+        let name = if point == root {
+            Some(String::new())
+        } else {
+            point
+                .strip_prefix(root)
+                .ok()
+                .filter(|rest| rest.components().count() == 1)
+                .map(|rest| rest.to_string_lossy().into_owned())
+        };
+        match name {
+            Some(n) => self
+                .entries
+                .iter()
+                .find(|(e, _)| *e == n)
+                .map(|(_, id)| *id),
+            None => mount_id(point),
+        }
+    }
+}
+
 fn fingerprint() -> Option<Fingerprint> {
     let ns = |n: &str| {
         fs::metadata(format!("/proc/self/ns/{n}"))
@@ -219,7 +245,7 @@ pub(crate) fn host_mounts(cache: Option<&Path>) -> Result<Vec<Mount>, Error> {
             .ok()
             .and_then(|b| serde_json::from_slice::<Cached>(&b).ok());
         if let Some(c) = cached.filter(|c| c.fingerprint == *fp) {
-            if c.mounts.iter().all(|m| mount_id(&m.point) == Some(m.id)) {
+            if c.mounts.iter().all(|m| fp.mount_at(&m.point) == Some(m.id)) {
                 return Ok(c.mounts);
             }
         }
