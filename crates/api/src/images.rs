@@ -257,7 +257,11 @@ pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
     };
     let (removed, bytes) = ctx
         .api
-        .blocking(move |e| berth_engine::image_ops::prune(e, &open(e)?, all, &f))
+        .blocking(move |e| {
+            // The server's store, kept open between calls.
+            let store = e.store()?;
+            berth_engine::image_ops::prune(e, &store, all, &f)
+        })
         .await?;
     Ok(body::json(
         StatusCode::OK,

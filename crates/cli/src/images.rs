@@ -549,7 +549,8 @@ pub fn system_prune(engine: &Engine, a: SystemPruneArgs) -> Result<u8> {
             writeln!(out, "Deleted Volumes:\n{}\n", vols.join("\n"))?;
         }
     }
-    let s = store::open(&engine.paths)?;
+    // The engine's store: container prune and the build cache's use it.
+    let s = engine.store()?;
     let (images, b) = image_ops::prune(engine, &s, a.all, &filters)?;
     bytes += b;
     if !images.is_empty() {
@@ -557,7 +558,6 @@ pub fn system_prune(engine: &Engine, a: SystemPruneArgs) -> Result<u8> {
         print_removed(&mut out, &images, true)?;
         writeln!(out)?;
     }
-    drop(s);
     let (cache, b) = berth_build::exec::prune_cache(engine, &filters, a.all)?;
     bytes += b;
     if !cache.is_empty() {
