@@ -22,7 +22,9 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 struct Opts {
-    tty: bool,
+    /// Lines as they are (a tty's log, a websocket); else in docker's
+    /// multiplexing frames.
+    raw: bool,
     timestamps: bool,
 }
 
@@ -34,7 +36,7 @@ impl Opts {
             line.push(b' ');
         }
         line.extend_from_slice(r.log.as_bytes());
-        if self.tty {
+        if self.raw {
             out.extend_from_slice(&line);
         } else {
             let n = match r.stream {
@@ -115,7 +117,7 @@ pub async fn history(
     mux: bool,
 ) -> Result<Vec<u8>, ApiError> {
     let o = Opts {
-        tty: !mux,
+        raw: !mux,
         timestamps: false,
     };
     let select = Selection {
@@ -140,7 +142,7 @@ pub async fn logs(ctx: Ctx, id: String) -> Result<Response, ApiError> {
         ));
     }
     let o = Opts {
-        tty: c.config.tty,
+        raw: c.config.tty,
         timestamps: q.flag("timestamps"),
     };
     let select = Selection {
@@ -262,7 +264,7 @@ mod tests {
             rec("err\n", Stream::Stderr, "2024-01-01T00:00:03Z"),
         ];
         let mut o = Opts {
-            tty: false,
+            raw: false,
             timestamps: false,
         };
         let mut out = Vec::new();
@@ -277,7 +279,7 @@ mod tests {
             ]
             .concat()
         );
-        o.tty = true;
+        o.raw = true;
         o.timestamps = true;
         let mut out = Vec::new();
         recs.iter().for_each(|r| o.render(r, &mut out));
