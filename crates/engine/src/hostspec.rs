@@ -136,8 +136,8 @@ fn mounts(v: &mut Value, cfg: &ContainerConfig) -> Result<()> {
     Ok(())
 }
 
-/// The spec's `linux.resources.memory` for `h`'s limit, swap and
-/// reservation, as `create` and `update` set them.
+/// The spec's `linux.resources.memory` for `h`'s limit, swap,
+/// reservation and OOM killer, as `create` and `update` set them.
 pub(crate) fn memory_resources(h: &HostConfig) -> serde_json::Map<String, Value> {
     let mut mem = serde_json::Map::new();
     if h.memory > 0 {
@@ -151,6 +151,9 @@ pub(crate) fn memory_resources(h: &HostConfig) -> serde_json::Map<String, Value>
     }
     if h.memory_reservation > 0 {
         mem.insert("reservation".into(), json!(h.memory_reservation));
+    }
+    if h.oom_kill_disable {
+        mem.insert("disableOOMKiller".into(), json!(true));
     }
     mem
 }
@@ -175,10 +178,7 @@ pub(crate) fn cpu_resources(h: &HostConfig) -> serde_json::Map<String, Value> {
 fn resources(v: &mut Value, cfg: &ContainerConfig, host: &HostInfo) {
     let h = &cfg.host_config;
     let r = &mut v["linux"]["resources"];
-    let mut mem = memory_resources(h);
-    if h.oom_kill_disable {
-        mem.insert("disableOOMKiller".into(), json!(true));
-    }
+    let mem = memory_resources(h);
     if !mem.is_empty() {
         r["memory"] = Value::Object(mem);
     }

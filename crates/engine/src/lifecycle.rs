@@ -335,11 +335,7 @@ impl Engine {
 fn resources(u: &Update, h: &crate::HostConfig) -> Result<oci_spec::runtime::LinuxResources> {
     let mut v = json!({});
     if u.memory() {
-        let mut mem = crate::hostspec::memory_resources(h);
-        if h.oom_kill_disable {
-            mem.insert("disableOOMKiller".into(), json!(true));
-        }
-        v["memory"] = mem.into();
+        v["memory"] = crate::hostspec::memory_resources(h).into();
     }
     if u.cpu() {
         v["cpu"] = crate::hostspec::cpu_resources(h).into();
