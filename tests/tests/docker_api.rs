@@ -641,6 +641,24 @@ fn docker_stats_diff_export_and_update_through_berth_serve() {
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
     }
+    // A body that sets nothing changes nothing, as with dockerd; a
+    // missing container is still a 404.
+    for empty in ["", "{}"] {
+        let (code, out) = s.api("POST", "/containers/web/update", Some(empty));
+        assert_eq!(code, 200, "{empty:?}: {}", String::from_utf8_lossy(&out));
+    }
+    let (code, _) = s.api("POST", "/containers/nosuch/update", Some("{}"));
+    assert_eq!(code, 404);
+    assert_eq!(
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}",
+            "web"
+        ])
+        .trim(),
+        "67108864 on-failure"
+    );
     s.ok(&[
         "update",
         "--cpu-shares",
