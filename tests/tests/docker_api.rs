@@ -1474,6 +1474,30 @@ fn docker_build_through_berth_serve() {
     assert!(o.status.success(), "{}", show(&o));
     let id = s.ok(&["image", "inspect", "-f", "{{.Id}}", "app:1"]);
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id.trim());
+    // The steps' images are listed only with -a, app:1 names the last as
+    // its parent, and `image prune` keeps them: dockerd keeps the images
+    // an image was built on.
+    let ids = |args: &[&str]| {
+        let mut v: Vec<String> = s.ok(args).lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    let shown = ids(&["images", "-q", "--no-trunc"]);
+    let every = ids(&["images", "-aq", "--no-trunc"]);
+    let list = s.api_json("GET", "/images/json", None);
+    let parent = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["RepoTags"][0] == "app:1")
+        .map(|i| i["ParentId"].as_str().unwrap().to_string())
+        .unwrap();
+    assert!(
+        every.contains(&parent) && !shown.contains(&parent),
+        "{parent} {every:?} {shown:?}"
+    );
+    s.ok(&["image", "prune", "-f"]);
+    assert_eq!(ids(&["images", "-aq", "--no-trunc"]), every);
     // The build cache goes with `builder prune` and `system prune`.
     assert!(s.ok(&["builder", "prune", "-f"]).contains("Total"));
     assert!(s

@@ -237,6 +237,16 @@ fn build_err(e: exec::BuildError) -> berth_engine::Error {
     berth_engine::Error::InvalidArgument(e.to_string())
 }
 
+/// Which image each built image was built from (the build cache's
+/// lineage): what the image list hides and `image prune` keeps by.
+pub async fn lineage(api: &Arc<crate::state::Api>) -> R<berth_engine::image_ops::Parents> {
+    let api = api.clone();
+    tokio::task::spawn_blocking(move || exec::lineage(&api.engine.paths.db()))
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the build cache failed: {e}")))?
+        .map_err(|e| ApiError::new(crate::error::status_of(e.kind()), e.to_string()))
+}
+
 /// `POST /build/prune` (`docker builder prune`, and `docker system prune`
 /// after the rest): berth's build cache is the images its build steps
 /// made, so this removes those no tag and no container keeps (with `all`;

@@ -46,13 +46,26 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
             "reference filters with wildcards are not supported by berth yet",
         ));
     }
+    // A build's untagged step images are hidden unless asked for, as
+    // dockerd hides its intermediate images.
+    let all = ctx.query.flag("all");
+    let parents = crate::build::lineage(&ctx.api).await?;
+    // An untagged image: no names from API 1.43 on; before, dockerd's
+    // placeholders, which older clients look for (with either missing,
+    // docker's CLI shows nothing of the image).
+    let none_names = ctx.minor < 43;
     let v = ctx
         .api
         .blocking(move |e| {
             let store = open(e)?;
+            let intermediate: std::collections::HashSet<&String> = parents.values().collect();
             let mut out = Vec::new();
             for i in store.images().map_err(berth_engine::Error::from)? {
                 if dangling.is_some_and(|d| d != i.tags.is_empty()) {
+                    continue;
+                }
+                let id = i.id.to_string();
+                if !all && i.tags.is_empty() && intermediate.contains(&id) {
                     continue;
                 }
                 let cfg = store.config(&i).map_err(berth_engine::Error::from)?;
@@ -74,10 +87,15 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
                     .collect::<std::collections::BTreeSet<_>>()
                     .into_iter()
                     .collect();
+                let (tags, digests) = if none_names && tags.is_empty() && digests.is_empty() {
+                    (vec!["<none>:<none>".to_string()], vec!["<none>@<none>".to_string()])
+                } else {
+                    (tags, digests)
+                };
                 out.push(json!({
-                    "Id": i.id.to_string(),
-                    "ParentId": "",
-                    "RepoTags": if tags.is_empty() { json!(["<none>:<none>"]) } else { json!(tags) },
+                    "ParentId": parents.get(&id).map(String::as_str).unwrap_or(""),
+                    "Id": id,
+                    "RepoTags": tags,
                     "RepoDigests": digests,
                     "Created": i.created.timestamp(),
                     "Size": i.size,
@@ -255,12 +273,13 @@ pub async fn prune(ctx: Ctx) -> Result<Response, ApiError> {
             )))
         }
     };
+    let parents = crate::build::lineage(&ctx.api).await?;
     let (removed, bytes) = ctx
         .api
         .blocking(move |e| {
             // The server's store, kept open between calls.
             let store = e.store()?;
-            berth_engine::image_ops::prune(e, &store, all, &f)
+            berth_engine::image_ops::prune(e, &store, all, &f, &parents)
         })
         .await?;
     Ok(body::json(

@@ -551,7 +551,8 @@ pub fn system_prune(engine: &Engine, a: SystemPruneArgs) -> Result<u8> {
     }
     // The engine's store: container prune and the build cache's use it.
     let s = engine.store()?;
-    let (images, b) = image_ops::prune(engine, &s, a.all, &filters)?;
+    let parents = berth_build::exec::lineage(&engine.paths.db())?;
+    let (images, b) = image_ops::prune(engine, &s, a.all, &filters, &parents)?;
     bytes += b;
     if !images.is_empty() {
         writeln!(out, "Deleted Images:")?;
@@ -594,7 +595,8 @@ pub fn prune(engine: &Engine, a: PruneArgs) -> Result<u8> {
         return Ok(0);
     }
     let s = store::open(&engine.paths)?;
-    let (removed, bytes) = image_ops::prune(engine, &s, a.all, &filters)?;
+    let parents = berth_build::exec::lineage(&engine.paths.db())?;
+    let (removed, bytes) = image_ops::prune(engine, &s, a.all, &filters, &parents)?;
     let mut out = std::io::stdout().lock();
     if !removed.is_empty() {
         writeln!(out, "Deleted Images:")?;

@@ -1339,6 +1339,57 @@ fn build_copy_link_layers_stand_apart_from_the_steps_below() {
 /// tag or container keeps); `system prune` every kind of unused thing,
 /// each in docker's report.
 #[test]
+fn image_prune_keeps_the_images_an_image_was_built_on() {
+    let Some((b, ctx)) = setup(
+        "image_prune_keeps_the_images_an_image_was_built_on",
+        &[(
+            "Dockerfile",
+            "FROM bb\nRUN echo one > /one\nRUN echo two > /two\n",
+        )],
+    ) else {
+        return;
+    };
+    let ids = |args: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = b.ok(args).lines().map(String::from).collect();
+        v.sort();
+        v
+    };
+    let before = ids(&["images", "-aq", "--no-trunc"]);
+    built(&b, &["-t", "app"], &ctx);
+    let every = ids(&["images", "-aq", "--no-trunc"]);
+    let steps: Vec<String> = every
+        .iter()
+        .filter(|i| !before.contains(i) && !ids(&["images", "-q", "--no-trunc"]).contains(i))
+        .cloned()
+        .collect();
+    assert_eq!(steps.len(), 1, "the first RUN's image: {every:?}");
+    // app was built on it: it is not dangling, with or without -a.
+    let o = b.ok(&["image", "prune", "-f"]);
+    assert_eq!(o, "Total reclaimed space: 0B\n");
+    // With -a, what a container uses stays, and so do the images under it.
+    b.ok(&[
+        "create",
+        "--name",
+        "user",
+        "--network",
+        "none",
+        "app",
+        "true",
+    ]);
+    b.ok(&["image", "prune", "-f", "-a"]);
+    assert_eq!(ids(&["images", "-aq", "--no-trunc"]), every);
+    b.ok(&["rm", "user"]);
+    // Once app is gone nothing stands on it, and prune takes it.
+    b.ok(&["rmi", "app"]);
+    let o = b.ok(&["image", "prune", "-f"]);
+    assert!(
+        o.starts_with(&format!("Deleted Images:\ndeleted: {}\n", steps[0])),
+        "{o}"
+    );
+    assert_eq!(ids(&["images", "-aq", "--no-trunc"]), before);
+}
+
+#[test]
 fn builder_and_system_prune_remove_what_nothing_keeps() {
     let Some((b, ctx)) = setup(
         "builder_and_system_prune_remove_what_nothing_keeps",

@@ -54,16 +54,23 @@ pub fn remove(engine: &Engine, store: &Store, name: &str, force: bool) -> Result
     Ok(removed)
 }
 
+/// Each image's parent, where it has one: the image a build step
+/// started from (the build cache knows it; see berth-build's `lineage`).
+pub type Parents = std::collections::HashMap<String, String>;
+
 /// `docker image prune [-a] [--filter]`: dangling (or, with `all`,
 /// unused) images that `filters` pick by label and creation time, and the
-/// bytes their blobs took.
+/// bytes their blobs took. As dockerd, an image another image that stays
+/// was built from (its `parents`) stays too: a build's intermediate
+/// images go with the last image built on them.
 pub fn prune(
     engine: &Engine,
     store: &Store,
     all: bool,
     filters: &crate::filters::PruneFilters,
+    parents: &Parents,
 ) -> Result<(Vec<Removed>, u64)> {
-    prune_where(engine, store, all, filters, &|_| true)
+    prune_where(engine, store, all, filters, &|_| true, parents)
 }
 
 /// [`prune`] of the images `chosen` also picks (`builder prune`: those
@@ -74,10 +81,11 @@ pub fn prune_where(
     all: bool,
     filters: &crate::filters::PruneFilters,
     chosen: &dyn Fn(&Image) -> bool,
+    parents: &Parents,
 ) -> Result<(Vec<Removed>, u64)> {
     let used = in_use(engine)?;
     let picked = |i: &Image| {
-        if !chosen(i) {
+        if !(all || i.tags.is_empty()) || used.contains(&i.id) || !chosen(i) {
             return false;
         }
         if filters.labels.is_empty() && filters.not_labels.is_empty() {
@@ -91,9 +99,38 @@ pub fn prune_where(
         let labels = &config["config"]["Labels"];
         filters.matches(|k| labels[k].as_str(), Some(i.created))
     };
-    let (removed, report) = store.prune(all, &used, &picked)?;
+    let images = store.images()?;
+    let victims: HashSet<String> = images
+        .iter()
+        .filter(|i| picked(i))
+        .map(|i| i.id.to_string())
+        .collect();
+    let kept = ancestors(
+        images
+            .iter()
+            .map(|i| i.id.to_string())
+            .filter(|id| !victims.contains(id)),
+        parents,
+    );
+    let (removed, report) = store.prune(all, &used, &|i| {
+        let id = i.id.to_string();
+        victims.contains(&id) && !kept.contains(&id)
+    })?;
     engine.image_events(&removed);
     Ok((removed, report.bytes_reclaimed))
+}
+
+/// Every ancestor of `ids` by `parents` (not the ids themselves).
+fn ancestors(ids: impl Iterator<Item = String>, parents: &Parents) -> HashSet<String> {
+    let mut found = HashSet::new();
+    for id in ids {
+        let mut at = parents.get(&id);
+        // A cycle cannot come from builds, but the walk must end anyway.
+        while let Some(p) = at.filter(|p| found.insert((*p).clone())) {
+            at = parents.get(p);
+        }
+    }
+    found
 }
 
 /// `docker tag SOURCE TARGET`.
@@ -695,6 +732,23 @@ fn in_one(dir: &Path, rest: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ancestors_follow_parents_to_the_root() {
+        let parents: Parents = [("c", "b"), ("b", "a"), ("y", "x"), ("x", "y")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let got = ancestors(["c".to_string()].into_iter(), &parents);
+        assert_eq!(got, HashSet::from(["b".to_string(), "a".to_string()]));
+        // Two images on one chain: each ancestor once.
+        let got = ancestors(["c".to_string(), "b".to_string()].into_iter(), &parents);
+        assert_eq!(got.len(), 2);
+        assert!(ancestors(["a".to_string()].into_iter(), &parents).is_empty());
+        // A cycle ends.
+        let got = ancestors(["y".to_string()].into_iter(), &parents);
+        assert_eq!(got, HashSet::from(["x".to_string(), "y".to_string()]));
+    }
 
     #[test]
     fn lower_lookup_honours_whiteouts_and_files() {

@@ -78,15 +78,21 @@ impl Cache {
 /// Images a build step started from: docker's "intermediate images",
 /// which `images` lists only with `-a`. Empty when nothing was built.
 pub fn intermediate_images(db: &Path) -> Result<HashSet<String>> {
+    Ok(lineage(db)?.into_values().collect())
+}
+
+/// Each image a build step made, by id, and the image that step started
+/// from, where both are still there: what `image prune` keeps parents by.
+pub fn lineage(db: &Path) -> Result<berth_engine::image_ops::Parents> {
     let conn = open(db)?;
     let mut stmt = conn.prepare(
-        "SELECT DISTINCT parent_id FROM build_cache
+        "SELECT image_id, parent_id FROM build_cache
          WHERE parent_id IS NOT NULL AND parent_id IN (SELECT id FROM images)",
     )?;
-    let ids = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<rusqlite::Result<HashSet<_>>>()?;
-    Ok(ids)
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 /// Every image a build step made or started from that the cache still
@@ -131,10 +137,15 @@ pub fn prune(
             }
         }
     }
-    let (removed, bytes) =
-        berth_engine::image_ops::prune_where(engine, &store, false, filters, &|i| {
-            cached.contains_key(i.id.as_str()) && !kept.contains(i.id.as_str())
-        })?;
+    let (removed, bytes) = berth_engine::image_ops::prune_where(
+        engine,
+        &store,
+        false,
+        filters,
+        &|i| cached.contains_key(i.id.as_str()) && !kept.contains(i.id.as_str()),
+        // What it keeps, it chose above.
+        &Default::default(),
+    )?;
     let ids = removed
         .into_iter()
         .filter_map(|r| match r {

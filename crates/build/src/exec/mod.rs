@@ -40,7 +40,7 @@ use berth_engine::{Engine, Network};
 use berth_image::store::{Image, Store};
 use berth_image::{Digest, Reference};
 
-pub use cache::{intermediate_images, prune as prune_cache};
+pub use cache::{intermediate_images, lineage, prune as prune_cache};
 pub use context::{load, Context, Input};
 pub use error::{BuildError, Result};
 
