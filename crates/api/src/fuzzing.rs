@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::query::Query;
-use crate::{create, exec, images, logs, networks, router, volumes};
+use crate::{create, exec, images, networks, router, volumes};
 
 /// Decodes `target` (path and query, as in the request line), an
 /// `X-Registry-Auth` header and `body` every way some route would;
@@ -30,7 +30,7 @@ pub fn decode(target: &str, registry_auth: &[u8], body: &[u8]) -> usize {
         count(q.flag(k));
     }
     for k in ["since", "until"] {
-        count(logs::parse_time(k, q.get(k)).is_ok());
+        count(q.time(k).is_ok());
     }
     count(images::registry_auth_header(registry_auth).is_ok());
     count(berth_engine::logs::read_records(&mut &body[..], &mut |_| Ok(())).is_ok());

@@ -7,7 +7,7 @@ use std::time::Duration;
 use berth_engine::logfile::Reader;
 use berth_engine::logs::{Record, Selection, Stream};
 use berth_engine::{Container, State};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use hyper::StatusCode;
 use tokio::io::AsyncReadExt;
 
@@ -46,25 +46,6 @@ impl Opts {
             out.extend_from_slice(&frame(n, &line));
         }
     }
-}
-
-/// docker's `since`/`until`: Unix seconds, maybe with a fraction.
-pub(crate) fn parse_time(k: &str, v: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let Some(v) = v.filter(|v| !v.is_empty() && *v != "0") else {
-        return Ok(None);
-    };
-    let bad = || ApiError::bad_request(format!("invalid {k} {v:?}: want Unix seconds"));
-    let (secs, frac) = v.split_once('.').unwrap_or((v, "0"));
-    let secs: i64 = secs.parse().map_err(|_| bad())?;
-    // Checked before padding and cutting: a cut inside a multi-byte
-    // character would panic.
-    if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let nanos: u32 = format!("{frac:0<9}")[..9].parse().map_err(|_| bad())?;
-    DateTime::from_timestamp(secs, nanos)
-        .map(Some)
-        .ok_or_else(bad)
 }
 
 /// The container's log, read across its rotated files by the engine's
@@ -148,8 +129,9 @@ pub async fn logs(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let select = Selection {
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
-        since: parse_time("since", q.get("since"))?,
-        until: parse_time("until", q.get("until"))?,
+        // For logs, 0 is none: docker's client sends it for "from the start".
+        since: q.time("since")?.filter(|t| t.timestamp() != 0),
+        until: q.time("until")?.filter(|t| t.timestamp() != 0),
     };
     if !select.stdout && !select.stderr {
         return Err(ApiError::bad_request(
@@ -224,35 +206,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn since_and_until_take_unix_seconds_and_refuse_the_rest() {
-        let t = parse_time("since", Some("1700000000.25")).unwrap().unwrap();
-        assert_eq!(
-            (t.timestamp(), t.timestamp_subsec_nanos()),
-            (1700000000, 250_000_000)
-        );
-        let t = parse_time("since", Some("1700000000.1234567891"))
-            .unwrap()
-            .unwrap();
-        assert_eq!(t.timestamp_subsec_nanos(), 123_456_789);
-        assert_eq!(parse_time("since", Some("0")).unwrap(), None);
-        // A fraction of multi-byte characters once panicked cutting it.
-        for bad in [
-            "1.\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
-            "1.",
-            "1.-5",
-            "x",
-            "1.5.5",
-        ] {
-            let e = parse_time("until", Some(bad)).unwrap_err();
-            assert!(
-                e.message.contains("invalid until"),
-                "{bad:?}: {}",
-                e.message
-            );
-        }
-    }
-
-    #[test]
     fn records_render_framed_or_raw_and_stamped() {
         let rec = |log: &str, stream, time: &str| Record {
             log: log.into(),
@@ -287,13 +240,5 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "2024-01-01T00:00:01.5Z out\n2024-01-01T00:00:03Z err\n"
         );
-        assert_eq!(
-            parse_time("until", Some("1704067201.5"))
-                .unwrap()
-                .unwrap()
-                .timestamp_subsec_millis(),
-            500
-        );
-        assert!(parse_time("since", Some("yesterday")).is_err());
     }
 }

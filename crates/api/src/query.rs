@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::{DateTime, Utc};
+
 use crate::error::ApiError;
 
 #[derive(Debug, Default)]
@@ -45,6 +47,34 @@ impl Query {
                 .map(Some)
                 .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}"))),
         }
+    }
+
+    /// docker's `since`/`until`: Unix seconds with an optional fraction
+    /// (what its clients send; digits past nanoseconds are cut) or an RFC
+    /// 3339 time. Absent or empty is none.
+    pub fn time(&self, k: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        let Some(v) = self.get(k).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let bad = || {
+            ApiError::bad_request(format!(
+                "invalid {k} {v:?}: want seconds since the epoch or RFC 3339"
+            ))
+        };
+        if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+            return Ok(Some(t.with_timezone(&Utc)));
+        }
+        let (secs, frac) = v.split_once('.').unwrap_or((v, "0"));
+        let secs: i64 = secs.parse().map_err(|_| bad())?;
+        // Checked before padding and cutting: a cut inside a multi-byte
+        // character would panic.
+        if frac.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let nanos: u32 = format!("{frac:0<9}")[..9].parse().map_err(|_| bad())?;
+        DateTime::from_timestamp(secs, nanos)
+            .map(Some)
+            .ok_or_else(bad)
     }
 
     /// The `filters` of a prune of `what`, minus the keys in `own` (the
@@ -138,6 +168,41 @@ pub fn decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_take_seconds_or_rfc3339_and_refuse_the_rest() {
+        let t = |v: &str| Query::parse(Some(&format!("since={v}"))).time("since");
+        let at = t("1700000000.25").unwrap().unwrap();
+        assert_eq!(
+            (at.timestamp(), at.timestamp_subsec_nanos()),
+            (1700000000, 250_000_000)
+        );
+        let at = t("1700000000.1234567891").unwrap().unwrap();
+        assert_eq!(at.timestamp_subsec_nanos(), 123_456_789);
+        assert_eq!(t("1700000000").unwrap().unwrap().timestamp(), 1700000000);
+        assert_eq!(
+            t("2023-11-14T22:13:20Z").unwrap().unwrap().timestamp(),
+            1700000000
+        );
+        assert_eq!(t("").unwrap(), None);
+        assert_eq!(Query::parse(None).time("since").unwrap(), None);
+        // A fraction of multi-byte characters once panicked cutting it.
+        for bad in [
+            "1.%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9",
+            "1.",
+            "1.-5",
+            "x",
+            "1.5.5",
+            "yesterday",
+        ] {
+            let e = t(bad).unwrap_err();
+            assert!(
+                e.message.contains("invalid since"),
+                "{bad:?}: {}",
+                e.message
+            );
+        }
+    }
 
     #[test]
     fn prune_filters_take_docker_keys_and_refuse_the_rest() {
