@@ -188,10 +188,7 @@ struct Filters {
 impl Filters {
     fn parse(args: &[String]) -> Result<Filters> {
         let mut f = Filters::default();
-        for a in args {
-            let Some((k, v)) = a.split_once('=') else {
-                bail!("bad format of filter (expected name=value): {a}");
-            };
+        for (k, v) in berth_engine::filters::flag_pairs(args)? {
             match k {
                 "dangling" => {
                     f.dangling = Some(match v.to_ascii_lowercase().as_str() {

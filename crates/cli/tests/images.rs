@@ -88,6 +88,8 @@ fn images_list_filter_format_inspect_history_tag() {
     assert_eq!(b.ok(&["images", "-q", "--filter", "label=nope"]), "");
     let o = b.run(&["images", "--filter", "bogus=1"]);
     fails(&o, 1, "invalid filter");
+    let o = b.run(&["images", "--filter", "dangling"]);
+    fails(&o, 1, "bad format of filter \"dangling\"");
 
     // A label given at import is found by the label filter.
     let tar = b.dir.path().join("rootfs.tar");

@@ -418,6 +418,12 @@ fn ps_filters_and_formats_inspect_format() {
     );
     assert_eq!(names(&["-a", "-f", "ancestor=bb", "-f", "exited=0"]), "ok1");
     assert_eq!(b.run(&["ps", "-f", "colour=red"]).status.code(), Some(1));
+    let o = b.run(&["ps", "-f", "exited"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad format of filter \"exited\""),
+        "{o:?}"
+    );
 
     // -l and -n: the newest, in any state; sizes with -s (or a template
     // that shows them), as the writable layer's and with the image's.

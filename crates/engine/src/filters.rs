@@ -38,12 +38,7 @@ const HEALTH: [&str; 4] = [
 impl Filters {
     pub fn parse(flags: &[String]) -> Result<Filters> {
         let mut v = Vec::new();
-        for f in flags {
-            let Some((k, val)) = f.split_once('=') else {
-                return Err(Error::InvalidArgument(format!(
-                    "bad format of filter (expected name=value): {f}"
-                )));
-            };
+        for (k, val) in flag_pairs(flags)? {
             if !KEYS.contains(&k) {
                 return Err(Error::InvalidArgument(format!("invalid filter '{k}'")));
             }
