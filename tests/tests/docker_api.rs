@@ -269,6 +269,34 @@ fn docker_logs_reads_rotated_files_and_selects_lines() {
     let (t, line) = stamped.split_once(' ').unwrap();
     assert_eq!(line, "line 200\n");
     assert_eq!(s.ok(&["logs", "--since", t, "rot"]), "line 200\n");
+    // --details: the attributes `labels` and `env` put in each record
+    // (none here: a lone space).
+    assert_eq!(
+        s.ok(&["logs", "--details", "--tail", "1", "rot"]),
+        " line 200\n"
+    );
+    s.ok(&[
+        "run",
+        "--name",
+        "tagged",
+        "--network",
+        "none",
+        "--label",
+        "tier=web",
+        "-e",
+        "REGION=eu",
+        "--log-opt",
+        "labels=tier",
+        "--log-opt",
+        "env=REGION",
+        "bb",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(
+        s.ok(&["logs", "--details", "tagged"]),
+        "REGION=eu,tier=web hi\n"
+    );
 
     s.ok(&[
         "run",
@@ -288,7 +316,7 @@ fn docker_logs_reads_rotated_files_and_selects_lines() {
         "{}",
         show(&o)
     );
-    s.ok(&["rm", "rot", "quiet"]);
+    s.ok(&["rm", "rot", "quiet", "tagged"]);
 }
 
 type Ws = tungstenite::WebSocket<std::os::unix::net::UnixStream>;

@@ -26,16 +26,12 @@ struct Opts {
     /// multiplexing frames.
     raw: bool,
     timestamps: bool,
+    details: bool,
 }
 
 impl Opts {
     fn render(&self, r: &Record, out: &mut Vec<u8>) {
-        let mut line = Vec::new();
-        if self.timestamps {
-            line.extend_from_slice(r.time.as_bytes());
-            line.push(b' ');
-        }
-        line.extend_from_slice(r.log.as_bytes());
+        let line = r.line(self.timestamps, self.details);
         if self.raw {
             out.extend_from_slice(&line);
         } else {
@@ -100,6 +96,7 @@ pub async fn history(
     let o = Opts {
         raw: !mux,
         timestamps: false,
+        details: false,
     };
     let select = Selection {
         stdout,
@@ -125,6 +122,7 @@ pub async fn logs(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let o = Opts {
         raw: c.config.tty,
         timestamps: q.flag("timestamps"),
+        details: q.flag("details"),
     };
     let select = Selection {
         stdout: q.flag("stdout"),
@@ -210,6 +208,7 @@ mod tests {
         let rec = |log: &str, stream, time: &str| Record {
             log: log.into(),
             stream,
+            attrs: Default::default(),
             time: time.into(),
         };
         let recs = [
@@ -219,6 +218,7 @@ mod tests {
         let mut o = Opts {
             raw: false,
             timestamps: false,
+            details: false,
         };
         let mut out = Vec::new();
         recs.iter().for_each(|r| o.render(r, &mut out));

@@ -558,6 +558,9 @@ pub struct LogsArgs {
     /// Show each line's timestamp.
     #[arg(short, long)]
     timestamps: bool,
+    /// Show the attributes each line carries (see --log-opt labels, env).
+    #[arg(long)]
+    details: bool,
     /// Number of lines to show from the end of the log, or "all".
     #[arg(
         short = 'n',
@@ -586,6 +589,7 @@ pub fn logs(engine: &Engine, a: LogsArgs) -> Result<u8> {
     let opts = berth_engine::LogOptions {
         follow: a.follow,
         timestamps: a.timestamps,
+        details: a.details,
         tail,
         select: berth_engine::logs::Selection {
             since: berth_engine::filters::time_flag("since", a.since.as_deref())?,

@@ -1,6 +1,7 @@
 //! `--log-driver` and `--log-opt` end to end, as root: the json-file log
 //! rotated by max-size and max-file, `logs` (and `logs -f`) reading the
-//! rotated files in order, and the `none` driver.
+//! rotated files in order, the attributes `labels` and `env` add to each
+//! record (`logs --details`), and the `none` driver.
 
 mod common;
 
@@ -188,6 +189,79 @@ fn the_none_driver_keeps_no_log() {
             why,
         );
     }
+}
+
+#[test]
+fn labels_and_env_attributes_go_with_each_record() {
+    if !berth_testutil::require_root("labels_and_env_attributes_go_with_each_record") {
+        return;
+    }
+    let b = Berth::with_image();
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--label",
+            "tier=web app",
+            "--label",
+            "other=x",
+            "-e",
+            "REGION=eu",
+            "--log-opt",
+            "labels=tier,absent",
+            "--log-opt",
+            "env=REGION,PATH,NOPE",
+            "--network",
+            "none",
+            "bb",
+            "sh",
+            "-c",
+            "echo out; echo err >&2",
+        ])
+        .trim()
+        .to_string();
+    b.ok(&["wait", &id]);
+    // Each record of the file carries them, as docker's json-file does.
+    let file = std::fs::read_to_string(log_path(&b, &id)).unwrap();
+    let recs: Vec<Value> = file
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 2, "{file}");
+    for r in &recs {
+        assert_eq!(
+            r["attrs"],
+            serde_json::json!({"tier": "web app", "REGION": "eu", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}),
+            "{file}"
+        );
+    }
+    // --details shows them before each line, sorted and query-escaped.
+    let attrs = "PATH=%2Fusr%2Flocal%2Fsbin%3A%2Fusr%2Flocal%2Fbin%3A%2Fusr%2Fsbin%3A%2Fusr%2Fbin%3A%2Fsbin%3A%2Fbin,REGION=eu,tier=web+app";
+    let (out, err) = logs(&b, &["--details"], &id);
+    assert_eq!(out, format!("{attrs} out\n"));
+    assert_eq!(err, format!("{attrs} err\n"));
+    let (out, _) = logs(&b, &["--details", "-t"], &id);
+    let (stamp, rest) = out.split_once(' ').unwrap();
+    assert!(stamp.ends_with('Z'), "{out}");
+    assert_eq!(rest, format!("{attrs} out\n"));
+    assert_eq!(logs(&b, &[], &id).0, "out\n");
+    // Without them, --details gives a lone space, as dockerd does.
+    b.ok(&[
+        "run",
+        "--name",
+        "plain",
+        "--network",
+        "none",
+        "bb",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(logs(&b, &["--details"], "plain").0, " hi\n");
+    b.fails(
+        &["run", "--rm", "--log-opt", "env-regex=^R", "bb", "true"],
+        125,
+        "--log-opt env-regex",
+    );
 }
 
 /// Runs `berth logs ARGS NAME`; its stdout and stderr.

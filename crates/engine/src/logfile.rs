@@ -115,8 +115,11 @@ impl LogConfig {
                         ))
                     })?;
                 }
+                // Names of the container's labels and variables whose
+                // values each record carries (see `attrs`).
+                "labels" | "env" => {}
                 // docker's other json-file options: known, not done here.
-                "compress" | "labels" | "labels-regex" | "env" | "env-regex" | "tag" => {
+                "compress" | "labels-regex" | "env-regex" | "tag" => {
                     return Err(Error::NotSupported {
                         flag: format!("--log-opt {k}"),
                     })
@@ -129,6 +132,45 @@ impl LogConfig {
             }
         }
         Ok(l)
+    }
+}
+
+impl LogConfig {
+    /// What every record of the log carries, as docker's `ExtraAttributes`:
+    /// each label named in `labels` and each variable named in `env`
+    /// (comma-separated) that the container has, by name.
+    pub fn attrs<'a>(
+        &self,
+        labels: &BTreeMap<String, String>,
+        env: impl IntoIterator<Item = &'a String>,
+    ) -> BTreeMap<String, String> {
+        let names = |k: &str| -> Vec<String> {
+            self.config
+                .get(k)
+                .map(|v| {
+                    v.split(',')
+                        .filter(|n| !n.is_empty())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut out = BTreeMap::new();
+        for n in names("labels") {
+            if let Some(v) = labels.get(&n) {
+                out.insert(n, v.clone());
+            }
+        }
+        let wanted = names("env");
+        if !wanted.is_empty() {
+            for kv in env {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                if wanted.iter().any(|w| w == k) {
+                    out.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        out
     }
 }
 
@@ -434,6 +476,28 @@ mod tests {
     }
 
     #[test]
+    fn attrs_are_the_named_labels_and_variables_there_are() {
+        let c = cfg(&["labels=tier,nope", "env=FOO,MISSING,EMPTY"]).unwrap();
+        let labels: BTreeMap<String, String> = [("tier", "web"), ("other", "x")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let env = ["FOO=bar=baz", "EMPTY=", "PATH=/bin"].map(String::from);
+        let got = c.attrs(&labels, &env);
+        let want: BTreeMap<String, String> = [("tier", "web"), ("FOO", "bar=baz"), ("EMPTY", "")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        assert!(cfg(&[]).unwrap().attrs(&labels, &env).is_empty());
+        // The regex forms are refused by name.
+        assert!(cfg(&["labels-regex=t.*"])
+            .unwrap_err()
+            .to_string()
+            .contains("labels-regex"));
+    }
+
+    #[test]
     fn options_are_checked_as_docker_does() {
         let l = cfg(&["max-size=1k", "max-file=3"])
             .unwrap()
@@ -490,7 +554,7 @@ mod tests {
                 max_files: 1000,
             },
         )
-        .read(|r| r.write(&mut out, &mut io::sink(), false))
+        .read(|r| r.write(&mut out, &mut io::sink(), false, false))
         .unwrap();
         String::from_utf8(out).unwrap()
     }
@@ -538,7 +602,7 @@ mod tests {
         for round in 0..20 {
             // Some rounds rotate more than once between two reads.
             write_lines(&mut w, round * 25, (round + 1) * 25);
-            r.read(|r| r.write(&mut out, &mut io::sink(), false))
+            r.read(|r| r.write(&mut out, &mut io::sink(), false, false))
                 .unwrap();
         }
         let want: String = (0..500).map(|i| format!("line {i:04}\n")).collect();
@@ -556,11 +620,11 @@ mod tests {
         let mut r = Reader::new(&path, c.limits().unwrap());
         let mut out = Vec::new();
         while !writer.is_finished() {
-            r.read(|r| r.write(&mut out, &mut io::sink(), false))
+            r.read(|r| r.write(&mut out, &mut io::sink(), false, false))
                 .unwrap();
         }
         writer.join().unwrap();
-        r.read(|r| r.write(&mut out, &mut io::sink(), false))
+        r.read(|r| r.write(&mut out, &mut io::sink(), false, false))
             .unwrap();
         String::from_utf8(out)
             .unwrap()
@@ -606,6 +670,7 @@ mod tests {
                 } else {
                     Stream::Stdout
                 },
+                attrs: Default::default(),
                 time: format!("2024-01-01T00:00:{i:02}.5Z"),
             };
             let mut b = serde_json::to_vec(&r).unwrap();

@@ -1,7 +1,9 @@
 //! Docker's json-file log format: one JSON object per line of output,
-//! `{"log":"…\n","stream":"stdout","time":"RFC 3339, nanoseconds"}`. The
-//! monitor writes it; `logs` reads it back.
+//! `{"log":"…\n","stream":"stdout","time":"RFC 3339, nanoseconds"}`, with
+//! `"attrs"` after the stream when `--log-opt labels=…`/`env=…` name some
+//! of the container's. The monitor writes it; `logs` reads it back.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
 
 use chrono::{DateTime, Utc};
@@ -21,6 +23,8 @@ pub enum Stream {
 pub struct Record {
     pub log: String,
     pub stream: Stream,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attrs: BTreeMap<String, String>,
     pub time: String,
 }
 
@@ -29,20 +33,34 @@ pub struct Record {
 #[derive(Debug, Default)]
 pub struct LineSplitter {
     pending: Vec<u8>,
+    /// What every record carries (see [`crate::logfile::LogConfig::attrs`]).
+    attrs: BTreeMap<String, String>,
 }
 
 impl LineSplitter {
+    pub fn with_attrs(attrs: BTreeMap<String, String>) -> LineSplitter {
+        LineSplitter {
+            pending: Vec::new(),
+            attrs,
+        }
+    }
+
     /// Feeds `data`; writes a record for each complete line to `out`.
     pub fn feed(&mut self, data: &[u8], stream: Stream, out: &mut impl Write) -> io::Result<()> {
         self.pending.extend_from_slice(data);
         let mut start = 0;
         while let Some(nl) = self.pending[start..].iter().position(|&b| b == b'\n') {
             let end = start + nl + 1;
-            write_record(&self.pending[start..end], stream, out)?;
+            write_record(&self.pending[start..end], stream, &self.attrs, out)?;
             start = end;
         }
         while self.pending.len() - start >= MAX_LINE {
-            write_record(&self.pending[start..start + MAX_LINE], stream, out)?;
+            write_record(
+                &self.pending[start..start + MAX_LINE],
+                stream,
+                &self.attrs,
+                out,
+            )?;
             start += MAX_LINE;
         }
         self.pending.drain(..start);
@@ -52,17 +70,33 @@ impl LineSplitter {
     /// The stream ended: a last line without a newline is written as is.
     pub fn finish(&mut self, stream: Stream, out: &mut impl Write) -> io::Result<()> {
         if !self.pending.is_empty() {
-            write_record(&self.pending, stream, out)?;
+            write_record(&self.pending, stream, &self.attrs, out)?;
             self.pending.clear();
         }
         Ok(())
     }
 }
 
-fn write_record(line: &[u8], stream: Stream, out: &mut impl Write) -> io::Result<()> {
-    let rec = Record {
-        log: String::from_utf8_lossy(line).into_owned(),
+/// A record as written: [`Record`]'s fields, borrowed.
+#[derive(Serialize)]
+struct Written<'a> {
+    log: &'a str,
+    stream: Stream,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    attrs: &'a BTreeMap<String, String>,
+    time: String,
+}
+
+fn write_record(
+    line: &[u8],
+    stream: Stream,
+    attrs: &BTreeMap<String, String>,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let rec = Written {
+        log: &String::from_utf8_lossy(line),
         stream,
+        attrs,
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
     };
     let mut buf = serde_json::to_vec(&rec).map_err(io::Error::other)?;
@@ -80,22 +114,54 @@ impl Record {
             .map(|t| t.with_timezone(&Utc))
     }
 
-    /// Writes its line to `stdout` or `stderr` by stream, optionally after
-    /// its timestamp, as `logs` prints it.
+    /// Its line as `logs` shows it: after its timestamp with `timestamps`,
+    /// and with `details` after its attributes as dockerd gives them
+    /// (`k=v,k2=v2 `, sorted and query-escaped; a lone space for none).
+    pub fn line(&self, timestamps: bool, details: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.log.len() + 40);
+        if timestamps {
+            out.extend_from_slice(self.time.as_bytes());
+            out.push(b' ');
+        }
+        if details {
+            for (i, (k, v)) in self.attrs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                query_escape(k, &mut out);
+                out.push(b'=');
+                query_escape(v, &mut out);
+            }
+            out.push(b' ');
+        }
+        out.extend_from_slice(self.log.as_bytes());
+        out
+    }
+
+    /// Writes its [`line`](Self::line) to `stdout` or `stderr` by stream.
     pub fn write(
         &self,
         stdout: &mut impl Write,
         stderr: &mut impl Write,
         timestamps: bool,
+        details: bool,
     ) -> io::Result<()> {
         let out: &mut dyn Write = match self.stream {
             Stream::Stdout => stdout,
             Stream::Stderr => stderr,
         };
-        if timestamps {
-            write!(out, "{} ", self.time)?;
+        out.write_all(&self.line(timestamps, details))
+    }
+}
+
+/// Go's `url.QueryEscape`, which dockerd applies to each attribute.
+fn query_escape(s: &str, out: &mut Vec<u8>) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b),
+            b' ' => out.push(b'+'),
+            _ => out.extend_from_slice(format!("%{b:02X}").as_bytes()),
         }
-        out.write_all(self.log.as_bytes())
     }
 }
 
@@ -185,6 +251,40 @@ pub fn read_records(
 mod tests {
     use super::*;
 
+    #[test]
+    fn attributes_are_written_and_shown_as_dockerd_does() {
+        let attrs: BTreeMap<String, String> = [("tier", "web"), ("A B", "x&y=z")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut out = Vec::new();
+        LineSplitter::with_attrs(attrs)
+            .feed(b"hi\n", Stream::Stdout, &mut out)
+            .unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.starts_with(
+                r#"{"log":"hi\n","stream":"stdout","attrs":{"A B":"x&y=z","tier":"web"},"time":""#
+            ),
+            "{text}"
+        );
+        let r: Record = serde_json::from_slice(&out).unwrap();
+        assert_eq!(r.line(false, true), b"A+B=x%26y%3Dz,tier=web hi\n");
+        assert_eq!(
+            r.line(true, true),
+            format!("{} A+B=x%26y%3Dz,tier=web hi\n", r.time).into_bytes()
+        );
+        assert_eq!(r.line(false, false), b"hi\n");
+        // Without attributes: no "attrs", and details is a lone space.
+        let mut out = Vec::new();
+        LineSplitter::default()
+            .feed(b"hi\n", Stream::Stderr, &mut out)
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&out).contains("attrs"));
+        let r: Record = serde_json::from_slice(&out).unwrap();
+        assert_eq!(r.line(false, true), b" hi\n");
+    }
+
     fn records(out: &[u8]) -> Vec<Record> {
         out.split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
@@ -232,7 +332,10 @@ mod tests {
         s.feed(b"err\n", Stream::Stderr, &mut log).unwrap();
         log.extend_from_slice(b"{\"log\":\"partial");
         let (mut o, mut e) = (Vec::new(), Vec::new());
-        let used = read_records(&mut &log[..], &mut |r| r.write(&mut o, &mut e, false)).unwrap();
+        let used = read_records(&mut &log[..], &mut |r| {
+            r.write(&mut o, &mut e, false, false)
+        })
+        .unwrap();
         assert_eq!((o.as_slice(), e.as_slice()), (&b"out\n"[..], &b"err\n"[..]));
         assert_eq!(used as usize, log.len() - b"{\"log\":\"partial".len());
     }

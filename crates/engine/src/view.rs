@@ -14,12 +14,14 @@ use crate::logfile;
 use crate::logs::Selection;
 use crate::spec;
 
-/// What `logs` shows: docker's `--follow`, `--timestamps`, `--tail`,
-/// `--since` and `--until`.
+/// What `logs` shows: docker's `--follow`, `--timestamps`, `--details`,
+/// `--tail`, `--since` and `--until`.
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
     pub follow: bool,
     pub timestamps: bool,
+    /// Each line after the attributes its record carries.
+    pub details: bool,
     /// Only the last this many records of what there is; new ones as they
     /// come after that.
     pub tail: Option<usize>,
@@ -48,7 +50,7 @@ impl Engine {
         let mut copy = || -> Result<()> {
             reader
                 .select(&opts.select, tail.take(), |r| {
-                    r.write(out, err, opts.timestamps)
+                    r.write(out, err, opts.timestamps, opts.details)
                 })
                 .map_err(io_err(format!("reading {}", path.display())))?;
             out.flush().map_err(io_err("writing"))?;

@@ -217,7 +217,8 @@ fn streamed(engine: &Engine, id: &str, p: &Process) -> Result<i32, Error> {
     let _ = std::fs::remove_file(&pid_file);
     let master = master?;
     let pid = pid.ok_or_else(|| io("reading the exec pid")(std::io::ErrorKind::NotFound.into()))?;
-    let mut stdio = Stdio::pty(File::from(master)).map_err(io("pty"))?;
+    // An exec's output goes to its client only: no log, no attributes.
+    let mut stdio = Stdio::pty(File::from(master), &Default::default()).map_err(io("pty"))?;
     let mut clients = Clients::default();
     clients.add_attached(sock);
     // An exec has no json-file log of its own: docker logs only the

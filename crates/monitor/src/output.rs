@@ -2,6 +2,7 @@
 //! pty master) copied to the json-file log and to attached clients, and
 //! where attached clients' input goes.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{ErrorKind as IoKind, Read};
 use std::os::fd::OwnedFd;
@@ -20,11 +21,11 @@ pub struct Output {
 }
 
 impl Output {
-    fn new(f: File, stream: Stream) -> Output {
+    fn new(f: File, stream: Stream, attrs: &BTreeMap<String, String>) -> Output {
         Output {
             pipe: Some(f),
             stream,
-            lines: LineSplitter::default(),
+            lines: LineSplitter::with_attrs(attrs.clone()),
         }
     }
 
@@ -79,20 +80,21 @@ pub struct Stdio {
 }
 
 impl Stdio {
-    pub fn pipes(out: OwnedFd, err: OwnedFd) -> Stdio {
+    /// The container's output pipes; `attrs` go with each log record.
+    pub fn pipes(out: OwnedFd, err: OwnedFd, attrs: &BTreeMap<String, String>) -> Stdio {
         Stdio {
             outs: vec![
-                Output::new(File::from(out), Stream::Stdout),
-                Output::new(File::from(err), Stream::Stderr),
+                Output::new(File::from(out), Stream::Stdout, attrs),
+                Output::new(File::from(err), Stream::Stderr, attrs),
             ],
             stdin: None,
             master: None,
         }
     }
 
-    pub fn pty(master: File) -> std::io::Result<Stdio> {
+    pub fn pty(master: File, attrs: &BTreeMap<String, String>) -> std::io::Result<Stdio> {
         Ok(Stdio {
-            outs: vec![Output::new(master.try_clone()?, Stream::Stdout)],
+            outs: vec![Output::new(master.try_clone()?, Stream::Stdout, attrs)],
             stdin: Some(master.try_clone()?),
             master: Some(master),
         })

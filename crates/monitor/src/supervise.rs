@@ -318,6 +318,7 @@ fn create(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<(i32, Stdi
         "/proc/self/fd/{}/console.sock",
         std::os::fd::AsRawFd::as_raw_fd(&dir)
     ));
+    let attrs = cfg.log_config.attrs(&cfg.labels, &cfg.env);
     let (stdio, child_in, child_out, child_err): (Stdio, OwnedFd, OwnedFd, OwnedFd);
     if cfg.tty {
         let l = console::listen(&console_addr).map_err(|e| fail("console socket", &e))?;
@@ -330,7 +331,7 @@ fn create(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<(i32, Stdi
     } else {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
-        let mut s = Stdio::pipes(out_r, err_r);
+        let mut s = Stdio::pipes(out_r, err_r, &attrs);
         if cfg.open_stdin {
             let (in_r, in_w) = pipe()?;
             s.stdin = Some(File::from(in_w));
@@ -362,7 +363,7 @@ fn create(engine: &Engine, id: &str, cfg: &ContainerConfig) -> Result<(i32, Stdi
     let result = created.map_err(failure).and_then(|pid| {
         if let Some(l) = &console_listener {
             let master = console::receive(l).map_err(|e| fail("receiving the pty", &e))?;
-            stdio = Stdio::pty(File::from(master)).map_err(|e| fail("pty", &e))?;
+            stdio = Stdio::pty(File::from(master), &attrs).map_err(|e| fail("pty", &e))?;
         }
         rt.start(id).map_err(failure)?;
         Ok(pid)
