@@ -171,12 +171,13 @@ pub async fn start(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     // holding one per running container stopped answering past that.
     let api = ctx.api.clone();
     let (id, sock, rest) = handle.into_parts();
+    api.expect_exit(&id);
     tokio::spawn(async move {
         match exit_of(sock, rest).await {
             Some(code) => api.record_exit(&id, code),
             None => {
                 tracing::debug!(id, "the monitor ended without reporting the exit");
-                api.bump();
+                api.exit_unknown(&id);
             }
         }
     });

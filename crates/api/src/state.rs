@@ -33,6 +33,8 @@ pub struct Api {
     /// Bumped at every start and exit the server sees.
     changed: watch::Sender<u64>,
     exits: Mutex<HashMap<String, Exit>>,
+    /// Containers this server started whose exit it has not heard yet.
+    exits_due: Mutex<std::collections::HashSet<String>>,
     exit_seq: Mutex<u64>,
     pub execs: Mutex<HashMap<String, Arc<exec::Instance>>>,
     /// Engine calls running now, and how many ever started (see
@@ -83,6 +85,7 @@ impl Api {
             console: Mutex::default(),
             changed: watch::channel(0).0,
             exits: Mutex::default(),
+            exits_due: Mutex::default(),
             exit_seq: Mutex::new(0),
             execs: Mutex::default(),
             calls: AtomicUsize::new(0),
@@ -157,9 +160,14 @@ impl Api {
     /// still that one (the start may have taken it, and another client's
     /// may wait now): its client left, or the container went.
     pub fn forget_pending_attach(&self, id: &str, mine: &PendingAttach) {
-        let mut p = lock(&self.pending);
-        if p.get(id).is_some_and(|fd| inode(fd) == Some(mine.0)) {
-            p.remove(id);
+        let gone = {
+            let mut p = lock(&self.pending);
+            let mine = p.get(id).is_some_and(|fd| inode(fd) == Some(mine.0));
+            mine && p.remove(id).is_some()
+        };
+        if gone {
+            // Another client's attach may wait for the place.
+            self.bump();
         }
     }
 
@@ -180,6 +188,23 @@ impl Api {
         lock(&self.exits).get(id).copied()
     }
 
+    /// This server started `id`: its exit will be recorded (or given up
+    /// on, [`Api::exit_unknown`]).
+    pub fn expect_exit(&self, id: &str) {
+        lock(&self.exits_due).insert(id.to_string());
+    }
+
+    /// Whether `id`'s exit is still to be recorded.
+    pub fn exit_due(&self, id: &str) -> bool {
+        lock(&self.exits_due).contains(id)
+    }
+
+    /// `id`'s monitor ended without reporting an exit.
+    pub fn exit_unknown(&self, id: &str) {
+        lock(&self.exits_due).remove(id);
+        self.bump();
+    }
+
     pub fn record_exit(&self, id: &str, code: i32) {
         let seq = {
             let mut s = lock(&self.exit_seq);
@@ -195,6 +220,7 @@ impl Api {
             }
             e.insert(id.to_string(), Exit { seq, code });
         }
+        lock(&self.exits_due).remove(id);
         self.bump();
     }
 }

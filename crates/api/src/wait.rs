@@ -41,6 +41,28 @@ pub async fn monitor_exit(api: &Api, id: &str) -> Option<i32> {
     }
 }
 
+/// The exit of a container gone from the store, as this server recorded
+/// it (after `seq`, when given): a `--rm` container's monitor removes its
+/// row before it reports the exit, so a record still due is waited for.
+/// `None`: no exit of it is known, or coming.
+async fn exit_after_removal(
+    api: &Api,
+    id: &str,
+    seq: Option<u64>,
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+) -> Option<i32> {
+    loop {
+        if let Some(x) = api.exit_of(id).filter(|x| seq.is_none_or(|s| x.seq > s)) {
+            return Some(x.code);
+        }
+        if !api.exit_due(id) {
+            return None;
+        }
+        // Recording the exit, or giving up on it, bumps.
+        changes.changed().await.ok()?;
+    }
+}
+
 pub async fn wait(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let cond = match ctx.query.get("condition").unwrap_or("") {
         "" | "not-running" => Condition::NotRunning,
@@ -55,17 +77,17 @@ pub async fn wait(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let api = ctx.api.clone();
     let seq = api.exit_seq();
     // Before the look: a start that comes after it wakes the waiter.
-    let changes = api.subscribe();
+    let mut changes = api.subscribe();
     let key = id.clone();
     let first = api.blocking(move |e| e.find(&key)).await;
     let c = match first {
         Ok(c) => c,
         // A `--rm` container that ended before this request came.
-        Err(e) => match api.exit_of(&id) {
-            Some(x) if cond != Condition::NextExit => {
+        Err(e) => match exit_after_removal(&api, &id, None, &mut changes).await {
+            Some(code) if cond != Condition::NextExit => {
                 return Ok(body::json(
                     StatusCode::OK,
-                    &serde_json::json!({"StatusCode": x.code}),
+                    &serde_json::json!({"StatusCode": code}),
                 ))
             }
             _ => return Err(e),
@@ -124,7 +146,8 @@ async fn until(
         let c = match now {
             Ok(c) => c,
             Err(ApiError { status, .. }) if status == StatusCode::NOT_FOUND => {
-                return Ok(last.unwrap_or(0));
+                let code = exit_after_removal(api, &id, Some(seq), &mut changes).await;
+                return Ok(code.or(last).unwrap_or(0));
             }
             Err(e) => return Err(e),
         };
@@ -159,5 +182,57 @@ async fn until(
             _ = changes.changed() => {}
             _ = tokio::time::sleep(POLL) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> Arc<Api> {
+        let t = std::env::temp_dir();
+        let engine = berth_engine::Engine::new(berth_engine::Paths::new(t.join("r"), t.join("rr")));
+        Arc::new(Api::new(engine))
+    }
+
+    /// A `--rm` container's row goes before its monitor reports the exit:
+    /// a waiter that finds it gone waits for the exit still due.
+    #[tokio::test]
+    async fn a_removed_containers_exit_still_due_is_waited_for() {
+        let api = api();
+        let seq = api.exit_seq();
+        api.expect_exit("c");
+        let mut changes = api.subscribe();
+        let later = api.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            later.record_exit("c", 3);
+        });
+        assert_eq!(
+            exit_after_removal(&api, "c", Some(seq), &mut changes).await,
+            Some(3)
+        );
+        assert!(!api.exit_due("c"));
+        // Known already: at once, with or without a sequence to pass.
+        assert_eq!(
+            exit_after_removal(&api, "c", None, &mut changes).await,
+            Some(3)
+        );
+        // Nothing due, nothing known: none.
+        assert_eq!(
+            exit_after_removal(&api, "d", None, &mut changes).await,
+            None
+        );
+        // Given up on (a monitor that died): none, without waiting on.
+        api.expect_exit("e");
+        let later = api.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            later.exit_unknown("e");
+        });
+        assert_eq!(
+            exit_after_removal(&api, "e", Some(seq), &mut changes).await,
+            None
+        );
     }
 }
