@@ -270,6 +270,10 @@ pub(crate) struct Attach {
     tty: bool,
 }
 
+/// How long an attach before the start waits for another client's, which
+/// holds the place, to go before it is refused.
+const HELD_ATTACH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// docker's `attach` query (logs, stream, stdin, stdout, stderr) on
 /// container `id`; `all_streams` for the websocket of API versions before
 /// 1.42, which attach every stream whatever the query says.
@@ -286,7 +290,7 @@ pub(crate) async fn prepare(
             "attach needs stream=1 or logs=1 (nothing to send otherwise)",
         ));
     }
-    let c = ctx.api.blocking(move |e| e.find(&id)).await?;
+    let mut c = ctx.api.blocking(move |e| e.find(&id)).await?;
     let s = Streams {
         tty: c.config.tty,
         mux: mux && !c.config.tty,
@@ -301,25 +305,40 @@ pub(crate) async fn prepare(
         Vec::new()
     };
     let mut pending = None;
-    let monitor = if !stream_on {
-        None
-    } else if c.state == State::Running {
-        let key = c.id.clone();
-        let (_, sock) = ctx.api.blocking(move |e| e.attach(&key)).await?;
-        Some(to_tokio(sock)?)
-    } else {
+    // Another client's attach may hold the place at the start: one that
+    // left but whose hangup is not seen yet, or one the start is about to
+    // take. Its going wakes this one, which looks again.
+    let mut changes = ctx.api.subscribe();
+    let deadline = tokio::time::Instant::now() + HELD_ATTACH_WAIT;
+    let monitor = loop {
+        if !stream_on {
+            break None;
+        }
+        if c.state == State::Running {
+            let key = c.id.clone();
+            let (_, sock) = ctx.api.blocking(move |e| e.attach(&key)).await?;
+            break Some(to_tokio(sock)?);
+        }
         // Not started yet: the stream is handed to the monitor at start.
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| ApiError::internal(format!("creating a socket pair: {e}")))?;
         let theirs = OwnedFd::from(theirs);
-        pending = PendingAttach::of(&theirs);
-        if !ctx.api.set_pending_attach(&c.id, theirs) {
+        let mine = PendingAttach::of(&theirs);
+        if ctx.api.set_pending_attach(&c.id, theirs) {
+            pending = mine;
+            break Some(to_tokio(ours)?);
+        }
+        if !matches!(
+            tokio::time::timeout_at(deadline, changes.changed()).await,
+            Ok(Ok(()))
+        ) {
             return Err(ApiError::conflict(format!(
                 "container {} already has a client waiting to attach at its start",
                 c.id
             )));
         }
-        Some(to_tokio(ours)?)
+        let key = c.id.clone();
+        c = ctx.api.blocking(move |e| e.find(&key)).await?;
     };
     Ok(Attach {
         streams: s,
