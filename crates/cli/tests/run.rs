@@ -59,6 +59,14 @@ fn run_streams_output_and_exits_with_the_containers_code() {
     assert!(stderr(&o).contains("nosuchcommand"));
     let o = b.run(&["run", "--rm", "bb", "/etc"]);
     assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    // A file without execute permission: refused at create, with why.
+    let o = b.run(&["run", "--rm", "bb", "/etc/hostname"]);
+    assert_eq!(o.status.code(), Some(126), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("exec: \"/etc/hostname\": permission denied"),
+        "{}",
+        stderr(&o)
+    );
     // --pull never: without it berth would try Docker Hub first, as docker does.
     let o = b.run(&["run", "--rm", "--pull", "never", "nosuchimage"]);
     assert_eq!(o.status.code(), Some(125));

@@ -215,7 +215,13 @@ fn setup(a: &InitArgs<'_>) -> std::result::Result<Error, Error> {
     drop(host_proc);
     let argv: Vec<OsString> = args.iter().map(|s| OsString::from(s.clone())).collect();
     let e = berth_sys::process::execve(prog.as_os_str(), &argv, &env);
-    Err(Error::Init(format!("exec {}: {}", args[0], describe(&e))))
+    let err = Error::Init(format!("exec {}: {}", args[0], describe(&e)));
+    if !a.exec {
+        // Started: the runtime reads no more messages, so the container's
+        // stderr is where this can be seen (as runc's init does).
+        let _ = rustix::io::write(rustix::stdio::stderr(), format!("{err}\n").as_bytes());
+    }
+    Err(err)
 }
 
 fn describe(e: &std::io::Error) -> String {
@@ -330,6 +336,11 @@ pub(crate) fn lookup(cmd: &str, env: &[String]) -> Result<PathBuf> {
             Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => Err(Error::Init(
                 format!("exec: {cmd:?}: is a directory: permission denied"),
             )),
+            // No execute bit for anyone: exec would refuse it after the
+            // start, where only the exit code could tell.
+            Ok(st) if st.st_mode & 0o111 == 0 => {
+                Err(Error::Init(format!("exec: {cmd:?}: permission denied")))
+            }
             Ok(_) => Ok(PathBuf::from(cmd)),
             Err(_) => Err(Error::Init(format!(
                 "exec: {cmd:?}: no such file or directory: not found"
