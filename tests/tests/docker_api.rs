@@ -1524,6 +1524,11 @@ fn docker_build_through_berth_serve() {
         every.contains(&parent) && !shown.contains(&parent),
         "{parent} {every:?} {shown:?}"
     );
+    assert_eq!(
+        s.ok(&["image", "inspect", "-f", "{{.Parent}}", "app:1"])
+            .trim(),
+        parent
+    );
     s.ok(&["image", "prune", "-f"]);
     assert_eq!(ids(&["images", "-aq", "--no-trunc"]), every);
     // The build cache goes with `builder prune` and `system prune`.

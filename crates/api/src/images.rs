@@ -129,12 +129,13 @@ pub async fn inspect(ctx: Ctx, name: String) -> Result<Response, ApiError> {
         Some(p) => Some(Platform::parse(p)?),
     };
     let shown = name.clone();
+    let parents = crate::build::lineage(&ctx.api).await?;
     let i = ctx
         .api
         .blocking(move |e| {
             let store = open(e)?;
             let image = find(&store, &name)?;
-            berth_engine::image_ops::inspect(&store, &image)
+            berth_engine::image_ops::inspect(&store, &image, &parents)
         })
         .await?;
     // API 1.49 picks a variant of a multi-platform image; berth keeps one

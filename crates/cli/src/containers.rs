@@ -703,8 +703,10 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
                 "container" => engine.inspect_sized(name, a.size),
                 "image" => {
                     let s = engine.store().map_err(|e| e.to_string())?;
+                    let parents = berth_build::exec::lineage(&engine.paths.db())
+                        .map_err(|e| e.to_string())?;
                     berth_engine::images::find(&s, name)
-                        .and_then(|i| berth_engine::image_ops::inspect(&s, &i))
+                        .and_then(|i| berth_engine::image_ops::inspect(&s, &i, &parents))
                         .and_then(|i| {
                             serde_json::to_value(i)
                                 .map_err(|e| berth_engine::Error::InvalidArgument(e.to_string()))

@@ -359,7 +359,9 @@ pub struct InspectArgs {
 
 pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
     let s = store::open(&engine.paths)?;
-    let find = |name: &str| store::find(&s, name).and_then(|i| image_ops::inspect(&s, &i));
+    let parents = berth_build::exec::lineage(&engine.paths.db())?;
+    let find =
+        |name: &str| store::find(&s, name).and_then(|i| image_ops::inspect(&s, &i, &parents));
     match format::inspect(&a.images, a.format.as_deref(), find)? {
         0 => Ok(0),
         n => Err(Exit(n).into()),

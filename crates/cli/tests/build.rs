@@ -1363,6 +1363,11 @@ fn image_prune_keeps_the_images_an_image_was_built_on() {
         .cloned()
         .collect();
     assert_eq!(steps.len(), 1, "the first RUN's image: {every:?}");
+    // Each names the image it was built on, as docker's inspect does.
+    let parent = |name: &str| b.ok(&["image", "inspect", "-f", "{{.Parent}}", name]);
+    assert_eq!(parent("app").trim(), steps[0]);
+    assert_eq!(parent(&steps[0]).trim(), before[0]);
+    assert_eq!(parent("bb").trim(), "");
     // app was built on it: it is not dangling, with or without -a.
     let o = b.ok(&["image", "prune", "-f"]);
     assert_eq!(o, "Total reclaimed space: 0B\n");

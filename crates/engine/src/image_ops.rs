@@ -330,8 +330,9 @@ pub struct ImageInspect {
     pub container_config: Value,
 }
 
-/// `docker image inspect`: docker's JSON for one image.
-pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
+/// `docker image inspect`: docker's JSON for one image; its `Parent` is
+/// the image it was built on, by `parents`.
+pub fn inspect(store: &Store, image: &Image, parents: &Parents) -> Result<ImageInspect> {
     let cfg = store.config(image)?;
     let s = |k: &str| cfg[k].as_str().unwrap_or_default().to_string();
     // The manifest digest is what a registry knows the image by (pull and
@@ -351,7 +352,7 @@ pub fn inspect(store: &Store, image: &Image) -> Result<ImageInspect> {
         id: image.id.to_string(),
         repo_tags: image.tags.iter().map(|t| t.familiar()).collect(),
         repo_digests,
-        parent: String::new(),
+        parent: parents.get(image.id.as_str()).cloned().unwrap_or_default(),
         comment: s("comment"),
         created: cfg["created"].as_str().map_or_else(
             || {
