@@ -972,6 +972,76 @@ fn links_resolve_a_running_container_sharing_a_network() {
 }
 
 #[test]
+fn none_and_host_containers_get_their_hosts_hostname_and_resolv_conf() {
+    if !root("none_and_host_containers_get_their_hosts_hostname_and_resolv_conf") {
+        return;
+    }
+    let b = Berth::with_image();
+    let show = "cat /etc/hosts; echo --; cat /etc/hostname; echo --; cat /etc/resolv.conf";
+    // none: loopback names (a glibc program finds "localhost" only
+    // there), --add-host, its hostname, and --dns as docker takes them.
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-h",
+        "quiet",
+        "--add-host",
+        "db.test:10.1.2.3",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "example.test",
+        "bb",
+        "sh",
+        "-c",
+        show,
+    ]);
+    let parts: Vec<&str> = out.split("--\n").collect();
+    assert_eq!(parts.len(), 3, "{out}");
+    assert!(parts[0].starts_with("127.0.0.1\tlocalhost\n"), "{out}");
+    assert!(parts[0].contains("10.1.2.3\tdb.test\n"), "{out}");
+    assert_eq!(parts[1], "quiet\n");
+    assert_eq!(parts[2], "nameserver 192.0.2.53\nsearch example.test\n");
+    // Ports and links need addresses: still refused.
+    b.fails(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-p",
+            "8080:80",
+            "bb",
+            "true",
+        ],
+        125,
+        "--publish cannot be used with --network none",
+    );
+    // host: the host's own files and name (its resolv.conf is the one
+    // berth.toml names: the test slot's, naming its fake resolver).
+    let out = b.ok(&["run", "--rm", "--network", "host", "bb", "sh", "-c", show]);
+    let parts: Vec<&str> = out.split("--\n").collect();
+    assert_eq!(parts.len(), 3, "{out}");
+    assert_eq!(parts[0], std::fs::read_to_string("/etc/hosts").unwrap());
+    let host = rustix::system::uname();
+    assert_eq!(
+        parts[1].trim_end(),
+        host.nodename().to_string_lossy(),
+        "{out}"
+    );
+    assert_eq!(parts[2], "nameserver 127.0.0.1\n");
+    // Nothing of them shows as the container's change.
+    b.ok(&["run", "--name", "quiet", "--network", "none", "bb", "true"]);
+    let diff = b.ok(&["diff", "quiet"]);
+    assert!(
+        !diff.contains("/etc/h") && !diff.contains("resolv"),
+        "{diff}"
+    );
+}
+
+#[test]
 fn predefined_host_and_none_networks_as_docker_has_them() {
     if !root("predefined_host_and_none_networks_as_docker_has_them") {
         return;

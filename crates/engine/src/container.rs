@@ -26,10 +26,11 @@ use crate::spec;
 use crate::user;
 
 /// A container's network being made beside the rest of its start: on a
-/// scoped thread when it has one to make (`none` and `host` do not).
+/// scoped thread when it has one to make (`none` and `host` only get
+/// their files, written in turn).
 enum NetSetup<'scope, 'env> {
     Thread(std::thread::ScopedJoinHandle<'scope, Result<Option<crate::network::Sandbox>>>),
-    Nothing,
+    Files(&'env Engine, &'env Container),
     Later(&'env Engine, &'env Container),
 }
 
@@ -40,7 +41,7 @@ impl<'scope, 'env> NetSetup<'scope, 'env> {
         c: &'env Container,
     ) -> Self {
         match c.config.network_mode.as_str() {
-            "none" | "host" => NetSetup::Nothing,
+            "none" | "host" => NetSetup::Files(engine, c),
             // Its idmapped mounts clone a user namespace, which only a
             // process of one thread may do: made in turn.
             _ if c.config.host_config.id_map.is_some() => NetSetup::Later(engine, c),
@@ -51,7 +52,7 @@ impl<'scope, 'env> NetSetup<'scope, 'env> {
     /// Waits for it: what was made, for the spec.
     fn finish(self) -> Result<Option<crate::network::Sandbox>> {
         match self {
-            NetSetup::Nothing => Ok(None),
+            NetSetup::Files(engine, c) => crate::network::local_files(engine, c).map(Some),
             NetSetup::Later(engine, c) => crate::network::setup(engine, c),
             NetSetup::Thread(h) => h.join().unwrap_or_else(|_| {
                 Err(Error::InvalidArgument("the network setup panicked".into()))

@@ -647,9 +647,25 @@ pub fn diff(engine: &Engine, store: &Store, key: &str) -> Result<Vec<Change>> {
             }
         }
     }
+    // A directory made or copied up only to hold mount stubs (/etc for
+    // /etc/hosts) is the runtime's too, as long as nothing else changed in it.
+    let holds_changes = |dir: &str| {
+        out.iter()
+            .any(|c| c.path.len() > dir.len() + 1 && c.path.starts_with(&format!("{dir}/")))
+    };
+    let stub_only: Vec<String> = out
+        .iter()
+        .filter(|c| c.kind != ChangeKind::Deleted && STUB_PARENTS.contains(&c.path.as_str()))
+        .filter(|c| !holds_changes(&c.path))
+        .map(|c| c.path.clone())
+        .collect();
+    out.retain(|c| !stub_only.contains(&c.path));
     out.sort();
     Ok(out)
 }
+
+/// The directories [`is_mount_stub`]'s files are made in.
+const STUB_PARENTS: &[&str] = &["/etc"];
 
 /// Mount points the runtime makes in a container's root before its
 /// mounts (docker keeps these in an "init" layer below the container's,

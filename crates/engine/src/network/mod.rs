@@ -19,7 +19,7 @@ use serde_json::{json, Map, Value};
 pub use berth_net::{Ipv4Net, Ipv6Net, NetworkConfig, NetworkOptions, PortMapping};
 pub(crate) use sandbox::on_predefined;
 pub use sandbox::NetState;
-pub(crate) use sandbox::{apply, joined, release, setup, Sandbox};
+pub(crate) use sandbox::{apply, joined, local_files, release, setup, Sandbox};
 pub use settings::{
     check_driver, config_file, driver_of, expand_exposed, format_mac, is_predefined, net_config,
     parse_mac, Endpoint, NetOptions, NetSettings, DEFAULT_NETWORK,
@@ -39,16 +39,22 @@ pub(crate) fn prepare(
     image: &ImageConfig,
     cfg: &mut ContainerConfig,
 ) -> Result<()> {
-    let refuse = |mode: &str| -> Result<()> {
-        match settings::first_flag(&opts.net) {
+    let refused = |flag: Option<&str>, mode: &str| -> Result<()> {
+        match flag {
             Some(flag) => Err(Error::InvalidArgument(format!(
                 "{flag} cannot be used with --network {mode}"
             ))),
             None => Ok(()),
         }
     };
+    let refuse = |mode: &str| refused(settings::first_flag(&opts.net), mode);
     match &opts.network {
-        Network::None => refuse("none"),
+        Network::None => {
+            refused(settings::first_bridge_flag(&opts.net), "none")?;
+            // Its /etc/hosts and resolv.conf take --add-host and --dns*.
+            cfg.net = settings::settings(&[], &opts.net, &image.exposed_ports)?;
+            Ok(())
+        }
         Network::Host => refuse("host"),
         Network::Container(target) => {
             refuse("container:")?;

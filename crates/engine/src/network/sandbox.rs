@@ -45,7 +45,9 @@ pub struct NetState {
 /// What the spec needs: the namespace to join and the files to bind.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
-    pub netns: PathBuf,
+    /// The network namespace to join (None: the spec's own, a new one for
+    /// `none`, the host's for `host`).
+    pub netns: Option<PathBuf>,
     /// hosts, hostname, resolv.conf on the host (None: keep the image's).
     pub files: Option<[PathBuf; 3]>,
 }
@@ -92,7 +94,7 @@ pub(crate) fn setup(engine: &Engine, c: &Container) -> Result<Option<Sandbox>> {
     let made = attach_all(engine, &net, c, &path);
     match made {
         Ok(files) => Ok(Some(Sandbox {
-            netns: path,
+            netns: Some(path),
             files: Some(files),
         })),
         Err(e) => {
@@ -194,7 +196,7 @@ fn join_container(engine: &Engine, target: &str) -> Result<Sandbox> {
     let files = FILES.map(|f| dir.join(f));
     let have = files.iter().all(|f| f.exists());
     Ok(Sandbox {
-        netns,
+        netns: Some(netns),
         files: have.then_some(files),
     })
 }
@@ -284,6 +286,46 @@ fn write_files(
         fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))?;
     }
     Ok(files)
+}
+
+/// The hosts, hostname and resolv.conf of a `none` or `host` container,
+/// which has no network of berth's to set up but gets these files as
+/// docker gives them: with `none` its own hosts (loopback and
+/// `--add-host`) and the host's resolvers as a bridge gets them (or
+/// `--dns*`); with `host` the host's own hosts and resolv.conf.
+pub(crate) fn local_files(engine: &Engine, c: &Container) -> Result<Sandbox> {
+    let s = &c.config.net;
+    let resolv_path = super::net_config(&engine.paths)?.resolv_conf;
+    let host_resolv = fs::read_to_string(&resolv_path).unwrap_or_default();
+    let (hosts, resolv) = if c.config.network_mode == "host" {
+        let hosts =
+            fs::read_to_string("/etc/hosts").unwrap_or_else(|_| berth_net::files::hosts(None, &[]));
+        (hosts, host_resolv)
+    } else {
+        let mut extra = Vec::new();
+        for h in &s.extra_hosts {
+            extra.push(
+                berth_net::files::parse_add_host(h, None)
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+            );
+        }
+        (
+            berth_net::files::hosts(None, &extra),
+            berth_net::files::resolv_conf(&host_resolv, None, &s.dns_options()),
+        )
+    };
+    let dir = engine.paths.container_dir(&c.id);
+    let files = FILES.map(|f| dir.join(f));
+    for (path, text) in files
+        .iter()
+        .zip([hosts, format!("{}\n", c.config.hostname), resolv])
+    {
+        fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))?;
+    }
+    Ok(Sandbox {
+        netns: None,
+        files: Some(files),
+    })
 }
 
 /// The /etc/hosts lines of one link (`CONTAINER:ALIAS`): the alias and
@@ -510,8 +552,10 @@ pub(crate) fn apply(spec: &mut oci_spec::runtime::Spec, sb: &Sandbox) -> Result<
     let ns = v["linux"]["namespaces"]
         .as_array_mut()
         .ok_or_else(|| Error::InvalidArgument("spec without namespaces".into()))?;
-    ns.retain(|n| n["type"] != "network");
-    ns.push(json!({"type": "network", "path": sb.netns}));
+    if let Some(path) = &sb.netns {
+        ns.retain(|n| n["type"] != "network");
+        ns.push(json!({"type": "network", "path": path}));
+    }
     if let (Some(files), Some(mounts)) = (&sb.files, v["mounts"].as_array_mut()) {
         for (f, name) in files.iter().zip(FILES) {
             let dest = format!("/etc/{name}");
@@ -532,7 +576,7 @@ mod tests {
     fn apply_sets_the_namespace_path_and_files() {
         let mut s = oci_spec::runtime::Spec::default();
         let sb = Sandbox {
-            netns: "/run/berth/netns/abc".into(),
+            netns: Some("/run/berth/netns/abc".into()),
             files: Some(FILES.map(|f| PathBuf::from("/c").join(f))),
         };
         apply(&mut s, &sb).unwrap();

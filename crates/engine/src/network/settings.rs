@@ -236,12 +236,23 @@ pub fn parse_link(s: &str) -> Result<(String, String)> {
 /// berth's own, for refusing it in the other modes.
 pub fn first_flag(opts: &NetOptions) -> Option<&'static str> {
     [
-        (!opts.publish.is_empty(), "--publish"),
-        (opts.publish_all, "--publish-all"),
         (!opts.dns.is_empty(), "--dns"),
         (!opts.dns_search.is_empty(), "--dns-search"),
         (!opts.dns_options.is_empty(), "--dns-option"),
         (!opts.add_hosts.is_empty(), "--add-host"),
+    ]
+    .into_iter()
+    .find_map(|(set, flag)| set.then_some(flag))
+    .or_else(|| first_bridge_flag(opts))
+}
+
+/// The first flag of `opts` that needs a network with addresses (ports,
+/// links): refused with `none`, which takes the rest (its own hosts and
+/// resolv.conf), as docker does.
+pub fn first_bridge_flag(opts: &NetOptions) -> Option<&'static str> {
+    [
+        (!opts.publish.is_empty(), "--publish"),
+        (opts.publish_all, "--publish-all"),
         (!opts.links.is_empty(), "--link"),
     ]
     .into_iter()
