@@ -382,7 +382,7 @@ impl Engine {
         net: &mut Option<NetSetup<'_, '_>>,
     ) -> Result<()> {
         let store = self.store()?;
-        let mounts = images::rootfs_mounts(&store, &c.id)?;
+        let mounts = images::container_mounts(&self.paths.root, &store, &c.id)?;
         let rootfs = self.paths.rootfs(&c.id);
         fs::create_dir_all(&rootfs).map_err(io_err(format!("creating {}", rootfs.display())))?;
         // A root left mounted by a crashed monitor would be stacked on.

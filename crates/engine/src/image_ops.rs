@@ -546,7 +546,7 @@ pub fn export(engine: &Engine, store: &Store, key: &str, out: impl Write) -> Res
         layer_diff(&running, out, &DiffOptions::default()).map_err(|e| Error::Image(e.into()))?;
         return Ok(());
     }
-    let mounts = images::rootfs_mounts(store, &c.id)?;
+    let mounts = images::container_mounts(&engine.paths.root, store, &c.id)?;
     let dir = engine
         .paths
         .runroot

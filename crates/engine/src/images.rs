@@ -2,11 +2,15 @@
 //! image and its config, prepare and remove containers' root snapshots.
 //! The image crate does the work; this module only wires it to our paths.
 
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
 use berth_image::snapshot::overlay::OverlaySnapshotter;
 use berth_image::snapshot::{Detached, Mount};
 use berth_image::store::{Image, Store, StoreError};
 
-use crate::error::{Error, Result};
+use crate::error::{io_err, Error, Result};
 use crate::options::ImageConfig;
 use crate::paths::Paths;
 
@@ -89,6 +93,77 @@ pub fn rootfs_mounts(store: &Store, id: &str) -> Result<Vec<Mount>> {
         .map_err(|e| Error::Image(e.into()))
 }
 
+/// The mount points the runtime mounts on in every container's root:
+/// docker's "init layer". Kept in one read-only layer under every
+/// container's own (see [`container_mounts`]), they are made once per
+/// store instead of in each container's writable layer at each start,
+/// and never show in its diff or commit.
+const INIT_LAYER: &[(&str, bool)] = &[
+    ("dev", true),
+    ("proc", true),
+    ("sys", true),
+    ("etc", true),
+    ("etc/hosts", false),
+    ("etc/hostname", false),
+    ("etc/resolv.conf", false),
+];
+
+/// The init layer of the store under `root`, made the first time.
+fn init_layer(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("init-layer");
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    // Made aside and renamed: a layer that is there is whole.
+    let tmp = root.join(format!(".init-layer-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let made = (|| -> std::io::Result<()> {
+        fs::create_dir_all(&tmp)?;
+        for (rel, is_dir) in INIT_LAYER {
+            let p = tmp.join(rel);
+            if *is_dir {
+                fs::create_dir(&p)?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
+            } else {
+                fs::File::create(&p)?;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o644))?;
+            }
+        }
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+        fs::rename(&tmp, &dir)
+    })();
+    if let Err(e) = made {
+        let _ = fs::remove_dir_all(&tmp);
+        // Another process made it meanwhile.
+        if !dir.is_dir() {
+            return Err(io_err(format!("making {}", dir.display()))(e));
+        }
+    }
+    Ok(dir)
+}
+
+/// The mounts of container `id`'s root as it runs (and as `cp` and
+/// `export` see it): its snapshot's, over the store's init layer.
+pub fn container_mounts(root: &Path, store: &Store, id: &str) -> Result<Vec<Mount>> {
+    let mut mounts = rootfs_mounts(store, id)?;
+    if !mounts.iter().any(|m| m.kind == "overlay") {
+        return Ok(mounts);
+    }
+    under(&mut mounts, &init_layer(root)?);
+    Ok(mounts)
+}
+
+/// Puts `layer` under the overlays of `mounts`, as their top lower layer.
+fn under(mounts: &mut [Mount], layer: &Path) {
+    for m in mounts.iter_mut().filter(|m| m.kind == "overlay") {
+        for o in m.options.iter_mut() {
+            if let Some(lower) = o.strip_prefix("lowerdir=") {
+                *o = format!("lowerdir={}:{lower}", layer.display());
+            }
+        }
+    }
+}
+
 pub fn remove_rootfs(store: &Store, id: &str) -> Result<()> {
     match store.snapshotter().remove(id) {
         Ok(()) => Ok(()),
@@ -118,6 +193,43 @@ pub fn rootfs_dir(store: &Store, id: &str) -> Result<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_init_layer_is_made_once_and_goes_under_overlays() {
+        let t = tempfile::tempdir().unwrap();
+        let layer = init_layer(t.path()).unwrap();
+        for (rel, is_dir) in INIT_LAYER {
+            let m = fs::metadata(layer.join(rel)).unwrap();
+            assert_eq!(m.is_dir(), *is_dir, "{rel}");
+            assert!(m.is_dir() || m.len() == 0, "{rel}");
+        }
+        // Made once: a second call finds it, and leaves nothing aside.
+        fs::write(layer.join("etc/hosts"), "kept").unwrap();
+        assert_eq!(init_layer(t.path()).unwrap(), layer);
+        assert_eq!(fs::read_to_string(layer.join("etc/hosts")).unwrap(), "kept");
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["init-layer"]);
+        let mount = |kind: &str, options: &[&str]| Mount {
+            kind: kind.into(),
+            source: "x".into(),
+            target: None,
+            options: options.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut ms = vec![
+            mount(
+                "overlay",
+                &["lowerdir=/l2:/l1", "upperdir=/u", "workdir=/w"],
+            ),
+            mount("bind", &["rbind"]),
+        ];
+        under(&mut ms, Path::new("/init"));
+        assert_eq!(ms[0].options[0], "lowerdir=/init:/l2:/l1");
+        assert_eq!(ms[0].options[1..], ["upperdir=/u", "workdir=/w"]);
+        assert_eq!(ms[1].options, ["rbind"]);
+    }
 
     #[test]
     fn image_config_fields() {

@@ -38,7 +38,7 @@ pub fn with_rootfs<T, E: From<Error>>(
     if is_mountpoint(&running) {
         return f(&c, &running);
     }
-    let mounts = images::rootfs_mounts(store, &c.id)?;
+    let mounts = images::container_mounts(&engine.paths.root, store, &c.id)?;
     let dir = engine
         .paths
         .runroot
