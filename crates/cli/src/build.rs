@@ -115,11 +115,6 @@ impl BuildArgs {
             None => Network::None,
             Some(n) => Network::parse(n)?,
         };
-        if !self.add_host.is_empty() && network == Network::None {
-            bail!(
-                "--add-host needs a network for RUN steps (--network default): without --network they have none"
-            );
-        }
         let mut ulimits: Vec<hc::Ulimit> = Vec::new();
         for u in &self.ulimit {
             let u = hc::parse_ulimit(u)?;

@@ -237,7 +237,6 @@ impl StageRun<'_> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         env.extend(mounts.env.iter().cloned());
-        let offline = network == Network::None;
         let opts = RunOptions {
             image: image.id.to_string(),
             entrypoint: Some(String::new()),
@@ -252,14 +251,8 @@ impl StageRun<'_> {
                 ..Default::default()
             },
             net: NetOptions {
-                // The engine refuses hosts entries for a container with no
-                // network; a `RUN --network=none` under `--add-host` is
-                // still a step docker runs.
-                add_hosts: if offline {
-                    Vec::new()
-                } else {
-                    b.opts.add_hosts.clone()
-                },
+                // A `RUN --network=none` step's /etc/hosts has them too.
+                add_hosts: b.opts.add_hosts.clone(),
                 ..Default::default()
             },
             // A build killed with SIGKILL cannot remove it: the next does.
