@@ -1529,6 +1529,10 @@ fn docker_build_through_berth_serve() {
             .trim(),
         parent
     );
+    // history shows each step's image, as dockerd's classic builder does.
+    let steps = s.ok(&["history", "-q", "--no-trunc", "app:1"]);
+    assert!(!steps.contains("<missing>"), "{steps}");
+    assert_eq!(steps.lines().nth(1), Some(parent.as_str()), "{steps}");
     s.ok(&["image", "prune", "-f"]);
     assert_eq!(ids(&["images", "-aq", "--no-trunc"]), every);
     // The build cache goes with `builder prune` and `system prune`.

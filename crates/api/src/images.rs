@@ -191,13 +191,18 @@ impl std::fmt::Display for Platform {
 }
 
 pub async fn history(ctx: Ctx, name: String) -> Result<Response, ApiError> {
+    let parents = crate::build::lineage(&ctx.api).await?;
     let v = ctx
         .api
         .blocking(move |e| {
             let store = open(e)?;
             let image = find(&store, &name)?;
-            let tags: Vec<String> = image.tags.iter().map(|t| t.familiar()).collect();
-            let rows = berth_engine::image_ops::history(&store, &image)?;
+            let rows = berth_engine::image_ops::history(&store, &image, &parents)?;
+            // Each row with an id is that image's: its own tags.
+            let tags = |id: &berth_image::Digest| -> Value {
+                let t = store.image(id.as_str()).map(|i| i.tags).unwrap_or_default();
+                json!(t.iter().map(|t| t.familiar()).collect::<Vec<_>>())
+            };
             Ok(rows
                 .into_iter()
                 .map(|h| {
@@ -205,7 +210,7 @@ pub async fn history(ctx: Ctx, name: String) -> Result<Response, ApiError> {
                         "Id": h.id.as_ref().map_or_else(|| "<missing>".to_string(), |d| d.to_string()),
                         "Created": h.created.map_or(0, |t| t.timestamp()),
                         "CreatedBy": h.created_by,
-                        "Tags": if h.id.is_some() { json!(tags) } else { Value::Null },
+                        "Tags": h.id.as_ref().map_or(Value::Null, tags),
                         "Size": h.size,
                         "Comment": h.comment,
                     })

@@ -386,7 +386,8 @@ pub struct HistoryArgs {
 pub fn history(engine: &Engine, a: HistoryArgs) -> Result<u8> {
     let s = store::open(&engine.paths)?;
     let image = store::find(&s, &a.image)?;
-    let entries = image_ops::history(&s, &image)?;
+    let parents = berth_build::exec::lineage(&engine.paths.db())?;
+    let entries = image_ops::history(&s, &image, &parents)?;
     let row = |h: &HistoryEntry| {
         let id = match &h.id {
             Some(d) if a.no_trunc => d.to_string(),

@@ -1374,6 +1374,13 @@ fn image_prune_keeps_the_images_an_image_was_built_on() {
     assert_eq!(parent("app").trim(), steps[0]);
     assert_eq!(parent(&steps[0]).trim(), before[0]);
     assert_eq!(parent("bb").trim(), "");
+    // history names each step by the image it made, down to the base.
+    let app = parent("app");
+    let app_id = b.ok(&["image", "inspect", "-f", "{{.Id}}", "app"]);
+    assert_eq!(
+        b.ok(&["history", "-q", "--no-trunc", "app"]),
+        format!("{}{}\n{}\n", app_id, app.trim(), before[0])
+    );
     // app was built on it: it is not dangling, with or without -a.
     let o = b.ok(&["image", "prune", "-f"]);
     assert_eq!(o, "Total reclaimed space: 0B\n");

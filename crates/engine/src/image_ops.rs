@@ -407,7 +407,7 @@ pub struct HistoryEntry {
 
 /// `docker history`: the config's history, each entry that made a layer
 /// paired with that layer's size.
-pub fn history(store: &Store, image: &Image) -> Result<Vec<HistoryEntry>> {
+pub fn history(store: &Store, image: &Image, parents: &Parents) -> Result<Vec<HistoryEntry>> {
     let cfg = store.config(image)?;
     let diff_ids: Vec<Digest> = cfg["rootfs"]["diff_ids"]
         .as_array()
@@ -454,6 +454,24 @@ pub fn history(store: &Store, image: &Image) -> Result<Vec<HistoryEntry>> {
     out.reverse();
     if let Some(top) = out.first_mut() {
         top.id = Some(image.id.clone());
+        // A built image's steps are the images it was built on, each the
+        // top of its own history, one entry shorter: docker's classic
+        // builder shows their ids, and `<missing>` only below them.
+        let mut at = parents.get(image.id.as_str());
+        let mut depth = 1;
+        while let (Some(p), true) = (at, depth < out.len()) {
+            let Ok(parent) = store.image(p) else { break };
+            let len = store
+                .config(&parent)
+                .ok()
+                .and_then(|c| c["history"].as_array().map(Vec::len));
+            if len != entries.len().checked_sub(depth) {
+                break;
+            }
+            out[depth].id = Some(parent.id.clone());
+            at = parents.get(p);
+            depth += 1;
+        }
     } else {
         out.push(HistoryEntry {
             id: Some(image.id.clone()),
