@@ -114,8 +114,12 @@ fn init_layer(root: &Path) -> Result<PathBuf> {
     if dir.is_dir() {
         return Ok(dir);
     }
-    // Made aside and renamed: a layer that is there is whole.
-    let tmp = root.join(format!(".init-layer-{}", std::process::id()));
+    // Made aside and renamed: a layer that is there is whole. The name
+    // aside is this call's own: threads of one process (a build's
+    // parallel stages) may make it at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = root.join(format!(".init-layer-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     let made = (|| -> std::io::Result<()> {
         fs::create_dir_all(&tmp)?;
@@ -207,6 +211,21 @@ mod tests {
         fs::write(layer.join("etc/hosts"), "kept").unwrap();
         assert_eq!(init_layer(t.path()).unwrap(), layer);
         assert_eq!(fs::read_to_string(layer.join("etc/hosts")).unwrap(), "kept");
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["init-layer"]);
+        // Made by many threads at once: each finds it whole.
+        let t = tempfile::tempdir().unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let l = init_layer(t.path()).unwrap();
+                    assert!(l.join("etc/hosts").is_file());
+                });
+            }
+        });
         let names: Vec<_> = fs::read_dir(t.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
