@@ -108,9 +108,9 @@ const INIT_LAYER: &[(&str, bool)] = &[
     ("etc/resolv.conf", false),
 ];
 
-/// The init layer of the store under `root`, made the first time.
-fn init_layer(root: &Path) -> Result<PathBuf> {
-    let dir = root.join("init-layer");
+/// The init layer in `parent` (as its `init-layer`), made the first time.
+fn init_layer(parent: &Path) -> Result<PathBuf> {
+    let dir = parent.join("init-layer");
     if dir.is_dir() {
         return Ok(dir);
     }
@@ -119,7 +119,7 @@ fn init_layer(root: &Path) -> Result<PathBuf> {
     // parallel stages) may make it at once.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = root.join(format!(".init-layer-{}-{n}", std::process::id()));
+    let tmp = parent.join(format!(".init-layer-{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     let made = (|| -> std::io::Result<()> {
         fs::create_dir_all(&tmp)?;
@@ -147,13 +147,15 @@ fn init_layer(root: &Path) -> Result<PathBuf> {
 }
 
 /// The mounts of container `id`'s root as it runs (and as `cp` and
-/// `export` see it): its snapshot's, over the store's init layer.
+/// `export` see it): its snapshot's, over the store's init layer
+/// (ROOT/snapshots/init-layer).
 pub fn container_mounts(root: &Path, store: &Store, id: &str) -> Result<Vec<Mount>> {
     let mut mounts = rootfs_mounts(store, id)?;
     if !mounts.iter().any(|m| m.kind == "overlay") {
         return Ok(mounts);
     }
-    under(&mut mounts, &init_layer(root)?);
+    // Beside the snapshots: a layer like theirs, that no snapshot owns.
+    under(&mut mounts, &init_layer(&root.join("snapshots"))?);
     Ok(mounts)
 }
 
