@@ -54,6 +54,14 @@ pub struct Sandbox {
 
 pub(crate) const FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
 
+/// Where container `id`'s hosts, hostname and resolv.conf are kept: beside
+/// its network state in the runroot (a tmpfs), since every start writes
+/// them anew; creating them on the root's filesystem was a measurable
+/// part of a start.
+fn files_dir(engine: &Engine, id: &str) -> PathBuf {
+    engine.paths.bundle(id)
+}
+
 pub(crate) fn state_path(engine: &Engine, id: &str) -> PathBuf {
     engine.paths.bundle(id).join("network.json")
 }
@@ -192,7 +200,7 @@ fn join_container(engine: &Engine, target: &str) -> Result<Sandbox> {
     } else {
         PathBuf::from(format!("/proc/{}/ns/net", t.pid))
     };
-    let dir = engine.paths.container_dir(&t.id);
+    let dir = files_dir(engine, &t.id);
     let files = FILES.map(|f| dir.join(f));
     let have = files.iter().all(|f| f.exists());
     Ok(Sandbox {
@@ -244,7 +252,7 @@ pub(crate) fn dns_names(c: &Container, aliases: &[String]) -> Vec<String> {
     v
 }
 
-/// The container's hosts, hostname and resolv.conf, in its directory.
+/// The container's hosts, hostname and resolv.conf (see [`files_dir`]).
 /// Plain writes: nothing reads them before the container starts, and
 /// they are rewritten at every start, so there is nothing to fsync for.
 /// On user networks names come from the network's DNS server, so
@@ -255,7 +263,7 @@ fn write_files(
     c: &Container,
     state: &NetState,
 ) -> Result<[PathBuf; 3]> {
-    let dir = engine.paths.container_dir(&c.id);
+    let dir = files_dir(engine, &c.id);
     let s = &c.config.net;
     let gateway = state.joined.first().map(|j| j.attachment.gateway);
     let mut extra: Vec<(String, IpAddr)> = Vec::new();
@@ -314,7 +322,8 @@ pub(crate) fn local_files(engine: &Engine, c: &Container) -> Result<Sandbox> {
             berth_net::files::resolv_conf(&host_resolv, None, &s.dns_options()),
         )
     };
-    let dir = engine.paths.container_dir(&c.id);
+    let dir = files_dir(engine, &c.id);
+    fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
     let files = FILES.map(|f| dir.join(f));
     for (path, text) in files
         .iter()
@@ -383,7 +392,7 @@ fn resolv_conf(net: &Net, c: &Container, state: &NetState) -> String {
 /// at the DNS server it now has (or no longer has), in place, since the
 /// file is bind-mounted (docker rewrites it too).
 pub(crate) fn refresh_resolv_conf(engine: &Engine, c: &Container, state: &NetState) -> Result<()> {
-    let path = engine.paths.container_dir(&c.id).join("resolv.conf");
+    let path = files_dir(engine, &c.id).join("resolv.conf");
     let text = resolv_conf(&engine.net()?, c, state);
     if fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(());
