@@ -17,8 +17,12 @@ use crate::paths::Paths;
 pub use berth_image::store::Image as StoredImage;
 
 pub fn open(paths: &Paths) -> Result<Store> {
-    let snap = OverlaySnapshotter::open(&paths.root.join("snapshots"))
-        .map_err(|e| Error::Image(StoreError::from(e)))?;
+    let dir = paths.root.join("snapshots");
+    let snap = OverlaySnapshotter::open(&dir).map_err(|e| Error::Image(StoreError::from(e)))?;
+    // The init layer comes with the store, so that a container's start
+    // (or a build's, which may fail) does not change the store's layout.
+    // A store that cannot take it now gets it at a start, which says why.
+    let _ = init_layer(&dir);
     Ok(Store::open(paths.image_root(), Box::new(snap))?)
 }
 
