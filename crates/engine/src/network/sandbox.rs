@@ -263,7 +263,6 @@ fn write_files(
     c: &Container,
     state: &NetState,
 ) -> Result<[PathBuf; 3]> {
-    let dir = files_dir(engine, &c.id);
     let s = &c.config.net;
     let gateway = state.joined.first().map(|j| j.attachment.gateway);
     let mut extra: Vec<(String, IpAddr)> = Vec::new();
@@ -286,6 +285,19 @@ fn write_files(
     let names: Vec<&str> = me.split(' ').collect();
     let hosts = berth_net::files::hosts(own.map(|ip| (ip, &names[..])), &extra);
     let resolv = resolv_conf(net, c, state);
+    write_three(engine, c, hosts, resolv)
+}
+
+/// Writes `c`'s hosts, its hostname and `resolv` where [`files_dir`] says;
+/// their paths, in [`FILES`]' order.
+fn write_three(
+    engine: &Engine,
+    c: &Container,
+    hosts: String,
+    resolv: String,
+) -> Result<[PathBuf; 3]> {
+    let dir = files_dir(engine, &c.id);
+    fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
     let files = FILES.map(|f| dir.join(f));
     for (path, text) in files
         .iter()
@@ -322,18 +334,9 @@ pub(crate) fn local_files(engine: &Engine, c: &Container) -> Result<Sandbox> {
             berth_net::files::resolv_conf(&host_resolv, None, &s.dns_options()),
         )
     };
-    let dir = files_dir(engine, &c.id);
-    fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-    let files = FILES.map(|f| dir.join(f));
-    for (path, text) in files
-        .iter()
-        .zip([hosts, format!("{}\n", c.config.hostname), resolv])
-    {
-        fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))?;
-    }
     Ok(Sandbox {
         netns: None,
-        files: Some(files),
+        files: Some(write_three(engine, c, hosts, resolv)?),
     })
 }
 
