@@ -133,9 +133,7 @@ impl LogConfig {
         }
         Ok(l)
     }
-}
 
-impl LogConfig {
     /// What every record of the log carries, as docker's `ExtraAttributes`:
     /// each label named in `labels` and each variable named in `env`
     /// (comma-separated) that the container has, by name.

@@ -118,7 +118,15 @@ impl Record {
     /// and with `details` after its attributes as dockerd gives them
     /// (`k=v,k2=v2 `, sorted and query-escaped; a lone space for none).
     pub fn line(&self, timestamps: bool, details: bool) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.log.len() + 40);
+        let mut out = self.prefix(timestamps, details);
+        out.extend_from_slice(self.log.as_bytes());
+        out
+    }
+
+    /// What goes before the log's text in [`line`](Self::line): nothing
+    /// (and no allocation) without either flag.
+    fn prefix(&self, timestamps: bool, details: bool) -> Vec<u8> {
+        let mut out = Vec::new();
         if timestamps {
             out.extend_from_slice(self.time.as_bytes());
             out.push(b' ');
@@ -134,11 +142,11 @@ impl Record {
             }
             out.push(b' ');
         }
-        out.extend_from_slice(self.log.as_bytes());
         out
     }
 
-    /// Writes its [`line`](Self::line) to `stdout` or `stderr` by stream.
+    /// Writes its [`line`](Self::line) to `stdout` or `stderr` by stream,
+    /// the text straight from the record.
     pub fn write(
         &self,
         stdout: &mut impl Write,
@@ -150,7 +158,11 @@ impl Record {
             Stream::Stdout => stdout,
             Stream::Stderr => stderr,
         };
-        out.write_all(&self.line(timestamps, details))
+        let prefix = self.prefix(timestamps, details);
+        if !prefix.is_empty() {
+            out.write_all(&prefix)?;
+        }
+        out.write_all(self.log.as_bytes())
     }
 }
 
