@@ -158,7 +158,15 @@ pub async fn start(ctx: Ctx, id: String) -> Result<Response, ApiError> {
                         stream,
                         console_size: api.take_console(&c.id),
                     });
-            e.start(&c.id, attach).map(Some)
+            // Before the start: a --rm container can be gone, its row
+            // removed, before this call returns, and a waiter that finds
+            // it so must know an exit is coming.
+            api.expect_exit(&c.id);
+            let started = e.start(&c.id, attach);
+            if started.is_err() {
+                api.exit_unknown(&c.id);
+            }
+            started.map(Some)
         })
         .await?;
     let Some(handle) = started else {
@@ -171,7 +179,6 @@ pub async fn start(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     // holding one per running container stopped answering past that.
     let api = ctx.api.clone();
     let (id, sock, rest) = handle.into_parts();
-    api.expect_exit(&id);
     tokio::spawn(async move {
         match exit_of(sock, rest).await {
             Some(code) => api.record_exit(&id, code),
