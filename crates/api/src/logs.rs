@@ -7,7 +7,7 @@ use std::time::Duration;
 use berth_engine::logfile::Reader;
 use berth_engine::logs::{Record, Selection, Stream};
 use berth_engine::{Container, State};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hyper::StatusCode;
 use tokio::io::AsyncReadExt;
 
@@ -42,6 +42,12 @@ impl Opts {
             out.extend_from_slice(&frame(n, &line));
         }
     }
+}
+
+/// A logs `since`/`until` ([`crate::query::Query::time`]), where 0 is
+/// none: docker's client sends it for "from the start" and "no end".
+fn log_time(q: &crate::query::Query, k: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    Ok(q.time(k)?.filter(|t| t.timestamp() != 0))
 }
 
 /// The container's log, read across its rotated files by the engine's
@@ -127,9 +133,8 @@ pub async fn logs(ctx: Ctx, id: String) -> Result<Response, ApiError> {
     let select = Selection {
         stdout: q.flag("stdout"),
         stderr: q.flag("stderr"),
-        // For logs, 0 is none: docker's client sends it for "from the start".
-        since: q.time("since")?.filter(|t| t.timestamp() != 0),
-        until: q.time("until")?.filter(|t| t.timestamp() != 0),
+        since: log_time(q, "since")?,
+        until: log_time(q, "until")?,
     };
     if !select.stdout && !select.stderr {
         return Err(ApiError::bad_request(
@@ -202,6 +207,21 @@ pub async fn logs(ctx: Ctx, id: String) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_is_no_time_for_logs() {
+        let q = crate::query::Query::parse(Some("since=0&until=1704067201.5"));
+        assert_eq!(log_time(&q, "since").unwrap(), None);
+        assert_eq!(
+            log_time(&q, "until")
+                .unwrap()
+                .unwrap()
+                .timestamp_subsec_millis(),
+            500
+        );
+        let q = crate::query::Query::parse(Some("since=yesterday"));
+        assert!(log_time(&q, "since").is_err());
+    }
 
     #[test]
     fn records_render_framed_or_raw_and_stamped() {
