@@ -315,7 +315,7 @@ fn write_three(
 /// `--dns*`); with `host` the host's own hosts and resolv.conf.
 pub(crate) fn local_files(engine: &Engine, c: &Container) -> Result<Sandbox> {
     let s = &c.config.net;
-    let resolv_path = super::net_config(&engine.paths)?.resolv_conf;
+    let resolv_path = super::settings::host_resolv_conf(&engine.paths)?;
     let host_resolv = fs::read_to_string(&resolv_path).unwrap_or_default();
     let (hosts, resolv) = if c.config.network_mode == "host" {
         let hosts =

@@ -319,6 +319,25 @@ pub(crate) fn config_table<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
+/// berth.toml's `[network]`, and where it was read; None without a file.
+fn network_table() -> Result<Option<(NetworkTable, String)>> {
+    let Some((text, origin)) = config_text()? else {
+        return Ok(None);
+    };
+    let n = config_table(&text, &origin, "network")?;
+    Ok(Some((n, origin)))
+}
+
+/// The host's resolv.conf as [`net_config`] gives it, without the rest of
+/// the network's configuration (a `none` or `host` container's start
+/// needs only this).
+pub fn host_resolv_conf(paths: &Paths) -> Result<PathBuf> {
+    Ok(match network_table()?.and_then(|(n, _)| n.resolv_conf) {
+        Some(r) => r,
+        None => NetConfig::new(paths.db(), &paths.runroot).resolv_conf,
+    })
+}
+
 /// The net crate's configuration for this engine: its database, its
 /// runroot, and berth.toml's `[network]` over the defaults.
 pub fn net_config(paths: &Paths) -> Result<NetConfig> {
@@ -335,10 +354,9 @@ pub fn net_config(paths: &Paths) -> Result<NetConfig> {
         paths.runroot.clone().into_os_string(),
         "dns".into(),
     ]);
-    let Some((text, origin)) = config_text()? else {
+    let Some((n, origin)) = network_table()? else {
         return Ok(cfg);
     };
-    let n: NetworkTable = config_table(&text, &origin, "network")?;
     let bad =
         |e: &dyn std::fmt::Display| Error::InvalidArgument(format!("{origin} [network]: {e}"));
     let subnet = |s: &str| s.parse::<Ipv4Net>().map_err(|e| bad(&e));
