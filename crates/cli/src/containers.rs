@@ -697,16 +697,24 @@ pub fn inspect(engine: &Engine, a: InspectArgs) -> Result<u8> {
         Some("volume") => &["volume"],
         _ => &["container", "image", "network", "volume"],
     };
+    let parents = std::cell::OnceCell::new();
     let find = |name: &str| -> std::result::Result<serde_json::Value, String> {
         for kind in kinds {
             let found = match *kind {
                 "container" => engine.inspect_sized(name, a.size),
                 "image" => {
                     let s = engine.store().map_err(|e| e.to_string())?;
-                    let parents = berth_build::exec::lineage(&engine.paths.db())
-                        .map_err(|e| e.to_string())?;
+                    // Read once, at the first image asked for.
+                    let parents = match parents.get() {
+                        Some(p) => p,
+                        None => {
+                            let p = berth_build::exec::lineage(&engine.paths.db())
+                                .map_err(|e| e.to_string())?;
+                            parents.get_or_init(|| p)
+                        }
+                    };
                     berth_engine::images::find(&s, name)
-                        .and_then(|i| berth_engine::image_ops::inspect(&s, &i, &parents))
+                        .and_then(|i| berth_engine::image_ops::inspect(&s, &i, parents))
                         .and_then(|i| {
                             serde_json::to_value(i)
                                 .map_err(|e| berth_engine::Error::InvalidArgument(e.to_string()))
