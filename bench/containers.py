@@ -2,13 +2,71 @@
 """`berth run --rm --network none IMG true` against podman and docker doing
 the same with the same image (a busybox-static rootfs imported into each),
 interleaved, medians. Each engine runs on private roots; dockerd is
-started here on its own socket and stopped afterwards (see common.py)."""
+started here on its own socket and stopped afterwards (see common.py).
 
+Beside them runs the floor (bench/floor.c): the kernel work docker's
+isolation of that container takes, by one process in a straight line,
+with nothing an engine adds. No engine that gives the same isolation
+goes under it without doing the work before it is asked for."""
+
+import glob
 import os
 import statistics
+import subprocess
+import tarfile
 import tempfile
 
 import common
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Floor:
+    """bench/floor.c, built here, on the bench image's root and berth's
+    compiled default seccomp profile; timed as the engines are."""
+
+    name = "floor"
+    version = "bench/floor.c"
+    image = "(a directory)"
+
+    def __init__(self, work, tar, berth):
+        self.work = os.path.join(work, "floor")
+        os.makedirs(self.work)
+        self.bin = os.path.join(self.work, "floor")
+        src = os.path.join(HERE, "floor.c")
+        # Static when the C library allows it: the engines' CLIs pay their
+        # loader, but the floor is the kernel's part only.
+        if subprocess.run(["cc", "-O2", "-static", "-o", self.bin, src]).returncode != 0:
+            subprocess.run(["cc", "-O2", "-o", self.bin, src], check=True)
+        self.lower = os.path.join(self.work, "image")
+        os.makedirs(self.lower)
+        with tarfile.open(tar) as t:
+            t.extractall(self.lower)
+        # The mount points and /etc files the engines' init layers give.
+        self.init = os.path.join(self.work, "init")
+        for d in ("proc", "dev", "sys", "etc"):
+            os.makedirs(os.path.join(self.init, d))
+        for f in ("hosts", "hostname", "resolv.conf"):
+            open(os.path.join(self.init, "etc", f), "w").close()
+        # docker's default profile as berth compiled it for its first run
+        # (its cache: a flags byte, then the BPF program).
+        berth.timed(["run", "--rm", "--network", "none", berth.image, "true"])
+        cached = glob.glob(os.path.join(berth.argv[berth.argv.index("--runroot") + 1], "runtime", ".seccomp", "*"))
+        if len(cached) != 1:
+            raise RuntimeError(f"floor: expected berth's one compiled seccomp profile, found {cached}")
+        self.seccomp = os.path.join(self.work, "seccomp.bpf")
+        with open(cached[0], "rb") as f, open(self.seccomp, "wb") as out:
+            out.write(f.read()[1:])
+        self.n = 0
+        self.argv = [self.bin, self.lower, self.init, self.seccomp, "$WORK/floor/run-N"]
+
+    def timed(self, _args):
+        self.n += 1
+        return common.timed([self.bin, self.lower, self.init, self.seccomp,
+                             os.path.join(self.work, f"run-{self.n}")])
+
+    def stop(self):
+        pass
 
 
 def rounds(engines, runs):
@@ -21,12 +79,14 @@ def rounds(engines, runs):
             dt = e.timed(["run", "--rm", "--network", "none", e.image, "true"])
             if i >= 2:
                 results[name].append(dt)
-    alone = []
-    e = engines["berth"]
-    for i in range(runs + 2):
-        dt = e.timed(["run", "--rm", "--network", "none", e.image, "true"])
-        if i >= 2:
-            alone.append(dt)
+    alone = {}
+    for name in ("berth", "floor"):
+        e = engines[name]
+        alone[name] = []
+        for i in range(runs + 2):
+            dt = e.timed(["run", "--rm", "--network", "none", e.image, "true"])
+            if i >= 2:
+                alone[name].append(dt)
     return results, alone
 
 
@@ -38,16 +98,23 @@ def table(engines, results, alone, runs):
         q = statistics.quantiles(v, n=10) if len(v) >= 10 else [min(v)] * 8 + [max(v)]
         lines.append(f"| {k} | {engines[k].version} | {med[k]:.1f} | {q[0]*1000:.1f} | {q[-1]*1000:.1f} | {med[k]/b:.1f}x |")
     lines.append("")
-    q = statistics.quantiles(alone, n=10) if len(alone) >= 10 else [min(alone)]
-    lines.append(f"berth alone, {runs} runs back to back (no podman or docker run in between): median "
-                 f"{statistics.median(alone) * 1000:.1f} ms, p10 {q[0] * 1000:.1f} ms.")
-    lines.append("")
+    for name, v in alone.items():
+        q = statistics.quantiles(v, n=10) if len(v) >= 10 else [min(v)]
+        lines.append(f"{name} alone, {runs} runs back to back (no podman or docker run in between): median "
+                     f"{statistics.median(v) * 1000:.1f} ms, p10 {q[0] * 1000:.1f} ms.")
+        lines.append("")
     verdict = []
+    floor = []
     for peer, want in (("podman", 15), ("docker", 40)):
         if peer in med:
             got = med[peer] / b
             verdict.append(f"{want}x faster than {peer}: {'met' if got >= want else 'not met'} ({got:.1f}x)")
+            floor.append(f"{want}x {peer} is {med[peer] / want:.1f} ms ({med[peer] / want / med['floor']:.2f}x "
+                         "the floor's time)")
     lines.append("Targets (containers issue): " + "; ".join(verdict) + ".")
+    lines.append("")
+    lines.append(f"The floor took {med['floor']:.1f} ms interleaved, berth {b / med['floor']:.2f}x that: "
+                 + "; ".join(floor) + ".")
     lines.append("")
     return lines
 
@@ -66,6 +133,7 @@ def main():
     was_on = common.favordynmods_on()
     try:
         engines = common.engines(work, os.path.abspath(args.bin))
+        engines["floor"] = Floor(work, os.path.join(work, "rootfs.tar"), engines["berth"])
         default = rounds(engines, args.runs)
         loads.append(common.load())
         conf = os.path.join(work, "berth-tuned.toml")
@@ -82,6 +150,11 @@ def main():
     lines = ["## Containers: `run --rm --network none IMAGE true`", ""]
     lines.append(f"{args.runs} interleaved runs each, the same busybox image imported into each engine, private roots "
                  "(podman with `--runtime runc`, as crun refuses this hybrid-cgroup host; dockerd with its default runc). "
+                 "The floor is bench/floor.c: the kernel work of docker's isolation of this container (its root on "
+                 "overlay, cgroups in every hierarchy with runc's device rules, the five namespaces with loopback up, "
+                 "runc's mounts, masked and read-only paths and /etc files, pivot_root, docker's seccomp profile and "
+                 "capabilities, exec, wait, teardown), by one process in a straight line, with no store, record, log, "
+                 "monitor or API. "
                  f"Load average {loads[0]} before, {loads[1]} between the two passes, {loads[-1]} after. "
                  "See bench/containers.py.")
     lines.append("")
@@ -98,7 +171,8 @@ def main():
     lines.append("")
     lines += table(engines, *tuned, args.runs)
     common.emit(lines, args.out, peers=list(engines), bin_dir=args.bin,
-                commands=[(k, e.argv + ["run", "--rm", "--network", "none", e.image, "true"]) for k, e in engines.items()],
+                commands=[(k, e.argv if k == "floor" else e.argv + ["run", "--rm", "--network", "none", e.image, "true"])
+                          for k, e in engines.items()],
                 work=work)
 
 
