@@ -11,8 +11,8 @@
 // LOWER is the image's root (a directory), INIT a layer with the mount
 // points the image lacks (as the engines' init layers), SECCOMP a file of
 // raw BPF instructions (docker's default profile as berth compiles it),
-// DIR a new directory for the container's own files, removed at the end.
-// Exits with the container's code.
+// DIR a new directory for the container's own files, removed (with the
+// cgroups) by a child once the container's code is our exit code.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -272,9 +272,17 @@ int main(int argc, char **argv) {
   int status;
   if (waitpid(pid, &status, 0) != pid) die("waitpid");
   if (umount2(merged, MNT_DETACH)) die("unmounting the root");
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  // What nobody sees goes after the answer, as berth's monitor removes a
+  // --rm container's cgroups and directories after it: a child does it,
+  // away from our caller's pipes.
+  pid_t later = fork();
+  if (later < 0) die("fork");
+  if (later > 0) return code;
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(125);
   for (int i = 0; i < ncg; i++)
     while (rmdir(cg[i]))  // busy until the kernel has let the dead init go
-      if (errno != EBUSY || sched_yield()) die(cg[i]);
-  if (nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS)) die(dir);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      if (errno != EBUSY || sched_yield()) _exit(125);
+  _exit(nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) ? 125 : 0);
 }
