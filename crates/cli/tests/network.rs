@@ -1032,6 +1032,28 @@ fn none_and_host_containers_get_their_hosts_hostname_and_resolv_conf() {
         "{out}"
     );
     assert_eq!(parts[2], "nameserver 127.0.0.1\n");
+    // --add-host and --dns* go into host's copies, as docker's and
+    // podman's: after the host's entries, in place of what they set.
+    let out = b.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--add-host",
+        "db.test:192.0.2.7",
+        "--dns-search",
+        "example.test",
+        "bb",
+        "sh",
+        "-c",
+        show,
+    ]);
+    let parts: Vec<&str> = out.split("--\n").collect();
+    assert_eq!(parts.len(), 3, "{out}");
+    let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap();
+    assert!(parts[0].starts_with(host_hosts.trim_end()), "{out}");
+    assert!(parts[0].ends_with("192.0.2.7\tdb.test\n"), "{out}");
+    assert_eq!(parts[2], "nameserver 127.0.0.1\nsearch example.test\n");
     // Nothing of them shows as the container's change.
     b.ok(&["run", "--name", "quiet", "--network", "none", "bb", "true"]);
     let diff = b.ok(&["diff", "quiet"]);

@@ -49,6 +49,19 @@ pub fn hosts(own: Option<(IpAddr, &[&str])>, extra: &[(String, IpAddr)]) -> Stri
     s
 }
 
+/// The host's /etc/hosts (`base`) for a container on the host's network,
+/// with the `--add-host` entries after it.
+pub fn host_network_hosts(base: &str, extra: &[(String, IpAddr)]) -> String {
+    let mut s = base.to_string();
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    for (name, ip) in extra {
+        s.push_str(&format!("{ip}\t{name}\n"));
+    }
+    s
+}
+
 /// `--dns`, `--dns-search`, `--dns-option` as given.
 #[derive(Debug, Clone, Default)]
 pub struct DnsOptions {
@@ -65,45 +78,76 @@ const FALLBACK: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
 /// user networks) wins, else `--dns`, else the host's resolvers without
 /// loopback ones; search and options from the flags or else the host.
 pub fn resolv_conf(host: &str, network_dns: Option<IpAddr>, opts: &DnsOptions) -> String {
-    let mut servers: Vec<String> = Vec::new();
-    let (mut search, mut options) = (Vec::new(), Vec::new());
-    for line in host.lines() {
+    let mut base = parse_resolv_conf(host);
+    base.servers.retain(|ip| !ip.is_loopback());
+    match network_dns {
+        Some(ip) => {
+            base.servers = vec![ip];
+            let flags = DnsOptions {
+                servers: Vec::new(),
+                ..opts.clone()
+            };
+            render_resolv_conf(base, &flags)
+        }
+        None => {
+            if base.servers.is_empty() {
+                base.servers = FALLBACK.iter().filter_map(|s| s.parse().ok()).collect();
+            }
+            render_resolv_conf(base, opts)
+        }
+    }
+}
+
+/// resolv.conf for a container on the host's network: the host's
+/// resolvers, loopback ones too (the container reaches them), with
+/// `--dns`, `--dns-search` and `--dns-option` in place of what they set.
+pub fn host_network_resolv_conf(host: &str, opts: &DnsOptions) -> String {
+    if opts.servers.is_empty() && opts.search.is_empty() && opts.options.is_empty() {
+        // docker's copy, as it is, when no flag changes it.
+        return host.to_string();
+    }
+    render_resolv_conf(parse_resolv_conf(host), opts)
+}
+
+/// The nameservers, search list and options of a resolv.conf.
+fn parse_resolv_conf(text: &str) -> DnsOptions {
+    let mut r = DnsOptions::default();
+    for line in text.lines() {
         let mut words = line.split_whitespace();
         match words.next() {
             Some("nameserver") => {
                 if let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) {
-                    if !ip.is_loopback() {
-                        servers.push(ip.to_string());
-                    }
+                    r.servers.push(ip);
                 }
             }
-            Some("search") | Some("domain") => search = words.map(str::to_string).collect(),
-            Some("options") => options.extend(words.map(str::to_string)),
+            Some("search") | Some("domain") => r.search = words.map(str::to_string).collect(),
+            Some("options") => r.options.extend(words.map(str::to_string)),
             _ => {}
         }
     }
-    if let Some(ip) = network_dns {
-        servers = vec![ip.to_string()];
-    } else if !opts.servers.is_empty() {
-        servers = opts.servers.iter().map(ToString::to_string).collect();
-    } else if servers.is_empty() {
-        servers = FALLBACK.iter().map(|s| s.to_string()).collect();
+    r
+}
+
+/// `base` with what the flags in `opts` set in place of its own.
+fn render_resolv_conf(mut base: DnsOptions, opts: &DnsOptions) -> String {
+    if !opts.servers.is_empty() {
+        base.servers = opts.servers.clone();
     }
     if !opts.search.is_empty() {
-        search = opts.search.clone();
+        base.search = opts.search.clone();
     }
     if !opts.options.is_empty() {
-        options = opts.options.clone();
+        base.options = opts.options.clone();
     }
     let mut out = String::new();
-    for s in servers {
+    for s in base.servers {
         out.push_str(&format!("nameserver {s}\n"));
     }
-    if !search.is_empty() {
-        out.push_str(&format!("search {}\n", search.join(" ")));
+    if !base.search.is_empty() {
+        out.push_str(&format!("search {}\n", base.search.join(" ")));
     }
-    if !options.is_empty() {
-        out.push_str(&format!("options {}\n", options.join(" ")));
+    if !base.options.is_empty() {
+        out.push_str(&format!("options {}\n", base.options.join(" ")));
     }
     out
 }
@@ -174,6 +218,32 @@ mod tests {
             resolv_conf(host, None, &flags),
             "nameserver 192.0.2.9\nsearch example\noptions ndots:2\n"
         );
+        // The embedded server wins over --dns; the search list still comes.
+        assert_eq!(
+            resolv_conf(host, Some(gw), &flags),
+            "nameserver 10.87.1.1\nsearch example\noptions ndots:2\n"
+        );
+    }
+
+    #[test]
+    fn the_host_networks_files_keep_the_hosts_and_take_the_flags() {
+        let host = "# by hand\nnameserver 127.0.0.53\nsearch lan\noptions edns0\n";
+        assert_eq!(host_network_resolv_conf(host, &DnsOptions::default()), host);
+        // Loopback resolvers stay: a container on the host's network reaches them.
+        let search = DnsOptions {
+            search: vec!["example".into()],
+            ..DnsOptions::default()
+        };
+        assert_eq!(
+            host_network_resolv_conf(host, &search),
+            "nameserver 127.0.0.53\nsearch example\noptions edns0\n"
+        );
+        let extra = [parse_add_host("db:10.0.0.5", None).unwrap()];
+        assert_eq!(
+            host_network_hosts("127.0.0.1 localhost", &extra),
+            "127.0.0.1 localhost\n10.0.0.5\tdb\n"
+        );
+        assert_eq!(host_network_hosts("", &extra), "10.0.0.5\tdb\n");
     }
 
     #[test]

@@ -55,7 +55,14 @@ pub(crate) fn prepare(
             cfg.net = settings::settings(&[], &opts.net, &image.exposed_ports)?;
             Ok(())
         }
-        Network::Host => refuse("host"),
+        Network::Host => {
+            refused(settings::first_bridge_flag(&opts.net), "host")?;
+            // Its copies of the host's /etc/hosts and resolv.conf take
+            // --add-host and --dns*, as docker's and podman's do. The
+            // image's EXPOSE means nothing on the host's own ports.
+            cfg.net = settings::settings(&[], &opts.net, &[])?;
+            Ok(())
+        }
         Network::Container(target) => {
             refuse("container:")?;
             if opts.hostname.is_some() {

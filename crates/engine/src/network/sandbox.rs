@@ -312,23 +312,28 @@ fn write_three(
 /// which has no network of berth's to set up but gets these files as
 /// docker gives them: with `none` its own hosts (loopback and
 /// `--add-host`) and the host's resolvers as a bridge gets them (or
-/// `--dns*`); with `host` the host's own hosts and resolv.conf.
+/// `--dns*`); with `host` the host's own hosts and resolv.conf, with
+/// `--add-host` and `--dns*` as given.
 pub(crate) fn local_files(engine: &Engine, c: &Container) -> Result<Sandbox> {
     let s = &c.config.net;
     let resolv_path = super::settings::host_resolv_conf(&engine.paths)?;
     let host_resolv = fs::read_to_string(&resolv_path).unwrap_or_default();
+    let mut extra = Vec::new();
+    for h in &s.extra_hosts {
+        extra.push(
+            berth_net::files::parse_add_host(h, None)
+                .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+        );
+    }
     let (hosts, resolv) = if c.config.network_mode == "host" {
-        let hosts =
-            fs::read_to_string("/etc/hosts").unwrap_or_else(|_| berth_net::files::hosts(None, &[]));
-        (hosts, host_resolv)
+        let hosts = fs::read_to_string("/etc/hosts")
+            .map(|h| berth_net::files::host_network_hosts(&h, &extra))
+            .unwrap_or_else(|_| berth_net::files::hosts(None, &extra));
+        (
+            hosts,
+            berth_net::files::host_network_resolv_conf(&host_resolv, &s.dns_options()),
+        )
     } else {
-        let mut extra = Vec::new();
-        for h in &s.extra_hosts {
-            extra.push(
-                berth_net::files::parse_add_host(h, None)
-                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
-            );
-        }
         (
             berth_net::files::hosts(None, &extra),
             berth_net::files::resolv_conf(&host_resolv, None, &s.dns_options()),
