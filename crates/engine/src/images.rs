@@ -118,12 +118,13 @@ fn init_layer(parent: &Path) -> Result<PathBuf> {
     if dir.is_dir() {
         return Ok(dir);
     }
+    sweep_init_layers_aside(parent);
     // Made aside and renamed: a layer that is there is whole. The name
     // aside is this call's own: threads of one process (a build's
     // parallel stages) may make it at once.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = parent.join(format!(".init-layer-{}-{n}", std::process::id()));
+    let tmp = parent.join(format!("{INIT_ASIDE}{}-{n}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     let made = (|| -> std::io::Result<()> {
         fs::create_dir_all(&tmp)?;
@@ -148,6 +149,30 @@ fn init_layer(parent: &Path) -> Result<PathBuf> {
         }
     }
     Ok(dir)
+}
+
+/// The prefix of an init layer being made, before the pid of its maker.
+const INIT_ASIDE: &str = ".init-layer-";
+
+/// Removes the init layers aside whose makers died (a crash, SIGKILL)
+/// before renaming them; a live maker's is its own to finish. Done only
+/// while the layer is missing, when the next maker comes: a maker that
+/// dies while another makes the layer leaves its few empty entries.
+fn sweep_init_layers_aside(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(INIT_ASIDE))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists()) {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The mounts of container `id`'s root as it runs (and as `cp` and
@@ -237,6 +262,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["init-layer"]);
+        // What a maker that died left aside goes with the next making; a
+        // live maker's stays.
+        let t = tempfile::tempdir().unwrap();
+        let mut dead = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = dead.id();
+        dead.wait().unwrap();
+        let left = t.path().join(format!("{INIT_ASIDE}{dead_pid}-0"));
+        let live = t
+            .path()
+            .join(format!("{INIT_ASIDE}{}-999", std::process::id()));
+        for d in [&left, &live] {
+            fs::create_dir_all(d.join("etc")).unwrap();
+        }
+        init_layer(t.path()).unwrap();
+        assert!(!left.exists() && live.exists());
         let mount = |kind: &str, options: &[&str]| Mount {
             kind: kind.into(),
             source: "x".into(),
