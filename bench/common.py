@@ -5,6 +5,7 @@ image in layers (made once, cached), a scratch filesystem for the stores,
 and the small helpers they time with."""
 
 import argparse
+import glob
 import hashlib
 import io
 import json
@@ -223,6 +224,58 @@ class Engine:
     def timed(self, args):
         """Wall time of one `args` of this engine (see `timed`)."""
         return timed(self.argv + args, self.env)
+
+
+class Floor:
+    """bench/floor.c, built here, on the bench image's root and berth's
+    compiled default seccomp profile; timed as the engines are."""
+
+    name = "floor"
+    version = "bench/floor.c"
+    image = "(a directory)"
+
+    def __init__(self, work, tar, berth, image, env=None):
+        self.work = os.path.join(work, "floor")
+        os.makedirs(self.work)
+        self.bin = os.path.join(self.work, "floor")
+        src = os.path.join(REPO, "bench", "floor.c")
+        # Static when the C library allows it: the engines' CLIs pay their
+        # loader, but the floor is the kernel's part only.
+        if subprocess.run(["cc", "-O2", "-static", "-o", self.bin, src]).returncode != 0:
+            subprocess.run(["cc", "-O2", "-o", self.bin, src], check=True)
+        self.lower = os.path.join(self.work, "image")
+        os.makedirs(self.lower)
+        with tarfile.open(tar) as t:
+            t.extractall(self.lower)
+        # The mount points and /etc files the engines' init layers give.
+        self.init = os.path.join(self.work, "init")
+        for d in ("proc", "dev", "sys", "etc"):
+            os.makedirs(os.path.join(self.init, d))
+        for f in ("hosts", "hostname", "resolv.conf"):
+            open(os.path.join(self.init, "etc", f), "w").close()
+        # docker's default profile as berth compiled it for its first run
+        # (its cache: a flags byte, then the BPF program).
+        timed(berth + ["run", "--rm", "--network", "none", image, "true"], env)
+        cached = glob.glob(os.path.join(berth[berth.index("--runroot") + 1], "runtime", ".seccomp", "*"))
+        if len(cached) != 1:
+            raise RuntimeError(f"floor: expected berth's one compiled seccomp profile, found {cached}")
+        self.seccomp = os.path.join(self.work, "seccomp.bpf")
+        with open(cached[0], "rb") as f, open(self.seccomp, "wb") as out:
+            out.write(f.read()[1:])
+        self.n = 0
+        # "{i}": each run's own directory, as bench/latency.py numbers rounds.
+        self.argv = [self.bin, self.lower, self.init, self.seccomp, os.path.join(self.work, "run-{i}")]
+
+    def timed(self, _args):
+        """One run, as Engine.timed (the engine's arguments mean nothing here)."""
+        self.n += 1
+        return timed([a.replace("{i}", str(self.n)) for a in self.argv])
+
+    def shown(self):
+        return [a.replace("{i}", "N") for a in self.argv]
+
+    def stop(self):
+        pass
 
 
 def engines(work, bin_dir, want=("berth", "podman", "docker")):

@@ -9,65 +9,11 @@ isolation of that container takes, by one process in a straight line,
 with nothing an engine adds. No engine that gives the same isolation
 goes under it without doing the work before it is asked for."""
 
-import glob
 import os
 import statistics
-import subprocess
-import tarfile
 import tempfile
 
 import common
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class Floor:
-    """bench/floor.c, built here, on the bench image's root and berth's
-    compiled default seccomp profile; timed as the engines are."""
-
-    name = "floor"
-    version = "bench/floor.c"
-    image = "(a directory)"
-
-    def __init__(self, work, tar, berth):
-        self.work = os.path.join(work, "floor")
-        os.makedirs(self.work)
-        self.bin = os.path.join(self.work, "floor")
-        src = os.path.join(HERE, "floor.c")
-        # Static when the C library allows it: the engines' CLIs pay their
-        # loader, but the floor is the kernel's part only.
-        if subprocess.run(["cc", "-O2", "-static", "-o", self.bin, src]).returncode != 0:
-            subprocess.run(["cc", "-O2", "-o", self.bin, src], check=True)
-        self.lower = os.path.join(self.work, "image")
-        os.makedirs(self.lower)
-        with tarfile.open(tar) as t:
-            t.extractall(self.lower)
-        # The mount points and /etc files the engines' init layers give.
-        self.init = os.path.join(self.work, "init")
-        for d in ("proc", "dev", "sys", "etc"):
-            os.makedirs(os.path.join(self.init, d))
-        for f in ("hosts", "hostname", "resolv.conf"):
-            open(os.path.join(self.init, "etc", f), "w").close()
-        # docker's default profile as berth compiled it for its first run
-        # (its cache: a flags byte, then the BPF program).
-        berth.timed(["run", "--rm", "--network", "none", berth.image, "true"])
-        cached = glob.glob(os.path.join(berth.argv[berth.argv.index("--runroot") + 1], "runtime", ".seccomp", "*"))
-        if len(cached) != 1:
-            raise RuntimeError(f"floor: expected berth's one compiled seccomp profile, found {cached}")
-        self.seccomp = os.path.join(self.work, "seccomp.bpf")
-        with open(cached[0], "rb") as f, open(self.seccomp, "wb") as out:
-            out.write(f.read()[1:])
-        self.n = 0
-        self.argv = [self.bin, self.lower, self.init, self.seccomp, "$WORK/floor/run-N"]
-
-    def timed(self, _args):
-        self.n += 1
-        return common.timed([self.bin, self.lower, self.init, self.seccomp,
-                             os.path.join(self.work, f"run-{self.n}")])
-
-    def stop(self):
-        pass
-
 
 def rounds(engines, runs):
     """`runs` interleaved runs of each engine (after two of warm-up), then
@@ -133,7 +79,8 @@ def main():
     was_on = common.favordynmods_on()
     try:
         engines = common.engines(work, os.path.abspath(args.bin))
-        engines["floor"] = Floor(work, os.path.join(work, "rootfs.tar"), engines["berth"])
+        b = engines["berth"]
+        engines["floor"] = common.Floor(work, os.path.join(work, "rootfs.tar"), b.argv, b.image, b.env)
         default = rounds(engines, args.runs)
         loads.append(common.load())
         conf = os.path.join(work, "berth-tuned.toml")
@@ -171,7 +118,7 @@ def main():
     lines.append("")
     lines += table(engines, *tuned, args.runs)
     common.emit(lines, args.out, peers=list(engines), bin_dir=args.bin,
-                commands=[(k, e.argv if k == "floor" else e.argv + ["run", "--rm", "--network", "none", e.image, "true"])
+                commands=[(k, e.shown() if k == "floor" else e.argv + ["run", "--rm", "--network", "none", e.image, "true"])
                           for k, e in engines.items()],
                 work=work)
 

@@ -24,7 +24,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (arguments, emit, berth_env, figure_note, Daemon, Dockerd, busybox_rootfs, podman, timed, unmount_under,  # noqa: E402
+from common import (arguments, emit, berth_env, figure_note, Daemon, Dockerd, Floor, busybox_rootfs, podman, timed,  # noqa: E402
+                    unmount_under,
                     version)
 from runtime import make_bundle  # noqa: E402
 import plot  # noqa: E402
@@ -76,6 +77,9 @@ def main():
         subprocess.run(berth + ["import", tar, "bench/busybox"], check=True, stdout=subprocess.DEVNULL, env=benv)
         versions["berth"] = version([berth[0], "--version"])
         cmds["berth run --network none"] = (berth + ["run", "--rm", "--network", "none", "bench/busybox", "true"], benv)
+        # Under them all, the kernel's work alone (see bench/floor.c).
+        floor = Floor(work, tar, berth, "bench/busybox", benv)
+        cmds = {"floor (bench/floor.c)": (floor.argv, None), **cmds}
         cmds["berth run (bridge)"] = (berth + ["run", "--rm", "bench/busybox", "true"], benv)
         if shutil.which("docker"):
             sock = f"{work}/bs.sock"
@@ -129,8 +133,9 @@ def main():
     lines = ["## Start latency across the stack", ""]
     lines.append(f"One busybox `true` per command, {args.runs} interleaved rounds (load average {load:.1f} at the end), "
                  "private roots, in one private network and mount namespace (see bench/latency.py). "
-                 "The runtimes run a bundle; the engines an imported image; `via berth serve` is the docker CLI "
-                 "talking to `berth serve` instead of dockerd.")
+                 "The floor is bench/floor.c, the kernel's work of docker's isolation of the container by one process "
+                 "with nothing an engine adds (see the containers section); the runtimes run a bundle; the engines an "
+                 "imported image; `via berth serve` is the docker CLI talking to `berth serve` instead of dockerd.")
     lines.append("")
     lines.append("| command | median ms | p10 ms | p90 ms | vs berth run |")
     lines.append("|---|---|---|---|---|")

@@ -145,7 +145,9 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
         // one is the start's to report, from the monitor it launches.
         let _ = engine.hold_spare();
     }
+    berth_engine::timing::mark("cli: spare held");
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
+    berth_engine::timing::mark("cli: image ensured");
     let c = engine.create(&opts)?;
     berth_engine::timing::mark("cli: created");
     let (ours, attach) = if a.detach {

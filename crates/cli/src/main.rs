@@ -378,6 +378,7 @@ fn main() -> ExitCode {
             };
         }
     };
+    berth_engine::timing::mark("cli: parsed");
     let engine = Engine::new(Paths::new(cli.root, cli.runroot));
     let (codes, result) = dispatch(&engine, cli.cmd);
     match result {
