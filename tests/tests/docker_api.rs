@@ -110,6 +110,27 @@ fn docker_run_prints_output_and_passes_the_exit_code() {
     ]);
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    // Ports on the host's network are dropped with dockerd's warning,
+    // which the CLI prints from the create's answer.
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-p",
+        "8080:80",
+        "bb",
+        "echo",
+        "host",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "host\n");
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("WARNING: Published ports are discarded when using host network mode"),
+        "{}",
+        show(&o)
+    );
     // The default network (this test's bridge), a tty, and stdin.
     assert_eq!(s.ok(&["run", "--rm", "bb", "echo", "bridged"]), "bridged\n");
     assert_eq!(

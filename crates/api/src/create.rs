@@ -610,7 +610,8 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
         .map(String::from);
     let body: Value = ctx.json().await?;
     let parsed = parse(&body, name)?;
-    let opts = parsed.opts;
+    let mut opts = parsed.opts;
+    let warnings: Vec<&str> = opts.discard_host_ports().into_iter().collect();
     let c = ctx
         .api
         .blocking(move |e| {
@@ -634,7 +635,7 @@ pub async fn create(mut ctx: Ctx) -> Result<Response, ApiError> {
     }
     Ok(body::json(
         StatusCode::CREATED,
-        &json!({"Id": c.id, "Warnings": []}),
+        &json!({"Id": c.id, "Warnings": warnings}),
     ))
 }
 

@@ -117,6 +117,14 @@ impl RunArgs {
     }
 }
 
+/// What docker's daemon drops from a container's options with a warning
+/// (the CLI prints it): dropped, and the warning printed.
+fn warn_discarded(opts: &mut RunOptions) {
+    if let Some(w) = opts.discard_host_ports() {
+        eprintln!("WARNING: {w}");
+    }
+}
+
 pub fn create(engine: &Engine, a: RunArgs) -> Result<u8> {
     if !a.attach.is_empty() {
         // `start -a` attaches the output streams as they are.
@@ -124,7 +132,8 @@ pub fn create(engine: &Engine, a: RunArgs) -> Result<u8> {
             flag: "create --attach".into()
         });
     }
-    let opts = a.options()?;
+    let mut opts = a.options()?;
+    warn_discarded(&mut opts);
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
     println!("{}", c.id);
@@ -140,6 +149,7 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
         opts.stdin_once = true;
     }
     let keys = a.stdio.check()?;
+    warn_discarded(&mut opts);
     if opts.host.pid_mode.is_empty() {
         // It loads while we create the container. A failure to start
         // one is the start's to report, from the monitor it launches.

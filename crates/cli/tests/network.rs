@@ -1054,6 +1054,25 @@ fn none_and_host_containers_get_their_hosts_hostname_and_resolv_conf() {
     assert!(parts[0].starts_with(host_hosts.trim_end()), "{out}");
     assert!(parts[0].ends_with("192.0.2.7\tdb.test\n"), "{out}");
     assert_eq!(parts[2], "nameserver 127.0.0.1\nsearch example.test\n");
+    // Published ports mean nothing there: dropped with docker's warning.
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-p",
+        "8080:80",
+        "-P",
+        "bb",
+        "echo",
+        "up",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "up\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "WARNING: Published ports are discarded when using host network mode\n"
+    );
     // Nothing of them shows as the container's change.
     b.ok(&["run", "--name", "quiet", "--network", "none", "bb", "true"]);
     let diff = b.ok(&["diff", "quiet"]);

@@ -102,8 +102,8 @@ fn unsupported_flags_fail_clearly() {
             "--gpus is not supported yet",
         ),
         (
-            &["run", "--network", "host", "-p", "80:80", "bb", "true"][..],
-            "--publish cannot be used with --network host",
+            &["run", "--network", "host", "--link", "other", "bb", "true"][..],
+            "--link cannot be used with --network host",
         ),
         (
             &["run", "--network", "nosuchnet", "bb", "true"][..],

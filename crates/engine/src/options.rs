@@ -99,6 +99,23 @@ pub struct RunOptions {
     pub log_config: crate::logfile::LogConfig,
 }
 
+/// docker's warning for ports published on the host's network.
+pub const HOST_PORTS_DISCARDED: &str = "Published ports are discarded when using host network mode";
+
+impl RunOptions {
+    /// `--publish` and `--publish-all` on the host's network, whose ports
+    /// the container uses as they are: dropped, as docker and podman drop
+    /// them, and the warning they print returned for the caller to show.
+    pub fn discard_host_ports(&mut self) -> Option<&'static str> {
+        if self.network != Network::Host || (self.net.publish.is_empty() && !self.net.publish_all) {
+            return None;
+        }
+        self.net.publish.clear();
+        self.net.publish_all = false;
+        Some(HOST_PORTS_DISCARDED)
+    }
+}
+
 /// The parts of an image's config a container starts from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImageConfig {
