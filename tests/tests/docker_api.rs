@@ -110,6 +110,26 @@ fn docker_run_prints_output_and_passes_the_exit_code() {
     ]);
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    // CFS period and quota and swappiness reach the container's cgroup.
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cpu-period",
+            "50000",
+            "--cpu-quota",
+            "25000",
+            "--memory-swappiness",
+            "10",
+            "bb",
+            "sh",
+            "-c",
+            "cd /sys/fs/cgroup; cat cpu/cpu.cfs_period_us cpu/cpu.cfs_quota_us memory/memory.swappiness",
+        ]),
+        "50000\n25000\n10\n"
+    );
     // Ports on the host's network are dropped with dockerd's warning,
     // which the CLI prints from the create's answer.
     let o = s.run(&[

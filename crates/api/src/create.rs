@@ -143,6 +143,24 @@ impl<'a> Fields<'a> {
     }
 
     /// Accepted whatever it holds: what only the client acts on.
+    /// docker's `[{"Path": ..., "Rate": ...}]` (null or absent: none).
+    fn throttles(&mut self, k: &str) -> R<Vec<hc::ThrottleDevice>> {
+        let want = "a list of {\"Path\": \"/dev/...\", \"Rate\": N}";
+        let Some(v) = self.get(k).filter(|v| !v.is_null()) else {
+            return Ok(Vec::new());
+        };
+        let list = v.as_array().ok_or_else(|| self.bad(k, want))?;
+        list.iter()
+            .map(|t| match (t["Path"].as_str(), t["Rate"].as_u64()) {
+                (Some(path), Some(rate)) if path.starts_with("/dev/") => Ok(hc::ThrottleDevice {
+                    path: path.to_string(),
+                    rate,
+                }),
+                _ => Err(self.bad(k, want)),
+            })
+            .collect()
+    }
+
     fn client_side(&mut self, k: &str) {
         self.taken.insert(k.to_string());
     }
@@ -237,7 +255,15 @@ fn host_config(
         memory_reservation: f.int("MemoryReservation")?.unwrap_or(0),
         nano_cpus: f.int("NanoCpus")?.unwrap_or(0),
         cpu_shares: f.int("CpuShares")?.unwrap_or(0),
+        cpu_period: f.int("CpuPeriod")?.unwrap_or(0),
+        cpu_quota: f.int("CpuQuota")?.unwrap_or(0),
         cpuset_cpus: f.string("CpusetCpus")?.unwrap_or_default(),
+        // docker's client sends -1 for "the kernel's default".
+        memory_swappiness: f.int("MemorySwappiness")?.filter(|n| *n != -1),
+        blkio_device_read_bps: f.throttles("BlkioDeviceReadBps")?,
+        blkio_device_write_bps: f.throttles("BlkioDeviceWriteBps")?,
+        blkio_device_read_iops: f.throttles("BlkioDeviceReadIOps")?,
+        blkio_device_write_iops: f.throttles("BlkioDeviceWriteIOps")?,
         // docker: 0 and null both leave the limit unset.
         pids_limit: f.int("PidsLimit")?.filter(|n| *n != 0),
         cap_add: f.list("CapAdd")?,
@@ -374,14 +400,6 @@ fn host_config(
             return Err(ApiError::bad_request(format!(
                 "HostConfig.Runtime {rt:?} is not supported: berth runs containers itself"
             )));
-        }
-    }
-    // docker's client sends -1 for "the kernel's default".
-    if let Some(n) = f.int("MemorySwappiness")? {
-        if n != -1 {
-            return Err(ApiError::bad_request(
-                "HostConfig.MemorySwappiness is not supported by berth",
-            ));
         }
     }
     f.client_side("ContainerIDFile");
@@ -687,6 +705,38 @@ mod tests {
         assert_eq!(o.host.mounts[0].target, "/data");
         assert_eq!(o.labels["k"], "v");
         assert_eq!(o.host.pids_limit, None);
+        // Block device rates as docker sends them; -1 swappiness is the kernel's.
+        let o = p(json!({"Image": "bb", "HostConfig": {
+            "BlkioDeviceReadBps": [{"Path": "/dev/vda", "Rate": 1048576}],
+            "BlkioDeviceWriteIOps": [{"Path": "/dev/vdb", "Rate": 40}],
+            "BlkioDeviceWriteBps": null, "CpuPeriod": 50000, "CpuQuota": 25000,
+            "MemorySwappiness": -1}}))
+        .unwrap();
+        assert_eq!(
+            o.host.blkio_device_read_bps,
+            [hc::ThrottleDevice {
+                path: "/dev/vda".into(),
+                rate: 1048576
+            }]
+        );
+        assert_eq!(o.host.blkio_device_write_iops[0].rate, 40);
+        assert!(o.host.blkio_device_write_bps.is_empty());
+        assert_eq!((o.host.cpu_period, o.host.cpu_quota), (50000, 25000));
+        assert_eq!(o.host.memory_swappiness, None);
+        for bad in [
+            json!([{"Path": "vda", "Rate": 1}]),
+            json!({"Path": "/dev/vda"}),
+            json!([{"Path": "/dev/vda", "Rate": -1}]),
+        ] {
+            let e = p(json!({"Image": "bb", "HostConfig": {"BlkioDeviceReadBps": bad}}))
+                .err()
+                .unwrap();
+            assert!(
+                e.message.contains("HostConfig.BlkioDeviceReadBps"),
+                "{}",
+                e.message
+            );
+        }
         // docker-py names a bind's target in Volumes too: one mount, the bind.
         let o = p(json!({"Image": "bb", "Volumes": {"/s": {}, "/v": {}},
             "HostConfig": {"Binds": ["/run/x.sock:/s:rw"]}}))

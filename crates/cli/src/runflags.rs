@@ -26,9 +26,31 @@ pub struct HostFlags {
     /// CPU shares (relative weight).
     #[arg(short = 'c', long)]
     cpu_shares: Option<i64>,
+    /// The CPU CFS (Completely Fair Scheduler) period, in microseconds.
+    #[arg(long)]
+    cpu_period: Option<i64>,
+    /// The CPU CFS quota, in microseconds a period (-1 for none).
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
     /// CPUs in which to allow execution (0-3, 0,1).
     #[arg(long)]
     cpuset_cpus: Option<String>,
+    /// How readily the kernel swaps the container's memory (0 to 100; -1
+    /// for the kernel's default).
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swappiness: Option<i64>,
+    /// Limit the read rate from a block device (DEVICE:RATE, e.g. /dev/sda:1mb).
+    #[arg(long)]
+    device_read_bps: Vec<String>,
+    /// Limit the write rate to a block device (DEVICE:RATE).
+    #[arg(long)]
+    device_write_bps: Vec<String>,
+    /// Limit the reads a second from a block device (DEVICE:COUNT).
+    #[arg(long)]
+    device_read_iops: Vec<String>,
+    /// Limit the writes a second to a block device (DEVICE:COUNT).
+    #[arg(long)]
+    device_write_iops: Vec<String>,
     /// Process limit (-1 for unlimited).
     #[arg(long, allow_hyphen_values = true)]
     pids_limit: Option<i64>,
@@ -167,7 +189,11 @@ impl HostFlags {
                 .transpose()?
                 .unwrap_or(0),
             cpu_shares: self.cpu_shares.unwrap_or(0),
+            cpu_period: self.cpu_period.unwrap_or(0),
+            cpu_quota: self.cpu_quota.unwrap_or(0),
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
+            // docker's -1: the kernel's own.
+            memory_swappiness: self.memory_swappiness.filter(|n| *n != -1),
             pids_limit: self.pids_limit,
             cap_add: self.cap_add.clone(),
             cap_drop: self.cap_drop.clone(),
@@ -200,6 +226,36 @@ impl HostFlags {
         }
         for d in &self.device {
             h.devices.push(hc::parse_device(d)?);
+        }
+        for (flag, given, bytes, list) in [
+            (
+                "--device-read-bps",
+                &self.device_read_bps,
+                true,
+                &mut h.blkio_device_read_bps,
+            ),
+            (
+                "--device-write-bps",
+                &self.device_write_bps,
+                true,
+                &mut h.blkio_device_write_bps,
+            ),
+            (
+                "--device-read-iops",
+                &self.device_read_iops,
+                false,
+                &mut h.blkio_device_read_iops,
+            ),
+            (
+                "--device-write-iops",
+                &self.device_write_iops,
+                false,
+                &mut h.blkio_device_write_iops,
+            ),
+        ] {
+            for t in given {
+                list.push(hc::parse_throttle(flag, t, bytes)?);
+            }
         }
         for t in &self.tmpfs {
             let (p, o) = hc::parse_tmpfs(t)?;

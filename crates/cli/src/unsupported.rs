@@ -50,15 +50,8 @@ unsupported_flags! {
         storage_opt: "storage-opt";
         volume_driver: "volume-driver";
         blkio_weight: "blkio-weight";
-        device_read_bps: "device-read-bps";
-        device_write_bps: "device-write-bps";
-        device_read_iops: "device-read-iops";
-        device_write_iops: "device-write-iops";
-        cpu_period: "cpu-period";
-        cpu_quota: "cpu-quota";
         cpu_rt_period: "cpu-rt-period";
         cpu_rt_runtime: "cpu-rt-runtime";
-        memory_swappiness: "memory-swappiness";
         kernel_memory: "kernel-memory";
         cidfile: "cidfile";
     }

@@ -64,6 +64,113 @@ fn limits_reach_the_cgroup_and_rlimits() {
     assert_eq!(out.trim(), (32u64 << 20).to_string());
 }
 
+/// A whole disk of this host, as its /dev path and `MAJOR:MINOR`: the
+/// kernel throttles disks, not partitions or loop devices' files.
+fn a_disk() -> (String, String) {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            !["loop", "ram", "zram", "dm-", "sr"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        })
+        .collect();
+    names.sort();
+    for n in names {
+        let dev = format!("/dev/{n}");
+        if std::path::Path::new(&dev).exists() {
+            let numbers = std::fs::read_to_string(format!("/sys/block/{n}/dev")).unwrap();
+            return (dev, numbers.trim().to_string());
+        }
+    }
+    panic!("no disk under /sys/block to throttle");
+}
+
+#[test]
+fn cfs_period_quota_swappiness_and_device_rates_reach_the_cgroup() {
+    if !berth_testutil::require_root(
+        "cfs_period_quota_swappiness_and_device_rates_reach_the_cgroup",
+    ) {
+        return;
+    }
+    let b = Berth::with_image();
+    let (disk, numbers) = a_disk();
+    let rate = |r: &str| format!("{disk}:{r}");
+    let (rbps, wbps, riops, wiops) = (rate("1mb"), rate("2m"), rate("300"), rate("400"));
+    let flags = [
+        "--cpu-period",
+        "50000",
+        "--cpu-quota",
+        "25000",
+        "--memory-swappiness",
+        "10",
+        "--device-read-bps",
+        &rbps,
+        "--device-write-bps",
+        &wbps,
+        "--device-read-iops",
+        &riops,
+        "--device-write-iops",
+        &wiops,
+    ];
+    let out = sh(
+        &b,
+        &flags,
+        "cd /sys/fs/cgroup; cat cpu/cpu.cfs_period_us cpu/cpu.cfs_quota_us memory/memory.swappiness \
+         blkio/blkio.throttle.read_bps_device blkio/blkio.throttle.write_bps_device \
+         blkio/blkio.throttle.read_iops_device blkio/blkio.throttle.write_iops_device",
+    );
+    let want = [
+        "50000".to_string(),
+        "25000".to_string(),
+        "10".to_string(),
+        format!("{numbers} 1048576"),
+        format!("{numbers} 2097152"),
+        format!("{numbers} 300"),
+        format!("{numbers} 400"),
+    ];
+    assert_eq!(out.lines().collect::<Vec<_>>(), want, "{out}");
+    // inspect shows them under docker's names; -1 is the kernel's swappiness.
+    let mut create = vec!["create", "--name", "rates"];
+    create.extend_from_slice(&flags);
+    create.extend_from_slice(&["bb", "true"]);
+    b.ok(&create);
+    let got = b.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} {{.HostConfig.MemorySwappiness}} \
+         {{json .HostConfig.BlkioDeviceReadBps}} {{json .HostConfig.BlkioDeviceWriteIOps}}",
+        "rates",
+    ]);
+    assert_eq!(
+        got.trim(),
+        format!(
+            "50000 25000 10 [{{\"Path\":\"{disk}\",\"Rate\":1048576}}] [{{\"Path\":\"{disk}\",\"Rate\":400}}]"
+        )
+    );
+    b.ok(&[
+        "create",
+        "--name",
+        "kernels",
+        "--memory-swappiness",
+        "-1",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(
+        b.ok(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.MemorySwappiness}}",
+            "kernels"
+        ])
+        .trim(),
+        "null"
+    );
+}
+
 #[test]
 fn capabilities_seccomp_and_privileges() {
     if !berth_testutil::require_root("capabilities_seccomp_and_privileges") {
@@ -321,6 +428,23 @@ fn bad_values_fail_naming_the_flag() {
         (&["--tmpfs", "rel"][..], "--tmpfs"),
         (&["--stop-signal", "SIGFOO"][..], "--stop-signal"),
         (&["--shm-size", "x"][..], "--shm-size"),
+        (&["--cpu-period", "10"][..], "--cpu-period"),
+        (&["--cpu-quota", "10"][..], "--cpu-quota"),
+        (&["--cpus", "1", "--cpu-quota", "20000"][..], "--cpu-quota"),
+        (&["--memory-swappiness", "101"][..], "--memory-swappiness"),
+        (
+            &["--device-read-bps", "/dev/null:1mb"][..],
+            "--device-read-bps /dev/null: not a block device",
+        ),
+        (&["--device-write-bps", "sda:1mb"][..], "--device-write-bps"),
+        (
+            &["--device-read-iops", "/dev/sda:1mb"][..],
+            "--device-read-iops",
+        ),
+        (
+            &["--device-write-iops", "/dev/sda"][..],
+            "--device-write-iops",
+        ),
     ] {
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(flags);

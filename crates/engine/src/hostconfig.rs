@@ -20,7 +20,23 @@ pub struct HostConfig {
     /// `--cpus` in billionths of a CPU.
     pub nano_cpus: i64,
     pub cpu_shares: i64,
+    /// `--cpu-period`: the CFS period in microseconds; 0 for the kernel's.
+    pub cpu_period: i64,
+    /// `--cpu-quota`: the CFS quota in microseconds a period; 0 for none.
+    pub cpu_quota: i64,
     pub cpuset_cpus: String,
+    /// `--memory-swappiness` (0-100); `None` (docker's -1) for the kernel's.
+    pub memory_swappiness: Option<i64>,
+    /// `--device-read-bps`: bytes a second read from a block device.
+    pub blkio_device_read_bps: Vec<ThrottleDevice>,
+    /// `--device-write-bps`: bytes a second written to a block device.
+    pub blkio_device_write_bps: Vec<ThrottleDevice>,
+    /// `--device-read-iops`: reads a second from a block device.
+    #[serde(rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Vec<ThrottleDevice>,
+    /// `--device-write-iops`: writes a second to a block device.
+    #[serde(rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Vec<ThrottleDevice>,
     /// `--pids-limit`: `None` unset, -1 unlimited.
     pub pids_limit: Option<i64>,
     pub ulimits: Vec<Ulimit>,
@@ -65,6 +81,64 @@ pub struct HostConfig {
     /// `--userns auto`: the host ids the container's own map to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_map: Option<crate::userns::IdMap>,
+}
+
+/// A rate on one block device (docker's `ThrottleDevice`), its path
+/// resolved to the device's numbers at each start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
+}
+
+/// `--device-read-bps` and `--device-write-bps` (`bytes` true: a size
+/// such as 1mb) or the iops flags (a count): `PATH:RATE`, PATH under
+/// /dev as docker wants it.
+pub fn parse_throttle(flag: &str, s: &str, bytes: bool) -> Result<ThrottleDevice> {
+    let want = if bytes {
+        "expected DEVICE:RATE, a rate such as 1mb"
+    } else {
+        "expected DEVICE:COUNT, the operations a second"
+    };
+    let (path, rate) = s.rsplit_once(':').ok_or_else(|| bad(flag, s, want))?;
+    if !path.starts_with("/dev/") {
+        return Err(bad(flag, s, "the device must be a path under /dev"));
+    }
+    let rate = if bytes {
+        u64::try_from(parse_bytes(flag, rate)?).map_err(|_| bad(flag, s, want))?
+    } else {
+        rate.parse::<u64>().map_err(|_| bad(flag, s, want))?
+    };
+    Ok(ThrottleDevice {
+        path: path.to_string(),
+        rate,
+    })
+}
+
+/// The throttled devices of `h`, each list with the flag it came from.
+pub fn throttles(h: &HostConfig) -> [(&'static str, &[ThrottleDevice]); 4] {
+    [
+        ("--device-read-bps", &h.blkio_device_read_bps),
+        ("--device-write-bps", &h.blkio_device_write_bps),
+        ("--device-read-iops", &h.blkio_device_read_iops),
+        ("--device-write-iops", &h.blkio_device_write_iops),
+    ]
+}
+
+/// The major and minor numbers of block device `path`, for `flag`'s
+/// rate: what the kernel's throttle files take.
+pub fn block_device(flag: &str, path: &str) -> Result<(u64, u64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(path)
+        .map_err(|e| Error::InvalidArgument(format!("{flag} {path}: {e}")))?;
+    if !m.file_type().is_block_device() {
+        return Err(Error::InvalidArgument(format!(
+            "{flag} {path}: not a block device"
+        )));
+    }
+    let dev = m.rdev();
+    Ok((rustix::fs::major(dev) as u64, rustix::fs::minor(dev) as u64))
 }
 
 /// One mount of a container, docker's `Mounts` entry.
@@ -420,6 +494,24 @@ pub fn validate(h: &HostConfig) -> Result<()> {
     if h.cpu_shares < 0 {
         return inv("invalid value for --cpu-shares: it must be positive");
     }
+    // docker's words and limits (the kernel's: 1 ms to 1 s).
+    if h.cpu_period != 0 && !(1000..=1_000_000).contains(&h.cpu_period) {
+        return inv("invalid value for --cpu-period: CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1 second (i.e. 1000000)");
+    }
+    if h.cpu_quota > 0 && h.cpu_quota < 1000 {
+        return inv(
+            "invalid value for --cpu-quota: CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        );
+    }
+    if h.nano_cpus > 0 && h.cpu_period > 0 {
+        return inv("conflicting options: --cpus and --cpu-period cannot both be set");
+    }
+    if h.nano_cpus > 0 && h.cpu_quota > 0 {
+        return inv("conflicting options: --cpus and --cpu-quota cannot both be set");
+    }
+    if h.memory_swappiness.is_some_and(|n| !(0..=100).contains(&n)) {
+        return inv("invalid value for --memory-swappiness: it must be between 0 and 100 (or -1, the kernel's)");
+    }
     if h.shm_size < 0 {
         return inv("invalid value for --shm-size: it must be positive");
     }
@@ -491,6 +583,11 @@ pub fn check_host(h: &HostConfig, host: &HostLimits) -> Result<()> {
             "invalid value for --cpus: the range of CPUs is from 0.01 to {}.00, as there are only {} CPUs available",
             host.ncpus, host.ncpus
         )));
+    }
+    for (flag, list) in throttles(h) {
+        for t in list {
+            block_device(flag, &t.path)?;
+        }
     }
     if !h.cpuset_cpus.is_empty() {
         let want = parse_cpuset("--cpuset-cpus", &h.cpuset_cpus)?;

@@ -68,6 +68,7 @@ pub fn apply(v: &mut Value, cfg: &ContainerConfig, caps: &[String], host: &HostI
         push_mount(v, crate::volumes::spec_mount(m, data.as_deref()));
     }
     resources(v, cfg, host);
+    block_io(v, h)?;
     if !h.sysctls.is_empty() {
         v["linux"]["sysctl"] = json!(h.sysctls);
     }
@@ -155,6 +156,9 @@ pub(crate) fn memory_resources(h: &HostConfig) -> serde_json::Map<String, Value>
     if h.oom_kill_disable {
         mem.insert("disableOOMKiller".into(), json!(true));
     }
+    if let Some(n) = h.memory_swappiness {
+        mem.insert("swappiness".into(), json!(n));
+    }
     mem
 }
 
@@ -169,10 +173,43 @@ pub(crate) fn cpu_resources(h: &HostConfig) -> serde_json::Map<String, Value> {
         cpu.insert("period".into(), json!(100_000u64));
         cpu.insert("quota".into(), json!(h.nano_cpus / 10_000));
     }
+    if h.cpu_period > 0 {
+        cpu.insert("period".into(), json!(h.cpu_period));
+    }
+    if h.cpu_quota != 0 {
+        cpu.insert("quota".into(), json!(h.cpu_quota));
+    }
     if !h.cpuset_cpus.is_empty() {
         cpu.insert("cpus".into(), json!(h.cpuset_cpus));
     }
     cpu
+}
+
+/// The spec's `linux.resources.blockIO` throttles: each device's path
+/// resolved now, as dockerd does at each start (numbers can change
+/// across a reboot).
+fn block_io(v: &mut Value, h: &HostConfig) -> Result<()> {
+    let keys = [
+        "throttleReadBpsDevice",
+        "throttleWriteBpsDevice",
+        "throttleReadIOPSDevice",
+        "throttleWriteIOPSDevice",
+    ];
+    let mut io = serde_json::Map::new();
+    for ((flag, list), key) in crate::hostconfig::throttles(h).into_iter().zip(keys) {
+        let mut rates = Vec::new();
+        for t in list {
+            let (major, minor) = crate::hostconfig::block_device(flag, &t.path)?;
+            rates.push(json!({"major": major, "minor": minor, "rate": t.rate}));
+        }
+        if !rates.is_empty() {
+            io.insert(key.into(), Value::Array(rates));
+        }
+    }
+    if !io.is_empty() {
+        v["linux"]["resources"]["blockIO"] = Value::Object(io);
+    }
+    Ok(())
 }
 
 fn resources(v: &mut Value, cfg: &ContainerConfig, host: &HostInfo) {
