@@ -469,6 +469,8 @@ pub fn update_body(body: &Value) -> R<Update> {
         memory_reservation: positive(f.int("MemoryReservation")?),
         nano_cpus: positive(f.int("NanoCpus")?),
         cpu_shares: positive(f.int("CpuShares")?),
+        cpu_period: positive(f.int("CpuPeriod")?),
+        cpu_quota: positive(f.int("CpuQuota")?),
         cpuset_cpus: f.string("CpusetCpus")?.filter(|c| !c.is_empty()),
         // docker: 0 and -1 both lift the limit.
         pids_limit: f.int("PidsLimit")?.map(|n| if n == 0 { -1 } else { n }),
@@ -663,6 +665,21 @@ mod tests {
 
     fn p(v: Value) -> R<RunOptions> {
         parse(&v, None).map(|p| p.opts)
+    }
+
+    #[test]
+    fn an_update_body_takes_the_cfs_period_and_quota() {
+        // What docker 20.10 sends for `docker update --cpu-period 200000
+        // --cpu-quota 50000`: every other field at its zero, unchanged.
+        let u = update_body(
+            &json!({"CpuPeriod": 200000, "CpuQuota": 50000, "CpuShares": 0,
+            "Memory": 0, "NanoCpus": 0, "CpusetCpus": "", "RestartPolicy": {"Name": ""}}),
+        )
+        .unwrap();
+        assert_eq!((u.cpu_period, u.cpu_quota), (Some(200000), Some(50000)));
+        assert_eq!((u.cpu_shares, u.nano_cpus, u.memory), (None, None, None));
+        let u = update_body(&json!({"CpuQuota": -1})).unwrap();
+        assert_eq!((u.cpu_period, u.cpu_quota), (None, Some(-1)));
     }
 
     #[test]

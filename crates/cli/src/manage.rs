@@ -227,6 +227,12 @@ pub struct UpdateArgs {
     /// CPU shares (relative weight).
     #[arg(short = 'c', long)]
     cpu_shares: Option<i64>,
+    /// The CPU CFS period, in microseconds.
+    #[arg(long)]
+    cpu_period: Option<i64>,
+    /// The CPU CFS quota, in microseconds a period (-1 for none).
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
     /// CPUs in which to allow execution (0-3, 0,1).
     #[arg(long)]
     cpuset_cpus: Option<String>,
@@ -260,6 +266,8 @@ pub fn update(engine: &Engine, a: UpdateArgs) -> Result<u8> {
             .transpose()?
             .filter(|n| *n != 0),
         cpu_shares: a.cpu_shares.filter(|n| *n != 0),
+        cpu_period: a.cpu_period.filter(|n| *n != 0),
+        cpu_quota: a.cpu_quota.filter(|n| *n != 0),
         cpuset_cpus: a.cpuset_cpus.filter(|c| !c.is_empty()),
         pids_limit: a.pids_limit,
         restart: a.restart.as_deref().map(RestartPolicy::parse).transpose()?,
@@ -267,7 +275,7 @@ pub fn update(engine: &Engine, a: UpdateArgs) -> Result<u8> {
     if u.is_empty() {
         bail!(berth_engine::Error::InvalidArgument(
             "update needs at least one of -m, --memory-swap, --memory-reservation, --cpus, \
-             --cpu-shares, --cpuset-cpus, --pids-limit, --restart"
+             --cpu-shares, --cpu-period, --cpu-quota, --cpuset-cpus, --pids-limit, --restart"
                 .into()
         ));
     }

@@ -239,6 +239,44 @@ fn pause_top_stats_rename_update_restart_prune() {
         "reservation",
     );
     b.fails(&["update", "--cpuset-cpus", "4096", "m2"], 1, "cpuset");
+    // The CFS period and quota: not beside --cpus (m2 has it), and live
+    // on a container without it.
+    b.fails(
+        &["update", "--cpu-period", "200000", "m2"],
+        1,
+        "--cpus and --cpu-period cannot both be set",
+    );
+    let cfs = b
+        .ok(&["run", "-d", "--name", "cfs", "bb", "sleep", "60"])
+        .trim()
+        .to_string();
+    b.ok(&[
+        "update",
+        "--cpu-period",
+        "200000",
+        "--cpu-quota",
+        "50000",
+        "cfs",
+    ]);
+    let cfs_cg = common::cgroup_dirs(&cfs);
+    let cfs_read = |f: &str| {
+        cfs_cg
+            .iter()
+            .find_map(|d| std::fs::read_to_string(d.join(f)).ok())
+            .unwrap_or_default()
+    };
+    if v2 {
+        assert_eq!(cfs_read("cpu.max").trim(), "50000 200000");
+    } else {
+        assert_eq!(cfs_read("cpu.cfs_period_us").trim(), "200000");
+        assert_eq!(cfs_read("cpu.cfs_quota_us").trim(), "50000");
+    }
+    let v = inspect(&b, "cfs");
+    assert_eq!(
+        (&v["HostConfig"]["CpuPeriod"], &v["HostConfig"]["CpuQuota"]),
+        (&200_000.into(), &50_000.into())
+    );
+    b.ok(&["rm", "-f", "cfs"]);
     b.ok(&[
         "update",
         "-m",

@@ -35,6 +35,9 @@ pub struct Update {
     pub memory_reservation: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub cpu_shares: Option<i64>,
+    pub cpu_period: Option<i64>,
+    /// -1 lifts the quota.
+    pub cpu_quota: Option<i64>,
     pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
     pub restart: Option<RestartPolicy>,
@@ -46,7 +49,11 @@ impl Update {
     }
 
     fn cpu(&self) -> bool {
-        self.nano_cpus.is_some() || self.cpu_shares.is_some() || self.cpuset_cpus.is_some()
+        self.nano_cpus.is_some()
+            || self.cpu_shares.is_some()
+            || self.cpu_period.is_some()
+            || self.cpu_quota.is_some()
+            || self.cpuset_cpus.is_some()
     }
 
     /// Whether it changes anything at all.
@@ -229,6 +236,12 @@ impl Engine {
         }
         if let Some(n) = u.cpu_shares {
             h.cpu_shares = n;
+        }
+        if let Some(n) = u.cpu_period {
+            h.cpu_period = n;
+        }
+        if let Some(n) = u.cpu_quota {
+            h.cpu_quota = n;
         }
         if let Some(cpus) = &u.cpuset_cpus {
             h.cpuset_cpus = cpus.clone();
