@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use berth_engine::{Engine, ExecOptions, Network, RunOptions, State};
 use clap::Args;
 
@@ -54,6 +54,9 @@ pub struct RunArgs {
     monitor: crate::monitorflags::MonitorFlags,
     #[command(flatten)]
     pull: crate::registry::PullFlags,
+    /// Write the container's id to this file (which must not exist).
+    #[arg(long)]
+    cidfile: Option<std::path::PathBuf>,
     #[command(flatten)]
     unsupported: Unsupported,
     /// IMAGE [COMMAND [ARG...]]
@@ -134,8 +137,12 @@ pub fn create(engine: &Engine, a: RunArgs) -> Result<u8> {
     }
     let mut opts = a.options()?;
     warn_discarded(&mut opts);
+    let cid = a.cidfile.as_deref().map(CidFile::create).transpose()?;
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     let c = engine.create(&opts)?;
+    if let Some(f) = cid {
+        f.write(&c.id)?;
+    }
     println!("{}", c.id);
     Ok(0)
 }
@@ -156,9 +163,13 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
         let _ = engine.hold_spare();
     }
     berth_engine::timing::mark("cli: spare held");
+    let cid = a.cidfile.as_deref().map(CidFile::create).transpose()?;
     crate::registry::ensure_image(engine, &a.pull, &opts.image)?;
     berth_engine::timing::mark("cli: image ensured");
     let c = engine.create(&opts)?;
+    if let Some(f) = cid {
+        f.write(&c.id)?;
+    }
     berth_engine::timing::mark("cli: created");
     let (ours, attach) = if a.detach {
         (None, None)
@@ -195,6 +206,54 @@ pub fn run(engine: &Engine, a: RunArgs) -> Result<u8> {
     let code = finish(session.run()?, || handle.wait());
     berth_engine::timing::mark("cli: exited");
     code
+}
+
+/// `--cidfile`: docker's file of the container's id. Made before the
+/// container, so that one already there (another container's) refuses
+/// the run; removed again when the container could not be made.
+struct CidFile {
+    path: std::path::PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl CidFile {
+    fn create(path: &std::path::Path) -> Result<CidFile> {
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+        {
+            Ok(f) => Ok(CidFile {
+                path: path.to_path_buf(),
+                file: Some(f),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                bail!(berth_engine::Error::InvalidArgument(format!(
+                    "container ID file found, make sure the other container isn't running or delete {}",
+                    path.display()
+                )))
+            }
+            Err(e) => bail!(berth_engine::Error::InvalidArgument(format!(
+                "--cidfile {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    fn write(mut self, id: &str) -> Result<()> {
+        let mut f = self.file.take().expect("written once");
+        std::io::Write::write_all(&mut f, id.as_bytes())
+            .with_context(|| format!("writing the container's id to {}", self.path.display()))
+    }
+}
+
+impl Drop for CidFile {
+    fn drop(&mut self) {
+        // Not written: the container was not made.
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// `run -a`: the streams attached.

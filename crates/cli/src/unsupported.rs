@@ -53,6 +53,5 @@ unsupported_flags! {
         cpu_rt_period: "cpu-rt-period";
         cpu_rt_runtime: "cpu-rt-runtime";
         kernel_memory: "kernel-memory";
-        cidfile: "cidfile";
     }
 }

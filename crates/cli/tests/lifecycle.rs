@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Berth;
+use common::{stderr, Berth};
 
 #[test]
 fn detached_container_lifecycle() {
@@ -202,6 +202,39 @@ fn create_then_start() {
     assert_eq!(b.ok(&["wait", "later"]).trim(), "0");
     assert_eq!(b.ok(&["logs", &id]), "started\n");
     b.ok(&["rm", "later"]);
+    // --cidfile: the id written there; a file already there (another
+    // container's) refuses the next, and a create that fails leaves none.
+    let cid = b.dir.path().join("cid");
+    let cid_s = cid.to_str().unwrap();
+    let id = b
+        .ok(&["create", "--cidfile", cid_s, "bb", "true"])
+        .trim()
+        .to_string();
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id);
+    let o = b.run(&["run", "--rm", "--cidfile", cid_s, "bb", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        stderr(&o).contains("container ID file found") && stderr(&o).contains(cid_s),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id, "the file stays");
+    std::fs::remove_file(&cid).unwrap();
+    let o = b.run(&[
+        "run",
+        "--rm",
+        "--cidfile",
+        cid_s,
+        "--cpu-period",
+        "1",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(!cid.exists(), "a failed create left its id file");
+    b.ok(&["run", "--rm", "--cidfile", cid_s, "bb", "true"]);
+    assert_eq!(std::fs::read_to_string(&cid).unwrap().len(), 64);
+    b.ok(&["rm", &id]);
 }
 
 /// docker's management command: `container CMD` is `CMD` (`container ls`
