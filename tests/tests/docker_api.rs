@@ -267,6 +267,32 @@ fn docker_manages_a_detached_container() {
     );
     let top = s.ok(&["top", "web"]);
     assert!(top.contains("sleep"), "{top}");
+    // A signal for stop and restart (API 1.42); a bad one is the
+    // client's error (the CLI checks it too).
+    let (code, out) = s.api("POST", "/containers/web/stop?signal=NOPE", None);
+    assert_eq!(code, 400, "{}", String::from_utf8_lossy(&out));
+    assert!(String::from_utf8_lossy(&out).contains("NOPE"));
+    let (code, out) = s.api("POST", "/containers/web/restart?signal=KILL&t=30", None);
+    assert_eq!(code, 204, "{}", String::from_utf8_lossy(&out));
+    // web ends at SIGTERM with 0: 137 says the signal asked for was sent.
+    let (code, out) = s.api("POST", "/containers/web/stop?signal=KILL&t=30", None);
+    assert_eq!(code, 204, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(
+        s.ok(&["inspect", "-f", "{{.State.ExitCode}}", "web"])
+            .trim(),
+        "137"
+    );
+    s.ok(&["start", "web"]);
+    assert_eq!(
+        s.ok(&[
+            "inspect",
+            "-f",
+            "{{.State.Running}} {{.RestartCount}}",
+            "web"
+        ])
+        .trim(),
+        "true 0"
+    );
     assert_eq!(s.ok(&["stop", "-t", "5", "web"]).trim(), "web");
     let ps = s.ok(&["ps", "-a", "--format", "{{.Status}}"]);
     assert!(ps.starts_with("Exited (0)"), "{ps}");

@@ -220,29 +220,43 @@ fn timeout(ctx: &Ctx) -> Result<Option<Duration>, ApiError> {
         .map(|t| Duration::from_secs(t.max(0) as u64)))
 }
 
+/// The `signal` a stop or restart sends first (API 1.42), if any.
+fn stop_signal(ctx: &Ctx) -> Option<String> {
+    ctx.query
+        .get("signal")
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
 pub async fn stop(ctx: Ctx, id: String) -> Result<Response, ApiError> {
-    if ctx.query.get("signal").is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::bad_request(
-            "stop with a signal is not supported by berth yet: set the container's StopSignal",
-        ));
-    }
+    let signal = stop_signal(&ctx);
     let t = timeout(&ctx)?;
-    let c = ctx.api.blocking(move |e| e.find(&id)).await?;
+    let asked = signal.clone();
+    let c = ctx
+        .api
+        .blocking(move |e| {
+            // A bad signal is a 400 even for a container that is not running.
+            if let Some(s) = &asked {
+                berth_engine::signal::parse(s)?;
+            }
+            e.find(&id)
+        })
+        .await?;
     if c.state != State::Running {
         return Ok(body::empty(StatusCode::NOT_MODIFIED));
     }
-    ctx.api.blocking(move |e| e.stop(&c.id, t)).await?;
+    ctx.api
+        .blocking(move |e| e.stop(&c.id, t, signal.as_deref()))
+        .await?;
     no_content()
 }
 
 pub async fn restart(ctx: Ctx, id: String) -> Result<Response, ApiError> {
-    if ctx.query.get("signal").is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::bad_request(
-            "restart with a signal is not supported by berth yet",
-        ));
-    }
+    let signal = stop_signal(&ctx);
     let t = timeout(&ctx)?;
-    ctx.api.blocking(move |e| e.restart(&id, t)).await?;
+    ctx.api
+        .blocking(move |e| e.restart(&id, t, signal.as_deref()))
+        .await?;
     ctx.api.bump();
     no_content()
 }

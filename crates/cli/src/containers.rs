@@ -76,19 +76,7 @@ impl RunArgs {
         }
         let network = self.net.network()?;
         let parsed = self.host.parse(network == Network::Host)?;
-        let env = parsed
-            .env
-            .iter()
-            .chain(&self.env)
-            .filter_map(|e| {
-                if e.contains('=') {
-                    Some(e.clone())
-                } else {
-                    // docker: a bare name passes our value, or nothing.
-                    std::env::var(e).ok().map(|v| format!("{e}={v}"))
-                }
-            })
-            .collect();
+        let env = crate::runflags::with_our_values(parsed.env.iter().chain(&self.env));
         Ok(RunOptions {
             image: self.args[0].clone(),
             name: self.name.clone(),
@@ -414,13 +402,16 @@ pub struct StopArgs {
     /// (default: the container's --stop-timeout, or 10)
     #[arg(short = 't', long = "time", alias = "timeout")]
     time: Option<u64>,
+    /// The signal to stop with (default: the container's stop signal).
+    #[arg(short = 's', long)]
+    signal: Option<String>,
     #[arg(required = true)]
     containers: Vec<String>,
 }
 
 pub fn stop(engine: &Engine, a: StopArgs) -> Result<u8> {
     each(&a.containers, |c| {
-        engine.stop(c, a.time.map(Duration::from_secs))?;
+        engine.stop(c, a.time.map(Duration::from_secs), a.signal.as_deref())?;
         println!("{c}");
         Ok(())
     })
@@ -692,8 +683,12 @@ pub fn wait(engine: &Engine, a: WaitArgs) -> Result<u8> {
 
 #[derive(Args)]
 pub struct ExecArgs {
+    /// Set an environment variable (K=V, or K to pass ours on).
     #[arg(short, long = "env")]
     env: Vec<String>,
+    /// Read environment variables from a file (K=V or K lines).
+    #[arg(long)]
+    env_file: Vec<String>,
     #[arg(short, long)]
     workdir: Option<String>,
     #[arg(short, long)]
@@ -723,9 +718,13 @@ pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
             "exec --detach cannot be used with --tty or --interactive".into()
         ));
     }
+    let mut from_files = Vec::new();
+    for f in &a.env_file {
+        from_files.extend(crate::runflags::read_lines(f, "--env-file")?);
+    }
     let opts = ExecOptions {
         cmd: a.args[1..].to_vec(),
-        env: a.env,
+        env: crate::runflags::with_our_values(from_files.iter().chain(&a.env)),
         workdir: a.workdir,
         user: a.user,
         tty: a.tty,

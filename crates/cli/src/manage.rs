@@ -32,8 +32,9 @@ pub struct RestartArgs {
 }
 
 pub fn restart(engine: &Engine, a: RestartArgs) -> Result<u8> {
+    // docker's CLI has no signal for restart (its API has, see berth serve).
     each(&a.containers, |c| {
-        engine.restart(c, a.time.map(Duration::from_secs))?;
+        engine.restart(c, a.time.map(Duration::from_secs), None)?;
         Ok(())
     })
 }

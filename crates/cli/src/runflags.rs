@@ -294,8 +294,22 @@ impl HostFlags {
     }
 }
 
+/// `-e` and `--env-file` entries as the container gets them: `K=V` as
+/// it is, a bare `K` with our value of it, or nothing (docker's way).
+pub(crate) fn with_our_values<'a>(entries: impl Iterator<Item = &'a String>) -> Vec<String> {
+    entries
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e.clone())
+            } else {
+                std::env::var(e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect()
+}
+
 /// The non-empty, non-comment lines of a `--env-file`/`--label-file`.
-fn read_lines(path: &str, flag: &str) -> Result<Vec<String>> {
+pub(crate) fn read_lines(path: &str, flag: &str) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| berth_engine::Error::InvalidArgument(format!("{flag} {path}: {e}")))?;
     Ok(text

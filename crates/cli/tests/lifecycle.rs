@@ -84,6 +84,24 @@ fn detached_container_lifecycle() {
         b.ok(&["exec", "-u", "1000:1000", "web", "id", "-u"]).trim(),
         "1000"
     );
+    // --env-file: its K=V lines, comments skipped; -e after it wins.
+    let envf = b.dir.path().join("exec.env");
+    std::fs::write(&envf, "# a comment\nFROM_FILE=1\nX=file\n").unwrap();
+    assert_eq!(
+        b.ok(&[
+            "exec",
+            "--env-file",
+            envf.to_str().unwrap(),
+            "-e",
+            "X=flag",
+            "web",
+            "sh",
+            "-c",
+            "echo $FROM_FILE $X",
+        ])
+        .trim(),
+        "1 flag"
+    );
     assert_eq!(
         b.run(&["exec", "web", "sh", "-c", "exit 5"]).status.code(),
         Some(5)
@@ -117,12 +135,21 @@ fn detached_container_lifecycle() {
         common::cgroup_dirs(&id)
     );
 
-    // It can be started again, and its log grows.
+    // It can be started again, and its log grows; stop takes the signal
+    // to send first (-s), a bad one refused.
+    b.ok(&["start", "web"]);
+    b.fails(&["stop", "-s", "NOPE", "web"], 1, "unknown signal \"NOPE\"");
+    assert_eq!(b.ok(&["restart", "web"]).trim(), "web");
+    assert_eq!(
+        b.ok(&["stop", "-s", "KILL", "-t", "30", "web"]).trim(),
+        "web"
+    );
+    assert_eq!(b.ok(&["wait", "web"]).trim(), "137");
     b.ok(&["start", "web"]);
     assert_eq!(b.ok(&["kill", "-s", "TERM", "web"]).trim(), "web");
     b.ok(&["kill", "web"]);
     assert_eq!(b.ok(&["wait", "web"]).trim(), "137");
-    assert_eq!(b.ok(&["logs", "web"]).matches("out").count(), 2);
+    assert_eq!(b.ok(&["logs", "web"]).matches("out").count(), 4);
 
     b.ok(&["rm", "web"]);
     assert_eq!(b.ok(&["ps", "-aq"]), "");

@@ -441,10 +441,17 @@ impl Engine {
         }
     }
 
-    /// `stop`: the container's stop signal (`--stop-signal`, the image's
-    /// STOPSIGNAL, or SIGTERM), then SIGKILL after `timeout` (default: its
-    /// `--stop-timeout`, or 10 seconds).
-    pub fn stop(&self, key: &str, timeout: Option<Duration>) -> Result<Container> {
+    /// `stop`: `signal`, else the container's stop signal (`--stop-signal`,
+    /// the image's STOPSIGNAL, or SIGTERM), then SIGKILL after `timeout`
+    /// (default: its `--stop-timeout`, or 10 seconds).
+    pub fn stop(
+        &self,
+        key: &str,
+        timeout: Option<Duration>,
+        signal: Option<&str>,
+    ) -> Result<Container> {
+        // A bad signal fails before anything is done, as docker's does.
+        let asked = signal.map(berth_runtime::signal::parse).transpose()?;
         let c = self.find(key)?;
         // Before the state check: a container between two restarts is
         // exited, and must stay so.
@@ -458,9 +465,10 @@ impl Engine {
             }
             return Ok(c);
         }
-        let sig = match c.config.stop_signal.as_str() {
-            "" => 15,
-            s => berth_runtime::signal::parse(s)?,
+        let sig = match (asked, c.config.stop_signal.as_str()) {
+            (Some(sig), _) => sig,
+            (None, "") => 15,
+            (None, s) => berth_runtime::signal::parse(s)?,
         };
         let timeout = timeout.unwrap_or_else(|| {
             Duration::from_secs(c.config.stop_timeout.map_or(10, |t| t.max(0) as u64))

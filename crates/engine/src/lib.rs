@@ -38,7 +38,7 @@ pub mod security;
 pub mod spec;
 pub mod status;
 pub mod stream;
-pub use berth_runtime::timing;
+pub use berth_runtime::{signal, timing};
 pub mod tuning;
 pub mod user;
 pub mod userns;

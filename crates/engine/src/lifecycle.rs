@@ -75,9 +75,14 @@ impl Engine {
         Ok(c)
     }
 
-    /// `restart`: stop (if running), then start again.
-    pub fn restart(&self, key: &str, timeout: Option<Duration>) -> Result<Container> {
-        let c = self.stop(key, timeout)?;
+    /// `restart`: stop (if running, with `signal` if given), then start again.
+    pub fn restart(
+        &self,
+        key: &str,
+        timeout: Option<Duration>,
+        signal: Option<&str>,
+    ) -> Result<Container> {
+        let c = self.stop(key, timeout, signal)?;
         self.start(&c.id, None)?;
         Ok(c)
     }
