@@ -258,6 +258,9 @@ fn host_config(
         cpu_period: f.int("CpuPeriod")?.unwrap_or(0),
         cpu_quota: f.int("CpuQuota")?.unwrap_or(0),
         cpuset_cpus: f.string("CpusetCpus")?.unwrap_or_default(),
+        cpuset_mems: f.string("CpusetMems")?.unwrap_or_default(),
+        device_cgroup_rules: f.list("DeviceCgroupRules")?,
+        annotations: f.string_map("Annotations")?,
         // docker's client sends -1 for "the kernel's default".
         memory_swappiness: f.int("MemorySwappiness")?.filter(|n| *n != -1),
         blkio_device_read_bps: f.throttles("BlkioDeviceReadBps")?,
@@ -283,6 +286,9 @@ fn host_config(
     };
     if !h.cpuset_cpus.is_empty() {
         hc::parse_cpuset("HostConfig.CpusetCpus", &h.cpuset_cpus)?;
+    }
+    if !h.cpuset_mems.is_empty() {
+        hc::parse_cpuset("HostConfig.CpusetMems", &h.cpuset_mems)?;
     }
     for (p, o) in h.tmpfs.clone() {
         let spec = if o.is_empty() {

@@ -74,6 +74,7 @@ impl RunArgs {
         if let Some(flag) = self.unsupported.first() {
             return Err(berth_engine::Error::NotSupported { flag }.into());
         }
+        unknown_flag(&self.args)?;
         let network = self.net.network()?;
         let parsed = self.host.parse(network == Network::Host)?;
         let env = crate::runflags::with_our_values(parsed.env.iter().chain(&self.env));
@@ -711,7 +712,21 @@ pub struct ExecArgs {
     args: Vec<String>,
 }
 
+/// A flag clap does not know lands in the trailing arguments (they take
+/// hyphens for the container's command): it is the first of them, as no
+/// image or container name starts with '-'. docker's words for it.
+fn unknown_flag(args: &[String]) -> Result<()> {
+    match args.first() {
+        Some(a) if a.starts_with('-') => bail!(berth_engine::Error::InvalidArgument(format!(
+            "unknown flag: {}",
+            a.split('=').next().unwrap_or(a)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
+    unknown_flag(&a.args)?;
     if a.detach && (a.tty || a.interactive) {
         // Nothing would hold the pty or feed the input.
         bail!(berth_engine::Error::InvalidArgument(

@@ -254,6 +254,12 @@ pub struct PullFlags {
     /// os/arch[/variant] to pull.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Pull without the progress (the notice that it pulls stays off too).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Skip image verification: berth does none (docker's default).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub disable_content_trust: Option<bool>,
 }
 
 /// Pulls the image `run`/`create` need, as docker does: a notice on
@@ -261,6 +267,11 @@ pub struct PullFlags {
 /// (or its id).
 pub fn ensure_image(engine: &Engine, flags: &PullFlags, image: &str) -> Result<()> {
     let policy = PullPolicy::parse(&flags.pull)?;
+    if flags.disable_content_trust == Some(false) {
+        bail!(berth_engine::Error::NotSupported {
+            flag: "--disable-content-trust=false (image signatures)".into()
+        });
+    }
     // The engine's own store: `run` and `create` use it next.
     let s = engine.store()?;
     let Need::Pull(reference) = reg::needs_pull(&s, image, policy)? else {
@@ -270,14 +281,14 @@ pub fn ensure_image(engine: &Engine, flags: &PullFlags, image: &str) -> Result<(
         return Ok(());
     };
     drop(s);
-    if policy == PullPolicy::Missing {
+    if policy == PullPolicy::Missing && !flags.quiet {
         eprintln!("Unable to find image '{}' locally", reference.familiar());
     }
     pull_one(
         engine,
         image,
         flags.platform.as_deref(),
-        false,
+        flags.quiet,
         Stream::Stderr,
     )?;
     if let Some(p) = &flags.platform {

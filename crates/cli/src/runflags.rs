@@ -35,6 +35,15 @@ pub struct HostFlags {
     /// CPUs in which to allow execution (0-3, 0,1).
     #[arg(long)]
     cpuset_cpus: Option<String>,
+    /// Memory nodes in which to allow execution (0-3, 0,1).
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// Allow devices in the devices cgroup (TYPE MAJOR:MINOR ACCESS, e.g. 'c 1:3 rwm').
+    #[arg(long)]
+    device_cgroup_rule: Vec<String>,
+    /// An annotation of the container's OCI spec (KEY=VALUE).
+    #[arg(long)]
+    annotation: Vec<String>,
     /// How readily the kernel swaps the container's memory (0 to 100; -1
     /// for the kernel's default).
     #[arg(long, allow_hyphen_values = true)]
@@ -192,6 +201,8 @@ impl HostFlags {
             cpu_period: self.cpu_period.unwrap_or(0),
             cpu_quota: self.cpu_quota.unwrap_or(0),
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
+            cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),
+            device_cgroup_rules: self.device_cgroup_rule.clone(),
             // docker's -1: the kernel's own.
             memory_swappiness: self.memory_swappiness.filter(|n| *n != -1),
             pids_limit: self.pids_limit,
@@ -214,6 +225,16 @@ impl HostFlags {
         };
         if !h.cpuset_cpus.is_empty() {
             hc::parse_cpuset("--cpuset-cpus", &h.cpuset_cpus)?;
+        }
+        if !h.cpuset_mems.is_empty() {
+            hc::parse_cpuset("--cpuset-mems", &h.cpuset_mems)?;
+        }
+        for r in &h.device_cgroup_rules {
+            hc::parse_device_cgroup_rule(r)?;
+        }
+        for a in &self.annotation {
+            let (k, v) = hc::parse_annotation(a)?;
+            h.annotations.insert(k, v);
         }
         for u in &self.ulimit {
             let u = hc::parse_ulimit(u)?;

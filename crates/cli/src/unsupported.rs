@@ -50,6 +50,8 @@ unsupported_flags! {
         storage_opt: "storage-opt";
         volume_driver: "volume-driver";
         blkio_weight: "blkio-weight";
+        blkio_weight_device: "blkio-weight-device";
+        link_local_ip: "link-local-ip";
         cpu_rt_period: "cpu-rt-period";
         cpu_rt_runtime: "cpu-rt-runtime";
         kernel_memory: "kernel-memory";

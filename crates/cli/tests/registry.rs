@@ -126,6 +126,12 @@ fn push_rmi_pull_run_round_trip() {
     let o = fresh.run(&["create", "--pull", "always", &name]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout).trim().len(), 64);
+    // -q: the pull says nothing, the output is the container's alone.
+    let quiet = Berth::new();
+    let o = quiet.run(&["run", "-q", "--rm", &name]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "from the registry\n");
+    assert_eq!(text(&o.stderr), "");
 
     // Errors name the cause, exit 1 (125 for run).
     let o = b.run(&["pull", &format!("{}/test/missing:v1", reg.host())]);

@@ -171,6 +171,62 @@ fn cfs_period_quota_swappiness_and_device_rates_reach_the_cgroup() {
     );
 }
 
+/// --cpuset-mems, --device-cgroup-rule and --annotation, seen from
+/// inside (the cgroup) and in the spec and inspect.
+#[test]
+fn cpuset_mems_device_rules_and_annotations() {
+    if !berth_testutil::require_root("cpuset_mems_device_rules_and_annotations") {
+        return;
+    }
+    let b = Berth::with_image();
+    let out = sh(
+        &b,
+        &[
+            "--cpuset-mems",
+            "0",
+            "--device-cgroup-rule",
+            "c 10:229 rwm",
+            "--device-cgroup-rule",
+            "b *:* m",
+        ],
+        "cat /sys/fs/cgroup/cpuset/cpuset.mems; grep -E '^(c 10:229|b \\*:\\*)' /sys/fs/cgroup/devices/devices.list",
+    );
+    assert_eq!(out, "0\nc 10:229 rwm\nb *:* m\n");
+    let id = b
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "noted",
+            "--annotation",
+            "org.example.k=v=w",
+            "--device-cgroup-rule",
+            "c 10:229 rwm",
+            "bb",
+            "sleep",
+            "30",
+        ])
+        .trim()
+        .to_string();
+    let spec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(b.runroot.join("containers").join(&id).join("config.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(spec["annotations"]["org.example.k"], "v=w");
+    assert_eq!(
+        b.ok(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.Annotations}} {{json .HostConfig.DeviceCgroupRules}}",
+            "noted"
+        ])
+        .trim(),
+        r#"{"org.example.k":"v=w"} ["c 10:229 rwm"]"#
+    );
+    b.ok(&["rm", "-f", "noted"]);
+}
+
 #[test]
 fn capabilities_seccomp_and_privileges() {
     if !berth_testutil::require_root("capabilities_seccomp_and_privileges") {
@@ -445,6 +501,12 @@ fn bad_values_fail_naming_the_flag() {
             &["--device-write-iops", "/dev/sda"][..],
             "--device-write-iops",
         ),
+        (&["--cpuset-mems", "4096"][..], "--cpuset-mems"),
+        (
+            &["--device-cgroup-rule", "c 1:3 rwx"][..],
+            "--device-cgroup-rule",
+        ),
+        (&["--annotation", "nokey"][..], "--annotation"),
     ] {
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(flags);

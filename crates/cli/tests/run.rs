@@ -109,6 +109,24 @@ fn unsupported_flags_fail_clearly() {
             &["run", "--network", "nosuchnet", "bb", "true"][..],
             "network nosuchnet not found",
         ),
+        // A flag berth does not know is named as docker names it, not
+        // taken for the image (or exec's container).
+        (
+            &["run", "--bogus=1", "bb", "true"][..],
+            "unknown flag: --bogus",
+        ),
+        (
+            &["exec", "--bogus", "x", "true"][..],
+            "unknown flag: --bogus",
+        ),
+        (
+            &["run", "--blkio-weight-device", "/dev/vda:10", "bb", "true"][..],
+            "--blkio-weight-device is not supported yet",
+        ),
+        (
+            &["run", "--disable-content-trust=false", "bb", "true"][..],
+            "--disable-content-trust=false (image signatures) is not supported yet",
+        ),
         // No emulation: another platform than this machine's is refused.
         (
             &["run", "--platform", FOREIGN, "bb", "true"][..],

@@ -25,6 +25,13 @@ pub struct HostConfig {
     /// `--cpu-quota`: the CFS quota in microseconds a period; 0 for none.
     pub cpu_quota: i64,
     pub cpuset_cpus: String,
+    /// `--cpuset-mems`: the memory nodes the container may use.
+    pub cpuset_mems: String,
+    /// `--device-cgroup-rule`: `TYPE MAJOR:MINOR ACCESS` rules the devices
+    /// cgroup allows besides the standard devices.
+    pub device_cgroup_rules: Vec<String>,
+    /// `--annotation`: annotations of the container's OCI spec.
+    pub annotations: BTreeMap<String, String>,
     /// `--memory-swappiness` (0-100); `None` (docker's -1) for the kernel's.
     pub memory_swappiness: Option<i64>,
     /// `--device-read-bps`: bytes a second read from a block device.
@@ -81,6 +88,46 @@ pub struct HostConfig {
     /// `--userns auto`: the host ids the container's own map to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_map: Option<crate::userns::IdMap>,
+}
+
+/// One `--device-cgroup-rule`, docker's `TYPE MAJOR:MINOR ACCESS` (`a`,
+/// `b` or `c`; a number or `*`; some of `rwm`): type, major and minor
+/// (`None` for any), access.
+pub fn parse_device_cgroup_rule(s: &str) -> Result<(char, Option<i64>, Option<i64>, String)> {
+    let flag = "--device-cgroup-rule";
+    let want = "expected TYPE MAJOR:MINOR ACCESS, e.g. 'c 1:3 rwm' or 'b *:* r'";
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [kind, numbers, access] = parts.as_slice() else {
+        return Err(bad(flag, s, want));
+    };
+    let kind = match *kind {
+        "a" | "b" | "c" => kind.chars().next().unwrap_or('a'),
+        _ => return Err(bad(flag, s, want)),
+    };
+    let number = |n: &str| -> Result<Option<i64>> {
+        match n {
+            "*" => Ok(None),
+            n => n
+                .parse::<u32>()
+                .map(|n| Some(n as i64))
+                .map_err(|_| bad(flag, s, want)),
+        }
+    };
+    let (major, minor) = numbers.split_once(':').ok_or_else(|| bad(flag, s, want))?;
+    let ok_access =
+        !access.is_empty() && access.len() <= 3 && access.chars().all(|c| "rwm".contains(c));
+    if !ok_access {
+        return Err(bad(flag, s, want));
+    }
+    Ok((kind, number(major)?, number(minor)?, access.to_string()))
+}
+
+/// `--annotation KEY=VALUE`.
+pub fn parse_annotation(s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(bad("--annotation", s, "expected KEY=VALUE")),
+    }
 }
 
 /// A rate on one block device (docker's `ThrottleDevice`), its path
@@ -524,6 +571,8 @@ pub struct HostLimits {
     pub ncpus: usize,
     /// The CPUs the engine's cgroup may use.
     pub cpuset: Vec<u32>,
+    /// The memory nodes it may use.
+    pub mems: Vec<u32>,
     /// The hard limit of each `--ulimit` name, `u64::MAX` for unlimited.
     pub hard: BTreeMap<String, u64>,
 }
@@ -536,6 +585,11 @@ impl HostLimits {
             .ok()
             .and_then(|s| parse_cpuset("cpuset", s.trim()).ok())
             .unwrap_or_else(|| (0..ncpus as u32).collect());
+        let mems = std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.effective_mems")
+            .or_else(|_| std::fs::read_to_string("/sys/devices/system/node/online"))
+            .ok()
+            .and_then(|s| parse_cpuset("mems", s.trim()).ok())
+            .unwrap_or_else(|| vec![0]);
         let hard = ULIMITS
             .iter()
             .filter_map(|n| {
@@ -547,6 +601,7 @@ impl HostLimits {
         HostLimits {
             ncpus,
             cpuset,
+            mems,
             hard,
         }
     }
@@ -597,6 +652,18 @@ pub fn check_host(h: &HostConfig, host: &HostLimits) -> Result<()> {
                 h.cpuset_cpus
             )));
         }
+    }
+    if !h.cpuset_mems.is_empty() {
+        let want = parse_cpuset("--cpuset-mems", &h.cpuset_mems)?;
+        if let Some(m) = want.iter().find(|m| !host.mems.contains(m)) {
+            return Err(Error::InvalidArgument(format!(
+                "invalid value {:?} for --cpuset-mems: memory node {m} is not available",
+                h.cpuset_mems
+            )));
+        }
+    }
+    for r in &h.device_cgroup_rules {
+        parse_device_cgroup_rule(r)?;
     }
     for u in &h.ulimits {
         let max = host.hard.get(&u.name).copied().unwrap_or(u64::MAX);
@@ -727,6 +794,7 @@ mod tests {
         let host = HostLimits {
             ncpus: 2,
             cpuset: vec![0, 1],
+            mems: vec![0],
             hard: [("nofile".to_string(), 20000)].into(),
         };
         let h = HostConfig {

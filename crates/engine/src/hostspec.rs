@@ -69,6 +69,9 @@ pub fn apply(v: &mut Value, cfg: &ContainerConfig, caps: &[String], host: &HostI
     }
     resources(v, cfg, host);
     block_io(v, h)?;
+    for (k, val) in &h.annotations {
+        v["annotations"][k] = json!(val);
+    }
     if !h.sysctls.is_empty() {
         v["linux"]["sysctl"] = json!(h.sysctls);
     }
@@ -182,6 +185,9 @@ pub(crate) fn cpu_resources(h: &HostConfig) -> serde_json::Map<String, Value> {
     if !h.cpuset_cpus.is_empty() {
         cpu.insert("cpus".into(), json!(h.cpuset_cpus));
     }
+    if !h.cpuset_mems.is_empty() {
+        cpu.insert("mems".into(), json!(h.cpuset_mems));
+    }
     cpu
 }
 
@@ -243,6 +249,19 @@ fn resources(v: &mut Value, cfg: &ContainerConfig, host: &HostInfo) {
                 json!({"allow": true, "type": d.typ.to_string(), "major": d.major,
                 "minor": d.minor, "access": access}),
             );
+        }
+    }
+    if !h.privileged {
+        for rule in &h.device_cgroup_rules {
+            // Checked at create; a row that no longer parses allows nothing.
+            if let Ok((kind, major, minor, access)) =
+                crate::hostconfig::parse_device_cgroup_rule(rule)
+            {
+                rules.push(
+                    json!({"allow": true, "type": kind.to_string(), "major": major,
+                    "minor": minor, "access": access}),
+                );
+            }
         }
     }
     r["devices"] = json!(rules);
