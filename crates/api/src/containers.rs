@@ -90,10 +90,11 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
     let v = ctx
         .api
         .blocking(move |e| {
-            let filters = berth_engine::filters::Filters::parse(&flags)?;
+            let mut filters = berth_engine::filters::Filters::parse(&flags)?;
             let store = if size { Some(e.store()?) } else { None };
             let healths = e.health_statuses()?;
             let mut list = e.list()?;
+            filters.resolve(&list)?;
             // Newest first, as docker lists them.
             list.sort_by_key(|c| std::cmp::Reverse(c.created));
             let mut out = Vec::new();

@@ -502,7 +502,7 @@ fn status(c: &berth_engine::Container) -> String {
 }
 
 pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
-    let filters = crate::pslist::Filters::parse(&a.filter)?;
+    let mut filters = crate::pslist::Filters::parse(&a.filter)?;
     // docker: -n and -l show containers in any state, newest first.
     let last = if a.latest {
         Some(1)
@@ -512,8 +512,9 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
     let all = a.all || last.is_some() || filters.wants_stopped();
     let healths = engine.health_statuses()?;
     let health = |c: &berth_engine::Container| healths.get(&c.id).map(String::as_str);
-    let mut list: Vec<_> = engine
-        .list()?
+    let everyone = engine.list()?;
+    filters.resolve(&everyone)?;
+    let mut list: Vec<_> = everyone
         .into_iter()
         .filter(|c| all || c.state == State::Running)
         .filter(|c| {

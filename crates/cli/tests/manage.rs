@@ -455,6 +455,31 @@ fn ps_filters_and_formats_inspect_format() {
         "web1"
     );
     assert_eq!(names(&["-a", "-f", "ancestor=bb", "-f", "exited=0"]), "ok1");
+    // By order of creation (web1, db1, ok1), network, mounts and ports.
+    assert_eq!(names(&["-a", "-f", "since=web1"]), "db1 ok1");
+    assert_eq!(names(&["-a", "-f", "before=ok1"]), "db1 web1");
+    assert_eq!(b.run(&["ps", "-f", "before=nosuch"]).status.code(), Some(1));
+    b.ok(&[
+        "create",
+        "--name",
+        "mounted",
+        "--network",
+        "none",
+        "-v",
+        "vol1:/data",
+        "--expose",
+        "8080",
+        "bb",
+        "true",
+    ]);
+    assert_eq!(names(&["-a", "-f", "volume=vol1"]), "mounted");
+    assert_eq!(names(&["-a", "-f", "volume=/data"]), "mounted");
+    assert_eq!(
+        names(&["-a", "-f", "network=none", "-f", "expose=8000-8100"]),
+        "mounted"
+    );
+    assert_eq!(names(&["-a", "-f", "is-task=true"]), "");
+    b.ok(&["rm", "-v", "mounted"]);
     assert_eq!(b.run(&["ps", "-f", "colour=red"]).status.code(), Some(1));
     let o = b.run(&["ps", "-f", "exited"]);
     assert_eq!(o.status.code(), Some(1));

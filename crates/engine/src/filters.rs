@@ -1,5 +1,6 @@
 //! Docker's container filters (`ps --filter`, the API's `filters`):
-//! status, name, label, ancestor, exited, health and id; one key given twice
+//! status, name, label, ancestor, exited, health, id, network, volume,
+//! publish, expose, before, since and is-task; one key given twice
 //! matches either value, except `label`, whose values must all match (as
 //! docker: compose selects a project's service with two labels, Ryuk reaps
 //! by session label and `org.testcontainers=true` together); different
@@ -18,12 +19,18 @@ pub fn labels_match<'a>(wants: &[String], get: impl Fn(&str) -> Option<&'a str>)
     })
 }
 
-/// Parsed `--filter key=value` flags.
+/// Parsed `--filter key=value` flags; `before` and `since` name
+/// containers, whose creation times [`Filters::resolve`] finds.
 #[derive(Debug, Default)]
-pub struct Filters(Vec<(String, String)>);
+pub struct Filters {
+    pairs: Vec<(String, String)>,
+    /// `before`/`since` value -> that container's creation time.
+    times: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+}
 
-const KEYS: [&str; 7] = [
-    "status", "name", "label", "ancestor", "exited", "health", "id",
+const KEYS: [&str; 14] = [
+    "status", "name", "label", "ancestor", "exited", "health", "id", "network", "volume",
+    "publish", "expose", "before", "since", "is-task",
 ];
 
 /// What `health=` accepts: docker's statuses, and `none` for a container
@@ -53,15 +60,49 @@ impl Filters {
                     HEALTH.join(", ")
                 )));
             }
+            if (k == "publish" || k == "expose") && port_range(val).is_none() {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid filter '{k}={val}': want PORT[/PROTO] or START-END[/PROTO]"
+                )));
+            }
+            if k == "is-task" && val != "true" && val != "false" {
+                return Err(Error::InvalidArgument(format!(
+                    "invalid filter 'is-task={val}': true or false"
+                )));
+            }
             v.push((k.to_string(), val.to_string()));
         }
-        Ok(Filters(v))
+        Ok(Filters {
+            pairs: v,
+            times: Default::default(),
+        })
+    }
+
+    /// Finds the containers `before` and `since` name among `all` (by
+    /// name, id or id prefix); docker's error for one that is not there.
+    pub fn resolve(&mut self, all: &[Container]) -> Result<()> {
+        for (k, v) in &self.pairs {
+            if k != "before" && k != "since" {
+                continue;
+            }
+            let key = v.trim_start_matches('/');
+            let c = all
+                .iter()
+                .find(|c| c.name == key || c.id == key)
+                .or_else(|| {
+                    let mut by_prefix = all.iter().filter(|c| c.id.starts_with(key));
+                    by_prefix.next().filter(|_| by_prefix.next().is_none())
+                })
+                .ok_or_else(|| Error::NoSuchContainer(v.clone()))?;
+            self.times.insert(v.clone(), c.created);
+        }
+        Ok(())
     }
 
     /// Whether any filter asks for non-running containers (docker then
     /// lists them without `-a`).
     pub fn wants_stopped(&self) -> bool {
-        self.0
+        self.pairs
             .iter()
             .any(|(k, v)| k == "exited" || (k == "status" && v != "running"))
     }
@@ -70,7 +111,7 @@ impl Filters {
     /// `health` (`none` without a check), passes every filter.
     pub fn matches(&self, c: &Container, state: &str, health: &str) -> bool {
         KEYS.iter().all(|key| {
-            let mut vals = self.0.iter().filter(|(k, _)| k == key).peekable();
+            let mut vals = self.pairs.iter().filter(|(k, _)| k == key).peekable();
             if vals.peek().is_none() {
                 return true;
             }
@@ -96,10 +137,62 @@ impl Filters {
                     c.state == State::Exited
                         && c.exit_code.map(|x| x.to_string()) == Some(v.clone())
                 }
+                "network" => {
+                    c.config.network_mode == *v
+                        || c.config.net.endpoints.iter().any(|e| e.network == *v)
+                }
+                // docker's: a volume by name, any mount by its destination.
+                "volume" => c
+                    .config
+                    .host_config
+                    .mounts
+                    .iter()
+                    .any(|m| m.target == *v || (m.kind == "volume" && m.source == *v)),
+                "publish" => ports_meet(v, &published(c)),
+                "expose" => ports_meet(v, &c.config.net.exposed_ports),
+                "before" => self.times.get(v).is_some_and(|t| c.created < *t),
+                "since" => self.times.get(v).is_some_and(|t| c.created > *t),
+                // No container of berth's is a swarm task.
+                "is-task" => v == "false",
                 _ => false,
             })
         })
     }
+}
+
+/// `PORT[/PROTO]` or `START-END[/PROTO]` (tcp when no protocol).
+fn port_range(s: &str) -> Option<(u16, u16, &str)> {
+    let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let (a, b) = ports.split_once('-').unwrap_or((ports, ports));
+    let (a, b) = (a.parse::<u16>().ok()?, b.parse::<u16>().ok()?);
+    (a <= b && matches!(proto, "tcp" | "udp" | "sctp")).then_some((a, b, proto))
+}
+
+/// Whether the filter's range meets any of `ports` (`80/tcp`-style).
+fn ports_meet(filter: &str, ports: &[String]) -> bool {
+    let Some((lo, hi, proto)) = port_range(filter) else {
+        return false;
+    };
+    ports
+        .iter()
+        .any(|p| port_range(p).is_some_and(|(a, b, pp)| pp == proto && a <= hi && lo <= b))
+}
+
+/// The container ports `c` publishes (`80/tcp`-style): its `-p`
+/// bindings' container side, and every exposed port with `-P`.
+fn published(c: &Container) -> Vec<String> {
+    let net = &c.config.net;
+    if net.publish_all_ports {
+        return net.exposed_ports.clone();
+    }
+    net.port_bindings
+        .iter()
+        .filter_map(|b| {
+            let (ports, proto) = b.rsplit_once('/').unwrap_or((b.as_str(), "tcp"));
+            let container = ports.rsplit(':').next()?;
+            Some(format!("{container}/{proto}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -164,6 +257,49 @@ mod tests {
         assert!(f(&["health=healthy", "health=starting"]).matches(&web, "running", "starting"));
         assert!(!f(&["health=healthy"]).matches(&web, "running", "unhealthy"));
         assert!(Filters::parse(&["health=sick".into()]).is_err());
+    }
+
+    #[test]
+    fn network_volume_ports_order_and_tasks() {
+        let mut web = c("web1", State::Running, None);
+        web.config.network_mode = "front".into();
+        web.config.host_config.mounts = vec![crate::hostconfig::MountSpec {
+            kind: "volume".into(),
+            source: "data".into(),
+            target: "/var/lib/data".into(),
+            read_only: false,
+            propagation: String::new(),
+            options: String::new(),
+        }];
+        web.config.net.port_bindings = vec!["8080:80/tcp".into(), "127.0.0.1:5353:53/udp".into()];
+        web.config.net.exposed_ports = vec!["80/tcp".into(), "443/tcp".into()];
+        let m = |v: &[&str]| f(v).matches(&web, "running", "none");
+        assert!(m(&["network=front"]) && !m(&["network=back"]));
+        assert!(m(&["volume=data"]) && m(&["volume=/var/lib/data"]) && !m(&["volume=other"]));
+        assert!(m(&["publish=80"]) && m(&["publish=53/udp"]) && m(&["publish=70-90"]));
+        assert!(!m(&["publish=443"]) && !m(&["publish=53"]));
+        assert!(m(&["expose=443/tcp"]) && !m(&["expose=8080"]));
+        assert!(m(&["is-task=false"]) && !m(&["is-task=true"]));
+        for bad in [
+            "publish=x",
+            "expose=90-80",
+            "publish=80/ip",
+            "is-task=maybe",
+        ] {
+            assert!(Filters::parse(&[bad.to_string()]).is_err(), "{bad}");
+        }
+        // before/since: by the named container's creation time.
+        let mut old = c("old", State::Exited, Some(0));
+        old.id = "aa".repeat(32);
+        old.created = web.created - chrono::Duration::seconds(5);
+        let all = vec![old.clone(), web.clone()];
+        let mut since = f(&["since=old"]);
+        since.resolve(&all).unwrap();
+        assert!(since.matches(&web, "running", "none") && !since.matches(&old, "exited", "none"));
+        let mut before = f(&["before=web1"]);
+        before.resolve(&all).unwrap();
+        assert!(before.matches(&old, "exited", "none") && !before.matches(&web, "running", "none"));
+        assert!(f(&["before=nosuch"]).resolve(&all).is_err());
     }
 }
 
