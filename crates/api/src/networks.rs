@@ -13,47 +13,15 @@ use crate::error::ApiError;
 use crate::router::Ctx;
 
 pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
-    let filters = ctx.query.filters()?;
-    for k in filters.keys() {
-        if !matches!(
-            k.as_str(),
-            "name" | "id" | "label" | "driver" | "type" | "scope"
-        ) {
-            return Err(ApiError::bad_request(format!(
-                "network filter '{k}' is not supported by berth yet"
-            )));
-        }
-    }
+    let filters = ctx
+        .query
+        .filters_with(|p| berth_engine::filters::NetworkFilters::parse(p))?;
     let v = ctx
         .api
         .blocking(move |e| {
             let mut out = Vec::new();
-            for n in e.networks()? {
-                let name_ok = filters
-                    .get("name")
-                    .is_none_or(|vs| vs.iter().any(|v| n.name().contains(v.as_str())));
-                let id_ok = filters
-                    .get("id")
-                    .is_none_or(|vs| vs.iter().any(|v| n.id().starts_with(v.as_str())));
-                let labels = filters.get("label").map_or(&[][..], Vec::as_slice);
-                let label_ok = berth_engine::filters::labels_match(labels, |k| {
-                    n.labels().get(k).map(String::as_str)
-                });
-                let driver_ok = filters
-                    .get("driver")
-                    .is_none_or(|vs| vs.iter().any(|v| v == n.driver()));
-                // docker's builtin networks are the predefined ones.
-                let builtin = berth_engine::network::is_predefined(n.name());
-                let type_ok = filters.get("type").is_none_or(|vs| {
-                    vs.iter()
-                        .any(|v| (v == "builtin" && builtin) || (v == "custom" && !builtin))
-                });
-                let scope_ok = filters
-                    .get("scope")
-                    .is_none_or(|vs| vs.iter().any(|v| v == "local"));
-                if name_ok && id_ok && label_ok && driver_ok && type_ok && scope_ok {
-                    out.push(e.network_inspect(n.name())?);
-                }
+            for n in e.networks()?.iter().filter(|n| filters.matches(n)) {
+                out.push(e.network_inspect(n.name())?);
             }
             Ok(out)
         })

@@ -102,6 +102,20 @@ impl Query {
         Ok((f, mine))
     }
 
+    /// `filters` read by one of the engine's parsers of `(key, value)`
+    /// pairs; what it refuses is the client's error.
+    pub fn filters_with<T>(
+        &self,
+        parse: impl for<'a> FnOnce(Vec<(&'a str, &'a str)>) -> berth_engine::Result<T>,
+    ) -> Result<T, ApiError> {
+        let all = self.filters()?;
+        let pairs = all
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.as_str(), v.as_str())))
+            .collect();
+        parse(pairs).map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
     /// `filters={"key":["v1","v2"]}`; old clients send `{"key":{"v":true}}`.
     pub fn filters(&self) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
         let Some(raw) = self.get("filters").filter(|s| !s.is_empty()) else {

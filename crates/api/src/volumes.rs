@@ -11,48 +11,16 @@ use crate::error::ApiError;
 use crate::router::Ctx;
 
 pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
-    let filters = ctx.query.filters()?;
-    let mut dangling = None;
-    let mut names = Vec::new();
-    let mut labels = Vec::new();
-    for (k, vs) in &filters {
-        match k.as_str() {
-            "dangling" => dangling = vs.last().map(|v| v == "true" || v == "1"),
-            "name" => names.extend(vs.iter().cloned()),
-            "label" => labels.extend(vs.iter().cloned()),
-            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
-        }
-    }
+    let filters = ctx
+        .query
+        .filters_with(|p| berth_engine::filters::VolumeFilters::parse(p))?;
     let vols = ctx
         .api
         .blocking(move |e| {
-            let mut out = Vec::new();
-            // Read once for every volume the dangling filter looks at.
-            let containers = if dangling.is_some() {
-                e.list()?
-            } else {
-                Vec::new()
-            };
-            for v in e.volumes()? {
-                if !names.is_empty() && !names.iter().any(|n| v.name.contains(n.as_str())) {
-                    continue;
-                }
-                if !berth_engine::filters::labels_match(&labels, |k| {
-                    v.labels.get(k).map(String::as_str)
-                }) {
-                    continue;
-                }
-                if let Some(d) = dangling {
-                    let users = containers
-                        .iter()
-                        .any(|c| berth_engine::volumes::uses(c, &v.name));
-                    if d == users {
-                        continue;
-                    }
-                }
-                out.push(e.volume_inspect(&v.name)?);
-            }
-            Ok(out)
+            e.volumes_where(&filters)?
+                .iter()
+                .map(|v| e.volume_inspect(&v.name))
+                .collect::<berth_engine::Result<Vec<_>>>()
         })
         .await?;
     Ok(body::json(

@@ -177,6 +177,10 @@ pub struct LsArgs {
     quiet: bool,
     #[arg(long)]
     no_trunc: bool,
+    /// Only what these select: name=PART, id=PREFIX, label=K[=V],
+    /// driver=D, type=builtin|custom, scope=local.
+    #[arg(short, long)]
+    filter: Vec<String>,
     /// `table`, `json` or a Go template over ID, Name, Driver, Scope,
     /// IPv6, Internal and Labels.
     #[arg(long)]
@@ -359,7 +363,14 @@ fn create(engine: &Engine, a: CreateArgs) -> Result<u8> {
 }
 
 fn ls(engine: &Engine, a: LsArgs) -> Result<u8> {
-    let nets = engine.networks()?;
+    let filters = berth_engine::filters::NetworkFilters::parse(berth_engine::filters::flag_pairs(
+        &a.filter,
+    )?)?;
+    let nets: Vec<_> = engine
+        .networks()?
+        .into_iter()
+        .filter(|n| filters.matches(n))
+        .collect();
     let mut out = std::io::stdout().lock();
     let id = |s: &str| {
         if a.no_trunc {

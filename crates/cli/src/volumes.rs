@@ -39,6 +39,14 @@ pub struct CreateArgs {
 pub struct LsArgs {
     #[arg(short, long)]
     quiet: bool,
+    /// Only what these select: name=PART, label=K[=V], driver=local,
+    /// dangling=true|false.
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// `table`, `json` or a Go template over Name, Driver, Scope,
+    /// Mountpoint and Labels.
+    #[arg(long)]
+    format: Option<String>,
 }
 
 #[derive(Args)]
@@ -90,19 +98,41 @@ pub fn run(engine: &Engine, cmd: VolumeCmd) -> Result<u8> {
             Ok(0)
         }
         VolumeCmd::Ls(a) => {
-            let list = engine.volumes()?;
+            let filters = berth_engine::filters::VolumeFilters::parse(
+                berth_engine::filters::flag_pairs(&a.filter)?,
+            )?;
+            let list = engine.volumes_where(&filters)?;
             let mut out = std::io::stdout().lock();
             if a.quiet {
                 for v in &list {
                     writeln!(out, "{}", v.name)?;
                 }
-            } else {
-                let rows: Vec<Vec<String>> = list
-                    .iter()
-                    .map(|v| vec!["local".to_string(), v.name.clone()])
-                    .collect();
-                write!(out, "{}", format::table(&["DRIVER", "VOLUME NAME"], &rows))?;
+                return Ok(0);
             }
+            let rows: Vec<serde_json::Value> = list
+                .iter()
+                .map(|v| {
+                    let labels: Vec<String> =
+                        v.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    serde_json::json!({
+                        "Name": v.name,
+                        "Driver": "local",
+                        "Scope": "local",
+                        "Mountpoint": engine.volume_data(&v.name),
+                        "Labels": labels.join(","),
+                    })
+                })
+                .collect();
+            let fmt =
+                crate::template::Format::parse(a.format.as_deref(), "{{.Driver}}\t{{.Name}}")?;
+            let headers = [
+                ("Driver", "DRIVER"),
+                ("Name", "VOLUME NAME"),
+                ("Scope", "SCOPE"),
+                ("Mountpoint", "MOUNTPOINT"),
+                ("Labels", "LABELS"),
+            ];
+            write!(out, "{}", fmt.render(&rows, &headers)?)?;
             Ok(0)
         }
         VolumeCmd::Inspect(a) => {

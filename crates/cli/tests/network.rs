@@ -317,6 +317,24 @@ fn user_network_containers_reach_each_other_by_ip_and_name() {
     assert_eq!(seen, "ok\n");
     let mac = b.ok(&["exec", &a, "cat", "/sys/class/net/eth0/address"]);
     assert_eq!(mac, "02:42:0a:57:aa:01\n");
+    // ls --filter: docker's keys, each a network of this test's.
+    let names = |f: &[&str]| {
+        let mut v = vec!["network", "ls", "--format", "{{.Name}}"];
+        v.extend_from_slice(f);
+        b.ok(&v)
+    };
+    assert_eq!(names(&["-f", "name=fro"]), "front\n");
+    assert_eq!(
+        names(&["-f", "label=tier=web", "-f", "type=custom"]),
+        "front\n"
+    );
+    assert_eq!(names(&["-f", "type=builtin", "-f", "name=fro"]), "");
+    assert_eq!(names(&["-f", "driver=null"]), "none\n");
+    b.fails(
+        &["network", "ls", "-f", "colour=red"],
+        1,
+        "invalid filter 'colour'",
+    );
     let n = inspect(&b, &["network", "inspect", "front"]);
     assert_eq!(n["IPAM"]["Config"][0]["Subnet"], b.net.subnet(1));
     assert_eq!(n["Labels"]["tier"], "web");

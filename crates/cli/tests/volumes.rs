@@ -123,13 +123,28 @@ fn volume_commands_and_bad_paths() {
     let anon = b.ok(&["volume", "create"]).trim().to_string();
     assert_eq!(anon.len(), 64);
     let ls = b.ok(&["volume", "ls"]);
-    assert!(
-        ls.starts_with("DRIVER    VOLUME NAME\n") || ls.starts_with("DRIVER   VOLUME NAME\n"),
-        "{ls}"
+    assert!(ls.starts_with("DRIVER    VOLUME NAME\n"), "{ls}");
+    // docker's columns: DRIVER padded to its header and three spaces.
+    assert!(ls.contains("\nlocal     v1\n"), "{ls}");
+    // ls --filter and --format, as docker's.
+    let ls = |args: &[&str]| {
+        let mut v = vec!["volume", "ls", "--format", "{{.Name}} {{.Labels}}"];
+        v.extend_from_slice(args);
+        b.ok(&v)
+    };
+    assert_eq!(ls(&["-f", "label=a=b"]), "v1 a=b\n");
+    assert_eq!(ls(&["-f", "name=v", "-f", "driver=local"]), "v1 a=b\n");
+    assert_eq!(ls(&["-f", "dangling=false"]), "");
+    assert_eq!(ls(&["-f", "dangling=true", "-f", "label=a"]), "v1 a=b\n");
+    b.fails(
+        &["volume", "ls", "-f", "colour=red"],
+        1,
+        "invalid filter 'colour'",
     );
-    assert!(
-        ls.contains("local    v1") || ls.contains("local   v1"),
-        "{ls}"
+    b.fails(
+        &["volume", "ls", "-f", "dangling=maybe"],
+        1,
+        "dangling=maybe",
     );
     // prune: only anonymous ones (none: `volume create` makes named ones);
     // with -a every unused one.

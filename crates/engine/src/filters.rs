@@ -303,6 +303,110 @@ mod tests {
     }
 }
 
+/// docker's `volume ls` filters (the CLI's `--filter`, the API's
+/// `filters`): `name` (a part of it), `label`, `driver` (only `local`
+/// exists) and `dangling` (used by no container, or by some).
+#[derive(Debug, Default, Clone)]
+pub struct VolumeFilters {
+    names: Vec<String>,
+    labels: Vec<String>,
+    drivers: Vec<String>,
+    pub dangling: Option<bool>,
+}
+
+impl VolumeFilters {
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<VolumeFilters> {
+        let mut f = VolumeFilters::default();
+        for (k, v) in pairs {
+            match k {
+                "name" => f.names.push(v.to_string()),
+                "label" => f.labels.push(v.to_string()),
+                "driver" => f.drivers.push(v.to_string()),
+                "dangling" => f.dangling = Some(truth("dangling", v)?),
+                _ => return Err(Error::InvalidArgument(format!("invalid filter '{k}'"))),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether volume `v` passes; `used` says whether a container uses it
+    /// (asked only with `dangling`).
+    pub fn matches(&self, v: &crate::volumes::Volume, used: impl FnOnce() -> bool) -> bool {
+        (self.names.is_empty() || self.names.iter().any(|n| v.name.contains(n.as_str())))
+            && labels_match(&self.labels, |k| v.labels.get(k).map(String::as_str))
+            && (self.drivers.is_empty() || self.drivers.iter().any(|d| d == "local"))
+            && self.dangling.is_none_or(|d| d != used())
+    }
+}
+
+/// docker's `network ls` filters: `name` (a part), `id` (a prefix),
+/// `label`, `driver`, `type` (`builtin`, the predefined networks, or
+/// `custom`) and `scope` (every network of berth's is `local`).
+#[derive(Debug, Default, Clone)]
+pub struct NetworkFilters {
+    names: Vec<String>,
+    ids: Vec<String>,
+    labels: Vec<String>,
+    drivers: Vec<String>,
+    types: Vec<String>,
+    scopes: Vec<String>,
+}
+
+impl NetworkFilters {
+    pub fn parse<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<NetworkFilters> {
+        let mut f = NetworkFilters::default();
+        for (k, v) in pairs {
+            let list = match k {
+                "name" => &mut f.names,
+                "id" => &mut f.ids,
+                "label" => &mut f.labels,
+                "driver" => &mut f.drivers,
+                "type" if v == "builtin" || v == "custom" => &mut f.types,
+                "type" => {
+                    return Err(Error::InvalidArgument(format!(
+                        "invalid filter 'type={v}': builtin or custom"
+                    )))
+                }
+                "scope" => &mut f.scopes,
+                "dangling" => {
+                    return Err(Error::NotSupported {
+                        flag: "the network filter dangling".into(),
+                    })
+                }
+                _ => return Err(Error::InvalidArgument(format!("invalid filter '{k}'"))),
+            };
+            list.push(v.to_string());
+        }
+        Ok(f)
+    }
+
+    pub fn matches(&self, n: &crate::network::NetworkInfo) -> bool {
+        let builtin = crate::network::is_predefined(n.name());
+        let any = |list: &[String], ok: &dyn Fn(&str) -> bool| {
+            list.is_empty() || list.iter().any(|v| ok(v))
+        };
+        any(&self.names, &|v| n.name().contains(v))
+            && any(&self.ids, &|v| n.id().starts_with(v))
+            && labels_match(&self.labels, |k| n.labels().get(k).map(String::as_str))
+            && any(&self.drivers, &|v| v == n.driver())
+            && any(&self.types, &|v| (v == "builtin") == builtin)
+            && any(&self.scopes, &|v| v == "local")
+    }
+}
+
+/// docker's boolean filter values.
+fn truth(key: &str, v: &str) -> Result<bool> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(Error::InvalidArgument(format!(
+            "invalid filter '{key}={v}': true or false"
+        ))),
+    }
+}
+
 /// docker's prune filters: `label=K`, `label=K=V` (the object must carry
 /// it), `label!=K`, `label!=K=V` (it must not), `until=T` (made before T).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -288,6 +288,20 @@ impl Engine {
     }
 
     /// `volume inspect`: docker's JSON.
+    /// The volumes `f` selects (the containers read once, for `dangling`).
+    pub fn volumes_where(&self, f: &crate::filters::VolumeFilters) -> Result<Vec<Volume>> {
+        let containers = if f.dangling.is_some() {
+            self.list()?
+        } else {
+            Vec::new()
+        };
+        Ok(self
+            .volumes()?
+            .into_iter()
+            .filter(|v| f.matches(v, || containers.iter().any(|c| uses(c, &v.name))))
+            .collect())
+    }
+
     pub fn volume_inspect(&self, name: &str) -> Result<Value> {
         let v = self.volume(&self.db()?, name)?;
         Ok(json!({
