@@ -17,35 +17,9 @@ fn open(e: &berth_engine::Engine) -> berth_engine::Result<berth_image::store::St
 }
 
 pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
-    let filters = ctx.query.filters()?;
-    let mut dangling = None;
-    let mut references = Vec::new();
-    let mut labels = Vec::new();
-    for (k, vs) in &filters {
-        match k.as_str() {
-            "dangling" => {
-                for v in vs {
-                    dangling = Some(match v.as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(ApiError::bad_request(format!(
-                                "invalid filter 'dangling={v}'"
-                            )))
-                        }
-                    });
-                }
-            }
-            "reference" => references.extend(vs.iter().cloned()),
-            "label" => labels.extend(vs.iter().cloned()),
-            _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
-        }
-    }
-    if references.iter().any(|r| r.contains(['*', '?', '['])) {
-        return Err(ApiError::bad_request(
-            "reference filters with wildcards are not supported by berth yet",
-        ));
-    }
+    let mut filters = ctx
+        .query
+        .filters_with(|p| berth_engine::filters::ImageFilters::parse(p))?;
     // A build's untagged step images are hidden unless asked for, as
     // dockerd hides its intermediate images.
     let all = ctx.query.flag("all");
@@ -58,25 +32,21 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
         .api
         .blocking(move |e| {
             let store = open(e)?;
+            filters.resolve(|name| Ok(berth_engine::images::find(&store, name)?.created))?;
             let intermediate: std::collections::HashSet<&String> = parents.values().collect();
             let mut out = Vec::new();
             for i in store.images().map_err(berth_engine::Error::from)? {
-                if dangling.is_some_and(|d| d != i.tags.is_empty()) {
-                    continue;
-                }
                 let id = i.id.to_string();
                 if !all && i.tags.is_empty() && intermediate.contains(&id) {
                     continue;
                 }
                 let cfg = store.config(&i).map_err(berth_engine::Error::from)?;
                 let img_labels = cfg["config"]["Labels"].clone();
-                let label_ok = berth_engine::filters::labels_match(&labels, |k| img_labels[k].as_str());
-                let ref_ok = references.is_empty()
-                    || i.tags.iter().any(|t| {
-                        let full = format!("{}:{}", t.familiar_name(), t.tag().unwrap_or(""));
-                        references.iter().any(|r| *r == t.familiar_name() || *r == full || *r == t.to_string())
-                    });
-                if !label_ok || !ref_ok {
+                // An image passes `reference` by any of its names (dockerd
+                // lists it whole, with all its tags).
+                let ref_ok = filters.references.is_empty()
+                    || i.tags.iter().any(|t| filters.names(&t.familiar_name(), t.tag().unwrap_or("")));
+                if !ref_ok || !filters.matches(i.created, !i.tags.is_empty(), || &img_labels) {
                     continue;
                 }
                 let tags: Vec<String> = i.tags.iter().map(|t| t.familiar()).collect();

@@ -177,56 +177,6 @@ pub struct ImagesArgs {
     repository: Option<String>,
 }
 
-/// docker's `images --filter`.
-#[derive(Default)]
-struct Filters {
-    dangling: Option<bool>,
-    references: Vec<String>,
-    labels: Vec<(String, Option<String>)>,
-}
-
-impl Filters {
-    fn parse(args: &[String]) -> Result<Filters> {
-        let mut f = Filters::default();
-        for (k, v) in berth_engine::filters::flag_pairs(args)? {
-            match k {
-                "dangling" => {
-                    f.dangling = Some(match v.to_ascii_lowercase().as_str() {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => bail!("invalid filter 'dangling={v}'"),
-                    })
-                }
-                "reference" => f.references.push(v.to_string()),
-                "label" => f.labels.push(match v.split_once('=') {
-                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                    None => (v.to_string(), None),
-                }),
-                _ => bail!("invalid filter '{k}'"),
-            }
-        }
-        Ok(f)
-    }
-}
-
-/// Go's `path.Match` for `*`, `?` and literal characters: `*` does not
-/// cross `/`, as docker's reference filter.
-fn glob(pattern: &str, s: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = s.chars().collect();
-    fn m(p: &[char], t: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('*') => (0..=t.len())
-                .take_while(|&i| i == 0 || t[i - 1] != '/')
-                .any(|i| m(&p[1..], &t[i..])),
-            Some('?') => !t.is_empty() && t[0] != '/' && m(&p[1..], &t[1..]),
-            Some(c) => t.first() == Some(c) && m(&p[1..], &t[1..]),
-        }
-    }
-    m(&p, &t)
-}
-
 /// One `images` row: docker's fields for `--format`.
 fn image_row(
     i: &store::StoredImage,
@@ -269,11 +219,13 @@ const IMAGE_HEADERS: &[(&str, &str)] = &[
 ];
 
 pub fn images(engine: &Engine, a: ImagesArgs) -> Result<u8> {
-    let mut filters = Filters::parse(&a.filter)?;
+    let mut filters =
+        berth_engine::filters::ImageFilters::parse(berth_engine::filters::flag_pairs(&a.filter)?)?;
     if let Some(r) = &a.repository {
         filters.references.push(r.clone());
     }
     let s = store::open(&engine.paths)?;
+    filters.resolve(|name| Ok(berth_engine::images::find(&s, name)?.created))?;
     let list = s.images().map_err(berth_engine::Error::from)?;
     let mut rows = Vec::new();
     let mut seen = HashSet::new();
@@ -284,23 +236,13 @@ pub fn images(engine: &Engine, a: ImagesArgs) -> Result<u8> {
         berth_build::exec::intermediate_images(&engine.paths.db())?
     };
     for i in &list {
-        if filters.dangling.is_some_and(|d| d != i.tags.is_empty()) {
-            continue;
-        }
         if i.tags.is_empty() && intermediate.contains(i.id.as_str()) {
             continue;
         }
-        if !filters.labels.is_empty() {
-            let cfg = s.config(i).map_err(berth_engine::Error::from)?;
-            let labels = &cfg["config"]["Labels"];
-            let ok = filters.labels.iter().all(|(k, v)| match (&labels[k], v) {
-                (Value::String(have), Some(want)) => have == want,
-                (Value::String(_), None) => true,
-                _ => false,
-            });
-            if !ok {
-                continue;
-            }
+        let cfg = std::cell::OnceCell::new();
+        let labels = || &cfg.get_or_init(|| s.config(i).unwrap_or_default())["config"]["Labels"];
+        if !filters.matches(i.created, !i.tags.is_empty(), labels) {
+            continue;
         }
         let tags: Vec<Option<&berth_image::Reference>> = if i.tags.is_empty() {
             vec![None]
@@ -310,12 +252,7 @@ pub fn images(engine: &Engine, a: ImagesArgs) -> Result<u8> {
         for t in tags {
             if !filters.references.is_empty() {
                 let Some(t) = t else { continue };
-                let full = format!("{}:{}", t.familiar_name(), t.tag().unwrap_or(""));
-                if !filters
-                    .references
-                    .iter()
-                    .any(|p| glob(p, &t.familiar_name()) || glob(p, &full))
-                {
+                if !filters.names(&t.familiar_name(), t.tag().unwrap_or("")) {
                     continue;
                 }
             }
@@ -781,37 +718,4 @@ pub fn check(engine: &Engine, a: CheckArgs) -> Result<u8> {
         return Err(Exit(1).into());
     }
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reference_patterns() {
-        assert!(glob("bb", "bb"));
-        assert!(glob("b*", "bb"));
-        assert!(!glob("b*", "b/b"));
-        assert!(glob("*/app:*", "org/app:1.0"));
-        assert!(glob("b?", "bb"));
-        assert!(!glob("bb", "bbb"));
-    }
-
-    #[test]
-    fn filters_parse() {
-        let f = Filters::parse(&[
-            "dangling=true".into(),
-            "label=a=b".into(),
-            "label=c".into(),
-            "reference=x*".into(),
-        ])
-        .unwrap();
-        assert_eq!(f.dangling, Some(true));
-        assert_eq!(
-            f.labels,
-            vec![("a".into(), Some("b".into())), ("c".into(), None)]
-        );
-        assert!(Filters::parse(&["since=x".into()]).is_err());
-        assert!(Filters::parse(&["nonsense".into()]).is_err());
-    }
 }

@@ -115,6 +115,15 @@ fn images_list_filter_format_inspect_history_tag() {
         "labelled\n"
     );
     assert_eq!(b.ok(&["images", "-q", "--filter", "label=tier=db"]), "");
+    // before and since: by the named image's creation time (labelled
+    // was made after bb); until: a time before now.
+    let repos = |f: &str| b.ok(&["images", "--filter", f, "--format", "{{.Repository}}"]);
+    assert_eq!(repos("since=bb"), "labelled\n");
+    assert!(!repos("before=labelled").contains("labelled"));
+    assert!(repos("before=labelled").contains("bb"));
+    assert_eq!(repos("until=2000-01-01T00:00:00Z"), "");
+    let o = b.run(&["images", "--filter", "since=nosuch"]);
+    fails(&o, 1, "nosuch");
 
     // inspect: docker's shape.
     let out = b.ok(&["image", "inspect", "labelled"]);

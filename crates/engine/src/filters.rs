@@ -301,6 +301,51 @@ mod tests {
         assert!(before.matches(&old, "exited", "none") && !before.matches(&web, "running", "none"));
         assert!(f(&["before=nosuch"]).resolve(&all).is_err());
     }
+
+    #[test]
+    fn image_filters_by_name_time_label_and_tags() {
+        assert!(glob("bb", "bb") && glob("b*", "bb") && !glob("b*", "b/b"));
+        assert!(glob("*/app:*", "org/app:1.0") && glob("b?", "bb") && !glob("bb", "bbb"));
+        let pairs = |v: &[&'static str]| {
+            v.iter()
+                .map(|p| p.split_once('=').unwrap())
+                .collect::<Vec<_>>()
+        };
+        let now = chrono::Utc::now();
+        let old = now - chrono::Duration::hours(2);
+        let mut f =
+            ImageFilters::parse(pairs(&["since=base", "label=k=v", "reference=org/*"])).unwrap();
+        f.resolve(|n| {
+            assert_eq!(n, "base");
+            Ok(old)
+        })
+        .unwrap();
+        let labels = serde_json::json!({"k": "v"});
+        assert!(f.matches(now, true, || &labels));
+        assert!(!f.matches(old, true, || &labels), "since is after");
+        assert!(!f.matches(now, true, || &serde_json::Value::Null));
+        assert!(f.names("org/app", "1.0") && !f.names("app", "1.0"));
+        let f = ImageFilters::parse(pairs(&["dangling=true", "until=1h"])).unwrap();
+        assert!(f.matches(old, false, || unreachable!("no label asked")));
+        assert!(!f.matches(now, false, || &labels) && !f.matches(old, true, || &labels));
+        for bad in [
+            &["since=x"][..],
+            &["dangling=maybe"],
+            &["until=soon"],
+            &["colour=red"],
+        ] {
+            let parsed = ImageFilters::parse(pairs(bad));
+            // since=x parses; it is its resolve that finds no image.
+            if bad[0] == "since=x" {
+                assert!(parsed
+                    .unwrap()
+                    .resolve(|_| Err(Error::NoSuchImage("x".into())))
+                    .is_err());
+            } else {
+                assert!(parsed.is_err(), "{bad:?}");
+            }
+        }
+    }
 }
 
 /// docker's `volume ls` filters (the CLI's `--filter`, the API's
@@ -394,6 +439,115 @@ impl NetworkFilters {
             && any(&self.types, &|v| (v == "builtin") == builtin)
             && any(&self.scopes, &|v| v == "local")
     }
+}
+
+/// docker's `images` filters (the CLI's `--filter`, the API's
+/// `filters`): `dangling`, `reference` (a name or `name:tag`, with
+/// path.Match wildcards), `label`, `before` and `since` (an image,
+/// whose creation time [`ImageFilters::resolve`] finds) and `until`.
+#[derive(Debug, Default, Clone)]
+pub struct ImageFilters {
+    pub dangling: Option<bool>,
+    pub references: Vec<String>,
+    labels: Vec<String>,
+    /// `before`/`since` as given, then their images' creation times.
+    before: Vec<String>,
+    since: Vec<String>,
+    times: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ImageFilters {
+    pub fn parse<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<ImageFilters> {
+        let mut f = ImageFilters::default();
+        for (k, v) in pairs {
+            match k {
+                "dangling" => f.dangling = Some(truth("dangling", v)?),
+                "reference" => f.references.push(v.to_string()),
+                "label" => f.labels.push(v.to_string()),
+                "before" => f.before.push(v.to_string()),
+                "since" => f.since.push(v.to_string()),
+                "until" => {
+                    let t = point_in_time(v, chrono::Utc::now()).ok_or_else(|| {
+                        Error::InvalidArgument(format!(
+                            "invalid filter 'until={v}': want a Unix time, an RFC 3339 date or a duration like 24h"
+                        ))
+                    })?;
+                    f.until = Some(f.until.map_or(t, |u| u.min(t)));
+                }
+                _ => return Err(Error::InvalidArgument(format!("invalid filter '{k}'"))),
+            }
+        }
+        Ok(f)
+    }
+
+    /// The creation times of the images `before` and `since` name, by
+    /// `created` (an image's, by reference or id); docker's error for one
+    /// that is not there.
+    pub fn resolve(
+        &mut self,
+        created: impl Fn(&str) -> Result<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<()> {
+        for v in self.before.iter().chain(&self.since) {
+            self.times.insert(v.clone(), created(v)?);
+        }
+        Ok(())
+    }
+
+    /// Whether an image made at `made`, `tagged` or not, passes the
+    /// filters but `reference` (see [`ImageFilters::names`]); `labels`
+    /// reads its config's labels, only when a label is asked for.
+    pub fn matches<'a>(
+        &self,
+        made: chrono::DateTime<chrono::Utc>,
+        tagged: bool,
+        labels: impl FnOnce() -> &'a serde_json::Value,
+    ) -> bool {
+        let time_ok = self
+            .before
+            .iter()
+            .all(|b| self.times.get(b).is_some_and(|t| made < *t))
+            && self
+                .since
+                .iter()
+                .all(|s| self.times.get(s).is_some_and(|t| made > *t))
+            && self.until.is_none_or(|u| made < u);
+        time_ok
+            && self.dangling.is_none_or(|d| d != tagged)
+            && (self.labels.is_empty() || {
+                let l = labels();
+                labels_match(&self.labels, |k| l[k].as_str())
+            })
+    }
+
+    /// Whether a tag (`familiar` name and `tag`) passes `reference`:
+    /// docker's path.Match of the name, or of `name:tag`.
+    pub fn names(&self, familiar: &str, tag: &str) -> bool {
+        let full = format!("{familiar}:{tag}");
+        self.references.is_empty()
+            || self
+                .references
+                .iter()
+                .any(|p| glob(p, familiar) || glob(p, &full))
+    }
+}
+
+/// Go's `path.Match` for `*`, `?` and literal characters: `*` does not
+/// cross `/`, as docker's reference filter.
+fn glob(pattern: &str, s: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = s.chars().collect();
+    fn m(p: &[char], t: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('*') => (0..=t.len())
+                .take_while(|&i| i == 0 || t[i - 1] != '/')
+                .any(|i| m(&p[1..], &t[i..])),
+            Some('?') => !t.is_empty() && t[0] != '/' && m(&p[1..], &t[1..]),
+            Some(c) => t.first() == Some(c) && m(&p[1..], &t[1..]),
+        }
+    }
+    m(&p, &t)
 }
 
 /// docker's boolean filter values.
