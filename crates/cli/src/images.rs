@@ -239,9 +239,12 @@ pub fn images(engine: &Engine, a: ImagesArgs) -> Result<u8> {
         if i.tags.is_empty() && intermediate.contains(i.id.as_str()) {
             continue;
         }
-        let cfg = std::cell::OnceCell::new();
-        let labels = || &cfg.get_or_init(|| s.config(i).unwrap_or_default())["config"]["Labels"];
-        if !filters.matches(i.created, !i.tags.is_empty(), labels) {
+        let cfg = if filters.wants_labels() {
+            s.config(i).map_err(berth_engine::Error::from)?
+        } else {
+            Value::Null
+        };
+        if !filters.matches(i.created, !i.tags.is_empty(), || &cfg["config"]["Labels"]) {
             continue;
         }
         let tags: Vec<Option<&berth_image::Reference>> = if i.tags.is_empty() {

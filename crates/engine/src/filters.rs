@@ -520,6 +520,11 @@ impl ImageFilters {
             })
     }
 
+    /// Whether [`ImageFilters::matches`] reads an image's labels.
+    pub fn wants_labels(&self) -> bool {
+        !self.labels.is_empty()
+    }
+
     /// Whether a tag (`familiar` name and `tag`) passes `reference`:
     /// docker's path.Match of the name, or of `name:tag`.
     pub fn names(&self, familiar: &str, tag: &str) -> bool {
