@@ -36,6 +36,7 @@ mod state;
 mod stats;
 mod streams;
 mod system;
+pub use system::{info_json, version_json};
 mod tls;
 mod volumes;
 mod wait;

@@ -43,10 +43,13 @@ fn kernel() -> String {
 }
 
 pub async fn version(_ctx: Ctx) -> Result<Response, ApiError> {
+    Ok(body::json(StatusCode::OK, &version_json()))
+}
+
+/// dockerd's `/version` answer, which `berth version` shows as its server.
+pub fn version_json() -> Value {
     let v = env!("CARGO_PKG_VERSION");
-    Ok(body::json(
-        StatusCode::OK,
-        &json!({
+    json!({
             "Platform": {"Name": "berth"},
             "Components": [{
                 "Name": "Engine",
@@ -65,8 +68,7 @@ pub async fn version(_ctx: Ctx) -> Result<Response, ApiError> {
             "Os": "linux",
             "Arch": go_arch(),
             "KernelVersion": kernel(),
-        }),
-    ))
+    })
 }
 
 fn os_release() -> String {
@@ -106,28 +108,33 @@ fn cgroup_version() -> &'static str {
 }
 
 pub async fn info(ctx: Ctx) -> Result<Response, ApiError> {
-    let (containers, images, driver) = ctx
-        .api
-        .blocking(|e| {
-            let list = e.list()?;
-            let store = berth_engine::images::open(&e.paths)?;
-            let images = store.images().map_err(berth_engine::Error::from)?.len();
-            let driver = store.snapshotter().name().to_string();
-            let states: Vec<&'static str> = list
-                .iter()
-                .map(|c| {
-                    if c.state == berth_engine::State::Running && e.is_paused(&c.id) {
-                        "paused"
-                    } else {
-                        c.state.as_str()
-                    }
-                })
-                .collect();
-            Ok((states, images, driver))
-        })
-        .await?;
+    let minor = ctx.minor;
+    let v = ctx.api.blocking(move |e| info_json(e, minor)).await?;
+    Ok(body::json(StatusCode::OK, &v))
+}
+
+/// dockerd's `/info` answer for API version 1.`minor`, which `berth
+/// info` shows too.
+pub fn info_json(e: &berth_engine::Engine, minor: u32) -> berth_engine::Result<Value> {
+    let (containers, images, driver) = (|| -> berth_engine::Result<_> {
+        let list = e.list()?;
+        let store = berth_engine::images::open(&e.paths)?;
+        let images = store.images().map_err(berth_engine::Error::from)?.len();
+        let driver = store.snapshotter().name().to_string();
+        let states: Vec<&'static str> = list
+            .iter()
+            .map(|c| {
+                if c.state == berth_engine::State::Running && e.is_paused(&c.id) {
+                    "paused"
+                } else {
+                    c.state.as_str()
+                }
+            })
+            .collect();
+        Ok((states, images, driver))
+    })()?;
     let count = |s: &str| containers.iter().filter(|x| **x == s).count();
-    let paths = &ctx.api.engine.paths;
+    let paths = &e.paths;
     let uname = rustix::system::uname();
     let mut v: Value = json!({
         "ID": "",
@@ -193,12 +200,12 @@ pub async fn info(ctx: Ctx) -> Result<Response, ApiError> {
         "SecurityOptions": ["name=seccomp,profile=builtin"],
         "Warnings": [],
     });
-    if ctx.minor >= 49 {
+    if minor >= 49 {
         // Published ports and masquerading are nftables rules of berth's
         // own table.
         v["FirewallBackend"] = json!({"Driver": "nftables"});
     }
-    Ok(body::json(StatusCode::OK, &v))
+    Ok(v)
 }
 
 /// `GET /system/df`: the disk images, containers and volumes take, from

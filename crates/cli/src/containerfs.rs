@@ -46,7 +46,7 @@ pub struct CommitArgs {
     #[arg(short, long)]
     message: Option<String>,
     /// Pause the container during commit.
-    #[arg(short, long, default_value = "true", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(short, long, default_value = "true", action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pause: bool,
     container: String,
     /// REPOSITORY[:TAG]

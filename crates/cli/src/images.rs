@@ -54,6 +54,10 @@ pub enum ImageCmd {
     /// Manage berth: disk usage, store consistency.
     #[command(subcommand)]
     System(SystemSub),
+    /// Show berth's version, as client and as server.
+    Version(crate::sysinfo::FormatArgs),
+    /// Show what berth runs and holds (as `system info`).
+    Info(crate::sysinfo::FormatArgs),
 }
 
 #[derive(Subcommand)]
@@ -91,6 +95,8 @@ pub enum SystemSub {
     /// Start the containers whose restart policy says so, as after a
     /// machine's start (run it from the boot; `serve` does it too).
     Boot,
+    /// Show what berth runs and holds.
+    Info(crate::sysinfo::FormatArgs),
 }
 
 /// Runs one image command; every one follows docker's plain exit codes,
@@ -146,6 +152,8 @@ fn dispatch(engine: &Engine, cmd: ImageCmd) -> Result<u8> {
         ImageCmd::System(SystemSub::Events(a)) => crate::events::events(engine, a),
         ImageCmd::System(SystemSub::Prune(a)) => system_prune(engine, a),
         ImageCmd::System(SystemSub::Boot) => crate::manage::boot(engine),
+        ImageCmd::System(SystemSub::Info(a)) | ImageCmd::Info(a) => crate::sysinfo::info(engine, a),
+        ImageCmd::Version(a) => crate::sysinfo::version(a),
     }
 }
 

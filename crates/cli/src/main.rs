@@ -22,6 +22,7 @@ mod pslist;
 mod registry;
 mod runflags;
 mod serve;
+mod sysinfo;
 mod template;
 mod unsupported;
 mod volumes;

@@ -106,7 +106,7 @@ const STATS_HEADERS: [(&str, &str); 9] = [
 ];
 
 /// docker's `units.BytesSize`: binary units, Go's `%.4g` ("1.5MiB").
-fn binary_size(bytes: u64) -> String {
+pub(crate) fn binary_size(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = bytes as f64;
     let mut u = 0;

@@ -568,6 +568,10 @@ fn diff_commit_and_export_a_container() {
     let h = b.ok(&["history", "committed:1"]);
     assert_eq!(h.lines().count(), 3, "{h}");
     assert!(h.lines().nth(1).unwrap().ends_with("my change"), "{h}");
+    // -p is a switch, as docker's: the container's name after it is not
+    // its value.
+    let id2 = b.ok(&["commit", "-p", "work", "committed:2"]);
+    assert!(id2.starts_with("sha256:"), "{id2}");
     let o = b.run(&["commit", "-c", "RUN true", "work"]);
     fails(&o, 1, "not a valid change command");
     let o = b.run(&["commit", "nope"]);

@@ -264,6 +264,47 @@ fn create_then_start() {
     b.ok(&["rm", &id]);
 }
 
+/// `version` and `info` (`system info`), as docker's CLI shows them and
+/// through `--format`.
+#[test]
+fn version_and_info() {
+    if !berth_testutil::require_root("version_and_info") {
+        return;
+    }
+    let b = Berth::with_image();
+    let v = b.ok(&["version"]);
+    assert!(
+        v.starts_with("Client:\n Version:") && v.contains("\nServer: berth "),
+        "{v}"
+    );
+    assert_eq!(
+        b.ok(&["version", "--format", "{{.Server.Version}}"]).trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+    b.ok(&["create", "--name", "counted", "bb", "true"]);
+    let info = b.ok(&["info"]);
+    assert!(
+        info.contains(" Containers: 1\n  Running: 0\n  Paused: 0\n  Stopped: 1\n"),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!(" Docker Root Dir: {}\n", b.root.display())),
+        "{info}"
+    );
+    assert_eq!(
+        b.ok(&["info", "-f", "{{.Containers}} {{.Images}}"]),
+        "1 1\n"
+    );
+    assert_eq!(
+        b.ok(&["system", "info", "--format", "{{.Driver}}"]),
+        "overlay\n"
+    );
+    let all: serde_json::Value =
+        serde_json::from_str(&b.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(all["ContainersStopped"], 1);
+    b.ok(&["rm", "counted"]);
+}
+
 /// docker's management command: `container CMD` is `CMD` (`container ls`
 /// is `ps`), with the same exit codes.
 #[test]
