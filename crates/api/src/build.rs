@@ -56,6 +56,26 @@ fn string_map(ctx: &Ctx, k: &str) -> R<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// The limits of RUN containers docker's build query gives (0 unset).
+fn limits(ctx: &Ctx) -> R<hc::HostConfig> {
+    let q = &ctx.query;
+    let int = |k: &str| -> R<i64> { Ok(q.int(k)?.unwrap_or(0)) };
+    let text = |k: &str| q.get(k).unwrap_or_default().to_string();
+    let h = hc::HostConfig {
+        memory: int("memory")?,
+        memory_swap: int("memswap")?,
+        cpu_shares: int("cpushares")?,
+        cpuset_cpus: text("cpusetcpus"),
+        cpuset_mems: text("cpusetmems"),
+        cpu_period: int("cpuperiod")?,
+        cpu_quota: int("cpuquota")?,
+        ..Default::default()
+    };
+    hc::validate(&h)?;
+    hc::check_host(&h, &hc::HostLimits::probe())?;
+    Ok(h)
+}
+
 /// What docker's build query asks for, as the build crate's options.
 fn options(ctx: &Ctx) -> R<BuildOptions> {
     let q = &ctx.query;
@@ -71,18 +91,7 @@ fn options(ctx: &Ctx) -> R<BuildOptions> {
     }
     // Resource limits of RUN steps, and other things berth's builder
     // does not offer: refused when set.
-    for k in [
-        "memory",
-        "memswap",
-        "cpushares",
-        "cpusetcpus",
-        "cpuperiod",
-        "cpuquota",
-        "cpusetmems",
-        "isolation",
-        "session",
-        "outputs",
-    ] {
+    for k in ["isolation", "session", "outputs"] {
         if q.get(k).is_some_and(|v| !v.is_empty() && v != "0") {
             return Err(ApiError::bad_request(format!(
                 "build {k} is not supported by berth"
@@ -162,6 +171,7 @@ fn options(ctx: &Ctx) -> R<BuildOptions> {
         ulimits,
         source_date_epoch,
         squash: q.flag("squash"),
+        limits: limits(ctx)?,
     })
 }
 

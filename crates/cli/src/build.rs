@@ -32,8 +32,35 @@ pub struct BuildArgs {
     #[arg(long)]
     no_cache: bool,
     /// Pull base images even when they are here.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pull: Option<bool>,
+    /// Remove the steps' containers (berth always does).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    rm: Option<bool>,
+    /// Remove the steps' containers even after a failure (berth always does).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    force_rm: Option<bool>,
+    /// Memory limit of RUN containers.
+    #[arg(short = 'm', long)]
+    memory: Option<String>,
+    /// Memory plus swap limit of RUN containers (-1 for unlimited swap).
+    #[arg(long, allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// CPU shares of RUN containers.
+    #[arg(short = 'c', long)]
+    cpu_shares: Option<i64>,
+    /// CPUs RUN containers may use (0-3, 0,1).
     #[arg(long)]
-    pull: bool,
+    cpuset_cpus: Option<String>,
+    /// Memory nodes RUN containers may use.
+    #[arg(long)]
+    cpuset_mems: Option<String>,
+    /// The CFS period of RUN containers, in microseconds.
+    #[arg(long)]
+    cpu_period: Option<i64>,
+    /// The CFS quota of RUN containers, in microseconds a period.
+    #[arg(long, allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
     /// Images whose layers may stand in for steps.
     #[arg(long = "cache-from")]
     cache_from: Vec<String>,
@@ -136,12 +163,40 @@ impl BuildArgs {
                 })?),
                 _ => None,
             };
+        // berth removes every step's container, failed or not; keeping
+        // them is docker's --rm=false (and its default without --force-rm).
+        for (flag, v) in [("--rm", self.rm), ("--force-rm", self.force_rm)] {
+            if v == Some(false) {
+                bail!(berth_engine::Error::NotSupported {
+                    flag: format!("build {flag}=false (keeping the steps' containers)")
+                });
+            }
+        }
+        let bytes = |flag: &str, v: &Option<String>| -> Result<i64> {
+            Ok(match v.as_deref() {
+                None => 0,
+                Some("-1") if flag == "--memory-swap" => -1,
+                Some(v) => hc::parse_bytes(flag, v)?,
+            })
+        };
+        let limits = hc::HostConfig {
+            memory: bytes("--memory", &self.memory)?,
+            memory_swap: bytes("--memory-swap", &self.memory_swap)?,
+            cpu_shares: self.cpu_shares.unwrap_or(0),
+            cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
+            cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),
+            cpu_period: self.cpu_period.unwrap_or(0),
+            cpu_quota: self.cpu_quota.unwrap_or(0),
+            ..Default::default()
+        };
+        hc::validate(&limits)?;
+        hc::check_host(&limits, &hc::HostLimits::probe())?;
         Ok(BuildOptions {
             tags,
             build_args,
             target: self.target.clone(),
             no_cache: self.no_cache,
-            pull: self.pull,
+            pull: self.pull.unwrap_or(false),
             cache_from: self.cache_from.clone(),
             labels,
             network,
@@ -152,6 +207,7 @@ impl BuildArgs {
             ulimits,
             source_date_epoch,
             squash: self.squash,
+            limits,
         })
     }
 }

@@ -1246,6 +1246,40 @@ fn build_run_steps_get_the_network_hosts_shm_and_ulimits_asked_for() {
         &ctx,
     );
     assert_eq!(run_in(&b, "flags:host", &["cat", "/netns"]), host);
+
+    // The limits of RUN containers: -m, -c, --cpu-period, --cpu-quota;
+    // --pull=false, --rm and --force-rm as docker takes them.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nRUN cd /sys/fs/cgroup && cat memory/memory.limit_in_bytes cpu/cpu.shares \
+         cpu/cpu.cfs_period_us cpu/cpu.cfs_quota_us > /limits\n",
+    )
+    .unwrap();
+    built(
+        &b,
+        &[
+            "-m",
+            "64m",
+            "-c",
+            "256",
+            "--cpu-period",
+            "50000",
+            "--cpu-quota",
+            "25000",
+            "--pull=false",
+            "--rm",
+            "--force-rm",
+            "-t",
+            "flags:limits",
+        ],
+        &ctx,
+    );
+    assert_eq!(
+        run_in(&b, "flags:limits", &["cat", "/limits"]),
+        "67108864\n256\n50000\n25000\n"
+    );
+    fails_with(&build(&b, &["-m", "1k"], &ctx), "--memory");
+    fails_with(&build(&b, &["--rm=false"], &ctx), "build --rm=false");
 }
 
 #[test]

@@ -76,6 +76,10 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// `--squash`: the final stage's new layers as one.
     pub squash: bool,
+    /// `-m`, `--memory-swap`, `--cpu-shares`, `--cpuset-cpus`,
+    /// `--cpuset-mems`, `--cpu-period`, `--cpu-quota`: the limits of RUN
+    /// containers, as a container's (nothing else of it is read).
+    pub limits: berth_engine::HostConfig,
 }
 
 /// What a build reports, in order per stage. Stages building side by side
