@@ -1621,6 +1621,28 @@ fn docker_build_through_berth_serve() {
         "{}",
         show(&o)
     );
+    // The limits the classic builder gives RUN containers (the build
+    // query's memory, cpuperiod, cpuquota).
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM bb\nRUN cd /sys/fs/cgroup && cat memory/memory.limit_in_bytes cpu/cpu.cfs_period_us \
+         cpu/cpu.cfs_quota_us > /limits\n",
+    )
+    .unwrap();
+    let o = build(&["-m", "64m", "--cpu-period", "50000", "--cpu-quota", "25000"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(
+        s.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "app:1",
+            "cat",
+            "/limits"
+        ]),
+        "67108864\n50000\n25000\n"
+    );
 }
 
 /// docker-py's client, from PyPI into a venv of the test's own.
