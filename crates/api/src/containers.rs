@@ -93,8 +93,8 @@ pub async fn list(ctx: Ctx) -> Result<Response, ApiError> {
             let mut filters = berth_engine::filters::Filters::parse(&flags)?;
             let store = if size { Some(e.store()?) } else { None };
             let healths = e.health_statuses()?;
+            filters.resolve(|k| Ok(e.find(k)?.created))?;
             let mut list = e.list()?;
-            filters.resolve(&list)?;
             // Newest first, as docker lists them.
             list.sort_by_key(|c| std::cmp::Reverse(c.created));
             let mut out = Vec::new();

@@ -142,11 +142,10 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Accepted whatever it holds: what only the client acts on.
     /// docker's `[{"Path": ..., "Rate": ...}]` (null or absent: none).
     fn throttles(&mut self, k: &str) -> R<Vec<hc::ThrottleDevice>> {
         let want = "a list of {\"Path\": \"/dev/...\", \"Rate\": N}";
-        let Some(v) = self.get(k).filter(|v| !v.is_null()) else {
+        let Some(v) = self.get(k) else {
             return Ok(Vec::new());
         };
         let list = v.as_array().ok_or_else(|| self.bad(k, want))?;
@@ -161,6 +160,7 @@ impl<'a> Fields<'a> {
             .collect()
     }
 
+    /// Accepted whatever it holds: what only the client acts on.
     fn client_side(&mut self, k: &str) {
         self.taken.insert(k.to_string());
     }

@@ -37,6 +37,12 @@ mod stats;
 mod streams;
 mod system;
 pub use system::{info_json, version_json};
+
+/// The minor number of [`API_VERSION`]: the answers of a client that
+/// names no version.
+pub fn api_minor() -> u32 {
+    router::minor_of(API_VERSION)
+}
 mod tls;
 mod volumes;
 mod wait;

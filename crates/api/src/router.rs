@@ -69,7 +69,7 @@ fn parse_version(v: &str) -> Option<u32> {
     minor.parse().ok()
 }
 
-fn minor_of(v: &str) -> u32 {
+pub(crate) fn minor_of(v: &str) -> u32 {
     parse_version(v).unwrap_or(0)
 }
 
@@ -107,7 +107,7 @@ pub async fn handle(api: Arc<Api>, mut req: Request<Incoming>) -> Response {
         Ok(v) => {
             let ctx = Ctx {
                 api,
-                minor: v.unwrap_or_else(|| minor_of(API_VERSION)),
+                minor: v.unwrap_or_else(crate::api_minor),
                 query: Query::parse(parts.uri.query()),
                 headers: parts.headers,
                 body: Some(body),
@@ -141,11 +141,7 @@ pub async fn handle(api: Arc<Api>, mut req: Request<Incoming>) -> Response {
 }
 
 pub(crate) fn check_version(v: &str) -> Result<u32, ApiError> {
-    let (want, max, min) = (
-        minor_of(v),
-        minor_of(API_VERSION),
-        minor_of(MIN_API_VERSION),
-    );
+    let (want, max, min) = (minor_of(v), crate::api_minor(), minor_of(MIN_API_VERSION));
     if want > max {
         return Err(ApiError::bad_request(format!(
             "client version {v} is too new. Maximum supported API version is {API_VERSION}"

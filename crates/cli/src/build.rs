@@ -172,16 +172,19 @@ impl BuildArgs {
                 });
             }
         }
-        let bytes = |flag: &str, v: &Option<String>| -> Result<i64> {
-            Ok(match v.as_deref() {
-                None => 0,
-                Some("-1") if flag == "--memory-swap" => -1,
-                Some(v) => hc::parse_bytes(flag, v)?,
-            })
-        };
         let limits = hc::HostConfig {
-            memory: bytes("--memory", &self.memory)?,
-            memory_swap: bytes("--memory-swap", &self.memory_swap)?,
+            memory: self
+                .memory
+                .as_deref()
+                .map(|m| hc::parse_bytes("--memory", m))
+                .transpose()?
+                .unwrap_or(0),
+            memory_swap: self
+                .memory_swap
+                .as_deref()
+                .map(hc::parse_swap)
+                .transpose()?
+                .unwrap_or(0),
             cpu_shares: self.cpu_shares.unwrap_or(0),
             cpuset_cpus: self.cpuset_cpus.clone().unwrap_or_default(),
             cpuset_mems: self.cpuset_mems.clone().unwrap_or_default(),

@@ -512,9 +512,9 @@ pub fn ps(engine: &Engine, a: PsArgs) -> Result<u8> {
     let all = a.all || last.is_some() || filters.wants_stopped();
     let healths = engine.health_statuses()?;
     let health = |c: &berth_engine::Container| healths.get(&c.id).map(String::as_str);
-    let everyone = engine.list()?;
-    filters.resolve(&everyone)?;
-    let mut list: Vec<_> = everyone
+    filters.resolve(|k| Ok(engine.find(k)?.created))?;
+    let mut list: Vec<_> = engine
+        .list()?
         .into_iter()
         .filter(|c| all || c.state == State::Running)
         .filter(|c| {
@@ -734,10 +734,7 @@ pub fn exec(engine: &Engine, a: ExecArgs) -> Result<u8> {
             "exec --detach cannot be used with --tty or --interactive".into()
         ));
     }
-    let mut from_files = Vec::new();
-    for f in &a.env_file {
-        from_files.extend(crate::runflags::read_lines(f, "--env-file")?);
-    }
+    let from_files = crate::runflags::env_files(&a.env_file)?;
     let opts = ExecOptions {
         cmd: a.args[1..].to_vec(),
         env: crate::runflags::with_our_values(from_files.iter().chain(&a.env)),

@@ -299,10 +299,7 @@ impl HostFlags {
             let (k, v) = hc::parse_label(l)?;
             labels.insert(k, v);
         }
-        let mut env = Vec::new();
-        for f in &self.env_file {
-            env.extend(read_lines(f, "--env-file")?);
-        }
+        let env = env_files(&self.env_file)?;
         Ok(Parsed {
             host: h,
             labels,
@@ -329,8 +326,17 @@ pub(crate) fn with_our_values<'a>(entries: impl Iterator<Item = &'a String>) -> 
         .collect()
 }
 
+/// The entries of `--env-file`s, in order.
+pub(crate) fn env_files(paths: &[String]) -> Result<Vec<String>> {
+    let mut env = Vec::new();
+    for f in paths {
+        env.extend(read_lines(f, "--env-file")?);
+    }
+    Ok(env)
+}
+
 /// The non-empty, non-comment lines of a `--env-file`/`--label-file`.
-pub(crate) fn read_lines(path: &str, flag: &str) -> Result<Vec<String>> {
+fn read_lines(path: &str, flag: &str) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| berth_engine::Error::InvalidArgument(format!("{flag} {path}: {e}")))?;
     Ok(text

@@ -14,13 +14,14 @@ pub struct FormatArgs {
     format: Option<String>,
 }
 
-/// The client's part: berth is its own server, so the same binary.
-fn client() -> Value {
+/// The client's part, beside the server's `version`: berth is its own
+/// server, so the same binary.
+fn client(version: &Value) -> Value {
     json!({
         "Version": env!("CARGO_PKG_VERSION"),
         "ApiVersion": berth_api::API_VERSION,
         "Os": "linux",
-        "Arch": berth_api::version_json()["Arch"],
+        "Arch": version["Arch"],
     })
 }
 
@@ -36,7 +37,7 @@ fn formatted(format: &str, data: &Value) -> Result<String> {
 
 pub fn version(a: FormatArgs) -> Result<u8> {
     let server = berth_api::version_json();
-    let data = json!({"Client": client(), "Server": server});
+    let data = json!({"Client": client(&server), "Server": server});
     if let Some(f) = &a.format {
         print!("{}", formatted(f, &data)?);
         return Ok(0);
@@ -59,13 +60,8 @@ pub fn version(a: FormatArgs) -> Result<u8> {
 }
 
 pub fn info(engine: &Engine, a: FormatArgs) -> Result<u8> {
-    let minor = berth_api::API_VERSION
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0);
-    let mut v = berth_api::info_json(engine, minor)?;
-    v["ClientInfo"] = client();
+    let mut v = berth_api::info_json(engine, berth_api::api_minor())?;
+    v["ClientInfo"] = client(&berth_api::version_json());
     if let Some(f) = &a.format {
         print!("{}", formatted(f, &v)?);
         return Ok(0);

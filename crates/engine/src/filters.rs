@@ -78,23 +78,16 @@ impl Filters {
         })
     }
 
-    /// Finds the containers `before` and `since` name among `all` (by
-    /// name, id or id prefix); docker's error for one that is not there.
-    pub fn resolve(&mut self, all: &[Container]) -> Result<()> {
+    /// The creation times of the containers `before` and `since` name, by
+    /// `created` (a container's, found as every command finds one).
+    pub fn resolve(
+        &mut self,
+        created: impl Fn(&str) -> Result<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<()> {
         for (k, v) in &self.pairs {
-            if k != "before" && k != "since" {
-                continue;
+            if k == "before" || k == "since" {
+                self.times.insert(v.clone(), created(v)?);
             }
-            let key = v.trim_start_matches('/');
-            let c = all
-                .iter()
-                .find(|c| c.name == key || c.id == key)
-                .or_else(|| {
-                    let mut by_prefix = all.iter().filter(|c| c.id.starts_with(key));
-                    by_prefix.next().filter(|_| by_prefix.next().is_none())
-                })
-                .ok_or_else(|| Error::NoSuchContainer(v.clone()))?;
-            self.times.insert(v.clone(), c.created);
         }
         Ok(())
     }
@@ -292,14 +285,20 @@ mod tests {
         let mut old = c("old", State::Exited, Some(0));
         old.id = "aa".repeat(32);
         old.created = web.created - chrono::Duration::seconds(5);
-        let all = vec![old.clone(), web.clone()];
+        let all = [old.clone(), web.clone()];
+        let created = |k: &str| {
+            all.iter()
+                .find(|c| c.name == k)
+                .map(|c| c.created)
+                .ok_or_else(|| Error::NoSuchContainer(k.into()))
+        };
         let mut since = f(&["since=old"]);
-        since.resolve(&all).unwrap();
+        since.resolve(created).unwrap();
         assert!(since.matches(&web, "running", "none") && !since.matches(&old, "exited", "none"));
         let mut before = f(&["before=web1"]);
-        before.resolve(&all).unwrap();
+        before.resolve(created).unwrap();
         assert!(before.matches(&old, "exited", "none") && !before.matches(&web, "running", "none"));
-        assert!(f(&["before=nosuch"]).resolve(&all).is_err());
+        assert!(f(&["before=nosuch"]).resolve(created).is_err());
     }
 
     #[test]
@@ -555,9 +554,10 @@ fn glob(pattern: &str, s: &str) -> bool {
     m(&p, &t)
 }
 
-/// docker's boolean filter values.
+/// docker's boolean filter values (in any case, as the CLI's images
+/// filter took them).
 fn truth(key: &str, v: &str) -> Result<bool> {
-    match v {
+    match v.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
         _ => Err(Error::InvalidArgument(format!(

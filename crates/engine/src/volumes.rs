@@ -287,7 +287,6 @@ impl Engine {
         Ok(out)
     }
 
-    /// `volume inspect`: docker's JSON.
     /// The volumes `f` selects (the containers read once, for `dangling`).
     pub fn volumes_where(&self, f: &crate::filters::VolumeFilters) -> Result<Vec<Volume>> {
         let containers = if f.dangling.is_some() {
@@ -302,6 +301,7 @@ impl Engine {
             .collect())
     }
 
+    /// `volume inspect`: docker's JSON.
     pub fn volume_inspect(&self, name: &str) -> Result<Value> {
         let v = self.volume(&self.db()?, name)?;
         Ok(json!({

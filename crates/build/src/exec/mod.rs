@@ -78,7 +78,8 @@ pub struct BuildOptions {
     pub squash: bool,
     /// `-m`, `--memory-swap`, `--cpu-shares`, `--cpuset-cpus`,
     /// `--cpuset-mems`, `--cpu-period`, `--cpu-quota`: the limits of RUN
-    /// containers, as a container's (nothing else of it is read).
+    /// containers, as a container's; its other fields stay at their
+    /// defaults, under what the executor sets (mounts, shm, ulimits).
     pub limits: berth_engine::HostConfig,
 }
 

@@ -248,14 +248,7 @@ impl StageRun<'_> {
                 tmpfs: mounts.tmpfs.clone(),
                 shm_size: b.opts.shm_size,
                 ulimits: b.opts.ulimits.clone(),
-                memory: b.opts.limits.memory,
-                memory_swap: b.opts.limits.memory_swap,
-                cpu_shares: b.opts.limits.cpu_shares,
-                cpuset_cpus: b.opts.limits.cpuset_cpus.clone(),
-                cpuset_mems: b.opts.limits.cpuset_mems.clone(),
-                cpu_period: b.opts.limits.cpu_period,
-                cpu_quota: b.opts.limits.cpu_quota,
-                ..Default::default()
+                ..b.opts.limits.clone()
             },
             net: NetOptions {
                 // A `RUN --network=none` step's /etc/hosts has them too.
